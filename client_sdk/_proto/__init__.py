@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC stubs for ditserve.v1 (see scripts/gen_protos.py)."""
