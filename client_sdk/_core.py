@@ -1,0 +1,307 @@
+"""Everything the sync and async clients share that does no I/O.
+
+Request building, channel options, per-call options, stream reassembly and the
+hand-encoded health check live here once; `client.py` and `async_client.py`
+only move bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypedDict, cast
+
+from client_sdk import _codec
+from client_sdk._proto import engine_pb2
+from client_sdk.errors import ChunkIntegrityError, DitServeError
+from client_sdk.types import CachePolicy, Completed, Event, InputImage
+
+Metadata = Sequence[tuple[str, str | bytes]]
+"""gRPC call metadata: (key, value) pairs; keys ending in "-bin" take bytes."""
+
+ImageLike = InputImage | bytes | bytearray | memoryview | str | os.PathLike[str]
+"""Anything `build_request` accepts as an input image: bytes are sent as they are, paths are read."""
+
+ChannelOptions = Sequence[tuple[str, Any]]
+"""gRPC channel arguments as (name, value) pairs."""
+
+_MIB = 1 << 20
+
+CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
+    # Outputs of video models can reach hundreds of MiB in a single Generate reply.
+    ("grpc.max_send_message_length", 1024 * _MIB),
+    ("grpc.max_receive_message_length", 1024 * _MIB),
+    # Denoising can keep a stream silent for minutes; pings keep idle proxies
+    # and NATs from dropping the connection meanwhile.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+"""Default channel arguments of both clients; caller options override them by name."""
+
+OUTPUT_FORMATS: dict[str, int] = {
+    "png": engine_pb2.OUTPUT_FORMAT_PNG,
+    "jpeg": engine_pb2.OUTPUT_FORMAT_JPEG,
+    "jpg": engine_pb2.OUTPUT_FORMAT_JPEG,
+    "webp": engine_pb2.OUTPUT_FORMAT_WEBP,
+    "mp4": engine_pb2.OUTPUT_FORMAT_MP4,
+    "png_frames": engine_pb2.OUTPUT_FORMAT_PNG_FRAMES,
+}
+"""Output format names accepted by `build_request`, mapped to `ditserve.v1.OutputFormat`."""
+
+HEALTH_CHECK_METHOD = "/grpc.health.v1.Health/Check"
+"""Full method name of the standard gRPC health check."""
+HEALTH_SERVING = 1
+"""`grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING`."""
+HEALTH_CHECK_REQUEST = b""
+"""An encoded HealthCheckRequest for service "" (the whole server): all fields default, so empty."""
+WAIT_READY_POLL_S = 0.2
+"""Seconds between health checks in `wait_ready`."""
+
+
+class GenerateOptions(TypedDict, total=False):
+    """Keyword arguments of `generate`; see `build_request` for their meaning."""
+
+    model: str | None
+    negative_prompt: str | None
+    width: int | None
+    height: int | None
+    num_inference_steps: int | None
+    guidance_scale: float | None
+    seed: int | None
+    num_outputs: int | None
+    num_frames: int | None
+    fps: int | None
+    input_images: Iterable[ImageLike] | ImageLike | None
+    output_format: str | int | None
+    output_quality: int | None
+    cache: CachePolicy | str | None
+    request_id: str | None
+
+
+class StreamOptions(GenerateOptions, total=False):
+    """Keyword arguments of `stream`: those of `generate` plus previews."""
+
+    preview_every: int
+
+
+def build_request(
+    prompt: str,
+    *,
+    model: str | None = None,
+    negative_prompt: str | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
+    seed: int | None = None,
+    num_outputs: int | None = None,
+    num_frames: int | None = None,
+    fps: int | None = None,
+    input_images: Iterable[ImageLike] | ImageLike | None = None,
+    output_format: str | int | None = None,
+    output_quality: int | None = None,
+    cache: CachePolicy | str | None = None,
+    request_id: str | None = None,
+    preview_every: int = 0,
+) -> engine_pb2.GenerateRequest:
+    """Builds a `ditserve.v1.GenerateRequest`.
+
+    None leaves a field unset so the model's default applies; the engine checks
+    ranges. `output_format` is a name from OUTPUT_FORMATS or an OutputFormat
+    value; `cache` is a CachePolicy or a preset name; `input_images` is one
+    image or several, each an InputImage, encoded bytes or a file path.
+    Raises ValueError for an unknown output format and TypeError for an input
+    image of another type.
+    """
+    request = engine_pb2.GenerateRequest(
+        prompt=prompt,
+        model=model or "",
+        negative_prompt=negative_prompt or "",
+        request_id=request_id or "",
+        preview_every=preview_every,
+        output_format=parse_output_format(output_format),
+    )
+    optionals = {
+        "width": width,
+        "height": height,
+        "num_inference_steps": num_inference_steps,
+        "guidance_scale": guidance_scale,
+        "seed": seed,
+        "num_outputs": num_outputs,
+        "num_frames": num_frames,
+        "fps": fps,
+        "output_quality": output_quality,
+    }
+    for name, value in optionals.items():
+        if value is not None:
+            setattr(request, name, value)
+    if input_images is not None:
+        request.input_images.extend(to_input_image(image).to_proto() for image in _as_image_list(input_images))
+    if cache is not None:
+        policy = CachePolicy(preset=cache) if isinstance(cache, str) else cache
+        request.cache.CopyFrom(policy.to_proto())
+    return request
+
+
+def parse_output_format(value: str | int | None) -> engine_pb2.OutputFormat:
+    """The `ditserve.v1.OutputFormat` value for a format name or number; None is unspecified."""
+    if value is None:
+        return engine_pb2.OUTPUT_FORMAT_UNSPECIFIED
+    if isinstance(value, str):
+        try:
+            return cast(engine_pb2.OutputFormat, OUTPUT_FORMATS[value.strip().lower()])
+        except KeyError:
+            raise ValueError(f"unknown output format {value!r}; expected one of {', '.join(OUTPUT_FORMATS)}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value not in engine_pb2.OutputFormat.values():
+        raise ValueError(f"unknown output format {value!r}; expected a name or an OutputFormat value")
+    return cast(engine_pb2.OutputFormat, value)
+
+
+def to_input_image(image: ImageLike) -> InputImage:
+    """An InputImage from an InputImage, encoded bytes, or a file path (role "image")."""
+    if isinstance(image, InputImage):
+        return image
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return InputImage(data=bytes(image))
+    if isinstance(image, (str, os.PathLike)):
+        return InputImage.from_path(image)
+    raise TypeError(f"an input image must be InputImage, bytes or a path, not {type(image).__name__}")
+
+
+def _as_image_list(images: Iterable[ImageLike] | ImageLike) -> list[ImageLike]:
+    """One image wrapped in a list, or the given images as a list."""
+    if isinstance(images, (InputImage, bytes, bytearray, memoryview, str, os.PathLike)):
+        return [images]
+    return list(images)
+
+
+def merge_channel_options(extra: ChannelOptions | None) -> list[tuple[str, Any]]:
+    """CHANNEL_OPTIONS with the caller's options added or overriding them by name."""
+    merged = dict(CHANNEL_OPTIONS)
+    merged.update(dict(extra or ()))
+    return list(merged.items())
+
+
+def call_options(
+    timeout: float | None,
+    default_timeout: float | None,
+    metadata: Metadata | None,
+) -> dict[str, Any]:
+    """Keyword arguments for one stub call: the call's timeout, else the client's, and metadata."""
+    return {
+        "timeout": timeout if timeout is not None else default_timeout,
+        "metadata": tuple(metadata) if metadata else None,
+    }
+
+
+def parse_health_status(data: bytes) -> int:
+    """Reads field 1 (status, a varint) from an encoded HealthCheckResponse; 0 when absent."""
+    pos = 0
+    while pos < len(data):
+        key, pos = _read_varint(data, pos)
+        field_number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value, pos = _read_varint(data, pos)
+            if field_number == 1:
+                return value
+        elif wire_type == 2:
+            length, pos = _read_varint(data, pos)
+            pos += length
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire_type} in health check response")
+    return 0
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """Decodes a protobuf varint at `pos`; returns (value, position after it)."""
+    value = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("truncated varint in health check response")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+_EVENT_CONVERTERS: dict[str, Callable[[Any], Event]] = {
+    "queued": _codec.queued_from_proto,
+    "started": _codec.started_from_proto,
+    "step": _codec.step_from_proto,
+    "preview": _codec.preview_from_proto,
+}
+
+
+class StreamAssembler:
+    """Turns the `GenerateEvent`s of one Stream call into client events.
+
+    Chunk events are consumed, not returned: their bytes are kept per output
+    and, when the completed event arrives, joined in offset order, checked
+    against the output's size_bytes and sha256, and put into the `Completed`
+    result.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: dict[int, list[tuple[int, bytes]]] = {}
+        self.completed = False
+        """True once the completed event has been turned into `Completed`."""
+
+    def feed(self, message: engine_pb2.GenerateEvent) -> Event | None:
+        """The client event for one message, or None for chunks and unknown kinds.
+
+        Raises ChunkIntegrityError when a reassembled output is incomplete or corrupt.
+        """
+        kind = message.WhichOneof("event")
+        if kind == "chunk":
+            chunk = message.chunk
+            self._chunks.setdefault(chunk.output_index, []).append((chunk.offset, chunk.data))
+            return None
+        if kind == "completed":
+            return self._complete(message.completed)
+        converter = _EVENT_CONVERTERS.get(kind or "")
+        return converter(getattr(message, kind)) if converter is not None else None
+
+    def finish(self) -> None:
+        """Checks that the stream ended with a completed event; raises DitServeError if not."""
+        if not self.completed:
+            raise DitServeError("the stream ended without a completed event")
+
+    def _complete(self, response: engine_pb2.GenerateResponse) -> Completed:
+        unknown = sorted(set(self._chunks) - set(range(len(response.outputs))))
+        if unknown:
+            count = len(response.outputs)
+            raise ChunkIntegrityError(f"chunks arrived for outputs {unknown}, but the response has {count}")
+        outputs = []
+        for index, output in enumerate(response.outputs):
+            data = self._assemble(index, output) if index in self._chunks else None
+            if data is None and not output.data and output.size_bytes > 0:
+                raise ChunkIntegrityError(f"output {index}: {output.size_bytes} bytes announced, none received")
+            outputs.append(_codec.output_from_proto(output, data))
+        self._chunks.clear()
+        self.completed = True
+        return Completed(result=_codec.result_from_proto(response, outputs))
+
+    def _assemble(self, index: int, output: engine_pb2.Output) -> bytes:
+        """Joins the chunks of one output and checks them against its metadata."""
+        pieces = sorted(self._chunks[index], key=lambda piece: piece[0])
+        expected_offset = 0
+        for offset, data in pieces:
+            if offset != expected_offset:
+                raise ChunkIntegrityError(f"output {index}: chunk at offset {offset}, expected {expected_offset}")
+            expected_offset += len(data)
+        data = b"".join(piece for _, piece in pieces)
+        if len(data) != output.size_bytes:
+            raise ChunkIntegrityError(f"output {index}: reassembled {len(data)} bytes, expected {output.size_bytes}")
+        digest = hashlib.sha256(data).hexdigest()
+        if output.sha256 and digest != output.sha256.lower():
+            raise ChunkIntegrityError(f"output {index}: sha256 {digest} does not match {output.sha256}")
+        return data

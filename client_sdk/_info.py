@@ -1,0 +1,157 @@
+"""What the engine reports about itself: served models, limits and counters.
+
+Returned by `Client.list_models` and `Client.stats`; re-exported by
+`client_sdk.types`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ModelInfo", "Limits", "ModelList", "Duration", "ModelStats", "Stats"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model the engine serves, with its defaults."""
+
+    name: str
+    """Name to pass as `model=`."""
+    family: str
+    """Model family, e.g. "flux"."""
+    pipeline_class: str
+    """The diffusers pipeline class, e.g. "FluxPipeline"."""
+    is_default: bool
+    """True for the engine's default model."""
+    output_kind: str
+    """"image" or "video"."""
+    default_width: int
+    """Width used when a request leaves it unset."""
+    default_height: int
+    """Height used when a request leaves it unset."""
+    default_steps: int
+    """Denoising steps used when a request leaves them unset."""
+    default_guidance_scale: float
+    """Guidance scale used when a request leaves it unset."""
+    default_frames: int
+    """Frames of a default video; 1 for image models."""
+    spatial_factor: int
+    """Width and height must be multiples of this."""
+    supports_negative_prompt: bool
+    """Whether the model uses the negative prompt."""
+    input_roles: tuple[str, ...]
+    """Roles of the input images it accepts; empty for text-only models."""
+    source: str
+    """Where it was loaded from: a local directory, or "builtin"."""
+    num_transformer_blocks: int
+    """Number of transformer blocks the cache can split."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits the engine enforces on every request."""
+
+    max_width: int
+    """Largest width in pixels."""
+    max_height: int
+    """Largest height in pixels."""
+    max_pixels: int
+    """Largest width*height."""
+    max_steps: int
+    """Most denoising steps."""
+    max_outputs: int
+    """Most outputs per request."""
+    max_frames: int
+    """Most frames per video."""
+    max_prompt_chars: int
+    """Longest prompt, in characters."""
+    max_input_images: int
+    """Most input images per request."""
+    max_input_image_bytes: int
+    """Largest input image, in bytes."""
+    max_request_bytes: int
+    """Largest request message, in bytes."""
+    max_queue: int
+    """Requests that may wait at once; beyond it calls fail with ResourceExhaustedError."""
+
+
+@dataclass(frozen=True)
+class ModelList:
+    """The models an engine serves and the limits it enforces."""
+
+    models: tuple[ModelInfo, ...]
+    """Every served model."""
+    limits: Limits
+    """The engine's request limits."""
+
+    @property
+    def default(self) -> ModelInfo | None:
+        """The engine's default model, or None when none is marked default."""
+        return next((m for m in self.models if m.is_default), None)
+
+
+@dataclass(frozen=True)
+class Duration:
+    """Count and total duration of one kind of event."""
+
+    count: int
+    """Number of events."""
+    total_ms: float
+    """Total milliseconds over all events."""
+
+    @property
+    def mean_ms(self) -> float:
+        """Mean milliseconds per event; 0.0 when there were none."""
+        return self.total_ms / self.count if self.count else 0.0
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """Cumulative counters of one model since the engine started."""
+
+    model: str
+    """Model name."""
+    success: Duration
+    """Requests that finished successfully, with their total time."""
+    failure: Duration
+    """Requests that failed inside the engine."""
+    cancelled: Duration
+    """Requests cancelled by the client, its deadline, or Cancel."""
+    rejected: int
+    """Requests rejected before queueing (validation, queue full)."""
+    queue: Duration
+    """Time spent queued."""
+    prepare: Duration
+    """Time spent preparing (prompt encoding, latents)."""
+    denoise: Duration
+    """Time spent in the denoising loop."""
+    decode: Duration
+    """Time spent decoding latents."""
+    encode: Duration
+    """Time spent encoding outputs."""
+    outputs: int
+    """Outputs produced."""
+    steps: int
+    """Denoising steps run."""
+    computed_steps: int
+    """Steps whose middle blocks were computed."""
+    cached_steps: int
+    """Steps whose middle blocks reused the cache."""
+    last_request_unix_ms: int
+    """Unix epoch milliseconds of the last finished request; 0 when none yet."""
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A snapshot of the engine's counters."""
+
+    models: tuple[ModelStats, ...]
+    """One entry per model (or the one asked for)."""
+    queue_depth: int
+    """Requests waiting now."""
+    running: int
+    """Requests running now."""
+    uptime_s: float
+    """Seconds since the engine started."""
+    device: str
+    """The engine's device, e.g. "cuda:0" or "cpu"."""

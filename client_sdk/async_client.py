@@ -1,0 +1,207 @@
+"""The asyncio ditserve client, over a `grpc.aio.insecure_channel`.
+
+The twin of `client_sdk.client.Client`: same methods, as coroutines, and the
+same request building, reassembly and error mapping from `_core`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import grpc.aio
+
+from client_sdk import _codec
+from client_sdk._core import (
+    HEALTH_CHECK_METHOD,
+    HEALTH_CHECK_REQUEST,
+    HEALTH_SERVING,
+    WAIT_READY_POLL_S,
+    ChannelOptions,
+    GenerateOptions,
+    Metadata,
+    StreamAssembler,
+    StreamOptions,
+    build_request,
+    call_options,
+    merge_channel_options,
+    parse_health_status,
+)
+from client_sdk._proto import engine_pb2, engine_pb2_grpc
+from client_sdk.errors import UnavailableError, from_rpc_error
+from client_sdk.types import Event, ModelList, Result, Stats
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11 on
+
+__all__ = ["AsyncClient"]
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+class AsyncClient:
+    """An asyncio client for one ditserve engine.
+
+    Use it as an async context manager, or `await close()` when done::
+
+        async with AsyncClient("localhost:50051") as client:
+            async for event in client.stream("a lighthouse at dusk", preview_every=5):
+                ...
+
+    The channel is opened on first use, inside the running event loop, so the
+    client may be constructed outside one. Every failed call raises a
+    `client_sdk.errors.APIError` subclass.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        channel_options: ChannelOptions | None = None,
+    ) -> None:
+        """Prepares a channel to `target` ("host:port"); arguments as for `Client`."""
+        self.target = target
+        """The engine address this client talks to."""
+        self._timeout = timeout
+        self._metadata = tuple(metadata or ())
+        self._options = merge_channel_options(channel_options)
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: engine_pb2_grpc.EngineStub | None = None
+        self._health_check: Any = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled."""
+        if self._channel is not None:
+            channel, self._channel, self._stub = self._channel, None, None
+            await channel.close()
+
+    async def generate(
+        self, prompt: str, *, timeout: float | None = None, **options: Unpack[GenerateOptions]
+    ) -> Result:
+        """Runs one request to completion and returns all its outputs."""
+        request = build_request(prompt, **options)
+        response: engine_pb2.GenerateResponse = await self._unary(
+            self._engine().Generate, request, timeout, request_id=request.request_id
+        )
+        return _codec.result_from_proto(response)
+
+    def stream(
+        self, prompt: str, *, timeout: float | None = None, **options: Unpack[StreamOptions]
+    ) -> AsyncIterator[Event]:
+        """Runs one request and yields its events, ending with `Completed`.
+
+        The request is checked now and sent when iteration starts. Leaving the
+        loop early cancels the request on the engine once the generator is
+        closed; wrap it in `contextlib.aclosing` to close it at once.
+        """
+        request = build_request(prompt, **options)
+        return self._events(request, timeout)
+
+    async def _events(self, request: engine_pb2.GenerateRequest, timeout: float | None) -> AsyncIterator[Event]:
+        assembler = StreamAssembler()
+        call = self._engine().Stream(request, **self._call(timeout))
+        try:
+            async for message in call:
+                event = assembler.feed(message)
+                if event is not None:
+                    yield event
+            assembler.finish()
+        except grpc.RpcError as err:
+            raise from_rpc_error(err, request_id=request.request_id or None) from err
+        finally:
+            call.cancel()  # no-op once the call has finished
+
+    async def stats(self, model: str = "", *, timeout: float | None = None) -> Stats:
+        """Cumulative engine counters, for one model or ("") all of them."""
+        response: engine_pb2.StatsResponse = await self._unary(
+            self._engine().Stats, engine_pb2.StatsRequest(model=model), timeout
+        )
+        return _codec.stats_from_proto(response)
+
+    async def list_models(self, *, timeout: float | None = None) -> ModelList:
+        """The models the engine serves, with their defaults and the engine's limits."""
+        response: engine_pb2.ListModelsResponse = await self._unary(
+            self._engine().ListModels, engine_pb2.ListModelsRequest(), timeout
+        )
+        return _codec.model_list_from_proto(response)
+
+    async def cancel(self, request_id: str, *, timeout: float | None = None) -> str:
+        """Cancels a queued or running request; returns "queued" or "running"."""
+        response: engine_pb2.CancelResponse = await self._unary(
+            self._engine().Cancel, engine_pb2.CancelRequest(request_id=request_id), timeout
+        )
+        return response.state
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        """Waits until the engine's health check reports SERVING.
+
+        Raises UnavailableError when that does not happen within `timeout`
+        seconds, and UnimplementedError when the server has no health service.
+        """
+        deadline = time.monotonic() + timeout
+        channel = self._open()
+        try:
+            await asyncio.wait_for(channel.channel_ready(), timeout)
+        except asyncio.TimeoutError:
+            raise UnavailableError(f"could not connect to {self.target} within {timeout:g} s") from None
+        last_state = "not checked"
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                reply = await self._health_check(
+                    HEALTH_CHECK_REQUEST, timeout=remaining, metadata=self._metadata or None
+                )
+            except grpc.RpcError as err:
+                if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    raise from_rpc_error(err) from err
+                last_state = f"{err.code().name}: {err.details()}"
+            else:
+                status = parse_health_status(reply)
+                if status == HEALTH_SERVING:
+                    return
+                last_state = f"health status {status}"
+            await asyncio.sleep(max(0.0, min(WAIT_READY_POLL_S, deadline - time.monotonic())))
+        raise UnavailableError(f"{self.target} not serving after {timeout:g} s (last: {last_state})")
+
+    def _open(self) -> grpc.aio.Channel:
+        """The channel, opened in the running event loop on first use."""
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
+            self._stub = engine_pb2_grpc.EngineStub(self._channel)
+            self._health_check = self._channel.unary_unary(
+                HEALTH_CHECK_METHOD, request_serializer=_identity, response_deserializer=_identity
+            )
+        return self._channel
+
+    def _engine(self) -> engine_pb2_grpc.EngineStub:
+        self._open()
+        assert self._stub is not None
+        return self._stub
+
+    def _call(self, timeout: float | None) -> dict[str, Any]:
+        return call_options(timeout, self._timeout, self._metadata)
+
+    async def _unary(self, method: Any, request: Any, timeout: float | None, request_id: str = "") -> Any:
+        """Calls a unary method, turning a failed status into an APIError."""
+        try:
+            return await method(request, **self._call(timeout))
+        except grpc.RpcError as err:
+            raise from_rpc_error(err, request_id=request_id or None) from err

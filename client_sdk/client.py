@@ -1,0 +1,189 @@
+"""The blocking ditserve client, over a `grpc.insecure_channel`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from client_sdk import _codec
+from client_sdk._core import (
+    HEALTH_CHECK_METHOD,
+    HEALTH_CHECK_REQUEST,
+    HEALTH_SERVING,
+    WAIT_READY_POLL_S,
+    ChannelOptions,
+    GenerateOptions,
+    Metadata,
+    StreamAssembler,
+    StreamOptions,
+    build_request,
+    call_options,
+    merge_channel_options,
+    parse_health_status,
+)
+from client_sdk._proto import engine_pb2, engine_pb2_grpc
+from client_sdk.errors import UnavailableError, from_rpc_error
+from client_sdk.types import Event, ModelList, Result, Stats
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11 on
+
+__all__ = ["Client"]
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+class Client:
+    """A blocking client for one ditserve engine.
+
+    Use it as a context manager, or call `close()` when done::
+
+        with Client("localhost:50051") as client:
+            result = client.generate("a lighthouse at dusk", seed=7)
+            result.save("out")
+
+    Every failed call raises a `client_sdk.errors.APIError` subclass.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        channel_options: ChannelOptions | None = None,
+    ) -> None:
+        """Opens a channel to `target` ("host:port").
+
+        `timeout` is the default deadline of every call in seconds (None: no
+        deadline); `metadata` is sent with every call; `channel_options` add to
+        or override the default channel arguments (`_core.CHANNEL_OPTIONS`).
+        """
+        self.target = target
+        """The engine address this client talks to."""
+        self._timeout = timeout
+        self._metadata = tuple(metadata or ())
+        self._channel = grpc.insecure_channel(target, options=merge_channel_options(channel_options))
+        self._stub = engine_pb2_grpc.EngineStub(self._channel)
+        self._health_check = self._channel.unary_unary(
+            HEALTH_CHECK_METHOD, request_serializer=_identity, response_deserializer=_identity
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def generate(self, prompt: str, *, timeout: float | None = None, **options: Unpack[GenerateOptions]) -> Result:
+        """Runs one request to completion and returns all its outputs.
+
+        `options` are those of `_core.build_request`; `timeout` overrides the
+        client's deadline for this call.
+        """
+        request = build_request(prompt, **options)
+        response: engine_pb2.GenerateResponse = self._unary(
+            self._stub.Generate, request, timeout, request_id=request.request_id
+        )
+        return _codec.result_from_proto(response)
+
+    def stream(self, prompt: str, *, timeout: float | None = None, **options: Unpack[StreamOptions]) -> Iterator[Event]:
+        """Runs one request and yields its events, ending with `Completed`.
+
+        The request is checked now and sent when iteration starts. Leaving the
+        loop early (or dropping the iterator) cancels the request on the engine.
+        """
+        request = build_request(prompt, **options)
+        return self._events(request, timeout)
+
+    def _events(self, request: engine_pb2.GenerateRequest, timeout: float | None) -> Iterator[Event]:
+        assembler = StreamAssembler()
+        call = self._stub.Stream(request, **self._call(timeout))
+        try:
+            for message in call:
+                event = assembler.feed(message)
+                if event is not None:
+                    yield event
+            assembler.finish()
+        except grpc.RpcError as err:
+            raise from_rpc_error(err, request_id=request.request_id or None) from err
+        finally:
+            call.cancel()  # no-op once the call has finished
+
+    def stats(self, model: str = "", *, timeout: float | None = None) -> Stats:
+        """Cumulative engine counters, for one model or ("") all of them."""
+        response: engine_pb2.StatsResponse = self._unary(
+            self._stub.Stats, engine_pb2.StatsRequest(model=model), timeout
+        )
+        return _codec.stats_from_proto(response)
+
+    def list_models(self, *, timeout: float | None = None) -> ModelList:
+        """The models the engine serves, with their defaults and the engine's limits."""
+        response: engine_pb2.ListModelsResponse = self._unary(
+            self._stub.ListModels, engine_pb2.ListModelsRequest(), timeout
+        )
+        return _codec.model_list_from_proto(response)
+
+    def cancel(self, request_id: str, *, timeout: float | None = None) -> str:
+        """Cancels a queued or running request; returns "queued" or "running".
+
+        Raises NotFoundError for an unknown or finished request id.
+        """
+        response: engine_pb2.CancelResponse = self._unary(
+            self._stub.Cancel, engine_pb2.CancelRequest(request_id=request_id), timeout
+        )
+        return response.state
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Blocks until the engine's health check reports SERVING.
+
+        Raises UnavailableError when that does not happen within `timeout`
+        seconds, and UnimplementedError when the server has no health service.
+        """
+        deadline = time.monotonic() + timeout
+        ready = grpc.channel_ready_future(self._channel)
+        try:
+            ready.result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            ready.cancel()
+            raise UnavailableError(f"could not connect to {self.target} within {timeout:g} s") from None
+        last_state = "not checked"
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                reply = self._health_check(HEALTH_CHECK_REQUEST, timeout=remaining, metadata=self._metadata or None)
+            except grpc.RpcError as err:
+                if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    raise from_rpc_error(err) from err
+                last_state = f"{err.code().name}: {err.details()}"
+            else:
+                status = parse_health_status(reply)
+                if status == HEALTH_SERVING:
+                    return
+                last_state = f"health status {status}"
+            time.sleep(max(0.0, min(WAIT_READY_POLL_S, deadline - time.monotonic())))
+        raise UnavailableError(f"{self.target} not serving after {timeout:g} s (last: {last_state})")
+
+    def _call(self, timeout: float | None) -> dict[str, Any]:
+        return call_options(timeout, self._timeout, self._metadata)
+
+    def _unary(self, method: Any, request: Any, timeout: float | None, request_id: str = "") -> Any:
+        """Calls a unary method, turning a failed status into an APIError."""
+        try:
+            return method(request, **self._call(timeout))
+        except grpc.RpcError as err:
+            raise from_rpc_error(err, request_id=request_id or None) from err

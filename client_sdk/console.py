@@ -1,0 +1,214 @@
+"""Human-readable rendering of results, engine info and stream progress, for terminals.
+
+Plain-text tables (no colour, no terminal width detection) and a tqdm progress
+bar driven by stream events.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from client_sdk.types import (
+    CacheStats,
+    Completed,
+    Event,
+    ModelList,
+    Queued,
+    Started,
+    Stats,
+    Step,
+    StepStat,
+    Timings,
+)
+
+__all__ = ["step_table", "timings_line", "stats_table", "models_table", "ProgressBar"]
+
+_MIB = 1 << 20
+
+
+def _yes_no(flag: bool | None) -> str:
+    return "-" if flag is None else ("yes" if flag else "no")
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """Aligns `rows` under `headers`; the first `left` columns are left-aligned, the rest right."""
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+def step_table(cache_stats: CacheStats, steps: list[Step] | None = None) -> str:
+    """One row per denoising step: what the cache did, and when given Step events, their timing.
+
+    Ends with a footer "computed N / cached M of T steps, policy P".
+    """
+    events = {event.step: event for event in steps or ()}
+    stats: Sequence[StepStat] = cache_stats.steps or [
+        StepStat(e.step, e.cached, e.residual_diff, e.cfg_cached, e.cfg_residual_diff) for e in events.values()
+    ]
+    with_cfg = any(s.cfg_cached is not None for s in stats)
+    headers = ["step", "timestep", "cached", "residual diff"]
+    if with_cfg:
+        headers += ["cfg cached", "cfg diff"]
+    if steps is not None:
+        headers.append("step ms")
+    rows = []
+    for stat in stats:
+        event = events.get(stat.step)
+        row = [
+            str(stat.step),
+            _number(event.timestep if event else None, 2),
+            _yes_no(stat.cached),
+            _number(stat.residual_diff, 4),
+        ]
+        if with_cfg:
+            row += [_yes_no(stat.cfg_cached), _number(stat.cfg_residual_diff, 4)]
+        if steps is not None:
+            row.append(_number(event.step_ms if event else None, 1))
+        rows.append(row)
+    total = len(stats) or cache_stats.computed_steps + cache_stats.cached_steps
+    footer = (
+        f"computed {cache_stats.computed_steps} / cached {cache_stats.cached_steps} of {total} steps, "
+        f"policy {cache_stats.policy or 'none'}"
+    )
+    return f"{_table(headers, rows, left=0)}\n{footer}"
+
+
+def timings_line(t: Timings) -> str:
+    """The phases of one request on one line, in milliseconds."""
+    phases = [
+        ("queue", t.queue_ms),
+        ("prepare", t.prepare_ms),
+        ("denoise", t.denoise_ms),
+        ("decode", t.decode_ms),
+        ("encode", t.encode_ms),
+        ("total", t.total_ms),
+    ]
+    return " | ".join(f"{name} {ms:.1f} ms" for name, ms in phases)
+
+
+def stats_table(stats: Stats) -> str:
+    """Engine-wide state on one line, then one row of counters per model (means in ms)."""
+    header = (
+        f"device {stats.device or '-'}, up {stats.uptime_s:.0f} s, {stats.queue_depth} queued, {stats.running} running"
+    )
+    headers = ["model", "ok", "failed", "cancelled", "rejected", "mean ms"]
+    headers += ["queue ms", "denoise ms", "outputs", "steps", "cached"]
+    rows = []
+    for m in stats.models:
+        cached_share = f"{100 * m.cached_steps / m.steps:.0f}%" if m.steps else "-"
+        counts = [m.success.count, m.failure.count, m.cancelled.count, m.rejected]
+        means = [m.success.mean_ms, m.queue.mean_ms, m.denoise.mean_ms]
+        rows.append(
+            [m.model, *map(str, counts), *(f"{ms:.1f}" for ms in means), str(m.outputs), str(m.steps), cached_share]
+        )
+    return f"{header}\n{_table(headers, rows)}"
+
+
+def models_table(models: ModelList) -> str:
+    """One row per served model (the default marked "*"), then the engine's limits."""
+    headers = ["model", "family", "pipeline", "kind", "size", "steps", "guidance", "frames", "blocks", "inputs"]
+    rows = [
+        [
+            ("* " if m.is_default else "  ") + m.name,
+            m.family,
+            m.pipeline_class,
+            m.output_kind,
+            f"{m.default_width}x{m.default_height}",
+            str(m.default_steps),
+            f"{m.default_guidance_scale:g}",
+            str(m.default_frames),
+            str(m.num_transformer_blocks),
+            ",".join(m.input_roles) or "-",
+        ]
+        for m in models.models
+    ]
+    lim = models.limits
+    limits = (
+        f"limits: up to {lim.max_width}x{lim.max_height} ({lim.max_pixels} px), {lim.max_steps} steps, "
+        f"{lim.max_outputs} outputs, {lim.max_frames} frames, {lim.max_prompt_chars} prompt chars, "
+        f"{lim.max_input_images} input images of {lim.max_input_image_bytes / _MIB:.1f} MiB, "
+        f"requests of {lim.max_request_bytes / _MIB:.1f} MiB, queue {lim.max_queue}"
+    )
+    return f"{_table(headers, rows, left=4)}\n{limits}"
+
+
+class ProgressBar:
+    """A tqdm bar on stderr that follows a stream's events.
+
+    Always drawn, also when stderr is not a terminal::
+
+        with ProgressBar() as bar:
+            for event in client.stream(prompt):
+                bar.update(event)
+    """
+
+    def __init__(self, total_steps: int | None = None, *, file: TextIO | None = None) -> None:
+        """`total_steps` is the bar's length if known; a Started event sets it otherwise."""
+        self._bar = tqdm(
+            total=total_steps,
+            desc="waiting",
+            unit="step",
+            file=file if file is not None else sys.stderr,
+            disable=False,
+            dynamic_ncols=True,
+        )
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            Queued: self._queued,
+            Started: self._started,
+            Step: self._step,
+            Completed: self._completed,
+        }
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Finishes the bar's line."""
+        self._bar.close()
+
+    def update(self, event: Event) -> None:
+        """Moves the bar for one event; events without progress (previews) are ignored."""
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _queued(self, event: Queued) -> None:
+        self._bar.set_description_str(f"queued #{event.position}")
+
+    def _started(self, event: Started) -> None:
+        self._bar.reset(total=event.total_steps)
+        self._bar.set_description_str("denoising")
+
+    def _step(self, event: Step) -> None:
+        if event.total_steps and self._bar.total != event.total_steps:
+            self._bar.total = event.total_steps
+        self._bar.set_postfix(cached=_yes_no(event.cached), refresh=False)
+        self._bar.update(event.step + 1 - self._bar.n)
+
+    def _completed(self, event: Completed) -> None:
+        total = self._bar.total or len(event.result.cache_stats.steps)
+        self._bar.set_description_str("done")
+        self._bar.update(total - self._bar.n)

@@ -1,0 +1,345 @@
+"""Value types of the ditserve client: request parts, results, stream events and engine info.
+
+All are frozen dataclasses built from the engine's protobuf messages by the
+client; only `CachePolicy` and `InputImage` are built by callers. Fields the
+contract marks `optional` are None when the engine left them unset. The engine
+info types (`ModelInfo`, `Limits`, `ModelList`, `Duration`, `ModelStats`,
+`Stats`) live in `client_sdk._info` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pathlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from client_sdk._info import Duration, Limits, ModelInfo, ModelList, ModelStats, Stats
+from client_sdk._proto import engine_pb2
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+__all__ = [
+    "CachePolicy",
+    "InputImage",
+    "Output",
+    "StepStat",
+    "CacheStats",
+    "Timings",
+    "Result",
+    "Queued",
+    "Started",
+    "Step",
+    "Preview",
+    "Completed",
+    "Event",
+    "ModelInfo",
+    "Limits",
+    "ModelList",
+    "Duration",
+    "ModelStats",
+    "Stats",
+]
+
+_EXTENSION_BY_MIME = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "video/mp4": "mp4",
+}
+
+
+def _open_image(data: bytes, mime_type: str) -> PILImage.Image:
+    """Decodes encoded image bytes with Pillow, imported only now."""
+    if not mime_type.startswith("image/"):
+        raise ValueError(f"a {mime_type or 'untyped'} output is not an image; use .data or .save() instead")
+    try:
+        from PIL import Image
+    except ImportError as err:
+        raise ImportError(
+            "decoding outputs to images needs Pillow (pip install pillow); the raw bytes are in .data"
+        ) from err
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+# --- request parts -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """How the engine reuses transformer results across steps (cache-dit DBCache names).
+
+    Fields left as None take the preset's value; see the engine contract for ranges.
+    """
+
+    preset: str = ""
+    """Starting point: "" or "none" (off), "default", "slow", "medium", "fast", "ultra"."""
+    fn_compute_blocks: int | None = None
+    """Leading transformer blocks that always run."""
+    bn_compute_blocks: int | None = None
+    """Trailing transformer blocks that always run."""
+    residual_diff_threshold: float | None = None
+    """Relative residual change below which a step reuses the cache; higher is faster, lower quality."""
+    max_warmup_steps: int | None = None
+    """Steps that always compute before caching may start."""
+    warmup_interval: int | None = None
+    """During warmup, compute every n-th step."""
+    max_cached_steps: int | None = None
+    """Most steps cached in one request; -1 means no cap."""
+    max_continuous_cached_steps: int | None = None
+    """Most consecutive cached steps; -1 means no cap."""
+    enable_separate_cfg: bool | None = None
+    """Separate cache state for the CFG branches; None lets the engine detect it."""
+    steps_computation_mask: tuple[int, ...] | None = None
+    """One entry per step: 1 must compute, 0 may reuse. Length must equal the step count."""
+    steps_computation_policy: str = ""
+    """"static" (every 0 reuses) or "dynamic" (0 may reuse if the threshold passes); "" is dynamic."""
+    taylorseer_order: int | None = None
+    """TaylorSeer calibrator order, 0 turns it off."""
+
+    def to_proto(self) -> engine_pb2.CachePolicy:
+        """The policy as a `ditserve.v1.CachePolicy`, with None fields left unset."""
+        msg = engine_pb2.CachePolicy(preset=self.preset, steps_computation_policy=self.steps_computation_policy)
+        for name in (
+            "fn_compute_blocks",
+            "bn_compute_blocks",
+            "residual_diff_threshold",
+            "max_warmup_steps",
+            "warmup_interval",
+            "max_cached_steps",
+            "max_continuous_cached_steps",
+            "enable_separate_cfg",
+            "taylorseer_order",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(msg, name, value)
+        if self.steps_computation_mask is not None:
+            msg.steps_computation_mask.extend(self.steps_computation_mask)
+        return msg
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """An image passed to editing, fill, image-to-video or reference models."""
+
+    data: bytes = field(repr=False)
+    """PNG or JPEG bytes."""
+    role: str = "image"
+    """What the image is for: "image", "mask", "reference" or "control"."""
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], role: str = "image") -> InputImage:
+        """Reads an image file as it is, without decoding it."""
+        return cls(data=pathlib.Path(path).read_bytes(), role=role)
+
+    def to_proto(self) -> engine_pb2.InputImage:
+        """The image as a `ditserve.v1.InputImage`."""
+        return engine_pb2.InputImage(data=self.data, role=self.role)
+
+
+# --- results -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Output:
+    """One encoded output: an image, a video, or one video frame."""
+
+    data: bytes = field(repr=False)
+    """Encoded bytes (always complete; streamed chunks are reassembled)."""
+    mime_type: str
+    """MIME type of `data`, e.g. "image/png" or "video/mp4"."""
+    width: int
+    """Width in pixels."""
+    height: int
+    """Height in pixels."""
+    num_frames: int
+    """Frames in this output; 1 for an image."""
+    size_bytes: int
+    """Size of `data` in bytes as reported by the engine."""
+    sha256: str
+    """Lowercase hex SHA-256 of `data` as reported by the engine."""
+
+    @property
+    def extension(self) -> str:
+        """File extension for the MIME type: "png", "jpg", "webp", "mp4" ("bin" if unknown)."""
+        return _EXTENSION_BY_MIME.get(self.mime_type, "bin")
+
+    @property
+    def image(self) -> PILImage.Image:
+        """The output decoded as a PIL image (needs Pillow; image MIME types only)."""
+        return _open_image(self.data, self.mime_type)
+
+    def verify(self) -> bool:
+        """True when `data` matches the reported size and sha256."""
+        return len(self.data) == self.size_bytes and hashlib.sha256(self.data).hexdigest() == self.sha256
+
+    def save(self, path: str | os.PathLike[str]) -> pathlib.Path:
+        """Writes the encoded bytes to `path` unchanged and returns the path."""
+        target = pathlib.Path(path)
+        target.write_bytes(self.data)
+        return target
+
+
+@dataclass(frozen=True)
+class StepStat:
+    """What the cache did at one denoising step."""
+
+    step: int
+    """Step index, 0-based."""
+    cached: bool
+    """True when the middle transformer blocks reused cached residuals."""
+    residual_diff: float | None
+    """Relative residual change against the last computed step; None when none was computed."""
+    cfg_cached: bool | None
+    """The unconditional CFG branch's decision; None unless cached separately."""
+    cfg_residual_diff: float | None
+    """The unconditional CFG branch's residual diff; None when none was computed."""
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Per-request cache statistics."""
+
+    policy: str
+    """The effective policy, e.g. "none" or "DBCache_F1B0_W4I1M0MC3_R0.24"."""
+    steps: tuple[StepStat, ...]
+    """One entry per denoising step."""
+    computed_steps: int
+    """Steps whose middle blocks were computed."""
+    cached_steps: int
+    """Steps whose middle blocks reused the cache."""
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Where the time of one request went, in milliseconds."""
+
+    queue_ms: float
+    """Waiting in the queue."""
+    prepare_ms: float
+    """Prompt encoding and latent preparation."""
+    denoise_ms: float
+    """The denoising loop."""
+    decode_ms: float
+    """VAE decode and post-processing."""
+    encode_ms: float
+    """Encoding outputs to PNG/JPEG/WebP/MP4."""
+    total_ms: float
+    """From acceptance to the response."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """The finished outcome of one generation request."""
+
+    outputs: tuple[Output, ...]
+    """The outputs, in order."""
+    cache_stats: CacheStats
+    """Per-step cache statistics."""
+    timings: Timings
+    """Phase durations."""
+    seed: int
+    """The seed used (the caller's, or the one the engine drew)."""
+    request_id: str
+    """The request id (the caller's, or the one the engine assigned)."""
+    model: str
+    """The model that ran the request."""
+
+    @property
+    def images(self) -> list[PILImage.Image]:
+        """Every output decoded as a PIL image (needs Pillow; fails on video outputs)."""
+        return [output.image for output in self.outputs]
+
+    def save(self, directory: str | os.PathLike[str], stem: str = "output") -> list[pathlib.Path]:
+        """Writes the outputs as `<stem>-<i>.<ext>` into `directory` (created if needed)."""
+        folder = pathlib.Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        return [output.save(folder / f"{stem}-{i}.{output.extension}") for i, output in enumerate(self.outputs)]
+
+
+# --- stream events -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Queued:
+    """The request is waiting; sent on acceptance and whenever its position changes."""
+
+    position: int
+    """Requests ahead of this one; 0 means next to run."""
+    request_id: str
+    """The request id (the caller's, or the one the engine assigned)."""
+
+
+@dataclass(frozen=True)
+class Started:
+    """The request left the queue and its pipeline started."""
+
+    seed: int
+    """The seed this request runs with."""
+    total_steps: int
+    """Total denoising steps."""
+    queue_ms: float
+    """Milliseconds spent queued."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One denoising step finished."""
+
+    step: int
+    """Step index, 0-based."""
+    total_steps: int
+    """Total denoising steps of the request."""
+    timestep: float
+    """The scheduler's timestep at this step."""
+    cached: bool
+    """True when the middle blocks reused the cache at this step."""
+    residual_diff: float | None
+    """Residual diff of this step; None when none was computed."""
+    cfg_cached: bool | None
+    """The unconditional CFG branch's decision; None unless cached separately."""
+    cfg_residual_diff: float | None
+    """The unconditional CFG branch's residual diff; None when none was computed."""
+    elapsed_ms: float
+    """Milliseconds since the pipeline started."""
+    step_ms: float
+    """Milliseconds this step took."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A low-resolution look at the current result."""
+
+    step: int
+    """Step index after which the preview was made."""
+    data: bytes = field(repr=False)
+    """The preview image, encoded."""
+    mime_type: str
+    """MIME type of `data`."""
+    width: int
+    """Width in pixels."""
+    height: int
+    """Height in pixels."""
+
+    @property
+    def image(self) -> PILImage.Image:
+        """The preview decoded as a PIL image (needs Pillow)."""
+        return _open_image(self.data, self.mime_type)
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The request finished; always the last event of a stream."""
+
+    result: Result
+    """The full result, with every output's bytes reassembled."""
+
+
+Event = Queued | Started | Step | Preview | Completed
+"""Any event yielded by `Client.stream` and `AsyncClient.stream`."""

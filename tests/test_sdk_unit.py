@@ -1,0 +1,449 @@
+"""Unit tests of the client SDK that need no server: request building, stream
+reassembly, error mapping, value types, console rendering and import hygiene."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pathlib
+import subprocess
+import sys
+
+import grpc
+import pytest
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+import client_sdk
+from client_sdk import (
+    CachePolicy,
+    CacheStats,
+    Completed,
+    Duration,
+    InputImage,
+    Output,
+    Preview,
+    Queued,
+    Result,
+    Started,
+    Step,
+    StepStat,
+    Timings,
+    _codec,
+    console,
+    errors,
+)
+from client_sdk._core import (
+    CHANNEL_OPTIONS,
+    StreamAssembler,
+    build_request,
+    merge_channel_options,
+    parse_health_status,
+)
+from client_sdk._proto import engine_pb2 as pb
+
+REQUEST_OPTIONALS = (
+    "width",
+    "height",
+    "num_inference_steps",
+    "guidance_scale",
+    "seed",
+    "num_outputs",
+    "num_frames",
+    "fps",
+    "output_quality",
+)
+
+
+# --- request building ----------------------------------------------------------
+
+
+def test_build_request_leaves_unset_optionals_unset():
+    request = build_request("a cat")
+    assert request.prompt == "a cat"
+    assert request.model == "" and request.negative_prompt == "" and request.request_id == ""
+    assert not any(request.HasField(name) for name in REQUEST_OPTIONALS)
+    assert not request.HasField("cache")
+    assert request.output_format == pb.OUTPUT_FORMAT_UNSPECIFIED
+    assert request.preview_every == 0 and len(request.input_images) == 0
+
+
+def test_build_request_sets_explicit_values_including_zero():
+    request = build_request(
+        "a cat",
+        model="flux",
+        negative_prompt="blur",
+        width=512,
+        height=256,
+        num_inference_steps=4,
+        guidance_scale=3.5,
+        seed=0,
+        num_outputs=2,
+        num_frames=9,
+        fps=24,
+        output_quality=80,
+        request_id="req-1",
+        preview_every=2,
+    )
+    assert all(request.HasField(name) for name in REQUEST_OPTIONALS)
+    assert request.seed == 0 and request.width == 512 and request.guidance_scale == 3.5
+    assert (request.model, request.negative_prompt, request.request_id) == ("flux", "blur", "req-1")
+    assert request.preview_every == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("png", pb.OUTPUT_FORMAT_PNG),
+        ("jpeg", pb.OUTPUT_FORMAT_JPEG),
+        ("JPG", pb.OUTPUT_FORMAT_JPEG),
+        ("webp", pb.OUTPUT_FORMAT_WEBP),
+        ("mp4", pb.OUTPUT_FORMAT_MP4),
+        ("png_frames", pb.OUTPUT_FORMAT_PNG_FRAMES),
+        (pb.OUTPUT_FORMAT_WEBP, pb.OUTPUT_FORMAT_WEBP),
+    ],
+)
+def test_output_format_names_and_numbers(name, expected):
+    assert build_request("x", output_format=name).output_format == expected
+
+
+@pytest.mark.parametrize("bad", ["gif", "", 99])
+def test_unknown_output_format_raises_value_error(bad):
+    with pytest.raises(ValueError, match="unknown output format"):
+        build_request("x", output_format=bad)
+
+
+def test_input_images_from_bytes_path_and_input_image(tmp_path):
+    path = tmp_path / "in.png"
+    path.write_bytes(b"from-file")
+    request = build_request("x", input_images=[b"raw", path, str(path), InputImage(b"m", role="mask")])
+    assert [(i.data, i.role) for i in request.input_images] == [
+        (b"raw", "image"),
+        (b"from-file", "image"),
+        (b"from-file", "image"),
+        (b"m", "mask"),
+    ]
+    assert InputImage.from_path(path, role="reference") == InputImage(b"from-file", "reference")
+    single = build_request("x", input_images=b"one")
+    assert [i.data for i in single.input_images] == [b"one"]
+    with pytest.raises(TypeError):
+        build_request("x", input_images=[123])
+
+
+def test_cache_policy_to_proto_sets_only_given_fields():
+    policy = CachePolicy(
+        preset="fast",
+        fn_compute_blocks=1,
+        enable_separate_cfg=False,
+        steps_computation_mask=(1, 0, 1),
+        residual_diff_threshold=0.0,
+    )
+    proto = policy.to_proto()
+    assert proto.preset == "fast" and proto.HasField("fn_compute_blocks")
+    assert proto.HasField("enable_separate_cfg") and proto.enable_separate_cfg is False
+    assert proto.HasField("residual_diff_threshold") and not proto.HasField("bn_compute_blocks")
+    assert not proto.HasField("taylorseer_order") and list(proto.steps_computation_mask) == [1, 0, 1]
+    request = build_request("x", cache="ultra")
+    assert request.HasField("cache") and request.cache.preset == "ultra"
+
+
+def test_caller_channel_options_override_defaults():
+    merged = dict(merge_channel_options([("grpc.keepalive_time_ms", 5000), ("grpc.primary_user_agent", "t")]))
+    assert merged["grpc.keepalive_time_ms"] == 5000 and merged["grpc.primary_user_agent"] == "t"
+    assert merged["grpc.max_receive_message_length"] == dict(CHANNEL_OPTIONS)["grpc.max_receive_message_length"]
+
+
+def test_parse_health_status():
+    assert parse_health_status(b"\x08\x01") == 1  # SERVING
+    assert parse_health_status(b"\x08\x02") == 2  # NOT_SERVING
+    assert parse_health_status(b"") == 0
+    assert parse_health_status(b"\x12\x02ab\x08\x01") == 1  # an unknown length-delimited field first
+
+
+# --- stream reassembly ---------------------------------------------------------
+
+
+def _chunk(index, offset, data, last=False):
+    return pb.GenerateEvent(chunk=pb.ChunkEvent(output_index=index, offset=offset, data=data, last=last))
+
+
+def _completed(*outputs):
+    return pb.GenerateEvent(completed=pb.GenerateResponse(outputs=outputs, seed=5, request_id="r", model="m"))
+
+
+def _output_meta(data, mime="video/mp4", sha=None):
+    digest = sha if sha is not None else hashlib.sha256(data).hexdigest()
+    return pb.Output(mime_type=mime, width=16, height=16, num_frames=3, size_bytes=len(data), sha256=digest)
+
+
+def test_assembler_converts_progress_events():
+    assembler = StreamAssembler()
+    assert assembler.feed(pb.GenerateEvent(queued=pb.QueuedEvent(position=2, request_id="r"))) == Queued(2, "r")
+    started = pb.StartedEvent(seed=9, total_steps=4, queue_ms=1.5)
+    assert assembler.feed(pb.GenerateEvent(started=started)) == Started(9, 4, 1.5)
+    plain = assembler.feed(pb.GenerateEvent(step=pb.StepEvent(step=0, total_steps=4, timestep=999.0)))
+    assert isinstance(plain, Step) and plain.residual_diff is None and plain.cfg_cached is None
+    step = pb.StepEvent(step=1, cached=True, residual_diff=0.0, cfg_cached=False)
+    diffed = assembler.feed(pb.GenerateEvent(step=step))
+    assert diffed.residual_diff == 0.0 and diffed.cfg_cached is False and diffed.cfg_residual_diff is None
+    preview = assembler.feed(pb.GenerateEvent(preview=pb.PreviewEvent(step=1, data=b"p", width=4, height=4)))
+    assert isinstance(preview, Preview) and preview.mime_type == "image/png"
+
+
+def test_assembler_reassembles_chunked_output():
+    payload = bytes(range(256)) * 40
+    pieces = [payload[:4000], payload[4000:8000], payload[8000:]]
+    inline = b"inline-png"
+    assembler = StreamAssembler()
+    offset = 0
+    for i, piece in enumerate(pieces):
+        assert assembler.feed(_chunk(1, offset, piece, last=i == 2)) is None
+        offset += len(piece)
+    inline_meta = _output_meta(inline, mime="image/png")
+    inline_meta.data = inline
+    event = assembler.feed(_completed(inline_meta, _output_meta(payload)))
+    assert isinstance(event, Completed) and assembler.completed
+    first, second = event.result.outputs
+    assert first.data == inline and second.data == payload and second.verify()
+    assert (event.result.seed, event.result.request_id, event.result.model) == (5, "r", "m")
+    assembler.finish()
+
+
+def test_assembler_rejects_corrupt_sha256():
+    payload = b"x" * 3000
+    assembler = StreamAssembler()
+    for offset in (0, 1000, 2000):
+        assembler.feed(_chunk(0, offset, payload[offset : offset + 1000], last=offset == 2000))
+    with pytest.raises(errors.ChunkIntegrityError, match="sha256"):
+        assembler.feed(_completed(_output_meta(payload, sha=hashlib.sha256(b"other").hexdigest())))
+
+
+@pytest.mark.parametrize("offsets", [(0, 1000), (0, 2000, 1000, 1000)], ids=["missing-tail", "duplicate"])
+def test_assembler_rejects_missing_or_repeated_chunks(offsets):
+    payload = b"y" * 3000
+    assembler = StreamAssembler()
+    for offset in offsets:
+        assembler.feed(_chunk(0, offset, payload[offset : offset + 1000]))
+    with pytest.raises(errors.ChunkIntegrityError):
+        assembler.feed(_completed(_output_meta(payload)))
+
+
+def test_assembler_requires_a_completed_event():
+    with pytest.raises(errors.DitServeError, match="without a completed event"):
+        StreamAssembler().finish()
+
+
+# --- error mapping -------------------------------------------------------------
+
+
+class FakeRpcError(grpc.RpcError):
+    """A stand-in for a failed grpc call, as raised by the sync and aio stubs."""
+
+    def __init__(self, code, details, trailing=()):
+        self._code, self._details, self._trailing = code, details, tuple(trailing)
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
+
+    def trailing_metadata(self):
+        return self._trailing
+
+
+def _rich_error(code, message, *details, request_id=None):
+    status = status_pb2.Status(code=code.value[0], message=message)
+    for detail in details:
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        status.details.append(packed)
+    trailing = [("grpc-status-details-bin", status.SerializeToString())]
+    if request_id is not None:
+        trailing.append(("x-request-id", request_id))
+    return FakeRpcError(code, message, trailing)
+
+
+def test_invalid_argument_carries_field_violations():
+    violation = error_details_pb2.BadRequest.FieldViolation
+    bad = error_details_pb2.BadRequest(
+        field_violations=[
+            violation(field="width", description="must be a multiple of 16"),
+            violation(field="seed", description="must be >= 0"),
+        ]
+    )
+    rpc_error = _rich_error(grpc.StatusCode.INVALID_ARGUMENT, "invalid request", bad, request_id="r7")
+    err = errors.from_rpc_error(rpc_error)
+    assert type(err) is errors.InvalidArgumentError and err.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert err.request_id == "r7" and err.message == "invalid request"
+    assert [(v.field, v.description) for v in err.field_violations] == [
+        ("width", "must be a multiple of 16"),
+        ("seed", "must be >= 0"),
+    ]
+    assert "width: must be a multiple of 16" in str(err) and "seed: must be >= 0" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, errors.ResourceExhaustedError),
+        (grpc.StatusCode.UNAVAILABLE, errors.UnavailableError),
+    ],
+)
+def test_retry_info_becomes_retry_after(code, cls):
+    retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=2, nanos=500_000_000))
+    err = errors.from_rpc_error(_rich_error(code, "busy", retry))
+    assert type(err) is cls and err.retry_after == pytest.approx(2.5)
+    assert errors.from_rpc_error(FakeRpcError(code, "busy")).retry_after is None
+
+
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        (grpc.StatusCode.NOT_FOUND, errors.NotFoundError),
+        (grpc.StatusCode.ALREADY_EXISTS, errors.AlreadyExistsError),
+        (grpc.StatusCode.FAILED_PRECONDITION, errors.FailedPreconditionError),
+        (grpc.StatusCode.UNIMPLEMENTED, errors.UnimplementedError),
+        (grpc.StatusCode.UNAUTHENTICATED, errors.UnauthenticatedError),
+        (grpc.StatusCode.PERMISSION_DENIED, errors.PermissionDeniedError),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, errors.DeadlineExceededError),
+        (grpc.StatusCode.CANCELLED, errors.RequestCancelledError),
+        (grpc.StatusCode.INTERNAL, errors.InternalError),
+        (grpc.StatusCode.UNKNOWN, errors.APIError),
+        (grpc.StatusCode.DATA_LOSS, errors.APIError),
+    ],
+)
+def test_status_codes_map_to_classes(code, cls):
+    err = errors.from_rpc_error(FakeRpcError(code, "boom", [("x-request-id", b"r1")]))
+    assert type(err) is cls and isinstance(err, errors.DitServeError)
+    assert err.code is code and err.details == () and err.request_id == "r1"
+
+
+def test_inconsistent_trailer_falls_back_to_code_and_message():
+    rich = _rich_error(grpc.StatusCode.NOT_FOUND, "unknown model", error_details_pb2.ResourceInfo(resource_name="m"))
+    lying = FakeRpcError(grpc.StatusCode.INTERNAL, "something else", rich.trailing_metadata())
+    err = errors.from_rpc_error(lying, request_id="mine")
+    assert type(err) is errors.InternalError and err.details == () and err.request_id == "mine"
+    assert errors.from_rpc_error(rich).details[0].resource_name == "m"
+
+
+def test_error_without_call_attributes_is_unknown():
+    err = errors.from_rpc_error(grpc.RpcError())
+    assert type(err) is errors.APIError and err.code is grpc.StatusCode.UNKNOWN
+
+
+def test_errors_raised_directly_get_their_code():
+    assert errors.UnavailableError("down").code is grpc.StatusCode.UNAVAILABLE
+    assert errors.APIError("?").code is grpc.StatusCode.UNKNOWN
+
+
+# --- value types and console ---------------------------------------------------
+
+
+def _output(data, mime):
+    return Output(data, mime, 8, 8, 1, len(data), hashlib.sha256(data).hexdigest())
+
+
+def _result(*outputs):
+    stats = CacheStats("none", (), 0, 0)
+    return Result(tuple(outputs), stats, Timings(1, 2, 3, 4, 5, 15), seed=1, request_id="r", model="m")
+
+
+def test_result_save_names_files_by_stem_and_extension(tmp_path):
+    result = _result(_output(b"a", "image/png"), _output(b"b", "image/jpeg"), _output(b"c", "video/mp4"))
+    paths = result.save(tmp_path / "new" / "dir", stem="cat")
+    assert [p.name for p in paths] == ["cat-0.png", "cat-1.jpg", "cat-2.mp4"]
+    assert [p.read_bytes() for p in paths] == [b"a", b"b", b"c"]
+    assert "data" not in repr(result.outputs[0])
+
+
+def test_output_image_decodes_with_pillow_and_refuses_video():
+    image_module = pytest.importorskip("PIL.Image")
+    buffer = io.BytesIO()
+    image_module.new("RGB", (3, 2), "red").save(buffer, format="PNG")
+    output = _output(buffer.getvalue(), "image/png")
+    assert output.image.size == (3, 2) and _result(output).images[0].size == (3, 2)
+    with pytest.raises(ValueError, match="not an image"):
+        _ = _output(b"v", "video/mp4").image
+
+
+def test_output_image_without_pillow_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    with pytest.raises(ImportError, match="Pillow"):
+        _ = _output(b"png", "image/png").image
+
+
+def test_codec_model_list_and_durations():
+    response = pb.ListModelsResponse(
+        models=[pb.ModelInfo(name="a"), pb.ModelInfo(name="b", is_default=True, input_roles=["image", "mask"])],
+        limits=pb.Limits(max_width=2048),
+    )
+    models = _codec.model_list_from_proto(response)
+    assert models.default.name == "b" and models.default.input_roles == ("image", "mask")
+    assert models.limits.max_width == 2048
+    assert Duration(0, 0.0).mean_ms == 0.0 and Duration(4, 10.0).mean_ms == 2.5
+    assert "* b" in console.models_table(models)
+
+
+def test_step_table_with_and_without_step_events():
+    steps = (StepStat(0, False, None, None, None), StepStat(1, True, 0.0312, None, None))
+    stats = CacheStats("DBCache_F1B0", steps, computed_steps=1, cached_steps=1)
+    plain = console.step_table(stats)
+    lines = plain.splitlines()
+    assert lines[0].split() == ["step", "timestep", "cached", "residual", "diff"]
+    assert lines[2].split() == ["0", "-", "no", "-"] and lines[3].split() == ["1", "-", "yes", "0.0312"]
+    assert lines[-1] == "computed 1 / cached 1 of 2 steps, policy DBCache_F1B0"
+    events = [
+        Step(0, 2, 1000.0, False, None, None, None, elapsed_ms=10.0, step_ms=10.0),
+        Step(1, 2, 500.0, True, 0.0312, None, None, elapsed_ms=12.5, step_ms=2.5),
+    ]
+    timed = console.step_table(stats, events).splitlines()
+    assert timed[0].split()[-2:] == ["step", "ms"]
+    assert timed[3].split() == ["1", "500.00", "yes", "0.0312", "2.5"]
+
+
+def test_timings_and_stats_rendering():
+    assert console.timings_line(Timings(1, 2, 3, 4, 5, 15)).endswith("total 15.0 ms")
+    model = pb.ModelStats(model="flux", success=pb.Duration(count=2, total_ms=30.0), steps=10, cached_steps=4)
+    stats = _codec.stats_from_proto(pb.StatsResponse(models=[model], device="cpu", queue_depth=1))
+    text = console.stats_table(stats)
+    assert text.startswith("device cpu") and "flux" in text and "15.0" in text and "40%" in text
+
+
+def test_progress_bar_follows_events():
+    sink = io.StringIO()
+    with console.ProgressBar(file=sink) as bar:
+        bar.update(Queued(3, "r"))
+        bar.update(Started(1, 2, 0.0))
+        bar.update(Step(0, 2, 1.0, False, None, None, None, 1.0, 1.0))
+        bar.update(Step(1, 2, 0.5, True, 0.01, None, None, 2.0, 1.0))
+        bar.update(Completed(_result()))
+    text = sink.getvalue()
+    assert "queued #3" in text and "2/2" in text and "cached=yes" in text
+
+
+# --- import hygiene ------------------------------------------------------------
+
+
+_IMPORT_ALL = """
+import sys
+{prelude}
+import client_sdk, client_sdk.client, client_sdk.async_client, client_sdk.console
+import client_sdk.errors, client_sdk.types, client_sdk._core, client_sdk._codec
+heavy = [m for m in ("torch", "numpy", "diffusers", "engine_service", "PIL") if sys.modules.get(m) is not None]
+assert not heavy, heavy
+print("torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    ("prelude", "torch_key_present"),
+    [("", "False"), ('sys.modules["torch"] = None  # any "import torch" now fails', "True")],
+    ids=["clean", "torch-blocked"],
+)
+def test_sdk_imports_without_torch(prelude, torch_key_present):
+    repo_root = pathlib.Path(client_sdk.__file__).resolve().parent.parent
+    code = _IMPORT_ALL.format(prelude=prelude)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == torch_key_present
