@@ -1,0 +1,81 @@
+"""Assembling an engine from settings: device, dtype, models."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+from engine_service.config import Limits
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSource:
+    """A model to load: its name and a local diffusers directory (``None`` = the builtin default)."""
+
+    name: str
+    path: str | None = None
+
+
+def parse_model_arg(value: str) -> ModelSource:
+    """Parse ``NAME=PATH`` from ``--model``."""
+    name, sep, path = value.partition("=")
+    if not sep or not name or not path:
+        raise ValueError(f"--model expects NAME=PATH, got {value!r}")
+    return ModelSource(name=name, path=path)
+
+
+def resolve_device(choice: str):
+    """``auto`` picks CUDA when available, else CPU."""
+    import torch
+
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA device is available")
+    return torch.device(choice)
+
+
+def resolve_dtype(choice: str, device):
+    """``auto``: bfloat16 on CUDA, float32 on CPU."""
+    import torch
+
+    if choice == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[choice]
+
+
+def build_engine(
+    sources: list[ModelSource],
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    default_model: str | None = None,
+    limits: Limits | None = None,
+):
+    """Load every model and return an AsyncEngine (not started). No source = the builtin default."""
+    # Never reach for a model hub: every model comes from a local directory or from code.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from engine_service.models import load_builtin_default, load_local_model
+    from engine_service.runtime.engine import AsyncEngine
+
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    sources = sources or [ModelSource(name="default")]
+    names = [s.name for s in sources]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+    models = {}
+    for source in sources:
+        if source.path is None:
+            models[source.name] = load_builtin_default(torch_device, torch_dtype)
+        else:
+            models[source.name] = load_local_model(source.name, source.path, torch_device, torch_dtype)
+    default_model = default_model or names[0]
+    if default_model not in models:
+        raise ValueError(f"--default-model {default_model!r} is not among the loaded models: {', '.join(names)}")
+    logger.info("loaded %d model(s) on %s (%s)", len(models), torch_device, torch_dtype)
+    return AsyncEngine(models, default_model, limits or Limits(), str(torch_device))

@@ -1,0 +1,234 @@
+"""The ``ditserve`` command line.
+
+    ditserve serve      run the engine (gRPC) until SIGTERM/SIGINT
+    ditserve generate   ask a running engine for images; progress bar, files, per-step table
+    ditserve stats      a running engine's counters
+    ditserve models     the models a running engine serves, and its limits
+    ditserve demo       start an engine in-process, generate one image through the SDK, save it
+
+``generate``, ``stats`` and ``models`` use only the client SDK (no torch); ``serve``
+and ``demo`` import the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pathlib
+import sys
+import time
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_PROMPT = "a photo of a cat on the moon"
+FORMATS = ("png", "jpeg", "webp", "mp4", "png_frames")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Third-party import-time notices (missing torchvision, dtype casts) are noise for operators.
+    for noisy in ("transformers", "diffusers"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _quiet_third_party() -> None:
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+
+# -- generation shared by `generate` and `demo` ---------------------------------
+
+
+def _generate_and_report(target: str, args: argparse.Namespace) -> int:
+    from client_sdk import Client, Completed, Step, console, errors
+
+    kwargs = {
+        "model": args.model or None,
+        "negative_prompt": args.negative_prompt or None,
+        "width": args.width,
+        "height": args.height,
+        "num_inference_steps": args.steps,
+        "guidance_scale": args.guidance,
+        "seed": args.seed,
+        "num_outputs": args.num_outputs,
+        "output_format": args.format,
+        "request_id": args.request_id or None,
+    }
+    steps: list = []
+    result = None
+    try:
+        with Client(target, timeout=args.timeout) as client, console.ProgressBar() as bar:
+            for event in client.stream(args.prompt, **kwargs):
+                bar.update(event)
+                if isinstance(event, Step):
+                    steps.append(event)
+                elif isinstance(event, Completed):
+                    result = event.result
+    except errors.DitServeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if result is None:
+        print("error: the stream ended without a result", file=sys.stderr)
+        return 1
+    paths = result.save(args.out, stem=result.request_id[:12])
+    print(console.step_table(result.cache_stats, steps))
+    print(console.timings_line(result.timings))
+    print(f"seed {result.seed}, request {result.request_id}, model {result.model}")
+    for path in paths:
+        print(f"saved {path}")
+    return 0
+
+
+def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bool) -> None:
+    if prompt_required:
+        parser.add_argument("prompt", help="text prompt")
+    else:
+        parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="text prompt (default: %(default)r)")
+    parser.add_argument("--model", default="", help="model name (default: the server's default model)")
+    parser.add_argument("--negative-prompt", default="", help="negative prompt, for models that use one")
+    parser.add_argument("--width", type=int, help="width in pixels (default: the model's)")
+    parser.add_argument("--height", type=int, help="height in pixels (default: the model's)")
+    parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    parser.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
+    parser.add_argument("--seed", type=int, help="random seed (default: random, printed)")
+    parser.add_argument("--num-outputs", type=int, help="outputs for the prompt (default 1)")
+    parser.add_argument("--format", choices=FORMATS, help="output encoding (default: png for images)")
+    parser.add_argument("--request-id", default="", help="id for Cancel and logs (default: assigned)")
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs"), help="directory for the files")
+    parser.add_argument("--timeout", type=float, default=None, help="deadline in seconds (default: none)")
+
+
+# -- subcommands ------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from engine_service.bootstrap import build_engine, parse_model_arg
+    from engine_service.config import Limits, ServerConfig
+    from engine_service.models import ModelLoadError
+    from engine_service.server.app import EngineServer, serve_until_signalled
+
+    try:
+        sources = [parse_model_arg(value) for value in args.model]
+        engine = build_engine(
+            sources,
+            device=args.device,
+            dtype=args.dtype,
+            default_model=args.default_model,
+            limits=Limits(max_queue=args.max_queue),
+        )
+    except (ValueError, RuntimeError, ModelLoadError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    server = EngineServer(engine, ServerConfig(host=args.host, port=args.port, grace_s=args.grace))
+    asyncio.run(serve_until_signalled(server))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    return _generate_and_report(args.target, args)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from client_sdk import Client, console, errors
+
+    try:
+        with Client(args.target, timeout=args.timeout) as client:
+            print(console.stats_table(client.stats(model=args.model)))
+    except errors.DitServeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from client_sdk import Client, console, errors
+
+    try:
+        with Client(args.target, timeout=args.timeout) as client:
+            print(console.models_table(client.list_models()))
+    except errors.DitServeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from engine_service.bootstrap import build_engine
+    from engine_service.server.background import BackgroundServer
+
+    started = time.perf_counter()
+    print("starting an engine with the builtin default model ...", file=sys.stderr)
+    engine = build_engine([], device=args.device)
+    with BackgroundServer(engine) as server:
+        print(f"engine serving on {server.address} after {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        code = _generate_and_report(server.address, args)
+        if code == 0:
+            from client_sdk import Client, console
+
+            with Client(server.address) as client:
+                print(console.stats_table(client.stats()))
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ditserve", description="gRPC engine for diffusion transformers")
+    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the engine until SIGTERM/SIGINT")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind; 0.0.0.0 for all (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=50051, help="port; 0 picks a free one (default: %(default)s)")
+    serve.add_argument(
+        "--model", action="append", default=[], metavar="NAME=PATH",
+        help="serve the diffusers directory PATH as NAME (repeatable); none = the builtin default",
+    )
+    serve.add_argument("--default-model", help="model used when a request names none (default: the first)")
+    serve.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="(default: %(default)s)")
+    serve.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                       help="weights dtype; auto = bfloat16 on CUDA, float32 on CPU")
+    serve.add_argument("--max-queue", type=int, default=64, help="requests that may wait (default: %(default)s)")
+    serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on shutdown (default: %(default)s)")
+    serve.set_defaults(func=cmd_serve)
+
+    generate = sub.add_parser("generate", help="generate with a running engine")
+    _add_generation_args(generate, prompt_required=True)
+    generate.add_argument("--target", default=DEFAULT_TARGET, help="engine address (default: %(default)s)")
+    generate.set_defaults(func=cmd_generate)
+
+    stats = sub.add_parser("stats", help="a running engine's counters")
+    stats.add_argument("--target", default=DEFAULT_TARGET, help="engine address (default: %(default)s)")
+    stats.add_argument("--model", default="", help="only this model")
+    stats.add_argument("--timeout", type=float, default=10.0)
+    stats.set_defaults(func=cmd_stats)
+
+    models = sub.add_parser("models", help="the models a running engine serves")
+    models.add_argument("--target", default=DEFAULT_TARGET, help="engine address (default: %(default)s)")
+    models.add_argument("--timeout", type=float, default=10.0)
+    models.set_defaults(func=cmd_models)
+
+    demo = sub.add_parser("demo", help="start an engine in-process and generate one image")
+    _add_generation_args(demo, prompt_required=False)
+    demo.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_third_party()
+    level = args.log_level
+    if args.command == "serve" and "--log-level" not in (argv if argv is not None else sys.argv[1:]):
+        level = "info"
+    _configure_logging(level)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Model registry: what each diffusers family needs (as data), and how models are loaded."""
+
+from engine_service.models.registry import (
+    FAMILIES,
+    FamilySpec,
+    LoadedModel,
+    ModelLoadError,
+    family_for_pipeline,
+    load_builtin_default,
+    load_local_model,
+)
+
+__all__ = [
+    "FAMILIES",
+    "FamilySpec",
+    "LoadedModel",
+    "ModelLoadError",
+    "family_for_pipeline",
+    "load_builtin_default",
+    "load_local_model",
+]

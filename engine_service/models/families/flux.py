@@ -1,0 +1,52 @@
+"""FLUX.1 text-to-image (``FluxPipeline``): double-stream then single-stream blocks.
+
+Flux packs 2x2 latent patches into one token, so sizes must be multiples of
+twice the VAE scale factor. ``guidance_scale`` feeds the distilled guidance
+embedding; the pipeline's true CFG (negative prompts) is not exposed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine_service.models.spec import FamilySpec
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DiffusionPipeline
+
+    from engine_service.runtime.job import JobSpec
+
+
+def _call_kwargs(pipe: DiffusionPipeline, job: JobSpec) -> dict[str, Any]:
+    return {
+        "prompt": job.prompt,
+        "width": job.width,
+        "height": job.height,
+        "num_inference_steps": job.num_inference_steps,
+        "guidance_scale": job.guidance_scale,
+        "num_images_per_prompt": job.num_outputs,
+    }
+
+
+def _decode_latents(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
+    unpacked = pipe._unpack_latents(latents, job.height, job.width, pipe.vae_scale_factor)
+    unpacked = unpacked / pipe.vae.config.scaling_factor + pipe.vae.config.shift_factor
+    decoded = pipe.vae.decode(unpacked.to(pipe.vae.dtype), return_dict=False)[0]
+    return (decoded / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
+
+
+FLUX = FamilySpec(
+    name="flux",
+    pipeline_classes=("FluxPipeline",),
+    output_kind="image",
+    latent_patch=2,
+    default_width=1024,
+    default_height=1024,
+    default_steps=28,
+    default_guidance_scale=3.5,
+    block_lists=("transformer_blocks", "single_transformer_blocks"),
+    build_call_kwargs=_call_kwargs,
+    decode_latents=_decode_latents,
+    call_defaults={"max_sequence_length": 512},
+)

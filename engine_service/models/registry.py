@@ -1,0 +1,132 @@
+"""Loading models: local diffusers directories and the builtin default.
+
+A model is a loaded pipeline plus the facts the engine validates requests
+against (defaults, spatial factor, what it accepts). The family is detected
+from the directory's ``model_index.json``; nothing is ever fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from diffusers import DiffusionPipeline
+
+from engine_service.models.builtin import (
+    BUILTIN_CALL_DEFAULTS,
+    BUILTIN_DEFAULTS,
+    BUILTIN_NAME,
+    build_builtin_pipeline,
+)
+from engine_service.models.families import FAMILIES
+from engine_service.models.spec import FamilySpec
+
+logger = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded (missing directory, unsupported pipeline, bad weights). Fatal at start-up."""
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A pipeline ready to run, with the facts requests are validated against."""
+
+    name: str
+    """Name clients use in ``GenerateRequest.model``."""
+    family: FamilySpec
+    """The family entry that tells the engine how to drive the pipeline."""
+    pipeline: DiffusionPipeline
+    """The diffusers pipeline, on its device, in eval mode."""
+    source: str
+    """The local directory it was loaded from, or ``"builtin"``."""
+    default_width: int
+    default_height: int
+    default_steps: int
+    default_guidance_scale: float
+    default_frames: int
+    spatial_factor: int
+    """Width and height must be multiples of this (VAE scale factor x the family's latent patch)."""
+    call_defaults: Mapping[str, Any]
+    """Fixed keyword arguments added to every pipeline call."""
+
+    @property
+    def num_transformer_blocks(self) -> int:
+        """Blocks over all of the transformer's repeated block lists."""
+        transformer = self.pipeline.transformer
+        return sum(len(getattr(transformer, attr, ())) for attr in self.family.block_lists)
+
+
+def family_for_pipeline(pipeline_class: str) -> FamilySpec:
+    """The family entry serving ``pipeline_class``; ModelLoadError naming it when none does."""
+    for family in FAMILIES:
+        if pipeline_class in family.pipeline_classes:
+            return family
+    supported = sorted(name for family in FAMILIES for name in family.pipeline_classes)
+    raise ModelLoadError(f"unsupported pipeline {pipeline_class!r}; supported pipelines: {', '.join(supported)}")
+
+
+def _spatial_factor(pipeline: DiffusionPipeline, family: FamilySpec) -> int:
+    vae_scale = int(getattr(pipeline, "vae_scale_factor", 8))
+    return vae_scale * family.latent_patch
+
+
+def _finish(
+    name: str,
+    family: FamilySpec,
+    pipeline: DiffusionPipeline,
+    source: str,
+    device: torch.device,
+    overrides: Mapping[str, Any] | None = None,
+) -> LoadedModel:
+    pipeline.to(device)
+    pipeline.set_progress_bar_config(disable=True)
+    overrides = dict(overrides or {})
+    return LoadedModel(
+        name=name,
+        family=family,
+        pipeline=pipeline,
+        source=source,
+        default_width=overrides.pop("width", family.default_width),
+        default_height=overrides.pop("height", family.default_height),
+        default_steps=overrides.pop("steps", family.default_steps),
+        default_guidance_scale=overrides.pop("guidance_scale", family.default_guidance_scale),
+        default_frames=overrides.pop("frames", family.default_frames),
+        spatial_factor=_spatial_factor(pipeline, family),
+        call_defaults={**family.call_defaults, **overrides.pop("call_defaults", {})},
+    )
+
+
+def load_local_model(name: str, path: str | os.PathLike[str], device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """Load a diffusers pipeline directory (``save_pretrained`` layout) without touching the network."""
+    directory = pathlib.Path(path)
+    index_file = directory / "model_index.json"
+    if not index_file.is_file():
+        raise ModelLoadError(f"model {name!r}: {directory} is not a diffusers pipeline directory (no model_index.json)")
+    try:
+        pipeline_class = json.loads(index_file.read_text())["_class_name"]
+    except (ValueError, KeyError) as err:
+        raise ModelLoadError(f"model {name!r}: unreadable {index_file}: {err}") from err
+    family = family_for_pipeline(pipeline_class)
+    logger.info("loading model %r (%s, family %s) from %s", name, pipeline_class, family.name, directory)
+    try:
+        pipeline = DiffusionPipeline.from_pretrained(str(directory), local_files_only=True, torch_dtype=dtype)
+    except Exception as err:  # diffusers raises many types for a broken directory
+        raise ModelLoadError(f"model {name!r}: loading {directory} failed: {err}") from err
+    return _finish(name, family, pipeline, str(directory), device)
+
+
+def load_builtin_default(device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """The builtin tiny FLUX pipeline (fixed-seed random weights), named ``default``."""
+    pipeline = build_builtin_pipeline()
+    if dtype != torch.float32:
+        pipeline.to(dtype=dtype)
+    family = family_for_pipeline(type(pipeline).__name__)
+    overrides = {**BUILTIN_DEFAULTS, "call_defaults": BUILTIN_CALL_DEFAULTS}
+    return _finish(BUILTIN_NAME, family, pipeline, "builtin", device, overrides)

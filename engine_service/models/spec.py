@@ -1,0 +1,62 @@
+"""What the engine needs to know about a diffusers pipeline family, as data.
+
+A family entry says which pipeline classes it covers, what it produces, its
+defaults, and two small functions: how a validated job becomes pipeline keyword
+arguments, and how mid-run latents become a preview image. The engine core never
+branches on the family; it reads these entries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DiffusionPipeline
+
+    from engine_service.runtime.job import JobSpec
+
+OutputKind = Literal["image", "video"]
+
+#: (pipeline, job, model defaults) -> keyword arguments for ``pipeline.__call__``.
+CallKwargsBuilder = Callable[["DiffusionPipeline", "JobSpec"], dict[str, Any]]
+#: (pipeline, latents as seen by callback_on_step_end, job) -> images in [0, 1], shape (N, H, W, 3).
+LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torch.Tensor"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilySpec:
+    """One family of diffusers pipelines that share a transformer architecture."""
+
+    name: str
+    """Short family name shown to users, e.g. ``"flux"``."""
+    pipeline_classes: tuple[str, ...]
+    """diffusers pipeline class names (``model_index.json`` ``_class_name``) this entry serves."""
+    output_kind: OutputKind
+    """``"image"`` or ``"video"``."""
+    latent_patch: int
+    """Pixels of one transformer token per VAE latent pixel: the spatial factor is VAE scale x this."""
+    default_width: int
+    """Default output width in pixels when the request leaves it unset."""
+    default_height: int
+    """Default output height in pixels."""
+    default_steps: int
+    """Default number of denoising steps."""
+    default_guidance_scale: float
+    """Default guidance scale."""
+    block_lists: tuple[str, ...]
+    """Attribute names of the transformer's repeated block lists, in execution order."""
+    build_call_kwargs: CallKwargsBuilder
+    """Maps a validated job to ``pipeline.__call__`` keyword arguments (without callbacks)."""
+    decode_latents: LatentDecoder | None = None
+    """Turns mid-run latents into images for previews; ``None`` = the family has no previews."""
+    default_frames: int = 1
+    """Frames of a default video; 1 for image families."""
+    uses_negative_prompt: bool = False
+    """Whether the pipeline takes ``negative_prompt`` with the request's guidance."""
+    input_roles: tuple[str, ...] = ()
+    """Roles of the input images it accepts (``"image"``, ``"mask"``, ...); empty = text only."""
+    call_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Extra fixed keyword arguments for ``pipeline.__call__`` (a model may override them)."""

@@ -1,0 +1,277 @@
+"""The asynchronous engine: admission, the FIFO queue, one worker thread, per-job event streams.
+
+Everything here runs on the server's event loop except ``Worker.run``, which runs
+in the engine's single worker thread (one device, one job at a time). The worker
+reports events through ``loop.call_soon_threadsafe``, so a job's events arrive in
+order and always before its completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping
+
+from engine_service.config import Limits
+from engine_service.models import LoadedModel
+from engine_service.runtime.errors import (
+    DuplicateRequestId,
+    EngineError,
+    EngineNotReady,
+    JobCancelled,
+    JobFailed,
+    QueueFull,
+    UnknownRequest,
+)
+from engine_service.runtime.job import (
+    CompletedEvent,
+    JobEvent,
+    JobSpec,
+    JobStatus,
+    OutputFormat,
+    QueuedEvent,
+    StartedEvent,
+)
+from engine_service.runtime.stats import StatsRecorder
+from engine_service.runtime.worker import Worker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class _Finished:
+    """End-of-stream marker on a job's event queue; ``error`` is None on success."""
+
+    error: EngineError | None
+
+
+@dataclasses.dataclass(eq=False)
+class Job:
+    """A job's life inside the engine."""
+
+    spec: JobSpec
+    events: asyncio.Queue
+    accepted_at: float = dataclasses.field(default_factory=time.perf_counter)
+    cancel_event: threading.Event = dataclasses.field(default_factory=threading.Event)
+    status: JobStatus = JobStatus.QUEUED
+    started_at: float | None = None
+    announced_position: int = -1
+
+    @property
+    def request_id(self) -> str:
+        return self.spec.request_id
+
+    def elapsed_ms(self, since: float | None = None) -> float:
+        return (time.perf_counter() - (since if since is not None else self.accepted_at)) * 1000.0
+
+
+class AsyncEngine:
+    """Owns the queue and the worker thread; the server's only way to run pipelines."""
+
+    def __init__(self, models: Mapping[str, LoadedModel], default_model: str, limits: Limits, device: str):
+        self.models = dict(models)
+        self.default_model = default_model
+        self.limits = limits
+        self.device = device
+        self.stats = StatsRecorder(list(self.models))
+        self._worker = Worker(self.models)
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ditserve-worker")
+        self._pending: collections.deque[Job] = collections.deque()
+        self._by_id: dict[str, Job] = {}
+        self._running: Job | None = None
+        self._wakeup = asyncio.Event()
+        self._loop_task: asyncio.Task | None = None
+        self._ready = False
+        self._accepting = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True once every model is warmed up and until shutdown starts."""
+        return self._ready and self._accepting
+
+    async def start(self) -> None:
+        """Warm every model up in the worker thread, then start taking jobs."""
+        loop = asyncio.get_running_loop()
+        for name, model in self.models.items():
+            spec = warmup_spec(model)
+            await loop.run_in_executor(self._executor, self._worker.warm_up, name, spec)
+        self._loop_task = asyncio.create_task(self._run_loop(), name="ditserve-engine-loop")
+        self._ready = True
+        self._accepting = True
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Stop accepting; let queued and running jobs finish within ``grace_s``; cancel the rest."""
+        self._accepting = False
+        deadline = time.monotonic() + grace_s
+        while (self._pending or self._running) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for job in list(self._pending):
+            self._cancel_queued(job, "cancelled: the engine is shutting down")
+        if self._running is not None:
+            self._running.cancel_event.set()
+            while self._running is not None:
+                await asyncio.sleep(0.02)
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            try:
+                await self._loop_task
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=True)
+
+    # -- admission and events ----------------------------------------------
+
+    def submit(self, spec: JobSpec) -> Job:
+        """Queue a validated job. Raises EngineNotReady, DuplicateRequestId or QueueFull."""
+        if not self.ready:
+            raise EngineNotReady("the engine is not serving (warming up or shutting down)")
+        if spec.request_id in self._by_id:
+            raise DuplicateRequestId(spec.request_id)
+        if len(self._pending) >= self.limits.max_queue:
+            raise QueueFull(self.limits.max_queue, retry_after=self._retry_hint_s())
+        job = Job(spec=spec, events=asyncio.Queue())
+        self._pending.append(job)
+        self._by_id[spec.request_id] = job
+        self._announce_positions()
+        self._wakeup.set()
+        return job
+
+    async def events(self, job: Job) -> AsyncIterator[JobEvent]:
+        """The job's events in order, ending with CompletedEvent; raises JobCancelled or JobFailed."""
+        while True:
+            item = await job.events.get()
+            if isinstance(item, _Finished):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+    def cancel(self, request_id: str) -> str:
+        """Cancel by id: ``"queued"`` (removed now) or ``"running"`` (stops at the next step)."""
+        job = self._by_id.get(request_id)
+        if job is None:
+            raise UnknownRequest(request_id)
+        return self.cancel_job(job, "cancelled by Cancel")
+
+    def cancel_job(self, job: Job, reason: str) -> str:
+        """Cancel a job the caller holds (client gone, deadline passed). Idempotent."""
+        if job.status is JobStatus.QUEUED:
+            self._cancel_queued(job, reason)
+            return "queued"
+        if job.status is JobStatus.RUNNING:
+            job.cancel_event.set()
+            return "running"
+        return job.status.name.lower()
+
+    def run_on_worker(self, fn, *args) -> concurrent.futures.Future:
+        """Run ``fn(*args)`` on the engine's worker thread, between jobs (benchmarks, maintenance).
+
+        All device work of the engine happens on this one thread: on CPU, a second thread
+        running torch ops brings a second OpenMP pool, and the two pools slow each other down.
+        """
+        return self._executor.submit(fn, *args)
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._pending)
+
+    @property
+    def running(self) -> int:
+        return 0 if self._running is None else 1
+
+    # -- internals ---------------------------------------------------------
+
+    def _cancel_queued(self, job: Job, reason: str) -> None:
+        self._pending.remove(job)
+        self._finish(job, JobStatus.CANCELLED, JobCancelled(job.request_id, reason))
+        self._announce_positions()
+
+    def _finish(self, job: Job, status: JobStatus, error: EngineError | None) -> None:
+        job.status = status
+        self._by_id.pop(job.request_id, None)
+        total_ms = job.elapsed_ms()
+        queue_ms = None if job.started_at is None else (job.started_at - job.accepted_at) * 1000.0
+        if status is JobStatus.CANCELLED:
+            self.stats.record_unfinished(job.spec.model, "cancelled", total_ms, queue_ms)
+        elif status is JobStatus.FAILED:
+            self.stats.record_unfinished(job.spec.model, "failure", total_ms, queue_ms)
+        job.events.put_nowait(_Finished(error))
+
+    def _announce_positions(self) -> None:
+        for position, job in enumerate(self._pending):
+            if job.announced_position != position:
+                job.announced_position = position
+                job.events.put_nowait(QueuedEvent(position=position, request_id=job.request_id))
+
+    def _retry_hint_s(self) -> float:
+        """A retry delay: the mean successful request time so far times the queue length, at least 1 s."""
+        done = [c.success for c in self.stats.models.values() if c.success.count]
+        mean_s = sum(d.total_ms for d in done) / max(1, sum(d.count for d in done)) / 1000.0
+        return max(1.0, mean_s * max(1, len(self._pending)))
+
+    async def _run_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            job = self._pending.popleft()
+            self._announce_positions()
+            await self._run_job(loop, job)
+
+    async def _run_job(self, loop: asyncio.AbstractEventLoop, job: Job) -> None:
+        job.status = JobStatus.RUNNING
+        job.started_at = time.perf_counter()
+        self._running = job
+        queue_ms = (job.started_at - job.accepted_at) * 1000.0
+        job.events.put_nowait(StartedEvent(seed=job.spec.seed, total_steps=job.spec.num_inference_steps, queue_ms=queue_ms))
+
+        def emit(event: JobEvent) -> None:
+            loop.call_soon_threadsafe(job.events.put_nowait, event)
+
+        try:
+            result = await loop.run_in_executor(self._executor, self._worker.run, job.spec, job.cancel_event, emit, queue_ms)
+        except JobCancelled as err:
+            self._finish(job, JobStatus.CANCELLED, err)
+        except JobFailed as err:
+            self._finish(job, JobStatus.FAILED, err)
+        except Exception as err:  # a bug in the worker itself: fail the job, keep serving
+            logger.exception("request %s: unexpected worker error", job.request_id)
+            self._finish(job, JobStatus.FAILED, JobFailed(job.request_id, f"internal error: {type(err).__name__}"))
+        else:
+            total_ms = job.elapsed_ms()
+            result = dataclasses.replace(result, timings=dataclasses.replace(result.timings, total_ms=total_ms))
+            self.stats.record_success(result, total_ms)
+            job.events.put_nowait(CompletedEvent(result))
+            self._finish(job, JobStatus.FINISHED, None)
+        finally:
+            self._running = None
+
+
+def warmup_spec(model: LoadedModel) -> JobSpec:
+    """A two-step request at the model's default size, used before the engine reports SERVING."""
+    return JobSpec(
+        request_id=f"warmup-{model.name}",
+        model=model.name,
+        prompt="warm-up",
+        negative_prompt="",
+        width=model.default_width,
+        height=model.default_height,
+        num_inference_steps=2,
+        guidance_scale=model.default_guidance_scale,
+        seed=0,
+        num_outputs=1,
+        num_frames=model.default_frames,
+        fps=0,
+        output_format=OutputFormat.PNG,
+        output_quality=90,
+        preview_every=0,
+    )

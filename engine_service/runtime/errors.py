@@ -1,0 +1,103 @@
+"""Domain errors of the engine, transport-agnostic. The server maps each to a gRPC status.
+
+    EngineError
+     ├ InvalidRequest       the request breaks a rule; carries (field, description) violations   recoverable
+     ├ ModelNotFound        the request names a model this engine does not serve                   recoverable
+     ├ DuplicateRequestId   a queued or running request already uses the id                         recoverable
+     ├ UnknownRequest       Cancel names no queued or running request                               recoverable
+     ├ QueueFull            the queue is at its limit; retry after ``retry_after`` seconds          recoverable
+     ├ EngineNotReady       warming up or draining; retry after ``retry_after`` seconds             recoverable
+     ├ FeatureUnavailable   a feature this build or model does not provide                          recoverable
+     ├ JobCancelled         the request was cancelled (client, deadline or Cancel)                  recoverable
+     └ JobFailed            the pipeline raised; the engine stays healthy                           recoverable
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+class EngineError(Exception):
+    """Base of every error the engine reports to a caller."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldViolation:
+    """One bad request field: its proto field path and what is wrong with it."""
+
+    field: str
+    description: str
+
+
+class InvalidRequest(EngineError):
+    """Raised when request fields are out of range or inconsistent; names every bad field."""
+
+    def __init__(self, violations: list[FieldViolation]):
+        self.violations = tuple(violations)
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations))
+
+
+class ModelNotFound(EngineError):
+    """Raised when the request names a model the engine does not serve."""
+
+    def __init__(self, model: str, available: list[str]):
+        self.model = model
+        self.available = tuple(available)
+        super().__init__(f"unknown model {model!r}; this engine serves: {', '.join(available)}")
+
+
+class DuplicateRequestId(EngineError):
+    """Raised when a queued or running request already has the request id."""
+
+    def __init__(self, request_id: str):
+        self.request_id = request_id
+        super().__init__(f"request id {request_id!r} is already queued or running")
+
+
+class UnknownRequest(EngineError):
+    """Raised by Cancel for an id that is neither queued nor running."""
+
+    def __init__(self, request_id: str):
+        self.request_id = request_id
+        super().__init__(f"no queued or running request has id {request_id!r}")
+
+
+class QueueFull(EngineError):
+    """Raised when the queue holds ``max_queue`` requests already."""
+
+    def __init__(self, max_queue: int, retry_after: float):
+        self.retry_after = retry_after
+        super().__init__(f"the queue is full ({max_queue} requests waiting); retry in {retry_after:.1f} s")
+
+
+class EngineNotReady(EngineError):
+    """Raised while the engine is loading, warming up or shutting down."""
+
+    def __init__(self, reason: str, retry_after: float = 1.0):
+        self.retry_after = retry_after
+        super().__init__(reason)
+
+
+class FeatureUnavailable(EngineError):
+    """Raised for a request feature this build or model does not provide."""
+
+    def __init__(self, field: str, description: str):
+        self.field = field
+        super().__init__(f"{field}: {description}")
+
+
+class JobCancelled(EngineError):
+    """Raised inside the worker (and to waiters) when a request was cancelled."""
+
+    def __init__(self, request_id: str, reason: str = "cancelled"):
+        self.request_id = request_id
+        self.reason = reason
+        super().__init__(f"request {request_id!r} {reason}")
+
+
+class JobFailed(EngineError):
+    """Raised when the pipeline failed on a request; the engine itself stays healthy."""
+
+    def __init__(self, request_id: str, message: str):
+        self.request_id = request_id
+        super().__init__(message)

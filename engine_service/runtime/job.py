@@ -1,0 +1,163 @@
+"""Typed messages of the runtime: the validated job, its events, its result.
+
+``JobSpec`` is what the server hands the engine after validation; events are
+what the worker reports back. All are frozen dataclasses with no grpc or torch
+types, so the runtime can be driven by any transport.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+
+class OutputFormat(enum.Enum):
+    """Encodings the engine produces."""
+
+    PNG = "png"
+    JPEG = "jpeg"
+    WEBP = "webp"
+    MP4 = "mp4"
+    PNG_FRAMES = "png_frames"
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    """A validated request: every value in range and resolved against the model's defaults."""
+
+    request_id: str
+    model: str
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    num_inference_steps: int
+    guidance_scale: float
+    seed: int
+    num_outputs: int
+    num_frames: int
+    fps: int
+    output_format: OutputFormat
+    output_quality: int
+    preview_every: int
+    input_images: tuple[Any, ...] = ()
+    """Decoded input images (PIL) with their roles, as ``(role, image)`` pairs."""
+
+
+class JobStatus(enum.IntEnum):
+    """Life of a job; ordered, so ``status >= FINISHED`` means done."""
+
+    QUEUED = 0
+    RUNNING = 1
+    FINISHED = 2
+    FAILED = 3
+    CANCELLED = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuedEvent:
+    """The job waits with ``position`` jobs ahead of it."""
+
+    position: int
+    request_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StartedEvent:
+    """The job left the queue and its pipeline started."""
+
+    seed: int
+    total_steps: int
+    queue_ms: float
+
+
+@dataclasses.dataclass(frozen=True)
+class StepEvent:
+    """One denoising step finished."""
+
+    step: int
+    total_steps: int
+    timestep: float
+    elapsed_ms: float
+    step_ms: float
+    cached: bool = False
+    residual_diff: float | None = None
+    cfg_cached: bool | None = None
+    cfg_residual_diff: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PreviewEvent:
+    """A PNG preview of the current latents after ``step``."""
+
+    step: int
+    data: bytes
+    width: int
+    height: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedOutput:
+    """One encoded image, video, or video frame."""
+
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+    num_frames: int
+    sha256: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StepRecord:
+    """What happened at one step, for the response's cache statistics."""
+
+    step: int
+    cached: bool = False
+    residual_diff: float | None = None
+    cfg_cached: bool | None = None
+    cfg_residual_diff: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Timings:
+    """Phase durations of one job, in milliseconds."""
+
+    queue_ms: float = 0.0
+    prepare_ms: float = 0.0
+    denoise_ms: float = 0.0
+    decode_ms: float = 0.0
+    encode_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class JobResult:
+    """Everything a finished job returns."""
+
+    request_id: str
+    model: str
+    seed: int
+    outputs: tuple[EncodedOutput, ...]
+    steps: tuple[StepRecord, ...]
+    cache_policy: str
+    timings: Timings
+
+    @property
+    def cached_steps(self) -> int:
+        return sum(1 for s in self.steps if s.cached)
+
+    @property
+    def computed_steps(self) -> int:
+        return len(self.steps) - self.cached_steps
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletedEvent:
+    """The job finished; always the last event of a successful job."""
+
+    result: JobResult
+
+
+JobEvent = QueuedEvent | StartedEvent | StepEvent | PreviewEvent | CompletedEvent

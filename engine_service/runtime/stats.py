@@ -1,0 +1,92 @@
+"""Cumulative per-model statistics, in the shape of Triton's model statistics."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from engine_service.runtime.job import JobResult, Timings
+
+
+@dataclasses.dataclass
+class Duration:
+    """How many events of one kind and their total milliseconds."""
+
+    count: int = 0
+    total_ms: float = 0.0
+
+    def add(self, ms: float) -> None:
+        self.count += 1
+        self.total_ms += ms
+
+
+@dataclasses.dataclass
+class ModelCounters:
+    """Counters of one model since the engine started."""
+
+    success: Duration = dataclasses.field(default_factory=Duration)
+    failure: Duration = dataclasses.field(default_factory=Duration)
+    cancelled: Duration = dataclasses.field(default_factory=Duration)
+    rejected: int = 0
+    queue: Duration = dataclasses.field(default_factory=Duration)
+    prepare: Duration = dataclasses.field(default_factory=Duration)
+    denoise: Duration = dataclasses.field(default_factory=Duration)
+    decode: Duration = dataclasses.field(default_factory=Duration)
+    encode: Duration = dataclasses.field(default_factory=Duration)
+    outputs: int = 0
+    steps: int = 0
+    computed_steps: int = 0
+    cached_steps: int = 0
+    last_request_unix_ms: int = 0
+
+    def _finished(self) -> None:
+        self.last_request_unix_ms = int(time.time() * 1000)
+
+
+class StatsRecorder:
+    """Per-model counters. Updated and read on the engine's event loop only."""
+
+    def __init__(self, models: list[str]):
+        self._models = {name: ModelCounters() for name in models}
+        self.started_at = time.monotonic()
+
+    def counters(self, model: str) -> ModelCounters:
+        return self._models[model]
+
+    @property
+    def models(self) -> dict[str, ModelCounters]:
+        return dict(self._models)
+
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def record_success(self, result: JobResult, total_ms: float) -> None:
+        c = self._models[result.model]
+        c.success.add(total_ms)
+        self._record_phases(c, result.timings)
+        c.outputs += len(result.outputs)
+        c.steps += len(result.steps)
+        c.cached_steps += result.cached_steps
+        c.computed_steps += result.computed_steps
+        c._finished()
+
+    def record_unfinished(self, model: str, outcome: str, total_ms: float, queue_ms: float | None) -> None:
+        """A job that failed (``outcome="failure"``) or was cancelled (``"cancelled"``)."""
+        c = self._models[model]
+        getattr(c, outcome).add(total_ms)
+        if queue_ms is not None:
+            c.queue.add(queue_ms)
+        c._finished()
+
+    def record_rejected(self, model: str) -> None:
+        if model in self._models:
+            self._models[model].rejected += 1
+
+    @staticmethod
+    def _record_phases(c: ModelCounters, t: Timings) -> None:
+        c.queue.add(t.queue_ms)
+        c.prepare.add(t.prepare_ms)
+        c.denoise.add(t.denoise_ms)
+        c.decode.add(t.decode_ms)
+        c.encode.add(t.encode_ms)

@@ -1,0 +1,1 @@
+"""gRPC front of the engine: validation, proto translation, status mapping, health, reflection."""

@@ -1,0 +1,166 @@
+"""All conversion from runtime types to protos, in one place."""
+
+from __future__ import annotations
+
+from engine_service.config import Limits
+from engine_service.models import LoadedModel
+from engine_service.runtime import job as rt
+from engine_service.runtime.stats import Duration, ModelCounters
+from client_sdk._proto import engine_pb2 as pb
+
+
+def _optional(**fields):
+    """Drop None values so proto3 optional fields stay unset."""
+    return {k: val for k, val in fields.items() if val is not None}
+
+
+def cache_stats(result: rt.JobResult) -> pb.CacheStats:
+    steps = [
+        pb.StepStat(
+            step=s.step,
+            cached=s.cached,
+            **_optional(residual_diff=s.residual_diff, cfg_cached=s.cfg_cached, cfg_residual_diff=s.cfg_residual_diff),
+        )
+        for s in result.steps
+    ]
+    return pb.CacheStats(
+        policy=result.cache_policy,
+        steps=steps,
+        computed_steps=result.computed_steps,
+        cached_steps=result.cached_steps,
+    )
+
+
+def response(result: rt.JobResult, chunked: frozenset[int] = frozenset()) -> pb.GenerateResponse:
+    """The response for ``result``; outputs whose index is in ``chunked`` go without their bytes."""
+    outputs = [
+        pb.Output(
+            data=b"" if index in chunked else out.data,
+            mime_type=out.mime_type,
+            width=out.width,
+            height=out.height,
+            num_frames=out.num_frames,
+            size_bytes=len(out.data),
+            sha256=out.sha256,
+        )
+        for index, out in enumerate(result.outputs)
+    ]
+    t = result.timings
+    return pb.GenerateResponse(
+        outputs=outputs,
+        cache_stats=cache_stats(result),
+        timings=pb.Timings(
+            queue_ms=t.queue_ms,
+            prepare_ms=t.prepare_ms,
+            denoise_ms=t.denoise_ms,
+            decode_ms=t.decode_ms,
+            encode_ms=t.encode_ms,
+            total_ms=t.total_ms,
+        ),
+        seed=result.seed,
+        request_id=result.request_id,
+        model=result.model,
+    )
+
+
+def event(ev: rt.JobEvent) -> pb.GenerateEvent:
+    """A progress event as a GenerateEvent (CompletedEvent is built by the servicer, which chunks it)."""
+    if isinstance(ev, rt.QueuedEvent):
+        return pb.GenerateEvent(queued=pb.QueuedEvent(position=ev.position, request_id=ev.request_id))
+    if isinstance(ev, rt.StartedEvent):
+        return pb.GenerateEvent(started=pb.StartedEvent(seed=ev.seed, total_steps=ev.total_steps, queue_ms=ev.queue_ms))
+    if isinstance(ev, rt.StepEvent):
+        return pb.GenerateEvent(
+            step=pb.StepEvent(
+                step=ev.step,
+                total_steps=ev.total_steps,
+                timestep=ev.timestep,
+                cached=ev.cached,
+                elapsed_ms=ev.elapsed_ms,
+                step_ms=ev.step_ms,
+                **_optional(
+                    residual_diff=ev.residual_diff, cfg_cached=ev.cfg_cached, cfg_residual_diff=ev.cfg_residual_diff
+                ),
+            )
+        )
+    if isinstance(ev, rt.PreviewEvent):
+        return pb.GenerateEvent(
+            preview=pb.PreviewEvent(step=ev.step, data=ev.data, mime_type="image/png", width=ev.width, height=ev.height)
+        )
+    raise TypeError(f"no proto for event {type(ev).__name__}")
+
+
+def chunk_events(result: rt.JobResult, chunk_bytes: int) -> tuple[list[pb.GenerateEvent], frozenset[int]]:
+    """Chunk events for every output larger than ``chunk_bytes``, and the indices chunked."""
+    events: list[pb.GenerateEvent] = []
+    chunked = set()
+    for index, out in enumerate(result.outputs):
+        if len(out.data) <= chunk_bytes:
+            continue
+        chunked.add(index)
+        for offset in range(0, len(out.data), chunk_bytes):
+            piece = out.data[offset : offset + chunk_bytes]
+            last = offset + chunk_bytes >= len(out.data)
+            events.append(pb.GenerateEvent(chunk=pb.ChunkEvent(output_index=index, offset=offset, data=piece, last=last)))
+    return events, frozenset(chunked)
+
+
+def _duration(d: Duration) -> pb.Duration:
+    return pb.Duration(count=d.count, total_ms=d.total_ms)
+
+
+def model_stats(name: str, c: ModelCounters) -> pb.ModelStats:
+    return pb.ModelStats(
+        model=name,
+        success=_duration(c.success),
+        failure=_duration(c.failure),
+        cancelled=_duration(c.cancelled),
+        rejected=c.rejected,
+        queue=_duration(c.queue),
+        prepare=_duration(c.prepare),
+        denoise=_duration(c.denoise),
+        decode=_duration(c.decode),
+        encode=_duration(c.encode),
+        outputs=c.outputs,
+        steps=c.steps,
+        computed_steps=c.computed_steps,
+        cached_steps=c.cached_steps,
+        last_request_unix_ms=c.last_request_unix_ms,
+    )
+
+
+def limits(lim: Limits) -> pb.Limits:
+    return pb.Limits(
+        max_width=lim.max_width,
+        max_height=lim.max_height,
+        max_pixels=lim.max_pixels,
+        max_steps=lim.max_steps,
+        max_outputs=lim.max_outputs,
+        max_frames=lim.max_frames,
+        max_prompt_chars=lim.max_prompt_chars,
+        max_input_images=lim.max_input_images,
+        max_input_image_bytes=lim.max_input_image_bytes,
+        max_request_bytes=lim.max_request_bytes,
+        max_queue=lim.max_queue,
+    )
+
+
+def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:
+    family = model.family
+    return pb.ModelInfo(
+        name=model.name,
+        family=family.name,
+        pipeline_class=type(model.pipeline).__name__,
+        is_default=is_default,
+        output_kind=family.output_kind,
+        default_width=model.default_width,
+        default_height=model.default_height,
+        default_steps=model.default_steps,
+        default_guidance_scale=model.default_guidance_scale,
+        default_frames=model.default_frames,
+        spatial_factor=model.spatial_factor,
+        supports_negative_prompt=family.uses_negative_prompt,
+        input_roles=list(family.input_roles),
+        source=model.source,
+        num_transformer_blocks=model.num_transformer_blocks,
+    )

@@ -1,0 +1,128 @@
+"""Engine errors to gRPC statuses with google.rpc details, in one table.
+
+Unknown exceptions become INTERNAL with a generic message and the request id;
+the traceback is logged, never sent.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+from collections.abc import Callable
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from engine_service.runtime import errors
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_KEY = "x-request-id"
+#: The id of the request the current RPC handles, once known; sent with every error status.
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_request_id", default=None)
+
+
+def _pack(*messages) -> list[any_pb2.Any]:
+    packed = []
+    for message in messages:
+        item = any_pb2.Any()
+        item.Pack(message)
+        packed.append(item)
+    return packed
+
+
+def _retry_info(seconds: float) -> error_details_pb2.RetryInfo:
+    delay = duration_pb2.Duration()
+    delay.FromMilliseconds(int(seconds * 1000))
+    return error_details_pb2.RetryInfo(retry_delay=delay)
+
+
+def _bad_request(err: errors.InvalidRequest) -> list[any_pb2.Any]:
+    violations = [error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description) for v in err.violations]
+    return _pack(error_details_pb2.BadRequest(field_violations=violations))
+
+
+def _unavailable_feature(err: errors.FeatureUnavailable) -> list[any_pb2.Any]:
+    violation = error_details_pb2.BadRequest.FieldViolation(field=err.field, description=str(err))
+    return _pack(error_details_pb2.BadRequest(field_violations=[violation]))
+
+
+def _resource(kind: str, name: str, description: str) -> list[any_pb2.Any]:
+    return _pack(error_details_pb2.ResourceInfo(resource_type=kind, resource_name=name, description=description))
+
+
+#: Domain error type -> (status code, details builder).
+_STATUS_TABLE: dict[type[errors.EngineError], tuple[int, Callable[[errors.EngineError], list[any_pb2.Any]]]] = {
+    errors.InvalidRequest: (code_pb2.INVALID_ARGUMENT, _bad_request),
+    errors.ModelNotFound: (code_pb2.NOT_FOUND, lambda e: _resource("model", e.model, str(e))),
+    errors.UnknownRequest: (code_pb2.NOT_FOUND, lambda e: _resource("request", e.request_id, str(e))),
+    errors.DuplicateRequestId: (code_pb2.ALREADY_EXISTS, lambda e: _resource("request", e.request_id, str(e))),
+    errors.QueueFull: (code_pb2.RESOURCE_EXHAUSTED, lambda e: _pack(_retry_info(e.retry_after))),
+    errors.EngineNotReady: (code_pb2.UNAVAILABLE, lambda e: _pack(_retry_info(e.retry_after))),
+    errors.FeatureUnavailable: (code_pb2.UNIMPLEMENTED, _unavailable_feature),
+    errors.JobCancelled: (code_pb2.CANCELLED, lambda e: []),
+    errors.JobFailed: (code_pb2.INTERNAL, lambda e: []),
+}
+
+
+def to_status(err: Exception) -> grpc.Status:
+    """The gRPC status (with rich details) for ``err``."""
+    for kind, (code, details) in _STATUS_TABLE.items():
+        if isinstance(err, kind):
+            return rpc_status.to_status(status_pb2.Status(code=code, message=str(err), details=details(err)))
+    return rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message="internal server error"))
+
+
+async def abort(context: grpc.aio.ServicerContext, err: Exception) -> None:
+    """Abort the RPC with the status for ``err`` (raises, as ``context.abort`` does)."""
+    if not isinstance(err, errors.EngineError):
+        logger.error("unexpected %s handling request %s", type(err).__name__, current_request_id.get(), exc_info=err)
+    status = to_status(err)
+    request_id = current_request_id.get()
+    if request_id:
+        # abort_with_status replaces trailing metadata set earlier, so the id travels with the status.
+        status = _WithMetadata(status.code, status.details, (*status.trailing_metadata, (REQUEST_ID_KEY, request_id)))
+    await context.abort_with_status(status)
+
+
+class _WithMetadata(grpc.Status):
+    """A grpc.Status with extra trailing metadata."""
+
+    def __init__(self, code, details, trailing_metadata):
+        self.code = code
+        self.details = details
+        self.trailing_metadata = trailing_metadata
+
+
+def unary(method):
+    """Decorate a unary servicer method: engine errors become statuses."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as err:
+            await abort(context, err)
+
+    return wrapper
+
+
+def server_streaming(method):
+    """Decorate a server-streaming servicer method: engine errors become statuses."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as err:
+            await abort(context, err)
+
+    return wrapper

@@ -1,0 +1,222 @@
+"""Validation of GenerateRequest before any work: every field range-checked against the
+engine's limits and the model's facts, all violations reported together.
+
+Violations name proto field paths (``width``, ``input_images[1].data``), which
+travel to the client in a ``google.rpc.BadRequest``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import secrets
+import uuid
+
+from PIL import Image, UnidentifiedImageError
+
+from client_sdk._proto import engine_pb2 as pb
+from engine_service.config import Limits
+from engine_service.models import LoadedModel
+from engine_service.runtime.errors import FeatureUnavailable, FieldViolation, InvalidRequest, ModelNotFound
+from engine_service.runtime.job import JobSpec, OutputFormat
+
+MAX_SEED = 2**63 - 1
+MAX_GUIDANCE = 100.0
+MAX_FPS = 120
+DEFAULT_QUALITY = 90
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+INPUT_ROLES = ("image", "mask", "reference", "control")
+_IMAGE_FORMATS = {
+    pb.OUTPUT_FORMAT_PNG: OutputFormat.PNG,
+    pb.OUTPUT_FORMAT_JPEG: OutputFormat.JPEG,
+    pb.OUTPUT_FORMAT_WEBP: OutputFormat.WEBP,
+}
+_VIDEO_FORMATS = {pb.OUTPUT_FORMAT_MP4: OutputFormat.MP4, pb.OUTPUT_FORMAT_PNG_FRAMES: OutputFormat.PNG_FRAMES}
+
+
+def resolve_model(request: pb.GenerateRequest, models: dict[str, LoadedModel], default_model: str) -> LoadedModel:
+    """The model the request names (empty = default); ModelNotFound otherwise."""
+    name = request.model or default_model
+    if name not in models:
+        raise ModelNotFound(name, sorted(models))
+    return models[name]
+
+
+def validate(request: pb.GenerateRequest, model: LoadedModel, limits: Limits) -> JobSpec:
+    """Turn a request into a JobSpec, or raise InvalidRequest naming every bad field."""
+    v = _Violations()
+    prompt = _text(v, "prompt", request.prompt, limits, required=True)
+    negative = _text(v, "negative_prompt", request.negative_prompt, limits, required=False)
+    if negative and not model.family.uses_negative_prompt:
+        v.add("negative_prompt", f"model {model.name!r} ({model.family.name}) does not use a negative prompt")
+    width = _size(v, request, "width", model.default_width, limits.max_width, model.spatial_factor)
+    height = _size(v, request, "height", model.default_height, limits.max_height, model.spatial_factor)
+    if width and height and width * height > limits.max_pixels:
+        v.add("width", f"width x height = {width * height} pixels exceeds the limit of {limits.max_pixels}")
+    steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps)
+    guidance = _guidance(v, request, model.default_guidance_scale)
+    seed = _int_range(v, request, "seed", None, 0, MAX_SEED)
+    if seed is None and not request.HasField("seed"):
+        seed = secrets.randbelow(MAX_SEED + 1)
+    outputs = _int_range(v, request, "num_outputs", 1, 1, limits.max_outputs)
+    is_video = model.family.output_kind == "video"
+    frames, fps = _video_fields(v, request, model, limits, is_video)
+    output_format = _output_format(v, request.output_format, is_video)
+    quality = _int_range(v, request, "output_quality", DEFAULT_QUALITY, 1, 100)
+    images = _input_images(v, request, model, limits)
+    preview_every = request.preview_every
+    if not 0 <= preview_every <= limits.max_steps:
+        v.add("preview_every", f"must be between 0 and {limits.max_steps}, got {preview_every}")
+    elif preview_every and model.family.decode_latents is None:
+        v.add("preview_every", f"model {model.name!r} ({model.family.name}) has no previews; use 0")
+    request_id = request.request_id
+    if request_id and not REQUEST_ID_PATTERN.fullmatch(request_id):
+        v.add("request_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
+    v.raise_if_any()
+    _check_cache_policy(request)
+    return JobSpec(
+        request_id=request_id or uuid.uuid4().hex,
+        model=model.name,
+        prompt=prompt,
+        negative_prompt=negative,
+        width=width,
+        height=height,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        seed=seed,
+        num_outputs=outputs,
+        num_frames=frames,
+        fps=fps,
+        output_format=output_format,
+        output_quality=quality,
+        preview_every=preview_every,
+        input_images=images,
+    )
+
+
+class _Violations:
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append(FieldViolation(field, description))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidRequest(self.items)
+
+
+def _text(v: _Violations, field: str, value: str, limits: Limits, *, required: bool) -> str:
+    if len(value) > limits.max_prompt_chars:
+        v.add(field, f"is {len(value)} characters long; the limit is {limits.max_prompt_chars}")
+        return ""
+    if required and not value.strip():
+        v.add(field, "must not be empty")
+    return value
+
+
+def _size(v: _Violations, request: pb.GenerateRequest, field: str, default: int, limit: int, factor: int) -> int:
+    value = getattr(request, field) if request.HasField(field) else default
+    origin = "" if request.HasField(field) else f" (the model's default {field})"
+    if value <= 0:
+        v.add(field, f"must be positive, got {value}")
+        return 0
+    if value > limit:
+        v.add(field, f"{value}{origin} exceeds the limit of {limit}")
+        return 0
+    if value % factor:
+        lower, upper = value // factor * factor, (value // factor + 1) * factor
+        hint = f"{lower} or {upper}" if lower else f"{upper}"
+        v.add(field, f"must be a multiple of {factor} for this model (VAE scale x patch size), got {value}; try {hint}")
+        return 0
+    return value
+
+
+def _int_range(v: _Violations, request, field: str, default: int | None, low: int, high: int) -> int | None:
+    if not request.HasField(field):
+        return default
+    value = getattr(request, field)
+    if not low <= value <= high:
+        v.add(field, f"must be between {low} and {high}, got {value}")
+        return default
+    return value
+
+
+def _guidance(v: _Violations, request: pb.GenerateRequest, default: float) -> float:
+    if not request.HasField("guidance_scale"):
+        return default
+    value = request.guidance_scale
+    if not math.isfinite(value) or not 0.0 <= value <= MAX_GUIDANCE:
+        v.add("guidance_scale", f"must be a finite number between 0 and {MAX_GUIDANCE:g}, got {value}")
+        return default
+    return value
+
+
+def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, is_video: bool) -> tuple[int, int]:
+    if not is_video:
+        if request.HasField("num_frames") and request.num_frames != 1:
+            v.add("num_frames", f"model {model.name!r} produces images; leave num_frames unset")
+        if request.HasField("fps"):
+            v.add("fps", f"model {model.name!r} produces images; leave fps unset")
+        return 1, 0
+    frames = _int_range(v, request, "num_frames", model.default_frames, 1, limits.max_frames)
+    fps = _int_range(v, request, "fps", 16, 1, MAX_FPS)
+    return frames or 1, fps or 16
+
+
+def _output_format(v: _Violations, value: int, is_video: bool) -> OutputFormat:
+    if value == pb.OUTPUT_FORMAT_UNSPECIFIED:
+        return OutputFormat.MP4 if is_video else OutputFormat.PNG
+    if value in _IMAGE_FORMATS and not is_video:
+        return _IMAGE_FORMATS[value]
+    if value in _VIDEO_FORMATS and is_video:
+        return _VIDEO_FORMATS[value]
+    if value in _VIDEO_FORMATS:
+        v.add("output_format", f"{pb.OutputFormat.Name(value)} is for video models; this model produces images")
+    elif value in _IMAGE_FORMATS:
+        v.add("output_format", f"{pb.OutputFormat.Name(value)} is for image models; this model produces videos")
+    else:
+        v.add("output_format", f"unknown output format {value}")
+    return OutputFormat.PNG
+
+
+def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -> tuple:
+    items = request.input_images
+    if not items:
+        return ()
+    if not model.family.input_roles:
+        v.add("input_images", f"model {model.name!r} ({model.family.name}) takes no input images")
+        return ()
+    if len(items) > limits.max_input_images:
+        v.add("input_images", f"{len(items)} images exceed the limit of {limits.max_input_images}")
+        return ()
+    decoded = []
+    for index, item in enumerate(items):
+        role = item.role or "image"
+        if role not in model.family.input_roles:
+            v.add(f"input_images[{index}].role", f"{role!r} is not one of {', '.join(model.family.input_roles)}")
+        if len(item.data) > limits.max_input_image_bytes:
+            v.add(f"input_images[{index}].data", f"{len(item.data)} bytes exceed the limit of {limits.max_input_image_bytes}")
+            continue
+        try:
+            image = Image.open(io.BytesIO(item.data))
+            image.load()
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            v.add(f"input_images[{index}].data", f"not a decodable PNG or JPEG image ({err})")
+            continue
+        decoded.append((role, image.convert("RGB")))
+    return tuple(decoded)
+
+
+def _check_cache_policy(request: pb.GenerateRequest) -> None:
+    if not request.HasField("cache"):
+        return
+    policy = request.cache
+    wants_cache = policy.preset not in ("", "none") or any(
+        policy.HasField(name) for name in ("fn_compute_blocks", "bn_compute_blocks", "residual_diff_threshold",
+                                           "max_warmup_steps", "warmup_interval", "max_cached_steps",
+                                           "max_continuous_cached_steps", "enable_separate_cfg", "taylorseer_order")
+    ) or bool(policy.steps_computation_mask) or bool(policy.steps_computation_policy)
+    if wants_cache:
+        raise FeatureUnavailable("cache", "cache acceleration is not available in this engine version; use preset \"none\"")

@@ -1,0 +1,102 @@
+"""The real ``ditserve`` command: the server as a subprocess, the client subcommands, the demo."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import grpc
+import pytest
+
+from tests.conftest import free_port, wait_serving
+
+DITSERVE = [sys.executable, "-m", "engine_service"]
+
+
+def _run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*DITSERVE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def cli_server():
+    """``ditserve serve --host 127.0.0.1 --port P`` with no other flag."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*DITSERVE, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_serving(address, timeout=120, process=process)
+        yield process, address
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_served_default_model_answers_stubs_compiled_from_proto(cli_server, proto_stubs):
+    _, address = cli_server
+    pb = proto_stubs.pb
+    with grpc.insecure_channel(address) as channel:
+        stub = proto_stubs.grpc.EngineStub(channel)
+        request = pb.GenerateRequest(prompt="a cat", width=64, height=64, num_inference_steps=4, seed=7)
+        first = stub.Generate(request, timeout=60)
+        second = stub.Generate(request, timeout=60)
+        assert len(first.outputs) == 1 and first.outputs[0].data.startswith(b"\x89PNG")
+        assert (first.outputs[0].width, first.outputs[0].height) == (64, 64)
+        assert first.outputs[0].data == second.outputs[0].data
+        models = stub.ListModels(pb.ListModelsRequest(), timeout=10).models
+        assert [m.name for m in models] == ["default"] and models[0].is_default
+
+
+def test_generate_stats_and_models_subcommands(cli_server, tmp_path):
+    _, address = cli_server
+    out = tmp_path / "images"
+    result = _run(["generate", "a red circle", "--target", address, "--width", "64", "--height", "64",
+                   "--steps", "3", "--seed", "5", "--out", str(out)])
+    assert result.returncode == 0, result.stderr
+    saved = sorted(out.glob("*.png"))
+    assert len(saved) == 1 and saved[0].read_bytes().startswith(b"\x89PNG")
+    assert str(saved[0]) in result.stdout
+    table_rows = [line for line in result.stdout.splitlines() if line.strip().split(" ")[0] in {"0", "1", "2"}]
+    assert len(table_rows) == 3, result.stdout
+    stats = _run(["stats", "--target", address])
+    assert stats.returncode == 0 and "default" in stats.stdout
+    models = _run(["models", "--target", address])
+    assert models.returncode == 0 and "default" in models.stdout and "flux" in models.stdout
+
+
+def test_generate_reports_a_bad_request_clearly(cli_server):
+    _, address = cli_server
+    result = _run(["generate", "a cat", "--target", address, "--width", "65"])
+    assert result.returncode == 1
+    assert "width" in result.stderr and "multiple of 16" in result.stderr
+
+
+def test_sigterm_stops_the_server_cleanly(cli_server):
+    process, address = cli_server
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0, process.stdout.read()
+
+
+def test_unsupported_pipeline_fails_at_start_up_naming_it(tmp_path):
+    model_dir = tmp_path / "not-a-dit"
+    model_dir.mkdir()
+    (model_dir / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    result = _run(["serve", "--port", "0", "--model", f"sd={model_dir}"])
+    assert result.returncode == 2
+    assert "StableDiffusionPipeline" in result.stderr
+
+
+def test_demo_generates_and_saves_an_image(tmp_path):
+    result = _run(["demo", "--out", str(tmp_path), "--width", "64", "--height", "64", "--steps", "3"], timeout=180)
+    assert result.returncode == 0, result.stderr
+    saved = sorted(pathlib.Path(tmp_path).glob("*.png"))
+    assert len(saved) == 1 and str(saved[0]) in result.stdout
+    assert "computed 3" in result.stdout

@@ -1,0 +1,133 @@
+"""Every bad request gets a clear non-OK status naming the problem, and the server keeps serving."""
+
+from __future__ import annotations
+
+import io
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from PIL import Image
+
+MIB = 1024 * 1024
+
+
+def _png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# (case id, request fields, expected code, field named in a BadRequest violation or None)
+BAD_REQUESTS = [
+    ("negative width", {"width": -64}, grpc.StatusCode.INVALID_ARGUMENT, "width"),
+    ("zero height", {"height": 0}, grpc.StatusCode.INVALID_ARGUMENT, "height"),
+    ("huge width", {"width": 1 << 30}, grpc.StatusCode.INVALID_ARGUMENT, "width"),
+    ("height over the limit", {"width": 64, "height": 2048 + 16}, grpc.StatusCode.INVALID_ARGUMENT, "height"),
+    ("non-dividing width", {"width": 65}, grpc.StatusCode.INVALID_ARGUMENT, "width"),
+    ("non-dividing height", {"height": 72}, grpc.StatusCode.INVALID_ARGUMENT, "height"),
+    ("zero steps", {"num_inference_steps": 0}, grpc.StatusCode.INVALID_ARGUMENT, "num_inference_steps"),
+    ("a million steps", {"num_inference_steps": 1_000_000}, grpc.StatusCode.INVALID_ARGUMENT, "num_inference_steps"),
+    ("negative steps", {"num_inference_steps": -3}, grpc.StatusCode.INVALID_ARGUMENT, "num_inference_steps"),
+    ("unknown model", {"model": "no-such-model"}, grpc.StatusCode.NOT_FOUND, None),
+    ("NaN guidance", {"guidance_scale": float("nan")}, grpc.StatusCode.INVALID_ARGUMENT, "guidance_scale"),
+    ("infinite guidance", {"guidance_scale": float("inf")}, grpc.StatusCode.INVALID_ARGUMENT, "guidance_scale"),
+    ("negative guidance", {"guidance_scale": -1.0}, grpc.StatusCode.INVALID_ARGUMENT, "guidance_scale"),
+    ("10 000 outputs", {"num_outputs": 10_000}, grpc.StatusCode.INVALID_ARGUMENT, "num_outputs"),
+    ("zero outputs", {"num_outputs": 0}, grpc.StatusCode.INVALID_ARGUMENT, "num_outputs"),
+    ("1 MB prompt", {"prompt": "a" * 1_000_000}, grpc.StatusCode.INVALID_ARGUMENT, "prompt"),
+    ("empty prompt", {"prompt": "   "}, grpc.StatusCode.INVALID_ARGUMENT, "prompt"),
+    ("negative seed", {"seed": -1}, grpc.StatusCode.INVALID_ARGUMENT, "seed"),
+    ("negative prompt on flux", {"negative_prompt": "blurry"}, grpc.StatusCode.INVALID_ARGUMENT, "negative_prompt"),
+    ("frames for an image model", {"num_frames": 16}, grpc.StatusCode.INVALID_ARGUMENT, "num_frames"),
+    ("fps for an image model", {"fps": 24}, grpc.StatusCode.INVALID_ARGUMENT, "fps"),
+    ("mp4 for an image model", {"output_format": 4}, grpc.StatusCode.INVALID_ARGUMENT, "output_format"),
+    ("unknown output format", {"output_format": 42}, grpc.StatusCode.INVALID_ARGUMENT, "output_format"),
+    ("quality 0", {"output_quality": 0, "output_format": 2}, grpc.StatusCode.INVALID_ARGUMENT, "output_quality"),
+    ("quality 101", {"output_quality": 101}, grpc.StatusCode.INVALID_ARGUMENT, "output_quality"),
+    ("bad request id", {"request_id": "spaces are not allowed"}, grpc.StatusCode.INVALID_ARGUMENT, "request_id"),
+    ("overlong request id", {"request_id": "x" * 129}, grpc.StatusCode.INVALID_ARGUMENT, "request_id"),
+    ("negative preview interval", {"preview_every": -1}, grpc.StatusCode.INVALID_ARGUMENT, "preview_every"),
+    ("input image for a text-only model", {"input_images": [{"data": _png_bytes()}]},
+     grpc.StatusCode.INVALID_ARGUMENT, "input_images"),
+    ("cache preset before the cache engine", {"cache": {"preset": "fast"}}, grpc.StatusCode.UNIMPLEMENTED, "cache"),
+]
+
+
+def _violations(err: grpc.RpcError) -> list[str]:
+    status = rpc_status.from_call(err)
+    fields = []
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            fields += [v.field for v in bad.field_violations]
+    return fields
+
+
+def _good_request_succeeds(stub, pb) -> None:
+    response = stub.Generate(pb.GenerateRequest(prompt="a cat", width=64, height=64, num_inference_steps=2), timeout=60)
+    assert response.outputs and response.outputs[0].data
+
+
+@pytest.mark.parametrize(("fields", "code", "field"), [c[1:] for c in BAD_REQUESTS], ids=[c[0] for c in BAD_REQUESTS])
+def test_bad_request_gets_a_clear_status_and_the_server_keeps_serving(stub, proto_stubs, fields, code, field):
+    pb = proto_stubs.pb
+    base = {"prompt": "a cat", "width": 64, "height": 64, "num_inference_steps": 2}
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Generate(pb.GenerateRequest(**{**base, **fields}), timeout=30)
+    err = info.value
+    assert err.code() == code, err.details()
+    assert err.details(), "the status must carry a message"
+    if field is not None:
+        assert field in _violations(err), f"BadRequest should name {field!r}: {err.details()}"
+        assert field in err.details()
+    _good_request_succeeds(stub, pb)
+
+
+def test_all_violations_are_reported_together(stub, proto_stubs):
+    pb = proto_stubs.pb
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Generate(pb.GenerateRequest(prompt="", width=65, height=-1, num_inference_steps=0), timeout=30)
+    assert set(_violations(info.value)) >= {"prompt", "width", "height", "num_inference_steps"}
+
+
+def test_the_same_rules_apply_to_stream(stub, proto_stubs):
+    pb = proto_stubs.pb
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.Stream(pb.GenerateRequest(prompt="a cat", width=65, height=64), timeout=30))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "width" in _violations(info.value)
+    _good_request_succeeds(stub, pb)
+
+
+def test_a_64_mb_message_is_refused_by_size(stub, proto_stubs):
+    pb = proto_stubs.pb
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Generate(pb.GenerateRequest(prompt="a cat", negative_prompt="x" * (64 * MIB)), timeout=60)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert info.value.details()
+    _good_request_succeeds(stub, pb)
+
+
+def test_unknown_model_names_the_available_ones(stub, proto_stubs):
+    pb = proto_stubs.pb
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Generate(pb.GenerateRequest(prompt="a cat", model="sdxl"), timeout=30)
+    assert "sdxl" in info.value.details() and "default" in info.value.details()
+
+
+def test_stats_for_an_unknown_model_is_not_found(stub, proto_stubs):
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Stats(proto_stubs.pb.StatsRequest(model="sdxl"), timeout=10)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_rejections_are_counted(stub, proto_stubs):
+    pb = proto_stubs.pb
+    before = {m.model: m.rejected for m in stub.Stats(pb.StatsRequest(), timeout=10).models}["default"]
+    with pytest.raises(grpc.RpcError):
+        stub.Generate(pb.GenerateRequest(prompt="a cat", width=65), timeout=30)
+    after = {m.model: m.rejected for m in stub.Stats(pb.StatsRequest(), timeout=10).models}["default"]
+    assert after == before + 1
