@@ -13,6 +13,7 @@ and ``demo`` import the engine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import pathlib
 import sys
@@ -103,6 +104,21 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
     parser.add_argument("--timeout", type=float, default=None, help="deadline in seconds (default: none)")
 
 
+def _add_limit_args(parser: argparse.ArgumentParser) -> None:
+    from engine_service.config import Limits
+
+    group = parser.add_argument_group("limits (checked on every request, reported by ListModels)")
+    for field in dataclasses.fields(Limits):
+        flag = "--" + field.name.replace("_", "-")
+        group.add_argument(flag, type=int, default=field.default, help=f"{field.metadata['help']} (default: %(default)s)")
+
+
+def _limits_from_args(args: argparse.Namespace):
+    from engine_service.config import Limits
+
+    return Limits(**{field.name: getattr(args, field.name) for field in dataclasses.fields(Limits)})
+
+
 # -- subcommands ------------------------------------------------------------------
 
 
@@ -110,7 +126,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
     from engine_service.bootstrap import build_engine, parse_model_arg
-    from engine_service.config import Limits, ServerConfig
+    from engine_service.config import ServerConfig
     from engine_service.models import ModelLoadError
     from engine_service.server.app import EngineServer, serve_until_signalled
 
@@ -121,7 +137,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             device=args.device,
             dtype=args.dtype,
             default_model=args.default_model,
-            limits=Limits(max_queue=args.max_queue),
+            limits=_limits_from_args(args),
         )
     except (ValueError, RuntimeError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -193,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="(default: %(default)s)")
     serve.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
                        help="weights dtype; auto = bfloat16 on CUDA, float32 on CPU")
-    serve.add_argument("--max-queue", type=int, default=64, help="requests that may wait (default: %(default)s)")
+    _add_limit_args(serve)
     serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on shutdown (default: %(default)s)")
     serve.set_defaults(func=cmd_serve)
 

@@ -5,32 +5,35 @@ from __future__ import annotations
 import dataclasses
 
 
+def _limit(default: int, help: str) -> int:
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Bounds every request is checked against before any work; reported by ListModels."""
+    """Bounds every request is checked against before any work; reported by ListModels.
 
-    max_width: int = 2048
-    """Largest width in pixels."""
-    max_height: int = 2048
-    """Largest height in pixels."""
-    max_pixels: int = 2048 * 2048
-    """Largest width x height; bounds memory for non-square sizes."""
-    max_steps: int = 1000
-    """Most denoising steps per request."""
-    max_outputs: int = 8
-    """Most outputs per request (batch size of one pipeline call)."""
-    max_frames: int = 257
-    """Most video frames per request."""
-    max_prompt_chars: int = 4096
-    """Longest prompt or negative prompt in characters; text encoders truncate far earlier."""
-    max_input_images: int = 4
-    """Most input images per request."""
-    max_input_image_bytes: int = 16 * 1024 * 1024
-    """Largest encoded input image."""
-    max_request_bytes: int = 32 * 1024 * 1024
-    """Largest request message gRPC accepts; larger ones get RESOURCE_EXHAUSTED from gRPC itself."""
-    max_queue: int = 64
-    """Requests that may wait at once; more get RESOURCE_EXHAUSTED with a retry hint."""
+    Each field is also a ``ditserve serve`` flag (``max_width`` -> ``--max-width``).
+    """
+
+    max_width: int = _limit(2048, "largest width in pixels")
+    max_height: int = _limit(2048, "largest height in pixels")
+    max_pixels: int = _limit(2048 * 2048, "largest width x height; bounds memory for non-square sizes")
+    max_steps: int = _limit(1000, "most denoising steps per request")
+    max_outputs: int = _limit(8, "most outputs per request (the batch of one pipeline call)")
+    max_frames: int = _limit(257, "most video frames per request")
+    max_prompt_chars: int = _limit(4096, "longest prompt or negative prompt in characters")
+    max_input_images: int = _limit(4, "most input images per request")
+    max_input_image_bytes: int = _limit(16 * 1024 * 1024, "largest encoded input image in bytes")
+    max_request_bytes: int = _limit(
+        32 * 1024 * 1024, "largest request message in bytes; gRPC itself refuses larger ones (RESOURCE_EXHAUSTED)"
+    )
+    max_queue: int = _limit(64, "requests that may wait at once; more get RESOURCE_EXHAUSTED with a retry hint")
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            if getattr(self, field.name) < 1:
+                raise ValueError(f"{field.name} must be at least 1, got {getattr(self, field.name)}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,10 +10,12 @@ import sys
 
 import grpc
 import pytest
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.conftest import free_port, wait_serving
 
-DITSERVE = [sys.executable, "-m", "engine_service"]
+#: The console script installed next to the interpreter, as a user runs it.
+DITSERVE = [str(pathlib.Path(sys.executable).parent / "ditserve")]
 
 
 def _run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -53,6 +55,21 @@ def test_served_default_model_answers_stubs_compiled_from_proto(cli_server, prot
         assert first.outputs[0].data == second.outputs[0].data
         models = stub.ListModels(pb.ListModelsRequest(), timeout=10).models
         assert [m.name for m in models] == ["default"] and models[0].is_default
+        stream_request = pb.GenerateRequest(prompt="a cat", width=64, height=64, num_inference_steps=6, seed=7)
+        kinds = [e.WhichOneof("event") for e in stub.Stream(stream_request, timeout=60)]
+        assert kinds.count("step") == 6 and kinds.count("completed") == 1 and kinds[-1] == "completed"
+        stats = stub.Stats(pb.StatsRequest(), timeout=10)
+        assert stats.models[0].success.count == 3 and stats.models[0].denoise.total_ms > 0
+
+
+def test_served_engine_lists_its_services_by_reflection(cli_server):
+    _, address = cli_server
+    with grpc.insecure_channel(address) as channel:
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        names = {s.name for r in reflection.ServerReflectionInfo(iter([request]), timeout=10)
+                 for s in r.list_services_response.service}
+    assert "ditserve.v1.Engine" in names
 
 
 def test_generate_stats_and_models_subcommands(cli_server, tmp_path):
@@ -83,6 +100,31 @@ def test_sigterm_stops_the_server_cleanly(cli_server):
     process, address = cli_server
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0, process.stdout.read()
+
+
+def test_limits_are_configurable_and_reported(proto_stubs):
+    port = free_port()
+    process = subprocess.Popen([*DITSERVE, "serve", "--port", str(port), "--max-steps", "10", "--max-outputs", "2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    address = f"127.0.0.1:{port}"
+    pb = proto_stubs.pb
+    try:
+        wait_serving(address, timeout=120, process=process)
+        with grpc.insecure_channel(address) as channel:
+            stub = proto_stubs.grpc.EngineStub(channel)
+            limits = stub.ListModels(pb.ListModelsRequest(), timeout=10).limits
+            assert (limits.max_steps, limits.max_outputs) == (10, 2)
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Generate(pb.GenerateRequest(prompt="a cat", width=64, height=64, num_inference_steps=11), timeout=30)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "10" in info.value.details()
+    finally:
+        process.terminate()
+        assert process.wait(timeout=60) == 0
+
+
+def test_python_dash_m_is_the_same_command():
+    result = subprocess.run([sys.executable, "-m", "engine_service", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "serve" in result.stdout and "demo" in result.stdout
 
 
 def test_unsupported_pipeline_fails_at_start_up_naming_it(tmp_path):

@@ -68,3 +68,13 @@ def test_every_proto_field_is_documented():
         if not lines[index - 1].strip().startswith("//"):
             undocumented.append(f"line {index + 1}: {stripped}")
     assert not undocumented, "undocumented proto fields:\n" + "\n".join(undocumented)
+
+
+def test_the_base_install_is_the_client_only():
+    """`pip install ditserve` without extras must not pull torch or the engine's libraries."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    base = {dep.split(">")[0].split("=")[0].split("<")[0].strip().lower() for dep in project["dependencies"]}
+    assert base == {"grpcio", "grpcio-status", "protobuf", "tqdm"}
+    assert "torch==2.13.0" in project["optional-dependencies"]["engine"]

@@ -61,6 +61,7 @@ class Job:
     status: JobStatus = JobStatus.QUEUED
     started_at: float | None = None
     announced_position: int = -1
+    cancel_reason: str = "cancelled"
 
     @property
     def request_id(self) -> str:
@@ -166,6 +167,7 @@ class AsyncEngine:
             self._cancel_queued(job, reason)
             return "queued"
         if job.status is JobStatus.RUNNING:
+            job.cancel_reason = reason
             job.cancel_event.set()
             return "running"
         return job.status.name.lower()
@@ -239,9 +241,11 @@ class AsyncEngine:
 
         try:
             result = await loop.run_in_executor(self._executor, self._worker.run, job.spec, job.cancel_event, emit, queue_ms)
-        except JobCancelled as err:
-            self._finish(job, JobStatus.CANCELLED, err)
+        except JobCancelled:
+            logger.info("request %s %s after %.0f ms", job.request_id, job.cancel_reason, job.elapsed_ms())
+            self._finish(job, JobStatus.CANCELLED, JobCancelled(job.request_id, job.cancel_reason))
         except JobFailed as err:
+            logger.warning("request %s failed after %.0f ms: %s", job.request_id, job.elapsed_ms(), err)
             self._finish(job, JobStatus.FAILED, err)
         except Exception as err:  # a bug in the worker itself: fail the job, keep serving
             logger.exception("request %s: unexpected worker error", job.request_id)
@@ -250,6 +254,11 @@ class AsyncEngine:
             total_ms = job.elapsed_ms()
             result = dataclasses.replace(result, timings=dataclasses.replace(result.timings, total_ms=total_ms))
             self.stats.record_success(result, total_ms)
+            t = result.timings
+            logger.info(
+                "request %s done in %.0f ms (queue %.0f, prepare %.0f, denoise %.0f, decode %.0f, encode %.0f)",
+                job.request_id, total_ms, t.queue_ms, t.prepare_ms, t.denoise_ms, t.decode_ms, t.encode_ms,
+            )
             job.events.put_nowait(CompletedEvent(result))
             self._finish(job, JobStatus.FINISHED, None)
         finally:
