@@ -195,6 +195,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ditserve", description="gRPC engine for diffusion transformers")
+    from engine_service import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -1,7 +1,7 @@
 """The gRPC server around one engine: Engine service, health, reflection, lifecycle.
 
-``EngineServer.start()`` binds the port and reports NOT_SERVING at once, warms
-the engine up, then reports SERVING; ``stop()`` reports NOT_SERVING, drains the
+``EngineServer.start()`` binds the port and reports NOT_SERVING at once (requests
+get UNAVAILABLE with a retry hint), warms the engine up, then reports SERVING; ``stop()`` reports NOT_SERVING, drains the
 engine within the grace period, and stops the server.
 """
 
@@ -63,7 +63,12 @@ class EngineServer:
             await self._health.set(name, status)
 
     async def start(self) -> None:
-        """Bind, serve NOT_SERVING while warming up, then SERVING."""
+        """Listen (NOT_SERVING at once), warm the engine up, then report SERVING."""
+        await self.listen()
+        await self.warm_up()
+
+    async def listen(self) -> None:
+        """Bind and start answering: health says NOT_SERVING and Generate UNAVAILABLE until warm_up()."""
         self._server = self._build()
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
@@ -71,6 +76,9 @@ class EngineServer:
             raise OSError(f"could not bind {self.config.host}:{self.config.port}")
         await self._server.start()
         logger.info("listening on %s; warming up", self.address)
+
+    async def warm_up(self) -> None:
+        """Warm every model up, then report SERVING."""
         await self.engine.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         logger.info("serving on %s (models: %s)", self.address, ", ".join(self.engine.models))

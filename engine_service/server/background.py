@@ -36,9 +36,12 @@ class BackgroundServer:
         future: concurrent.futures.Future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         return future.result(timeout)
 
-    def start(self) -> BackgroundServer:
+    def start(self, *, warm: bool = True) -> BackgroundServer:
+        """Start listening; with ``warm=False`` the caller runs ``call(server.warm_up())`` later."""
         self._thread.start()
-        self.call(self.server.start())
+        self.call(self.server.listen())
+        if warm:
+            self.call(self.server.warm_up())
         return self
 
     def stop(self, grace_s: float = 5.0) -> None:
