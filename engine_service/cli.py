@@ -110,7 +110,9 @@ def _add_limit_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("limits (checked on every request, reported by ListModels)")
     for field in dataclasses.fields(Limits):
         flag = "--" + field.name.replace("_", "-")
-        group.add_argument(flag, type=int, default=field.default, help=f"{field.metadata['help']} (default: %(default)s)")
+        group.add_argument(
+            flag, type=int, default=field.default, help=f"{field.metadata['help']} (default: %(default)s)"
+        )
 
 
 def _limits_from_args(args: argparse.Namespace):
@@ -205,13 +207,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind; 0.0.0.0 for all (default: %(default)s)")
     serve.add_argument("--port", type=int, default=50051, help="port; 0 picks a free one (default: %(default)s)")
     serve.add_argument(
-        "--model", action="append", default=[], metavar="NAME=PATH",
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
         help="serve the diffusers directory PATH as NAME (repeatable); none = the builtin default",
     )
     serve.add_argument("--default-model", help="model used when a request names none (default: the first)")
     serve.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="(default: %(default)s)")
-    serve.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                       help="weights dtype; auto = bfloat16 on CUDA, float32 on CPU")
+    serve.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="weights dtype; auto = bfloat16 on CUDA, float32 on CPU",
+    )
     _add_limit_args(serve)
     serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on shutdown (default: %(default)s)")
     serve.set_defaults(func=cmd_serve)

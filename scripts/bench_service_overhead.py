@@ -53,9 +53,13 @@ def main() -> None:
         sync()
         return (time.perf_counter() - start) * 1000.0
 
-    print(f"device {engine.device}, model {model.name} ({type(pipe).__name__}), {args.steps} steps, "
-          f"median of {args.runs}, torch threads {torch.get_num_threads()}")
-    print("| size | direct pipeline ms | Generate via gRPC ms | overhead ms | overhead % | server encode ms | PNG bytes |")
+    print(
+        f"device {engine.device}, model {model.name} ({type(pipe).__name__}), {args.steps} steps, "
+        f"median of {args.runs}, torch threads {torch.get_num_threads()}"
+    )
+    print(
+        "| size | direct pipeline ms | Generate via gRPC ms | overhead ms | overhead % | server encode ms | PNG bytes |"
+    )
     print("|---|---|---|---|---|---|---|")
     with BackgroundServer(engine) as server, Client(server.address, timeout=600) as client:
         for size in args.sizes:
@@ -72,8 +76,10 @@ def main() -> None:
                 encode_ms.append(result.timings.encode_ms)
                 nbytes = result.outputs[0].size_bytes
             d, s = statistics.median(direct_ms), statistics.median(served_ms)
-            print(f"| {size}² | {d:.1f} | {s:.1f} | {s - d:.1f} | {100 * (s - d) / d:.1f} % | "
-                  f"{statistics.median(encode_ms):.1f} | {nbytes} |")
+            print(
+                f"| {size}² | {d:.1f} | {s:.1f} | {s - d:.1f} | {100 * (s - d) / d:.1f} % | "
+                f"{statistics.median(encode_ms):.1f} | {nbytes} |"
+            )
 
 
 if __name__ == "__main__":

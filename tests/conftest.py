@@ -96,7 +96,10 @@ def wait_serving(address: str, timeout: float, process: subprocess.Popen | None 
             if process is not None and process.poll() is not None:
                 raise RuntimeError(f"server exited with {process.returncode}")
             try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                if (
+                    health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
                     return
             except grpc.RpcError:
                 pass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 import signal
 import subprocess
@@ -67,16 +66,35 @@ def test_served_engine_lists_its_services_by_reflection(cli_server):
     with grpc.insecure_channel(address) as channel:
         reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
         request = reflection_pb2.ServerReflectionRequest(list_services="")
-        names = {s.name for r in reflection.ServerReflectionInfo(iter([request]), timeout=10)
-                 for s in r.list_services_response.service}
+        names = {
+            s.name
+            for r in reflection.ServerReflectionInfo(iter([request]), timeout=10)
+            for s in r.list_services_response.service
+        }
     assert "ditserve.v1.Engine" in names
 
 
 def test_generate_stats_and_models_subcommands(cli_server, tmp_path):
     _, address = cli_server
     out = tmp_path / "images"
-    result = _run(["generate", "a red circle", "--target", address, "--width", "64", "--height", "64",
-                   "--steps", "3", "--seed", "5", "--out", str(out)])
+    result = _run(
+        [
+            "generate",
+            "a red circle",
+            "--target",
+            address,
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--steps",
+            "3",
+            "--seed",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
     assert result.returncode == 0, result.stderr
     saved = sorted(out.glob("*.png"))
     assert len(saved) == 1 and saved[0].read_bytes().startswith(b"\x89PNG")
@@ -104,8 +122,11 @@ def test_sigterm_stops_the_server_cleanly(cli_server):
 
 def test_limits_are_configurable_and_reported(proto_stubs):
     port = free_port()
-    process = subprocess.Popen([*DITSERVE, "serve", "--port", str(port), "--max-steps", "10", "--max-outputs", "2"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [*DITSERVE, "serve", "--port", str(port), "--max-steps", "10", "--max-outputs", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     address = f"127.0.0.1:{port}"
     pb = proto_stubs.pb
     try:
@@ -115,7 +136,9 @@ def test_limits_are_configurable_and_reported(proto_stubs):
             limits = stub.ListModels(pb.ListModelsRequest(), timeout=10).limits
             assert (limits.max_steps, limits.max_outputs) == (10, 2)
             with pytest.raises(grpc.RpcError) as info:
-                stub.Generate(pb.GenerateRequest(prompt="a cat", width=64, height=64, num_inference_steps=11), timeout=30)
+                stub.Generate(
+                    pb.GenerateRequest(prompt="a cat", width=64, height=64, num_inference_steps=11), timeout=30
+                )
             assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "10" in info.value.details()
     finally:
         process.terminate()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -43,7 +42,9 @@ def test_health_is_serving(channel):
 
 def test_reflection_lists_the_engine_service(channel):
     reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-    responses = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+    responses = reflection.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+    )
     names = {s.name for r in responses for s in r.list_services_response.service}
     assert {"ditserve.v1.Engine", "grpc.health.v1.Health"} <= names
 

@@ -56,7 +56,7 @@ def test_stream_yields_one_step_event_per_step_then_one_completed(stub, proto_st
     assert kinds[0] == "queued" and "started" in kinds
     assert len(steps) == 6 and [s.step for s in steps] == list(range(6))
     assert all(s.total_steps == 6 for s in steps)
-    assert all(b.elapsed_ms >= a.elapsed_ms for a, b in zip(steps, steps[1:]))
+    assert all(b.elapsed_ms >= a.elapsed_ms for a, b in zip(steps, steps[1:], strict=False))
     assert kinds.count("completed") == 1 and kinds[-1] == "completed"
     completed = events[-1].completed
     assert completed.outputs[0].data.startswith(PNG_MAGIC)
@@ -183,8 +183,12 @@ def test_a_queued_request_can_be_cancelled_and_positions_are_reported(stub, prot
     pb = proto_stubs.pb
     running_events, running_errors = [], []
     queued_events, queued_errors = [], []
-    first = _stream_in_thread(stub, request(pb, request_id="blocker", num_inference_steps=400, width=256, height=256),
-                              running_events, running_errors)
+    first = _stream_in_thread(
+        stub,
+        request(pb, request_id="blocker", num_inference_steps=400, width=256, height=256),
+        running_events,
+        running_errors,
+    )
     _wait_for(lambda: any(e.HasField("step") for e in running_events))
     second = _stream_in_thread(stub, request(pb, request_id="waiter"), queued_events, queued_errors)
     _wait_for(lambda: any(e.HasField("queued") for e in queued_events))
@@ -211,8 +215,9 @@ def test_a_deadline_cancels_the_running_request(stub, proto_stubs):
 def test_duplicate_request_id_while_running_is_already_exists(stub, proto_stubs):
     pb = proto_stubs.pb
     events, errors = [], []
-    thread = _stream_in_thread(stub, request(pb, request_id="twin", num_inference_steps=400, width=256, height=256),
-                               events, errors)
+    thread = _stream_in_thread(
+        stub, request(pb, request_id="twin", num_inference_steps=400, width=256, height=256), events, errors
+    )
     _wait_for(lambda: any(e.HasField("step") for e in events))
     with pytest.raises(grpc.RpcError) as info:
         stub.Generate(request(pb, request_id="twin"), timeout=10)

@@ -20,7 +20,10 @@ def test_requests_while_warming_up_get_unavailable_with_a_retry_hint(proto_stubs
             health = health_pb2_grpc.HealthStub(channel)
             stub = proto_stubs.grpc.EngineStub(channel)
             request = pb.GenerateRequest(prompt="a cat", width=64, height=64, num_inference_steps=2)
-            assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert (
+                health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+                == health_pb2.HealthCheckResponse.NOT_SERVING
+            )
             with pytest.raises(grpc.RpcError) as info:
                 stub.Generate(request, timeout=10)
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -30,7 +33,10 @@ def test_requests_while_warming_up_get_unavailable_with_a_retry_hint(proto_stubs
             assert [m.name for m in stub.ListModels(pb.ListModelsRequest(), timeout=5).models] == ["default"]
 
             server.call(server.server.warm_up())
-            assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+            assert (
+                health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+                == health_pb2.HealthCheckResponse.SERVING
+            )
             assert stub.Generate(request, timeout=60).outputs
     finally:
         server.stop()
@@ -38,9 +44,9 @@ def test_requests_while_warming_up_get_unavailable_with_a_retry_hint(proto_stubs
 
 def test_stop_reports_not_serving_and_refuses_new_work(proto_stubs):
     from engine_service.bootstrap import build_engine
+    from engine_service.runtime.engine import warmup_spec
     from engine_service.runtime.errors import EngineNotReady
     from engine_service.server.background import BackgroundServer
-    from engine_service.runtime.engine import warmup_spec
 
     server = BackgroundServer(build_engine([], device="cpu")).start()
     engine = server.engine

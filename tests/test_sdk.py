@@ -77,7 +77,9 @@ def test_cancel_from_another_thread_ends_the_stream_with_request_cancelled(clien
 
     def consume():
         try:
-            for event in client.stream("a cat", width=256, height=256, num_inference_steps=400, request_id="sdk-cancel"):
+            for event in client.stream(
+                "a cat", width=256, height=256, num_inference_steps=400, request_id="sdk-cancel"
+            ):
                 if isinstance(event, Step):
                     steps.append(event)
         except errors.DitServeError as err:

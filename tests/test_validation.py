@@ -49,8 +49,12 @@ BAD_REQUESTS = [
     ("bad request id", {"request_id": "spaces are not allowed"}, grpc.StatusCode.INVALID_ARGUMENT, "request_id"),
     ("overlong request id", {"request_id": "x" * 129}, grpc.StatusCode.INVALID_ARGUMENT, "request_id"),
     ("negative preview interval", {"preview_every": -1}, grpc.StatusCode.INVALID_ARGUMENT, "preview_every"),
-    ("input image for a text-only model", {"input_images": [{"data": _png_bytes()}]},
-     grpc.StatusCode.INVALID_ARGUMENT, "input_images"),
+    (
+        "input image for a text-only model",
+        {"input_images": [{"data": _png_bytes()}]},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "input_images",
+    ),
     ("cache preset before the cache engine", {"cache": {"preset": "fast"}}, grpc.StatusCode.UNIMPLEMENTED, "cache"),
 ]
 
@@ -152,7 +156,9 @@ def _validate(model, **fields):
     from engine_service.server import validation
 
     base = {"prompt": "a cat", "width": 64, "height": 64}
-    return validation.validate(engine_pb2.GenerateRequest(**{**base, **fields}), model, Limits(max_input_image_bytes=4096))
+    return validation.validate(
+        engine_pb2.GenerateRequest(**{**base, **fields}), model, Limits(max_input_image_bytes=4096)
+    )
 
 
 def _violated_fields(model, **fields) -> set[str]:

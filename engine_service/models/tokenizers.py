@@ -17,9 +17,7 @@ _T5_WORDS = ("a", "an", "the", "of", "on", "in", "with", "and", "cat", "dog", "p
 def _byte_alphabet() -> list[str]:
     """The GPT-2/CLIP byte-to-unicode table: one printable character per byte value."""
     printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     )
     codes = printable[:]
     extra = 0

@@ -234,13 +234,17 @@ class AsyncEngine:
         job.started_at = time.perf_counter()
         self._running = job
         queue_ms = (job.started_at - job.accepted_at) * 1000.0
-        job.events.put_nowait(StartedEvent(seed=job.spec.seed, total_steps=job.spec.num_inference_steps, queue_ms=queue_ms))
+        job.events.put_nowait(
+            StartedEvent(seed=job.spec.seed, total_steps=job.spec.num_inference_steps, queue_ms=queue_ms)
+        )
 
         def emit(event: JobEvent) -> None:
             loop.call_soon_threadsafe(job.events.put_nowait, event)
 
         try:
-            result = await loop.run_in_executor(self._executor, self._worker.run, job.spec, job.cancel_event, emit, queue_ms)
+            result = await loop.run_in_executor(
+                self._executor, self._worker.run, job.spec, job.cancel_event, emit, queue_ms
+            )
         except JobCancelled:
             logger.info("request %s %s after %.0f ms", job.request_id, job.cancel_reason, job.elapsed_ms())
             self._finish(job, JobStatus.CANCELLED, JobCancelled(job.request_id, job.cancel_reason))
@@ -257,7 +261,13 @@ class AsyncEngine:
             t = result.timings
             logger.info(
                 "request %s done in %.0f ms (queue %.0f, prepare %.0f, denoise %.0f, decode %.0f, encode %.0f)",
-                job.request_id, total_ms, t.queue_ms, t.prepare_ms, t.denoise_ms, t.decode_ms, t.encode_ms,
+                job.request_id,
+                total_ms,
+                t.queue_ms,
+                t.prepare_ms,
+                t.denoise_ms,
+                t.decode_ms,
+                t.encode_ms,
             )
             job.events.put_nowait(CompletedEvent(result))
             self._finish(job, JobStatus.FINISHED, None)

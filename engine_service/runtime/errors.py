@@ -1,15 +1,15 @@
 """Domain errors of the engine, transport-agnostic. The server maps each to a gRPC status.
 
-    EngineError
-     ├ InvalidRequest       the request breaks a rule; carries (field, description) violations   recoverable
-     ├ ModelNotFound        the request names a model this engine does not serve                   recoverable
-     ├ DuplicateRequestId   a queued or running request already uses the id                         recoverable
-     ├ UnknownRequest       Cancel names no queued or running request                               recoverable
-     ├ QueueFull            the queue is at its limit; retry after ``retry_after`` seconds          recoverable
-     ├ EngineNotReady       warming up or draining; retry after ``retry_after`` seconds             recoverable
-     ├ FeatureUnavailable   a feature this build or model does not provide                          recoverable
-     ├ JobCancelled         the request was cancelled (client, deadline or Cancel)                  recoverable
-     └ JobFailed            the pipeline raised; the engine stays healthy                           recoverable
+EngineError
+ ├ InvalidRequest       the request breaks a rule; carries (field, description) violations   recoverable
+ ├ ModelNotFound        the request names a model this engine does not serve                   recoverable
+ ├ DuplicateRequestId   a queued or running request already uses the id                         recoverable
+ ├ UnknownRequest       Cancel names no queued or running request                               recoverable
+ ├ QueueFull            the queue is at its limit; retry after ``retry_after`` seconds          recoverable
+ ├ EngineNotReady       warming up or draining; retry after ``retry_after`` seconds             recoverable
+ ├ FeatureUnavailable   a feature this build or model does not provide                          recoverable
+ ├ JobCancelled         the request was cancelled (client, deadline or Cancel)                  recoverable
+ └ JobFailed            the pipeline raised; the engine stays healthy                           recoverable
 """
 
 from __future__ import annotations

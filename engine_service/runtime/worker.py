@@ -81,7 +81,9 @@ class Worker:
             with torch.inference_mode():
                 output = pipe(**kwargs, generator=generator, output_type="np", callback_on_step_end=callback)
         except JobCancelled:
-            logger.info("request %s cancelled after %d of %d steps", spec.request_id, len(steps), spec.num_inference_steps)
+            logger.info(
+                "request %s cancelled after %d of %d steps", spec.request_id, len(steps), spec.num_inference_steps
+            )
             raise
         except Exception as err:
             logger.exception("request %s failed in the pipeline", spec.request_id)

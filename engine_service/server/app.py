@@ -1,8 +1,9 @@
 """The gRPC server around one engine: Engine service, health, reflection, lifecycle.
 
 ``EngineServer.start()`` binds the port and reports NOT_SERVING at once (requests
-get UNAVAILABLE with a retry hint), warms the engine up, then reports SERVING; ``stop()`` reports NOT_SERVING, drains the
-engine within the grace period, and stops the server.
+get UNAVAILABLE with a retry hint), warms the engine up, then reports SERVING;
+``stop()`` reports NOT_SERVING, drains the engine within the grace period, and
+stops the server.
 """
 
 from __future__ import annotations

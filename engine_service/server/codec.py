@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from client_sdk._proto import engine_pb2 as pb
 from engine_service.config import Limits
 from engine_service.models import LoadedModel
 from engine_service.runtime import job as rt
 from engine_service.runtime.stats import Duration, ModelCounters
-from client_sdk._proto import engine_pb2 as pb
 
 
 def _optional(**fields):
@@ -101,7 +101,9 @@ def chunk_events(result: rt.JobResult, chunk_bytes: int) -> tuple[list[pb.Genera
         for offset in range(0, len(out.data), chunk_bytes):
             piece = out.data[offset : offset + chunk_bytes]
             last = offset + chunk_bytes >= len(out.data)
-            events.append(pb.GenerateEvent(chunk=pb.ChunkEvent(output_index=index, offset=offset, data=piece, last=last)))
+            events.append(
+                pb.GenerateEvent(chunk=pb.ChunkEvent(output_index=index, offset=offset, data=piece, last=last))
+            )
     return events, frozenset(chunked)
 
 

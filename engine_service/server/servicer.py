@@ -45,7 +45,12 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         context.set_trailing_metadata(((status.REQUEST_ID_KEY, job.request_id),))
         logger.info(
             "request %s accepted: model=%s %dx%d steps=%d outputs=%d",
-            job.request_id, spec.model, spec.width, spec.height, spec.num_inference_steps, spec.num_outputs,
+            job.request_id,
+            spec.model,
+            spec.width,
+            spec.height,
+            spec.num_inference_steps,
+            spec.num_outputs,
         )
         return job
 
@@ -93,7 +98,9 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         )
 
     @status.unary
-    async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
         engine = self._engine
         return pb.ListModelsResponse(
             models=[codec.model_info(m, name == engine.default_model) for name, m in engine.models.items()],

@@ -41,7 +41,9 @@ def _retry_info(seconds: float) -> error_details_pb2.RetryInfo:
 
 
 def _bad_request(err: errors.InvalidRequest) -> list[any_pb2.Any]:
-    violations = [error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description) for v in err.violations]
+    violations = [
+        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description) for v in err.violations
+    ]
     return _pack(error_details_pb2.BadRequest(field_violations=violations))
 
 

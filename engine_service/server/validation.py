@@ -197,7 +197,10 @@ def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -
         if role not in model.family.input_roles:
             v.add(f"input_images[{index}].role", f"{role!r} is not one of {', '.join(model.family.input_roles)}")
         if len(item.data) > limits.max_input_image_bytes:
-            v.add(f"input_images[{index}].data", f"{len(item.data)} bytes exceed the limit of {limits.max_input_image_bytes}")
+            v.add(
+                f"input_images[{index}].data",
+                f"{len(item.data)} bytes exceed the limit of {limits.max_input_image_bytes}",
+            )
             continue
         try:
             image = Image.open(io.BytesIO(item.data))
@@ -213,10 +216,26 @@ def _check_cache_policy(request: pb.GenerateRequest) -> None:
     if not request.HasField("cache"):
         return
     policy = request.cache
-    wants_cache = policy.preset not in ("", "none") or any(
-        policy.HasField(name) for name in ("fn_compute_blocks", "bn_compute_blocks", "residual_diff_threshold",
-                                           "max_warmup_steps", "warmup_interval", "max_cached_steps",
-                                           "max_continuous_cached_steps", "enable_separate_cfg", "taylorseer_order")
-    ) or bool(policy.steps_computation_mask) or bool(policy.steps_computation_policy)
+    wants_cache = (
+        policy.preset not in ("", "none")
+        or any(
+            policy.HasField(name)
+            for name in (
+                "fn_compute_blocks",
+                "bn_compute_blocks",
+                "residual_diff_threshold",
+                "max_warmup_steps",
+                "warmup_interval",
+                "max_cached_steps",
+                "max_continuous_cached_steps",
+                "enable_separate_cfg",
+                "taylorseer_order",
+            )
+        )
+        or bool(policy.steps_computation_mask)
+        or bool(policy.steps_computation_policy)
+    )
     if wants_cache:
-        raise FeatureUnavailable("cache", "cache acceleration is not available in this engine version; use preset \"none\"")
+        raise FeatureUnavailable(
+            "cache", 'cache acceleration is not available in this engine version; use preset "none"'
+        )
