@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2
@@ -53,3 +56,50 @@ def test_stop_reports_not_serving_and_refuses_new_work(proto_stubs):
     server.stop()
     with pytest.raises(EngineNotReady):
         engine.submit(warmup_spec(engine.models["default"]))
+
+
+def _start_stream(address, proto_stubs, steps: int, results: list) -> threading.Thread:
+    pb = proto_stubs.pb
+
+    def consume():
+        with grpc.insecure_channel(address) as channel:
+            stub = proto_stubs.grpc.EngineStub(channel)
+            request = pb.GenerateRequest(prompt="a cat", width=256, height=256, num_inference_steps=steps)
+            try:
+                results.extend(stub.Stream(request, timeout=120))
+            except grpc.RpcError as err:
+                results.append(err)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not any(getattr(r, "HasField", lambda _: False)("step") for r in results) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return thread
+
+
+def test_stop_lets_running_work_finish_within_the_grace_period(proto_stubs):
+    from engine_service.bootstrap import build_engine
+    from engine_service.server.background import BackgroundServer
+
+    server = BackgroundServer(build_engine([], device="cpu")).start()
+    results: list = []
+    thread = _start_stream(server.address, proto_stubs, steps=30, results=results)
+    server.stop(grace_s=60)
+    thread.join(30)
+    assert results and results[-1].HasField("completed"), results[-1]
+
+
+def test_stop_cancels_work_that_outlives_the_grace_period(proto_stubs):
+    from engine_service.bootstrap import build_engine
+    from engine_service.server.background import BackgroundServer
+
+    server = BackgroundServer(build_engine([], device="cpu")).start()
+    results: list = []
+    thread = _start_stream(server.address, proto_stubs, steps=1000, results=results)
+    started = time.monotonic()
+    server.stop(grace_s=0.5)
+    thread.join(30)
+    assert time.monotonic() - started < 15
+    assert isinstance(results[-1], grpc.RpcError) and results[-1].code() == grpc.StatusCode.CANCELLED
+    assert "shutting down" in results[-1].details()

@@ -42,6 +42,9 @@ from engine_service.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
 
+#: Seconds shutdown waits for a cancelled running job to reach its next step boundary.
+STOP_WAIT_S = 30.0
+
 
 @dataclasses.dataclass
 class _Finished:
@@ -113,19 +116,29 @@ class AsyncEngine:
         deadline = time.monotonic() + grace_s
         while (self._pending or self._running) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        reason = "cancelled: the engine is shutting down"
         for job in list(self._pending):
-            self._cancel_queued(job, "cancelled: the engine is shutting down")
+            self._cancel_queued(job, reason)
+        stuck = False
         if self._running is not None:
-            self._running.cancel_event.set()
-            while self._running is not None:
+            self.cancel_job(self._running, reason)
+            # The job stops at its next step boundary; a step (or a VAE decode) that never ends
+            # must not keep the process from exiting.
+            stop_by = time.monotonic() + STOP_WAIT_S
+            while self._running is not None and time.monotonic() < stop_by:
                 await asyncio.sleep(0.02)
+            stuck = self._running is not None
+            if stuck:
+                logger.error(
+                    "request %s did not stop within %.0f s; exiting anyway", self._running.request_id, STOP_WAIT_S
+                )
         if self._loop_task is not None:
             self._loop_task.cancel()
             try:
                 await self._loop_task
             except asyncio.CancelledError:
                 pass
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=not stuck, cancel_futures=True)
 
     # -- admission and events ----------------------------------------------
 
