@@ -178,11 +178,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    print("starting an engine with the builtin default model ...", file=sys.stderr)
     from engine_service.bootstrap import build_engine
     from engine_service.server.background import BackgroundServer
 
-    started = time.perf_counter()
-    print("starting an engine with the builtin default model ...", file=sys.stderr)
     engine = build_engine([], device=args.device)
     with BackgroundServer(engine) as server:
         print(f"engine serving on {server.address} after {time.perf_counter() - started:.1f} s", file=sys.stderr)
