@@ -30,12 +30,10 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Third-party import-time notices (missing torchvision, dtype casts) are noise for operators.
-    for noisy in ("transformers", "diffusers"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def _quiet_third_party() -> None:
+    """Silence import-time notices of transformers and diffusers (missing torchvision, dtype casts)."""
     import os
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

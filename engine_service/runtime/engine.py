@@ -70,8 +70,9 @@ class Job:
     def request_id(self) -> str:
         return self.spec.request_id
 
-    def elapsed_ms(self, since: float | None = None) -> float:
-        return (time.perf_counter() - (since if since is not None else self.accepted_at)) * 1000.0
+    def elapsed_ms(self) -> float:
+        """Milliseconds since the job was accepted."""
+        return (time.perf_counter() - self.accepted_at) * 1000.0
 
 
 class AsyncEngine:
@@ -262,7 +263,10 @@ class AsyncEngine:
             logger.info("request %s %s after %.0f ms", job.request_id, job.cancel_reason, job.elapsed_ms())
             self._finish(job, JobStatus.CANCELLED, JobCancelled(job.request_id, job.cancel_reason))
         except JobFailed as err:
-            logger.warning("request %s failed after %.0f ms: %s", job.request_id, job.elapsed_ms(), err)
+            # The pipeline's own exception (with its traceback) is the cause; it is logged, never sent.
+            logger.error(
+                "request %s failed after %.0f ms: %s", job.request_id, job.elapsed_ms(), err, exc_info=err.__cause__
+            )
             self._finish(job, JobStatus.FAILED, err)
         except Exception as err:  # a bug in the worker itself: fail the job, keep serving
             logger.exception("request %s: unexpected worker error", job.request_id)

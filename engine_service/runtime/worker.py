@@ -57,13 +57,12 @@ class Worker:
     def __init__(self, models: Mapping[str, LoadedModel]):
         self._models = models
 
-    def warm_up(self, name: str, spec: JobSpec) -> float:
-        """Run ``spec`` once on model ``name`` and discard the result; returns seconds taken."""
+    def warm_up(self, name: str, spec: JobSpec) -> None:
+        """Run ``spec`` once on model ``name`` and discard the result."""
         start = time.perf_counter()
         self.run(spec, threading.Event(), lambda _event: None, queue_ms=0.0)
         elapsed = time.perf_counter() - start
         logger.info("warmed up model %r in %.2f s", name, elapsed)
-        return elapsed
 
     def run(self, spec: JobSpec, cancel: threading.Event, emit: Emit, queue_ms: float) -> JobResult:
         """Run one job to completion. Raises JobCancelled or JobFailed; never leaves state behind."""
@@ -81,19 +80,15 @@ class Worker:
             with torch.inference_mode():
                 output = pipe(**kwargs, generator=generator, output_type="np", callback_on_step_end=callback)
         except JobCancelled:
-            logger.info(
-                "request %s cancelled after %d of %d steps", spec.request_id, len(steps), spec.num_inference_steps
-            )
             raise
         except Exception as err:
-            logger.exception("request %s failed in the pipeline", spec.request_id)
             raise JobFailed(spec.request_id, f"the pipeline failed: {type(err).__name__}: {err}") from err
         finally:
             hook.remove()
             self._reset(pipe)
         decode_ms = clock.ms_since(clock.last_step_end)
         encode_start = time.perf_counter()
-        outputs = encoding.encode_images(_images_of(output), spec.output_format, spec.output_quality)
+        outputs = encoding.encode_images(_images_of(output, spec), spec.output_format, spec.output_quality)
         encode_ms = (time.perf_counter() - encode_start) * 1000.0
         first_call = clock.first_transformer_call or clock.start
         last_step = clock.last_step_end or first_call
@@ -171,10 +166,10 @@ class Worker:
             reset()
 
 
-def _images_of(output) -> np.ndarray:
+def _images_of(output, spec: JobSpec) -> np.ndarray:
     images = getattr(output, "images", None)
     if images is None:
-        raise JobFailed("", "the pipeline returned no images")
+        raise JobFailed(spec.request_id, "the pipeline returned no images")
     return np.asarray(images, dtype=np.float32)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from client_sdk._proto import engine_pb2 as pb
 from engine_service.config import Limits
 from engine_service.models import LoadedModel
 from engine_service.runtime import job as rt
-from engine_service.runtime.stats import Duration, ModelCounters
+from engine_service.runtime.stats import ModelCounters
 
 
 def _optional(**fields):
@@ -45,18 +47,10 @@ def response(result: rt.JobResult, chunked: frozenset[int] = frozenset()) -> pb.
         )
         for index, out in enumerate(result.outputs)
     ]
-    t = result.timings
     return pb.GenerateResponse(
         outputs=outputs,
         cache_stats=cache_stats(result),
-        timings=pb.Timings(
-            queue_ms=t.queue_ms,
-            prepare_ms=t.prepare_ms,
-            denoise_ms=t.denoise_ms,
-            decode_ms=t.decode_ms,
-            encode_ms=t.encode_ms,
-            total_ms=t.total_ms,
-        ),
+        timings=pb.Timings(**dataclasses.asdict(result.timings)),
         seed=result.seed,
         request_id=result.request_id,
         model=result.model,
@@ -107,44 +101,16 @@ def chunk_events(result: rt.JobResult, chunk_bytes: int) -> tuple[list[pb.Genera
     return events, frozenset(chunked)
 
 
-def _duration(d: Duration) -> pb.Duration:
-    return pb.Duration(count=d.count, total_ms=d.total_ms)
+# The runtime's Timings, ModelCounters and Limits use the proto's field names, so they convert
+# field for field (nested Duration dataclasses become nested Duration messages).
 
 
-def model_stats(name: str, c: ModelCounters) -> pb.ModelStats:
-    return pb.ModelStats(
-        model=name,
-        success=_duration(c.success),
-        failure=_duration(c.failure),
-        cancelled=_duration(c.cancelled),
-        rejected=c.rejected,
-        queue=_duration(c.queue),
-        prepare=_duration(c.prepare),
-        denoise=_duration(c.denoise),
-        decode=_duration(c.decode),
-        encode=_duration(c.encode),
-        outputs=c.outputs,
-        steps=c.steps,
-        computed_steps=c.computed_steps,
-        cached_steps=c.cached_steps,
-        last_request_unix_ms=c.last_request_unix_ms,
-    )
+def model_stats(name: str, counters: ModelCounters) -> pb.ModelStats:
+    return pb.ModelStats(model=name, **dataclasses.asdict(counters))
 
 
 def limits(lim: Limits) -> pb.Limits:
-    return pb.Limits(
-        max_width=lim.max_width,
-        max_height=lim.max_height,
-        max_pixels=lim.max_pixels,
-        max_steps=lim.max_steps,
-        max_outputs=lim.max_outputs,
-        max_frames=lim.max_frames,
-        max_prompt_chars=lim.max_prompt_chars,
-        max_input_images=lim.max_input_images,
-        max_input_image_bytes=lim.max_input_image_bytes,
-        max_request_bytes=lim.max_request_bytes,
-        max_queue=lim.max_queue,
-    )
+    return pb.Limits(**dataclasses.asdict(lim))
 
 
 def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:

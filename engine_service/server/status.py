@@ -71,7 +71,7 @@ _STATUS_TABLE: dict[type[errors.EngineError], tuple[int, Callable[[errors.Engine
 
 
 def to_status(err: Exception) -> grpc.Status:
-    """The gRPC status (with rich details) for ``err``."""
+    """The gRPC status (with rich details) for ``err``: grpc_status's namedtuple, so ``_replace`` works."""
     for kind, (code, details) in _STATUS_TABLE.items():
         if isinstance(err, kind):
             return rpc_status.to_status(status_pb2.Status(code=code, message=str(err), details=details(err)))
@@ -86,17 +86,8 @@ async def abort(context: grpc.aio.ServicerContext, err: Exception) -> None:
     request_id = current_request_id.get()
     if request_id:
         # abort_with_status replaces trailing metadata set earlier, so the id travels with the status.
-        status = _WithMetadata(status.code, status.details, (*status.trailing_metadata, (REQUEST_ID_KEY, request_id)))
+        status = status._replace(trailing_metadata=(*status.trailing_metadata, (REQUEST_ID_KEY, request_id)))
     await context.abort_with_status(status)
-
-
-class _WithMetadata(grpc.Status):
-    """A grpc.Status with extra trailing metadata."""
-
-    def __init__(self, code, details, trailing_metadata):
-        self.code = code
-        self.details = details
-        self.trailing_metadata = trailing_metadata
 
 
 def unary(method):

@@ -56,9 +56,7 @@ def validate(request: pb.GenerateRequest, model: LoadedModel, limits: Limits) ->
         v.add("width", f"width x height = {width * height} pixels exceeds the limit of {limits.max_pixels}")
     steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps)
     guidance = _guidance(v, request, model.default_guidance_scale)
-    seed = _int_range(v, request, "seed", None, 0, MAX_SEED)
-    if seed is None and not request.HasField("seed"):
-        seed = secrets.randbelow(MAX_SEED + 1)
+    seed = _int_range(v, request, "seed", secrets.randbelow(MAX_SEED + 1), 0, MAX_SEED)
     outputs = _int_range(v, request, "num_outputs", 1, 1, limits.max_outputs)
     is_video = model.family.output_kind == "video"
     frames, fps = _video_fields(v, request, model, limits, is_video)
