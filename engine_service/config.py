@@ -48,3 +48,5 @@ class ServerConfig:
     """Seconds running requests get to finish on shutdown."""
     stream_chunk_bytes: int = 1024 * 1024
     """Outputs larger than this travel as chunk events in Stream, in pieces of this size."""
+    cache_policy: str = "none"
+    """Cache policy of requests that set none: ``PRESET`` or ``PRESET:field=value,...``."""

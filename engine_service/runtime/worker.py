@@ -1,9 +1,11 @@
 """The worker: runs one job at a time on the device, in its own thread.
 
-It drives the family's pipeline call, turns ``callback_on_step_end`` into step
-events, stops at the next step boundary when the job's cancel flag is set
-(raising from the callback skips the VAE decode), encodes the outputs, and
-always leaves the pipeline clean for the next job.
+It drives the family's pipeline call with the job's cache plan enabled, turns
+``callback_on_step_end`` into step events carrying the cache's decision for the
+step, stops at the next step boundary when the job's cancel flag is set (raising
+from the callback skips the VAE decode), encodes the outputs, and always leaves
+the pipeline clean for the next job: the cache is removed after every run,
+whether it finished, failed or was cancelled.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
+from engine_service import cache
 from engine_service.models import LoadedModel
 from engine_service.runtime import encoding
 from engine_service.runtime.errors import JobCancelled, JobFailed
@@ -76,9 +79,13 @@ class Worker:
         kwargs = {**model.call_defaults, **model.family.build_call_kwargs(pipe, spec)}
         generator = torch.Generator(device="cpu").manual_seed(spec.seed)
         hook = pipe.transformer.register_forward_pre_hook(clock.mark_transformer_call)
+        pruned_ratio = None
         try:
+            if spec.cache is not None:
+                cache.enable_cache(pipe, spec.cache.cache_config.copy(), spec.cache.calibrator_config)
             with torch.inference_mode():
                 output = pipe(**kwargs, generator=generator, output_type="np", callback_on_step_end=callback)
+            pruned_ratio = _pruned_ratio(cache.summary(pipe, logging=False))
         except JobCancelled:
             raise
         except Exception as err:
@@ -105,8 +112,9 @@ class Worker:
             seed=spec.seed,
             outputs=tuple(outputs),
             steps=tuple(steps),
-            cache_policy=NO_CACHE_POLICY,
+            cache_policy=spec.cache.tag if spec.cache is not None else NO_CACHE_POLICY,
             timings=timings,
+            pruned_ratio=pruned_ratio,
         )
 
     def _step_callback(
@@ -124,7 +132,7 @@ class Worker:
             now = time.perf_counter()
             step_start = clock.last_step_end or clock.first_transformer_call or clock.start
             clock.last_step_end = now
-            record = StepRecord(step=index)
+            record = _step_record(pipe, index, spec.cache is not None)
             steps.append(record)
             emit(
                 StepEvent(
@@ -137,6 +145,7 @@ class Worker:
                     residual_diff=record.residual_diff,
                     cfg_cached=record.cfg_cached,
                     cfg_residual_diff=record.cfg_residual_diff,
+                    pruned_blocks=record.pruned_blocks,
                 )
             )
             # Checked after the step's event so the client sees progress up to the stop;
@@ -160,10 +169,32 @@ class Worker:
     @staticmethod
     def _reset(pipe) -> None:
         """Leave the pipeline as a fresh request expects it, whatever happened."""
+        cache.disable_cache(pipe)
         pipe._interrupt = False
         reset = getattr(pipe.transformer, "_reset_stateful_cache", None)
         if reset is not None:
             reset()
+
+
+def _step_record(pipe, index: int, cached_run: bool) -> StepRecord:
+    if not cached_run:
+        return StepRecord(step=index)
+    main, cfg = cache.step_outcomes(pipe, index)
+    return StepRecord(
+        step=index,
+        cached=bool(main and main.cached),
+        residual_diff=main.residual_diff if main else None,
+        cfg_cached=cfg.cached if cfg else None,
+        cfg_residual_diff=cfg.residual_diff if cfg else None,
+        pruned_blocks=main.pruned_blocks if main else None,
+    )
+
+
+def _pruned_ratio(stats: list[cache.CacheStats]) -> float | None:
+    actual = sum(sum(s.actual_blocks) + sum(s.cfg_actual_blocks) for s in stats)
+    if not actual:
+        return None
+    return sum(sum(s.pruned_blocks) + sum(s.cfg_pruned_blocks) for s in stats) / actual
 
 
 def _images_of(output, spec: JobSpec) -> np.ndarray:
