@@ -34,11 +34,20 @@ def local_model_dir(tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def engine_server(local_model_dir):
-    """A running engine serving the builtin ``default`` and ``local`` (loaded from a directory)."""
+    """A running engine serving the builtin ``default``, ``local`` (loaded from a directory) and
+    ``wan`` (a tiny Wan 2.1 text-to-video pipeline built in code, 16x16 and 5 frames by default)."""
+    import torch
+    from tiny_pipelines import build_tiny_wan
+
     from engine_service.bootstrap import ModelSource, build_engine
+    from engine_service.models import model_from_pipeline
+    from engine_service.runtime.engine import AsyncEngine
     from engine_service.server.background import BackgroundServer
 
-    engine = build_engine([ModelSource("default"), ModelSource("local", str(local_model_dir))], device="cpu")
+    loaded = build_engine([ModelSource("default"), ModelSource("local", str(local_model_dir))], device="cpu")
+    wan_defaults = {"width": 16, "height": 16, "frames": 5, "steps": 6, "call_defaults": {"max_sequence_length": 16}}
+    wan = model_from_pipeline("wan", build_tiny_wan(), torch.device("cpu"), wan_defaults)
+    engine = AsyncEngine({**loaded.models, "wan": wan}, "default", loaded.limits, "cpu")
     server = BackgroundServer(engine).start()
     yield server
     server.stop()

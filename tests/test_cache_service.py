@@ -194,3 +194,48 @@ def test_the_server_default_policy_applies_when_a_request_sets_none(ultra_server
             cache=CachePolicy(preset="default", steps_computation_policy="dynamic", residual_diff_threshold=0.0),
         )
         assert dynamic.cache_stats.cached_steps == 0 and "_dynamic" in dynamic.cache_stats.policy
+
+
+# -- Wan: video output, CFG as a second transformer call ----------------------------------------
+
+
+def _wan(pb, cache=None, **fields):
+    return _request(pb, cache=cache, model="wan", prompt="a cat", negative_prompt="blurry", **fields)
+
+
+def test_wan_returns_an_mp4_or_png_frames(stub, proto_stubs):
+    pb = proto_stubs.pb
+    (video,) = stub.Generate(_wan(pb, width=16, height=16, num_inference_steps=3), timeout=60).outputs
+    assert video.mime_type == "video/mp4" and video.data[4:8] == b"ftyp"
+    assert (video.width, video.height, video.num_frames) == (16, 16, 5)
+    frames = stub.Generate(
+        _wan(pb, width=16, height=16, num_inference_steps=3, output_format=pb.OUTPUT_FORMAT_PNG_FRAMES), timeout=60
+    ).outputs
+    assert len(frames) == 5 and all(f.mime_type == "image/png" and f.num_frames == 1 for f in frames)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Generate(_wan(pb, width=16, height=16, num_frames=6), timeout=60)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "num_frames" in info.value.details()
+
+
+def test_wan_caches_each_cfg_branch_on_its_own(stub, proto_stubs):
+    pb = proto_stubs.pb
+    frames = {"width": 16, "height": 16, "num_inference_steps": 6, "output_format": pb.OUTPUT_FORMAT_PNG_FRAMES}
+    plain = stub.Generate(_wan(pb, **frames), timeout=60)
+    zero = stub.Generate(_wan(pb, cache={"preset": "dbcache", "residual_diff_threshold": 0.0}, **frames), timeout=60)
+    assert [o.sha256 for o in zero.outputs] == [o.sha256 for o in plain.outputs]
+
+    always = {"residual_diff_threshold": 1.0, "max_warmup_steps": 2, "max_continuous_cached_steps": -1}
+    response = stub.Generate(_wan(pb, cache=always, **frames), timeout=60)
+    steps = response.cache_stats.steps
+    assert [s.cached for s in steps] == [False, False, True, True, True, True]
+    assert [s.cfg_cached for s in steps] == [False, False, True, True, True, True]
+    assert response.cache_stats.cfg_cached_steps == 4
+
+    dynamic = {"residual_diff_threshold": 0.08, "max_warmup_steps": 2, "max_continuous_cached_steps": -1}
+    events = list(stub.Stream(_wan(pb, cache=dynamic, **frames), timeout=60))
+    step_events = [e.step for e in events if e.WhichOneof("event") == "step"]
+    assert len(step_events) == 6
+    assert all(e.HasField("cfg_cached") for e in step_events)
+    assert all(e.HasField("residual_diff") and e.HasField("cfg_residual_diff") for e in step_events[2:])
+    assert all(e.cached == (e.residual_diff < 0.08) for e in step_events[2:])
+    assert all(e.cfg_cached == (e.cfg_residual_diff < 0.08) for e in step_events[2:])

@@ -111,7 +111,10 @@ def test_a_model_loaded_from_a_local_directory(stub, proto_stubs):
 def test_list_models_reports_models_and_limits(stub, proto_stubs):
     response = stub.ListModels(proto_stubs.pb.ListModelsRequest(), timeout=10)
     models = {m.name: m for m in response.models}
-    assert set(models) == {"default", "local"}
+    assert set(models) == {"default", "local", "wan"}
+    wan = models["wan"]
+    assert (wan.family, wan.output_kind, wan.default_frames, wan.source) == ("wan", "video", 5, "in-process")
+    assert wan.supports_negative_prompt and wan.spatial_factor == 16 and wan.num_transformer_blocks == 4
     default = models["default"]
     assert default.is_default and not models["local"].is_default
     assert default.family == "flux" and default.pipeline_class == "FluxPipeline" and default.output_kind == "image"

@@ -115,7 +115,7 @@ def test_list_models_and_stats(client):
     assert models.default is not None and models.default.name == "default"
     assert models.limits.max_outputs >= 1
     stats = client.stats()
-    assert {m.model for m in stats.models} == {"default", "local"} and stats.device == "cpu"
+    assert {m.model for m in stats.models} == {"default", "local", "wan"} and stats.device == "cpu"
 
 
 def test_async_client_twin(address):

@@ -8,6 +8,7 @@ from engine_service.models.registry import (
     family_for_pipeline,
     load_builtin_default,
     load_local_model,
+    model_from_pipeline,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "family_for_pipeline",
     "load_builtin_default",
     "load_local_model",
+    "model_from_pipeline",
 ]

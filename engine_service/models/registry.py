@@ -80,8 +80,8 @@ def family_for_pipeline(pipeline_class: str) -> FamilySpec:
 
 
 def _spatial_factor(pipeline: DiffusionPipeline, family: FamilySpec) -> int:
-    vae_scale = int(getattr(pipeline, "vae_scale_factor", 8))
-    return vae_scale * family.latent_patch
+    vae_scale = getattr(pipeline, "vae_scale_factor_spatial", None) or getattr(pipeline, "vae_scale_factor", 8)
+    return int(vae_scale) * family.latent_patch
 
 
 def _finish(
@@ -127,6 +127,18 @@ def load_local_model(name: str, path: str | os.PathLike[str], device: torch.devi
     except Exception as err:  # diffusers raises many types for a broken directory
         raise ModelLoadError(f"model {name!r}: loading {directory} failed: {err}") from err
     return _finish(name, family, pipeline, str(directory), device)
+
+
+def model_from_pipeline(
+    name: str,
+    pipeline: DiffusionPipeline,
+    device: torch.device,
+    defaults: Mapping[str, Any] | None = None,
+) -> LoadedModel:
+    """Serve a pipeline built in code. ``defaults`` may set width, height, steps, guidance_scale,
+    frames and call_defaults in place of the family's."""
+    family = family_for_pipeline(type(pipeline).__name__)
+    return _finish(name, family, pipeline, "in-process", device, defaults)
 
 
 def load_builtin_default(device: torch.device, dtype: torch.dtype) -> LoadedModel:

@@ -54,6 +54,8 @@ class FamilySpec:
     """Turns mid-run latents into images for previews; ``None`` = the family has no previews."""
     default_frames: int = 1
     """Frames of a default video; 1 for image families."""
+    frame_stride: int = 1
+    """Video frame counts must be ``k * frame_stride + 1`` (the VAE's temporal compression)."""
     uses_negative_prompt: bool = False
     """Whether the pipeline takes ``negative_prompt`` with the request's guidance."""
     input_roles: tuple[str, ...] = ()

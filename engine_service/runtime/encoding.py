@@ -1,4 +1,8 @@
-"""Encoding decoded pipeline outputs (float arrays in [0, 1]) into image bytes, in the worker."""
+"""Encoding decoded pipeline outputs (float arrays in [0, 1]) into image and video bytes, in the worker.
+
+Videos become H.264 MP4 through imageio's ffmpeg plugin (the imageio-ffmpeg wheel
+carries its own ffmpeg binary), or one PNG per frame.
+"""
 
 from __future__ import annotations
 
@@ -56,3 +60,39 @@ def encode_preview(pixels: np.ndarray, max_side: int = 256) -> tuple[bytes, int,
 def encode_images(images: np.ndarray, fmt: OutputFormat, quality: int) -> list[EncodedOutput]:
     """Encode a batch of float images (N, H, W, 3) in [0, 1]."""
     return [encode_image(pixels, fmt, quality) for pixels in to_uint8(images)]
+
+
+def encode_mp4(frames: np.ndarray, fps: int, quality: int) -> EncodedOutput:
+    """Encode one video, (F, H, W, 3) uint8, as H.264 MP4 (yuv420p, playable everywhere)."""
+    import imageio.v3 as iio
+
+    data = iio.imwrite(
+        "<bytes>",
+        frames,
+        extension=".mp4",
+        plugin="FFMPEG",
+        fps=fps,
+        codec="libx264",
+        quality=max(1.0, quality / 10.0),
+        macro_block_size=1,
+        pixelformat="yuv420p",
+    )
+    return EncodedOutput(
+        data=data,
+        mime_type="video/mp4",
+        width=int(frames.shape[2]),
+        height=int(frames.shape[1]),
+        num_frames=int(frames.shape[0]),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def encode_videos(videos: np.ndarray, fmt: OutputFormat, fps: int, quality: int) -> list[EncodedOutput]:
+    """Encode a batch of float videos (N, F, H, W, 3) in [0, 1]: one MP4 each, or one PNG per frame."""
+    outputs: list[EncodedOutput] = []
+    for frames in to_uint8(videos):
+        if fmt is OutputFormat.MP4:
+            outputs.append(encode_mp4(frames, fps, quality))
+        else:
+            outputs.extend(encode_image(frame, OutputFormat.PNG, quality) for frame in frames)
+    return outputs

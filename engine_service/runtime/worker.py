@@ -95,7 +95,7 @@ class Worker:
             self._reset(pipe)
         decode_ms = clock.ms_since(clock.last_step_end)
         encode_start = time.perf_counter()
-        outputs = encoding.encode_images(_images_of(output, spec), spec.output_format, spec.output_quality)
+        outputs = _encode(output, spec, model.family.output_kind)
         encode_ms = (time.perf_counter() - encode_start) * 1000.0
         first_call = clock.first_transformer_call or clock.start
         last_step = clock.last_step_end or first_call
@@ -197,11 +197,16 @@ def _pruned_ratio(stats: list[cache.CacheStats]) -> float | None:
     return sum(sum(s.pruned_blocks) + sum(s.cfg_pruned_blocks) for s in stats) / actual
 
 
-def _images_of(output, spec: JobSpec) -> np.ndarray:
-    images = getattr(output, "images", None)
-    if images is None:
-        raise JobFailed(spec.request_id, "the pipeline returned no images")
-    return np.asarray(images, dtype=np.float32)
+def _encode(output, spec: JobSpec, kind: str) -> list:
+    """Images (N, H, W, 3) or videos (N, F, H, W, 3) in [0, 1], encoded as the job asks."""
+    attribute = "frames" if kind == "video" else "images"
+    decoded = getattr(output, attribute, None)
+    if decoded is None:
+        raise JobFailed(spec.request_id, f"the pipeline returned no {attribute}")
+    decoded = np.asarray(decoded, dtype=np.float32)
+    if kind == "video":
+        return encoding.encode_videos(decoded, spec.output_format, spec.fps, spec.output_quality)
+    return encoding.encode_images(decoded, spec.output_format, spec.output_quality)
 
 
 __all__ = ["Worker"]

@@ -167,6 +167,12 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
             v.add("fps", f"model {model.name!r} produces images; leave fps unset")
         return 1, 0
     frames = _int_range(v, request, "num_frames", model.default_frames, 1, limits.max_frames)
+    stride = model.family.frame_stride
+    if frames and (frames - 1) % stride:
+        v.add(
+            "num_frames",
+            f"must be a multiple of {stride} plus 1 for {model.family.name} (e.g. {stride + 1}); got {frames}",
+        )
     fps = _int_range(v, request, "fps", 16, 1, MAX_FPS)
     return frames or 1, fps or 16
 

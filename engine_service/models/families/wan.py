@@ -1,0 +1,47 @@
+"""Wan 2.1 text-to-video (``WanPipeline``): one list of blocks, CFG as a second transformer call.
+
+The VAE compresses 4 frames into one latent frame (frame counts are 4k + 1) and
+8x spatially; the transformer packs 2x2 latent patches into one token.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine_service.models.spec import FamilySpec
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+    from engine_service.runtime.job import JobSpec
+
+
+def _call_kwargs(pipe: DiffusionPipeline, job: JobSpec) -> dict[str, Any]:
+    return {
+        "prompt": job.prompt,
+        "negative_prompt": job.negative_prompt or None,
+        "width": job.width,
+        "height": job.height,
+        "num_frames": job.num_frames,
+        "num_inference_steps": job.num_inference_steps,
+        "guidance_scale": job.guidance_scale,
+        "num_videos_per_prompt": job.num_outputs,
+    }
+
+
+WAN = FamilySpec(
+    name="wan",
+    pipeline_classes=("WanPipeline",),
+    output_kind="video",
+    latent_patch=2,
+    default_width=832,
+    default_height=480,
+    default_steps=50,
+    default_guidance_scale=5.0,
+    block_lists=("blocks",),
+    build_call_kwargs=_call_kwargs,
+    default_frames=81,
+    frame_stride=4,
+    uses_negative_prompt=True,
+    call_defaults={"max_sequence_length": 512},
+)
