@@ -5,9 +5,10 @@
     ditserve stats      a running engine's counters
     ditserve models     the models a running engine serves, and its limits
     ditserve demo       start an engine in-process, generate one image through the SDK, save it
+    ditserve metrics    PSNR or SSIM between two images, or the same-named images of two folders
 
 ``generate``, ``stats`` and ``models`` use only the client SDK (no torch); ``serve``
-and ``demo`` import the engine.
+and ``demo`` import the engine; ``metrics`` needs numpy and Pillow.
 """
 
 from __future__ import annotations
@@ -210,6 +211,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from engine_service.metrics import compare
+
+    try:
+        results = compare(args.metric, args.a, args.b)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    unit = " dB" if args.metric == "psnr" else ""
+    width = max(len(name) for name, _ in results)
+    for name, value in results:
+        print(f"{name:<{width}}  {value:.4f}{unit}")
+    if len(results) > 1:
+        mean = sum(value for _, value in results) / len(results)
+        print(f"{'mean':<{width}}  {mean:.4f}{unit}  ({len(results)} images)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ditserve", description="gRPC engine for diffusion transformers")
     from engine_service import __version__
@@ -267,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_args(demo, prompt_required=False, cache_default="fast")
     demo.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     demo.set_defaults(func=cmd_demo)
+
+    metrics = sub.add_parser(
+        "metrics", help="PSNR or SSIM between two images, or between the same-named images of two folders"
+    )
+    metrics.add_argument("metric", choices=("psnr", "ssim"), help="psnr (dB, higher is closer) or ssim (1 = same)")
+    metrics.add_argument("a", type=pathlib.Path, help="an image file or a folder of images")
+    metrics.add_argument("b", type=pathlib.Path, help="an image file or a folder with images of the same names")
+    metrics.set_defaults(func=cmd_metrics)
     return parser
 
 
