@@ -21,7 +21,7 @@ import sys
 import time
 
 DEFAULT_TARGET = "127.0.0.1:50051"
-DEFAULT_PROMPT = "a photo of a cat on the moon"
+DEFAULT_PROMPT = "a yellow triangle on a blue background"  # the default model's vocabulary
 FORMATS = ("png", "jpeg", "webp", "mp4", "png_frames")
 
 

@@ -24,18 +24,19 @@ PROTO_ROOT = REPO / "proto"
 
 @pytest.fixture(scope="session")
 def local_model_dir(tmp_path_factory) -> pathlib.Path:
-    """The builtin pipeline saved as a diffusers directory, to exercise ``--model NAME=PATH`` loading."""
-    from engine_service.models.builtin import build_builtin_pipeline
+    """A random tiny FLUX pipeline saved as a diffusers directory, to exercise ``--model NAME=PATH`` loading."""
+    from tiny_pipelines import build_tiny_flux
 
     directory = tmp_path_factory.mktemp("models") / "tiny-flux"
-    build_builtin_pipeline(seed=1).save_pretrained(directory)
+    build_tiny_flux(seed=1).save_pretrained(directory)
     return directory
 
 
 @pytest.fixture(scope="session")
 def engine_server(local_model_dir):
-    """A running engine serving the builtin ``default``, ``local`` (loaded from a directory) and
-    ``wan`` (a tiny Wan 2.1 text-to-video pipeline built in code, 16x16 and 5 frames by default)."""
+    """A running engine serving the builtin (trained) ``default``, ``local`` (a random tiny FLUX loaded from
+    a directory) and ``wan`` (a tiny Wan 2.1 text-to-video pipeline built in code, 16x16 and 5 frames by
+    default)."""
     import torch
     from tiny_pipelines import build_tiny_wan
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from tiny_pipelines import build_tiny_wan, run_flux, run_wan
+from tiny_pipelines import build_tiny_flux, build_tiny_wan, run_flux, run_wan
 
 from engine_service import cache
 from engine_service.cache import (
@@ -22,9 +22,7 @@ from engine_service.cache import (
 
 @pytest.fixture(scope="module")
 def flux():
-    from engine_service.models.builtin import build_builtin_pipeline
-
-    pipe = build_builtin_pipeline()
+    pipe = build_tiny_flux()
     yield pipe
     cache.disable_cache(pipe)
 

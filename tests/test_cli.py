@@ -129,7 +129,7 @@ def test_generate_reports_a_bad_request_clearly(cli_server):
     _, address = cli_server
     result = _run(["generate", "a cat", "--target", address, "--width", "65"])
     assert result.returncode == 1
-    assert "width" in result.stderr and "multiple of 16" in result.stderr
+    assert "width" in result.stderr and "multiple of 8" in result.stderr
 
 
 def test_sigterm_stops_the_server_cleanly(cli_server):
@@ -178,9 +178,19 @@ def test_unsupported_pipeline_fails_at_start_up_naming_it(tmp_path):
 
 
 def test_demo_generates_and_saves_an_image(tmp_path):
-    result = _run(["demo", "--out", str(tmp_path), "--width", "64", "--height", "64", "--steps", "8"], timeout=180)
+    import numpy as np
+    from PIL import Image
+
+    from engine_service.cache import steps_mask
+    from engine_service.models import shapes
+
+    result = _run(["demo", "--out", str(tmp_path), "--seed", "2"], timeout=180)
     assert result.returncode == 0, result.stderr
     saved = sorted(pathlib.Path(tmp_path).glob("*.png"))
     assert len(saved) == 1 and str(saved[0]) in result.stdout
-    # The demo asks for the "fast" preset: 5 of 8 steps computed.
-    assert "computed 5 / cached 3 of 8 steps" in result.stdout
+    # The demo asks the default model (64x64, 20 steps) with the "fast" preset.
+    computed = sum(steps_mask(total_steps=20, mask_policy="fast"))
+    assert f"computed {computed} / cached {20 - computed} of 20 steps" in result.stdout
+    # Its default prompt is "a yellow triangle on a blue background".
+    image = np.asarray(Image.open(saved[0]).convert("RGB"))
+    assert shapes.centre_and_corner_colours(image) == ("yellow", ["blue"] * 4)

@@ -8,6 +8,7 @@ import threading
 import time
 
 import grpc
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -108,6 +109,17 @@ def test_a_model_loaded_from_a_local_directory(stub, proto_stubs):
     assert local.outputs[0].data != default.outputs[0].data, "different weights (seed 1) must differ"
 
 
+def test_the_default_model_draws_the_prompt_with_its_defaults(stub, proto_stubs):
+    from engine_service.models import shapes
+
+    pb = proto_stubs.pb
+    response = stub.Generate(pb.GenerateRequest(prompt="a yellow square on a blue background", seed=1), timeout=60)
+    assert [s.step for s in response.cache_stats.steps] == list(range(20))
+    image = Image.open(io.BytesIO(response.outputs[0].data)).convert("RGB")
+    assert image.size == (64, 64)
+    assert shapes.centre_and_corner_colours(np.asarray(image)) == ("yellow", ["blue"] * 4)
+
+
 def test_list_models_reports_models_and_limits(stub, proto_stubs):
     response = stub.ListModels(proto_stubs.pb.ListModelsRequest(), timeout=10)
     models = {m.name: m for m in response.models}
@@ -118,7 +130,9 @@ def test_list_models_reports_models_and_limits(stub, proto_stubs):
     default = models["default"]
     assert default.is_default and not models["local"].is_default
     assert default.family == "flux" and default.pipeline_class == "FluxPipeline" and default.output_kind == "image"
-    assert default.spatial_factor == 16 and default.source == "builtin" and default.num_transformer_blocks == 6
+    assert default.spatial_factor == 8 and default.source == "builtin" and default.num_transformer_blocks == 6
+    assert (default.default_width, default.default_height, default.default_steps) == (64, 64, 20)
+    assert models["local"].spatial_factor == 16 and models["local"].source.endswith("tiny-flux")
     assert response.limits.max_steps >= 1 and response.limits.max_request_bytes > 0
 
 

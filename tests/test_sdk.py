@@ -45,7 +45,8 @@ def test_stream_yields_typed_events_and_a_full_result(client):
 
 
 def test_stream_reassembles_chunked_outputs(client):
-    events = list(client.stream("a cat", width=1024, height=1024, num_inference_steps=1, seed=3))
+    # The random "local" model: its noisy PNG is surely larger than one 1 MiB chunk.
+    events = list(client.stream("a cat", model="local", width=1024, height=1024, num_inference_steps=1, seed=3))
     output = events[-1].result.outputs[0]
     assert output.size_bytes > 1024 * 1024 and len(output.data) == output.size_bytes
     assert output.image.size == (1024, 1024)

@@ -20,12 +20,7 @@ import torch
 from diffusers import DiffusionPipeline
 
 from engine_service.cache.adapter import groups_for
-from engine_service.models.builtin import (
-    BUILTIN_CALL_DEFAULTS,
-    BUILTIN_DEFAULTS,
-    BUILTIN_NAME,
-    build_builtin_pipeline,
-)
+from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULTS, BUILTIN_DIR, BUILTIN_NAME
 from engine_service.models.families import FAMILIES
 from engine_service.models.spec import FamilySpec
 
@@ -110,9 +105,7 @@ def _finish(
     )
 
 
-def load_local_model(name: str, path: str | os.PathLike[str], device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    """Load a diffusers pipeline directory (``save_pretrained`` layout) without touching the network."""
-    directory = pathlib.Path(path)
+def _load_directory(name: str, directory: pathlib.Path, dtype: torch.dtype) -> tuple[FamilySpec, DiffusionPipeline]:
     index_file = directory / "model_index.json"
     if not index_file.is_file():
         raise ModelLoadError(f"model {name!r}: {directory} is not a diffusers pipeline directory (no model_index.json)")
@@ -126,6 +119,13 @@ def load_local_model(name: str, path: str | os.PathLike[str], device: torch.devi
         pipeline = DiffusionPipeline.from_pretrained(str(directory), local_files_only=True, torch_dtype=dtype)
     except Exception as err:  # diffusers raises many types for a broken directory
         raise ModelLoadError(f"model {name!r}: loading {directory} failed: {err}") from err
+    return family, pipeline
+
+
+def load_local_model(name: str, path: str | os.PathLike[str], device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """Load a diffusers pipeline directory (``save_pretrained`` layout) without touching the network."""
+    directory = pathlib.Path(path)
+    family, pipeline = _load_directory(name, directory, dtype)
     return _finish(name, family, pipeline, str(directory), device)
 
 
@@ -142,10 +142,7 @@ def model_from_pipeline(
 
 
 def load_builtin_default(device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    """The builtin tiny FLUX pipeline (fixed-seed random weights), named ``default``."""
-    pipeline = build_builtin_pipeline()
-    if dtype != torch.float32:
-        pipeline.to(dtype=dtype)
-    family = family_for_pipeline(type(pipeline).__name__)
+    """The trained tiny FLUX pipeline shipped in the package, named ``default`` (64x64, 20 steps)."""
+    family, pipeline = _load_directory(BUILTIN_NAME, BUILTIN_DIR, dtype)
     overrides = {**BUILTIN_DEFAULTS, "call_defaults": BUILTIN_CALL_DEFAULTS}
     return _finish(BUILTIN_NAME, family, pipeline, "builtin", device, overrides)
