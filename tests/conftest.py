@@ -36,10 +36,11 @@ def local_model_dir(tmp_path_factory) -> pathlib.Path:
 def engine_server(local_model_dir):
     """A running engine serving the builtin ``default`` and ``local`` (loaded from a directory)."""
     from engine_service.bootstrap import ModelSource, build_engine
+    from engine_service.config import ServerConfig
     from engine_service.server.background import BackgroundServer
 
     engine = build_engine([ModelSource("default"), ModelSource("local", str(local_model_dir))], device="cpu")
-    server = BackgroundServer(engine).start()
+    server = BackgroundServer(engine, ServerConfig(host="127.0.0.1", port=0, metrics_port=0)).start()
     yield server
     server.stop()
 
@@ -83,6 +84,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def scrape(metrics_port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The Prometheus endpoint's samples: (name, sorted labels) -> value."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def wait_serving(address: str, timeout: float, process: subprocess.Popen | None = None) -> None:

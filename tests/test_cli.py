@@ -6,6 +6,8 @@ import pathlib
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import grpc
 import pytest
@@ -114,9 +116,51 @@ def test_generate_reports_a_bad_request_clearly(cli_server):
     assert "width" in result.stderr and "multiple of 16" in result.stderr
 
 
-def test_sigterm_stops_the_server_cleanly(cli_server):
+def test_sigterm_drains_running_and_queued_work_then_exits_0(cli_server):
+    """SIGTERM: NOT_SERVING at once, new work refused, running and queued work finishes, exit 0."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from client_sdk import Client, Completed, Queued, Step, errors
+
     process, address = cli_server
+    streams: dict[str, list] = {"running": [], "queued": []}
+
+    def consume(name: str, steps: int) -> None:
+        with Client(address, timeout=120) as client:
+            try:
+                streams[name].extend(client.stream("a cat", width=256, height=256, num_inference_steps=steps))
+            except errors.DitServeError as err:
+                streams[name].append(err)
+
+    def wait_for(name: str, kind: type) -> None:
+        deadline = time.monotonic() + 60
+        while not any(isinstance(e, kind) for e in streams[name]):
+            assert time.monotonic() < deadline, streams[name]
+            time.sleep(0.01)
+
+    threads = {"running": threading.Thread(target=consume, args=("running", 100))}
+    threads["running"].start()
+    wait_for("running", Step)
+    threads["queued"] = threading.Thread(target=consume, args=("queued", 2))
+    threads["queued"].start()
+    wait_for("queued", Queued)
+
     process.send_signal(signal.SIGTERM)
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        deadline = time.monotonic() + 30
+        while (
+            health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+            != health_pb2.HealthCheckResponse.NOT_SERVING
+        ):
+            assert time.monotonic() < deadline, "still SERVING after SIGTERM"
+            time.sleep(0.01)
+    with Client(address, timeout=10) as client, pytest.raises(errors.UnavailableError):
+        client.generate("a cat", width=64, height=64, num_inference_steps=2)
+    for thread in threads.values():
+        thread.join(60)
+    assert isinstance(streams["running"][-1], Completed), streams["running"][-1]
+    assert isinstance(streams["queued"][-1], Completed), streams["queued"][-1]
     assert process.wait(timeout=60) == 0, process.stdout.read()
 
 
