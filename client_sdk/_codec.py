@@ -57,6 +57,7 @@ def step_stat_from_proto(msg: engine_pb2.StepStat) -> StepStat:
         residual_diff=_optional(msg, "residual_diff"),
         cfg_cached=_optional(msg, "cfg_cached"),
         cfg_residual_diff=_optional(msg, "cfg_residual_diff"),
+        pruned_blocks=_optional(msg, "pruned_blocks"),
     )
 
 
@@ -67,6 +68,8 @@ def cache_stats_from_proto(msg: engine_pb2.CacheStats) -> CacheStats:
         steps=tuple(step_stat_from_proto(s) for s in msg.steps),
         computed_steps=msg.computed_steps,
         cached_steps=msg.cached_steps,
+        cfg_cached_steps=msg.cfg_cached_steps,
+        pruned_ratio=_optional(msg, "pruned_ratio"),
     )
 
 
@@ -116,6 +119,7 @@ def step_from_proto(msg: engine_pb2.StepEvent) -> Step:
         cfg_residual_diff=_optional(msg, "cfg_residual_diff"),
         elapsed_ms=msg.elapsed_ms,
         step_ms=msg.step_ms,
+        pruned_blocks=_optional(msg, "pruned_blocks"),
     )
 
 

@@ -9,12 +9,13 @@ info types (`ModelInfo`, `Limits`, `ModelList`, `Duration`, `ModelStats`,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
 import pathlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from client_sdk._info import Duration, Limits, ModelInfo, ModelList, ModelStats, Stats
 from client_sdk._proto import engine_pb2
@@ -78,7 +79,8 @@ class CachePolicy:
     """
 
     preset: str = ""
-    """Starting point: "" or "none" (off), "default", "slow", "medium", "fast", "ultra"."""
+    """Starting point: "none" (off), "default" (the server's), "dbcache", "slow", "medium", "fast",
+    "ultra"; "" = the server's default, or "dbcache" when another field is set."""
     fn_compute_blocks: int | None = None
     """Leading transformer blocks that always run."""
     bn_compute_blocks: int | None = None
@@ -101,10 +103,27 @@ class CachePolicy:
     """"static" (every 0 reuses) or "dynamic" (0 may reuse if the threshold passes); "" is dynamic."""
     taylorseer_order: int | None = None
     """TaylorSeer calibrator order, 0 turns it off."""
+    calibrator: str = ""
+    """"taylorseer", "foca" or "none"; "" = TaylorSeer when taylorseer_order > 0."""
+    max_accumulated_residual_diff_threshold: float | None = None
+    """Stop caching once a request's residual diffs add up to this."""
+    cfg_diff_compute_separate: bool | None = None
+    """False: the CFG branch reuses the conditional branch's diff of the same step."""
+    cache_type: str = ""
+    """"dbcache" (default: one decision per step) or "dbprune" (one decision per block)."""
+    non_prune_block_ids: tuple[int, ...] | None = None
+    """DBPrune: block indices that always run."""
+    enable_dynamic_prune_threshold: bool | None = None
+    """DBPrune: relax the threshold per step from the step's first diffs."""
 
     def to_proto(self) -> engine_pb2.CachePolicy:
         """The policy as a `ditserve.v1.CachePolicy`, with None fields left unset."""
-        msg = engine_pb2.CachePolicy(preset=self.preset, steps_computation_policy=self.steps_computation_policy)
+        msg = engine_pb2.CachePolicy(
+            preset=self.preset,
+            steps_computation_policy=self.steps_computation_policy,
+            calibrator=self.calibrator,
+            cache_type=self.cache_type,
+        )
         for name in (
             "fn_compute_blocks",
             "bn_compute_blocks",
@@ -115,13 +134,50 @@ class CachePolicy:
             "max_continuous_cached_steps",
             "enable_separate_cfg",
             "taylorseer_order",
+            "max_accumulated_residual_diff_threshold",
+            "cfg_diff_compute_separate",
+            "enable_dynamic_prune_threshold",
         ):
             value = getattr(self, name)
             if value is not None:
                 setattr(msg, name, value)
         if self.steps_computation_mask is not None:
             msg.steps_computation_mask.extend(self.steps_computation_mask)
+        if self.non_prune_block_ids is not None:
+            msg.non_prune_block_ids.extend(self.non_prune_block_ids)
         return msg
+
+    @classmethod
+    def parse(cls, text: str) -> CachePolicy:
+        """A policy from ``PRESET`` or ``PRESET:field=value,...`` (lists as ``1/1/0/1``).
+
+        ``fast``, ``dbcache:residual_diff_threshold=0.2,taylorseer_order=1``. Raises
+        ValueError naming the part it cannot read.
+        """
+        preset, _, rest = text.strip().partition(":")
+        values: dict[str, Any] = {}
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        for item in filter(None, (part.strip() for part in rest.split(","))):
+            name, sep, raw = (x.strip() for x in item.partition("="))
+            if not sep or name not in types or name == "preset":
+                raise ValueError(f"{item!r} is not FIELD=VALUE with a cache policy field")
+            kind = str(types[name])
+            try:
+                if "tuple" in kind:
+                    values[name] = tuple(int(x) for x in raw.split("/") if x)
+                elif "bool" in kind:
+                    if raw.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError(raw)
+                    values[name] = raw.lower() in ("true", "1")
+                elif "float" in kind:
+                    values[name] = float(raw)
+                elif "int" in kind:
+                    values[name] = int(raw)
+                else:
+                    values[name] = raw
+            except ValueError as err:
+                raise ValueError(f"bad value for {name}: {raw!r}") from err
+        return cls(preset=preset.strip(), **values)
 
 
 @dataclass(frozen=True)
@@ -200,6 +256,8 @@ class StepStat:
     """The unconditional CFG branch's decision; None unless cached separately."""
     cfg_residual_diff: float | None
     """The unconditional CFG branch's residual diff; None when none was computed."""
+    pruned_blocks: int | None = None
+    """DBPrune: blocks that reused their stored residual; None for other cache types."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +272,10 @@ class CacheStats:
     """Steps whose middle blocks were computed."""
     cached_steps: int
     """Steps whose middle blocks reused the cache."""
+    cfg_cached_steps: int = 0
+    """Steps whose unconditional CFG branch reused the cache (separate CFG only)."""
+    pruned_ratio: float | None = None
+    """DBPrune: pruned over prunable blocks across the request; None for other cache types."""
 
 
 @dataclass(frozen=True)
@@ -310,6 +372,8 @@ class Step:
     """Milliseconds since the pipeline started."""
     step_ms: float
     """Milliseconds this step took."""
+    pruned_blocks: int | None = None
+    """DBPrune: blocks that reused their stored residual; None for other cache types."""
 
 
 @dataclass(frozen=True)

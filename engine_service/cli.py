@@ -53,8 +53,13 @@ def _env_token() -> str | None:
 
 
 def _generate_and_report(target: str, args: argparse.Namespace) -> int:
-    from client_sdk import Client, Completed, Step, console, errors
+    from client_sdk import CachePolicy, Client, Completed, Step, console, errors
 
+    try:
+        cache = CachePolicy.parse(args.cache) if args.cache else None
+    except ValueError as err:
+        print(f"error: --cache: {err}", file=sys.stderr)
+        return 2
     kwargs = {
         "model": args.model or None,
         "negative_prompt": args.negative_prompt or None,
@@ -66,6 +71,7 @@ def _generate_and_report(target: str, args: argparse.Namespace) -> int:
         "num_outputs": args.num_outputs,
         "output_format": args.format,
         "request_id": args.request_id or None,
+        "cache": cache,
     }
     steps: list = []
     result = None
@@ -92,7 +98,7 @@ def _generate_and_report(target: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bool) -> None:
+def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bool, cache_default: str = "") -> None:
     if prompt_required:
         parser.add_argument("prompt", help="text prompt")
     else:
@@ -107,6 +113,14 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
     parser.add_argument("--num-outputs", type=int, help="outputs for the prompt (default 1)")
     parser.add_argument("--format", choices=FORMATS, help="output encoding (default: png for images)")
     parser.add_argument("--request-id", default="", help="id for Cancel and logs (default: assigned)")
+    parser.add_argument(
+        "--cache",
+        default=cache_default,
+        metavar="POLICY",
+        help="cache policy: a preset (none, default, dbcache, slow, medium, fast, ultra), optionally with "
+        "overrides as PRESET:field=value,... e.g. dbcache:residual_diff_threshold=0.2,taylorseer_order=1 "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs"), help="directory for the files")
     parser.add_argument("--timeout", type=float, default=None, help="deadline in seconds (default: none)")
 
@@ -157,12 +171,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engine_service.config import BatchingConfig, ServerConfig
     from engine_service.models import ModelLoadError
     from engine_service.server.app import EngineServer, serve_until_signalled
+    from engine_service.server.cache_policy import parse_policy
 
     try:
+        parse_policy(args.cache_policy)
         config = ServerConfig(
             host=args.host,
             port=args.port,
             grace_s=args.grace,
+            cache_policy=args.cache_policy,
             auth_token=args.auth_token or os.environ.get(AUTH_TOKEN_ENV) or None,
             tls=_tls_from_args(args),
             metrics_port=args.metrics_port,
@@ -284,6 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, default=None, help="serve Prometheus metrics at http://HOST:PORT/metrics"
     )
     serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on shutdown (default: %(default)s)")
+    serve.add_argument(
+        "--cache-policy",
+        default="none",
+        metavar="POLICY",
+        help="cache policy of requests that set none: a preset (none, dbcache, slow, medium, fast, ultra), "
+        "optionally PRESET:field=value,... (default: %(default)s)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     generate = sub.add_parser("generate", help="generate with a running engine")
@@ -303,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(func=cmd_models)
 
     demo = sub.add_parser("demo", help="start an engine in-process and generate one image")
-    _add_generation_args(demo, prompt_required=False)
+    _add_generation_args(demo, prompt_required=False, cache_default="fast")
     demo.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -79,6 +79,8 @@ class ServerConfig:
     """Seconds running requests get to finish on shutdown."""
     stream_chunk_bytes: int = 1024 * 1024
     """Outputs larger than this travel as chunk events in Stream, in pieces of this size."""
+    cache_policy: str = "none"
+    """Cache policy of requests that set none: ``PRESET`` or ``PRESET:field=value,...``."""
     auth_token: str | None = None
     """When set, every RPC but health must carry ``authorization: Bearer <token>``."""
     tls: TLSConfig | None = None

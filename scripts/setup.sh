@@ -2,7 +2,8 @@
 # Set up the project's virtual environment at .venv (idempotent).
 #
 #   scripts/setup.sh          engine + client (what `ditserve serve` and `ditserve demo` need)
-#   scripts/setup.sh --test   the same plus the test tools
+#   scripts/setup.sh --test   the same plus the test tools, and the Node.js client
+#                             (scripts/gen_node_stubs.sh) when npm is on PATH
 #
 # torch is installed first, pinned, and constrained for every later step, so
 # no dependency can pull a different (multi-GB CUDA) torch build.
@@ -31,3 +32,12 @@ trap 'rm -f "$CONSTRAINTS"' EXIT
 echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
 echo "installing ditserve[$EXTRAS] ..." >&2
 "${PIP[@]}" install --constraint "$CONSTRAINTS" --editable ".[$EXTRAS]"
+
+if [[ "$EXTRAS" == *test* ]]; then
+  if command -v npm >/dev/null; then
+    echo "building the Node.js client ..." >&2
+    scripts/gen_node_stubs.sh
+  else
+    echo "npm not found: the Node.js client is not built" >&2
+  fi
+fi

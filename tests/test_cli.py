@@ -109,6 +109,24 @@ def test_generate_stats_and_models_subcommands(cli_server, tmp_path):
     assert models.returncode == 0 and "default" in models.stdout and "flux" in models.stdout
 
 
+def test_generate_takes_a_cache_policy_and_prints_each_decision(cli_server, tmp_path):
+    _, address = cli_server
+    policy = "dbcache:residual_diff_threshold=1.0,max_warmup_steps=1"
+    result = _run(
+        ["generate", "a cat", "--target", address, "--width", "64", "--height", "64", "--steps", "3"]
+        + ["--cache", policy, "--out", str(tmp_path)]
+    )
+    assert result.returncode == 0, result.stderr
+    assert "computed 1 / cached 2 of 3 steps, policy DBCache_F1B0_W1I1M0MC3_R1.0" in result.stdout
+    bad = _run(["generate", "a cat", "--target", address, "--cache", "fast:warp=1"])
+    assert bad.returncode == 2 and "--cache" in bad.stderr and "warp=1" in bad.stderr
+
+
+def test_serve_refuses_an_unknown_default_cache_policy():
+    result = _run(["serve", "--port", "0", "--cache-policy", "warp"])
+    assert result.returncode == 2 and "warp" in result.stderr
+
+
 def test_generate_reports_a_bad_request_clearly(cli_server):
     _, address = cli_server
     result = _run(["generate", "a cat", "--target", address, "--width", "65"])
@@ -116,13 +134,38 @@ def test_generate_reports_a_bad_request_clearly(cli_server):
     assert "width" in result.stderr and "multiple of 16" in result.stderr
 
 
-def test_sigterm_drains_running_and_queued_work_then_exits_0(cli_server):
+def test_sigterm_stops_the_server_cleanly(cli_server):
+    process, address = cli_server
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0, process.stdout.read()
+
+
+def test_sigterm_drains_running_and_queued_work_then_exits_0():
     """SIGTERM: NOT_SERVING at once, new work refused, running and queued work finishes, exit 0."""
+
+    port = free_port()
+    # A grace period no busy test machine can outlast: the drain must finish the work, not cancel it.
+    process = subprocess.Popen(
+        [*DITSERVE, "serve", "--port", str(port), "--grace", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_serving(address, timeout=120, process=process)
+        _drain(process, address)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _drain(process: subprocess.Popen, address: str) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     from client_sdk import Client, Completed, Queued, Step, errors
 
-    process, address = cli_server
     streams: dict[str, list] = {"running": [], "queued": []}
 
     def consume(name: str, steps: int) -> None:
@@ -204,8 +247,9 @@ def test_unsupported_pipeline_fails_at_start_up_naming_it(tmp_path):
 
 
 def test_demo_generates_and_saves_an_image(tmp_path):
-    result = _run(["demo", "--out", str(tmp_path), "--width", "64", "--height", "64", "--steps", "3"], timeout=180)
+    result = _run(["demo", "--out", str(tmp_path), "--width", "64", "--height", "64", "--steps", "8"], timeout=180)
     assert result.returncode == 0, result.stderr
     saved = sorted(pathlib.Path(tmp_path).glob("*.png"))
     assert len(saved) == 1 and str(saved[0]) in result.stdout
-    assert "computed 3" in result.stdout
+    # The demo asks for the "fast" preset: 5 of 8 steps computed.
+    assert "computed 5 / cached 3 of 8 steps" in result.stdout

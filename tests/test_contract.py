@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
+from google.protobuf import descriptor_pool, json_format, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from tests.conftest import REPO
 
@@ -54,6 +57,24 @@ def test_reflection_serves_the_proto_file(channel):
     request = reflection_pb2.ServerReflectionRequest(file_containing_symbol="ditserve.v1.Engine")
     (response,) = list(reflection.ServerReflectionInfo(iter([request]), timeout=5))
     assert response.file_descriptor_response.file_descriptor_proto, "reflection returned no descriptor"
+
+
+#: A grpcurl call in the README: its `-d` JSON body and the Engine method it goes to.
+GRPCURL_CALL = re.compile(r"-d '(?P<body>\{.*?\})'[\s\\]*\S+ ditserve\.v1\.Engine/(?P<method>\w+)", re.S)
+
+
+def test_readme_grpcurl_examples_match_the_contract_served_by_reflection(channel):
+    """Every symbol and JSON body in the README's grpcurl commands resolves the way grpcurl resolves it."""
+    readme = (REPO / "README.md").read_text()
+    pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+    service = pool.FindServiceByName("ditserve.v1.Engine")
+    for symbol in re.findall(r"grpcurl -plaintext \S+ describe (\S+)", readme):
+        assert pool.FindFileContainingSymbol(symbol), symbol
+    calls = GRPCURL_CALL.findall(readme)
+    assert {method for _, method in calls} >= {"Generate", "Stream", "Stats"}
+    for body, method in calls:
+        request_class = message_factory.GetMessageClass(service.methods_by_name[method].input_type)
+        json_format.Parse(body, request_class())  # ParseError names a field the contract does not have
 
 
 def test_every_proto_field_is_documented():

@@ -64,8 +64,9 @@ def test_errors_map_to_the_hierarchy(client):
         client.generate("a cat", model="sdxl")
     with pytest.raises(errors.NotFoundError):
         client.cancel("no-such-request")
-    with pytest.raises(errors.UnimplementedError):
-        client.generate("a cat", width=64, height=64, cache="fast")
+    with pytest.raises(errors.InvalidArgumentError) as info:
+        client.generate("a cat", width=64, height=64, cache="warp-speed")
+    assert [v.field for v in info.value.field_violations] == ["cache.preset"]
     with pytest.raises(errors.DeadlineExceededError):
         client.generate("a cat", width=256, height=256, num_inference_steps=400, timeout=0.3)
     assert client.generate("a cat", width=64, height=64, num_inference_steps=2).outputs

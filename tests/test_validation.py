@@ -55,7 +55,35 @@ BAD_REQUESTS = [
         grpc.StatusCode.INVALID_ARGUMENT,
         "input_images",
     ),
-    ("cache preset before the cache engine", {"cache": {"preset": "fast"}}, grpc.StatusCode.UNIMPLEMENTED, "cache"),
+    *(
+        (f"cache: {name}", {"cache": policy}, grpc.StatusCode.INVALID_ARGUMENT, f"cache.{field}")
+        for name, policy, field in [
+            ("unknown preset", {"preset": "warp"}, "preset"),
+            ("no Fn blocks", {"fn_compute_blocks": 0}, "fn_compute_blocks"),
+            ("more Fn blocks than the model has", {"fn_compute_blocks": 7}, "fn_compute_blocks"),
+            ("Fn + Bn leave nothing", {"fn_compute_blocks": 3, "bn_compute_blocks": 3}, "bn_compute_blocks"),
+            ("negative Bn", {"bn_compute_blocks": -1}, "bn_compute_blocks"),
+            ("NaN threshold", {"residual_diff_threshold": float("nan")}, "residual_diff_threshold"),
+            ("negative warmup", {"max_warmup_steps": -1}, "max_warmup_steps"),
+            ("zero warmup interval", {"warmup_interval": 0}, "warmup_interval"),
+            ("max cached below -1", {"max_cached_steps": -2}, "max_cached_steps"),
+            ("continuous cap below -1", {"max_continuous_cached_steps": -5}, "max_continuous_cached_steps"),
+            ("mask of the wrong length", {"steps_computation_mask": [1, 0, 1]}, "steps_computation_mask"),
+            ("mask with a 2", {"steps_computation_mask": [1, 2]}, "steps_computation_mask"),
+            ("unknown mask policy", {"steps_computation_policy": "sometimes"}, "steps_computation_policy"),
+            ("TaylorSeer order 5", {"taylorseer_order": 5}, "taylorseer_order"),
+            ("unknown calibrator", {"calibrator": "oracle"}, "calibrator"),
+            ("FoCa with a TaylorSeer order", {"calibrator": "foca", "taylorseer_order": 2}, "taylorseer_order"),
+            ("unknown cache type", {"cache_type": "lru"}, "cache_type"),
+            ("never-pruned ids without DBPrune", {"non_prune_block_ids": [1]}, "non_prune_block_ids"),
+            (
+                "never-pruned id out of range",
+                {"cache_type": "dbprune", "non_prune_block_ids": [6]},
+                "non_prune_block_ids",
+            ),
+            ("preset none with overrides", {"preset": "none", "fn_compute_blocks": 1}, "preset"),
+        ]
+    ),
 ]
 
 

@@ -8,6 +8,7 @@ from the directory's ``model_index.json``; nothing is ever fetched from a hub.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 from diffusers import DiffusionPipeline
 
+from engine_service.cache.adapter import groups_for
 from engine_service.models.builtin import (
     BUILTIN_CALL_DEFAULTS,
     BUILTIN_DEFAULTS,
@@ -61,6 +63,11 @@ class LoadedModel:
         """Blocks over all of the transformer's repeated block lists."""
         transformer = self.pipeline.transformer
         return sum(len(getattr(transformer, attr, ())) for attr in self.family.block_lists)
+
+    @functools.cached_property
+    def cache_group_sizes(self) -> tuple[int, ...]:
+        """Blocks in each group the cache splits into Fn / middle / Bn (FLUX: one group of all blocks)."""
+        return tuple(len(group.blocks()) for group in groups_for(self.pipeline, None))
 
 
 def family_for_pipeline(pipeline_class: str) -> FamilySpec:

@@ -46,8 +46,8 @@ class BatchKey:
 
 def batch_key(spec: JobSpec) -> BatchKey | None:
     """The job's batch key, or None when it must run alone."""
-    cache_policy = getattr(spec, "cache_policy", NO_CACHE_POLICY)
-    if spec.input_images or cache_policy != NO_CACHE_POLICY:
+    cache_policy = spec.cache.tag if spec.cache is not None else NO_CACHE_POLICY
+    if spec.input_images or spec.cache is not None:
         return None
     return BatchKey(
         model=spec.model,

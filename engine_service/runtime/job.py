@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine_service.cache.presets import CachePlan
 
 
 class OutputFormat(enum.Enum):
@@ -43,6 +46,8 @@ class JobSpec:
     preview_every: int
     input_images: tuple[Any, ...] = ()
     """Decoded input images (PIL) with their roles, as ``(role, image)`` pairs."""
+    cache: CachePlan | None = None
+    """The cache configuration to run with; ``None`` = no caching."""
 
 
 class JobStatus(enum.IntEnum):
@@ -85,6 +90,7 @@ class StepEvent:
     residual_diff: float | None = None
     cfg_cached: bool | None = None
     cfg_residual_diff: float | None = None
+    pruned_blocks: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +124,7 @@ class StepRecord:
     residual_diff: float | None = None
     cfg_cached: bool | None = None
     cfg_residual_diff: float | None = None
+    pruned_blocks: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +150,8 @@ class JobResult:
     steps: tuple[StepRecord, ...]
     cache_policy: str
     timings: Timings
+    pruned_ratio: float | None = None
+    """Pruned over prunable blocks (DBPrune); ``None`` for other policies."""
 
     @property
     def cached_steps(self) -> int:
@@ -151,6 +160,10 @@ class JobResult:
     @property
     def computed_steps(self) -> int:
         return len(self.steps) - self.cached_steps
+
+    @property
+    def cfg_cached_steps(self) -> int:
+        return sum(1 for s in self.steps if s.cfg_cached)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,11 +2,14 @@
 
 A call serves a batch of one or more compatible jobs (see ``batcher.py``): one
 prompt and one seeded generator per output, so each job's images are what it
-would get alone. The worker turns ``callback_on_step_end`` into step events for
-every job of the batch, drops a job whose cancel flag is set at the next step
-boundary, stops the call there when no job is left (raising from the callback
-skips the VAE decode), encodes each job's outputs, and always leaves the
-pipeline clean for the next call.
+would get alone. The worker runs the call with the jobs' cache plan enabled
+(jobs with a cache plan run alone), turns ``callback_on_step_end`` into step
+events carrying the cache's decision for the step, sent to every job of the
+batch, drops a job whose cancel flag is set at the next step boundary, stops the
+call there when no job is left (raising from the callback skips the VAE decode),
+encodes each job's outputs, and always leaves the pipeline clean for the next
+call: the cache is removed after every run, whether it finished, failed or was
+cancelled.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from engine_service import cache
 from engine_service.models import LoadedModel
 from engine_service.runtime import encoding
 from engine_service.runtime.errors import JobCancelled, JobFailed, JobOutOfMemory
@@ -116,9 +120,14 @@ class Worker:
             generator = torch.Generator(device="cpu").manual_seed(spec.seed)
             generators.extend([generator] * spec.num_outputs)
         hook = pipe.transformer.register_forward_pre_hook(clock.mark_transformer_call)
+        pruned_ratio = None
         try:
+            # Jobs with a cache plan run alone (batcher.batch_key): the cache decides per call.
+            if first.cache is not None:
+                cache.enable_cache(pipe, first.cache.cache_config.copy(), first.cache.calibrator_config)
             with torch.inference_mode():
                 output = pipe(**kwargs, generator=generators, output_type="np", callback_on_step_end=callback)
+            pruned_ratio = _pruned_ratio(cache.summary(pipe, logging=False))
         except JobCancelled:
             return [JobCancelled(m.spec.request_id) for m in members]
         except torch.OutOfMemoryError as err:
@@ -156,8 +165,9 @@ class Worker:
                     seed=spec.seed,
                     outputs=tuple(outputs),
                     steps=tuple(steps),
-                    cache_policy=NO_CACHE_POLICY,
+                    cache_policy=spec.cache.tag if spec.cache is not None else NO_CACHE_POLICY,
                     timings=timings,
+                    pruned_ratio=pruned_ratio,
                 )
             )
         return outcomes
@@ -175,7 +185,7 @@ class Worker:
             now = time.perf_counter()
             step_start = clock.last_step_end or clock.first_transformer_call or clock.start
             clock.last_step_end = now
-            record = StepRecord(step=index)
+            record = _step_record(pipe, index, members[0].spec.cache is not None)
             steps.append(record)
             event = StepEvent(
                 step=index,
@@ -187,6 +197,7 @@ class Worker:
                 residual_diff=record.residual_diff,
                 cfg_cached=record.cfg_cached,
                 cfg_residual_diff=record.cfg_residual_diff,
+                pruned_blocks=record.pruned_blocks,
             )
             # Cancel flags are read after the step so a job sees its progress up to the stop. A
             # cancelled job gets no more events; when none is left, raising here skips the
@@ -215,6 +226,7 @@ class Worker:
     @staticmethod
     def _reset(pipe) -> None:
         """Leave the pipeline as a fresh request expects it, whatever happened."""
+        cache.disable_cache(pipe)
         pipe._interrupt = False
         reset = getattr(pipe.transformer, "_reset_stateful_cache", None)
         if reset is not None:
@@ -225,6 +237,27 @@ def _free_device_memory() -> None:
     """Give cached blocks back after an out-of-memory error so the next call starts clean."""
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def _step_record(pipe, index: int, cached_run: bool) -> StepRecord:
+    if not cached_run:
+        return StepRecord(step=index)
+    main, cfg = cache.step_outcomes(pipe, index)
+    return StepRecord(
+        step=index,
+        cached=bool(main and main.cached),
+        residual_diff=main.residual_diff if main else None,
+        cfg_cached=cfg.cached if cfg else None,
+        cfg_residual_diff=cfg.residual_diff if cfg else None,
+        pruned_blocks=main.pruned_blocks if main else None,
+    )
+
+
+def _pruned_ratio(stats: list[cache.CacheStats]) -> float | None:
+    actual = sum(sum(s.actual_blocks) + sum(s.cfg_actual_blocks) for s in stats)
+    if not actual:
+        return None
+    return sum(sum(s.pruned_blocks) + sum(s.cfg_pruned_blocks) for s in stats) / actual
 
 
 def _images_of(output, spec: JobSpec) -> np.ndarray:

@@ -21,7 +21,12 @@ def cache_stats(result: rt.JobResult) -> pb.CacheStats:
         pb.StepStat(
             step=s.step,
             cached=s.cached,
-            **_optional(residual_diff=s.residual_diff, cfg_cached=s.cfg_cached, cfg_residual_diff=s.cfg_residual_diff),
+            **_optional(
+                residual_diff=s.residual_diff,
+                cfg_cached=s.cfg_cached,
+                cfg_residual_diff=s.cfg_residual_diff,
+                pruned_blocks=s.pruned_blocks,
+            ),
         )
         for s in result.steps
     ]
@@ -30,6 +35,8 @@ def cache_stats(result: rt.JobResult) -> pb.CacheStats:
         steps=steps,
         computed_steps=result.computed_steps,
         cached_steps=result.cached_steps,
+        cfg_cached_steps=result.cfg_cached_steps,
+        **_optional(pruned_ratio=result.pruned_ratio),
     )
 
 
@@ -73,7 +80,10 @@ def event(ev: rt.JobEvent) -> pb.GenerateEvent:
                 elapsed_ms=ev.elapsed_ms,
                 step_ms=ev.step_ms,
                 **_optional(
-                    residual_diff=ev.residual_diff, cfg_cached=ev.cfg_cached, cfg_residual_diff=ev.cfg_residual_diff
+                    residual_diff=ev.residual_diff,
+                    cfg_cached=ev.cfg_cached,
+                    cfg_residual_diff=ev.cfg_residual_diff,
+                    pruned_blocks=ev.pruned_blocks,
                 ),
             )
         )

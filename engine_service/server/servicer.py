@@ -19,7 +19,7 @@ from engine_service.config import ServerConfig
 from engine_service.runtime.engine import AsyncEngine, Job
 from engine_service.runtime.errors import EngineError, ModelNotFound
 from engine_service.runtime.job import CompletedEvent
-from engine_service.server import codec, status, validation
+from engine_service.server import cache_policy, codec, status, validation
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +32,12 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
     def __init__(self, engine: AsyncEngine, config: ServerConfig):
         self._engine = engine
         self._chunk_bytes = config.stream_chunk_bytes
+        self._default_cache = cache_policy.parse_policy(config.cache_policy)
 
     def _submit(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> Job:
         model = validation.resolve_model(request, self._engine.models, self._engine.default_model)
         try:
-            spec = validation.validate(request, model, self._engine.limits)
+            spec = validation.validate(request, model, self._engine.limits, self._default_cache)
             job = self._engine.submit(spec)
         except EngineError:
             self._engine.stats.record_rejected(model.name)

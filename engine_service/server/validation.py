@@ -18,8 +18,9 @@ from PIL import Image, UnidentifiedImageError
 from client_sdk._proto import engine_pb2 as pb
 from engine_service.config import Limits
 from engine_service.models import LoadedModel
-from engine_service.runtime.errors import FeatureUnavailable, FieldViolation, InvalidRequest, ModelNotFound
+from engine_service.runtime.errors import FieldViolation, InvalidRequest, ModelNotFound
 from engine_service.runtime.job import JobSpec, OutputFormat
+from engine_service.server import cache_policy
 
 MAX_SEED = 2**63 - 1
 MAX_GUIDANCE = 100.0
@@ -43,8 +44,13 @@ def resolve_model(request: pb.GenerateRequest, models: dict[str, LoadedModel], d
     return models[name]
 
 
-def validate(request: pb.GenerateRequest, model: LoadedModel, limits: Limits) -> JobSpec:
-    """Turn a request into a JobSpec, or raise InvalidRequest naming every bad field."""
+def validate(
+    request: pb.GenerateRequest, model: LoadedModel, limits: Limits, default_cache: pb.CachePolicy | None = None
+) -> JobSpec:
+    """Turn a request into a JobSpec, or raise InvalidRequest naming every bad field.
+
+    ``default_cache`` is the server's default cache policy (none when omitted).
+    """
     v = _Violations()
     prompt = _text(v, "prompt", request.prompt, limits, required=True)
     negative = _text(v, "negative_prompt", request.negative_prompt, limits, required=False)
@@ -71,8 +77,9 @@ def validate(request: pb.GenerateRequest, model: LoadedModel, limits: Limits) ->
     request_id = request.request_id
     if request_id and not REQUEST_ID_PATTERN.fullmatch(request_id):
         v.add("request_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
+    policy = cache_policy.effective_policy(request, default_cache or pb.CachePolicy(preset="none"))
+    cache = cache_policy.plan_for(policy, steps, model.cache_group_sizes, v.add) if steps else None
     v.raise_if_any()
-    _check_cache_policy(request)
     return JobSpec(
         request_id=request_id or uuid.uuid4().hex,
         model=model.name,
@@ -90,6 +97,7 @@ def validate(request: pb.GenerateRequest, model: LoadedModel, limits: Limits) ->
         output_quality=quality,
         preview_every=preview_every,
         input_images=images,
+        cache=cache,
     )
 
 
@@ -208,32 +216,3 @@ def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -
             continue
         decoded.append((role, image.convert("RGB")))
     return tuple(decoded)
-
-
-def _check_cache_policy(request: pb.GenerateRequest) -> None:
-    if not request.HasField("cache"):
-        return
-    policy = request.cache
-    wants_cache = (
-        policy.preset not in ("", "none")
-        or any(
-            policy.HasField(name)
-            for name in (
-                "fn_compute_blocks",
-                "bn_compute_blocks",
-                "residual_diff_threshold",
-                "max_warmup_steps",
-                "warmup_interval",
-                "max_cached_steps",
-                "max_continuous_cached_steps",
-                "enable_separate_cfg",
-                "taylorseer_order",
-            )
-        )
-        or bool(policy.steps_computation_mask)
-        or bool(policy.steps_computation_policy)
-    )
-    if wants_cache:
-        raise FeatureUnavailable(
-            "cache", 'cache acceleration is not available in this engine version; use preset "none"'
-        )

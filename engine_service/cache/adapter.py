@@ -1,0 +1,179 @@
+"""Which blocks of a transformer cache together: ``BlockAdapter`` and the known layouts.
+
+A transformer's repeated blocks form one or more *block groups*. Each group is
+one cache context: Fn counts from its first block, Bn from its last. A group is
+a single block list, or several lists that run back to back with the same call
+(FLUX's double-stream then single-stream blocks), merged into one sequence.
+
+Without an explicit ``BlockAdapter``, the groups come from :data:`BLOCK_LAYOUTS`
+(per transformer class, as data) or, for other transformers, from their block
+lists: the lists of the classes a diffusers model names in ``_repeated_blocks``,
+or else every list of modules of one class; one group per list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from engine_service.cache.config import ParamsModifier
+from engine_service.cache.patterns import ForwardPattern
+
+#: Transformer class name -> its block groups, in execution order. A tuple of several
+#: attribute names is one group: lists that run back to back with the same arguments.
+BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "FluxTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
+}
+
+
+@dataclasses.dataclass
+class BlockAdapter:
+    """Says where a model's blocks are, when the defaults do not.
+
+    - ``transformer``: the module to cache (or a list of them, e.g. two experts); taken
+      from ``pipe.transformer`` when omitted.
+    - ``blocks`` / ``blocks_name``: the block lists, as ``ModuleList`` objects or attribute
+      names; one entry per group. A tuple of names merges lists into one group. For several
+      transformers, one such list per transformer.
+    - ``forward_pattern``: the pattern of each group; detected when omitted.
+    - ``params_modifiers``: per-group overrides of the cache and calibrator configuration.
+    - ``has_separate_cfg``: whether the pipeline runs CFG as a second transformer call;
+      ``None`` detects it from the transformer calls per scheduler step.
+    """
+
+    pipe: Any = None
+    transformer: torch.nn.Module | list[torch.nn.Module] | None = None
+    blocks: Any = None
+    blocks_name: Any = None
+    forward_pattern: ForwardPattern | list[Any] | None = None
+    params_modifiers: list[ParamsModifier] | None = None
+    has_separate_cfg: bool | None = None
+
+    def transformers(self) -> list[torch.nn.Module]:
+        if self.transformer is not None:
+            return list(self.transformer) if isinstance(self.transformer, (list, tuple)) else [self.transformer]
+        if self.pipe is None:
+            raise ValueError("BlockAdapter needs a pipe or a transformer")
+        return pipeline_transformers(self.pipe)
+
+    def groups(self) -> list[GroupSpec]:
+        """The block groups of every transformer, with their patterns where given."""
+        transformers = self.transformers()
+        names = self._names_per_transformer(transformers)
+        patterns = _per_transformer(self.forward_pattern, len(transformers))
+        specs: list[GroupSpec] = []
+        for index, (transformer, groups) in enumerate(zip(transformers, names, strict=True)):
+            group_patterns = _per_group(patterns[index], len(groups))
+            for group, pattern in zip(groups, group_patterns, strict=True):
+                specs.append(GroupSpec(transformer, index, group, pattern))
+        return specs
+
+    def _names_per_transformer(self, transformers: list[torch.nn.Module]) -> list[tuple[tuple[str, ...], ...]]:
+        given = self.blocks_name if self.blocks_name is not None else self.blocks
+        if given is None:
+            return [default_groups(t) for t in transformers]
+        per = _per_transformer(given, len(transformers))
+        return [
+            tuple(_group_names(t, entry) for entry in _as_list(groups))
+            for t, groups in zip(transformers, per, strict=True)
+        ]
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupSpec:
+    """One block group: its transformer, the attribute names of its lists, its pattern if known."""
+
+    transformer: torch.nn.Module
+    transformer_index: int
+    names: tuple[str, ...]
+    pattern: ForwardPattern | None
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.names)
+
+    def blocks(self) -> list[torch.nn.Module]:
+        return [block for name in self.names for block in getattr(self.transformer, name)]
+
+
+def pipeline_transformers(pipe: Any) -> list[torch.nn.Module]:
+    """The pipeline's denoising transformers: ``transformer`` and, for two experts, ``transformer_2``."""
+    found = [getattr(pipe, name, None) for name in ("transformer", "transformer_2")]
+    transformers = [t for t in found if isinstance(t, torch.nn.Module)]
+    if not transformers:
+        raise ValueError(f"{type(pipe).__name__} has no transformer to cache")
+    return transformers
+
+
+def default_groups(transformer: torch.nn.Module) -> tuple[tuple[str, ...], ...]:
+    """The block groups of a transformer: its known layout, or one group per repeated-block list."""
+    layout = BLOCK_LAYOUTS.get(type(transformer).__name__)
+    if layout is not None:
+        return layout
+    repeated = set(getattr(transformer, "_repeated_blocks", None) or ())
+    groups = []
+    for name, child in transformer.named_children():
+        if isinstance(child, torch.nn.ModuleList) and len(child) > 0:
+            kinds = {type(block).__name__ for block in child}
+            if (kinds <= repeated) if repeated else len(kinds) == 1:
+                groups.append((name,))
+    if not groups:
+        raise ValueError(f"found no repeated block list in {type(transformer).__name__}; pass a BlockAdapter")
+    return tuple(groups)
+
+
+def _group_names(transformer: torch.nn.Module, entry: Any) -> tuple[str, ...]:
+    if isinstance(entry, str):
+        return (entry,)
+    if isinstance(entry, torch.nn.ModuleList):
+        return (_attribute_of(transformer, entry),)
+    if isinstance(entry, (list, tuple)):
+        return tuple(name for item in entry for name in _group_names(transformer, item))
+    raise TypeError(f"a block group is a name, a ModuleList, or a tuple of them; got {type(entry).__name__}")
+
+
+def _attribute_of(transformer: torch.nn.Module, blocks: torch.nn.ModuleList) -> str:
+    for name, child in transformer.named_children():
+        if child is blocks:
+            return name
+    raise ValueError(f"the given block list is not a direct child of {type(transformer).__name__}")
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, (str, torch.nn.ModuleList)):
+        return [value]
+    return list(value)
+
+
+def _per_transformer(value: Any, count: int) -> list[Any]:
+    """Split a per-transformer value; a single transformer takes the value as it is."""
+    if count == 1:
+        return [value]
+    if value is None:
+        return [None] * count
+    if not isinstance(value, (list, tuple)) or len(value) != count:
+        raise ValueError(f"give one entry per transformer ({count})")
+    return list(value)
+
+
+def _per_group(value: Any, count: int) -> list[ForwardPattern | None]:
+    if value is None or isinstance(value, ForwardPattern):
+        return [value] * count
+    values = list(value)
+    if len(values) != count:
+        raise ValueError(f"give one forward pattern per block group ({count}), got {len(values)}")
+    return values
+
+
+def groups_for(target: Any, adapter: BlockAdapter | None) -> list[GroupSpec]:
+    """Block groups of a pipeline or transformer, from ``adapter`` or the defaults."""
+    if adapter is not None:
+        return adapter.groups()
+    if isinstance(target, torch.nn.Module):
+        return BlockAdapter(transformer=target).groups()
+    return BlockAdapter(pipe=target).groups()
+
+
+__all__ = ["BLOCK_LAYOUTS", "BlockAdapter", "GroupSpec", "default_groups", "groups_for", "pipeline_transformers"]

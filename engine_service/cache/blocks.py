@@ -1,0 +1,106 @@
+"""The modules that stand in for a block group while a cached transformer runs.
+
+During a cached forward, the transformer's block list is swapped for a list
+holding one runner, and the other lists of the group for empty lists. The
+transformer's loop therefore calls the runner once, with the arguments its first
+block would have received; the runner calls the real blocks (compiled or not,
+untouched) and skips what the cache allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from engine_service.cache.context import CacheContext
+from engine_service.cache.patterns import BlockCall, ForwardPattern
+
+
+def _residual(after: torch.Tensor | None, before: torch.Tensor | None) -> torch.Tensor | None:
+    if after is None or before is None or after.shape != before.shape:
+        return None
+    return after - before
+
+
+class _GroupRunner(torch.nn.Module):
+    """Common parts: the blocks (not registered as children), their pattern and context."""
+
+    def __init__(self, context: CacheContext, blocks: Sequence[torch.nn.Module], pattern: ForwardPattern, hidden: str):
+        super().__init__()
+        # A plain tuple: the runner must not re-register the transformer's own blocks.
+        object.__setattr__(self, "blocks", tuple(blocks))
+        object.__setattr__(self, "context", context)
+        self.pattern = pattern
+        self.hidden_name = hidden
+        config = context.cache_config
+        self.first = config.Fn_compute_blocks
+        self.last = len(self.blocks) - config.Bn_compute_blocks
+
+    def _call(self, args: tuple, kwargs: dict) -> BlockCall:
+        return BlockCall(self.pattern, self.hidden_name, args, kwargs)
+
+    def extra_repr(self) -> str:
+        return f"{self.context.name}: {len(self.blocks)} blocks, {self.pattern.name}"
+
+
+class CachedBlocks(_GroupRunner):
+    """DBCache: run the first Fn blocks, then either the middle blocks or their cached residual, then Bn."""
+
+    def forward(self, *args, **kwargs):
+        call = self._call(args, kwargs)
+        context, blocks = self.context, self.blocks
+        hidden, encoder = call.hidden, call.encoder
+        start = hidden
+        for block in blocks[: self.first]:
+            hidden, encoder = call.run(block, hidden, encoder)
+        fn_residual = hidden - start if hidden.shape == start.shape else hidden
+        if context.decide(fn_residual):
+            cached_hidden, cached_encoder = context.cached_residuals()
+            hidden = hidden + cached_hidden
+            if cached_encoder is not None and encoder is not None:
+                encoder = encoder + cached_encoder
+        else:
+            middle_start, middle_encoder = hidden, encoder
+            for block in blocks[self.first : self.last]:
+                hidden, encoder = call.run(block, hidden, encoder)
+            encoder_residual = _residual(encoder, middle_encoder) if self.pattern.returns_encoder else None
+            context.store(fn_residual, hidden - middle_start, encoder_residual)
+        for block in blocks[self.last :]:
+            hidden, encoder = call.run(block, hidden, encoder)
+        return call.output(hidden, encoder)
+
+
+class PrunedBlocks(_GroupRunner):
+    """DBPrune: every block outside Fn, Bn and the never-pruned ids may add its stored residual instead."""
+
+    def __init__(self, context, blocks, pattern, hidden, non_prune_block_ids: Sequence[int] = ()):
+        super().__init__(context, blocks, pattern, hidden)
+        self.protected = frozenset(non_prune_block_ids)
+
+    def forward(self, *args, **kwargs):
+        call = self._call(args, kwargs)
+        context = self.context
+        hidden, encoder = call.hidden, call.encoder
+        context.begin_prune_step()
+        prunable = 0
+        for block_id, block in enumerate(self.blocks):
+            if block_id < self.first or block_id >= self.last or block_id in self.protected:
+                hidden, encoder = call.run(block, hidden, encoder)
+                continue
+            prunable += 1
+            if context.may_prune(block_id, hidden):
+                stored_hidden, stored_encoder = context.state.block_residuals[block_id]
+                hidden = hidden + stored_hidden
+                if stored_encoder is not None and encoder is not None:
+                    encoder = encoder + stored_encoder
+                continue
+            block_input, block_encoder = hidden, encoder
+            hidden, encoder = call.run(block, hidden, encoder)
+            encoder_residual = _residual(encoder, block_encoder) if self.pattern.returns_encoder else None
+            context.store_block(block_id, block_input, hidden - block_input, encoder_residual)
+        context.end_prune_step(prunable)
+        return call.output(hidden, encoder)
+
+
+__all__ = ["CachedBlocks", "PrunedBlocks"]

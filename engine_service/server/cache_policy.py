@@ -1,0 +1,201 @@
+"""From a request's ``CachePolicy`` (and the server's default policy) to a cache plan.
+
+Resolution, in order:
+
+1. No ``cache`` in the request, or preset ``""`` with no override: the server's
+   default policy.
+2. Preset ``"default"`` (or ``""``) with overrides: the server's default policy with
+   the request's fields on top; when the server default is ``"none"``, the
+   overrides apply to ``"dbcache"``.
+3. Any other preset: that preset with the request's fields on top.
+
+Every field is range-checked against the model's block groups and the request's
+step count; violations name the field (``cache.fn_compute_blocks``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from client_sdk._proto import engine_pb2 as pb
+from client_sdk.types import CachePolicy
+from engine_service.cache.presets import CACHE_TYPES, CALIBRATORS, NAMED_PRESETS, NO_CACHE, CachePlan, make_plan
+
+AddViolation = Callable[[str, str], None]
+
+#: Proto field -> cache configuration field, for the plain overrides.
+OVERRIDES = {
+    "fn_compute_blocks": "Fn_compute_blocks",
+    "bn_compute_blocks": "Bn_compute_blocks",
+    "residual_diff_threshold": "residual_diff_threshold",
+    "max_warmup_steps": "max_warmup_steps",
+    "warmup_interval": "warmup_interval",
+    "max_cached_steps": "max_cached_steps",
+    "max_continuous_cached_steps": "max_continuous_cached_steps",
+    "enable_separate_cfg": "enable_separate_cfg",
+    "max_accumulated_residual_diff_threshold": "max_accumulated_residual_diff_threshold",
+    "cfg_diff_compute_separate": "cfg_diff_compute_separate",
+    "enable_dynamic_prune_threshold": "enable_dynamic_prune_threshold",
+}
+_OPTIONAL = (*OVERRIDES, "taylorseer_order")
+_STRINGS = ("steps_computation_policy", "calibrator", "cache_type")
+_REPEATED = ("steps_computation_mask", "non_prune_block_ids")
+PRESETS = ("", NO_CACHE, "default", *NAMED_PRESETS)
+
+
+def has_overrides(policy: pb.CachePolicy) -> bool:
+    return (
+        any(policy.HasField(name) for name in _OPTIONAL)
+        or any(getattr(policy, name) for name in _STRINGS)
+        or any(len(getattr(policy, name)) for name in _REPEATED)
+    )
+
+
+def _merge(base: pb.CachePolicy, top: pb.CachePolicy) -> pb.CachePolicy:
+    merged = pb.CachePolicy()
+    merged.CopyFrom(base)
+    for name in _OPTIONAL:
+        if top.HasField(name):
+            setattr(merged, name, getattr(top, name))
+    for name in _STRINGS:
+        if getattr(top, name):
+            setattr(merged, name, getattr(top, name))
+    for name in _REPEATED:
+        if len(getattr(top, name)):
+            field = getattr(merged, name)
+            del field[:]
+            field.extend(getattr(top, name))
+    return merged
+
+
+def effective_policy(request: pb.GenerateRequest, server_default: pb.CachePolicy) -> pb.CachePolicy:
+    """The policy a request runs with, before range checks."""
+    if not request.HasField("cache"):
+        return server_default
+    policy = request.cache
+    if policy.preset not in ("", "default"):
+        return policy
+    if not has_overrides(policy):
+        return server_default
+    base = pb.CachePolicy()
+    base.CopyFrom(server_default)
+    if base.preset in ("", NO_CACHE):
+        base.preset = "dbcache"
+    return _merge(base, policy)
+
+
+def plan_for(policy: pb.CachePolicy, steps: int, group_sizes: tuple[int, ...], add: AddViolation) -> CachePlan | None:
+    """The cache plan of ``policy`` for a run of ``steps`` steps; ``None`` = no caching.
+
+    Reports every bad field through ``add``; returns ``None`` when any was reported.
+    """
+    before = _Counter(add)
+    preset = policy.preset
+    if preset not in PRESETS:
+        before.add("cache.preset", f"must be one of {', '.join(repr(p) for p in PRESETS)}; got {preset!r}")
+        return None
+    if preset in ("", NO_CACHE):
+        if has_overrides(policy):
+            before.add("cache.preset", 'is "none"; a policy that disables caching takes no other field')
+        return None
+    if preset == "default":
+        before.add("cache.preset", '"default" cannot be the server\'s own default policy')
+        return None
+    _check_fields(policy, steps, min(group_sizes), before)
+    if before.count:
+        return None
+    calibrator = policy.calibrator or ("taylorseer" if policy.taylorseer_order > 0 else "none")
+    overrides = {OVERRIDES[name]: getattr(policy, name) for name in OVERRIDES if policy.HasField(name)}
+    if policy.steps_computation_mask:
+        overrides["steps_computation_mask"] = list(policy.steps_computation_mask)
+    if policy.steps_computation_policy:
+        overrides["steps_computation_policy"] = policy.steps_computation_policy
+    if policy.non_prune_block_ids:
+        overrides["non_prune_block_ids"] = list(policy.non_prune_block_ids)
+    if policy.cache_type != "dbprune":
+        overrides.pop("enable_dynamic_prune_threshold", None)
+    try:
+        return make_plan(
+            preset,
+            steps,
+            overrides,
+            cache_type=policy.cache_type or "dbcache",
+            calibrator=calibrator,
+            taylorseer_order=policy.taylorseer_order or 1,
+        )
+    except ValueError as err:  # a preset's step mask does not cover this step count
+        before.add("cache.preset", str(err))
+        return None
+
+
+class _Counter:
+    def __init__(self, add: AddViolation):
+        self._add = add
+        self.count = 0
+
+    def add(self, field: str, description: str) -> None:
+        self.count += 1
+        self._add(field, description)
+
+
+def _check_fields(policy: pb.CachePolicy, steps: int, blocks: int, v: _Counter) -> None:
+    def check_int(name: str, low: int, high: int | None, what: str) -> None:
+        if policy.HasField(name):
+            value = getattr(policy, name)
+            if value < low or (high is not None and value > high):
+                bound = f"between {low} and {high}" if high is not None else f">= {low}"
+                v.add(f"cache.{name}", f"must be {bound} ({what}); got {value}")
+
+    check_int("fn_compute_blocks", 1, blocks, f"the model's block groups have {blocks} blocks at least")
+    check_int("bn_compute_blocks", 0, blocks - 1, "trailing blocks that always run")
+    fn = policy.fn_compute_blocks if policy.HasField("fn_compute_blocks") else 1
+    bn = policy.bn_compute_blocks if policy.HasField("bn_compute_blocks") else 0
+    if 1 <= fn <= blocks and 0 <= bn and fn + bn >= blocks:
+        v.add("cache.bn_compute_blocks", f"Fn {fn} + Bn {bn} leave none of the {blocks} blocks to cache")
+    for name in ("residual_diff_threshold", "max_accumulated_residual_diff_threshold"):
+        if policy.HasField(name) and not math.isfinite(getattr(policy, name)):
+            v.add(f"cache.{name}", "must be a finite number")
+    check_int("max_warmup_steps", 0, None, "steps that always compute")
+    check_int("warmup_interval", 1, None, "spacing of warmup steps")
+    check_int("max_cached_steps", -1, None, "-1 = no cap")
+    check_int("max_continuous_cached_steps", -1, None, "-1 = no cap")
+    check_int("taylorseer_order", 0, 4, "0 = off")
+    mask = list(policy.steps_computation_mask)
+    if mask and len(mask) != steps:
+        v.add("cache.steps_computation_mask", f"has {len(mask)} entries; the request runs {steps} steps")
+    elif any(m not in (0, 1) for m in mask):
+        v.add("cache.steps_computation_mask", "may only hold 0 (may reuse) and 1 (must compute)")
+    if policy.steps_computation_policy not in ("", "static", "dynamic"):
+        v.add(
+            "cache.steps_computation_policy", f'must be "static" or "dynamic"; got {policy.steps_computation_policy!r}'
+        )
+    if policy.calibrator not in ("", *CALIBRATORS):
+        v.add("cache.calibrator", f"must be one of {', '.join(CALIBRATORS)}; got {policy.calibrator!r}")
+    elif policy.calibrator in ("foca", "none") and policy.taylorseer_order > 0:
+        v.add("cache.taylorseer_order", f'is set, but the calibrator is "{policy.calibrator}"')
+    if policy.cache_type not in ("", *CACHE_TYPES):
+        v.add("cache.cache_type", f"must be one of {', '.join(CACHE_TYPES)}; got {policy.cache_type!r}")
+    prune = policy.cache_type == "dbprune"
+    bad_ids = [i for i in policy.non_prune_block_ids if not 0 <= i < blocks]
+    if policy.non_prune_block_ids and not prune:
+        v.add("cache.non_prune_block_ids", 'applies to cache_type "dbprune" only')
+    elif bad_ids:
+        v.add("cache.non_prune_block_ids", f"ids must be between 0 and {blocks - 1}; got {bad_ids}")
+    if policy.HasField("enable_dynamic_prune_threshold") and not prune:
+        v.add("cache.enable_dynamic_prune_threshold", 'applies to cache_type "dbprune" only')
+
+
+def parse_policy(text: str) -> pb.CachePolicy:
+    """A policy from ``PRESET`` or ``PRESET:field=value,...`` (the serve flag's syntax).
+
+    Raises ``ValueError`` for text it cannot read or a preset that cannot be a server default.
+    """
+    policy = CachePolicy.parse(text).to_proto()
+    if policy.preset not in PRESETS or policy.preset == "default":
+        choices = ", ".join(p for p in PRESETS if p not in ("", "default"))
+        raise ValueError(f"the default cache policy's preset must be one of {choices}; got {policy.preset!r}")
+    return policy
+
+
+__all__ = ["effective_policy", "has_overrides", "parse_policy", "plan_for"]

@@ -1,0 +1,575 @@
+"""The cache library on its own, on real tiny diffusers pipelines and synthetic block stacks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from tiny_pipelines import build_tiny_wan, run_flux, run_wan
+
+from engine_service import cache
+from engine_service.cache import (
+    BlockAdapter,
+    DBCacheConfig,
+    DBPruneConfig,
+    ForwardPattern,
+    ParamsModifier,
+    TaylorSeerCalibratorConfig,
+    steps_mask,
+)
+
+
+@pytest.fixture(scope="module")
+def flux():
+    from engine_service.models.builtin import build_builtin_pipeline
+
+    pipe = build_builtin_pipeline()
+    yield pipe
+    cache.disable_cache(pipe)
+
+
+@pytest.fixture(scope="module")
+def flux_reference(flux):
+    return run_flux(flux)
+
+
+@pytest.fixture(scope="module")
+def wan():
+    pipe = build_tiny_wan()
+    yield pipe
+    cache.disable_cache(pipe)
+
+
+@pytest.fixture(autouse=True)
+def _clean(flux, wan):
+    yield
+    cache.disable_cache(flux)
+    cache.disable_cache(wan)
+
+
+def _only(stats: list[cache.CacheStats]) -> cache.CacheStats:
+    assert len(stats) == 1, [s.name for s in stats]
+    return stats[0]
+
+
+def _longest_run(steps: list[int]) -> int:
+    longest = run = 0
+    previous = None
+    for step in steps:
+        run = run + 1 if previous is not None and step == previous + 1 else 1
+        longest = max(longest, run)
+        previous = step
+    return longest
+
+
+# -- step masks --------------------------------------------------------------------------------
+
+
+def test_mask_presets_compute_18_15_11_8_of_28_steps():
+    expected = {
+        "slow": "1111111101110011100110010001",
+        "medium": "1111110110001100011000110001",
+        "fast": "1111110100010000100000100001",
+        "ultra": "1111001000001000000100000001",
+    }
+    for policy, counts in zip(expected, (18, 15, 11, 8), strict=True):
+        mask = steps_mask(total_steps=28, mask_policy=policy)
+        assert "".join(map(str, mask)) == expected[policy]
+        assert sum(mask) == counts
+
+
+def test_masks_scale_to_other_step_counts_and_end_with_a_computed_step():
+    assert sum(steps_mask(total_steps=50, mask_policy="fast")) == 20
+    assert sum(steps_mask(total_steps=50, mask_policy="ultra")) == 14
+    assert steps_mask(total_steps=9, mask_policy="ultra") == [1, 1, 1, 0, 0, 1, 0, 0, 1]
+    for total in range(1, 80):
+        for policy in cache.MASK_POLICIES:
+            mask = steps_mask(total_steps=total, mask_policy=policy)
+            assert len(mask) == total and mask[-1] == 1
+    assert steps_mask([4, 2], [1, 3], total_steps=9) == [1, 1, 1, 1, 0, 1, 1, 0, 0]
+    with pytest.raises(ValueError, match="mask_policy"):
+        steps_mask(total_steps=28, mask_policy="warp")
+    with pytest.raises(ValueError, match="cover"):
+        steps_mask([1], [1], total_steps=5)
+
+
+# -- DBCache on FLUX (one group: double- then single-stream blocks) ---------------------------
+
+
+def test_threshold_zero_is_bit_identical_to_no_cache(flux, flux_reference):
+    cache.enable_cache(flux, DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.0, max_warmup_steps=0))
+    assert torch.equal(run_flux(flux), flux_reference)
+    stats = _only(cache.summary(flux, logging=False))
+    assert stats.cached_steps == [] and stats.computed_steps == 8
+
+
+def test_threshold_one_caches_every_step_after_warmup(flux, flux_reference):
+    cache.enable_cache(flux, DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=3))
+    output = run_flux(flux)
+    stats = _only(cache.summary(flux, logging=False))
+    assert stats.name == "transformer_blocks+single_transformer_blocks"
+    assert stats.cached_steps == [3, 4, 5, 6, 7] and stats.computed_steps == 3
+    assert not torch.equal(output, flux_reference)
+
+
+def test_flux_blocks_form_one_group_and_fn_counts_from_the_first_double_block(flux, flux_reference):
+    # 2 double + 4 single blocks: Fn=3 reaches into the single-stream list; Fn+Bn=6 leaves nothing to cache.
+    cache.enable_cache(flux, DBCacheConfig(Fn_compute_blocks=3, Bn_compute_blocks=2, residual_diff_threshold=0.0))
+    assert torch.equal(run_flux(flux), flux_reference)
+    with pytest.raises(ValueError, match="exceeds the 6 blocks"):
+        cache.enable_cache(flux, DBCacheConfig(Fn_compute_blocks=5, Bn_compute_blocks=2))
+
+
+def test_dynamic_decisions_follow_the_relative_l1_diff(flux):
+    cache.enable_cache(flux, DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.3, max_warmup_steps=2))
+    run_flux(flux)
+    stats = _only(cache.summary(flux, logging=False))
+    diffs = {int(k): v for k, v in stats.residual_diffs.items()}
+    assert sorted(diffs) == list(range(2, 8))
+    assert stats.cached_steps == [s for s, d in sorted(diffs.items()) if d < 0.3]
+    assert all(0 < d < 10 for d in diffs.values())
+
+
+def test_max_continuous_cached_steps_two_never_caches_three_in_a_row(flux):
+    cache.enable_cache(
+        flux,
+        DBCacheConfig(
+            Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=1, max_continuous_cached_steps=2
+        ),
+    )
+    run_flux(flux, steps=12)
+    stats = _only(cache.summary(flux, logging=False))
+    assert stats.cached_steps == [1, 2, 4, 5, 7, 8, 10, 11]
+    assert _longest_run(stats.cached_steps) == 2
+
+
+def test_caps_warmup_interval_and_accumulated_diff(flux):
+    cache.enable_cache(
+        flux,
+        DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=4, warmup_interval=2),
+    )
+    run_flux(flux)
+    assert _only(cache.summary(flux, logging=False)).cached_steps == [1, 3, 4, 5, 6, 7]
+    cache.enable_cache(
+        flux, DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=2, max_cached_steps=3)
+    )
+    run_flux(flux)
+    assert _only(cache.summary(flux, logging=False)).cached_steps == [2, 3, 4]
+    cache.enable_cache(
+        flux,
+        DBCacheConfig(
+            Fn_compute_blocks=1,
+            residual_diff_threshold=0.99,
+            max_warmup_steps=2,
+            max_accumulated_residual_diff_threshold=0.5,
+        ),
+    )
+    run_flux(flux)
+    stats = _only(cache.summary(flux, logging=False))
+    diffs = [stats.residual_diffs[str(s)] for s in range(2, 8) if str(s) in stats.residual_diffs]
+    seen = 0.0
+    for step in range(2, 8):
+        if seen >= 0.5:
+            assert step not in stats.cached_steps and str(step) not in stats.residual_diffs
+        else:
+            seen += stats.residual_diffs[str(step)]
+    assert diffs and sum(diffs) >= 0.5
+
+
+def test_static_mask_caches_exactly_the_zero_steps_and_dynamic_still_tests(flux):
+    mask = steps_mask(total_steps=8, mask_policy="ultra")
+    zeros = [i for i, m in enumerate(mask) if m == 0]
+    cache.enable_cache(
+        flux,
+        DBCacheConfig(Fn_compute_blocks=1, steps_computation_mask=mask, steps_computation_policy="static"),
+    )
+    run_flux(flux)
+    stats = _only(cache.summary(flux, logging=False))
+    assert stats.cached_steps == zeros and stats.residual_diffs == {}
+    cache.enable_cache(
+        flux,
+        DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.0, steps_computation_mask=mask),
+    )
+    run_flux(flux)
+    assert _only(cache.summary(flux, logging=False)).cached_steps == []
+
+
+def test_a_preset_mask_follows_the_step_count_of_each_call(flux):
+    cache.enable_cache(
+        flux,
+        DBCacheConfig(
+            Fn_compute_blocks=1,
+            steps_computation_mask=steps_mask(total_steps=28, mask_policy="fast"),
+            steps_computation_policy="static",
+        ),
+    )
+    run_flux(flux, steps=12)
+    zeros = [i for i, m in enumerate(steps_mask(total_steps=12, mask_policy="fast")) if m == 0]
+    assert _only(cache.summary(flux, logging=False)).cached_steps == zeros
+
+
+def test_calibrators_change_what_is_reused_not_when(flux):
+    mask = steps_mask(total_steps=8, mask_policy="fast")
+    config = DBCacheConfig(Fn_compute_blocks=1, steps_computation_mask=mask, steps_computation_policy="static")
+    cache.enable_cache(flux, config)
+    plain = run_flux(flux)
+    plain_steps = _only(cache.summary(flux, logging=False)).cached_steps
+    outputs = []
+    for calibrator in (TaylorSeerCalibratorConfig(taylorseer_order=1), cache.FoCaCalibratorConfig()):
+        cache.enable_cache(flux, config, calibrator_config=calibrator)
+        outputs.append(run_flux(flux))
+        assert _only(cache.summary(flux, logging=False)).cached_steps == plain_steps
+    assert not torch.equal(outputs[0], plain) and not torch.equal(outputs[1], plain)
+
+
+def test_disable_restores_the_modules_exactly_and_enabling_again_works(flux, flux_reference):
+    transformer, scheduler = flux.transformer, flux.scheduler
+    before = (dict(transformer.__dict__), dict(scheduler.__dict__), list(transformer.named_modules()))
+    config = DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.3, max_warmup_steps=2)
+    cache.enable_cache(flux, config)
+    first = run_flux(flux)
+    first_steps = _only(cache.summary(flux, logging=False)).cached_steps
+    assert cache.is_cached(flux) and "forward" in transformer.__dict__
+    cache.disable_cache(flux)
+    assert not cache.is_cached(flux)
+    assert transformer.__dict__.keys() == before[0].keys() and scheduler.__dict__.keys() == before[1].keys()
+    assert list(transformer.named_modules()) == before[2]
+    assert torch.equal(run_flux(flux), flux_reference)
+    cache.enable_cache(flux, config)
+    assert torch.equal(run_flux(flux), first)
+    assert _only(cache.summary(flux, logging=False)).cached_steps == first_steps
+
+
+def test_state_resets_at_every_call_even_after_a_failure(flux):
+    config = DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.3, max_warmup_steps=2)
+    cache.enable_cache(flux, config)
+    first = run_flux(flux)
+    first_steps = _only(cache.summary(flux, logging=False)).cached_steps
+
+    calls = {"n": 0}
+
+    def fail_midway(module, args):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("injected failure")
+
+    hook = flux.transformer.single_transformer_blocks[1].register_forward_pre_hook(fail_midway)
+    try:
+        with pytest.raises(RuntimeError, match="injected"):
+            run_flux(flux, seed=9)
+    finally:
+        hook.remove()
+    assert torch.equal(run_flux(flux), first)
+    assert _only(cache.summary(flux, logging=False)).cached_steps == first_steps
+
+
+# -- CFG as a second transformer call (Wan) -----------------------------------------------------
+
+
+def test_wan_keeps_separate_state_per_cfg_branch_detected_from_the_calls(wan):
+    reference = run_wan(wan)
+    cache.enable_cache(wan, DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.0))
+    assert torch.equal(run_wan(wan), reference)
+    cache.enable_cache(wan, DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=3))
+    run_wan(wan)
+    stats = _only(cache.summary(wan, logging=False))
+    assert stats.cached_steps == list(range(3, 10)) and stats.cfg_cached_steps == list(range(3, 10))
+    assert stats.computed_steps == 3 and stats.cfg_computed_steps == 3
+    cache.enable_cache(wan, DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.1, max_warmup_steps=2))
+    run_wan(wan)
+    stats = _only(cache.summary(wan, logging=False))
+    assert set(stats.residual_diffs) == set(stats.cfg_residual_diffs) == {str(s) for s in range(2, 10)}
+    assert stats.residual_diffs != stats.cfg_residual_diffs
+    main, cfg = cache.step_outcomes(wan, 5)
+    assert main is not None and cfg is not None
+
+
+def test_one_shared_state_when_separate_cfg_is_off(wan):
+    cache.enable_cache(
+        wan,
+        DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=2, enable_separate_cfg=False),
+    )
+    run_wan(wan, steps=5)
+    stats = _only(cache.summary(wan, logging=False))
+    # Every transformer call is a step of its own: 10 calls, 2 of warmup.
+    assert stats.cached_steps == list(range(2, 10)) and stats.cfg_cached_steps == []
+
+
+# -- block groups, modifiers, pruning ---------------------------------------------------------
+
+
+def test_params_modifiers_set_each_group_apart(flux):
+    adapter = BlockAdapter(pipe=flux, blocks_name=["transformer_blocks", "single_transformer_blocks"])
+    cache.enable_cache(
+        adapter,
+        DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=2),
+        params_modifiers=[
+            ParamsModifier(cache_config=DBCacheConfig().reset(residual_diff_threshold=0.0)),
+            ParamsModifier(cache_config=DBCacheConfig().reset(max_warmup_steps=4)),
+        ],
+    )
+    run_flux(flux)
+    double, single = cache.summary(flux, logging=False)
+    assert (double.name, single.name) == ("transformer_blocks", "single_transformer_blocks")
+    assert double.cached_steps == [] and single.cached_steps == [4, 5, 6, 7]
+    with pytest.raises(ValueError, match="one ParamsModifier per block group"):
+        cache.enable_cache(adapter, DBCacheConfig(), params_modifiers=[ParamsModifier()])
+
+
+def test_dbprune_prunes_per_block_outside_fn_bn_and_protected_ids(flux, flux_reference):
+    cache.enable_cache(flux, DBPruneConfig(Fn_compute_blocks=1, Bn_compute_blocks=1, residual_diff_threshold=0.0))
+    assert torch.equal(run_flux(flux), flux_reference)
+    cache.enable_cache(
+        flux,
+        DBPruneConfig(
+            Fn_compute_blocks=1,
+            Bn_compute_blocks=1,
+            residual_diff_threshold=1.0,
+            max_warmup_steps=2,
+            non_prune_block_ids=[2],
+        ),
+    )
+    run_flux(flux)
+    stats = _only(cache.summary(flux, logging=False))
+    # 6 blocks: 0 is Fn, 5 is Bn, 2 is protected: blocks 1, 3, 4 may prune.
+    assert stats.actual_blocks == [3] * 8
+    assert stats.pruned_blocks == [0, 0, 3, 3, 3, 3, 3, 3]
+    assert stats.cached_steps == [2, 3, 4, 5, 6, 7]
+    assert stats.pruned_ratio == pytest.approx(18 / 24)
+    cache.enable_cache(flux, DBPruneConfig(Fn_compute_blocks=1, residual_diff_threshold=0.4, max_warmup_steps=2))
+    run_flux(flux)
+    stats = _only(cache.summary(flux, logging=False))
+    assert all(isinstance(v, list) for v in stats.residual_diffs.values())
+
+
+def test_cache_stats_report_a_table(flux):
+    cache.enable_cache(flux, DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.3, max_warmup_steps=2))
+    run_flux(flux)
+    table = _only(cache.summary(flux, logging=False)).table(details=True)
+    assert "DBCache_F1B0_W2I1M0MC0_R0.3" in table and "| Cached steps | Diffs P00" in table
+
+
+# -- synthetic block stacks: every forward pattern, exact calibrators --------------------------
+
+
+class _Block(torch.nn.Module):
+    """A block whose residual is known: ``scale * polynomial(t)`` on H, and on E where it has one."""
+
+    def __init__(self, pattern: ForwardPattern, coefficients: tuple[float, ...], index: int):
+        super().__init__()
+        self.pattern = pattern
+        self.coefficients = coefficients
+        self.index = index
+
+    def residual(self, t: float) -> float:
+        return sum(c * t**i for i, c in enumerate(self.coefficients)) * (self.index + 1)
+
+
+def _make_block_class(pattern: ForwardPattern):
+    """A block class with the forward signature and return order of ``pattern``."""
+    if pattern.takes_encoder:
+        if pattern == ForwardPattern.Pattern_0:
+
+            def forward(self, hidden_states, encoder_hidden_states, t):
+                r = self.residual(t)
+                hidden_states = hidden_states + r
+                encoder_hidden_states = encoder_hidden_states - r
+                return hidden_states, encoder_hidden_states
+
+        elif pattern == ForwardPattern.Pattern_1:
+
+            def forward(self, hidden_states, encoder_hidden_states, t):
+                r = self.residual(t)
+                hidden_states = hidden_states + r
+                encoder_hidden_states = encoder_hidden_states - r
+                return encoder_hidden_states, hidden_states
+
+        else:
+
+            def forward(self, hidden_states, encoder_hidden_states, t):
+                hidden_states = hidden_states + self.residual(t) + 0 * encoder_hidden_states.mean()
+                return hidden_states
+
+    elif pattern == ForwardPattern.Pattern_3:
+
+        def forward(self, hidden_states, t):
+            hidden_states = hidden_states + self.residual(t)
+            return hidden_states
+
+    elif pattern == ForwardPattern.Pattern_4:
+
+        def forward(self, hidden_states, t):
+            encoder_hidden_states = hidden_states * 0 - self.residual(t)
+            hidden_states = hidden_states + self.residual(t)
+            return hidden_states, encoder_hidden_states
+
+    else:
+
+        def forward(self, hidden_states, t):
+            encoder_hidden_states = hidden_states * 0 - self.residual(t)
+            hidden_states = hidden_states + self.residual(t)
+            return encoder_hidden_states, hidden_states
+
+    return type(f"Block{pattern.name}", (_Block,), {"forward": forward})
+
+
+class _Stack(torch.nn.Module):
+    """A transformer-shaped module: a loop over ``blocks`` called like diffusers calls them."""
+
+    def __init__(self, pattern: ForwardPattern, coefficients=(1.0,), num_blocks: int = 4):
+        super().__init__()
+        block_class = _make_block_class(pattern)
+        self.pattern = pattern
+        self.blocks = torch.nn.ModuleList(block_class(pattern, coefficients, i) for i in range(num_blocks))
+
+    def forward(self, hidden_states, encoder_hidden_states, t):
+        for block in self.blocks:
+            if self.pattern.takes_encoder:
+                out = block(hidden_states=hidden_states, encoder_hidden_states=encoder_hidden_states, t=t)
+            else:
+                out = block(hidden_states, t=t)
+            if isinstance(out, torch.Tensor):
+                hidden_states = out
+            elif self.pattern.Return_H_First:
+                hidden_states, encoder_hidden_states = out
+            else:
+                encoder_hidden_states, hidden_states = out
+        return hidden_states, encoder_hidden_states
+
+
+@pytest.mark.parametrize("pattern", list(ForwardPattern), ids=lambda p: p.name)
+def test_every_forward_pattern_is_detected_and_cached(pattern):
+    stack = _Stack(pattern, coefficients=(1.0, 0.5))
+    assert cache.detect_forward_pattern(stack.blocks[0]) is pattern
+    h, e = torch.zeros(1, 3, 2), torch.zeros(1, 3, 2)
+    reference = [stack(h, e, t) for t in range(6)]
+    cache.enable_cache(stack, DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.0, num_inference_steps=6))
+    try:
+        for t in range(6):
+            got = stack(h, e, t)
+            assert torch.equal(got[0], reference[t][0]) and torch.equal(got[1], reference[t][1])
+        cache.refresh_context(
+            stack, cache_config=DBCacheConfig().reset(residual_diff_threshold=1.0, max_warmup_steps=2)
+        )
+        outputs = [stack(h, e, t) for t in range(6)]
+        assert _only(cache.summary(stack, logging=False)).cached_steps == [2, 3, 4, 5]
+        # A cached step adds the last computed middle residual (step 1's) to this step's Fn output.
+        middle = sum(b.residual(1) for b in stack.blocks[1:])
+        assert torch.allclose(outputs[4][0], torch.full_like(h, stack.blocks[0].residual(4) + middle))
+    finally:
+        cache.disable_cache(stack)
+    assert "forward" not in stack.__dict__
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_taylorseer_is_exact_for_polynomial_residuals_of_its_order(order):
+    coefficients = tuple(0.3 * (k + 1) * (-1) ** k for k in range(order + 1))
+    stack = _Stack(ForwardPattern.Pattern_0, coefficients=coefficients, num_blocks=3)
+    h, e = torch.zeros(1, 2, 2, dtype=torch.float64), torch.zeros(1, 2, 2, dtype=torch.float64)
+    steps = 12
+    reference = [stack(h, e, float(t)) for t in range(steps)]
+    # Computed steps unevenly spaced (0..order, then 7 and 9); every other step is extrapolated.
+    mask = [1 if t <= order or t in (7, 9) else 0 for t in range(steps)]
+    cache.enable_cache(
+        stack,
+        DBCacheConfig(
+            Fn_compute_blocks=1,
+            steps_computation_mask=mask,
+            steps_computation_policy="static",
+            num_inference_steps=steps,
+        ),
+        calibrator_config=TaylorSeerCalibratorConfig(taylorseer_order=order),
+    )
+    try:
+        outputs = [stack(h, e, float(t)) for t in range(steps)]
+        assert _only(cache.summary(stack, logging=False)).cached_steps == [t for t in range(steps) if not mask[t]]
+    finally:
+        cache.disable_cache(stack)
+    for t in range(steps):
+        assert torch.allclose(outputs[t][0], reference[t][0], rtol=1e-9, atol=1e-7), t
+        assert torch.allclose(outputs[t][1], reference[t][1], rtol=1e-9, atol=1e-7), t
+
+
+def test_foca_is_exact_for_linear_residuals_within_its_horizon():
+    stack = _Stack(ForwardPattern.Pattern_3, coefficients=(0.5, -0.25), num_blocks=3)
+    h = torch.zeros(1, 2, 2, dtype=torch.float64)
+    mask = [1, 1, 0, 0, 1, 0, 0, 1]
+    reference = [stack(h, None, float(t)) for t in range(8)]
+    cache.enable_cache(
+        stack,
+        DBCacheConfig(
+            Fn_compute_blocks=1, steps_computation_mask=mask, steps_computation_policy="static", num_inference_steps=8
+        ),
+        calibrator_config=cache.FoCaCalibratorConfig(),
+    )
+    try:
+        outputs = [stack(h, None, float(t)) for t in range(8)]
+    finally:
+        cache.disable_cache(stack)
+    for t in range(8):
+        assert torch.allclose(outputs[t][0], reference[t][0]), t
+
+
+def test_taylorseer_calibrator_extrapolates_newton_polynomials():
+    calibrator = cache.TaylorSeerCalibrator(order=2)
+    for step in (0, 1, 3):
+        calibrator.update(step, torch.tensor([float(step**2)]))
+    assert calibrator.approximate(5).item() == pytest.approx(25.0)
+    with pytest.raises(ValueError, match="between 1 and 4"):
+        cache.TaylorSeerCalibrator(order=5)
+
+
+def test_a_bare_transformer_starts_a_new_run_after_num_inference_steps():
+    stack = _Stack(ForwardPattern.Pattern_3, num_blocks=3)
+    h = torch.zeros(1, 2, 2)
+    cache.enable_cache(
+        stack,
+        DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=2, num_inference_steps=4),
+    )
+    try:
+        for _ in range(2):
+            for t in range(4):
+                stack(h, None, t)
+            assert _only(cache.summary(stack, logging=False)).cached_steps == [2, 3]
+        cache.refresh_context(stack, num_inference_steps=6)
+        for t in range(6):
+            stack(h, None, t)
+        assert _only(cache.summary(stack, logging=False)).cached_steps == [2, 3, 4, 5]
+    finally:
+        cache.disable_cache(stack)
+
+
+def test_relative_l1_is_zero_for_equal_tensors_and_scale_free():
+    from engine_service.cache.context import relative_l1
+
+    a = torch.randn(4, 8)
+    assert relative_l1(a, a) == 0.0
+    assert math.isclose(relative_l1(a, 2 * a), relative_l1(3 * a, 6 * a), rel_tol=1e-6)
+
+
+def test_regional_compile_does_not_recompile_after_the_first_cached_request(flux):
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    for name in ("transformer_blocks", "single_transformer_blocks"):
+        for block in getattr(flux.transformer, name):
+            block.compile(backend="eager", dynamic=False)
+    try:
+        config = DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.3, max_warmup_steps=2)
+        cache.enable_cache(flux, config)
+        run_flux(flux)
+        graphs = counters["stats"]["unique_graphs"]
+        assert graphs > 0
+        run_flux(flux, seed=11)
+        cache.disable_cache(flux)
+        run_flux(flux)
+        cache.enable_cache(flux, DBCacheConfig(Fn_compute_blocks=2, residual_diff_threshold=1.0, max_warmup_steps=1))
+        run_flux(flux)
+        assert counters["stats"]["unique_graphs"] == graphs
+    finally:
+        cache.disable_cache(flux)
+        for name in ("transformer_blocks", "single_transformer_blocks"):
+            for block in getattr(flux.transformer, name):
+                block._compiled_call_impl = None
+        torch._dynamo.reset()
