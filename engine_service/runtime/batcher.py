@@ -6,10 +6,14 @@ the model, width, height, steps, frames, guidance scale and cache policy (the
 per job: the worker passes one prompt and one seeded ``torch.Generator`` per
 output, so a job's noise, and hence its image, does not depend on its neighbours.
 
+Jobs with the same cache policy batch too: each job of the call is a sample group of
+the cache, with its own state and its own decision at every step, taken from its own
+samples only, so it caches the same steps (and gets the same image) as it would alone.
+The middle blocks run for the batch unless every job caches the step.
+
 Jobs that always run alone (``batch_key`` is None):
   * jobs with input images (editing pipelines condition on them per call);
-  * jobs with a cache policy other than "none": the cache decides once per step for the
-    whole call, so a batch would share one decision (per-sample decisions are future work).
+  * jobs with a DBPrune policy: it decides per block for the whole batch.
 
 Selection keeps arrival order: the oldest queued job heads the batch and compatible
 jobs behind it join it, jumping over incompatible ones. When fewer than
@@ -25,6 +29,7 @@ import dataclasses
 import time
 from typing import Protocol
 
+from engine_service.cache.config import CacheType
 from engine_service.config import BatchingConfig
 from engine_service.runtime.job import JobSpec
 
@@ -47,7 +52,7 @@ class BatchKey:
 def batch_key(spec: JobSpec) -> BatchKey | None:
     """The job's batch key, or None when it must run alone."""
     cache_policy = spec.cache.tag if spec.cache is not None else NO_CACHE_POLICY
-    if spec.input_images or spec.cache is not None:
+    if spec.input_images or (spec.cache is not None and spec.cache.cache_config.cache_type == CacheType.DBPrune):
         return None
     return BatchKey(
         model=spec.model,

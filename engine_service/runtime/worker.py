@@ -110,7 +110,7 @@ class Worker:
             member.first_sample = offset
             offset += member.spec.num_outputs
         clock = _Clock()
-        steps: list[StepRecord] = []
+        steps: list[list[StepRecord]] = [[] for _ in members]
         callback = self._step_callback(model, members, clock, steps)
         specs = [m.spec for m in members]
         kwargs = {**model.call_defaults, **model.family.build_call_kwargs(pipe, specs)}
@@ -122,9 +122,11 @@ class Worker:
         hook = pipe.transformer.register_forward_pre_hook(clock.mark_transformer_call)
         pruned_ratio = None
         try:
-            # Jobs with a cache plan run alone (batcher.batch_key): the cache decides per call.
             if first.cache is not None:
+                # Members share a plan (batcher.batch_key); each decides on its own samples.
                 cache.enable_cache(pipe, first.cache.cache_config.copy(), first.cache.calibrator_config)
+                if len(members) > 1:
+                    cache.set_sample_groups(pipe, [m.spec.num_outputs for m in members])
             with torch.inference_mode():
                 output = pipe(**kwargs, generator=generators, output_type="np", callback_on_step_end=callback)
             pruned_ratio = _pruned_ratio(cache.summary(pipe, logging=False))
@@ -143,7 +145,7 @@ class Worker:
         first_call = clock.first_transformer_call or clock.start
         last_step = clock.last_step_end or first_call
         outcomes: list[Outcome] = []
-        for member in members:
+        for member, records in zip(members, steps, strict=True):
             spec = member.spec
             if member.cancelled:
                 outcomes.append(JobCancelled(spec.request_id))
@@ -164,7 +166,7 @@ class Worker:
                     model=spec.model,
                     seed=spec.seed,
                     outputs=tuple(outputs),
-                    steps=tuple(steps),
+                    steps=tuple(records),
                     cache_policy=spec.cache.tag if spec.cache is not None else NO_CACHE_POLICY,
                     timings=timings,
                     pruned_ratio=pruned_ratio,
@@ -177,7 +179,7 @@ class Worker:
         model: LoadedModel,
         members: Sequence[Member],
         clock: _Clock,
-        steps: list[StepRecord],
+        steps: list[list[StepRecord]],
     ) -> Callable[..., dict]:
         total = members[0].spec.num_inference_steps
 
@@ -185,26 +187,33 @@ class Worker:
             now = time.perf_counter()
             step_start = clock.last_step_end or clock.first_transformer_call or clock.start
             clock.last_step_end = now
-            record = _step_record(pipe, index, members[0].spec.cache is not None)
-            steps.append(record)
-            event = StepEvent(
-                step=index,
-                total_steps=total,
-                timestep=float(timestep),
-                elapsed_ms=(now - clock.start) * 1000.0,
-                step_ms=(now - step_start) * 1000.0,
-                cached=record.cached,
-                residual_diff=record.residual_diff,
-                cfg_cached=record.cfg_cached,
-                cfg_residual_diff=record.cfg_residual_diff,
-                pruned_blocks=record.pruned_blocks,
-            )
+            cached_run = members[0].spec.cache is not None
+            t = float(timestep)
             # Cancel flags are read after the step so a job sees its progress up to the stop. A
             # cancelled job gets no more events; when none is left, raising here skips the
             # remaining steps and the VAE decode.
-            live = [m for m in members if not m.cancelled]
-            for member in live:
-                member.emit(event)
+            live = []
+            for group, (member, records) in enumerate(zip(members, steps, strict=True)):
+                # With several members, each is a sample group of the cache with its own decisions.
+                record = _step_record(pipe, index, cached_run, group)
+                records.append(record)
+                if member.cancelled:
+                    continue
+                live.append(member)
+                member.emit(
+                    StepEvent(
+                        step=index,
+                        total_steps=total,
+                        timestep=t,
+                        elapsed_ms=(now - clock.start) * 1000.0,
+                        step_ms=(now - step_start) * 1000.0,
+                        cached=record.cached,
+                        residual_diff=record.residual_diff,
+                        cfg_cached=record.cfg_cached,
+                        cfg_residual_diff=record.cfg_residual_diff,
+                        pruned_blocks=record.pruned_blocks,
+                    )
+                )
             if not live:
                 raise JobCancelled(members[0].spec.request_id)
             for member in live:
@@ -239,10 +248,10 @@ def _free_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _step_record(pipe, index: int, cached_run: bool) -> StepRecord:
+def _step_record(pipe, index: int, cached_run: bool, sample_group: int) -> StepRecord:
     if not cached_run:
         return StepRecord(step=index)
-    main, cfg = cache.step_outcomes(pipe, index)
+    main, cfg = cache.step_outcomes(pipe, index, sample_group)
     return StepRecord(
         step=index,
         cached=bool(main and main.cached),
