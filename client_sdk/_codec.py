@@ -203,6 +203,7 @@ def model_stats_from_proto(msg: engine_pb2.ModelStats) -> ModelStats:
         computed_steps=msg.computed_steps,
         cached_steps=msg.cached_steps,
         last_request_unix_ms=msg.last_request_unix_ms,
+        cancelled_steps=msg.cancelled_steps,
     )
 
 

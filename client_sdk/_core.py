@@ -51,6 +51,9 @@ OUTPUT_FORMATS: dict[str, int] = {
 }
 """Output format names accepted by `build_request`, mapped to `ditserve.v1.OutputFormat`."""
 
+AUTHORIZATION_METADATA_KEY = "authorization"
+"""Metadata key of the bearer token (`authorization: Bearer <token>`)."""
+
 HEALTH_CHECK_METHOD = "/grpc.health.v1.Health/Check"
 """Full method name of the standard gRPC health check."""
 HEALTH_SERVING = 1
@@ -183,6 +186,37 @@ def merge_channel_options(extra: ChannelOptions | None) -> list[tuple[str, Any]]
     merged = dict(CHANNEL_OPTIONS)
     merged.update(dict(extra or ()))
     return list(merged.items())
+
+
+def auth_metadata(metadata: Metadata | None, auth_token: str | None) -> tuple[tuple[str, str | bytes], ...]:
+    """The caller's metadata plus `authorization: Bearer <auth_token>` when a token is given."""
+    items = tuple(metadata or ())
+    if auth_token:
+        items += ((AUTHORIZATION_METADATA_KEY, f"Bearer {auth_token}"),)
+    return items
+
+
+def tls_credentials(
+    tls: bool,
+    root_certificates: bytes | None,
+    certificate_chain: bytes | None,
+    private_key: bytes | None,
+) -> Any:
+    """`grpc.ChannelCredentials` for TLS, or None for a plaintext channel.
+
+    TLS is on when `tls` is true or any certificate is given. `root_certificates`
+    (PEM) verify the server (None: the system's roots); `certificate_chain` and
+    `private_key` (PEM) are the client's identity for mutual TLS and go together.
+    """
+    if (certificate_chain is None) != (private_key is None):
+        raise ValueError("certificate_chain and private_key go together (the client's identity for mutual TLS)")
+    if not (tls or root_certificates or certificate_chain):
+        return None
+    import grpc
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=root_certificates, private_key=private_key, certificate_chain=certificate_chain
+    )
 
 
 def call_options(

@@ -139,6 +139,8 @@ class ModelStats:
     """Steps whose middle blocks reused the cache."""
     last_request_unix_ms: int
     """Unix epoch milliseconds of the last finished request; 0 when none yet."""
+    cancelled_steps: int = 0
+    """Denoising steps run by requests that were then cancelled."""
 
 
 @dataclass(frozen=True)

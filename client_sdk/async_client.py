@@ -1,4 +1,4 @@
-"""The asyncio ditserve client, over a `grpc.aio.insecure_channel`.
+"""The asyncio ditserve client, over a `grpc.aio` channel (plaintext or TLS).
 
 The twin of `client_sdk.client.Client`: same methods, as coroutines, and the
 same request building, reassembly and error mapping from `_core`.
@@ -26,10 +26,12 @@ from client_sdk._core import (
     Metadata,
     StreamAssembler,
     StreamOptions,
+    auth_metadata,
     build_request,
     call_options,
     merge_channel_options,
     parse_health_status,
+    tls_credentials,
 )
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from client_sdk.errors import UnavailableError, from_rpc_error
@@ -66,13 +68,19 @@ class AsyncClient:
         timeout: float | None = None,
         metadata: Metadata | None = None,
         channel_options: ChannelOptions | None = None,
+        auth_token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
     ) -> None:
         """Prepares a channel to `target` ("host:port"); arguments as for `Client`."""
         self.target = target
         """The engine address this client talks to."""
         self._timeout = timeout
-        self._metadata = tuple(metadata or ())
+        self._metadata = auth_metadata(metadata, auth_token)
         self._options = merge_channel_options(channel_options)
+        self._credentials = tls_credentials(tls, root_certificates, certificate_chain, private_key)
         self._channel: grpc.aio.Channel | None = None
         self._stub: engine_pb2_grpc.EngineStub | None = None
         self._health_check: Any = None
@@ -184,7 +192,10 @@ class AsyncClient:
     def _open(self) -> grpc.aio.Channel:
         """The channel, opened in the running event loop on first use."""
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
+            if self._credentials is None:
+                self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
+            else:
+                self._channel = grpc.aio.secure_channel(self.target, self._credentials, options=self._options)
             self._stub = engine_pb2_grpc.EngineStub(self._channel)
             self._health_check = self._channel.unary_unary(
                 HEALTH_CHECK_METHOD, request_serializer=_identity, response_deserializer=_identity

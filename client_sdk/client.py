@@ -1,4 +1,4 @@
-"""The blocking ditserve client, over a `grpc.insecure_channel`."""
+"""The blocking ditserve client, over a `grpc` channel (plaintext or TLS)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ from client_sdk._core import (
     Metadata,
     StreamAssembler,
     StreamOptions,
+    auth_metadata,
     build_request,
     call_options,
     merge_channel_options,
     parse_health_status,
+    tls_credentials,
 )
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from client_sdk.errors import UnavailableError, from_rpc_error
@@ -58,18 +60,34 @@ class Client:
         timeout: float | None = None,
         metadata: Metadata | None = None,
         channel_options: ChannelOptions | None = None,
+        auth_token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
     ) -> None:
         """Opens a channel to `target` ("host:port").
 
         `timeout` is the default deadline of every call in seconds (None: no
         deadline); `metadata` is sent with every call; `channel_options` add to
         or override the default channel arguments (`_core.CHANNEL_OPTIONS`).
+
+        `auth_token` is sent as `authorization: Bearer <token>` with every call
+        (for engines started with `--auth-token`). The channel uses TLS when `tls`
+        is true or any certificate is given: `root_certificates` (PEM) verify
+        the server (None: the system's roots); `certificate_chain` and
+        `private_key` (PEM) identify the client to engines that require mutual TLS.
         """
         self.target = target
         """The engine address this client talks to."""
         self._timeout = timeout
-        self._metadata = tuple(metadata or ())
-        self._channel = grpc.insecure_channel(target, options=merge_channel_options(channel_options))
+        self._metadata = auth_metadata(metadata, auth_token)
+        options = merge_channel_options(channel_options)
+        credentials = tls_credentials(tls, root_certificates, certificate_chain, private_key)
+        if credentials is None:
+            self._channel = grpc.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.secure_channel(target, credentials, options=options)
         self._stub = engine_pb2_grpc.EngineStub(self._channel)
         self._health_check = self._channel.unary_unary(
             HEALTH_CHECK_METHOD, request_serializer=_identity, response_deserializer=_identity

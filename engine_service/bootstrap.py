@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import os
 
-from engine_service.config import Limits
+from engine_service.config import BatchingConfig, Limits
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ def build_engine(
     dtype: str = "auto",
     default_model: str | None = None,
     limits: Limits | None = None,
+    batching: BatchingConfig | None = None,
 ):
     """Load every model and return an AsyncEngine (not started). No source = the builtin default."""
     # Never reach for a model hub: every model comes from a local directory or from code.
@@ -78,4 +79,4 @@ def build_engine(
     if default_model not in models:
         raise ValueError(f"--default-model {default_model!r} is not among the loaded models: {', '.join(names)}")
     logger.info("loaded %d model(s) on %s (%s)", len(models), torch_device, torch_dtype)
-    return AsyncEngine(models, default_model, limits or Limits(), str(torch_device))
+    return AsyncEngine(models, default_model, limits or Limits(), str(torch_device), batching)

@@ -21,6 +21,8 @@ import sys
 import time
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+#: Environment variable read by ``serve`` when ``--auth-token`` is not given (keeps the token out of ``ps``).
+AUTH_TOKEN_ENV = "DITSERVE_AUTH_TOKEN"
 DEFAULT_PROMPT = "a yellow triangle on a blue background"  # the default model's vocabulary
 FORMATS = ("png", "jpeg", "webp", "mp4", "png_frames")
 
@@ -39,6 +41,13 @@ def _quiet_third_party() -> None:
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+
+def _env_token() -> str | None:
+    """The bearer token the client subcommands send: ``DITSERVE_AUTH_TOKEN``, when set."""
+    import os
+
+    return os.environ.get(AUTH_TOKEN_ENV) or None
 
 
 # -- generation shared by `generate` and `demo` ---------------------------------
@@ -68,7 +77,7 @@ def _generate_and_report(target: str, args: argparse.Namespace) -> int:
     steps: list = []
     result = None
     try:
-        with Client(target, timeout=args.timeout) as client, console.ProgressBar() as bar:
+        with Client(target, timeout=args.timeout, auth_token=_env_token()) as client, console.ProgressBar() as bar:
             for event in client.stream(args.prompt, **kwargs):
                 bar.update(event)
                 if isinstance(event, Step):
@@ -137,17 +146,46 @@ def _limits_from_args(args: argparse.Namespace):
 # -- subcommands ------------------------------------------------------------------
 
 
+def _tls_from_args(args: argparse.Namespace):
+    """The TLSConfig of ``--tls-cert/--tls-key/--tls-client-ca``, or None; ValueError when incomplete."""
+    from engine_service.config import TLSConfig
+
+    if not (args.tls_cert or args.tls_key or args.tls_client_ca):
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together (--tls-client-ca needs both)")
+    try:
+        return TLSConfig(
+            cert_chain=pathlib.Path(args.tls_cert).read_bytes(),
+            private_key=pathlib.Path(args.tls_key).read_bytes(),
+            client_ca=pathlib.Path(args.tls_client_ca).read_bytes() if args.tls_client_ca else None,
+        )
+    except OSError as err:
+        raise ValueError(f"cannot read a TLS file: {err}") from err
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
+    import os
 
     from engine_service.bootstrap import build_engine, parse_model_arg
-    from engine_service.config import ServerConfig
+    from engine_service.config import BatchingConfig, ServerConfig
     from engine_service.models import ModelLoadError
     from engine_service.server.app import EngineServer, serve_until_signalled
     from engine_service.server.cache_policy import parse_policy
 
     try:
         parse_policy(args.cache_policy)
+        config = ServerConfig(
+            host=args.host,
+            port=args.port,
+            grace_s=args.grace,
+            cache_policy=args.cache_policy,
+            auth_token=args.auth_token or os.environ.get(AUTH_TOKEN_ENV) or None,
+            tls=_tls_from_args(args),
+            metrics_port=args.metrics_port,
+        )
+        batching = BatchingConfig(max_batch=args.max_batch, batch_window_ms=args.batch_window_ms)
         sources = [parse_model_arg(value) for value in args.model]
         engine = build_engine(
             sources,
@@ -155,11 +193,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             dtype=args.dtype,
             default_model=args.default_model,
             limits=_limits_from_args(args),
+            batching=batching,
         )
     except (ValueError, RuntimeError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    config = ServerConfig(host=args.host, port=args.port, grace_s=args.grace, cache_policy=args.cache_policy)
     server = EngineServer(engine, config)
     asyncio.run(serve_until_signalled(server))
     return 0
@@ -173,7 +211,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from client_sdk import Client, console, errors
 
     try:
-        with Client(args.target, timeout=args.timeout) as client:
+        with Client(args.target, timeout=args.timeout, auth_token=_env_token()) as client:
             print(console.stats_table(client.stats(model=args.model)))
     except errors.DitServeError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -185,7 +223,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from client_sdk import Client, console, errors
 
     try:
-        with Client(args.target, timeout=args.timeout) as client:
+        with Client(args.target, timeout=args.timeout, auth_token=_env_token()) as client:
             print(console.models_table(client.list_models()))
     except errors.DitServeError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -256,6 +294,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="weights dtype; auto = bfloat16 on CUDA, float32 on CPU",
     )
     _add_limit_args(serve)
+    batching = serve.add_argument_group("dynamic batching")
+    batching.add_argument(
+        "--max-batch",
+        type=int,
+        default=1,
+        help="most compatible requests in one pipeline call; 1 = off (default: %(default)s)",
+    )
+    batching.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=10.0,
+        help="how long a request waits for compatible ones to join its batch (default: %(default)s)",
+    )
+    security = serve.add_argument_group("security")
+    security.add_argument(
+        "--auth-token",
+        default=None,
+        help=f"require 'authorization: Bearer TOKEN' on every RPC but health (or set {AUTH_TOKEN_ENV})",
+    )
+    security.add_argument("--tls-cert", help="PEM certificate chain: serve TLS instead of plaintext")
+    security.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    security.add_argument("--tls-client-ca", help="PEM CA: require client certificates signed by it (mutual TLS)")
+    serve.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics at http://HOST:PORT/metrics"
+    )
     serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on shutdown (default: %(default)s)")
     serve.add_argument(
         "--cache-policy",

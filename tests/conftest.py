@@ -41,6 +41,7 @@ def engine_server(local_model_dir):
     from tiny_pipelines import build_tiny_wan
 
     from engine_service.bootstrap import ModelSource, build_engine
+    from engine_service.config import ServerConfig
     from engine_service.models import model_from_pipeline
     from engine_service.runtime.engine import AsyncEngine
     from engine_service.server.background import BackgroundServer
@@ -48,8 +49,8 @@ def engine_server(local_model_dir):
     loaded = build_engine([ModelSource("default"), ModelSource("local", str(local_model_dir))], device="cpu")
     wan_defaults = {"width": 16, "height": 16, "frames": 5, "steps": 6, "call_defaults": {"max_sequence_length": 16}}
     wan = model_from_pipeline("wan", build_tiny_wan(), torch.device("cpu"), wan_defaults)
-    engine = AsyncEngine({**loaded.models, "wan": wan}, "default", loaded.limits, "cpu")
-    server = BackgroundServer(engine).start()
+    engine = AsyncEngine({**loaded.models, "wan": wan}, "default", loaded.limits, "cpu", loaded.batching)
+    server = BackgroundServer(engine, ServerConfig(host="127.0.0.1", port=0, metrics_port=0)).start()
     yield server
     server.stop()
 
@@ -93,6 +94,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def scrape(metrics_port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The Prometheus endpoint's samples: (name, sorted labels) -> value."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def wait_serving(address: str, timeout: float, process: subprocess.Popen | None = None) -> None:

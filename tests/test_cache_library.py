@@ -571,3 +571,46 @@ def test_regional_compile_does_not_recompile_after_the_first_cached_request(flux
             for block in getattr(flux.transformer, name):
                 block._compiled_call_impl = None
         torch._dynamo.reset()
+
+
+def test_sample_groups_decide_on_their_own_as_they_would_alone(flux):
+    config = DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.3, max_warmup_steps=2)
+    requests = [("a red circle", 1, 1), ("a blue square", 2, 2), ("green", 3, 1)]
+
+    def run(batch):
+        prompts = [prompt for prompt, _, outputs in batch for _ in range(outputs)]
+        generators = []
+        for _, seed, outputs in batch:
+            generator = torch.Generator().manual_seed(seed)
+            generators += [generator] * outputs
+        with torch.inference_mode():
+            return flux(
+                prompts,
+                width=64,
+                height=64,
+                num_inference_steps=12,
+                guidance_scale=3.5,
+                max_sequence_length=64,
+                generator=generators,
+                output_type="pt",
+            ).images
+
+    alone = []
+    for request in requests:
+        cache.enable_cache(flux, config)
+        alone.append((run([request]), _only(cache.summary(flux, logging=False)).cached_steps))
+    assert len({tuple(steps) for _, steps in alone}) == 3, "the requests should cache different steps"
+
+    cache.enable_cache(flux, config)
+    cache.set_sample_groups(flux, [outputs for _, _, outputs in requests])
+    batched = run(requests)
+    first = 0
+    for group, (images, steps) in enumerate(alone):
+        assert _only(cache.summary(flux, logging=False, sample_group=group)).cached_steps == steps
+        assert torch.allclose(batched[first : first + len(images)], images, atol=1e-4)
+        first += len(images)
+    with pytest.raises(ValueError, match="does not split"):
+        run(requests[:2])
+    cache.enable_cache(flux, DBPruneConfig(Fn_compute_blocks=1))
+    with pytest.raises(ValueError, match="DBPrune"):
+        cache.set_sample_groups(flux, [1, 1])

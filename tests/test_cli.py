@@ -6,6 +6,8 @@ import pathlib
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import grpc
 import pytest
@@ -135,6 +137,73 @@ def test_generate_reports_a_bad_request_clearly(cli_server):
 def test_sigterm_stops_the_server_cleanly(cli_server):
     process, address = cli_server
     process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0, process.stdout.read()
+
+
+def test_sigterm_drains_running_and_queued_work_then_exits_0():
+    """SIGTERM: NOT_SERVING at once, new work refused, running and queued work finishes, exit 0."""
+
+    port = free_port()
+    # A grace period no busy test machine can outlast: the drain must finish the work, not cancel it.
+    process = subprocess.Popen(
+        [*DITSERVE, "serve", "--port", str(port), "--grace", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_serving(address, timeout=120, process=process)
+        _drain(process, address)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _drain(process: subprocess.Popen, address: str) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from client_sdk import Client, Completed, Queued, Step, errors
+
+    streams: dict[str, list] = {"running": [], "queued": []}
+
+    def consume(name: str, steps: int) -> None:
+        with Client(address, timeout=120) as client:
+            try:
+                streams[name].extend(client.stream("a cat", width=256, height=256, num_inference_steps=steps))
+            except errors.DitServeError as err:
+                streams[name].append(err)
+
+    def wait_for(name: str, kind: type) -> None:
+        deadline = time.monotonic() + 60
+        while not any(isinstance(e, kind) for e in streams[name]):
+            assert time.monotonic() < deadline, streams[name]
+            time.sleep(0.01)
+
+    threads = {"running": threading.Thread(target=consume, args=("running", 100))}
+    threads["running"].start()
+    wait_for("running", Step)
+    threads["queued"] = threading.Thread(target=consume, args=("queued", 2))
+    threads["queued"].start()
+    wait_for("queued", Queued)
+
+    process.send_signal(signal.SIGTERM)
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        deadline = time.monotonic() + 30
+        while (
+            health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+            != health_pb2.HealthCheckResponse.NOT_SERVING
+        ):
+            assert time.monotonic() < deadline, "still SERVING after SIGTERM"
+            time.sleep(0.01)
+    with Client(address, timeout=10) as client, pytest.raises(errors.UnavailableError):
+        client.generate("a cat", width=64, height=64, num_inference_steps=2)
+    for thread in threads.values():
+        thread.join(60)
+    assert isinstance(streams["running"][-1], Completed), streams["running"][-1]
+    assert isinstance(streams["queued"][-1], Completed), streams["queued"][-1]
     assert process.wait(timeout=60) == 0, process.stdout.read()
 
 

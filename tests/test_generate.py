@@ -220,13 +220,19 @@ def test_a_queued_request_can_be_cancelled_and_positions_are_reported(stub, prot
 
 def test_a_deadline_cancels_the_running_request(stub, proto_stubs):
     pb = proto_stubs.pb
+
+    def default_stats():
+        return {m.model: m for m in stub.Stats(pb.StatsRequest(), timeout=10).models}["default"]
+
+    before = default_stats()
     with pytest.raises(grpc.RpcError) as info:
         stub.Generate(request(pb, request_id="too-slow", num_inference_steps=400, width=256, height=256), timeout=0.5)
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     # The engine stops the abandoned job at its next step: the next request is not held up by 400 steps.
-    started = time.monotonic()
     assert stub.Generate(request(pb), timeout=60).outputs
-    assert time.monotonic() - started < 10
+    after = default_stats()
+    assert after.cancelled.count == before.cancelled.count + 1
+    assert after.cancelled_steps - before.cancelled_steps < 400
 
 
 def test_duplicate_request_id_while_running_is_already_exists(stub, proto_stubs):

@@ -289,7 +289,7 @@ class Duration(_message.Message):
     def __init__(self, count: _Optional[int] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class ModelStats(_message.Message):
-    __slots__ = ("model", "success", "failure", "cancelled", "rejected", "queue", "prepare", "denoise", "decode", "encode", "outputs", "steps", "computed_steps", "cached_steps", "last_request_unix_ms")
+    __slots__ = ("model", "success", "failure", "cancelled", "rejected", "queue", "prepare", "denoise", "decode", "encode", "outputs", "steps", "computed_steps", "cached_steps", "last_request_unix_ms", "cancelled_steps")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
@@ -305,6 +305,7 @@ class ModelStats(_message.Message):
     COMPUTED_STEPS_FIELD_NUMBER: _ClassVar[int]
     CACHED_STEPS_FIELD_NUMBER: _ClassVar[int]
     LAST_REQUEST_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_STEPS_FIELD_NUMBER: _ClassVar[int]
     model: str
     success: Duration
     failure: Duration
@@ -320,7 +321,8 @@ class ModelStats(_message.Message):
     computed_steps: int
     cached_steps: int
     last_request_unix_ms: int
-    def __init__(self, model: _Optional[str] = ..., success: _Optional[_Union[Duration, _Mapping]] = ..., failure: _Optional[_Union[Duration, _Mapping]] = ..., cancelled: _Optional[_Union[Duration, _Mapping]] = ..., rejected: _Optional[int] = ..., queue: _Optional[_Union[Duration, _Mapping]] = ..., prepare: _Optional[_Union[Duration, _Mapping]] = ..., denoise: _Optional[_Union[Duration, _Mapping]] = ..., decode: _Optional[_Union[Duration, _Mapping]] = ..., encode: _Optional[_Union[Duration, _Mapping]] = ..., outputs: _Optional[int] = ..., steps: _Optional[int] = ..., computed_steps: _Optional[int] = ..., cached_steps: _Optional[int] = ..., last_request_unix_ms: _Optional[int] = ...) -> None: ...
+    cancelled_steps: int
+    def __init__(self, model: _Optional[str] = ..., success: _Optional[_Union[Duration, _Mapping]] = ..., failure: _Optional[_Union[Duration, _Mapping]] = ..., cancelled: _Optional[_Union[Duration, _Mapping]] = ..., rejected: _Optional[int] = ..., queue: _Optional[_Union[Duration, _Mapping]] = ..., prepare: _Optional[_Union[Duration, _Mapping]] = ..., denoise: _Optional[_Union[Duration, _Mapping]] = ..., decode: _Optional[_Union[Duration, _Mapping]] = ..., encode: _Optional[_Union[Duration, _Mapping]] = ..., outputs: _Optional[int] = ..., steps: _Optional[int] = ..., computed_steps: _Optional[int] = ..., cached_steps: _Optional[int] = ..., last_request_unix_ms: _Optional[int] = ..., cancelled_steps: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
     __slots__ = ("models", "queue_depth", "running", "uptime_s", "device")

@@ -27,7 +27,10 @@ if _version_not_supported:
 
 class EngineStub:
     """The engine: one process (or one group of ranks) owning the accelerators and
-    the loaded pipelines. Requests run in arrival order per engine.
+    the loaded pipelines. Requests run in arrival order per engine; with dynamic
+    batching on, compatible queued requests (same model, size, steps, frames,
+    guidance and cache policy) may share one pipeline call, each with its own
+    prompt, seed and outputs.
     """
 
     def __init__(self, channel):
@@ -65,7 +68,10 @@ class EngineStub:
 
 class EngineServicer:
     """The engine: one process (or one group of ranks) owning the accelerators and
-    the loaded pipelines. Requests run in arrival order per engine.
+    the loaded pipelines. Requests run in arrival order per engine; with dynamic
+    batching on, compatible queued requests (same model, size, steps, frames,
+    guidance and cache policy) may share one pipeline call, each with its own
+    prompt, seed and outputs.
     """
 
     def Generate(self, request, context):
@@ -146,7 +152,10 @@ def add_EngineServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Engine:
     """The engine: one process (or one group of ranks) owning the accelerators and
-    the loaded pipelines. Requests run in arrival order per engine.
+    the loaded pipelines. Requests run in arrival order per engine; with dynamic
+    batching on, compatible queued requests (same model, size, steps, frames,
+    guidance and cache policy) may share one pipeline call, each with its own
+    prompt, seed and outputs.
     """
 
     @staticmethod

@@ -323,23 +323,39 @@ def refresh_context(
         state.clock.reset()
 
 
-def summary(target: Any, details: bool = False, logging: bool = True) -> list[CacheStats]:
-    """Statistics of the last run, one entry per block group."""
-    stats = [stats_of(context) for context in _contexts(target)]
+def summary(target: Any, details: bool = False, logging: bool = True, sample_group: int = 0) -> list[CacheStats]:
+    """Statistics of the last run, one entry per block group (of ``sample_group``, when the batch
+    is split into sample groups)."""
+    stats = [stats_of(context, sample_group) for context in _contexts(target)]
     if logging:
         for entry in stats:
             logger.info("%s", entry.table(details=details))
     return stats
 
 
-def step_outcomes(target: Any, step: int) -> tuple[StepOutcome | None, StepOutcome | None]:
+def step_outcomes(target: Any, step: int, sample_group: int = 0) -> tuple[StepOutcome | None, StepOutcome | None]:
     """What the cache did at pipeline step ``step``: (conditional branch, CFG branch).
 
     Over several block groups, a step counts as cached only when every group that ran
     it was cached; the diff is the first group's, pruned blocks are summed.
     """
     contexts = _contexts(target)
-    return _merge([c.outcomes.get((step, 0)) for c in contexts]), _merge([c.outcomes.get((step, 1)) for c in contexts])
+    return tuple(  # type: ignore[return-value]
+        _merge([c.outcomes.get((step, branch, sample_group)) for c in contexts]) for branch in (0, 1)
+    )
+
+
+def set_sample_groups(target: Any, sizes: Sequence[int] | None) -> None:
+    """Let consecutive groups of samples in every batch decide on their own (one per request).
+
+    ``sizes`` are the samples of each group, in batch order; ``None`` makes the whole batch one
+    group again. Each group keeps its own state, so it caches the same steps as it would alone.
+    DBPrune decides per block for the whole batch and takes no sample groups.
+    """
+    for context in _contexts(target):
+        if context.is_prune and sizes is not None and len(sizes) > 1:
+            raise ValueError("DBPrune decides per block for the whole batch; it takes no sample groups")
+        context.set_sample_groups(None if sizes is None else tuple(sizes))
 
 
 def _merge(outcomes: list[StepOutcome | None]) -> StepOutcome | None:
@@ -377,6 +393,7 @@ __all__ = [
     "enable_cache",
     "is_cached",
     "refresh_context",
+    "set_sample_groups",
     "step_outcomes",
     "strify",
     "summary",

@@ -55,6 +55,23 @@ class CachedBlocks(_GroupRunner):
         for block in blocks[: self.first]:
             hidden, encoder = call.run(block, hidden, encoder)
         fn_residual = hidden - start if hidden.shape == start.shape else hidden
+        rows = context.group_rows(hidden)
+        if rows is not None:
+            hidden, encoder = self._middle_per_sample_group(call, rows, hidden, encoder, fn_residual)
+        else:
+            hidden, encoder = self._middle(call, hidden, encoder, fn_residual)
+        for block in blocks[self.last :]:
+            hidden, encoder = call.run(block, hidden, encoder)
+        return call.output(hidden, encoder)
+
+    def _run_middle(self, call: BlockCall, hidden, encoder):
+        for block in self.blocks[self.first : self.last]:
+            hidden, encoder = call.run(block, hidden, encoder)
+        return hidden, encoder
+
+    def _middle(self, call: BlockCall, hidden, encoder, fn_residual):
+        """One decision for the whole batch."""
+        context = self.context
         if context.decide(fn_residual):
             cached_hidden, cached_encoder = context.cached_residuals()
             hidden = hidden + cached_hidden
@@ -62,13 +79,42 @@ class CachedBlocks(_GroupRunner):
                 encoder = encoder + cached_encoder
         else:
             middle_start, middle_encoder = hidden, encoder
-            for block in blocks[self.first : self.last]:
-                hidden, encoder = call.run(block, hidden, encoder)
+            hidden, encoder = self._run_middle(call, hidden, encoder)
             encoder_residual = _residual(encoder, middle_encoder) if self.pattern.returns_encoder else None
             context.store(fn_residual, hidden - middle_start, encoder_residual)
-        for block in blocks[self.last :]:
-            hidden, encoder = call.run(block, hidden, encoder)
-        return call.output(hidden, encoder)
+        return hidden, encoder
+
+    def _middle_per_sample_group(self, call: BlockCall, rows: list[torch.Tensor], hidden, encoder, fn_residual):
+        """One decision per sample group, each from its own rows; the middle blocks run unless all cache.
+
+        Attention never mixes samples, so a group's rows come out as they would alone: a cached
+        group gets its own stored residual, a computed group stores its own rows.
+        """
+        context = self.context
+        decisions = []
+        for group, group_rows in enumerate(rows):
+            context.select_group(group)
+            decisions.append(context.decide(fn_residual.index_select(0, group_rows)))
+        middle_start, middle_encoder = hidden, encoder
+        if all(decisions):
+            hidden, encoder = hidden.clone(), None if encoder is None else encoder.clone()
+        else:
+            hidden, encoder = self._run_middle(call, hidden, encoder)
+        with_encoder = self.pattern.returns_encoder and encoder is not None and middle_encoder is not None
+        for group, (group_rows, cached) in enumerate(zip(rows, decisions, strict=True)):
+            context.select_group(group)
+            if cached:
+                cached_hidden, cached_encoder = context.cached_residuals()
+                hidden.index_copy_(0, group_rows, middle_start.index_select(0, group_rows) + cached_hidden)
+                if cached_encoder is not None and encoder is not None:
+                    encoder.index_copy_(0, group_rows, middle_encoder.index_select(0, group_rows) + cached_encoder)
+                continue
+            hidden_residual = hidden.index_select(0, group_rows) - middle_start.index_select(0, group_rows)
+            encoder_residual = None
+            if with_encoder and encoder.shape == middle_encoder.shape:
+                encoder_residual = encoder.index_select(0, group_rows) - middle_encoder.index_select(0, group_rows)
+            context.store(fn_residual.index_select(0, group_rows), hidden_residual, encoder_residual)
+        return hidden, encoder
 
 
 class PrunedBlocks(_GroupRunner):

@@ -6,6 +6,10 @@ double-stream blocks followed by the single-stream blocks). Each group has one
 conditional and, for pipelines that run CFG as a second call, the unconditional
 branch) has its own :class:`BranchState`: buffers, counters and statistics.
 
+A batch may also be split into *sample groups* (one per request of a batch):
+each has its own state per branch and decides on its own, from its own rows of
+the batch, so a request caches the same steps alone or in a batch.
+
 Steps are counted per branch (the first step a group runs in a run is step 0),
 as cache-dit counts them, so warmup and step masks apply to the steps a group
 actually runs. Each decision is also recorded under the pipeline's step index,
@@ -97,13 +101,16 @@ class CacheContext:
         self.total_steps: int | None = cache_config.num_inference_steps
         self._calls_since_refresh = 0
         self._refresh_hint = cache_config.force_refresh_step_hint
-        self.outcomes: dict[tuple[int, int], StepOutcome] = {}
+        self.outcomes: dict[tuple[int, int, int], StepOutcome] = {}
+        self.sample_groups: tuple[int, ...] | None = None
+        self._rows: dict[tuple[int, str], list[torch.Tensor]] = {}
         self.reset(self.total_steps)
-        # Set by begin_call for the call in progress.
+        # Set by begin_call (and select_group) for the call in progress.
         self.branch = 0
+        self.group = 0
         self.step = 0
         self.pipeline_step = 0
-        self.state = self._branch(0)
+        self.state = self._state(0, 0)
 
     # -- run lifecycle ---------------------------------------------------------------------------
 
@@ -120,19 +127,54 @@ class CacheContext:
             leading = next((i for i, m in enumerate(self.mask) if m != 1), len(self.mask))
             warmup_limit = min(warmup_limit, leading)
         self.warmup_steps = frozenset(range(0, warmup_limit, self.cache_config.warmup_interval))
-        self.branches: dict[int, BranchState] = {}
+        self.branches: dict[tuple[int, int], BranchState] = {}
         self.outcomes.clear()
         self._calls_since_refresh = 0
 
-    def _branch(self, branch: int) -> BranchState:
-        state = self.branches.get(branch)
+    def set_sample_groups(self, sizes: tuple[int, ...] | None) -> None:
+        """Split every batch into consecutive groups of ``sizes`` samples that decide on their own.
+
+        A batch of ``k * sum(sizes)`` samples repeats the layout ``k`` times (pipelines that
+        stack the CFG branches in one batch). ``None`` or one group: the whole batch decides.
+        """
+        if sizes is not None and (not sizes or any(n < 1 for n in sizes)):
+            raise ValueError(f"sample group sizes must be positive, got {sizes}")
+        self.sample_groups = tuple(sizes) if sizes is not None and len(sizes) > 1 else None
+        self._rows.clear()
+        self.reset()
+
+    def group_rows(self, batch: torch.Tensor) -> list[torch.Tensor] | None:
+        """Row indices of each sample group in ``batch`` (dim 0), or ``None`` for one group."""
+        sizes = self.sample_groups
+        if sizes is None:
+            return None
+        key = (batch.shape[0], str(batch.device))
+        rows = self._rows.get(key)
+        if rows is None:
+            total = sum(sizes)
+            if batch.shape[0] % total:
+                raise ValueError(f"a batch of {batch.shape[0]} samples does not split into sample groups {sizes}")
+            starts = [sum(sizes[:i]) for i in range(len(sizes))]
+            repeats = range(0, batch.shape[0], total)
+            rows = [
+                torch.tensor([r + s + j for r in repeats for j in range(n)], device=batch.device)
+                for s, n in zip(starts, sizes, strict=True)
+            ]
+            self._rows[key] = rows
+        return rows
+
+    def _state(self, branch: int, group: int) -> BranchState:
+        state = self.branches.get((branch, group))
         if state is None:
             state = BranchState(
                 calibrator=make_calibrator(self._calibrator_for("enable_calibrator")),
                 encoder_calibrator=make_calibrator(self._calibrator_for("enable_encoder_calibrator")),
             )
-            self.branches[branch] = state
+            self.branches[(branch, group)] = state
         return state
+
+    def branch_state(self, branch: int, group: int = 0) -> BranchState | None:
+        return self.branches.get((branch, group))
 
     def _calibrator_for(self, flag: str) -> CalibratorConfig | None:
         config = self.calibrator_config
@@ -146,10 +188,16 @@ class CacheContext:
         if self.persistent:
             self._maybe_refresh(branch)
         self.branch = branch
-        self.state = self._branch(branch)
-        self.step = self.state.steps_run
-        self.state.steps_run += 1
+        for group in range(len(self.sample_groups or (1,))):
+            self._state(branch, group).steps_run += 1
+        self.select_group(0)
+        self.step = self.state.steps_run - 1
         self.pipeline_step = self.step if pipeline_step is None else pipeline_step
+
+    def select_group(self, group: int) -> None:
+        """Make sample group ``group`` (of the current branch) the one decisions apply to."""
+        self.group = group
+        self.state = self._state(self.branch, group)
 
     def _maybe_refresh(self, branch: int) -> None:
         """Bare transformers have no pipeline to mark a new run: count steps instead."""
@@ -161,7 +209,7 @@ class CacheContext:
                 self._refresh_hint = None
         self._calls_since_refresh += 1
         limit = self.total_steps
-        state = self.branches.get(branch)
+        state = self.branches.get((branch, 0))
         if limit and state is not None and state.steps_run >= limit:
             self.reset()
             self._calls_since_refresh = 1
@@ -194,7 +242,7 @@ class CacheContext:
         """The conditional branch's diff of this step, when the CFG branch is told to reuse it."""
         if self.branch == 0 or self.cache_config.cfg_diff_compute_separate:
             return None
-        first = self.outcomes.get((self.pipeline_step, 0))
+        first = self.outcomes.get((self.pipeline_step, 0, self.group))
         return None if first is None else first.residual_diff
 
     @torch.compiler.disable
@@ -232,7 +280,7 @@ class CacheContext:
         else:
             state.computed_steps += 1
             state.continuous_cached = 0
-        self.outcomes[(self.pipeline_step, self.branch)] = StepOutcome(cached, diff, pruned)
+        self.outcomes[(self.pipeline_step, self.branch, self.group)] = StepOutcome(cached, diff, pruned)
 
     @torch.compiler.disable
     def cached_residuals(self) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -96,6 +96,20 @@ def _returned_names(block: torch.nn.Module) -> list[tuple[str, ...]] | None:
 
 def detect_forward_pattern(block: torch.nn.Module) -> ForwardPattern:
     """Read a block's pattern from its forward signature and return statements."""
+    if "forward" in block.__dict__:  # an instance-level forward: read that one
+        return _detect(block)
+    pattern = _DETECTED.get(type(block))
+    if pattern is None:
+        pattern = _DETECTED[type(block)] = _detect(block)
+    return pattern
+
+
+#: Patterns read so far, per block class: reading source code costs milliseconds, and the
+#: engine enables the cache for every request.
+_DETECTED: dict[type, ForwardPattern] = {}
+
+
+def _detect(block: torch.nn.Module) -> ForwardPattern:
     params = _forward_params(block)
     if not params:
         raise PatternError(f"{type(block).__name__}.forward takes no hidden states")

@@ -67,12 +67,9 @@ class CacheStats:
         return "\n".join(lines)
 
 
-def _branch(context: CacheContext, branch: int) -> BranchState:
-    return context.branches.get(branch) or BranchState()
-
-
-def stats_of(context: CacheContext) -> CacheStats:
-    main, cfg = _branch(context, 0), _branch(context, 1)
+def stats_of(context: CacheContext, sample_group: int = 0) -> CacheStats:
+    main = context.branch_state(0, sample_group) or BranchState()
+    cfg = context.branch_state(1, sample_group) or BranchState()
     options = {"tag": context.cache_config.strify(), "cache_config": context.cache_config.as_dict()}
     if context.calibrator_config is not None:
         options["calibrator_config"] = context.calibrator_config.as_dict()

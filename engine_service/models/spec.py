@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import torch
     from diffusers import DiffusionPipeline
 
@@ -20,8 +22,9 @@ if TYPE_CHECKING:
 
 OutputKind = Literal["image", "video"]
 
-#: (pipeline, job, model defaults) -> keyword arguments for ``pipeline.__call__``.
-CallKwargsBuilder = Callable[["DiffusionPipeline", "JobSpec"], dict[str, Any]]
+#: (pipeline, the jobs of one call) -> keyword arguments for ``pipeline.__call__``. The jobs share
+#: their batch key (size, steps, guidance, ...); the builder lists one prompt per output, in job order.
+CallKwargsBuilder = Callable[["DiffusionPipeline", "Sequence[JobSpec]"], dict[str, Any]]
 #: (pipeline, latents as seen by callback_on_step_end, job) -> images in [0, 1], shape (N, H, W, 3).
 LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torch.Tensor"]
 
@@ -49,7 +52,7 @@ class FamilySpec:
     block_lists: tuple[str, ...]
     """Attribute names of the transformer's repeated block lists, in execution order."""
     build_call_kwargs: CallKwargsBuilder
-    """Maps a validated job to ``pipeline.__call__`` keyword arguments (without callbacks)."""
+    """Maps the jobs of one call to ``pipeline.__call__`` keyword arguments (without generators or callbacks)."""
     decode_latents: LatentDecoder | None = None
     """Turns mid-run latents into images for previews; ``None`` = the family has no previews."""
     default_frames: int = 1

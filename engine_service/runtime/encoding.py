@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 
 import numpy as np
 from PIL import Image
@@ -65,6 +66,10 @@ def encode_images(images: np.ndarray, fmt: OutputFormat, quality: int) -> list[E
 def encode_mp4(frames: np.ndarray, fps: int, quality: int) -> EncodedOutput:
     """Encode one video, (F, H, W, 3) uint8, as H.264 MP4 (yuv420p, playable everywhere)."""
     import imageio.v3 as iio
+
+    # imageio-ffmpeg otherwise starts ffmpeg with a Python preexec_fn, which runs Python in the
+    # forked child of this many-threaded process (gRPC, torch) and can crash it there.
+    os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
 
     data = iio.imwrite(
         "<bytes>",

@@ -1,9 +1,17 @@
-"""The asynchronous engine: admission, the FIFO queue, one worker thread, per-job event streams.
+"""The asynchronous engine: admission, the bounded FIFO queue, batching, one worker thread,
+per-job event streams, cancellation.
 
 Everything here runs on the server's event loop except ``Worker.run``, which runs
-in the engine's single worker thread (one device, one job at a time). The worker
-reports events through ``loop.call_soon_threadsafe``, so a job's events arrive in
-order and always before its completion.
+in the engine's single worker thread (one device, one pipeline call at a time).
+The worker reports events through ``loop.call_soon_threadsafe``, so a job's
+events arrive in order and always before its completion.
+
+Cancellation (Cancel, a client that goes away, a deadline): a queued job leaves
+the queue at once. A running job alone in its pipeline call stops at the next
+step boundary (no VAE decode) and the next call starts right after. A running
+job that shares its call with others leaves at once: its caller gets CANCELLED
+immediately, its outputs are dropped, and the others run on; when the last live
+job of a call is cancelled, the call stops at the next step boundary.
 """
 
 from __future__ import annotations
@@ -17,8 +25,9 @@ import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 
-from engine_service.config import Limits
+from engine_service.config import BatchingConfig, Limits
 from engine_service.models import LoadedModel
+from engine_service.runtime.batcher import Batcher
 from engine_service.runtime.errors import (
     DuplicateRequestId,
     EngineError,
@@ -31,14 +40,17 @@ from engine_service.runtime.errors import (
 from engine_service.runtime.job import (
     CompletedEvent,
     JobEvent,
+    JobResult,
     JobSpec,
     JobStatus,
     OutputFormat,
     QueuedEvent,
     StartedEvent,
+    StepEvent,
 )
+from engine_service.runtime.metrics import EngineMetrics
 from engine_service.runtime.stats import StatsRecorder
-from engine_service.runtime.worker import Worker
+from engine_service.runtime.worker import Member, Worker
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +77,8 @@ class Job:
     started_at: float | None = None
     announced_position: int = -1
     cancel_reason: str = "cancelled"
+    steps_run: int = 0
+    """Denoising steps reported for this job so far."""
 
     @property
     def request_id(self) -> str:
@@ -78,17 +92,29 @@ class Job:
 class AsyncEngine:
     """Owns the queue and the worker thread; the server's only way to run pipelines."""
 
-    def __init__(self, models: Mapping[str, LoadedModel], default_model: str, limits: Limits, device: str):
+    def __init__(
+        self,
+        models: Mapping[str, LoadedModel],
+        default_model: str,
+        limits: Limits,
+        device: str,
+        batching: BatchingConfig | None = None,
+    ):
         self.models = dict(models)
         self.default_model = default_model
         self.limits = limits
         self.device = device
-        self.stats = StatsRecorder(list(self.models))
+        self.batching = batching or BatchingConfig()
+        self.metrics = EngineMetrics(device)
+        self.metrics.bind_load(lambda: self.queue_depth, lambda: self.running)
+        self.stats = StatsRecorder(list(self.models), self.metrics)
+        self._batcher = Batcher(self.batching, limits.max_outputs)
         self._worker = Worker(self.models)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ditserve-worker")
         self._pending: collections.deque[Job] = collections.deque()
         self._by_id: dict[str, Job] = {}
-        self._running: Job | None = None
+        self._running: list[Job] = []
+        """The jobs of the pipeline call in progress (cancelled ones leave it at once)."""
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
         self._ready = False
@@ -121,18 +147,18 @@ class AsyncEngine:
         for job in list(self._pending):
             self._cancel_queued(job, reason)
         stuck = False
-        if self._running is not None:
-            self.cancel_job(self._running, reason)
-            # The job stops at its next step boundary; a step (or a VAE decode) that never ends
+        if self._running:
+            for job in list(self._running):
+                self.cancel_job(job, reason)
+            # The call stops at its next step boundary; a step (or a VAE decode) that never ends
             # must not keep the process from exiting.
             stop_by = time.monotonic() + STOP_WAIT_S
-            while self._running is not None and time.monotonic() < stop_by:
+            while self._running and time.monotonic() < stop_by:
                 await asyncio.sleep(0.02)
-            stuck = self._running is not None
+            stuck = bool(self._running)
             if stuck:
-                logger.error(
-                    "request %s did not stop within %.0f s; exiting anyway", self._running.request_id, STOP_WAIT_S
-                )
+                ids = ", ".join(job.request_id for job in self._running)
+                logger.error("request(s) %s did not stop within %.0f s; exiting anyway", ids, STOP_WAIT_S)
         if self._loop_task is not None:
             self._loop_task.cancel()
             try:
@@ -183,6 +209,9 @@ class AsyncEngine:
         if job.status is JobStatus.RUNNING:
             job.cancel_reason = reason
             job.cancel_event.set()
+            if any(other is not job and not other.cancel_event.is_set() for other in self._running):
+                # Others keep the pipeline call going: this job leaves it now, its outputs are dropped.
+                self._finish_cancelled(job)
             return "running"
         return job.status.name.lower()
 
@@ -200,7 +229,7 @@ class AsyncEngine:
 
     @property
     def running(self) -> int:
-        return 0 if self._running is None else 1
+        return sum(1 for job in self._running if job.status is JobStatus.RUNNING)
 
     # -- internals ---------------------------------------------------------
 
@@ -215,10 +244,21 @@ class AsyncEngine:
         total_ms = job.elapsed_ms()
         queue_ms = None if job.started_at is None else (job.started_at - job.accepted_at) * 1000.0
         if status is JobStatus.CANCELLED:
-            self.stats.record_unfinished(job.spec.model, "cancelled", total_ms, queue_ms)
+            self.stats.record_unfinished(job.spec.model, "cancelled", total_ms, queue_ms, job.steps_run)
         elif status is JobStatus.FAILED:
-            self.stats.record_unfinished(job.spec.model, "failure", total_ms, queue_ms)
+            self.stats.record_unfinished(job.spec.model, "failure", total_ms, queue_ms, job.steps_run)
         job.events.put_nowait(_Finished(error))
+
+    def _finish_cancelled(self, job: Job) -> None:
+        logger.info(
+            "request %s %s after %d of %d steps, %.0f ms",
+            job.request_id,
+            job.cancel_reason,
+            job.steps_run,
+            job.spec.num_inference_steps,
+            job.elapsed_ms(),
+        )
+        self._finish(job, JobStatus.CANCELLED, JobCancelled(job.request_id, job.cancel_reason))
 
     def _announce_positions(self) -> None:
         for position, job in enumerate(self._pending):
@@ -239,57 +279,93 @@ class AsyncEngine:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            job = self._pending.popleft()
+            wait_s = self._batcher.wait_s(self._pending)
+            if wait_s > 0:
+                # Give compatible requests a short window to join; any arrival re-evaluates.
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), wait_s)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            batch = self._batcher.take(self._pending)
             self._announce_positions()
-            await self._run_job(loop, job)
+            await self._run_batch(loop, batch)
 
-    async def _run_job(self, loop: asyncio.AbstractEventLoop, job: Job) -> None:
-        job.status = JobStatus.RUNNING
-        job.started_at = time.perf_counter()
-        self._running = job
-        queue_ms = (job.started_at - job.accepted_at) * 1000.0
-        job.events.put_nowait(
-            StartedEvent(seed=job.spec.seed, total_steps=job.spec.num_inference_steps, queue_ms=queue_ms)
-        )
-
-        def emit(event: JobEvent) -> None:
-            loop.call_soon_threadsafe(job.events.put_nowait, event)
-
-        try:
-            result = await loop.run_in_executor(
-                self._executor, self._worker.run, job.spec, job.cancel_event, emit, queue_ms
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, jobs: list[Job]) -> None:
+        started_at = time.perf_counter()
+        members = []
+        for job in jobs:
+            job.status = JobStatus.RUNNING
+            job.started_at = started_at
+            queue_ms = (started_at - job.accepted_at) * 1000.0
+            job.events.put_nowait(
+                StartedEvent(seed=job.spec.seed, total_steps=job.spec.num_inference_steps, queue_ms=queue_ms)
             )
-        except JobCancelled:
-            logger.info("request %s %s after %.0f ms", job.request_id, job.cancel_reason, job.elapsed_ms())
-            self._finish(job, JobStatus.CANCELLED, JobCancelled(job.request_id, job.cancel_reason))
+            members.append(Member(job.spec, job.cancel_event, self._emitter(loop, job), queue_ms))
+        self._running = list(jobs)
+        self.metrics.record_batch(len(jobs))
+        if len(jobs) > 1:
+            logger.info("batch of %d: %s", len(jobs), ", ".join(job.request_id for job in jobs))
+        try:
+            outcomes = await loop.run_in_executor(self._executor, self._worker.run, members)
         except JobFailed as err:
             # The pipeline's own exception (with its traceback) is the cause; it is logged, never sent.
-            logger.error(
-                "request %s failed after %.0f ms: %s", job.request_id, job.elapsed_ms(), err, exc_info=err.__cause__
-            )
-            self._finish(job, JobStatus.FAILED, err)
-        except Exception as err:  # a bug in the worker itself: fail the job, keep serving
-            logger.exception("request %s: unexpected worker error", job.request_id)
-            self._finish(job, JobStatus.FAILED, JobFailed(job.request_id, f"internal error: {type(err).__name__}"))
+            ids = ", ".join(job.request_id for job in jobs)
+            logger.error("request(s) %s failed: %s", ids, err, exc_info=err.__cause__)
+            for job in self._live(jobs):
+                self._finish(job, JobStatus.FAILED, type(err)(job.request_id, str(err)))
+        except Exception as err:  # a bug in the worker itself: fail the jobs, keep serving
+            logger.exception("request(s) %s: unexpected worker error", ", ".join(job.request_id for job in jobs))
+            for job in self._live(jobs):
+                self._finish(job, JobStatus.FAILED, JobFailed(job.request_id, f"internal error: {type(err).__name__}"))
         else:
-            total_ms = job.elapsed_ms()
-            result = dataclasses.replace(result, timings=dataclasses.replace(result.timings, total_ms=total_ms))
-            self.stats.record_success(result, total_ms)
-            t = result.timings
-            logger.info(
-                "request %s done in %.0f ms (queue %.0f, prepare %.0f, denoise %.0f, decode %.0f, encode %.0f)",
-                job.request_id,
-                total_ms,
-                t.queue_ms,
-                t.prepare_ms,
-                t.denoise_ms,
-                t.decode_ms,
-                t.encode_ms,
-            )
-            job.events.put_nowait(CompletedEvent(result))
-            self._finish(job, JobStatus.FINISHED, None)
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                if job.status is not JobStatus.RUNNING:
+                    continue  # left the call earlier
+                if isinstance(outcome, JobResult):
+                    self._complete(job, outcome)
+                else:
+                    self._finish_cancelled(job)
         finally:
-            self._running = None
+            self._running = []
+
+    @staticmethod
+    def _live(jobs: list[Job]) -> list[Job]:
+        return [job for job in jobs if job.status is JobStatus.RUNNING]
+
+    def _emitter(self, loop: asyncio.AbstractEventLoop, job: Job):
+        """The worker's ``emit`` for ``job``: hands events to the loop, where they are counted and queued."""
+
+        def deliver(event: JobEvent) -> None:
+            if job.status is not JobStatus.RUNNING:
+                return  # left its call already; the stream has ended
+            if isinstance(event, StepEvent):
+                job.steps_run += 1
+            job.events.put_nowait(event)
+
+        def emit(event: JobEvent) -> None:
+            loop.call_soon_threadsafe(deliver, event)
+
+        return emit
+
+    def _complete(self, job: Job, result: JobResult) -> None:
+        total_ms = job.elapsed_ms()
+        result = dataclasses.replace(result, timings=dataclasses.replace(result.timings, total_ms=total_ms))
+        self.stats.record_success(result, total_ms)
+        t = result.timings
+        logger.info(
+            "request %s done in %.0f ms (queue %.0f, prepare %.0f, denoise %.0f, decode %.0f, encode %.0f)",
+            job.request_id,
+            total_ms,
+            t.queue_ms,
+            t.prepare_ms,
+            t.denoise_ms,
+            t.decode_ms,
+            t.encode_ms,
+        )
+        job.events.put_nowait(CompletedEvent(result))
+        self._finish(job, JobStatus.FINISHED, None)
 
 
 def warmup_spec(model: LoadedModel) -> JobSpec:

@@ -10,6 +10,7 @@ EngineError
  ├ FeatureUnavailable   a feature this build or model does not provide                          recoverable
  ├ JobCancelled         the request was cancelled (client, deadline or Cancel)                  recoverable
  └ JobFailed            the pipeline raised; the engine stays healthy                           recoverable
+    └ JobOutOfMemory     the device ran out of memory for this call; retry smaller or later     recoverable
 """
 
 from __future__ import annotations
@@ -101,3 +102,7 @@ class JobFailed(EngineError):
     def __init__(self, request_id: str, message: str):
         self.request_id = request_id
         super().__init__(message)
+
+
+class JobOutOfMemory(JobFailed):
+    """Raised when the device ran out of memory during the request; its memory is freed, the engine stays healthy."""

@@ -6,6 +6,7 @@ import dataclasses
 import time
 
 from engine_service.runtime.job import JobResult, Timings
+from engine_service.runtime.metrics import EngineMetrics
 
 
 @dataclasses.dataclass
@@ -38,16 +39,18 @@ class ModelCounters:
     computed_steps: int = 0
     cached_steps: int = 0
     last_request_unix_ms: int = 0
+    cancelled_steps: int = 0
 
     def _finished(self) -> None:
         self.last_request_unix_ms = int(time.time() * 1000)
 
 
 class StatsRecorder:
-    """Per-model counters. Updated and read on the engine's event loop only."""
+    """Per-model counters, mirrored into Prometheus metrics. Updated and read on the engine's event loop only."""
 
-    def __init__(self, models: list[str]):
+    def __init__(self, models: list[str], metrics: EngineMetrics | None = None):
         self._models = {name: ModelCounters() for name in models}
+        self._metrics = metrics
         self.started_at = time.monotonic()
 
     def counters(self, model: str) -> ModelCounters:
@@ -70,18 +73,31 @@ class StatsRecorder:
         c.cached_steps += result.cached_steps
         c.computed_steps += result.computed_steps
         c._finished()
+        if self._metrics is not None:
+            self._metrics.record_success(
+                result.model, total_ms, result.timings, result.computed_steps, result.cached_steps
+            )
+            self._metrics.set_cached_ratio(result.model, c.cached_steps / c.steps if c.steps else 0.0)
 
-    def record_unfinished(self, model: str, outcome: str, total_ms: float, queue_ms: float | None) -> None:
-        """A job that failed (``outcome="failure"``) or was cancelled (``"cancelled"``)."""
+    def record_unfinished(
+        self, model: str, outcome: str, total_ms: float, queue_ms: float | None, steps_run: int = 0
+    ) -> None:
+        """A job that failed (``outcome="failure"``) or was cancelled (``"cancelled"``) after ``steps_run`` steps."""
         c = self._models[model]
         getattr(c, outcome).add(total_ms)
         if queue_ms is not None:
             c.queue.add(queue_ms)
+        if outcome == "cancelled":
+            c.cancelled_steps += steps_run
         c._finished()
+        if self._metrics is not None:
+            self._metrics.record_unfinished(model, outcome, total_ms, queue_ms)
 
     def record_rejected(self, model: str) -> None:
         if model in self._models:
             self._models[model].rejected += 1
+            if self._metrics is not None:
+                self._metrics.record_rejected(model)
 
     @staticmethod
     def _record_phases(c: ModelCounters, t: Timings) -> None:

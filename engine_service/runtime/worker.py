@@ -1,19 +1,24 @@
-"""The worker: runs one job at a time on the device, in its own thread.
+"""The worker: runs one pipeline call at a time on the device, in its own thread.
 
-It drives the family's pipeline call with the job's cache plan enabled, turns
-``callback_on_step_end`` into step events carrying the cache's decision for the
-step, stops at the next step boundary when the job's cancel flag is set (raising
-from the callback skips the VAE decode), encodes the outputs, and always leaves
-the pipeline clean for the next job: the cache is removed after every run,
-whether it finished, failed or was cancelled.
+A call serves a batch of one or more compatible jobs (see ``batcher.py``): one
+prompt and one seeded generator per output, so each job's images are what it
+would get alone. The worker runs the call with the jobs' cache plan enabled
+(jobs with a cache plan run alone), turns ``callback_on_step_end`` into step
+events carrying the cache's decision for the step, sent to every job of the
+batch, drops a job whose cancel flag is set at the next step boundary, stops the
+call there when no job is left (raising from the callback skips the VAE decode),
+encodes each job's outputs, and always leaves the pipeline clean for the next
+call: the cache is removed after every run, whether it finished, failed or was
+cancelled.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -21,7 +26,7 @@ import torch
 from engine_service import cache
 from engine_service.models import LoadedModel
 from engine_service.runtime import encoding
-from engine_service.runtime.errors import JobCancelled, JobFailed
+from engine_service.runtime.errors import JobCancelled, JobFailed, JobOutOfMemory
 from engine_service.runtime.job import (
     JobEvent,
     JobResult,
@@ -36,6 +41,27 @@ logger = logging.getLogger(__name__)
 
 Emit = Callable[[JobEvent], None]
 NO_CACHE_POLICY = "none"
+
+
+@dataclasses.dataclass(eq=False)
+class Member:
+    """One job of a pipeline call, as the worker sees it."""
+
+    spec: JobSpec
+    cancel: threading.Event
+    """Set by the engine; the worker drops the job at the next step boundary."""
+    emit: Emit
+    """Reports the job's events; called from the worker thread."""
+    queue_ms: float = 0.0
+    first_sample: int = 0
+    """Index of the job's first output in the call's batch."""
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+
+Outcome = JobResult | JobCancelled
 
 
 class _Clock:
@@ -63,105 +89,145 @@ class Worker:
     def warm_up(self, name: str, spec: JobSpec) -> None:
         """Run ``spec`` once on model ``name`` and discard the result."""
         start = time.perf_counter()
-        self.run(spec, threading.Event(), lambda _event: None, queue_ms=0.0)
+        self.run([Member(spec, threading.Event(), lambda _event: None)])
         elapsed = time.perf_counter() - start
         logger.info("warmed up model %r in %.2f s", name, elapsed)
 
-    def run(self, spec: JobSpec, cancel: threading.Event, emit: Emit, queue_ms: float) -> JobResult:
-        """Run one job to completion. Raises JobCancelled or JobFailed; never leaves state behind."""
-        model = self._models[spec.model]
+    def run(self, members: Sequence[Member]) -> list[Outcome]:
+        """Run one pipeline call for ``members`` (compatible jobs of one model), one outcome each.
+
+        A member cancelled before the end gets JobCancelled; the others get their result.
+        Raises JobFailed (JobOutOfMemory when the device ran out of memory) when the
+        pipeline fails: every member of the call fails with it. Never leaves state behind.
+        """
+        first = members[0].spec
+        model = self._models[first.model]
         pipe = model.pipeline
-        if cancel.is_set():
-            raise JobCancelled(spec.request_id)
+        if all(m.cancelled for m in members):
+            return [JobCancelled(m.spec.request_id) for m in members]
+        offset = 0
+        for member in members:
+            member.first_sample = offset
+            offset += member.spec.num_outputs
         clock = _Clock()
-        steps: list[StepRecord] = []
-        callback = self._step_callback(model, spec, cancel, emit, clock, steps)
-        kwargs = {**model.call_defaults, **model.family.build_call_kwargs(pipe, spec)}
-        generator = torch.Generator(device="cpu").manual_seed(spec.seed)
+        steps: list[list[StepRecord]] = [[] for _ in members]
+        callback = self._step_callback(model, members, clock, steps)
+        specs = [m.spec for m in members]
+        kwargs = {**model.call_defaults, **model.family.build_call_kwargs(pipe, specs)}
+        # One generator per output, shared by a job's outputs: a job's noise never depends on the batch.
+        generators = []
+        for spec in specs:
+            generator = torch.Generator(device="cpu").manual_seed(spec.seed)
+            generators.extend([generator] * spec.num_outputs)
         hook = pipe.transformer.register_forward_pre_hook(clock.mark_transformer_call)
         pruned_ratio = None
         try:
-            if spec.cache is not None:
-                cache.enable_cache(pipe, spec.cache.cache_config.copy(), spec.cache.calibrator_config)
+            if first.cache is not None:
+                # Members share a plan (batcher.batch_key); each decides on its own samples.
+                cache.enable_cache(pipe, first.cache.cache_config.copy(), first.cache.calibrator_config)
+                if len(members) > 1:
+                    cache.set_sample_groups(pipe, [m.spec.num_outputs for m in members])
             with torch.inference_mode():
-                output = pipe(**kwargs, generator=generator, output_type="np", callback_on_step_end=callback)
+                output = pipe(**kwargs, generator=generators, output_type="np", callback_on_step_end=callback)
             pruned_ratio = _pruned_ratio(cache.summary(pipe, logging=False))
         except JobCancelled:
-            raise
+            return [JobCancelled(m.spec.request_id) for m in members]
+        except torch.OutOfMemoryError as err:
+            _free_device_memory()
+            raise JobOutOfMemory(first.request_id, f"the device ran out of memory: {err}") from err
         except Exception as err:
-            raise JobFailed(spec.request_id, f"the pipeline failed: {type(err).__name__}: {err}") from err
+            raise JobFailed(first.request_id, f"the pipeline failed: {type(err).__name__}: {err}") from err
         finally:
             hook.remove()
             self._reset(pipe)
         decode_ms = clock.ms_since(clock.last_step_end)
-        encode_start = time.perf_counter()
-        outputs = _encode(output, spec, model.family.output_kind)
-        encode_ms = (time.perf_counter() - encode_start) * 1000.0
+        decoded = _decoded(output, first, model.family.output_kind)
         first_call = clock.first_transformer_call or clock.start
         last_step = clock.last_step_end or first_call
-        timings = Timings(
-            queue_ms=queue_ms,
-            prepare_ms=(first_call - clock.start) * 1000.0,
-            denoise_ms=(last_step - first_call) * 1000.0,
-            decode_ms=decode_ms,
-            encode_ms=encode_ms,
-        )
-        return JobResult(
-            request_id=spec.request_id,
-            model=spec.model,
-            seed=spec.seed,
-            outputs=tuple(outputs),
-            steps=tuple(steps),
-            cache_policy=spec.cache.tag if spec.cache is not None else NO_CACHE_POLICY,
-            timings=timings,
-            pruned_ratio=pruned_ratio,
-        )
+        outcomes: list[Outcome] = []
+        for member, records in zip(members, steps, strict=True):
+            spec = member.spec
+            if member.cancelled:
+                outcomes.append(JobCancelled(spec.request_id))
+                continue
+            encode_start = time.perf_counter()
+            own = decoded[member.first_sample : member.first_sample + spec.num_outputs]
+            outputs = _encode(own, spec, model.family.output_kind)
+            timings = Timings(
+                queue_ms=member.queue_ms,
+                prepare_ms=(first_call - clock.start) * 1000.0,
+                denoise_ms=(last_step - first_call) * 1000.0,
+                decode_ms=decode_ms,
+                encode_ms=(time.perf_counter() - encode_start) * 1000.0,
+            )
+            outcomes.append(
+                JobResult(
+                    request_id=spec.request_id,
+                    model=spec.model,
+                    seed=spec.seed,
+                    outputs=tuple(outputs),
+                    steps=tuple(records),
+                    cache_policy=spec.cache.tag if spec.cache is not None else NO_CACHE_POLICY,
+                    timings=timings,
+                    pruned_ratio=pruned_ratio,
+                )
+            )
+        return outcomes
 
     def _step_callback(
         self,
         model: LoadedModel,
-        spec: JobSpec,
-        cancel: threading.Event,
-        emit: Emit,
+        members: Sequence[Member],
         clock: _Clock,
-        steps: list[StepRecord],
+        steps: list[list[StepRecord]],
     ) -> Callable[..., dict]:
-        total = spec.num_inference_steps
+        total = members[0].spec.num_inference_steps
 
         def on_step_end(pipe, index: int, timestep, callback_kwargs: dict) -> dict:
             now = time.perf_counter()
             step_start = clock.last_step_end or clock.first_transformer_call or clock.start
             clock.last_step_end = now
-            record = _step_record(pipe, index, spec.cache is not None)
-            steps.append(record)
-            emit(
-                StepEvent(
-                    step=index,
-                    total_steps=total,
-                    timestep=float(timestep),
-                    elapsed_ms=(now - clock.start) * 1000.0,
-                    step_ms=(now - step_start) * 1000.0,
-                    cached=record.cached,
-                    residual_diff=record.residual_diff,
-                    cfg_cached=record.cfg_cached,
-                    cfg_residual_diff=record.cfg_residual_diff,
-                    pruned_blocks=record.pruned_blocks,
+            cached_run = members[0].spec.cache is not None
+            t = float(timestep)
+            # Cancel flags are read after the step so a job sees its progress up to the stop. A
+            # cancelled job gets no more events; when none is left, raising here skips the
+            # remaining steps and the VAE decode.
+            live = []
+            for group, (member, records) in enumerate(zip(members, steps, strict=True)):
+                # With several members, each is a sample group of the cache with its own decisions.
+                record = _step_record(pipe, index, cached_run, group)
+                records.append(record)
+                if member.cancelled:
+                    continue
+                live.append(member)
+                member.emit(
+                    StepEvent(
+                        step=index,
+                        total_steps=total,
+                        timestep=t,
+                        elapsed_ms=(now - clock.start) * 1000.0,
+                        step_ms=(now - step_start) * 1000.0,
+                        cached=record.cached,
+                        residual_diff=record.residual_diff,
+                        cfg_cached=record.cfg_cached,
+                        cfg_residual_diff=record.cfg_residual_diff,
+                        pruned_blocks=record.pruned_blocks,
+                    )
                 )
-            )
-            # Checked after the step's event so the client sees progress up to the stop;
-            # raising here skips the remaining steps and the VAE decode.
-            if cancel.is_set():
-                raise JobCancelled(spec.request_id)
-            every = spec.preview_every
-            if every and (index + 1) % every == 0 and index + 1 < total:
-                emit(self._preview(model, spec, index, callback_kwargs["latents"]))
+            if not live:
+                raise JobCancelled(members[0].spec.request_id)
+            for member in live:
+                every = member.spec.preview_every
+                if every and (index + 1) % every == 0 and index + 1 < total:
+                    member.emit(self._preview(model, member, index, callback_kwargs["latents"]))
             return {}
 
         return on_step_end
 
     @staticmethod
-    def _preview(model: LoadedModel, spec: JobSpec, index: int, latents: torch.Tensor) -> PreviewEvent:
-        decoded = model.family.decode_latents(model.pipeline, latents, spec)
+    def _preview(model: LoadedModel, member: Member, index: int, latents: torch.Tensor) -> PreviewEvent:
+        own = latents[member.first_sample : member.first_sample + 1]
+        decoded = model.family.decode_latents(model.pipeline, own, member.spec)
         pixels = encoding.to_uint8(decoded[0].float().cpu().numpy())
         data, width, height = encoding.encode_preview(pixels)
         return PreviewEvent(step=index, data=data, width=width, height=height)
@@ -176,10 +242,16 @@ class Worker:
             reset()
 
 
-def _step_record(pipe, index: int, cached_run: bool) -> StepRecord:
+def _free_device_memory() -> None:
+    """Give cached blocks back after an out-of-memory error so the next call starts clean."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _step_record(pipe, index: int, cached_run: bool, sample_group: int) -> StepRecord:
     if not cached_run:
         return StepRecord(step=index)
-    main, cfg = cache.step_outcomes(pipe, index)
+    main, cfg = cache.step_outcomes(pipe, index, sample_group)
     return StepRecord(
         step=index,
         cached=bool(main and main.cached),
@@ -197,16 +269,20 @@ def _pruned_ratio(stats: list[cache.CacheStats]) -> float | None:
     return sum(sum(s.pruned_blocks) + sum(s.cfg_pruned_blocks) for s in stats) / actual
 
 
-def _encode(output, spec: JobSpec, kind: str) -> list:
-    """Images (N, H, W, 3) or videos (N, F, H, W, 3) in [0, 1], encoded as the job asks."""
+def _decoded(output, spec: JobSpec, kind: str) -> np.ndarray:
+    """The call's images (N, H, W, 3) or videos (N, F, H, W, 3), floats in [0, 1]."""
     attribute = "frames" if kind == "video" else "images"
     decoded = getattr(output, attribute, None)
     if decoded is None:
         raise JobFailed(spec.request_id, f"the pipeline returned no {attribute}")
-    decoded = np.asarray(decoded, dtype=np.float32)
+    return np.asarray(decoded, dtype=np.float32)
+
+
+def _encode(decoded: np.ndarray, spec: JobSpec, kind: str) -> list:
+    """One job's share of the decoded outputs, encoded as it asks."""
     if kind == "video":
         return encoding.encode_videos(decoded, spec.output_format, spec.fps, spec.output_quality)
     return encoding.encode_images(decoded, spec.output_format, spec.output_quality)
 
 
-__all__ = ["Worker"]
+__all__ = ["Member", "Outcome", "Worker"]

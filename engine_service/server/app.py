@@ -1,4 +1,5 @@
-"""The gRPC server around one engine: Engine service, health, reflection, lifecycle.
+"""The gRPC server around one engine: Engine service, health, reflection, auth, TLS,
+metrics, lifecycle.
 
 ``EngineServer.start()`` binds the port and reports NOT_SERVING at once (requests
 get UNAVAILABLE with a retry hint), warms the engine up, then reports SERVING;
@@ -13,12 +14,14 @@ import logging
 import signal
 
 import grpc
+import prometheus_client
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from engine_service.config import ServerConfig
 from engine_service.runtime.engine import AsyncEngine
+from engine_service.server.auth import BearerTokenInterceptor
 from engine_service.server.servicer import EngineServicer
 
 logger = logging.getLogger(__name__)
@@ -35,19 +38,23 @@ class EngineServer:
         self.engine = engine
         self.config = config
         self.port: int | None = None
+        self.metrics_port: int | None = None
         self._health: health.aio.HealthServicer | None = None
         self._server: grpc.aio.Server | None = None
+        self._metrics_http = None
 
     def _build(self) -> grpc.aio.Server:
         """The grpc.aio server; built inside the loop that runs it (aio objects are loop-bound)."""
+        interceptors = [BearerTokenInterceptor(self.config.auth_token)] if self.config.auth_token else []
         server = grpc.aio.server(
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", self.engine.limits.max_request_bytes),
                 ("grpc.max_send_message_length", -1),
                 # Allow client keepalive pings every 20 s: long video RPCs stay open through proxies.
                 ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
                 ("grpc.keepalive_permit_without_calls", 1),
-            ]
+            ],
         )
         self._health = health.aio.HealthServicer()
         engine_pb2_grpc.add_EngineServicer_to_server(EngineServicer(self.engine, self.config), server)
@@ -72,11 +79,37 @@ class EngineServer:
         """Bind and start answering: health says NOT_SERVING and Generate UNAVAILABLE until warm_up()."""
         self._server = self._build()
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        self.port = self._add_port(f"{self.config.host}:{self.config.port}")
         if not self.port:
             raise OSError(f"could not bind {self.config.host}:{self.config.port}")
         await self._server.start()
-        logger.info("listening on %s; warming up", self.address)
+        self._start_metrics()
+        tls = self.config.tls
+        security = "plaintext" if tls is None else "mutual TLS" if tls.client_ca else "TLS"
+        auth = "bearer token" if self.config.auth_token else "no auth"
+        logger.info("listening on %s (%s, %s); warming up", self.address, security, auth)
+
+    def _add_port(self, address: str) -> int:
+        tls = self.config.tls
+        if tls is None:
+            return self._server.add_insecure_port(address)
+        credentials = grpc.ssl_server_credentials(
+            [(tls.private_key, tls.cert_chain)],
+            root_certificates=tls.client_ca,
+            require_client_auth=tls.client_ca is not None,
+        )
+        return self._server.add_secure_port(address, credentials)
+
+    def _start_metrics(self) -> None:
+        """Serve the engine's Prometheus registry over HTTP, when a metrics port is configured."""
+        if self.config.metrics_port is None:
+            return
+        http_server, _thread = prometheus_client.start_http_server(
+            self.config.metrics_port, addr=self.config.host, registry=self.engine.metrics.registry
+        )
+        self._metrics_http = http_server
+        self.metrics_port = http_server.server_address[1]
+        logger.info("metrics on http://%s:%d/metrics", self.config.host, self.metrics_port)
 
     async def warm_up(self) -> None:
         """Warm every model up, then report SERVING."""
@@ -90,6 +123,9 @@ class EngineServer:
         await self._health.enter_graceful_shutdown()
         await self.engine.shutdown(grace_s)
         await self._server.stop(grace=1.0)
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+            self._metrics_http.server_close()
         logger.info("stopped")
 
     async def wait_for_termination(self) -> None:

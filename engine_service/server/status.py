@@ -66,6 +66,8 @@ _STATUS_TABLE: dict[type[errors.EngineError], tuple[int, Callable[[errors.Engine
     errors.EngineNotReady: (code_pb2.UNAVAILABLE, lambda e: _pack(_retry_info(e.retry_after))),
     errors.FeatureUnavailable: (code_pb2.UNIMPLEMENTED, _unavailable_feature),
     errors.JobCancelled: (code_pb2.CANCELLED, lambda e: []),
+    # Before JobFailed, its base: the first matching entry wins.
+    errors.JobOutOfMemory: (code_pb2.RESOURCE_EXHAUSTED, lambda e: []),
     errors.JobFailed: (code_pb2.INTERNAL, lambda e: []),
 }
 

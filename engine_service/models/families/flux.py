@@ -12,20 +12,23 @@ from typing import TYPE_CHECKING, Any
 from engine_service.models.spec import FamilySpec
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import torch
     from diffusers import DiffusionPipeline
 
     from engine_service.runtime.job import JobSpec
 
 
-def _call_kwargs(pipe: DiffusionPipeline, job: JobSpec) -> dict[str, Any]:
+def _call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    first = jobs[0]  # the batch key makes size, steps and guidance equal for every job
     return {
-        "prompt": job.prompt,
-        "width": job.width,
-        "height": job.height,
-        "num_inference_steps": job.num_inference_steps,
-        "guidance_scale": job.guidance_scale,
-        "num_images_per_prompt": job.num_outputs,
+        "prompt": [job.prompt for job in jobs for _ in range(job.num_outputs)],
+        "width": first.width,
+        "height": first.height,
+        "num_inference_steps": first.num_inference_steps,
+        "guidance_scale": first.guidance_scale,
+        "num_images_per_prompt": 1,
     }
 
 

@@ -1,0 +1,80 @@
+"""Bearer-token authentication: a grpc.aio server interceptor.
+
+Every RPC must carry ``authorization: Bearer <token>`` metadata, except the
+standard health service: load balancers and orchestrators probe it without
+credentials. Reflection is not exempt: it describes the whole API, so it is for
+callers who hold the token (``grpcurl -H 'authorization: Bearer ...'``).
+A missing or wrong token ends the call with UNAUTHENTICATED before any handler runs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+import grpc
+
+logger = logging.getLogger(__name__)
+
+AUTHORIZATION_KEY = "authorization"
+BEARER_PREFIX = "Bearer "
+#: Method prefixes callable without a token.
+OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
+
+
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
+    """Rejects calls whose bearer token does not match (UNAUTHENTICATED)."""
+
+    def __init__(self, token: str):
+        if not token:
+            raise ValueError("the auth token must not be empty")
+        self._expected = token.encode()
+
+    async def intercept_service(self, continuation, handler_call_details: grpc.HandlerCallDetails):
+        method = handler_call_details.method
+        if method.startswith(OPEN_METHOD_PREFIXES):
+            return await continuation(handler_call_details)
+        problem = self._check(handler_call_details.invocation_metadata or ())
+        if problem is None:
+            return await continuation(handler_call_details)
+        logger.warning("refused %s: %s", method, problem)
+        handler = await continuation(handler_call_details)
+        return _refusing(handler, problem)
+
+    def _check(self, metadata) -> str | None:
+        """None when the metadata carries the expected token, else what is wrong."""
+        values = [value for key, value in metadata if key == AUTHORIZATION_KEY]
+        if not values:
+            return "missing authorization metadata (expected 'authorization: Bearer <token>')"
+        value = values[0] if isinstance(values[0], str) else values[0].decode(errors="replace")
+        if not value.startswith(BEARER_PREFIX):
+            return "the authorization metadata must be 'Bearer <token>'"
+        # Constant-time comparison: the reply time must not reveal how much of the token matched.
+        if not hmac.compare_digest(value[len(BEARER_PREFIX) :].strip().encode(), self._expected):
+            return "invalid bearer token"
+        return None
+
+
+def _refusing(handler: grpc.RpcMethodHandler | None, message: str) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as ``handler`` that ends the call with UNAUTHENTICATED."""
+
+    async def abort_unary(request, context: grpc.aio.ServicerContext):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    async def abort_stream(request, context: grpc.aio.ServicerContext):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        yield  # pragma: no cover - makes this an async generator
+
+    if handler is None:  # unknown method: answer as a unary call
+        return grpc.unary_unary_rpc_method_handler(abort_unary)
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(abort_stream, **kwargs)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(abort_unary, **kwargs)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(abort_stream, **kwargs)
+    return grpc.unary_unary_rpc_method_handler(abort_unary, **kwargs)
