@@ -18,9 +18,8 @@ from diffusers import (
     WanPipeline,
     WanTransformer3DModel,
 )
+from tiny_tokenizers import byte_level_clip_tokenizer, small_t5_tokenizer
 from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
-
-from engine_service.models.tokenizers import byte_level_clip_tokenizer, small_t5_tokenizer
 
 
 def build_tiny_flux(seed: int = 0) -> FluxPipeline:
