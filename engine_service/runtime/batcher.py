@@ -33,8 +33,6 @@ from engine_service.cache.config import CacheType
 from engine_service.config import BatchingConfig
 from engine_service.runtime.job import JobSpec
 
-NO_CACHE_POLICY = "none"
-
 
 @dataclasses.dataclass(frozen=True)
 class BatchKey:
@@ -51,7 +49,6 @@ class BatchKey:
 
 def batch_key(spec: JobSpec) -> BatchKey | None:
     """The job's batch key, or None when it must run alone."""
-    cache_policy = spec.cache.tag if spec.cache is not None else NO_CACHE_POLICY
     if spec.input_images or (spec.cache is not None and spec.cache.cache_config.cache_type == CacheType.DBPrune):
         return None
     return BatchKey(
@@ -61,7 +58,7 @@ def batch_key(spec: JobSpec) -> BatchKey | None:
         num_inference_steps=spec.num_inference_steps,
         num_frames=spec.num_frames,
         guidance_scale=spec.guidance_scale,
-        cache_policy=cache_policy,
+        cache_policy=spec.cache_tag,
     )
 
 

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from engine_service.cache.presets import CachePlan
 
 
+NO_CACHE_TAG = "none"
+
+
 class OutputFormat(enum.Enum):
     """Encodings the engine produces."""
 
@@ -48,6 +51,11 @@ class JobSpec:
     """Decoded input images (PIL) with their roles, as ``(role, image)`` pairs."""
     cache: CachePlan | None = None
     """The cache configuration to run with; ``None`` = no caching."""
+
+    @property
+    def cache_tag(self) -> str:
+        """The cache plan's tag (equal tags, equal behaviour), or ``"none"``."""
+        return self.cache.tag if self.cache is not None else NO_CACHE_TAG
 
 
 class JobStatus(enum.IntEnum):

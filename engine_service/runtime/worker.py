@@ -40,7 +40,6 @@ from engine_service.runtime.job import (
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[JobEvent], None]
-NO_CACHE_POLICY = "none"
 
 
 @dataclasses.dataclass(eq=False)
@@ -167,7 +166,7 @@ class Worker:
                     seed=spec.seed,
                     outputs=tuple(outputs),
                     steps=tuple(records),
-                    cache_policy=spec.cache.tag if spec.cache is not None else NO_CACHE_POLICY,
+                    cache_policy=spec.cache_tag,
                     timings=timings,
                     pruned_ratio=pruned_ratio,
                 )
