@@ -21,6 +21,18 @@ from diffusers import (
 from tiny_tokenizers import byte_level_clip_tokenizer, small_t5_tokenizer
 from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
 
+#: A 2-layer T5 (and UMT5) text encoder, as in diffusers' own pipeline tests.
+TINY_T5 = {
+    "vocab_size": 1000,
+    "d_model": 32,
+    "d_ff": 37,
+    "d_kv": 8,
+    "num_layers": 2,
+    "num_heads": 4,
+    "relative_attention_num_buckets": 8,
+    "decoder_start_token_id": 0,
+}
+
 
 def build_tiny_flux(seed: int = 0) -> FluxPipeline:
     """A random FLUX pipeline: 2 double-stream + 4 single-stream blocks, 8x VAE, in eval mode."""
@@ -55,18 +67,7 @@ def build_tiny_flux(seed: int = 0) -> FluxPipeline:
         )
     )
     torch.manual_seed(seed)
-    text_encoder_2 = T5EncoderModel(
-        T5Config(
-            vocab_size=1000,
-            d_model=32,
-            d_ff=37,
-            d_kv=8,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            decoder_start_token_id=0,
-        )
-    )
+    text_encoder_2 = T5EncoderModel(T5Config(**TINY_T5))
     torch.manual_seed(seed)
     vae = AutoencoderKL(
         in_channels=3,
@@ -103,18 +104,7 @@ def build_tiny_wan(seed: int = 0, num_layers: int = 4) -> WanPipeline:
         base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
     )
     torch.manual_seed(seed)
-    text_encoder = UMT5EncoderModel(
-        UMT5Config(
-            vocab_size=1000,
-            d_model=32,
-            d_ff=37,
-            d_kv=8,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            decoder_start_token_id=0,
-        )
-    )
+    text_encoder = UMT5EncoderModel(UMT5Config(**TINY_T5))
     torch.manual_seed(seed)
     transformer = WanTransformer3DModel(
         patch_size=(1, 2, 2),
