@@ -7,6 +7,7 @@ from the directory's ``model_index.json``; nothing is ever fetched from a hub.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -18,6 +19,7 @@ from typing import Any
 
 import torch
 from diffusers import DiffusionPipeline
+from diffusers.utils import logging as diffusers_logging
 
 from engine_service.cache.adapter import groups_for
 from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULTS, BUILTIN_DIR, BUILTIN_NAME
@@ -116,10 +118,26 @@ def _load_directory(name: str, directory: pathlib.Path, dtype: torch.dtype) -> t
     family = family_for_pipeline(pipeline_class)
     logger.info("loading model %r (%s, family %s) from %s", name, pipeline_class, family.name, directory)
     try:
-        pipeline = DiffusionPipeline.from_pretrained(str(directory), local_files_only=True, torch_dtype=dtype)
+        with _quiet_loading():
+            pipeline = DiffusionPipeline.from_pretrained(str(directory), local_files_only=True, dtype=dtype)
     except Exception as err:  # diffusers raises many types for a broken directory
         raise ModelLoadError(f"model {name!r}: loading {directory} failed: {err}") from err
     return family, pipeline
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """No per-component progress bars while loading: the engine logs what it loads."""
+    from transformers.utils import logging as transformers_logging
+
+    libraries = [lib for lib in (diffusers_logging, transformers_logging) if lib.is_progress_bar_enabled()]
+    for lib in libraries:
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib in libraries:
+            lib.enable_progress_bar()
 
 
 def load_local_model(name: str, path: str | os.PathLike[str], device: torch.device, dtype: torch.dtype) -> LoadedModel:
