@@ -31,6 +31,7 @@ from client_sdk._core import (
     call_options,
     merge_channel_options,
     parse_health_status,
+    raw_bytes,
     tls_credentials,
 )
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
@@ -41,10 +42,6 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack from Python 3.11 on
 
 __all__ = ["AsyncClient"]
-
-
-def _identity(data: bytes) -> bytes:
-    return data
 
 
 class AsyncClient:
@@ -198,7 +195,7 @@ class AsyncClient:
                 self._channel = grpc.aio.secure_channel(self.target, self._credentials, options=self._options)
             self._stub = engine_pb2_grpc.EngineStub(self._channel)
             self._health_check = self._channel.unary_unary(
-                HEALTH_CHECK_METHOD, request_serializer=_identity, response_deserializer=_identity
+                HEALTH_CHECK_METHOD, request_serializer=raw_bytes, response_deserializer=raw_bytes
             )
         return self._channel
 

@@ -516,6 +516,10 @@ def test_taylorseer_calibrator_extrapolates_newton_polynomials():
     assert calibrator.approximate(5).item() == pytest.approx(25.0)
     with pytest.raises(ValueError, match="between 1 and 4"):
         cache.TaylorSeerCalibrator(order=5)
+    from engine_service.cache.calibrators import make_calibrator
+
+    with pytest.raises(ValueError, match="calibrator_cache_type"):
+        make_calibrator(TaylorSeerCalibratorConfig(calibrator_cache_type="hidden_states"))
 
 
 def test_a_bare_transformer_starts_a_new_run_after_num_inference_steps():

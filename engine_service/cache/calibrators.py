@@ -118,6 +118,11 @@ def make_calibrator(config: CalibratorConfig | None) -> Calibrator | None:
     """The calibrator a configuration asks for, or ``None``."""
     if config is None or not config.enabled():
         return None
+    if config.calibrator_cache_type != "residual":
+        raise ValueError(
+            f'calibrator_cache_type must be "residual" (forecasts of the middle residual), '
+            f"got {config.calibrator_cache_type!r}"
+        )
     kind = (config.calibrator_type or "taylorseer").lower()
     if kind == "taylorseer":
         order = getattr(config, "taylorseer_order", None) or config.calibrator_kwargs.get("taylorseer_order", 1)

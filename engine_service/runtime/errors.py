@@ -7,7 +7,6 @@ EngineError
  ├ UnknownRequest       Cancel names no queued or running request                               recoverable
  ├ QueueFull            the queue is at its limit; retry after ``retry_after`` seconds          recoverable
  ├ EngineNotReady       warming up or draining; retry after ``retry_after`` seconds             recoverable
- ├ FeatureUnavailable   a feature this build or model does not provide                          recoverable
  ├ JobCancelled         the request was cancelled (client, deadline or Cancel)                  recoverable
  └ JobFailed            the pipeline raised; the engine stays healthy                           recoverable
     └ JobOutOfMemory     the device ran out of memory for this call; retry smaller or later     recoverable
@@ -77,14 +76,6 @@ class EngineNotReady(EngineError):
     def __init__(self, reason: str, retry_after: float = 1.0):
         self.retry_after = retry_after
         super().__init__(reason)
-
-
-class FeatureUnavailable(EngineError):
-    """Raised for a request feature this build or model does not provide."""
-
-    def __init__(self, field: str, description: str):
-        self.field = field
-        super().__init__(f"{field}: {description}")
 
 
 class JobCancelled(EngineError):

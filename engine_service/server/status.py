@@ -47,11 +47,6 @@ def _bad_request(err: errors.InvalidRequest) -> list[any_pb2.Any]:
     return _pack(error_details_pb2.BadRequest(field_violations=violations))
 
 
-def _unavailable_feature(err: errors.FeatureUnavailable) -> list[any_pb2.Any]:
-    violation = error_details_pb2.BadRequest.FieldViolation(field=err.field, description=str(err))
-    return _pack(error_details_pb2.BadRequest(field_violations=[violation]))
-
-
 def _resource(kind: str, name: str, description: str) -> list[any_pb2.Any]:
     return _pack(error_details_pb2.ResourceInfo(resource_type=kind, resource_name=name, description=description))
 
@@ -64,7 +59,6 @@ _STATUS_TABLE: dict[type[errors.EngineError], tuple[int, Callable[[errors.Engine
     errors.DuplicateRequestId: (code_pb2.ALREADY_EXISTS, lambda e: _resource("request", e.request_id, str(e))),
     errors.QueueFull: (code_pb2.RESOURCE_EXHAUSTED, lambda e: _pack(_retry_info(e.retry_after))),
     errors.EngineNotReady: (code_pb2.UNAVAILABLE, lambda e: _pack(_retry_info(e.retry_after))),
-    errors.FeatureUnavailable: (code_pb2.UNIMPLEMENTED, _unavailable_feature),
     errors.JobCancelled: (code_pb2.CANCELLED, lambda e: []),
     # Before JobFailed, its base: the first matching entry wins.
     errors.JobOutOfMemory: (code_pb2.RESOURCE_EXHAUSTED, lambda e: []),

@@ -27,7 +27,6 @@ MAX_GUIDANCE = 100.0
 MAX_FPS = 120
 DEFAULT_QUALITY = 90
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-INPUT_ROLES = ("image", "mask", "reference", "control")
 _IMAGE_FORMATS = {
     pb.OUTPUT_FORMAT_PNG: OutputFormat.PNG,
     pb.OUTPUT_FORMAT_JPEG: OutputFormat.JPEG,
