@@ -71,8 +71,12 @@ def family_for_pipeline(pipeline_class: str) -> FamilySpec:
     """The family entry serving ``pipeline_class``; ModelLoadError naming it when none does."""
     for family in FAMILIES:
         if pipeline_class in family.pipeline_classes:
+            if family.unsupported_reason is not None:
+                raise ModelLoadError(f"pipeline {pipeline_class!r} is not supported: {family.unsupported_reason}")
             return family
-    supported = sorted(name for family in FAMILIES for name in family.pipeline_classes)
+    supported = sorted(
+        name for family in FAMILIES if family.unsupported_reason is None for name in family.pipeline_classes
+    )
     raise ModelLoadError(f"unsupported pipeline {pipeline_class!r}; supported pipelines: {', '.join(supported)}")
 
 

@@ -65,3 +65,10 @@ class FamilySpec:
     """Roles of the input images it accepts (``"image"``, ``"mask"``, ...); empty = text only."""
     call_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Extra fixed keyword arguments for ``pipeline.__call__`` (a model may override them)."""
+    context_parallel: bool = False
+    """Whether the family has a context-parallel plan (Ulysses / Ring)."""
+    tensor_parallel: bool = False
+    """Whether the family has a tensor-parallel plan."""
+    unsupported_reason: str | None = None
+    """Set for a family the registry knows but does not serve: loading it fails with this reason,
+    and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""

@@ -1,0 +1,40 @@
+"""Tiny offline pipelines, one module per model family, each listing the cases tests/test_families.py runs.
+
+A module defines ``CASES``: a list of TinyCase. Every pipeline class that a
+supported family entry (engine_service/models/families) claims must be built by
+one case here; tests/test_families.py checks that, so a family is never claimed
+without being run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyCase:
+    """One tiny pipeline and how to request from it."""
+
+    name: str
+    """Test id and served model name, e.g. ``"flux-fill"``."""
+    pipeline_class: str
+    """The diffusers pipeline class ``build`` returns."""
+    build: Callable[[], Any]
+    """Builds the pipeline with fixed-seed random weights, every module in eval mode."""
+    defaults: Mapping[str, Any]
+    """Model defaults for ``model_from_pipeline``: width, height, steps, frames, call_defaults."""
+    inputs: tuple[tuple[str, tuple[int, int]], ...] = ()
+    """Input images a request sends, as ``(role, (width, height))``."""
+
+
+def all_cases() -> list[TinyCase]:
+    """Every case of every module in this package, in module order."""
+    cases: list[TinyCase] = []
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        cases.extend(module.CASES)
+    return cases
