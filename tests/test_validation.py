@@ -215,5 +215,16 @@ def test_undecodable_oversized_and_misrolled_input_images_are_named(image_model)
     assert fields == {"input_images[0].data", "input_images[1].data", "input_images[2].role"}
 
 
+def test_a_missing_required_input_image_is_named(image_model):
+    import dataclasses
+
+    fill = dataclasses.replace(image_model, family=dataclasses.replace(image_model.family, required_roles=("mask",)))
+    assert _violated_fields(fill) == {"input_images"}
+    assert _violated_fields(fill, input_images=[{"data": _png_bytes()}]) == {"input_images"}
+    assert [
+        role for role, _ in _validate(fill, input_images=[{"data": _png_bytes(), "role": "mask"}]).input_images
+    ] == ["mask"]
+
+
 def test_too_many_input_images(image_model):
     assert _violated_fields(image_model, input_images=[{"data": _png_bytes()}] * 5) == {"input_images"}

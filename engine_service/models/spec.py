@@ -63,6 +63,8 @@ class FamilySpec:
     """Whether the pipeline takes ``negative_prompt`` with the request's guidance."""
     input_roles: tuple[str, ...] = ()
     """Roles of the input images it accepts (``"image"``, ``"mask"``, ...); empty = text only."""
+    required_roles: tuple[str, ...] = ()
+    """Roles a request must send (a subset of ``input_roles``); a missing one is INVALID_ARGUMENT."""
     call_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Extra fixed keyword arguments for ``pipeline.__call__`` (a model may override them)."""
     context_parallel: bool = False

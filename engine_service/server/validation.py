@@ -194,6 +194,10 @@ def _output_format(v: _Violations, value: int, is_video: bool) -> OutputFormat:
 
 def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -> tuple:
     items = request.input_images
+    given = {item.role or "image" for item in items}
+    for role in model.family.required_roles:
+        if role not in given:
+            v.add("input_images", f"model {model.name!r} ({model.family.name}) needs an input image with role {role!r}")
     if not items:
         return ()
     if not model.family.input_roles:
