@@ -3,12 +3,14 @@
     ditserve serve      run the engine (gRPC) until SIGTERM/SIGINT
     ditserve generate   ask a running engine for images; progress bar, files, per-step table
     ditserve stats      a running engine's counters
-    ditserve models     the models a running engine serves, and its limits
+    ditserve models     the models a running engine serves, and its limits;
+                        --supported: every family the registry knows (no engine needed)
     ditserve demo       start an engine in-process, generate one image through the SDK, save it
     ditserve metrics    PSNR or SSIM between two images, or the same-named images of two folders
 
-``generate``, ``stats`` and ``models`` use only the client SDK (no torch); ``serve``
-and ``demo`` import the engine; ``metrics`` needs numpy and Pillow.
+``generate``, ``stats`` and ``models`` use only the client SDK (no torch; ``models
+--supported`` reads the engine's registry); ``serve`` and ``demo`` import the engine;
+``metrics`` needs numpy and Pillow.
 """
 
 from __future__ import annotations
@@ -220,6 +222,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    if args.supported:
+        from engine_service.models.matrix import support_matrix_markdown
+
+        print(support_matrix_markdown())
+        return 0
     from client_sdk import Client, console, errors
 
     try:
@@ -340,8 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--timeout", type=float, default=10.0)
     stats.set_defaults(func=cmd_stats)
 
-    models = sub.add_parser("models", help="the models a running engine serves")
+    models = sub.add_parser("models", help="the models a running engine serves, or (--supported) every known family")
     models.add_argument("--target", default=DEFAULT_TARGET, help="engine address (default: %(default)s)")
+    models.add_argument(
+        "--supported",
+        action="store_true",
+        help="print the support matrix of the model registry (no engine needed) instead of asking --target",
+    )
     models.add_argument("--timeout", type=float, default=10.0)
     models.set_defaults(func=cmd_models)
 
