@@ -8,14 +8,11 @@ after warmup is cached). Outputs are checked for kind and shape.
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import torch
-from PIL import Image
-from tiny_families import TinyCase, all_cases
+from tiny_families import TinyCase, all_cases, input_image
 
-from client_sdk import CachePolicy, Client, InputImage
+from client_sdk import CachePolicy, Client
 from engine_service.config import Limits
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
@@ -27,20 +24,6 @@ NEVER_CACHE = CachePolicy(preset="dbcache", residual_diff_threshold=0.0)
 ALWAYS_CACHE = CachePolicy(
     preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
 )
-
-
-def _input_image(role: str, size: tuple[int, int]) -> InputImage:
-    """A deterministic test picture (a mask is white on its right half)."""
-    width, height = size
-    if role == "mask":
-        image = Image.new("L", size, 0)
-        image.paste(255, (width // 2, 0, width, height))
-    else:
-        image = Image.new("RGB", size, (40, 90, 200))
-        image.paste((230, 200, 30), (width // 4, height // 4, 3 * width // 4, 3 * height // 4))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return InputImage(data=buffer.getvalue(), role=role)
 
 
 def test_every_supported_pipeline_class_has_a_tiny_case():
@@ -60,7 +43,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     request = {
         "model": case.name,
         "seed": 3,
-        "input_images": [_input_image(role, size) for role, size in case.inputs],
+        "input_images": [input_image(role, size) for role, size in case.inputs],
         # Frames as PNGs compare exactly; the MP4 path is checked by the always-cached request.
         "output_format": "png_frames" if video else "png",
     }

@@ -32,14 +32,32 @@ TINY_T5 = {
     "relative_attention_num_buckets": 8,
     "decoder_start_token_id": 0,
 }
+#: A 2-layer CLIP text encoder (with projection: SD3 and others use the projected pooled output).
+TINY_CLIP = {
+    "bos_token_id": 0,
+    "eos_token_id": 1,
+    "pad_token_id": 1,
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "layer_norm_eps": 1e-5,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 2,
+    "vocab_size": 1000,
+    "hidden_act": "gelu",
+    "projection_dim": 32,
+    "max_position_embeddings": 77,
+}
 
 
-def build_tiny_flux(seed: int = 0) -> FluxPipeline:
-    """A random FLUX pipeline: 2 double-stream + 4 single-stream blocks, 8x VAE, in eval mode."""
+def tiny_flux_components(seed: int = 0, in_channels: int = 16, out_channels: int | None = None) -> dict:
+    """The modules of a random FLUX pipeline: 2 double-stream + 4 single-stream blocks, 8x VAE with 4 latent
+    channels (16 per packed token), CLIP + T5 text encoders, all in eval mode. ``in_channels`` grows for
+    pipelines that feed extra channels (Fill: masked image and mask)."""
     torch.manual_seed(seed)
     transformer = FluxTransformer2DModel(
         patch_size=1,
-        in_channels=16,  # 4 latent channels x 2x2 packing
+        in_channels=in_channels,
+        out_channels=out_channels,
         num_layers=2,
         num_single_layers=4,
         attention_head_dim=16,
@@ -50,22 +68,7 @@ def build_tiny_flux(seed: int = 0) -> FluxPipeline:
         axes_dims_rope=[4, 4, 8],
     )
     torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-            hidden_size=32,
-            intermediate_size=37,
-            layer_norm_eps=1e-5,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            vocab_size=1000,
-            hidden_act="gelu",
-            projection_dim=32,
-            max_position_embeddings=77,
-        )
-    )
+    text_encoder = CLIPTextModel(CLIPTextConfig(**TINY_CLIP))
     torch.manual_seed(seed)
     text_encoder_2 = T5EncoderModel(T5Config(**TINY_T5))
     torch.manual_seed(seed)
@@ -87,15 +90,20 @@ def build_tiny_flux(seed: int = 0) -> FluxPipeline:
     # Modules built from a config start in train mode; T5 dropout would make outputs random.
     for module in (transformer, text_encoder, text_encoder_2, vae):
         module.eval()
-    return FluxPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2,
-        tokenizer=byte_level_clip_tokenizer(),
-        tokenizer_2=small_t5_tokenizer(),
-        transformer=transformer,
-        vae=vae,
-    )
+    return {
+        "scheduler": FlowMatchEulerDiscreteScheduler(),
+        "text_encoder": text_encoder,
+        "text_encoder_2": text_encoder_2,
+        "tokenizer": byte_level_clip_tokenizer(),
+        "tokenizer_2": small_t5_tokenizer(),
+        "transformer": transformer,
+        "vae": vae,
+    }
+
+
+def build_tiny_flux(seed: int = 0) -> FluxPipeline:
+    """A random FLUX pipeline: 2 double-stream + 4 single-stream blocks, 8x VAE, in eval mode."""
+    return FluxPipeline(**tiny_flux_components(seed))
 
 
 def build_tiny_wan(seed: int = 0, num_layers: int = 4) -> WanPipeline:

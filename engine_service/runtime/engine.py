@@ -369,7 +369,14 @@ class AsyncEngine:
 
 
 def warmup_spec(model: LoadedModel) -> JobSpec:
-    """A two-step request at the model's default size, used before the engine reports SERVING."""
+    """A two-step request at the model's default size, used before the engine reports SERVING.
+
+    A family that requires input images gets a plain grey one (default size) for each required role.
+    """
+    from PIL import Image
+
+    size = (model.default_width, model.default_height)
+    images = tuple((role, Image.new("RGB", size, (128, 128, 128))) for role in model.family.required_roles)
     return JobSpec(
         request_id=f"warmup-{model.name}",
         model=model.name,
@@ -386,4 +393,5 @@ def warmup_spec(model: LoadedModel) -> JobSpec:
         output_format=OutputFormat.PNG,
         output_quality=90,
         preview_every=0,
+        input_images=images,
     )

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import io
 import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from PIL import Image
+
+from client_sdk import InputImage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,3 +43,17 @@ def all_cases() -> list[TinyCase]:
         module = importlib.import_module(f"{__name__}.{module_info.name}")
         cases.extend(module.CASES)
     return cases
+
+
+def input_image(role: str, size: tuple[int, int]) -> InputImage:
+    """A deterministic test picture as a request sends it (PNG); a mask is white on its right half."""
+    width, height = size
+    if role == "mask":
+        image = Image.new("L", size, 0)
+        image.paste(255, (width // 2, 0, width, height))
+    else:
+        image = Image.new("RGB", size, (40, 90, 200))
+        image.paste((230, 200, 30), (width // 4, height // 4, 3 * width // 4, 3 * height // 4))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return InputImage(data=buffer.getvalue(), role=role)

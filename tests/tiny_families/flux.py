@@ -1,14 +1,47 @@
-"""FLUX.1 text-to-image: 2 double-stream + 4 single-stream blocks."""
+"""FLUX.1: text-to-image (dev/schnell), Fill (image + mask) and Kontext (image in context).
 
-from tiny_pipelines import build_tiny_flux
+All three use the same tiny modules: 2 double-stream + 4 single-stream blocks, 8x VAE.
+"""
+
+from diffusers import FluxFillPipeline, FluxKontextPipeline
+from tiny_pipelines import build_tiny_flux, tiny_flux_components
 
 from tiny_families import TinyCase
 
+#: Fill's transformer sees the noisy latents, the masked image's latents (4 channels x 2x2 packing
+#: each) and the mask at pixel resolution per latent pixel (8 x 8 x 2x2 packing).
+FILL_IN_CHANNELS = 16 + 16 + 8 * 8 * 4
+
+
+def build_tiny_flux_fill() -> FluxFillPipeline:
+    return FluxFillPipeline(**tiny_flux_components(in_channels=FILL_IN_CHANNELS, out_channels=16))
+
+
+def build_tiny_flux_kontext() -> FluxKontextPipeline:
+    return FluxKontextPipeline(**tiny_flux_components())
+
+
+TEXT_ONLY = {"max_sequence_length": 16}
 CASES = [
     TinyCase(
         name="flux",
         pipeline_class="FluxPipeline",
         build=build_tiny_flux,
-        defaults={"width": 32, "height": 32, "steps": 6, "call_defaults": {"max_sequence_length": 16}},
+        defaults={"width": 32, "height": 32, "steps": 6, "call_defaults": TEXT_ONLY},
+    ),
+    TinyCase(
+        name="flux-fill",
+        pipeline_class="FluxFillPipeline",
+        build=build_tiny_flux_fill,
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT_ONLY},
+        inputs=(("image", (32, 32)), ("mask", (32, 32))),
+    ),
+    TinyCase(
+        name="flux-kontext",
+        pipeline_class="FluxKontextPipeline",
+        build=build_tiny_flux_kontext,
+        # Kontext resizes the input image to about 1024x1024 unless told not to.
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {**TEXT_ONLY, "_auto_resize": False}},
+        inputs=(("image", (32, 32)),),
     ),
 ]

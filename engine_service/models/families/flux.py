@@ -1,14 +1,23 @@
-"""FLUX.1 text-to-image (``FluxPipeline``): double-stream then single-stream blocks.
+"""FLUX.1 (``FluxPipeline``: dev and schnell; ``FluxFillPipeline``; ``FluxKontextPipeline``).
 
-Flux packs 2x2 latent patches into one token, so sizes must be multiples of
-twice the VAE scale factor. ``guidance_scale`` feeds the distilled guidance
-embedding; the pipeline's true CFG (negative prompts) is not exposed.
+All three run the same transformer class: double-stream then single-stream
+blocks. Flux packs 2x2 latent patches into one token, so sizes must be
+multiples of twice the VAE scale factor. ``guidance_scale`` feeds the distilled
+guidance embedding; the pipelines' true CFG (negative prompts) is not exposed.
+FLUX.1-schnell is a ``FluxPipeline`` without a guidance embedding: serve it
+like dev and ask for 4 steps (``guidance_scale`` has no effect on it).
+
+Fill (inpainting/outpainting) takes an image and a mask (white = repaint);
+its transformer sees the masked image and the mask as extra channels. Kontext
+edits an image given in context (its latents join the token sequence); without
+one it draws from text alone.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from engine_service.models.inputs import image_of
 from engine_service.models.spec import FamilySpec
 
 if TYPE_CHECKING:
@@ -32,12 +41,24 @@ def _call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, 
     }
 
 
+def _fill_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_call_kwargs(pipe, jobs), "image": image_of(jobs, "image"), "mask_image": image_of(jobs, "mask")}
+
+
+def _kontext_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    kwargs = _call_kwargs(pipe, jobs)
+    # Kontext rescales the output to max_area pixels (keeping the aspect ratio); the request's size is the area.
+    return {**kwargs, "image": image_of(jobs, "image"), "max_area": kwargs["width"] * kwargs["height"]}
+
+
 def _decode_latents(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
     unpacked = pipe._unpack_latents(latents, job.height, job.width, pipe.vae_scale_factor)
     unpacked = unpacked / pipe.vae.config.scaling_factor + pipe.vae.config.shift_factor
     decoded = pipe.vae.decode(unpacked.to(pipe.vae.dtype), return_dict=False)[0]
     return (decoded / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
 
+
+_BLOCKS = ("transformer_blocks", "single_transformer_blocks")
 
 FLUX = FamilySpec(
     name="flux",
@@ -48,8 +69,41 @@ FLUX = FamilySpec(
     default_height=1024,
     default_steps=28,
     default_guidance_scale=3.5,
-    block_lists=("transformer_blocks", "single_transformer_blocks"),
+    block_lists=_BLOCKS,
     build_call_kwargs=_call_kwargs,
     decode_latents=_decode_latents,
+    call_defaults={"max_sequence_length": 512},
+)
+
+FLUX_FILL = FamilySpec(
+    name="flux-fill",
+    pipeline_classes=("FluxFillPipeline",),
+    output_kind="image",
+    latent_patch=2,
+    default_width=1024,
+    default_height=1024,
+    default_steps=50,
+    default_guidance_scale=30.0,
+    block_lists=_BLOCKS,
+    build_call_kwargs=_fill_call_kwargs,
+    decode_latents=_decode_latents,
+    input_roles=("image", "mask"),
+    required_roles=("image", "mask"),
+    call_defaults={"max_sequence_length": 512},
+)
+
+FLUX_KONTEXT = FamilySpec(
+    name="flux-kontext",
+    pipeline_classes=("FluxKontextPipeline",),
+    output_kind="image",
+    latent_patch=2,
+    default_width=1024,
+    default_height=1024,
+    default_steps=28,
+    default_guidance_scale=2.5,
+    block_lists=_BLOCKS,
+    build_call_kwargs=_kontext_call_kwargs,
+    decode_latents=_decode_latents,
+    input_roles=("image",),
     call_defaults={"max_sequence_length": 512},
 )

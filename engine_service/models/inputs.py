@@ -1,0 +1,29 @@
+"""Input images of a job, by role, for a family's call-kwargs builder.
+
+The server has already decoded them (PIL RGB) and checked their roles against
+the family's ``input_roles`` and ``required_roles``; a job with input images
+runs alone, so a builder reads them from its single job.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from engine_service.runtime.job import JobSpec
+
+
+def images_of(jobs: Sequence[JobSpec], role: str) -> list[Any]:
+    """The images sent with ``role``, in request order (empty when none was sent)."""
+    return [image for job in jobs for r, image in job.input_images if r == role]
+
+
+def image_of(jobs: Sequence[JobSpec], role: str) -> Any | None:
+    """The first image sent with ``role``, or ``None``."""
+    found = images_of(jobs, role)
+    return found[0] if found else None
+
+
+__all__ = ["image_of", "images_of"]
