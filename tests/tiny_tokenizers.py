@@ -1,14 +1,15 @@
 """Tokenizers built from an in-memory vocabulary, for models made in code.
 
-No file or download is involved: the CLIP tokenizer maps every byte to one
-token (byte-level BPE with no merges) and the T5 tokenizer is a small unigram
+No file or download is involved: the CLIP and Qwen2 tokenizers map every byte
+to one token (byte-level BPE with no merges) and the T5 tokenizer is a small unigram
 vocabulary of letters, digits and a few whole words. They save and load like
 any other ``transformers`` tokenizer.
 """
 
 from __future__ import annotations
 
-from transformers import CLIPTokenizer, T5Tokenizer
+from tokenizers import AddedToken
+from transformers import CLIPTokenizer, Qwen2Tokenizer, T5Tokenizer
 
 _T5_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,!?'-"
 _T5_WORDS = ("a", "an", "the", "of", "on", "in", "with", "and", "cat", "dog", "photo", "painting")
@@ -48,3 +49,25 @@ def small_t5_tokenizer(model_max_length: int = 512) -> T5Tokenizer:
         vocab += [(char, -3.0), ("▁" + char, -3.5)]
     vocab += [("▁" + word, -1.0) for word in _T5_WORDS]
     return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=model_max_length)
+
+
+#: Qwen chat and vision markers, added after the byte alphabet as special tokens.
+QWEN_SPECIAL_TOKENS = (
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+
+
+def byte_level_qwen2_tokenizer(model_max_length: int = 1024) -> Qwen2Tokenizer:
+    """A Qwen2 tokenizer with one token per byte (ids 1-256), ``<|endoftext|>`` = 0, then the chat and
+    vision markers (ids 257-262) as special tokens."""
+    vocab = {"<|endoftext|>": 0}
+    for char in _byte_alphabet():
+        vocab[char] = len(vocab)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+    tokenizer.add_tokens([AddedToken(token, special=True) for token in QWEN_SPECIAL_TOKENS])
+    return tokenizer

@@ -1,10 +1,19 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
 from engine_service.models.families.flux import FLUX, FLUX_FILL, FLUX_KONTEXT
+from engine_service.models.families.qwen_image import QWEN_IMAGE, QWEN_IMAGE_EDIT, QWEN_IMAGE_EDIT_PLUS
 from engine_service.models.families.wan import WAN
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
-FAMILIES: tuple[FamilySpec, ...] = (FLUX, FLUX_FILL, FLUX_KONTEXT, WAN)
+FAMILIES: tuple[FamilySpec, ...] = (
+    FLUX,
+    FLUX_FILL,
+    FLUX_KONTEXT,
+    WAN,
+    QWEN_IMAGE,
+    QWEN_IMAGE_EDIT,
+    QWEN_IMAGE_EDIT_PLUS,
+)
 
 __all__ = ["FAMILIES"]

@@ -1,0 +1,102 @@
+"""Qwen-Image (``QwenImagePipeline``) and its editors (``QwenImageEditPipeline``, ``QwenImageEditPlusPipeline``).
+
+One MMDiT block list (``transformer_blocks``) over text and 2x2-packed image
+tokens. The request's ``guidance_scale`` is Qwen-Image's *true* CFG scale
+(``true_cfg_scale``): above 1 every step runs a second transformer call for the
+negative prompt (an empty request negative prompt becomes ``" "``, as Qwen-Image
+is meant to be run); at 1 there is no CFG. Edit takes one image; Edit-Plus one or
+more (all sent with role ``image``, in order). The edit pipelines encode the
+input image at about 1024x1024 whatever the output size.
+
+Qwen-Image-Lightning is Qwen-Image with a distillation LoRA fused in and a
+few-step schedule: serve the fused directory like any Qwen-Image model with the
+defaults of :data:`LIGHTNING_DEFAULTS` (8 steps, no CFG); see README "Models".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from engine_service.models.inputs import image_of, images_of
+from engine_service.models.spec import FamilySpec
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from diffusers import DiffusionPipeline
+
+    from engine_service.runtime.job import JobSpec
+
+#: Model defaults of a Qwen-Image-Lightning directory (8-step LoRA fused in): few steps, no true CFG.
+LIGHTNING_DEFAULTS = {"steps": 8, "guidance_scale": 1.0}
+
+
+def _call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    first = jobs[0]  # the batch key makes size, steps and guidance equal for every job
+    # Without a negative prompt the pipeline skips CFG whatever the scale; Qwen-Image's own default is " ".
+    negatives = [job.negative_prompt or " " for job in jobs for _ in range(job.num_outputs)]
+    return {
+        "prompt": [job.prompt for job in jobs for _ in range(job.num_outputs)],
+        "negative_prompt": negatives if first.guidance_scale > 1.0 else None,
+        "true_cfg_scale": first.guidance_scale,
+        "width": first.width,
+        "height": first.height,
+        "num_inference_steps": first.num_inference_steps,
+        "num_images_per_prompt": 1,
+    }
+
+
+def _edit_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_call_kwargs(pipe, jobs), "image": image_of(jobs, "image")}
+
+
+def _edit_plus_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_call_kwargs(pipe, jobs), "image": images_of(jobs, "image")}
+
+
+def _decode_latents(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
+    unpacked = pipe._unpack_latents(latents, job.height, job.width, pipe.vae_scale_factor).to(pipe.vae.dtype)
+    config = pipe.vae.config
+    shape = (1, config.z_dim, 1, 1, 1)
+    mean = torch.tensor(config.latents_mean).view(shape).to(unpacked)
+    std = torch.tensor(config.latents_std).view(shape).to(unpacked)
+    decoded = pipe.vae.decode(unpacked * std + mean, return_dict=False)[0][:, :, 0]
+    return (decoded / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
+
+
+_COMMON: dict[str, Any] = {
+    "output_kind": "image",
+    "latent_patch": 2,
+    "default_width": 1024,
+    "default_height": 1024,
+    "default_steps": 50,
+    "default_guidance_scale": 4.0,
+    "block_lists": ("transformer_blocks",),
+    "decode_latents": _decode_latents,
+    "uses_negative_prompt": True,
+    "call_defaults": {"max_sequence_length": 512},
+}
+
+QWEN_IMAGE = FamilySpec(
+    name="qwen-image", pipeline_classes=("QwenImagePipeline",), build_call_kwargs=_call_kwargs, **_COMMON
+)
+
+QWEN_IMAGE_EDIT = FamilySpec(
+    name="qwen-image-edit",
+    pipeline_classes=("QwenImageEditPipeline",),
+    build_call_kwargs=_edit_call_kwargs,
+    input_roles=("image",),
+    required_roles=("image",),
+    **_COMMON,
+)
+
+QWEN_IMAGE_EDIT_PLUS = FamilySpec(
+    name="qwen-image-edit-plus",
+    pipeline_classes=("QwenImageEditPlusPipeline",),
+    build_call_kwargs=_edit_plus_call_kwargs,
+    input_roles=("image",),
+    required_roles=("image",),
+    **_COMMON,
+)

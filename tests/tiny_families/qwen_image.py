@@ -1,0 +1,153 @@
+"""Qwen-Image: text-to-image, Edit (one image) and Edit-Plus (one or more images).
+
+A 2-layer ``QwenImageTransformer2DModel``, a 16x ``AutoencoderKLQwenImage`` (the edit pipelines encode
+input images at about 1024x1024 whatever the output size: 16x keeps that to 1024 tokens) and
+a tiny Qwen2.5-VL text encoder (2 text and 2 vision layers, width 16, a
+263-token byte-level vocabulary) with a Qwen2-VL processor for the edit
+pipelines' image prompts, built from diffusers' own test configurations.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import (
+    AutoencoderKLQwenImage,
+    FlowMatchEulerDiscreteScheduler,
+    QwenImageEditPipeline,
+    QwenImageEditPlusPipeline,
+    QwenImagePipeline,
+    QwenImageTransformer2DModel,
+)
+from tiny_tokenizers import byte_level_qwen2_tokenizer
+from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLProcessor
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+from transformers.processing_utils import ProcessorMixin
+
+from tiny_families import TinyCase
+
+LATENT_CHANNELS = 4
+
+
+def _components(seed: int = 0) -> dict:
+    tokenizer = byte_level_qwen2_tokenizer()
+    token = tokenizer.convert_tokens_to_ids
+    torch.manual_seed(seed)
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2,
+        in_channels=LATENT_CHANNELS * 4,
+        out_channels=LATENT_CHANNELS,
+        num_layers=2,
+        attention_head_dim=16,
+        num_attention_heads=3,
+        joint_attention_dim=16,
+        guidance_embeds=False,
+        axes_dims_rope=(8, 4, 4),
+    )
+    torch.manual_seed(seed)
+    vae = AutoencoderKLQwenImage(
+        base_dim=2,
+        z_dim=LATENT_CHANNELS,
+        dim_mult=[1, 1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True, True],
+        latents_mean=[0.0] * LATENT_CHANNELS,
+        latents_std=[1.0] * LATENT_CHANNELS,
+    )
+    torch.manual_seed(seed)
+    text_encoder = Qwen2_5_VLForConditionalGeneration(
+        Qwen2_5_VLConfig(
+            text_config={
+                "hidden_size": 16,
+                "intermediate_size": 16,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 2,
+                "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+                "rope_theta": 1000000.0,
+                "vocab_size": len(tokenizer),
+                "bos_token_id": 0,
+                "eos_token_id": 0,
+            },
+            vision_config={
+                "depth": 2,
+                "hidden_size": 16,
+                "intermediate_size": 16,
+                "num_heads": 2,
+                "out_hidden_size": 16,
+            },
+            hidden_size=16,
+            vocab_size=len(tokenizer),
+            image_token_id=token("<|image_pad|>"),
+            video_token_id=token("<|video_pad|>"),
+            vision_start_token_id=token("<|vision_start|>"),
+            vision_end_token_id=token("<|vision_end|>"),
+        )
+    )
+    for module in (transformer, vae, text_encoder):
+        module.eval()
+    return {
+        "transformer": transformer,
+        "vae": vae,
+        "scheduler": FlowMatchEulerDiscreteScheduler(),
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+    }
+
+
+class ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
+    """Qwen2-VL's processor without its video processor, which transformers builds only with torchvision
+    (not installed here); the edit pipelines give it text and images only."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        self.video_token = "<|video_pad|>"
+        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+        self.image_token = "<|image_pad|>"
+        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+
+def _processor(tokenizer) -> Qwen2VLProcessor:
+    # Few vision patches: the edit pipelines show the encoder the image at about 1024x1024 (Edit) or 384x384
+    # (Edit-Plus); capping the pixels keeps the tiny vision tower cheap.
+    images = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=56 * 56)
+    return ImageOnlyQwen2VLProcessor(image_processor=images, tokenizer=tokenizer)
+
+
+def build_tiny_qwen_image() -> QwenImagePipeline:
+    return QwenImagePipeline(**_components())
+
+
+def build_tiny_qwen_image_edit() -> QwenImageEditPipeline:
+    components = _components()
+    return QwenImageEditPipeline(**components, processor=_processor(components["tokenizer"]))
+
+
+def build_tiny_qwen_image_edit_plus() -> QwenImageEditPlusPipeline:
+    components = _components()
+    return QwenImageEditPlusPipeline(**components, processor=_processor(components["tokenizer"]))
+
+
+TEXT = {"max_sequence_length": 16}
+CASES = [
+    TinyCase(
+        name="qwen-image",
+        pipeline_class="QwenImagePipeline",
+        build=build_tiny_qwen_image,
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT},
+    ),
+    TinyCase(
+        name="qwen-image-edit",
+        pipeline_class="QwenImageEditPipeline",
+        build=build_tiny_qwen_image_edit,
+        # No true CFG (as Lightning runs): the 1024x1024 image encoding dominates the cost.
+        defaults={"width": 32, "height": 32, "steps": 3, "guidance_scale": 1.0, "call_defaults": TEXT},
+        inputs=(("image", (32, 32)),),
+    ),
+    TinyCase(
+        name="qwen-image-edit-plus",
+        pipeline_class="QwenImageEditPlusPipeline",
+        build=build_tiny_qwen_image_edit_plus,
+        defaults={"width": 32, "height": 32, "steps": 3, "guidance_scale": 1.0, "call_defaults": TEXT},
+        inputs=(("image", (32, 32)),),
+    ),
+]
