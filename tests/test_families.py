@@ -1,7 +1,8 @@
 """Every supported model family, run through the engine from a tiny offline pipeline.
 
 Each case (tests/tiny_families) is served by its own engine on a free port and
-asked three times through the SDK: without cache, with residual threshold 0
+asked three times through the SDK: without cache (streamed, with a preview
+after every step where the family has previews), with residual threshold 0
 (must give the uncached output bit for bit) and with threshold 1 (every step
 after warmup is cached). Outputs are checked for kind and shape.
 """
@@ -12,7 +13,7 @@ import pytest
 import torch
 from tiny_families import TinyCase, all_cases, input_image
 
-from client_sdk import CachePolicy, Client
+from client_sdk import CachePolicy, Client, Completed, Preview
 from engine_service.config import Limits
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
@@ -48,12 +49,18 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         "output_format": "png_frames" if video else "png",
     }
     with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client:
-        plain = client.generate("a red circle", **request)
+        # A family that decodes mid-run latents sends a preview after every step but the last.
+        previews_every = 1 if model.family.decode_latents is not None else 0
+        events = list(client.stream("a red circle", preview_every=previews_every, **request))
+        plain = next(event.result for event in events if isinstance(event, Completed))
         never = client.generate("a red circle", cache=NEVER_CACHE, **request)
         always = client.generate("a red circle", cache=ALWAYS_CACHE, **{**request, "output_format": None})
 
     steps = model.default_steps
     frames = model.default_frames if video else 1
+    previews = [event for event in events if isinstance(event, Preview)]
+    assert [p.step for p in previews] == (list(range(steps - 1)) if previews_every else [])
+    assert all((p.width, p.height) == (model.default_width, model.default_height) for p in previews)
     assert [o.sha256 for o in never.outputs] == [o.sha256 for o in plain.outputs]
     assert never.cache_stats.cached_steps == 0 and plain.cache_stats.policy == "none"
     assert always.cache_stats.cached_steps == steps - 1, always.cache_stats

@@ -71,22 +71,7 @@ def tiny_flux_components(seed: int = 0, in_channels: int = 16, out_channels: int
     text_encoder = CLIPTextModel(CLIPTextConfig(**TINY_CLIP))
     torch.manual_seed(seed)
     text_encoder_2 = T5EncoderModel(T5Config(**TINY_T5))
-    torch.manual_seed(seed)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=256,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        shift_factor=0.0609,
-        scaling_factor=1.5035,
-    )
+    vae = tiny_vae(seed)
     # Modules built from a config start in train mode; T5 dropout would make outputs random.
     for module in (transformer, text_encoder, text_encoder_2, vae):
         module.eval()
@@ -99,6 +84,34 @@ def tiny_flux_components(seed: int = 0, in_channels: int = 16, out_channels: int
         "transformer": transformer,
         "vae": vae,
     }
+
+
+def tiny_vae(seed: int = 0, latent_channels: int = 4) -> AutoencoderKL:
+    """An 8x ``AutoencoderKL`` (4 levels, widths 8-16) in eval mode, as FLUX and other image pipelines use."""
+    torch.manual_seed(seed)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        latent_channels=latent_channels,
+        norm_num_groups=8,
+        sample_size=256,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        shift_factor=0.0609,
+        scaling_factor=1.5035,
+    ).eval()
+
+
+def tiny_t5(seed: int = 0, umt5: bool = False) -> T5EncoderModel | UMT5EncoderModel:
+    """The 2-layer T5 (or UMT5) encoder of :data:`TINY_T5`, in eval mode."""
+    torch.manual_seed(seed)
+    if umt5:
+        return UMT5EncoderModel(UMT5Config(**TINY_T5)).eval()
+    return T5EncoderModel(T5Config(**TINY_T5)).eval()
 
 
 def build_tiny_flux(seed: int = 0) -> FluxPipeline:

@@ -15,10 +15,12 @@ cancelled.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -127,7 +129,7 @@ class Worker:
                 if len(members) > 1:
                     cache.set_sample_groups(pipe, [m.spec.num_outputs for m in members])
             with torch.inference_mode():
-                output = pipe(**kwargs, generator=generators, output_type="np", callback_on_step_end=callback)
+                output = pipe(**kwargs, **_step_callback_kwargs(pipe, callback), generator=generators, output_type="np")
             pruned_ratio = _pruned_ratio(cache.summary(pipe, logging=False))
         except JobCancelled:
             return [JobCancelled(m.spec.request_id) for m in members]
@@ -239,6 +241,19 @@ class Worker:
         reset = getattr(pipe.transformer, "_reset_stateful_cache", None)
         if reset is not None:
             reset()
+
+
+def _step_callback_kwargs(pipe, on_step_end: Callable[..., dict]) -> dict[str, Any]:
+    """The pipeline's per-step callback argument: ``callback_on_step_end``, or for the few pipelines
+    that only have the older ``callback(step, timestep, latents)`` (PixArt), that one, every step."""
+    parameters = inspect.signature(pipe.__call__).parameters
+    if "callback_on_step_end" in parameters or "callback" not in parameters:
+        return {"callback_on_step_end": on_step_end}
+
+    def legacy(index: int, timestep, latents: torch.Tensor) -> None:
+        on_step_end(pipe, index, timestep, {"latents": latents})
+
+    return {"callback": legacy, "callback_steps": 1}
 
 
 def _free_device_memory() -> None:

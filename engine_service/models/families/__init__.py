@@ -1,7 +1,12 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
+from engine_service.models.families.auraflow import AURAFLOW
+from engine_service.models.families.bria import BRIA
+from engine_service.models.families.chroma import CHROMA
 from engine_service.models.families.flux import FLUX, FLUX_FILL, FLUX_KONTEXT
+from engine_service.models.families.pixart import PIXART
 from engine_service.models.families.qwen_image import QWEN_IMAGE, QWEN_IMAGE_EDIT, QWEN_IMAGE_EDIT_PLUS
+from engine_service.models.families.sd3 import SD3
 from engine_service.models.families.wan import WAN
 from engine_service.models.spec import FamilySpec
 
@@ -14,6 +19,11 @@ FAMILIES: tuple[FamilySpec, ...] = (
     QWEN_IMAGE,
     QWEN_IMAGE_EDIT,
     QWEN_IMAGE_EDIT_PLUS,
+    SD3,
+    PIXART,
+    AURAFLOW,
+    CHROMA,
+    BRIA,
 )
 
 __all__ = ["FAMILIES"]
