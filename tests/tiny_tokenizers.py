@@ -9,7 +9,7 @@ any other ``transformers`` tokenizer.
 from __future__ import annotations
 
 from tokenizers import AddedToken
-from transformers import CLIPTokenizer, Qwen2Tokenizer, T5Tokenizer
+from transformers import CLIPTokenizer, GemmaTokenizer, Qwen2Tokenizer, T5Tokenizer
 
 _T5_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,!?'-"
 _T5_WORDS = ("a", "an", "the", "of", "on", "in", "with", "and", "cat", "dog", "photo", "painting")
@@ -71,3 +71,15 @@ def byte_level_qwen2_tokenizer(model_max_length: int = 1024) -> Qwen2Tokenizer:
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
     tokenizer.add_tokens([AddedToken(token, special=True) for token in QWEN_SPECIAL_TOKENS])
     return tokenizer
+
+
+def small_gemma_tokenizer(model_max_length: int = 512) -> GemmaTokenizer:
+    """A Gemma tokenizer over the characters of the T5 one (each a token, with ``▁`` for a space) and byte
+    fallback for anything else: 5 specials + 256 bytes + 43 characters; every text starts with ``<bos>``."""
+    vocab = {token: index for index, token in enumerate(("<pad>", "<eos>", "<bos>", "<unk>", "<mask>"))}
+    for byte in range(256):
+        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    for char in "▁" + _T5_CHARS:
+        vocab.setdefault(char, len(vocab))
+    # Like Gemma's own, it starts every text with <bos>: an empty negative prompt still has a token to attend to.
+    return GemmaTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length, add_bos_token=True)

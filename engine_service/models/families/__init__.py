@@ -4,8 +4,10 @@ from engine_service.models.families.auraflow import AURAFLOW
 from engine_service.models.families.bria import BRIA
 from engine_service.models.families.chroma import CHROMA
 from engine_service.models.families.flux import FLUX, FLUX_FILL, FLUX_KONTEXT
+from engine_service.models.families.lumina import LUMINA, LUMINA2
 from engine_service.models.families.pixart import PIXART
 from engine_service.models.families.qwen_image import QWEN_IMAGE, QWEN_IMAGE_EDIT, QWEN_IMAGE_EDIT_PLUS
+from engine_service.models.families.sana import SANA
 from engine_service.models.families.sd3 import SD3
 from engine_service.models.families.wan import WAN
 from engine_service.models.spec import FamilySpec
@@ -24,6 +26,9 @@ FAMILIES: tuple[FamilySpec, ...] = (
     AURAFLOW,
     CHROMA,
     BRIA,
+    SANA,
+    LUMINA,
+    LUMINA2,
 )
 
 __all__ = ["FAMILIES"]

@@ -1,0 +1,85 @@
+"""Sana: 3 linear-attention blocks, a tiny Gemma-2 encoder, a 2x deep-compression autoencoder."""
+
+import torch
+from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline, SanaTransformer2DModel
+from tiny_tokenizers import small_gemma_tokenizer
+from transformers import Gemma2Config, Gemma2Model
+
+from tiny_families import TinyCase
+
+
+def build_tiny_sana(seed: int = 0) -> SanaPipeline:
+    tokenizer = small_gemma_tokenizer()
+    torch.manual_seed(seed)
+    transformer = SanaTransformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        out_channels=4,
+        num_layers=3,
+        num_attention_heads=2,
+        attention_head_dim=4,
+        num_cross_attention_heads=2,
+        cross_attention_head_dim=4,
+        cross_attention_dim=8,
+        caption_channels=8,
+        sample_size=32,
+    ).eval()
+    torch.manual_seed(seed)
+    vae = AutoencoderDC(
+        in_channels=3,
+        latent_channels=4,
+        attention_head_dim=2,
+        encoder_block_types=("ResBlock", "EfficientViTBlock"),
+        decoder_block_types=("ResBlock", "EfficientViTBlock"),
+        encoder_block_out_channels=(8, 8),
+        decoder_block_out_channels=(8, 8),
+        encoder_qkv_multiscales=((), (5,)),
+        decoder_qkv_multiscales=((), (5,)),
+        encoder_layers_per_block=(1, 1),
+        decoder_layers_per_block=[1, 1],
+        downsample_block_type="conv",
+        upsample_block_type="interpolate",
+        decoder_norm_types="rms_norm",
+        decoder_act_fns="silu",
+        scaling_factor=0.41407,
+    ).eval()
+    torch.manual_seed(seed)
+    text_encoder = Gemma2Model(
+        Gemma2Config(
+            head_dim=16,
+            hidden_size=8,
+            intermediate_size=64,
+            num_attention_heads=2,
+            num_hidden_layers=1,
+            num_key_value_heads=2,
+            vocab_size=len(tokenizer),
+            attn_implementation="eager",
+        )
+    ).eval()
+    return SanaPipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+    )
+
+
+CASES = [
+    TinyCase(
+        name="sana",
+        pipeline_class="SanaPipeline",
+        build=build_tiny_sana,
+        # The prompt-enhancing system text and the aspect-ratio bins are for full-size models.
+        defaults={
+            "width": 32,
+            "height": 32,
+            "steps": 4,
+            "call_defaults": {
+                "max_sequence_length": 16,
+                "complex_human_instruction": None,
+                "use_resolution_binning": False,
+            },
+        },
+    ),
+]
