@@ -83,3 +83,17 @@ def small_gemma_tokenizer(model_max_length: int = 512) -> GemmaTokenizer:
         vocab.setdefault(char, len(vocab))
     # Like Gemma's own, it starts every text with <bos>: an empty negative prompt still has a token to attend to.
     return GemmaTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length, add_bos_token=True)
+
+
+#: A minimal ChatML template: what Qwen3-based pipelines (Z-Image, FLUX.2 Klein) render prompts with.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def chat_qwen2_tokenizer(model_max_length: int = 1024) -> Qwen2Tokenizer:
+    """:func:`byte_level_qwen2_tokenizer` with :data:`CHATML_TEMPLATE` as its chat template."""
+    tokenizer = byte_level_qwen2_tokenizer(model_max_length)
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer

@@ -10,6 +10,7 @@ from engine_service.models.families.qwen_image import QWEN_IMAGE, QWEN_IMAGE_EDI
 from engine_service.models.families.sana import SANA
 from engine_service.models.families.sd3 import SD3
 from engine_service.models.families.wan import WAN
+from engine_service.models.families.z_image import Z_IMAGE
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
@@ -29,6 +30,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     SANA,
     LUMINA,
     LUMINA2,
+    Z_IMAGE,
 )
 
 __all__ = ["FAMILIES"]

@@ -1,0 +1,29 @@
+"""Z-Image (``ZImagePipeline``): a single-stream DiT with a Qwen3 text encoder.
+
+Image tokens (2x2 latent patches over an 8x VAE) and text tokens are first
+refined apart (``noise_refiner``, ``context_refiner``), then ``layers`` run over
+the joined sequence; each list is its own cache group. Classifier-free guidance
+on the negative prompt is batched with the prompt. Z-Image-Turbo is served the
+same way with its few-step defaults (about 8 steps, guidance 0 or 1: no CFG).
+"""
+
+from __future__ import annotations
+
+from engine_service.models.pipeline_calls import decode_vae_latents, text_to_image_with_negative
+from engine_service.models.spec import FamilySpec
+
+Z_IMAGE = FamilySpec(
+    name="z-image",
+    pipeline_classes=("ZImagePipeline",),
+    output_kind="image",
+    latent_patch=2,
+    default_width=1024,
+    default_height=1024,
+    default_steps=50,
+    default_guidance_scale=5.0,
+    block_lists=("noise_refiner", "context_refiner", "layers"),
+    build_call_kwargs=text_to_image_with_negative,
+    decode_latents=decode_vae_latents,
+    uses_negative_prompt=True,
+    call_defaults={"max_sequence_length": 512},
+)

@@ -1,0 +1,64 @@
+"""Z-Image: 2 noise-refiner, 2 context-refiner and 2 main blocks, a tiny Qwen3 encoder, 8x VAE."""
+
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+from tiny_pipelines import tiny_vae
+from tiny_tokenizers import chat_qwen2_tokenizer
+from transformers import Qwen3Config, Qwen3Model
+
+from tiny_families import TinyCase
+
+
+def build_tiny_z_image(seed: int = 0) -> ZImagePipeline:
+    tokenizer = chat_qwen2_tokenizer()
+    torch.manual_seed(seed)
+    transformer = ZImageTransformer2DModel(
+        all_patch_size=(2,),
+        all_f_patch_size=(1,),
+        in_channels=16,
+        dim=32,
+        n_layers=2,
+        n_refiner_layers=2,
+        n_heads=2,
+        n_kv_heads=2,
+        norm_eps=1e-5,
+        qk_norm=True,
+        cap_feat_dim=16,
+        rope_theta=256.0,
+        t_scale=1000.0,
+        axes_dims=[8, 4, 4],
+        axes_lens=[256, 32, 32],
+    ).eval()
+    # The pad tokens are created with torch.empty: give them fixed values.
+    with torch.no_grad():
+        transformer.x_pad_token.fill_(1.0)
+        transformer.cap_pad_token.fill_(1.0)
+    torch.manual_seed(seed)
+    text_encoder = Qwen3Model(
+        Qwen3Config(
+            hidden_size=16,
+            intermediate_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=512,
+        )
+    ).eval()
+    return ZImagePipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=tiny_vae(seed, latent_channels=16),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+    )
+
+
+CASES = [
+    TinyCase(
+        name="z-image",
+        pipeline_class="ZImagePipeline",
+        build=build_tiny_z_image,
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+    ),
+]
