@@ -13,7 +13,8 @@ Pattern_4  H            (H, E)
 Pattern_5  H            (E, H)
 =========  ===========  ============
 
-The pattern is read from the block itself: the parameter names of its
+The pattern is read from the block itself (or, for the few blocks whose source
+misleads, from :data:`KNOWN_PATTERNS`): the parameter names of its
 ``forward`` say what it takes, and its ``return`` statements say what it returns
 and in which order. The first real call checks the detection against what the
 block actually returned.
@@ -94,10 +95,22 @@ def _returned_names(block: torch.nn.Module) -> list[tuple[str, ...]] | None:
     return shapes or None
 
 
+#: Block class name -> its pattern, for blocks whose source says more than their calls do: what they
+#: return depends on an argument the transformer leaves at its default.
+KNOWN_PATTERNS: dict[str, ForwardPattern] = {
+    # Returns (E, H) only when called with split_hidden_states=True; FLUX.2 calls it with E=None, the
+    # text already joined to H, and gets H back.
+    "Flux2SingleTransformerBlock": ForwardPattern.Pattern_2,
+}
+
+
 def detect_forward_pattern(block: torch.nn.Module) -> ForwardPattern:
-    """Read a block's pattern from its forward signature and return statements."""
+    """The block's pattern: :data:`KNOWN_PATTERNS`, else read from its forward signature and return statements."""
     if "forward" in block.__dict__:  # an instance-level forward: read that one
         return _detect(block)
+    known = KNOWN_PATTERNS.get(type(block).__name__)
+    if known is not None:
+        return known
     pattern = _DETECTED.get(type(block))
     if pattern is None:
         pattern = _DETECTED[type(block)] = _detect(block)
@@ -214,4 +227,11 @@ def hidden_param_name(block: torch.nn.Module) -> str:
     return params[0].name if params else "hidden_states"
 
 
-__all__ = ["BlockCall", "ForwardPattern", "PatternError", "detect_forward_pattern", "hidden_param_name"]
+__all__ = [
+    "KNOWN_PATTERNS",
+    "BlockCall",
+    "ForwardPattern",
+    "PatternError",
+    "detect_forward_pattern",
+    "hidden_param_name",
+]

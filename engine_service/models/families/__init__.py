@@ -4,6 +4,7 @@ from engine_service.models.families.auraflow import AURAFLOW
 from engine_service.models.families.bria import BRIA
 from engine_service.models.families.chroma import CHROMA
 from engine_service.models.families.flux import FLUX, FLUX_FILL, FLUX_KONTEXT
+from engine_service.models.families.flux2 import FLUX2, FLUX2_KLEIN
 from engine_service.models.families.lumina import LUMINA, LUMINA2
 from engine_service.models.families.pixart import PIXART
 from engine_service.models.families.qwen_image import QWEN_IMAGE, QWEN_IMAGE_EDIT, QWEN_IMAGE_EDIT_PLUS
@@ -31,6 +32,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
     LUMINA,
     LUMINA2,
     Z_IMAGE,
+    FLUX2,
+    FLUX2_KLEIN,
 )
 
 __all__ = ["FAMILIES"]

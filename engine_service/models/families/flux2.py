@@ -1,0 +1,54 @@
+"""FLUX.2 (``Flux2Pipeline``, dev) and FLUX.2 Klein (``Flux2KleinPipeline``).
+
+Double-stream blocks, then single-stream blocks over the joined sequence (each
+list is its own cache group); modulation is computed once per step and shared
+by all blocks. FLUX.2 dev encodes prompts with Mistral Small 3.1 and feeds
+``guidance_scale`` to a distilled guidance embedding; Klein encodes with Qwen3,
+and its base models run CFG as a second call, while its distilled models (the
+defaults here: 4 steps) ignore guidance. Both take optional reference images
+(role ``image``, any number, in order) for multi-reference editing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine_service.models.inputs import images_of
+from engine_service.models.pipeline_calls import text_to_image
+from engine_service.models.spec import FamilySpec
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from diffusers import DiffusionPipeline
+
+    from engine_service.runtime.job import JobSpec
+
+
+def _call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    references = images_of(jobs, "image")
+    return {**text_to_image(pipe, jobs), "image": references or None}
+
+
+_COMMON: dict[str, Any] = {
+    "output_kind": "image",
+    "latent_patch": 2,
+    "default_width": 1024,
+    "default_height": 1024,
+    "block_lists": ("transformer_blocks", "single_transformer_blocks"),
+    "build_call_kwargs": _call_kwargs,
+    "input_roles": ("image",),
+    "call_defaults": {"max_sequence_length": 512},
+}
+
+FLUX2 = FamilySpec(
+    name="flux2", pipeline_classes=("Flux2Pipeline",), default_steps=50, default_guidance_scale=4.0, **_COMMON
+)
+
+FLUX2_KLEIN = FamilySpec(
+    name="flux2-klein",
+    pipeline_classes=("Flux2KleinPipeline",),
+    default_steps=4,
+    default_guidance_scale=1.0,
+    **_COMMON,
+)
