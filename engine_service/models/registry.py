@@ -144,11 +144,39 @@ def _quiet_loading():
             lib.enable_progress_bar()
 
 
+#: Optional file in a model directory with the model's own defaults, in place of its family's.
+MODEL_DEFAULTS_FILE = "ditserve.json"
+#: What that file may set: request defaults, and fixed keyword arguments added to every pipeline call.
+MODEL_DEFAULT_KEYS = ("width", "height", "steps", "guidance_scale", "frames", "call_defaults")
+
+
+def _directory_defaults(name: str, directory: pathlib.Path) -> dict[str, Any]:
+    """The defaults of ``directory/ditserve.json`` (e.g. a few-step distilled model: steps 8, guidance 1)."""
+    path = directory / MODEL_DEFAULTS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        defaults = json.loads(path.read_text())
+    except ValueError as err:
+        raise ModelLoadError(f"model {name!r}: unreadable {path}: {err}") from err
+    if not isinstance(defaults, dict):
+        raise ModelLoadError(f"model {name!r}: {path} must hold a JSON object")
+    unknown = sorted(set(defaults) - set(MODEL_DEFAULT_KEYS))
+    if unknown:
+        raise ModelLoadError(
+            f"model {name!r}: {path} sets unknown keys {', '.join(unknown)}; known: {', '.join(MODEL_DEFAULT_KEYS)}"
+        )
+    return defaults
+
+
 def load_local_model(name: str, path: str | os.PathLike[str], device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    """Load a diffusers pipeline directory (``save_pretrained`` layout) without touching the network."""
+    """Load a diffusers pipeline directory (``save_pretrained`` layout) without touching the network.
+
+    A ``ditserve.json`` in the directory may set the model's defaults (:data:`MODEL_DEFAULT_KEYS`)."""
     directory = pathlib.Path(path)
+    defaults = _directory_defaults(name, directory)
     family, pipeline = _load_directory(name, directory, dtype)
-    return _finish(name, family, pipeline, str(directory), device)
+    return _finish(name, family, pipeline, str(directory), device, defaults)
 
 
 def model_from_pipeline(

@@ -148,6 +148,6 @@ CASES = [
         pipeline_class="QwenImageEditPlusPipeline",
         build=build_tiny_qwen_image_edit_plus,
         defaults={"width": 32, "height": 32, "steps": 3, "guidance_scale": 1.0, "call_defaults": TEXT},
-        inputs=(("image", (32, 32)),),
+        inputs=(("image", (32, 32)), ("image", (24, 32))),  # several images, of different sizes
     ),
 ]

@@ -9,8 +9,9 @@ more (all sent with role ``image``, in order). The edit pipelines encode the
 input image at about 1024x1024 whatever the output size.
 
 Qwen-Image-Lightning is Qwen-Image with a distillation LoRA fused in and a
-few-step schedule: serve the fused directory like any Qwen-Image model with the
-defaults of :data:`LIGHTNING_DEFAULTS` (8 steps, no CFG); see README "Models".
+few-step schedule: serve the fused directory like any Qwen-Image model, with a
+``ditserve.json`` of ``{"steps": 8, "guidance_scale": 1.0}`` (no CFG) in it; see
+README "Models".
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
 
     from engine_service.runtime.job import JobSpec
-
-#: Model defaults of a Qwen-Image-Lightning directory (8-step LoRA fused in): few steps, no true CFG.
-LIGHTNING_DEFAULTS = {"steps": 8, "guidance_scale": 1.0}
 
 
 def _call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:

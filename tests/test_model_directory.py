@@ -1,0 +1,45 @@
+"""A served model directory may carry its own defaults in ``ditserve.json`` (few-step distilled models)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from engine_service.models import ModelLoadError, load_local_model
+
+
+@pytest.fixture
+def model_copy(local_model_dir, tmp_path):
+    directory = tmp_path / "model"
+    shutil.copytree(local_model_dir, directory)
+    return directory
+
+
+def _load(directory):
+    return load_local_model("m", directory, torch.device("cpu"), torch.float32)
+
+
+def test_directory_defaults_replace_the_familys(model_copy):
+    plain = _load(model_copy)
+    assert (plain.default_steps, plain.default_guidance_scale) == (28, 3.5)
+    lightning = {"steps": 8, "guidance_scale": 1.0, "width": 64, "call_defaults": {"max_sequence_length": 16}}
+    (model_copy / "ditserve.json").write_text(json.dumps(lightning))
+    model = _load(model_copy)
+    assert (model.default_steps, model.default_guidance_scale) == (8, 1.0)
+    assert (model.default_width, model.default_height) == (64, 1024)
+    assert model.call_defaults == {"max_sequence_length": 16}
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [('{"stpes": 8}', "stpes"), ("{steps: 8", "unreadable"), ("[8]", "JSON object")],
+    ids=["unknown key", "not JSON", "not an object"],
+)
+def test_a_bad_defaults_file_fails_loading_naming_it(model_copy, text, named):
+    (model_copy / "ditserve.json").write_text(text)
+    with pytest.raises(ModelLoadError) as raised:
+        _load(model_copy)
+    assert "ditserve.json" in str(raised.value) and named in str(raised.value)
