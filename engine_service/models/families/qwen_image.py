@@ -6,7 +6,9 @@ tokens. The request's ``guidance_scale`` is Qwen-Image's *true* CFG scale
 negative prompt (an empty request negative prompt becomes ``" "``, as Qwen-Image
 is meant to be run); at 1 there is no CFG. Edit takes one image; Edit-Plus one or
 more (all sent with role ``image``, in order). The edit pipelines encode the
-input image at about 1024x1024 whatever the output size.
+input image at about 1024x1024 whatever the output size. Their processor
+(``Qwen2VLProcessor``) loads a video processor that transformers builds only with
+torchvision installed.
 
 Qwen-Image-Lightning is Qwen-Image with a distillation LoRA fused in and a
 few-step schedule: serve the fused directory like any Qwen-Image model, with a
