@@ -1,8 +1,9 @@
-"""Editing and fill models through the contract: required input images are checked before any work.
+"""Editing and fill models through the contract: input images are checked before any work.
 
 A tiny FLUX Fill pipeline (image + mask, both required) is served by a real
 engine; requests without one of them, or with an undecodable one, get
-INVALID_ARGUMENT naming the field, and the engine goes on serving.
+INVALID_ARGUMENT naming the field, and the engine goes on serving. The same
+holds for a FLUX.2 reference image below the family's minimum size.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pytest
 import torch
 from tiny_families import input_image
 from tiny_families.flux import CASES
+from tiny_families.flux2 import CASES as FLUX2_CASES
 
 from client_sdk import Client, InputImage
 from client_sdk.errors import InvalidArgumentError
@@ -52,3 +54,14 @@ def test_fill_without_its_image_or_mask_is_invalid_and_the_engine_still_serves(f
     result = fill_client.generate("a red circle", input_images=[image, mask], seed=1)
     (output,) = result.outputs
     assert output.image.size == (32, 32) and result.cache_stats.policy == "none"
+
+
+def test_a_reference_image_below_the_familys_minimum_is_invalid_and_the_engine_still_serves():
+    klein = next(case for case in FLUX2_CASES if case.pipeline_class == "Flux2KleinPipeline")
+    model = model_from_pipeline("klein", klein.build(), torch.device("cpu"), klein.defaults)
+    engine = AsyncEngine({"klein": model}, "klein", Limits(), "cpu")
+    with BackgroundServer(engine) as server, Client(server.address, timeout=120) as client:
+        ((field, why),) = _violations(client, [input_image("image", (64, 64)), input_image("image", (80, 32))])
+        assert field == "input_images[1].data" and "80x32" in why and "64" in why
+        result = client.generate("a red circle", input_images=[input_image("image", (64, 64))], seed=1)
+        assert result.outputs[0].image.size == (32, 32)

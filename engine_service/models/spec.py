@@ -65,6 +65,9 @@ class FamilySpec:
     """Roles of the input images it accepts (``"image"``, ``"mask"``, ...); empty = text only."""
     required_roles: tuple[str, ...] = ()
     """Roles a request must send (a subset of ``input_roles``); a missing one is INVALID_ARGUMENT."""
+    min_input_side: int = 0
+    """Smallest width or height, in pixels, the pipeline accepts for an input image (0 = any); a smaller
+    image is INVALID_ARGUMENT naming it instead of a pipeline failure."""
     call_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Extra fixed keyword arguments for ``pipeline.__call__`` (a model may override them)."""
     context_parallel: bool = False

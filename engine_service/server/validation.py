@@ -223,5 +223,12 @@ def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -
         except (UnidentifiedImageError, OSError, ValueError) as err:
             v.add(f"input_images[{index}].data", f"not a decodable PNG or JPEG image ({err})")
             continue
+        least = model.family.min_input_side
+        if min(image.size) < least:
+            v.add(
+                f"input_images[{index}].data",
+                f"{image.width}x{image.height} is too small: {model.family.name} needs {least} pixels a side at least",
+            )
+            continue
         decoded.append((role, image.convert("RGB")))
     return tuple(decoded)

@@ -38,6 +38,7 @@ _COMMON: dict[str, Any] = {
     "block_lists": ("transformer_blocks", "single_transformer_blocks"),
     "build_call_kwargs": _call_kwargs,
     "input_roles": ("image",),
+    "min_input_side": 64,  # the pipeline refuses smaller reference images
     "call_defaults": {"max_sequence_length": 512},
 }
 
