@@ -25,6 +25,8 @@ import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 
+from PIL import Image
+
 from engine_service.config import BatchingConfig, Limits
 from engine_service.models import LoadedModel
 from engine_service.runtime.batcher import Batcher
@@ -369,7 +371,13 @@ class AsyncEngine:
 
 
 def warmup_spec(model: LoadedModel) -> JobSpec:
-    """A two-step request at the model's default size, used before the engine reports SERVING."""
+    """A two-step request at the model's default size, used before the engine reports SERVING.
+
+    A family that requires input images gets a plain grey picture of the default size for each
+    required role.
+    """
+    size = (model.default_width, model.default_height)
+    images = tuple((role, Image.new("RGB", size, (128, 128, 128))) for role in model.family.required_roles)
     return JobSpec(
         request_id=f"warmup-{model.name}",
         model=model.name,
@@ -386,4 +394,5 @@ def warmup_spec(model: LoadedModel) -> JobSpec:
         output_format=OutputFormat.PNG,
         output_quality=90,
         preview_every=0,
+        input_images=images,
     )
