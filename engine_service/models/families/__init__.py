@@ -1,10 +1,11 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
+from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
 from engine_service.models.families.flux import FLUX
 from engine_service.models.families.wan import WAN, WAN_I2V, WAN_VACE
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
-FAMILIES: tuple[FamilySpec, ...] = (FLUX, WAN, WAN_I2V, WAN_VACE)
+FAMILIES: tuple[FamilySpec, ...] = (FLUX, WAN, WAN_I2V, WAN_VACE, COGVIDEOX, COGVIDEOX_I2V)
 
 __all__ = ["FAMILIES"]
