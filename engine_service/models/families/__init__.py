@@ -2,10 +2,20 @@
 
 from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
 from engine_service.models.families.flux import FLUX
+from engine_service.models.families.hunyuan_video import HUNYUAN_VIDEO, HUNYUAN_VIDEO_15
 from engine_service.models.families.wan import WAN, WAN_I2V, WAN_VACE
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
-FAMILIES: tuple[FamilySpec, ...] = (FLUX, WAN, WAN_I2V, WAN_VACE, COGVIDEOX, COGVIDEOX_I2V)
+FAMILIES: tuple[FamilySpec, ...] = (
+    FLUX,
+    WAN,
+    WAN_I2V,
+    WAN_VACE,
+    COGVIDEOX,
+    COGVIDEOX_I2V,
+    HUNYUAN_VIDEO,
+    HUNYUAN_VIDEO_15,
+)
 
 __all__ = ["FAMILIES"]
