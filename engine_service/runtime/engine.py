@@ -40,6 +40,7 @@ from engine_service.runtime.errors import (
     UnknownRequest,
 )
 from engine_service.runtime.job import (
+    DEFAULT_FPS,
     CompletedEvent,
     JobEvent,
     JobResult,
@@ -390,7 +391,7 @@ def warmup_spec(model: LoadedModel) -> JobSpec:
         seed=0,
         num_outputs=1,
         num_frames=model.default_frames,
-        fps=0,
+        fps=DEFAULT_FPS if model.family.output_kind == "video" else 0,
         output_format=OutputFormat.PNG,
         output_quality=90,
         preview_every=0,

@@ -3,6 +3,7 @@
 from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
 from engine_service.models.families.flux import FLUX
 from engine_service.models.families.hunyuan_video import HUNYUAN_VIDEO, HUNYUAN_VIDEO_15
+from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_I2V
 from engine_service.models.families.wan import WAN, WAN_I2V, WAN_VACE
 from engine_service.models.spec import FamilySpec
 
@@ -16,6 +17,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
     COGVIDEOX_I2V,
     HUNYUAN_VIDEO,
     HUNYUAN_VIDEO_15,
+    LTX_VIDEO,
+    LTX_VIDEO_I2V,
 )
 
 __all__ = ["FAMILIES"]
