@@ -4,6 +4,7 @@ from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
 from engine_service.models.families.flux import FLUX
 from engine_service.models.families.hunyuan_video import HUNYUAN_VIDEO, HUNYUAN_VIDEO_15
 from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_I2V
+from engine_service.models.families.mochi import MOCHI
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.wan import WAN, WAN_I2V, WAN_VACE
 from engine_service.models.spec import FamilySpec
@@ -23,6 +24,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     SKYREELS_V2,
     SKYREELS_V2_I2V,
     SKYREELS_V2_DF,
+    MOCHI,
 )
 
 __all__ = ["FAMILIES"]
