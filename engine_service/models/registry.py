@@ -104,6 +104,8 @@ def _finish(
 ) -> LoadedModel:
     pipeline.to(device)
     pipeline.set_progress_bar_config(disable=True)
+    if family.prepare_pipeline is not None:
+        family.prepare_pipeline(pipeline)
     overrides = dict(overrides or {})
     return LoadedModel(
         name=name,

@@ -71,6 +71,9 @@ class FamilySpec:
     """Whether the family has a context-parallel plan (Ulysses / Ring)."""
     tensor_parallel: bool = False
     """Whether the family has a tensor-parallel plan."""
+    prepare_pipeline: Callable[[DiffusionPipeline], None] | None = None
+    """Called once on a loaded pipeline before it serves (e.g. to switch on a VAE mode the
+    pipeline cannot decode without); ``None`` = nothing to do."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""

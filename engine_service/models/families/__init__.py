@@ -1,5 +1,6 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
+from engine_service.models.families.allegro import ALLEGRO
 from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
 from engine_service.models.families.flux import FLUX
 from engine_service.models.families.hunyuan_video import HUNYUAN_VIDEO, HUNYUAN_VIDEO_15
@@ -25,6 +26,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     SKYREELS_V2_I2V,
     SKYREELS_V2_DF,
     MOCHI,
+    ALLEGRO,
 )
 
 __all__ = ["FAMILIES"]
