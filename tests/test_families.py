@@ -9,6 +9,7 @@ after warmup is cached: all but one per expert). Outputs are checked for kind an
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from client_sdk import CachePolicy, Client, InputImage
 from engine_service.config import Limits
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
+from engine_service.models.registry import ModelLoadError, load_local_model
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
 
@@ -48,6 +50,18 @@ def test_every_supported_pipeline_class_has_a_tiny_case():
     claimed = {name for family in FAMILIES if family.unsupported_reason is None for name in family.pipeline_classes}
     assert claimed - covered == set(), "supported pipelines without a tiny test case"
     assert len({case.name for case in CASES}) == len(CASES), "tiny case names must be unique"
+
+
+@pytest.mark.parametrize(
+    "pipeline_class",
+    [name for family in FAMILIES if family.unsupported_reason is not None for name in family.pipeline_classes],
+)
+def test_a_known_unsupported_pipeline_fails_to_load_naming_it_and_why(tmp_path, pipeline_class):
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": pipeline_class}))
+    family = next(f for f in FAMILIES if pipeline_class in f.pipeline_classes)
+    with pytest.raises(ModelLoadError) as raised:
+        load_local_model("m", tmp_path, torch.device("cpu"), torch.float32)
+    assert pipeline_class in str(raised.value) and family.unsupported_reason in str(raised.value)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)

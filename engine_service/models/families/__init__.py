@@ -2,8 +2,11 @@
 
 from engine_service.models.families.allegro import ALLEGRO
 from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
+from engine_service.models.families.consisid import CONSISID
+from engine_service.models.families.cosmos import COSMOS
 from engine_service.models.families.flux import FLUX
 from engine_service.models.families.hunyuan_video import HUNYUAN_VIDEO, HUNYUAN_VIDEO_15
+from engine_service.models.families.longcat_video import LONGCAT_VIDEO
 from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_I2V
 from engine_service.models.families.mochi import MOCHI
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
@@ -27,6 +30,9 @@ FAMILIES: tuple[FamilySpec, ...] = (
     SKYREELS_V2_DF,
     MOCHI,
     ALLEGRO,
+    COSMOS,
+    CONSISID,
+    LONGCAT_VIDEO,
 )
 
 __all__ = ["FAMILIES"]
