@@ -59,6 +59,9 @@ class FamilySpec:
     """Frames of a default video; 1 for image families."""
     frame_stride: int = 1
     """Video frame counts must be ``k * frame_stride + 1`` (the VAE's temporal compression)."""
+    frame_counts: tuple[int, ...] | None = None
+    """The only frame counts the pipeline makes, when it ignores other requests (ChronoEdit: 5);
+    ``None`` = any count of the ``frame_stride`` rule. Other counts are INVALID_ARGUMENT."""
     uses_negative_prompt: bool = False
     """Whether the pipeline takes ``negative_prompt`` with the request's guidance."""
     input_roles: tuple[str, ...] = ()

@@ -172,6 +172,10 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
             "num_frames",
             f"must be a multiple of {stride} plus 1 for {model.family.name} (e.g. {stride + 1}); got {frames}",
         )
+    counts = model.family.frame_counts
+    if frames and counts is not None and frames not in counts:
+        allowed = ", ".join(map(str, counts))
+        v.add("num_frames", f"{model.family.name} makes only {allowed} frames; got {frames}")
     fps = _int_range(v, request, "fps", DEFAULT_FPS, 1, MAX_FPS)
     return frames or 1, fps or DEFAULT_FPS
 

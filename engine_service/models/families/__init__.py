@@ -1,6 +1,7 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
 from engine_service.models.families.allegro import ALLEGRO
+from engine_service.models.families.chronoedit import CHRONOEDIT
 from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
 from engine_service.models.families.consisid import CONSISID
 from engine_service.models.families.cosmos import COSMOS
@@ -30,6 +31,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     SKYREELS_V2_DF,
     MOCHI,
     ALLEGRO,
+    CHRONOEDIT,
     COSMOS,
     CONSISID,
     LONGCAT_VIDEO,
