@@ -99,6 +99,42 @@ def build_wan22_i2v() -> WanImageToVideoPipeline:
     )
 
 
+def build_wan22_ti2v_5b() -> WanPipeline:
+    """Wan 2.2 TI2V-5B: one transformer, a 16x VAE with 48 latent channels, a timestep per token."""
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(
+        base_dim=3,
+        z_dim=48,
+        in_channels=12,
+        out_channels=12,
+        is_residual=True,
+        patch_size=2,
+        latents_mean=[0.0] * 48,
+        latents_std=[1.0] * 48,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        scale_factor_spatial=16,
+        scale_factor_temporal=4,
+        temperal_downsample=[False, True, True],
+    ).eval()
+    torch.manual_seed(0)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=48,
+        out_channels=48,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    ).eval()
+    return WanPipeline(**{**_parts(), "vae": vae}, transformer=transformer, expand_timesteps=True)
+
+
 CASES = [
     TinyCase(
         name="wan",
@@ -119,6 +155,13 @@ CASES = [
         build=build_wan22,
         defaults={**VIDEO, "steps": 6},
         experts=2,
+    ),
+    TinyCase(
+        name="wan22-ti2v-5b",
+        pipeline_class="WanPipeline",
+        build=build_wan22_ti2v_5b,
+        # 32x32: 2x2 latent pixels with the 16x VAE.
+        defaults={**VIDEO, "width": 32, "height": 32, "steps": 4},
     ),
     TinyCase(
         name="wan22-i2v",

@@ -7,7 +7,8 @@ Wan 2.2 (A14B) uses the same pipeline classes with two experts: ``transformer``
 denoises the high-noise steps and ``transformer_2`` the rest (the switch is the
 pipeline's ``boundary_ratio``). The cache caches both, each in its own context:
 each expert warms up on the first step it runs and compares a step only with its
-own previous steps.
+own previous steps. Wan 2.2 TI2V-5B is one transformer with a 16x VAE (sizes are
+multiples of 32, read from the pipeline) and a timestep per token.
 """
 
 from __future__ import annotations
