@@ -4,6 +4,8 @@ Each case (tests/tiny_families) is served by its own engine on a free port and
 asked three times through the SDK: without cache, with residual threshold 0
 (must give the uncached output bit for bit) and with threshold 1 (every step
 after warmup is cached: all but one per expert). Outputs are checked for kind and shape.
+Requests the family's rules refuse (a frame count off its rule, a missing required
+input image) get INVALID_ARGUMENT naming the field, and the engine keeps serving.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from PIL import Image
 from tiny_families import TinyCase, all_cases
 
 from client_sdk import CachePolicy, Client, InputImage
+from client_sdk.errors import InvalidArgumentError
 from engine_service.config import Limits
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
@@ -43,6 +46,22 @@ def _input_image(role: str, size: tuple[int, int]) -> InputImage:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return InputImage(data=buffer.getvalue(), role=role)
+
+
+def _bad_requests(family, frames: int, images: list[InputImage]) -> list[tuple[dict, str]]:
+    """Requests the family's rules refuse, with the field each must be refused for."""
+    bad = []
+    if family.output_kind == "video" and (family.frame_stride > 1 or family.frame_counts is not None):
+        bad.append(({"num_frames": frames + 1}, "num_frames"))
+    if family.required_roles:
+        bad.append(({"input_images": [i for i in images if i.role not in family.required_roles]}, "input_images"))
+    return bad
+
+
+def _violated_fields(client: Client, request: dict) -> set[str]:
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", **request)
+    return {violation.field for violation in raised.value.field_violations}
 
 
 def test_every_supported_pipeline_class_has_a_tiny_case():
@@ -82,7 +101,12 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         plain = client.generate("a red circle", **request)
         never = client.generate("a red circle", cache=NEVER_CACHE, **request)
         always = client.generate("a red circle", cache=ALWAYS_CACHE, **{**request, "output_format": None})
+        bad = _bad_requests(model.family, model.default_frames, request["input_images"])
+        refused = [_violated_fields(client, {**request, **fields}) for fields, _ in bad]
+        again = client.generate("a red circle", **request)  # still serving, same output
 
+    assert refused == [{field} for _, field in bad]
+    assert [o.sha256 for o in again.outputs] == [o.sha256 for o in plain.outputs]
     steps = model.default_steps
     frames = model.default_frames if video else 1
     assert [o.sha256 for o in never.outputs] == [o.sha256 for o in plain.outputs]
