@@ -10,17 +10,21 @@ input image) get INVALID_ARGUMENT naming the field, and the engine keeps serving
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 
+import grpc
+import imageio.v3 as iio
 import pytest
 import torch
 from PIL import Image
 from tiny_families import TinyCase, all_cases
 
 from client_sdk import CachePolicy, Client, InputImage
+from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from client_sdk.errors import InvalidArgumentError
-from engine_service.config import Limits
+from engine_service.config import Limits, ServerConfig
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
 from engine_service.models.registry import ModelLoadError, load_local_model
@@ -119,3 +123,25 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     (result,) = always.outputs
     assert (result.width, result.height) == (model.default_width, model.default_height)
     assert (result.mime_type, result.num_frames) == (("video/mp4", frames) if video else ("image/png", 1))
+
+
+def test_a_streamed_video_arrives_in_chunks_and_reassembles_to_the_generated_mp4():
+    case = next(c for c in CASES if c.name == "wan")
+    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
+    engine = AsyncEngine({case.name: model}, case.name, Limits(), "cpu")
+    # Chunks of 1 KiB so that a tiny MP4 takes several (the 1 MiB default is tested in test_generate).
+    config = ServerConfig(port=0, stream_chunk_bytes=1024)
+    request = engine_pb2.GenerateRequest(prompt="a red circle", model=case.name, seed=5)
+    with BackgroundServer(engine, config) as server, grpc.insecure_channel(server.address) as channel:
+        stub = engine_pb2_grpc.EngineStub(channel)
+        generated = stub.Generate(request, timeout=120).outputs[0]
+        events = list(stub.Stream(request, timeout=120))
+    chunks = [e.chunk for e in events if e.HasField("chunk")]
+    streamed = events[-1].completed.outputs[0]
+    assert generated.mime_type == streamed.mime_type == "video/mp4" and streamed.data == b""
+    assert len(chunks) > 1 and all(len(c.data) <= 1024 for c in chunks) and chunks[-1].last
+    assert [c.offset for c in chunks] == [1024 * i for i in range(len(chunks))]
+    data = b"".join(c.data for c in chunks)
+    assert data == generated.data and hashlib.sha256(data).hexdigest() == streamed.sha256
+    frames = iio.imread(data, extension=".mp4", plugin="FFMPEG")
+    assert frames.shape == (model.default_frames, model.default_height, model.default_width, 3)
