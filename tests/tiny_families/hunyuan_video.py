@@ -1,9 +1,11 @@
-"""HunyuanVideo text-to-video: 2 dual-stream + 2 single-stream blocks, a Llama and a CLIP text encoder."""
+"""HunyuanVideo text-to-video and SkyReels-V1 image-to-video: 2 dual-stream + 2 single-stream blocks,
+a Llama and a CLIP text encoder."""
 
 import torch
 from diffusers import (
     AutoencoderKLHunyuanVideo,
     FlowMatchEulerDiscreteScheduler,
+    HunyuanSkyreelsImageToVideoPipeline,
     HunyuanVideoPipeline,
     HunyuanVideoTransformer3DModel,
 )
@@ -21,10 +23,13 @@ def byte_level_llama_tokenizer() -> LlamaTokenizer:
     return LlamaTokenizer(vocab=vocab, merges=[], pad_token="<pad>")
 
 
-def build_hunyuan_video() -> HunyuanVideoPipeline:
+def build_hunyuan_video(
+    pipeline_class=HunyuanVideoPipeline, in_channels: int = 4
+) -> HunyuanVideoPipeline | HunyuanSkyreelsImageToVideoPipeline:
+    """``in_channels`` 8 for SkyReels-V1: the image latents beside the noise."""
     torch.manual_seed(0)
     transformer = HunyuanVideoTransformer3DModel(
-        in_channels=4,
+        in_channels=in_channels,
         out_channels=4,
         num_attention_heads=2,
         attention_head_dim=10,
@@ -83,7 +88,7 @@ def build_hunyuan_video() -> HunyuanVideoPipeline:
             projection_dim=32,
         )
     ).eval()
-    return HunyuanVideoPipeline(
+    return pipeline_class(
         transformer=transformer,
         vae=vae,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
@@ -94,18 +99,22 @@ def build_hunyuan_video() -> HunyuanVideoPipeline:
     )
 
 
+VIDEO = {
+    "width": 16,
+    "height": 16,
+    "frames": 5,
+    "steps": 4,
+    # The default template is a long Llama chat prompt; a tiny model takes the bare prompt.
+    "call_defaults": {"max_sequence_length": 16, "prompt_template": {"template": "{}", "crop_start": 0}},
+}
+
 CASES = [
+    TinyCase(name="hunyuan-video", pipeline_class="HunyuanVideoPipeline", build=build_hunyuan_video, defaults=VIDEO),
     TinyCase(
-        name="hunyuan-video",
-        pipeline_class="HunyuanVideoPipeline",
-        build=build_hunyuan_video,
-        defaults={
-            "width": 16,
-            "height": 16,
-            "frames": 5,
-            "steps": 4,
-            # The default template is a long Llama chat prompt; a tiny model takes the bare prompt.
-            "call_defaults": {"max_sequence_length": 16, "prompt_template": {"template": "{}", "crop_start": 0}},
-        },
+        name="hunyuan-skyreels-i2v",
+        pipeline_class="HunyuanSkyreelsImageToVideoPipeline",
+        build=lambda: build_hunyuan_video(HunyuanSkyreelsImageToVideoPipeline, in_channels=8),
+        defaults=VIDEO,
+        inputs=(("image", (16, 16)),),
     ),
 ]

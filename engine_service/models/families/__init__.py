@@ -6,7 +6,7 @@ from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
 from engine_service.models.families.consisid import CONSISID
 from engine_service.models.families.cosmos import COSMOS
 from engine_service.models.families.flux import FLUX
-from engine_service.models.families.hunyuan_video import HUNYUAN_VIDEO, HUNYUAN_VIDEO_15
+from engine_service.models.families.hunyuan_video import HUNYUAN_SKYREELS_I2V, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
 from engine_service.models.families.longcat_video import LONGCAT_VIDEO
 from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_I2V
@@ -24,6 +24,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     COGVIDEOX,
     COGVIDEOX_I2V,
     HUNYUAN_VIDEO,
+    HUNYUAN_SKYREELS_I2V,
     HUNYUAN_VIDEO_15,
     LTX_VIDEO,
     LTX_VIDEO_I2V,
