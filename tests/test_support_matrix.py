@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-
-import pytest
 
 from engine_service import cli
-from engine_service.models import FAMILIES, ModelLoadError, load_local_model
+from engine_service.models import FAMILIES
 from engine_service.models.matrix import HEADERS, readme_with_matrix, support_matrix_markdown, support_rows
 from tests.conftest import REPO
-
-UNSUPPORTED = [family for family in FAMILIES if family.unsupported_reason is not None]
 
 
 def test_readme_table_is_what_the_registry_prints():
@@ -39,12 +34,3 @@ def test_rows_say_tested_or_why_not():
     assert supported["tested"] == "tiny CPU test" and supported["cache"] == "yes"
     assert supported["inputs"] == "text + image + mask (optional) + reference (optional)"
     assert unsupported["tested"] == "unsupported: needs a GPU-only kernel" and unsupported["cache"] == "-"
-
-
-@pytest.mark.parametrize("family", UNSUPPORTED, ids=lambda family: family.name)
-def test_loading_an_unsupported_pipeline_names_it_and_why(family, tmp_path):
-    pipeline_class = family.pipeline_classes[0]
-    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": pipeline_class}))
-    with pytest.raises(ModelLoadError) as raised:
-        load_local_model("m", tmp_path, device=None, dtype=None)
-    assert pipeline_class in str(raised.value) and family.unsupported_reason in str(raised.value)

@@ -80,8 +80,17 @@ def family_for_pipeline(pipeline_class: str) -> FamilySpec:
     raise ModelLoadError(f"unsupported pipeline {pipeline_class!r}; supported pipelines: {', '.join(supported)}")
 
 
+#: Pipeline attributes holding the VAE's spatial compression, under the names diffusers pipelines use.
+_VAE_SPATIAL_ATTRIBUTES = (
+    "vae_scale_factor_spatial",
+    "vae_spatial_compression_ratio",  # LTX-Video
+    "vae_spatial_scale_factor",  # Mochi
+    "vae_scale_factor",
+)
+
+
 def _spatial_factor(pipeline: DiffusionPipeline, family: FamilySpec) -> int:
-    vae_scale = getattr(pipeline, "vae_scale_factor_spatial", None) or getattr(pipeline, "vae_scale_factor", 8)
+    vae_scale = next((getattr(pipeline, name) for name in _VAE_SPATIAL_ATTRIBUTES if getattr(pipeline, name, None)), 8)
     return int(vae_scale) * family.latent_patch
 
 
@@ -95,6 +104,8 @@ def _finish(
 ) -> LoadedModel:
     pipeline.to(device)
     pipeline.set_progress_bar_config(disable=True)
+    if family.prepare_pipeline is not None:
+        family.prepare_pipeline(pipeline)
     overrides = dict(overrides or {})
     return LoadedModel(
         name=name,

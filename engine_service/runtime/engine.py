@@ -25,6 +25,8 @@ import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 
+from PIL import Image
+
 from engine_service.config import BatchingConfig, Limits
 from engine_service.models import LoadedModel
 from engine_service.runtime.batcher import Batcher
@@ -38,6 +40,7 @@ from engine_service.runtime.errors import (
     UnknownRequest,
 )
 from engine_service.runtime.job import (
+    DEFAULT_FPS,
     CompletedEvent,
     JobEvent,
     JobResult,
@@ -371,10 +374,9 @@ class AsyncEngine:
 def warmup_spec(model: LoadedModel) -> JobSpec:
     """A two-step request at the model's default size, used before the engine reports SERVING.
 
-    A family that requires input images gets a plain grey one (default size) for each required role.
+    A family that requires input images gets a plain grey picture of the default size for each
+    required role.
     """
-    from PIL import Image
-
     size = (model.default_width, model.default_height)
     images = tuple((role, Image.new("RGB", size, (128, 128, 128))) for role in model.family.required_roles)
     return JobSpec(
@@ -389,7 +391,7 @@ def warmup_spec(model: LoadedModel) -> JobSpec:
         seed=0,
         num_outputs=1,
         num_frames=model.default_frames,
-        fps=0,
+        fps=DEFAULT_FPS if model.family.output_kind == "video" else 0,
         output_format=OutputFormat.PNG,
         output_quality=90,
         preview_every=0,
