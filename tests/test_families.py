@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 
 import grpc
 import imageio.v3 as iio
@@ -72,8 +73,6 @@ def test_a_known_unsupported_pipeline_fails_to_load_naming_it_and_why(tmp_path, 
     assert pipeline_class in str(raised.value) and family.unsupported_reason in str(raised.value)
 
 
-# NaN pixels (a tiny model gone wrong) surface as this warning when encoded; make them fail the request.
-@pytest.mark.filterwarnings("error:invalid value encountered in cast:RuntimeWarning")
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     pipeline = case.build()
@@ -88,7 +87,9 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         # Frames as PNGs compare exactly; the MP4 path is checked by the always-cached request.
         "output_format": "png_frames" if video else "png",
     }
-    with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client:
+    with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client, warnings.catch_warnings():
+        # NaN pixels (a tiny model gone wrong) surface as this warning when encoded: make them fail the request.
+        warnings.filterwarnings("error", "invalid value encountered in cast", RuntimeWarning)
         # A family that decodes mid-run latents sends a preview after every step but the last.
         previews_every = 1 if model.family.decode_latents is not None else 0
         events = list(client.stream("a red circle", preview_every=previews_every, **request))

@@ -20,7 +20,8 @@ def byte_level_llama_tokenizer() -> LlamaTokenizer:
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "<pad>": 3}
     for char in _byte_alphabet():
         vocab[char] = len(vocab)
-    return LlamaTokenizer(vocab=vocab, merges=[], pad_token="<pad>")
+    # Starts every text with <s>, as Llama's own does: an empty negative prompt still has a token to attend to.
+    return LlamaTokenizer(vocab=vocab, merges=[], pad_token="<pad>", add_bos_token=True)
 
 
 def build_hunyuan_video(
