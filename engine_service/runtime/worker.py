@@ -90,7 +90,7 @@ class Worker:
         start = time.perf_counter()
         self.run([Member(spec, threading.Event(), lambda _event: None)])
         elapsed = time.perf_counter() - start
-        logger.info("warmed up model %r in %.2f s", name, elapsed)
+        logger.info("warmed up model %r at %dx%d in %.2f s", name, spec.width, spec.height, elapsed)
 
     def run(self, members: Sequence[Member]) -> list[Outcome]:
         """Run one pipeline call for ``members`` (compatible jobs of one model), one outcome each.
