@@ -20,7 +20,8 @@ DITSERVE = [sys.executable, "-m", "engine_service"]
 
 @pytest.fixture(scope="module")
 def speed_server():
-    """The builtin default model three times: as loaded, int8 weight-only, and regionally compiled."""
+    """The builtin default model three times: as loaded, int8 weight-only (transformer blocks and text
+    encoders), and regionally compiled."""
     import torch._dynamo
 
     from engine_service.bootstrap import ModelSource, build_engine
@@ -32,7 +33,7 @@ def speed_server():
     torch._dynamo.utils.counters.clear()
     sources = [
         ModelSource("plain"),
-        ModelSource("int8", speed=SpeedConfig(quantize="int8-weight-only")),
+        ModelSource("int8", speed=SpeedConfig(quantize="int8-weight-only", quantize_text_encoder=True)),
         # aot_eager traces the blocks through dynamo and AOT autograd like inductor, without code generation.
         ModelSource("compiled", speed=SpeedConfig(compile=True, compile_backend="aot_eager")),
     ]
@@ -121,7 +122,8 @@ def test_the_speed_flags_start_a_serving_engine(tmp_path):
     port = free_port()
     process = subprocess.Popen(
         [*DITSERVE, "serve", "--port", str(port), "--device", "cpu", "--quantize", "int8-dynamic"]
-        + ["--compile", "--compile-backend", "eager", "--attention-backend", "native", "--warmup-size", "32x32"],
+        + ["--quantize-text-encoder", "--compile", "--compile-backend", "eager", "--attention-backend", "native"]
+        + ["--warmup-size", "32x32"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -135,4 +137,5 @@ def test_the_speed_flags_start_a_serving_engine(tmp_path):
         process.terminate()
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
-    assert "int8-dynamic on" in stderr and "blocks compiled with eager" in stderr
+    for logged in ("int8-dynamic on", "of text_encoder_2", "blocks compiled with eager", "attention backend native"):
+        assert logged in stderr
