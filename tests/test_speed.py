@@ -139,3 +139,32 @@ def test_the_speed_flags_start_a_serving_engine(tmp_path):
     assert process.returncode == 0, stderr
     for logged in ("int8-dynamic on", "of text_encoder_2", "blocks compiled with eager", "attention backend native"):
         assert logged in stderr
+
+
+def test_inductor_compiles_at_warm_up_saves_its_cache_and_matches_eager(speed_server, tmp_path, monkeypatch):
+    """The real backend once (about a minute on CPU): generated kernels, the saved compile cache, no recompiles."""
+    import torch._dynamo
+
+    for variable in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # the compile cache points them at its directory
+        monkeypatch.setenv(variable, str(tmp_path / "before"))
+
+    from engine_service.bootstrap import ModelSource, build_engine
+    from engine_service.config import ServerConfig
+    from engine_service.quant import SpeedConfig
+    from engine_service.server.background import BackgroundServer
+
+    cache_dir = tmp_path / "compile-cache"
+    speed = SpeedConfig(compile=True, compile_backend="inductor")
+    engine = build_engine([ModelSource("inductor", speed=speed)], device="cpu", compile_cache=cache_dir)
+    with BackgroundServer(engine, ServerConfig(host="127.0.0.1", port=0)) as server:
+        assert (cache_dir / "artifacts.bin").stat().st_size > 0
+        assert any((cache_dir / "inductor").iterdir())
+        built = _graphs()
+        with Client(server.address, timeout=120) as client:
+            compiled = client.generate(PROMPT, seed=5)
+            cached = client.generate(PROMPT, seed=5, cache=CachePolicy("fast"))
+        assert _graphs() == built and dict(torch._dynamo.utils.counters["recompiles"]) == {}
+        assert cached.cache_stats.cached_steps > 0
+    with Client(speed_server.address, timeout=120) as client:
+        eager = client.generate(PROMPT, model="plain", seed=5)
+    assert psnr(_pixels(eager), _pixels(compiled)) > 40
