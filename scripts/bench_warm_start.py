@@ -38,9 +38,14 @@ def child(args: argparse.Namespace) -> None:
         compile_cache=args.cache_dir,
     )
     loaded = time.perf_counter()
-    asyncio.run(engine.start())
-    ready = time.perf_counter()
-    engine._executor.shutdown()
+
+    async def start_and_stop() -> float:
+        await engine.start()
+        ready = time.perf_counter()
+        await engine.shutdown(grace_s=0)
+        return ready
+
+    ready = asyncio.run(start_and_stop())
     print(json.dumps({"import_s": imported - _START, "load_s": loaded - imported, "warmup_s": ready - loaded}))
 
 

@@ -104,6 +104,8 @@ def test_compiled_blocks_build_their_graphs_at_warm_up_and_never_recompile(speed
         (["--attention-backend", "flash_hub"], "model hub"),
         (["--offload", "model"], "CUDA device"),
         (["--offload", "sideways"], "unknown mode 'sideways'"),
+        (["--compile", "--compile-mode", "fastest"], "unknown mode 'fastest'"),
+        (["--compile", "--compile-backend", "eager", "--compile-mode", "max-autotune"], "inductor backend only"),
         (["--warmup-size", "60x64"], "multiples of 8"),
         (["--warmup-size", "big"], "WIDTHxHEIGHT"),
     ],

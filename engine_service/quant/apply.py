@@ -22,7 +22,7 @@ def check_speed(config: SpeedConfig, device: torch.device, dtype: torch.dtype) -
     elif config.quantize_text_encoder:
         raise SpeedConfigError("--quantize-text-encoder needs --quantize SCHEME")
     if config.compile:
-        check_compile(config.compile_backend)
+        check_compile(config.compile_backend, config.compile_mode)
     if config.attention_backend is not None:
         check_attention_backend(config.attention_backend, device)
     if config.offload is not None:

@@ -25,10 +25,19 @@ logger = logging.getLogger(__name__)
 COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 
 
-def check_compile(backend: str) -> None:
+def check_compile(backend: str, mode: str | None = None) -> None:
     if backend not in COMPILE_BACKENDS:
         choices = ", ".join(COMPILE_BACKENDS)
         raise SpeedConfigError(f"--compile-backend: unknown backend {backend!r}; choose from {choices}")
+    if mode is None:
+        return
+    if backend != "inductor":
+        raise SpeedConfigError(f"--compile-mode {mode} applies to the inductor backend only, not {backend}")
+    import torch._inductor
+
+    modes = list(torch._inductor.list_mode_options())
+    if mode not in modes:
+        raise SpeedConfigError(f"--compile-mode: unknown mode {mode!r}; inductor has {', '.join(modes)}")
 
 
 def compile_blocks(transformer: torch.nn.Module, backend: str, mode: str | None) -> int:
