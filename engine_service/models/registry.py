@@ -184,7 +184,7 @@ def model_from_pipeline(
 def load_builtin_default(
     device: torch.device, dtype: torch.dtype, speed: SpeedConfig | None = None, name: str = BUILTIN_NAME
 ) -> LoadedModel:
-    """The trained tiny FLUX pipeline shipped in the package, named ``default`` (64x64, 20 steps)."""
+    """The trained tiny FLUX pipeline shipped in the package (64x64, 20 steps), served as ``name``."""
     family, pipeline = _load_directory(name, BUILTIN_DIR, dtype)
     overrides = {**BUILTIN_DEFAULTS, "call_defaults": BUILTIN_CALL_DEFAULTS}
     return _finish(name, family, pipeline, "builtin", device, overrides, speed)
