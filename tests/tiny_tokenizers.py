@@ -8,7 +8,7 @@ any other ``transformers`` tokenizer.
 
 from __future__ import annotations
 
-from transformers import CLIPTokenizer, T5Tokenizer
+from transformers import BertTokenizer, CLIPTokenizer, T5Tokenizer
 
 _T5_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,!?'-"
 _T5_WORDS = ("a", "an", "the", "of", "on", "in", "with", "and", "cat", "dog", "photo", "painting")
@@ -48,3 +48,12 @@ def small_t5_tokenizer(model_max_length: int = 512) -> T5Tokenizer:
         vocab += [(char, -3.0), ("▁" + char, -3.5)]
     vocab += [("▁" + word, -1.0) for word in _T5_WORDS]
     return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=model_max_length)
+
+
+def small_bert_tokenizer(model_max_length: int = 77) -> BertTokenizer:
+    """A WordPiece tokenizer that spells words letter by letter (5 specials + 2 ids per character)."""
+    vocab = {token: index for index, token in enumerate(("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"))}
+    for char in _T5_CHARS:
+        vocab[char] = len(vocab)
+        vocab["##" + char] = len(vocab)
+    return BertTokenizer(vocab=vocab, model_max_length=model_max_length)

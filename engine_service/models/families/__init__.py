@@ -1,10 +1,11 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
 from engine_service.models.families.flux import FLUX
+from engine_service.models.families.hunyuandit import HUNYUANDIT
 from engine_service.models.families.wan import WAN
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
-FAMILIES: tuple[FamilySpec, ...] = (FLUX, WAN)
+FAMILIES: tuple[FamilySpec, ...] = (FLUX, WAN, HUNYUANDIT)
 
 __all__ = ["FAMILIES"]
