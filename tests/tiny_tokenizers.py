@@ -8,7 +8,8 @@ any other ``transformers`` tokenizer.
 
 from __future__ import annotations
 
-from transformers import BertTokenizer, CLIPTokenizer, T5Tokenizer
+from tokenizers.processors import TemplateProcessing
+from transformers import BertTokenizer, CLIPTokenizer, Qwen2Tokenizer, T5Tokenizer
 
 _T5_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,!?'-"
 _T5_WORDS = ("a", "an", "the", "of", "on", "in", "with", "and", "cat", "dog", "photo", "painting")
@@ -57,3 +58,23 @@ def small_bert_tokenizer(model_max_length: int = 77) -> BertTokenizer:
         vocab[char] = len(vocab)
         vocab["##" + char] = len(vocab)
     return BertTokenizer(vocab=vocab, model_max_length=model_max_length)
+
+
+def byte_level_qwen2_tokenizer(
+    model_max_length: int = 1024, padding_side: str = "right", prefix: str | None = None
+) -> Qwen2Tokenizer:
+    """A byte-level BPE tokenizer with no merges (one token per byte), ``<|endoftext|>`` pads (257 ids).
+
+    ``prefix`` adds a special token before every text (as GLM-4's ``<sop>``), so no text encodes empty.
+    """
+    vocab = {"<|endoftext|>": 0}
+    for char in _byte_alphabet():
+        vocab[char] = len(vocab)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], model_max_length=model_max_length, padding_side=padding_side)
+    if prefix is not None:
+        tokenizer.add_special_tokens({"bos_token": prefix})
+        prefix_id = tokenizer.convert_tokens_to_ids(prefix)
+        tokenizer._tokenizer.post_processor = TemplateProcessing(
+            single=f"{prefix} $A", pair=f"{prefix} $A $B", special_tokens=[(prefix, prefix_id)]
+        )
+    return tokenizer

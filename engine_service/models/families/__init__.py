@@ -1,11 +1,12 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
+from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4
 from engine_service.models.families.flux import FLUX
 from engine_service.models.families.hunyuandit import HUNYUANDIT
 from engine_service.models.families.wan import WAN
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
-FAMILIES: tuple[FamilySpec, ...] = (FLUX, WAN, HUNYUANDIT)
+FAMILIES: tuple[FamilySpec, ...] = (FLUX, WAN, HUNYUANDIT, COGVIEW4, COGVIEW3PLUS)
 
 __all__ = ["FAMILIES"]

@@ -9,30 +9,8 @@ its trained resolutions and resizes the result back (``use_resolution_binning``)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from engine_service.models.families.prompt_kwargs import text_to_image_with_negative
 from engine_service.models.spec import FamilySpec
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from diffusers import DiffusionPipeline
-
-    from engine_service.runtime.job import JobSpec
-
-
-def _call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
-    first = jobs[0]  # the batch key makes size, steps and guidance equal for every job
-    return {
-        "prompt": [job.prompt for job in jobs for _ in range(job.num_outputs)],
-        "negative_prompt": [job.negative_prompt for job in jobs for _ in range(job.num_outputs)],
-        "width": first.width,
-        "height": first.height,
-        "num_inference_steps": first.num_inference_steps,
-        "guidance_scale": first.guidance_scale,
-        "num_images_per_prompt": 1,
-    }
-
 
 HUNYUANDIT = FamilySpec(
     name="hunyuandit",
@@ -44,7 +22,7 @@ HUNYUANDIT = FamilySpec(
     default_steps=50,
     default_guidance_scale=5.0,
     block_lists=("blocks",),
-    build_call_kwargs=_call_kwargs,
+    build_call_kwargs=text_to_image_with_negative,
     uses_negative_prompt=True,
     call_defaults={"use_resolution_binning": True},
 )
