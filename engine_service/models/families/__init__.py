@@ -2,11 +2,12 @@
 
 from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4
 from engine_service.models.families.flux import FLUX
+from engine_service.models.families.hidream import HIDREAM
 from engine_service.models.families.hunyuandit import HUNYUANDIT
 from engine_service.models.families.wan import WAN
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
-FAMILIES: tuple[FamilySpec, ...] = (FLUX, WAN, HUNYUANDIT, COGVIEW4, COGVIEW3PLUS)
+FAMILIES: tuple[FamilySpec, ...] = (FLUX, WAN, HUNYUANDIT, COGVIEW4, COGVIEW3PLUS, HIDREAM)
 
 __all__ = ["FAMILIES"]
