@@ -626,6 +626,7 @@ class _SkipBlock(torch.nn.Module):
     def __init__(self, index: int):
         super().__init__()
         self.index = index
+        self.tag = f"block {index}"
 
     def forward(self, hidden_states, t, skip=None):
         hidden_states = hidden_states + (self.index + 1) * (1.0 + 0.5 * t)
@@ -644,6 +645,7 @@ class _SkipStack(torch.nn.Module):
 
     def forward(self, hidden_states, t):
         self.seen = [type(block).__name__ for block in self.blocks]
+        self.tags = (self.blocks[0].tag, self.blocks[-1].tag)  # as DiT reads blocks[0].norm1
         tokens, half, skips = hidden_states.shape[1], len(self.blocks) // 2, []
         for index, block in enumerate(self.blocks):
             extra = torch.full_like(hidden_states[:, :1], float(index))
@@ -692,6 +694,19 @@ def test_per_block_caching_adds_the_middle_residual_at_the_first_middle_block():
     middle = reference[1] - after_first[1][:, :tokens]
     assert torch.allclose(outputs[4], after_first[4][:, :tokens] + middle)
     assert not torch.allclose(outputs[4], reference[4])
+
+
+@pytest.mark.parametrize("per_block", [False, True])
+def test_the_blocks_attributes_stay_readable_during_a_cached_call(per_block):
+    stack = _SkipStack()
+    config = DBCacheConfig(Fn_compute_blocks=1, num_inference_steps=2)
+    cache.enable_cache(BlockAdapter(transformer=stack, per_block=per_block), config)
+    try:
+        stack(torch.zeros(1, 3, 2), 0)
+    finally:
+        cache.disable_cache(stack)
+    # The whole-list runner stands at position 0 for the first block; each slot for its own block.
+    assert stack.tags == ("block 0", "block 5" if per_block else "block 0")
 
 
 def test_known_per_block_layouts_are_data():

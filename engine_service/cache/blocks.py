@@ -45,6 +45,17 @@ class _GroupRunner(torch.nn.Module):
     def _call(self, args: tuple, kwargs: dict) -> BlockCall:
         return BlockCall(self.pattern, self.hidden_name, args, kwargs)
 
+    def __getattr__(self, name: str):
+        # Standing at the list's first position, the runner answers reads of the first block's
+        # attributes (DiT reads ``transformer_blocks[0].norm1`` after its loop).
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            blocks = self.__dict__.get("blocks")
+            if not blocks:
+                raise
+            return getattr(blocks[0], name)
+
     def extra_repr(self) -> str:
         return f"{self.context.name}: {len(self.blocks)} blocks, {self.pattern.name}"
 
@@ -164,6 +175,16 @@ class BlockSlot(torch.nn.Module):
 
     def forward(self, *args, **kwargs):
         return self.runner.block_call(self.index, args, kwargs)
+
+    def __getattr__(self, name: str):
+        # Reads of the block's own attributes go to the block it stands in for.
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            runner, index = self.__dict__.get("runner"), self.__dict__.get("index")
+            if runner is None or index is None:
+                raise
+            return getattr(runner.blocks[index], name)
 
     def extra_repr(self) -> str:
         return f"block {self.index} of {self.runner.context.name}"

@@ -54,6 +54,8 @@ class LoadedModel:
     """Width and height must be multiples of this (VAE scale factor x the family's latent patch)."""
     call_defaults: Mapping[str, Any]
     """Fixed keyword arguments added to every pipeline call."""
+    native_size: tuple[int, int] | None = None
+    """The only (width, height) the pipeline renders, for families with one size; ``None`` = any."""
 
     @property
     def num_transformer_blocks(self) -> int:
@@ -96,6 +98,10 @@ def _finish(
     pipeline.to(device)
     pipeline.set_progress_bar_config(disable=True)
     overrides = dict(overrides or {})
+    native = family.native_size(pipeline) if family.native_size is not None else None
+    if native is not None:
+        overrides.setdefault("width", native[0])
+        overrides.setdefault("height", native[1])
     return LoadedModel(
         name=name,
         family=family,
@@ -108,6 +114,7 @@ def _finish(
         default_frames=overrides.pop("frames", family.default_frames),
         spatial_factor=_spatial_factor(pipeline, family),
         call_defaults={**family.call_defaults, **overrides.pop("call_defaults", {})},
+        native_size=native,
     )
 
 

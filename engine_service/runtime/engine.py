@@ -373,7 +373,7 @@ def warmup_spec(model: LoadedModel) -> JobSpec:
     return JobSpec(
         request_id=f"warmup-{model.name}",
         model=model.name,
-        prompt="warm-up",
+        prompt=model.family.warmup_prompt,
         negative_prompt="",
         width=model.default_width,
         height=model.default_height,

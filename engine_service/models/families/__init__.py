@@ -1,6 +1,7 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
 from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4
+from engine_service.models.families.dit import DIT
 from engine_service.models.families.flux import FLUX
 from engine_service.models.families.hidream import HIDREAM
 from engine_service.models.families.hunyuandit import HUNYUANDIT
@@ -8,6 +9,6 @@ from engine_service.models.families.wan import WAN
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
-FAMILIES: tuple[FamilySpec, ...] = (FLUX, WAN, HUNYUANDIT, COGVIEW4, COGVIEW3PLUS, HIDREAM)
+FAMILIES: tuple[FamilySpec, ...] = (FLUX, WAN, HUNYUANDIT, COGVIEW4, COGVIEW3PLUS, HIDREAM, DIT)
 
 __all__ = ["FAMILIES"]
