@@ -81,3 +81,17 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     (result,) = always.outputs
     assert (result.width, result.height) == (model.default_width, model.default_height)
     assert (result.mime_type, result.num_frames) == (("video/mp4", frames) if video else ("image/png", 1))
+
+
+def test_a_known_but_unsupported_pipeline_fails_to_load_naming_it_and_the_reason(tmp_path):
+    from engine_service.models.registry import ModelLoadError, load_local_model
+
+    unsupported = [
+        (name, family) for family in FAMILIES if family.unsupported_reason for name in family.pipeline_classes
+    ]
+    assert unsupported, "no family is marked unsupported"
+    for pipeline_class, family in unsupported:
+        (tmp_path / "model_index.json").write_text(f'{{"_class_name": "{pipeline_class}"}}')
+        with pytest.raises(ModelLoadError) as info:
+            load_local_model("m", tmp_path, torch.device("cpu"), torch.float32)
+        assert pipeline_class in str(info.value) and family.unsupported_reason in str(info.value)

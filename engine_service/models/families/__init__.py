@@ -5,10 +5,22 @@ from engine_service.models.families.dit import DIT
 from engine_service.models.families.flux import FLUX
 from engine_service.models.families.hidream import HIDREAM
 from engine_service.models.families.hunyuandit import HUNYUANDIT
+from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
+from engine_service.models.families.omnigen import OMNIGEN
 from engine_service.models.families.wan import WAN
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
-FAMILIES: tuple[FamilySpec, ...] = (FLUX, WAN, HUNYUANDIT, COGVIEW4, COGVIEW3PLUS, HIDREAM, DIT)
+FAMILIES: tuple[FamilySpec, ...] = (
+    FLUX,
+    WAN,
+    HUNYUANDIT,
+    COGVIEW4,
+    COGVIEW3PLUS,
+    HIDREAM,
+    DIT,
+    KANDINSKY5_IMAGE,
+    OMNIGEN,
+)
 
 __all__ = ["FAMILIES"]
