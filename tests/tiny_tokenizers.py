@@ -60,10 +60,18 @@ def small_bert_tokenizer(model_max_length: int = 77) -> BertTokenizer:
     return BertTokenizer(vocab=vocab, model_max_length=model_max_length)
 
 
+#: A Qwen-style chat template (pipelines that format prompts as chat messages need one).
+_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
 def byte_level_qwen2_tokenizer(
     model_max_length: int = 1024, padding_side: str = "right", prefix: str | None = None
 ) -> Qwen2Tokenizer:
-    """A byte-level BPE tokenizer with no merges (one token per byte), ``<|endoftext|>`` pads (257 ids).
+    """A byte-level BPE tokenizer with no merges (one token per byte), ``<|endoftext|>`` pads (257 ids),
+    with a Qwen-style chat template.
 
     ``prefix`` adds a special token before every text (as GLM-4's ``<sop>``), so no text encodes empty.
     """
@@ -71,6 +79,7 @@ def byte_level_qwen2_tokenizer(
     for char in _byte_alphabet():
         vocab[char] = len(vocab)
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], model_max_length=model_max_length, padding_side=padding_side)
+    tokenizer.chat_template = _CHAT_TEMPLATE
     if prefix is not None:
         tokenizer.add_special_tokens({"bos_token": prefix})
         prefix_id = tokenizer.convert_tokens_to_ids(prefix)

@@ -31,6 +31,7 @@ from engine_service.cache.patterns import ForwardPattern
 #: attribute names is one group: lists that run back to back with the same arguments.
 BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "FluxTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
+    "OvisImageTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
     # Not merged: the lists' blocks have different patterns. (Its caption projections are no blocks.)
     "HiDreamImageTransformer2DModel": (("double_stream_blocks",), ("single_stream_blocks",)),
 }

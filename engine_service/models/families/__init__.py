@@ -7,6 +7,7 @@ from engine_service.models.families.hidream import HIDREAM
 from engine_service.models.families.hunyuandit import HUNYUANDIT
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.omnigen import OMNIGEN
+from engine_service.models.families.ovis_image import OVIS_IMAGE
 from engine_service.models.families.wan import WAN
 from engine_service.models.spec import FamilySpec
 
@@ -21,6 +22,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     DIT,
     KANDINSKY5_IMAGE,
     OMNIGEN,
+    OVIS_IMAGE,
 )
 
 __all__ = ["FAMILIES"]
