@@ -8,6 +8,7 @@ from engine_service.models.families.hunyuandit import HUNYUANDIT
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.omnigen import OMNIGEN
 from engine_service.models.families.ovis_image import OVIS_IMAGE
+from engine_service.models.families.prx import PRX
 from engine_service.models.families.wan import WAN
 from engine_service.models.spec import FamilySpec
 
@@ -23,6 +24,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     KANDINSKY5_IMAGE,
     OMNIGEN,
     OVIS_IMAGE,
+    PRX,
 )
 
 __all__ = ["FAMILIES"]
