@@ -5,6 +5,7 @@ from engine_service.models.families.dit import DIT
 from engine_service.models.families.flux import FLUX
 from engine_service.models.families.hidream import HIDREAM
 from engine_service.models.families.hunyuandit import HUNYUANDIT
+from engine_service.models.families.hunyuanimage import HUNYUANIMAGE
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.omnigen import OMNIGEN
 from engine_service.models.families.ovis_image import OVIS_IMAGE
@@ -25,6 +26,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     OMNIGEN,
     OVIS_IMAGE,
     PRX,
+    HUNYUANIMAGE,
 )
 
 __all__ = ["FAMILIES"]
