@@ -83,6 +83,9 @@ class FamilySpec:
     native_size: NativeSize | None = None
     """For pipelines that render one size only (no width/height arguments): that size, read from the
     pipeline. It is the default size and any other is INVALID_ARGUMENT. ``None`` = any size."""
+    generator_per_output: bool = True
+    """Whether ``__call__`` takes a list of generators, one per output. Without it the pipeline gets
+    the job's one generator, and its jobs never join a batch (an output must not depend on its batch)."""
     step_end_callback: bool = True
     """Whether ``__call__`` takes ``callback_on_step_end``. Without it the engine follows the steps
     through the scheduler's ``step`` (progress events, cancellation, per-step cache outcomes)."""

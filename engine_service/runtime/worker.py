@@ -134,7 +134,8 @@ class Worker:
                 torch.inference_mode(),
                 _steps_from_scheduler(pipe, None if model.family.step_end_callback else callback),
             ):
-                output = pipe(**kwargs, generator=generators, output_type="np")
+                generator = generators if model.family.generator_per_output else generators[0]
+                output = pipe(**kwargs, generator=generator, output_type="np")
             pruned_ratio = _pruned_ratio(cache.summary(pipe, logging=False))
         except JobCancelled:
             return [JobCancelled(m.spec.request_id) for m in members]

@@ -105,6 +105,7 @@ def validate(
         preview_every=preview_every,
         input_images=images,
         cache=cache,
+        runs_alone=not model.family.generator_per_output,
     )
 
 

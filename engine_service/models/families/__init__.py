@@ -1,5 +1,6 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
+from engine_service.models.families.amused import AMUSED
 from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4
 from engine_service.models.families.dit import DIT
 from engine_service.models.families.flux import FLUX
@@ -27,6 +28,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     OVIS_IMAGE,
     PRX,
     HUNYUANIMAGE,
+    AMUSED,
 )
 
 __all__ = ["FAMILIES"]
