@@ -11,6 +11,7 @@ from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.omnigen import OMNIGEN
 from engine_service.models.families.ovis_image import OVIS_IMAGE
 from engine_service.models.families.prx import PRX
+from engine_service.models.families.visualcloze import VISUALCLOZE
 from engine_service.models.families.wan import WAN
 from engine_service.models.spec import FamilySpec
 
@@ -29,6 +30,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     PRX,
     HUNYUANIMAGE,
     AMUSED,
+    VISUALCLOZE,
 )
 
 __all__ = ["FAMILIES"]
