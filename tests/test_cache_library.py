@@ -641,7 +641,7 @@ class _SkipBlock(torch.nn.Module):
     def forward(self, hidden_states, t, skip=None):
         hidden_states = hidden_states + (self.index + 1) * (1.0 + 0.5 * t)
         if skip is not None:
-            hidden_states = hidden_states + 0.25 * skip.mean()
+            hidden_states = hidden_states + 0.25 * skip.mean(dim=(1, 2), keepdim=True)
         return hidden_states
 
 
@@ -704,6 +704,30 @@ def test_per_block_caching_adds_the_middle_residual_at_the_first_middle_block():
     middle = reference[1] - after_first[1][:, :tokens]
     assert torch.allclose(outputs[4], after_first[4][:, :tokens] + middle)
     assert not torch.allclose(outputs[4], reference[4])
+
+
+def test_per_block_sample_groups_cache_as_each_sample_would_alone():
+    stack = _SkipStack()
+    samples = [torch.linspace(0, 1, 6).reshape(1, 3, 2), torch.linspace(-2, 4, 6).reshape(1, 3, 2)]
+    config = DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=2, num_inference_steps=6)
+    adapter = BlockAdapter(transformer=stack, per_block=True)
+    alone = []
+    for sample in samples:
+        cache.enable_cache(adapter, config.copy())
+        try:
+            alone.append([stack(sample, t) for t in range(6)])
+        finally:
+            cache.disable_cache(stack)
+    cache.enable_cache(adapter, config.copy())
+    try:
+        cache.set_sample_groups(stack, [1, 1])
+        batched = [stack(torch.cat(samples), t) for t in range(6)]
+        assert cache.summary(stack, logging=False, sample_group=1)[0].cached_steps == [2, 3, 4, 5]
+    finally:
+        cache.disable_cache(stack)
+    for t in range(6):
+        for row in (0, 1):
+            assert torch.allclose(batched[t][row : row + 1], alone[row][t])
 
 
 @pytest.mark.parametrize("per_block", [False, True])

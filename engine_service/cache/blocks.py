@@ -256,7 +256,12 @@ class PerBlockCachedBlocks(_PerBlockRunner):
         self._cached = all(self._decisions)
         self._middle_start = (hidden, encoder)
         if self._cached:
-            return self._add_cached(hidden.clone(), None if encoder is None else encoder.clone())
+            if rows is None:
+                out = self._add_cached(hidden, encoder)
+            else:
+                out = self._add_cached(hidden.clone(), None if encoder is None else encoder.clone())
+            self._middle_start = None
+            return out
         out_hidden, out_encoder = call.run(self.blocks[self.first], hidden, encoder)
         if self.first == self.last - 1:
             out_hidden, out_encoder = self._leave_middle(out_hidden, out_encoder)
