@@ -246,10 +246,7 @@ class PerBlockCachedBlocks(_PerBlockRunner):
         if rows is None:
             self._decisions = [context.decide(fn_residual)]
         else:
-            self._decisions = []
-            for group, group_rows in enumerate(rows):
-                context.select_group(group)
-                self._decisions.append(context.decide(fn_residual.index_select(0, group_rows)))
+            self._decisions = context.decide_groups([fn_residual.index_select(0, group_rows) for group_rows in rows])
         self._cached = all(self._decisions)
         self._middle_start = (hidden, encoder)
         if self._cached:

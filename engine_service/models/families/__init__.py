@@ -23,7 +23,6 @@ from engine_service.models.families.ovis_image import OVIS_IMAGE
 from engine_service.models.families.prx import PRX
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.visualcloze import VISUALCLOZE
-from engine_service.models.families.wan import WAN
 from engine_service.models.families.wan import WAN, WAN_I2V, WAN_VACE
 from engine_service.models.spec import FamilySpec
 
