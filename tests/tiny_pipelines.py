@@ -49,29 +49,41 @@ TINY_CLIP = {
 }
 
 
-def tiny_flux_components(seed: int = 0, in_channels: int = 16, out_channels: int | None = None) -> dict:
+def tiny_flux_components(
+    seed: int = 0,
+    in_channels: int = 16,
+    out_channels: int | None = None,
+    transformer: FluxTransformer2DModel | None = None,
+) -> dict:
     """The modules of a random FLUX pipeline: 2 double-stream + 4 single-stream blocks, 8x VAE with 4 latent
     channels (16 per packed token), CLIP + T5 text encoders, all in eval mode. ``in_channels`` grows for
-    pipelines that feed extra channels (Fill: masked image and mask)."""
+    pipelines that feed extra channels (Fill: masked image and mask).
+
+    Given a ``transformer`` (a full-size one, for benchmarks), the text encoders and the VAE
+    stay tiny but are sized to feed it: T5 width = its text width, CLIP width = its pooled width,
+    VAE latent channels = its output channels / 4.
+    """
+    if transformer is None:
+        torch.manual_seed(seed)
+        transformer = FluxTransformer2DModel(
+            patch_size=1,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            num_layers=2,
+            num_single_layers=4,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=32,
+            pooled_projection_dim=32,
+            guidance_embeds=True,
+            axes_dims_rope=[4, 4, 8],
+        )
+    config = transformer.config
     torch.manual_seed(seed)
-    transformer = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        num_layers=2,
-        num_single_layers=4,
-        attention_head_dim=16,
-        num_attention_heads=2,
-        joint_attention_dim=32,
-        pooled_projection_dim=32,
-        guidance_embeds=True,
-        axes_dims_rope=[4, 4, 8],
-    )
+    text_encoder = CLIPTextModel(CLIPTextConfig(**{**TINY_CLIP, "hidden_size": config.pooled_projection_dim}))
     torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(CLIPTextConfig(**TINY_CLIP))
-    torch.manual_seed(seed)
-    text_encoder_2 = T5EncoderModel(T5Config(**TINY_T5))
-    vae = tiny_vae(seed)
+    text_encoder_2 = T5EncoderModel(T5Config(**{**TINY_T5, "d_model": config.joint_attention_dim}))
+    vae = tiny_vae(seed, latent_channels=(config.out_channels or config.in_channels) // 4)
     # Modules built from a config start in train mode; T5 dropout would make outputs random.
     for module in (transformer, text_encoder, text_encoder_2, vae):
         module.eval()
@@ -114,9 +126,10 @@ def tiny_t5(seed: int = 0, umt5: bool = False) -> T5EncoderModel | UMT5EncoderMo
     return T5EncoderModel(T5Config(**TINY_T5)).eval()
 
 
-def build_tiny_flux(seed: int = 0) -> FluxPipeline:
-    """A random FLUX pipeline: 2 double-stream + 4 single-stream blocks, 8x VAE, in eval mode."""
-    return FluxPipeline(**tiny_flux_components(seed))
+def build_tiny_flux(seed: int = 0, transformer: FluxTransformer2DModel | None = None) -> FluxPipeline:
+    """A random FLUX pipeline: 2 double-stream + 4 single-stream blocks, 8x VAE, in eval mode (a given
+    ``transformer`` gets tiny encoders and VAE sized to feed it: see :func:`tiny_flux_components`)."""
+    return FluxPipeline(**tiny_flux_components(seed, transformer=transformer))
 
 
 def build_tiny_wan(seed: int = 0, num_layers: int = 4) -> WanPipeline:

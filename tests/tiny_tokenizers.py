@@ -1,15 +1,17 @@
 """Tokenizers built from an in-memory vocabulary, for models made in code.
 
 No file or download is involved: the CLIP and Qwen2 tokenizers map every byte
-to one token (byte-level BPE with no merges) and the T5 tokenizer is a small unigram
-vocabulary of letters, digits and a few whole words. They save and load like
+to one token (byte-level BPE with no merges), the T5 tokenizer is a small unigram
+vocabulary of letters, digits and a few whole words, and the Gemma and BERT ones
+spell words character by character. They save and load like
 any other ``transformers`` tokenizer.
 """
 
 from __future__ import annotations
 
 from tokenizers import AddedToken
-from transformers import CLIPTokenizer, GemmaTokenizer, Qwen2Tokenizer, T5Tokenizer
+from tokenizers.processors import TemplateProcessing
+from transformers import BertTokenizer, CLIPTokenizer, GemmaTokenizer, Qwen2Tokenizer, T5Tokenizer
 
 _T5_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,!?'-"
 _T5_WORDS = ("a", "an", "the", "of", "on", "in", "with", "and", "cat", "dog", "photo", "painting")
@@ -51,6 +53,44 @@ def small_t5_tokenizer(model_max_length: int = 512) -> T5Tokenizer:
     return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=model_max_length)
 
 
+def small_bert_tokenizer(model_max_length: int = 77) -> BertTokenizer:
+    """A WordPiece tokenizer that spells words letter by letter (5 specials + 2 ids per character)."""
+    vocab = {token: index for index, token in enumerate(("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"))}
+    for char in _T5_CHARS:
+        vocab[char] = len(vocab)
+        vocab["##" + char] = len(vocab)
+    return BertTokenizer(vocab=vocab, model_max_length=model_max_length)
+
+
+#: A Qwen-style chat template (pipelines that format prompts as chat messages need one).
+_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def byte_level_qwen2_tokenizer(
+    model_max_length: int = 1024, padding_side: str = "right", prefix: str | None = None
+) -> Qwen2Tokenizer:
+    """A byte-level BPE tokenizer with no merges (one token per byte), ``<|endoftext|>`` pads (257 ids),
+    with a Qwen-style chat template.
+
+    ``prefix`` adds a special token before every text (as GLM-4's ``<sop>``), so no text encodes empty.
+    """
+    vocab = {"<|endoftext|>": 0}
+    for char in _byte_alphabet():
+        vocab[char] = len(vocab)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], model_max_length=model_max_length, padding_side=padding_side)
+    tokenizer.chat_template = _CHAT_TEMPLATE
+    if prefix is not None:
+        tokenizer.add_special_tokens({"bos_token": prefix})
+        prefix_id = tokenizer.convert_tokens_to_ids(prefix)
+        tokenizer._tokenizer.post_processor = TemplateProcessing(
+            single=f"{prefix} $A", pair=f"{prefix} $A $B", special_tokens=[(prefix, prefix_id)]
+        )
+    return tokenizer
+
+
 #: Qwen chat and vision markers, added after the byte alphabet as special tokens.
 QWEN_SPECIAL_TOKENS = (
     "<|im_start|>",
@@ -62,13 +102,10 @@ QWEN_SPECIAL_TOKENS = (
 )
 
 
-def byte_level_qwen2_tokenizer(model_max_length: int = 1024) -> Qwen2Tokenizer:
-    """A Qwen2 tokenizer with one token per byte (ids 1-256), ``<|endoftext|>`` = 0, then the chat and
-    vision markers (ids 257-262) as special tokens."""
-    vocab = {"<|endoftext|>": 0}
-    for char in _byte_alphabet():
-        vocab[char] = len(vocab)
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+def qwen_vl_tokenizer(model_max_length: int = 1024) -> Qwen2Tokenizer:
+    """:func:`byte_level_qwen2_tokenizer` with the chat and vision markers as special tokens (ids 257-262),
+    as vision-language encoders (Qwen2.5-VL) need them."""
+    tokenizer = byte_level_qwen2_tokenizer(model_max_length)
     tokenizer.add_tokens([AddedToken(token, special=True) for token in QWEN_SPECIAL_TOKENS])
     return tokenizer
 
@@ -83,17 +120,3 @@ def small_gemma_tokenizer(model_max_length: int = 512) -> GemmaTokenizer:
         vocab.setdefault(char, len(vocab))
     # Like Gemma's own, it starts every text with <bos>: an empty negative prompt still has a token to attend to.
     return GemmaTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length, add_bos_token=True)
-
-
-#: A minimal ChatML template: what Qwen3-based pipelines (Z-Image, FLUX.2 Klein) render prompts with.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def chat_qwen2_tokenizer(model_max_length: int = 1024) -> Qwen2Tokenizer:
-    """:func:`byte_level_qwen2_tokenizer` with :data:`CHATML_TEMPLATE` as its chat template."""
-    tokenizer = byte_level_qwen2_tokenizer(model_max_length)
-    tokenizer.chat_template = CHATML_TEMPLATE
-    return tokenizer

@@ -14,13 +14,13 @@ cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import inspect
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -92,7 +92,7 @@ class Worker:
         start = time.perf_counter()
         self.run([Member(spec, threading.Event(), lambda _event: None)])
         elapsed = time.perf_counter() - start
-        logger.info("warmed up model %r in %.2f s", name, elapsed)
+        logger.info("warmed up model %r at %dx%d in %.2f s", name, spec.width, spec.height, elapsed)
 
     def run(self, members: Sequence[Member]) -> list[Outcome]:
         """Run one pipeline call for ``members`` (compatible jobs of one model), one outcome each.
@@ -128,8 +128,14 @@ class Worker:
                 cache.enable_cache(pipe, first.cache.cache_config.copy(), first.cache.calibrator_config)
                 if len(members) > 1:
                     cache.set_sample_groups(pipe, [m.spec.num_outputs for m in members])
-            with torch.inference_mode():
-                output = pipe(**kwargs, **_step_callback_kwargs(pipe, callback), generator=generators, output_type="np")
+            if model.family.step_end_callback:
+                kwargs["callback_on_step_end"] = callback
+            with (
+                torch.inference_mode(),
+                _steps_from_scheduler(pipe, None if model.family.step_end_callback else callback),
+            ):
+                generator = generators if model.family.generator_per_output else generators[0]
+                output = pipe(**kwargs, generator=generator, output_type="np")
             pruned_ratio = _pruned_ratio(cache.summary(pipe, logging=False))
         except JobCancelled:
             return [JobCancelled(m.spec.request_id) for m in members]
@@ -183,13 +189,14 @@ class Worker:
         steps: list[list[StepRecord]],
     ) -> Callable[..., dict]:
         total = members[0].spec.num_inference_steps
+        timesteps = _HostTimesteps()
 
         def on_step_end(pipe, index: int, timestep, callback_kwargs: dict) -> dict:
             now = time.perf_counter()
             step_start = clock.last_step_end or clock.first_transformer_call or clock.start
             clock.last_step_end = now
             cached_run = members[0].spec.cache is not None
-            t = float(timestep)
+            t = timesteps.value(pipe, index, timestep)
             # Cancel flags are read after the step so a job sees its progress up to the stop. A
             # cancelled job gets no more events; when none is left, raising here skips the
             # remaining steps and the VAE decode.
@@ -243,23 +250,75 @@ class Worker:
             reset()
 
 
-def _step_callback_kwargs(pipe, on_step_end: Callable[..., dict]) -> dict[str, Any]:
-    """The pipeline's per-step callback argument: ``callback_on_step_end``, or for the few pipelines
-    that only have the older ``callback(step, timestep, latents)`` (PixArt), that one, every step."""
-    parameters = inspect.signature(pipe.__call__).parameters
-    if "callback_on_step_end" in parameters or "callback" not in parameters:
-        return {"callback_on_step_end": on_step_end}
+class _HostTimesteps:
+    """The step's timestep as a Python float without a device-to-host sync per step.
 
-    def legacy(index: int, timestep, latents: torch.Tensor) -> None:
-        on_step_end(pipe, index, timestep, {"latents": latents})
+    Reading a timestep that lives on the accelerator (``float(t)``) waits for all the work
+    queued before it, so the host could not queue the next step while the device runs this
+    one. The scheduler's timesteps are copied to the host once per run instead, checked
+    against the first step's, and indexed from then on; a pipeline whose steps do not follow
+    its scheduler's timesteps falls back to reading each one.
+    """
 
-    return {"callback": legacy, "callback_steps": 1}
+    def __init__(self) -> None:
+        self._values: list[float] | None = None
+        self._checked = False
+
+    def value(self, pipe, index: int, timestep) -> float:
+        if not isinstance(timestep, torch.Tensor):
+            return float(timestep)
+        if not self._checked:
+            self._checked = True
+            self._values = self._scheduler_values(pipe)
+            if self._values is None or index >= len(self._values) or self._values[index] != float(timestep):
+                self._values = None
+        if self._values is not None and index < len(self._values):
+            return self._values[index]
+        return float(timestep)
+
+    @staticmethod
+    def _scheduler_values(pipe) -> list[float] | None:
+        scheduler = getattr(pipe, "scheduler", None)
+        values = getattr(scheduler, "timesteps", None)
+        if not isinstance(values, torch.Tensor):
+            return None
+        begin = getattr(scheduler, "begin_index", None) or 0
+        return [float(v) for v in values[begin:].tolist()]
 
 
 def _free_device_memory() -> None:
     """Give cached blocks back after an out-of-memory error so the next call starts clean."""
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def _steps_from_scheduler(pipe, callback: Callable[..., dict] | None):
+    """For pipelines without ``callback_on_step_end``: call ``callback`` after each scheduler step."""
+    if callback is None:
+        yield
+        return
+    scheduler = pipe.scheduler
+    own, step = scheduler.__dict__.get("step"), scheduler.step
+    index = 0
+
+    @functools.wraps(step)
+    def step_and_report(model_output, timestep, *args, **kwargs):
+        nonlocal index
+        out = step(model_output, timestep, *args, **kwargs)
+        latents = out.prev_sample if hasattr(out, "prev_sample") else out[0]
+        callback(pipe, index, timestep, {"latents": latents})
+        index += 1
+        return out
+
+    scheduler.step = step_and_report
+    try:
+        yield
+    finally:
+        if own is None:
+            scheduler.__dict__.pop("step", None)
+        else:
+            scheduler.step = own
 
 
 def _step_record(pipe, index: int, cached_run: bool, sample_group: int) -> StepRecord:

@@ -9,7 +9,7 @@ from diffusers import (
     Flux2Pipeline,
     Flux2Transformer2DModel,
 )
-from tiny_tokenizers import byte_level_qwen2_tokenizer, chat_qwen2_tokenizer
+from tiny_tokenizers import byte_level_qwen2_tokenizer, qwen_vl_tokenizer
 from transformers import Mistral3Config, Mistral3ForConditionalGeneration, Qwen3Config, Qwen3ForCausalLM
 
 from tiny_families import TinyCase
@@ -53,7 +53,7 @@ def _transformer_and_vae(seed: int, guidance_embeds: bool) -> tuple:
 
 
 def build_tiny_flux2(seed: int = 0) -> Flux2Pipeline:
-    tokenizer = byte_level_qwen2_tokenizer()
+    tokenizer = qwen_vl_tokenizer()
     tokenizer.chat_template = PARTS_TEMPLATE
     transformer, vae = _transformer_and_vae(seed, guidance_embeds=True)
     torch.manual_seed(seed)
@@ -103,7 +103,7 @@ def build_tiny_flux2(seed: int = 0) -> Flux2Pipeline:
 
 
 def build_tiny_flux2_klein(seed: int = 0) -> Flux2KleinPipeline:
-    tokenizer = chat_qwen2_tokenizer()
+    tokenizer = byte_level_qwen2_tokenizer()
     transformer, vae = _transformer_and_vae(seed, guidance_embeds=False)
     torch.manual_seed(seed)
     text_encoder = Qwen3ForCausalLM(

@@ -18,7 +18,7 @@ from diffusers import (
     QwenImagePipeline,
     QwenImageTransformer2DModel,
 )
-from tiny_tokenizers import byte_level_qwen2_tokenizer
+from tiny_tokenizers import qwen_vl_tokenizer
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 from transformers.processing_utils import ProcessorMixin
@@ -29,7 +29,7 @@ LATENT_CHANNELS = 4
 
 
 def _components(seed: int = 0) -> dict:
-    tokenizer = byte_level_qwen2_tokenizer()
+    tokenizer = qwen_vl_tokenizer()
     token = tokenizer.convert_tokens_to_ids
     torch.manual_seed(seed)
     transformer = QwenImageTransformer2DModel(

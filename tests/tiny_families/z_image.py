@@ -3,14 +3,14 @@
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
 from tiny_pipelines import tiny_vae
-from tiny_tokenizers import chat_qwen2_tokenizer
+from tiny_tokenizers import byte_level_qwen2_tokenizer
 from transformers import Qwen3Config, Qwen3Model
 
 from tiny_families import TinyCase
 
 
 def build_tiny_z_image(seed: int = 0) -> ZImagePipeline:
-    tokenizer = chat_qwen2_tokenizer()
+    tokenizer = byte_level_qwen2_tokenizer()
     torch.manual_seed(seed)
     transformer = ZImageTransformer2DModel(
         all_patch_size=(2,),

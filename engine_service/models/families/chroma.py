@@ -5,10 +5,9 @@ the timestep modulation comes from a small approximator network instead of
 per-block projections. Guidance is true CFG on the negative prompt (a second
 transformer call per step).
 
-Not served yet: the transformer's block loop hands each block its own slice of
-the timestep modulation, while the cache runs a block group with the arguments
-of its first block, so a cached run would modulate every block alike. It needs
-per-block arguments in the cache adapter.
+The transformer's block loop hands each block its own slice of the timestep
+modulation, so the cache stands in for each block and lets that loop run
+(``PER_BLOCK_LAYOUTS`` in the cache adapter).
 """
 
 from __future__ import annotations
@@ -30,8 +29,4 @@ CHROMA = FamilySpec(
     decode_latents=decode_packed_latents,
     uses_negative_prompt=True,
     call_defaults={"max_sequence_length": 512},
-    unsupported_reason=(
-        "its transformer gives each block its own slice of the timestep modulation inside the block loop; "
-        "the cache runs a block group with the first block's arguments (needs per-block arguments in the cache)"
-    ),
 )

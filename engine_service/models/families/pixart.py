@@ -26,4 +26,5 @@ PIXART = FamilySpec(
     decode_latents=decode_vae_latents,
     uses_negative_prompt=True,
     call_defaults={"clean_caption": False, "max_sequence_length": 300},
+    step_end_callback=False,  # only the older callback(step, timestep, latents)
 )

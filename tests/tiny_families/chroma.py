@@ -1,0 +1,42 @@
+"""Chroma: 2 double-stream + 2 single-stream blocks, a tiny T5, 8x VAE."""
+
+import torch
+from diffusers import ChromaPipeline, ChromaTransformer2DModel, FlowMatchEulerDiscreteScheduler
+from tiny_pipelines import tiny_t5, tiny_vae
+from tiny_tokenizers import small_t5_tokenizer
+
+from tiny_families import TinyCase
+
+
+def build_tiny_chroma(seed: int = 0) -> ChromaPipeline:
+    torch.manual_seed(seed)
+    transformer = ChromaTransformer2DModel(
+        patch_size=1,
+        in_channels=16,  # 4 latent channels x 2x2 packing
+        num_layers=2,
+        num_single_layers=2,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        axes_dims_rope=[4, 4, 8],
+        approximator_hidden_dim=32,
+        approximator_layers=1,
+        approximator_num_channels=16,
+    ).eval()
+    return ChromaPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=tiny_t5(seed),
+        tokenizer=small_t5_tokenizer(),
+        transformer=transformer,
+        vae=tiny_vae(seed),
+    )
+
+
+CASES = [
+    TinyCase(
+        name="chroma",
+        pipeline_class="ChromaPipeline",
+        build=build_tiny_chroma,
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+    ),
+]
