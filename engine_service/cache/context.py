@@ -63,15 +63,21 @@ class BranchState:
 
 
 def relative_l1(previous: torch.Tensor, current: torch.Tensor) -> float:
-    """mean|previous - current| / mean|previous|, averaged over ranks when running distributed."""
+    """mean|previous - current| / mean|previous|; over all ranks' elements when running distributed.
+
+    Under context parallel each rank holds a slice of the sequence (slices may differ in
+    length): the sums are added across ranks, so every rank gets the whole tensor's value
+    and makes the same decision. Ranks holding the same tensor (tensor parallel) scale
+    both sums alike, which leaves the ratio unchanged.
+    """
     terms = torch.stack(
         [
-            torch.mean((previous - current).abs(), dtype=torch.float32),
-            torch.mean(previous.abs(), dtype=torch.float32),
+            torch.sum((previous - current).abs(), dtype=torch.float32),
+            torch.sum(previous.abs(), dtype=torch.float32),
         ]
     )
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(terms, op=dist.ReduceOp.AVG)
+        dist.all_reduce(terms, op=dist.ReduceOp.SUM)
     numerator, denominator = terms.tolist()
     if denominator == 0.0:
         return 0.0 if numerator == 0.0 else float("inf")
