@@ -55,8 +55,14 @@ def build_engine(
     default_model: str | None = None,
     limits: Limits | None = None,
     batching: BatchingConfig | None = None,
+    parallel=None,
+    lockstep=None,
 ):
-    """Load every model and return an AsyncEngine (not started). No source = the builtin default."""
+    """Load every model and return an AsyncEngine (not started). No source = the builtin default.
+
+    With ``parallel`` (a ParallelConfig, inside a process group) every model's transformer is
+    split across the ranks; ``lockstep`` makes the engine hand its calls to the other ranks.
+    """
     # Never reach for a model hub: every model comes from a local directory or from code.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from engine_service.models import load_builtin_default, load_local_model
@@ -79,4 +85,8 @@ def build_engine(
     if default_model not in models:
         raise ValueError(f"--default-model {default_model!r} is not among the loaded models: {', '.join(names)}")
     logger.info("loaded %d model(s) on %s (%s)", len(models), torch_device, torch_dtype)
-    return AsyncEngine(models, default_model, limits or Limits(), str(torch_device), batching)
+    if parallel is not None and parallel.enabled:
+        from engine_service.parallel.ranks import parallelize_models
+
+        parallelize_models(models, parallel, torch_device)
+    return AsyncEngine(models, default_model, limits or Limits(), str(torch_device), batching, lockstep)

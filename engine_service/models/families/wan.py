@@ -47,4 +47,6 @@ WAN = FamilySpec(
     frame_stride=4,
     uses_negative_prompt=True,
     call_defaults={"max_sequence_length": 512},
+    context_parallel=True,
+    tensor_parallel=True,
 )
