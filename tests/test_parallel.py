@@ -242,6 +242,25 @@ def test_torchrun_engine_answers_stream_like_one_process(torchrun_engine, stub, 
     assert psnr(_pixels(split[3].outputs[0].data), _pixels(single[3].outputs[0].data)) >= 40.0
 
 
+def test_cancel_reaches_every_rank_of_the_torchrun_engine(torchrun_engine, proto_stubs):
+    """A running request cancelled mid-way stops on all ranks: the next request runs normally."""
+    pb = proto_stubs.pb
+    with grpc.insecure_channel(torchrun_engine) as channel:
+        engine = proto_stubs.grpc.EngineStub(channel)
+        request = pb.GenerateRequest(prompt="a red circle", num_inference_steps=400, request_id="long-one")
+        steps = 0
+        with pytest.raises(grpc.RpcError) as cancelled:
+            for event in engine.Stream(request, timeout=120):
+                if event.WhichOneof("event") == "step":
+                    steps += 1
+                    if steps == 2:
+                        engine.Cancel(pb.CancelRequest(request_id="long-one"), timeout=10)
+        assert cancelled.value.code() == grpc.StatusCode.CANCELLED
+        assert steps < 400
+        after = engine.Generate(pb.GenerateRequest(prompt="a red circle", num_inference_steps=3, seed=1), timeout=60)
+        assert len(after.outputs) == 1 and len(after.cache_stats.steps) == 3
+
+
 def test_a_lost_rank_turns_the_engine_not_serving(proto_stubs):
     """Ranks started as torchrun starts them; rank 1 is killed; rank 0 stays up and says why it cannot serve.
 
