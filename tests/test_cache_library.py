@@ -465,10 +465,11 @@ def test_taylorseer_is_exact_for_polynomial_residuals_of_its_order(order):
     coefficients = tuple(0.3 * (k + 1) * (-1) ** k for k in range(order + 1))
     stack = _Stack(ForwardPattern.Pattern_0, coefficients=coefficients, num_blocks=3)
     h, e = torch.zeros(1, 2, 2, dtype=torch.float64), torch.zeros(1, 2, 2, dtype=torch.float64)
-    steps = 12
+    steps = 14
     reference = [stack(h, e, float(t)) for t in range(steps)]
-    # Computed steps unevenly spaced (0..order, then 7 and 9); every other step is extrapolated.
-    mask = [1 if t <= order or t in (7, 9) else 0 for t in range(steps)]
+    # Computed steps unevenly spaced (0..order + 2, then 9 and 12; differences start at step 2);
+    # every other step is extrapolated.
+    mask = [1 if t <= order + 2 or t in (9, 12) else 0 for t in range(steps)]
     cache.enable_cache(
         stack,
         DBCacheConfig(
@@ -511,9 +512,18 @@ def test_foca_is_exact_for_linear_residuals_within_its_horizon():
 
 def test_taylorseer_calibrator_extrapolates_newton_polynomials():
     calibrator = cache.TaylorSeerCalibrator(order=2)
-    for step in (0, 1, 3):
+    for step in (2, 3, 5):
         calibrator.update(step, torch.tensor([float(step**2)]))
-    assert calibrator.approximate(5).item() == pytest.approx(25.0)
+    assert calibrator.approximate(7).item() == pytest.approx(49.0)
+    # Steps 0 and 1 move too fast to extrapolate from: until step 2 is computed, a forecast is a reuse.
+    calibrator.reset()
+    for step in (0, 1):
+        calibrator.update(step, torch.tensor([float(step)]))
+    assert calibrator.approximate(2).item() == 1.0
+    calibrator.update(2, torch.tensor([2.0]))
+    assert calibrator.approximate(3).item() == 2.0
+    calibrator.update(3, torch.tensor([3.0]))
+    assert calibrator.approximate(5).item() == pytest.approx(5.0)
     with pytest.raises(ValueError, match="between 1 and 4"):
         cache.TaylorSeerCalibrator(order=5)
     from engine_service.cache.calibrators import make_calibrator

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from engine_service import cache
+from engine_service.metrics import psnr
 from engine_service.models import shapes
 from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULTS, BUILTIN_DIR
 
@@ -81,3 +83,36 @@ def test_the_prompt_decides_the_image(pipe):
         ).images
     first, second = (shapes.centre_and_corner_colours(np.round(i * 255).astype(np.uint8)) for i in images)
     assert first == ("red", ["blue"] * 4) and second == ("blue", ["red"] * 4)
+
+
+def test_every_step_mask_preset_stays_within_25_db_of_full_compute(pipe):
+    """Cached vs full compute at 28 steps (scripts/bench_fidelity.py has the full table)."""
+    prompts = shapes.prompt_set(4)
+
+    def run() -> np.ndarray:
+        with torch.inference_mode():
+            images = pipe(
+                prompts,
+                width=64,
+                height=64,
+                num_inference_steps=28,
+                generator=[torch.Generator().manual_seed(seed) for seed in range(len(prompts))],
+                output_type="np",
+                **BUILTIN_CALL_DEFAULTS,
+            ).images
+        return np.round(images * 255).astype(np.uint8)
+
+    reference = run()
+    for policy in cache.MASK_POLICIES:
+        mask = list(cache.steps_mask(total_steps=28, mask_policy=policy))
+        config = cache.DBCacheConfig(
+            Fn_compute_blocks=1, Bn_compute_blocks=0, steps_computation_mask=mask, steps_computation_policy="static"
+        )
+        cache.enable_cache(pipe, config)
+        try:
+            images = run()
+            assert len(cache.summary(pipe, logging=False)[0].cached_steps) == 28 - sum(mask)
+        finally:
+            cache.disable_cache(pipe)
+        mean = np.mean([psnr(image, full) for image, full in zip(images, reference, strict=True)])
+        assert mean >= 25.0, f"{policy}: {mean:.1f} dB"

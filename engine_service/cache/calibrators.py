@@ -8,7 +8,10 @@ a step is cached; it only changes what a cached step adds.
   computed residuals (Newton's divided differences, so uneven spacing between
   computed steps is handled exactly): a residual that is a polynomial of degree
   <= n in the step index is forecast exactly. Order 1 is linear extrapolation
-  from the last two computed steps.
+  from the last two computed steps. Steps 0 and 1 never enter a difference:
+  the first steps of a denoising run move too fast to extrapolate from, so a
+  cached step before step 3 reuses the last computed residual as it is (as
+  cache-dit does).
 - FoCa takes a Heun (trapezoid) step from the last computed residual, averaging
   the slope between the last two computed residuals and the slope of its own
   running forecast; beyond 3 steps the forecast is damped toward the anchor.
@@ -32,7 +35,10 @@ class Calibrator(Protocol):
 
 
 class TaylorSeerCalibrator:
-    """Polynomial extrapolation of order ``order`` over the computed steps."""
+    """Polynomial extrapolation of order ``order`` over the computed steps from ``FIRST_NODE`` on."""
+
+    #: The first step whose residual may take part in a divided difference.
+    FIRST_NODE = 2
 
     def __init__(self, order: int = 1):
         if not 1 <= order <= 4:
@@ -48,8 +54,8 @@ class TaylorSeerCalibrator:
     def update(self, step: int, value: torch.Tensor) -> None:
         if self._diffs and self._diffs[0].shape != value.shape:
             self.reset()
-        if self._nodes and step <= self._nodes[-1]:
-            self.reset()
+        if (self._nodes and step <= self._nodes[-1]) or step <= self.FIRST_NODE:
+            self.reset()  # a new run, or a node that no difference may reach back to
         diffs = [value]
         for i, previous in enumerate(self._diffs[: self.order]):
             diffs.append((diffs[i] - previous) / float(step - self._nodes[-1 - i]))

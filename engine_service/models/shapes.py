@@ -36,6 +36,15 @@ def prompt(colour: str, shape: str, background: str | None = None) -> str:
     return text if background is None else f"{text} on a {background} background"
 
 
+def prompt_set(count: int) -> list[str]:
+    """``count`` different full prompts in a fixed order, cycling the shapes and spreading the colour pairs."""
+    pairs = [(a, b) for a in COLOURS for b in COLOURS if a != b]
+    if count > len(pairs) * len(SHAPES):
+        raise ValueError(f"at most {len(pairs) * len(SHAPES)} different prompts, asked for {count}")
+    picks = [pairs[(7 * i) % len(pairs)] for i in range(count)]
+    return [prompt(colour, SHAPES[i % len(SHAPES)], background) for i, (colour, background) in enumerate(picks)]
+
+
 def _signed_distance(shape: str, x: np.ndarray, y: np.ndarray, size: float) -> np.ndarray:
     """Signed distance in pixels to the shape's outline (negative inside), shape centred at (0, 0)."""
     if shape == "circle":
