@@ -101,6 +101,43 @@ def _rank_local_diffs(rank: int) -> dict:
     return {"local": local, "reduced": relative_l1(previous, current), "whole": whole}
 
 
+def _text_encoders() -> dict:
+    """T5 (ReLU and gated MLP) and UMT5 encoders split 2 ways against whole ones: max abs difference."""
+    from tiny_pipelines import TINY_T5
+    from torch.distributed.device_mesh import init_device_mesh
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    from engine_service.parallel.parallelize import apply_tensor_plan
+    from engine_service.parallel.plans import T5_ENCODER_PLAN
+
+    mesh = init_device_mesh("cpu", (2,))
+    config = {**TINY_T5, "d_ff": 38}  # the MLP width must split evenly
+    builds = {
+        "t5": lambda: T5EncoderModel(T5Config(**config)),
+        "t5-gated": lambda: T5EncoderModel(T5Config(**config, feed_forward_proj="gated-gelu")),
+        "umt5": lambda: UMT5EncoderModel(UMT5Config(**config)),
+    }
+    ids = torch.tensor([[5, 17, 300, 2, 9, 1, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 0, 0]])
+    results = {}
+    for name, build in builds.items():
+        torch.manual_seed(0)
+        encoder = build().eval()
+        with torch.inference_mode():
+            whole = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        split = apply_tensor_plan(encoder, T5_ENCODER_PLAN.layers, mesh, T5_ENCODER_PLAN.per_rank, optional=True)
+        with torch.inference_mode():
+            output = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        q = encoder.encoder.block[0].layer[0].SelfAttention.q.weight
+        results[name] = {
+            "max_diff": float((output - whole).abs().max()),
+            "layers": split,
+            "local_rows": q.to_local().shape[0],
+            "rows": q.shape[0],
+        }
+    return results
+
+
 def run_checks(rank: int, world_size: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -108,6 +145,7 @@ def run_checks(rank: int, world_size: int, port: int, out: str) -> None:
     results: dict = {"psnr": {}, "cached_steps": {}, "errors": []}
     try:
         results["diffs"] = _rank_local_diffs(rank)
+        results["text_encoders"] = _text_encoders()
         for family, (build, run) in _families().items():
             reference = run(build()) if rank == 0 else None
             for mode in MODES:

@@ -107,6 +107,15 @@ def test_parallel_output_matches_one_process(rank_results, family, mode):
     assert rank_results[0]["psnr"][f"{family} {mode}"] >= 40.0
 
 
+@pytest.mark.parametrize("encoder", ["t5", "t5-gated", "umt5"])
+def test_text_encoder_tensor_parallel_matches_the_whole_encoder(rank_results, encoder):
+    for result in rank_results:
+        outcome = result["text_encoders"][encoder]
+        assert outcome["local_rows"] * 2 == outcome["rows"]  # really split
+        assert outcome["layers"] >= 13  # 2 blocks x (q, k, v, o, MLP in and out) and a position bias table
+        assert outcome["max_diff"] < 1e-5
+
+
 def test_context_parallel_ran_on_odd_sequence_lengths():
     """The outputs above split odd sequences: uneven shards (one rank holds a token more)."""
     import parallel_ranks

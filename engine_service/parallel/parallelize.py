@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import types
+from collections.abc import Mapping
 
 import torch
 import torch.distributed as dist
@@ -54,6 +55,15 @@ def parallelize(pipe, family: str, plan: ParallelPlan, parallel: ParallelConfig,
             raise ParallelPlanError(f"family {family!r} has no tensor-parallel plan")
         mesh = init_device_mesh(device.type, (parallel.tp,), mesh_dim_names=("tp",))
         apply_tensor_plan(transformer, plan.tensor, mesh)
+        for component, encoder_plan in plan.text_encoders.items():
+            encoder = getattr(pipe, component, None)
+            if encoder is None:
+                continue
+            try:
+                apply_tensor_plan(encoder, encoder_plan.layers, mesh, encoder_plan.per_rank, optional=True)
+            except ParallelPlanError as err:
+                # Checked before anything is split: the encoder stays whole on every rank.
+                logger.warning("%s runs whole on every rank: %s", component, err)
 
 
 def enable_context_parallel(transformer, context_plan, parallel: ParallelConfig, device: torch.device) -> None:
@@ -121,29 +131,61 @@ def _gather_uneven_with_padding() -> None:
     _UNEVEN_GATHER_PATCHED = True
 
 
-def apply_tensor_plan(module: torch.nn.Module, plan: dict[str, TPStyle], mesh: DeviceMesh) -> int:
-    """Split every linear ``plan`` names over ``mesh``; returns how many were split."""
+def apply_tensor_plan(
+    module: torch.nn.Module,
+    plan: Mapping[str, TPStyle],
+    mesh: DeviceMesh,
+    per_rank: Mapping[str, tuple[str, ...]] | None = None,
+    optional: bool = False,
+) -> int:
+    """Split every layer ``plan`` names over ``mesh``; returns how many were split.
+
+    ``per_rank`` names modules whose attributes (head counts, widths) become per-rank values.
+    With ``optional``, entries may match nothing (one plan for several variants of a model).
+    Every layer is checked before any is split: ParallelPlanError names the first that cannot be.
+    """
     degree = mesh.size()
-    count = 0
+    entries = []
     for pattern, style in plan.items():
         matches = list(_matching(module, pattern))
-        if not matches:
+        if not matches and not optional:
             raise ParallelPlanError(f"tensor-parallel plan entry {pattern!r} matches no module")
-        for parent, name, linear in matches:
-            if not isinstance(linear, torch.nn.Linear):
-                raise ParallelPlanError(f"{name}: tensor parallel splits nn.Linear layers, not {type(linear).__name__}")
-            split_dim = 1 if style == ROWWISE or isinstance(style, PackedRowwise) else 0
-            if linear.weight.shape[split_dim] % degree:
-                raise ParallelPlanError(
-                    f"{name}: {linear.weight.shape[split_dim]} features do not split evenly over {degree} ranks"
-                )
-            if isinstance(style, PackedRowwise):
-                sizes = [parent.get_submodule(part).out_features for part in style.parts]
-                _interleave_input_blocks(linear, sizes, degree)
-            parallelize_module(linear, mesh, _torch_style(style))
-            count += 1
-    logger.info("tensor parallel: %d linear layers split over %d ranks", count, degree)
-    return count
+        entries.extend((parent, name, layer, style) for parent, name, layer in matches)
+    if not entries:
+        raise ParallelPlanError(f"the tensor-parallel plan matches no layer of {type(module).__name__}")
+    for _, name, layer, style in entries:
+        _check_split(name, layer, style, degree)
+    attributes = [
+        (name, target, attribute)
+        for pattern, names in (per_rank or {}).items()
+        for _, name, target in _matching(module, pattern)
+        for attribute in names
+    ]
+    for name, target, attribute in attributes:
+        if getattr(target, attribute) % degree:
+            raise ParallelPlanError(
+                f"{name}.{attribute} = {getattr(target, attribute)} does not split evenly over {degree} ranks"
+            )
+    for parent, _, layer, style in entries:
+        if isinstance(style, PackedRowwise):
+            sizes = [parent.get_submodule(part).out_features for part in style.parts]
+            _interleave_input_blocks(layer, sizes, degree)
+        parallelize_module(layer, mesh, _torch_style(style))
+    for _, target, attribute in attributes:
+        setattr(target, attribute, getattr(target, attribute) // degree)
+    logger.info("tensor parallel: %d layers of %s split over %d ranks", len(entries), type(module).__name__, degree)
+    return len(entries)
+
+
+def _check_split(name: str, layer: torch.nn.Module, style: TPStyle, degree: int) -> None:
+    if isinstance(layer, torch.nn.Embedding) and style == COLWISE:
+        features = layer.embedding_dim
+    elif isinstance(layer, torch.nn.Linear):
+        features = layer.in_features if style == ROWWISE or isinstance(style, PackedRowwise) else layer.out_features
+    else:
+        raise ParallelPlanError(f"{name}: {type(layer).__name__} cannot be split {style}")
+    if features % degree:
+        raise ParallelPlanError(f"{name}: {features} features do not split evenly over {degree} ranks")
 
 
 def _torch_style(style: TPStyle):

@@ -37,6 +37,16 @@ class PackedRowwise:
 
 TPStyle = str | PackedRowwise
 
+
+@dataclasses.dataclass(frozen=True)
+class EncoderPlan:
+    """Tensor parallel for a text encoder; entries may match nothing (one plan for several variants)."""
+
+    layers: Mapping[str, TPStyle]
+    per_rank: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """Module pattern -> attributes (head counts, widths) that become per-rank values once split."""
+
+
 #: Use the transformer's own diffusers ``_cp_plan``.
 MODEL_PLAN = "model"
 
@@ -51,6 +61,8 @@ class ParallelPlan:
     """Linear name pattern -> split style, or ``None`` = no tensor parallel."""
     tensor_notes: str = ""
     """Why the tensor plan looks the way it does, where it departs from the textbook split."""
+    text_encoders: Mapping[str, EncoderPlan] = dataclasses.field(default_factory=dict)
+    """Pipeline component name -> its tensor-parallel plan, applied with the transformer's."""
 
 
 FLUX_TENSOR_PLAN: dict[str, TPStyle] = {
@@ -84,11 +96,36 @@ WAN_TENSOR_PLAN: dict[str, TPStyle] = {
     "blocks.*.ffn.net.2": ROWWISE,
 }
 
+_T5_ATTENTION = "encoder.block.*.layer.0.SelfAttention"
+_T5_MLP = "encoder.block.*.layer.1.DenseReluDense"
+
+#: T5 and UMT5 encoders (T5 v1.0's ReLU MLP ``wi``, v1.1's and UMT5's gated ``wi_0``/``wi_1``). The
+#: relative position bias table (buckets x heads) is split by heads with the attention.
+T5_ENCODER_PLAN = EncoderPlan(
+    layers={
+        f"{_T5_ATTENTION}.q": COLWISE,
+        f"{_T5_ATTENTION}.k": COLWISE,
+        f"{_T5_ATTENTION}.v": COLWISE,
+        f"{_T5_ATTENTION}.o": ROWWISE,
+        f"{_T5_ATTENTION}.relative_attention_bias": COLWISE,
+        f"{_T5_MLP}.wi": COLWISE,
+        f"{_T5_MLP}.wi_0": COLWISE,
+        f"{_T5_MLP}.wi_1": COLWISE,
+        f"{_T5_MLP}.wo": ROWWISE,
+    },
+    per_rank={_T5_ATTENTION: ("n_heads", "inner_dim")},
+)
+
 PLANS: dict[str, ParallelPlan] = {
-    "flux": ParallelPlan(context=MODEL_PLAN, tensor=FLUX_TENSOR_PLAN),
+    "flux": ParallelPlan(
+        context=MODEL_PLAN,
+        tensor=FLUX_TENSOR_PLAN,
+        text_encoders={"text_encoder_2": T5_ENCODER_PLAN},
+    ),
     "wan": ParallelPlan(
         context=MODEL_PLAN,
         tensor=WAN_TENSOR_PLAN,
+        text_encoders={"text_encoder": T5_ENCODER_PLAN},
         tensor_notes="Wan normalizes q and k over all heads at once (rms_norm_across_heads), so its attention "
         "projections split their weights and gather their outputs: weights and matmuls are split, attention "
         "itself runs whole on every rank. The MLP is split the textbook way.",
