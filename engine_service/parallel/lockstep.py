@@ -4,7 +4,8 @@ Rank 0 runs the gRPC server and the engine; every other rank runs
 :func:`follow`. Before each pipeline call rank 0 broadcasts the call's job
 specs; at every step boundary it broadcasts which jobs are cancelled, so every
 rank drops the same jobs at the same step; after each call all ranks meet at a
-monitored barrier. Messages travel over gloo groups (CPU tensors, pickled
+monitored barrier; an idle rank 0 sends a heartbeat (a barrier) every few
+seconds. Messages travel over gloo groups (CPU tensors, pickled
 specs) even when the pipeline's own collectives run on NCCL.
 
 Nothing waits forever: the step group and the barrier time out, and the
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 #: A day: the job group waits this long for the next request before a follower gives up.
 IDLE_TIMEOUT = datetime.timedelta(days=1)
 _STOP = "stop"
+_PING = "ping"
 
 
 @dataclasses.dataclass
@@ -41,6 +43,8 @@ class Lockstep:
 
     timeout_s: float
     """How long a step collective or the end-of-call barrier waits for the other ranks."""
+    heartbeat_s: float = 5.0
+    """An idle rank 0 checks every this many seconds that the other ranks still answer."""
     rank: int = dataclasses.field(init=False)
     world_size: int = dataclasses.field(init=False)
 
@@ -64,7 +68,16 @@ class Lockstep:
         try:
             dist.broadcast_object_list([list(specs)], src=0, group=self._jobs)
         except Exception as err:
-            self._lose(f"could not hand the request to the other ranks: {err}")
+            self._lose(f"could not reach the other ranks: {err}")
+
+    def heartbeat(self) -> None:
+        """Rank 0, while idle: every rank meets at the barrier; raises RankLost naming one that does not."""
+        self._check()
+        try:
+            dist.broadcast_object_list([_PING], src=0, group=self._jobs)
+        except Exception as err:
+            self._lose(f"could not reach the other ranks: {err}")
+        self.settle()
 
     def stop(self) -> None:
         """Rank 0: tell the followers to exit (best effort: a broken group is left as it is)."""
@@ -94,7 +107,7 @@ class Lockstep:
                 group=self._steps, timeout=datetime.timedelta(seconds=self.timeout_s), wait_all_ranks=True
             )
         except Exception as err:
-            self._lose(f"a rank did not finish the request: {err}")
+            self._lose(f"a rank did not answer: {err}")
 
     def _check(self) -> None:
         if self._broken is not None:
@@ -108,10 +121,14 @@ class Lockstep:
     # -- followers --------------------------------------------------------------
 
     def receive(self) -> list[JobSpec] | None:
-        """A follower: the next call's jobs, or None when rank 0 stops the engine."""
-        box: list = [None]
-        dist.broadcast_object_list(box, src=0, group=self._jobs)
-        return None if box[0] == _STOP else box[0]
+        """A follower: the next call's jobs, or None when rank 0 stops the engine (heartbeats answered here)."""
+        while True:
+            box: list = [None]
+            dist.broadcast_object_list(box, src=0, group=self._jobs)
+            if box[0] == _PING:
+                self.settle()
+                continue
+            return None if box[0] == _STOP else box[0]
 
 
 def follow(models: Mapping, lockstep: Lockstep) -> None:

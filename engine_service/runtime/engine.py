@@ -304,7 +304,13 @@ class AsyncEngine:
         while True:
             if not self._pending:
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                if self.lockstep is None:
+                    await self._wakeup.wait()
+                    continue
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), self.lockstep.heartbeat_s)
+                except asyncio.TimeoutError:
+                    await self._heartbeat(loop)
                 continue
             wait_s = self._batcher.wait_s(self._pending)
             if wait_s > 0:
@@ -318,6 +324,15 @@ class AsyncEngine:
             batch = self._batcher.take(self._pending)
             self._announce_positions()
             await self._run_batch(loop, batch)
+
+    async def _heartbeat(self, loop: asyncio.AbstractEventLoop) -> None:
+        """While idle, check that every rank of a multi-process engine still answers."""
+        if self.broken is not None:
+            return
+        try:
+            await loop.run_in_executor(self._executor, self.lockstep.heartbeat)
+        except RankLost as err:
+            self._break(str(err))
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, jobs: list[Job]) -> None:
         started_at = time.perf_counter()
