@@ -5,8 +5,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from engine_service.config import BatchingConfig, Limits
+
+if TYPE_CHECKING:
+    from engine_service.quant import SpeedConfig
 
 logger = logging.getLogger(__name__)
 
@@ -17,6 +21,8 @@ class ModelSource:
 
     name: str
     path: str | None = None
+    speed: SpeedConfig | None = None
+    """This model's speed stack; None = the engine-wide one given to ``build_engine``."""
 
 
 def parse_model_arg(value: str) -> ModelSource:
@@ -25,6 +31,18 @@ def parse_model_arg(value: str) -> ModelSource:
     if not sep or not name or not path:
         raise ValueError(f"--model expects NAME=PATH, got {value!r}")
     return ModelSource(name=name, path=path)
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """Parse ``WxH`` (or ``N`` for a square) from ``--warmup-size``."""
+    width, sep, height = value.lower().partition("x")
+    try:
+        size = (int(width), int(height if sep else width))
+    except ValueError:
+        raise ValueError(f"--warmup-size expects WIDTHxHEIGHT, got {value!r}") from None
+    if min(size) < 1:
+        raise ValueError(f"--warmup-size must be positive, got {value!r}")
+    return size
 
 
 def resolve_device(choice: str):
@@ -55,17 +73,27 @@ def build_engine(
     default_model: str | None = None,
     limits: Limits | None = None,
     batching: BatchingConfig | None = None,
+    speed: SpeedConfig | None = None,
+    warmup_sizes: tuple[tuple[int, int], ...] = (),
+    compile_cache: str | os.PathLike[str] | None = None,
     parallel=None,
     lockstep=None,
 ):
     """Load every model and return an AsyncEngine (not started). No source = the builtin default.
 
-    With ``parallel`` (a ParallelConfig, inside a process group) every model's transformer is
-    split across the ranks; ``lockstep`` makes the engine hand its calls to the other ranks.
+    ``speed`` is every model's speed stack unless its source sets its own; each is checked
+    against the device before anything loads. ``warmup_sizes`` are run before SERVING (the
+    model's default size when empty). ``compile_cache`` is a directory that keeps compiled
+    graphs across restarts. With ``parallel`` (a ParallelConfig, inside a process group) every
+    model's transformer is split across the ranks; ``lockstep`` makes the engine hand its calls
+    to the other ranks.
     """
     # Never reach for a model hub: every model comes from a local directory or from code.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
     from engine_service.models import load_builtin_default, load_local_model
+    from engine_service.quant import CompileCache, SpeedConfig, check_speed
     from engine_service.runtime.engine import AsyncEngine
 
     torch_device = resolve_device(device)
@@ -75,12 +103,30 @@ def build_engine(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+    speeds = {s.name: s.speed or speed or SpeedConfig() for s in sources}
+    for name, config in speeds.items():
+        try:
+            check_speed(config, torch_device, torch_dtype)
+        except ValueError as err:
+            raise type(err)(f"model {name!r}: {err}") from err
+    cache = None
+    if compile_cache is not None:
+        cache = CompileCache(compile_cache)
+        cache.activate()
     models = {}
     for source in sources:
+        config = speeds[source.name]
+        # With offload, the weights stay in host memory until diffusers' hooks move them.
+        place = torch.device("cpu") if config.offload else torch_device
         if source.path is None:
-            models[source.name] = load_builtin_default(torch_device, torch_dtype)
+            model = load_builtin_default(place, torch_dtype, config, name=source.name)
         else:
-            models[source.name] = load_local_model(source.name, source.path, torch_device, torch_dtype)
+            model = load_local_model(source.name, source.path, place, torch_dtype, config)
+        for width, height in warmup_sizes:
+            factor = model.spatial_factor
+            if width % factor or height % factor:
+                raise ValueError(f"--warmup-size {width}x{height}: model {source.name!r} needs multiples of {factor}")
+        models[source.name] = dataclasses.replace(model, warmup_sizes=tuple(warmup_sizes))
     default_model = default_model or names[0]
     if default_model not in models:
         raise ValueError(f"--default-model {default_model!r} is not among the loaded models: {', '.join(names)}")
@@ -89,4 +135,12 @@ def build_engine(
         from engine_service.parallel.ranks import parallelize_models
 
         parallelize_models(models, parallel, torch_device)
-    return AsyncEngine(models, default_model, limits or Limits(), str(torch_device), batching, lockstep)
+    return AsyncEngine(
+        models,
+        default_model,
+        limits or Limits(),
+        str(torch_device),
+        batching,
+        compile_cache=cache,
+        lockstep=lockstep,
+    )

@@ -143,6 +143,106 @@ def _limits_from_args(args: argparse.Namespace):
     return Limits(**{field.name: getattr(args, field.name) for field in dataclasses.fields(Limits)})
 
 
+#: Speed flags that take ``VALUE`` (every model) or ``NAME=VALUE`` (one model), and their SpeedConfig fields.
+PER_MODEL_SPEED_FLAGS = {"quantize": "quantize", "attention_backend": "attention_backend", "offload": "offload"}
+
+
+def _add_speed_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("speed (see docs/performance.md)")
+    group.add_argument(
+        "--quantize",
+        action="append",
+        default=[],
+        metavar="[NAME=]SCHEME",
+        help="torchao quantization of the transformer's repeated blocks: float8 (FP8 row-wise, CUDA 8.9+), "
+        "int8-dynamic, int8-weight-only, int4-weight-only (CUDA, bfloat16); NAME=SCHEME for one model",
+    )
+    group.add_argument(
+        "--quantize-text-encoder", action="store_true", help="quantize the text encoders with the same scheme too"
+    )
+    group.add_argument(
+        "--compile",
+        action="store_true",
+        help="regional torch.compile of the transformer's repeated blocks; graphs are built at start-up "
+        "for each --warmup-size while health says NOT_SERVING",
+    )
+    group.add_argument(
+        "--compile-backend",
+        default="inductor",
+        choices=("inductor", "aot_eager", "eager"),
+        help="torch.compile backend (default: %(default)s)",
+    )
+    group.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
+    group.add_argument(
+        "--compile-cache",
+        default=None,
+        metavar="DIR",
+        help="keep compiled graphs in DIR across restarts, so a restarted engine reaches SERVING fast",
+    )
+    group.add_argument(
+        "--warmup-size",
+        action="append",
+        default=[],
+        metavar="WxH",
+        help="size to warm up (and compile) before SERVING, repeatable (default: each model's default size)",
+    )
+    group.add_argument(
+        "--attention-backend",
+        action="append",
+        default=[],
+        metavar="[NAME=]BACKEND",
+        help="diffusers attention backend: native, flash, _flash_3, _native_cudnn, _native_flash, sage, ...; "
+        "NAME=BACKEND for one model (default: as loaded, native SDPA)",
+    )
+    group.add_argument(
+        "--offload",
+        action="append",
+        default=[],
+        metavar="[NAME=]MODE",
+        help="CPU offload for GPUs too small for the model: model (one component on the GPU at a time) or "
+        "sequential (one submodule at a time, slowest); CUDA only; NAME=MODE for one model",
+    )
+
+
+def _split_per_model(values: list[str], flag: str, names: list[str]) -> tuple[str | None, dict[str, str]]:
+    """``VALUE`` (every model; the last wins) and ``NAME=VALUE`` (one model) values of a speed flag."""
+    everywhere, per_model = None, {}
+    for value in values:
+        name, sep, choice = value.partition("=")
+        if not sep:
+            everywhere = value
+            continue
+        if name not in names:
+            raise ValueError(f"--{flag} {value}: no model named {name!r} (models: {', '.join(names)})")
+        per_model[name] = choice
+    return everywhere, per_model
+
+
+def _with_speed(sources: list, args: argparse.Namespace) -> list:
+    """``sources`` (default: the builtin model) with the speed stack of the flags."""
+    from engine_service.bootstrap import ModelSource
+    from engine_service.quant import SpeedConfig
+
+    sources = sources or [ModelSource(name="default")]
+    names = [source.name for source in sources]
+    split = {
+        field: _split_per_model(getattr(args, attr), attr.replace("_", "-"), names)
+        for attr, field in PER_MODEL_SPEED_FLAGS.items()
+    }
+    result = []
+    for source in sources:
+        chosen = {field: per_model.get(source.name, everywhere) for field, (everywhere, per_model) in split.items()}
+        speed = SpeedConfig(
+            quantize_text_encoder=args.quantize_text_encoder,
+            compile=args.compile,
+            compile_backend=args.compile_backend,
+            compile_mode=args.compile_mode,
+            **chosen,
+        )
+        result.append(dataclasses.replace(source, speed=speed))
+    return result
+
+
 # -- subcommands ------------------------------------------------------------------
 
 
@@ -168,7 +268,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
     import os
 
-    from engine_service.bootstrap import build_engine, parse_model_arg
+    from engine_service.bootstrap import build_engine, parse_model_arg, parse_size
     from engine_service.config import BatchingConfig, ServerConfig
     from engine_service.models import ModelLoadError
     from engine_service.parallel import ParallelConfig
@@ -189,7 +289,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
         )
         batching = BatchingConfig(max_batch=args.max_batch, batch_window_ms=args.batch_window_ms)
-        sources = [parse_model_arg(value) for value in args.model]
+        sources = _with_speed([parse_model_arg(value) for value in args.model], args)
         parallel = ParallelConfig.parse(args.parallel)
         lockstep = start_ranks(parallel, args.device, args.parallel_timeout) if parallel.enabled else None
         engine = build_engine(
@@ -199,6 +299,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             default_model=args.default_model,
             limits=_limits_from_args(args),
             batching=batching,
+            warmup_sizes=tuple(parse_size(value) for value in args.warmup_size),
+            compile_cache=args.compile_cache,
             parallel=parallel,
             lockstep=lockstep,
         )
@@ -308,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="weights dtype; auto = bfloat16 on CUDA, float32 on CPU",
     )
     _add_limit_args(serve)
+    _add_speed_args(serve)
     batching = serve.add_argument_group("dynamic batching")
     batching.add_argument(
         "--max-batch",

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from tiny_families.wan import build_wan22
 from tiny_pipelines import build_tiny_flux, build_tiny_wan, run_flux, run_wan
 
 from engine_service import cache
@@ -281,6 +282,28 @@ def test_wan_keeps_separate_state_per_cfg_branch_detected_from_the_calls(wan):
     assert stats.residual_diffs != stats.cfg_residual_diffs
     main, cfg = cache.step_outcomes(wan, 5)
     assert main is not None and cfg is not None
+
+
+def test_two_experts_are_both_cached_each_in_its_own_context():
+    # Wan 2.2: `transformer` runs the 3 high-noise steps, `transformer_2` the 3 others.
+    wan22 = build_wan22()
+    reference = run_wan(wan22, steps=6)
+    cache.enable_cache(wan22, DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.0))
+    assert torch.equal(run_wan(wan22, steps=6), reference)
+    cache.enable_cache(wan22, DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=1))
+    assert not torch.equal(run_wan(wan22, steps=6), reference)
+    high, low = cache.summary(wan22, logging=False)
+    assert (high.name, low.name) == ("blocks", "transformer_2.blocks")
+    # Each expert counts its own steps and warms up on the first one it runs.
+    for stats in (high, low):
+        assert stats.cached_steps == stats.cfg_cached_steps == [1, 2]
+        assert stats.computed_steps == stats.cfg_computed_steps == 1
+    outcomes = [cache.step_outcomes(wan22, step) for step in range(6)]
+    assert [(main.cached, cfg.cached) for main, cfg in outcomes] == [(False, False)] + [(True, True)] * 2 + [
+        (False, False)
+    ] + [(True, True)] * 2
+    cache.disable_cache(wan22)
+    assert torch.equal(run_wan(wan22, steps=6), reference)
 
 
 def test_one_shared_state_when_separate_cfg_is_off(wan):

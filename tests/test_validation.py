@@ -228,3 +228,18 @@ def test_a_missing_required_input_image_is_named(image_model):
 
 def test_too_many_input_images(image_model):
     assert _violated_fields(image_model, input_images=[{"data": _png_bytes()}] * 5) == {"input_images"}
+
+
+def test_video_frame_counts_follow_the_family_rule(engine_server):
+    import dataclasses
+
+    model = engine_server.engine.models["default"]
+    # A video family whose pipeline makes only 5 frames (as ChronoEdit), 4k + 1 otherwise.
+    family = dataclasses.replace(model.family, output_kind="video", frame_stride=4, frame_counts=(5,))
+    video = dataclasses.replace(model, family=family, default_frames=5)
+    assert _validate(video).num_frames == 5
+    assert _validate(video, num_frames=5, fps=24).fps == 24
+    assert _violated_fields(video, num_frames=9) == {"num_frames"}
+    assert _violated_fields(video, num_frames=6) == {"num_frames"}
+    free = dataclasses.replace(video, family=dataclasses.replace(family, frame_counts=None))
+    assert _validate(free, num_frames=9).num_frames == 9

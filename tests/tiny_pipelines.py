@@ -34,28 +34,35 @@ TINY_T5 = {
 }
 
 
-def build_tiny_flux(seed: int = 0) -> FluxPipeline:
-    """A random FLUX pipeline: 2 double-stream + 4 single-stream blocks, 8x VAE, in eval mode."""
-    torch.manual_seed(seed)
-    transformer = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=16,  # 4 latent channels x 2x2 packing
-        num_layers=2,
-        num_single_layers=4,
-        attention_head_dim=16,
-        num_attention_heads=2,
-        joint_attention_dim=32,
-        pooled_projection_dim=32,
-        guidance_embeds=True,
-        axes_dims_rope=[4, 4, 8],
-    )
+def build_tiny_flux(seed: int = 0, transformer: FluxTransformer2DModel | None = None) -> FluxPipeline:
+    """A random FLUX pipeline: 2 double-stream + 4 single-stream blocks, 8x VAE, in eval mode.
+
+    Given a ``transformer`` (a full-size one, for benchmarks), the text encoders and the VAE
+    stay tiny but are sized to feed it: T5 width = its text width, CLIP width = its pooled width,
+    VAE latent channels = its input channels / 4.
+    """
+    if transformer is None:
+        torch.manual_seed(seed)
+        transformer = FluxTransformer2DModel(
+            patch_size=1,
+            in_channels=16,  # 4 latent channels x 2x2 packing
+            num_layers=2,
+            num_single_layers=4,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=32,
+            pooled_projection_dim=32,
+            guidance_embeds=True,
+            axes_dims_rope=[4, 4, 8],
+        )
+    config = transformer.config
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             bos_token_id=0,
             eos_token_id=1,
             pad_token_id=1,
-            hidden_size=32,
+            hidden_size=config.pooled_projection_dim,
             intermediate_size=37,
             layer_norm_eps=1e-5,
             num_attention_heads=4,
@@ -67,7 +74,7 @@ def build_tiny_flux(seed: int = 0) -> FluxPipeline:
         )
     )
     torch.manual_seed(seed)
-    text_encoder_2 = T5EncoderModel(T5Config(**TINY_T5))
+    text_encoder_2 = T5EncoderModel(T5Config(**{**TINY_T5, "d_model": config.joint_attention_dim}))
     torch.manual_seed(seed)
     vae = AutoencoderKL(
         in_channels=3,
@@ -76,7 +83,7 @@ def build_tiny_flux(seed: int = 0) -> FluxPipeline:
         up_block_types=("UpDecoderBlock2D",) * 4,
         block_out_channels=(8, 8, 16, 16),
         layers_per_block=1,
-        latent_channels=4,
+        latent_channels=config.in_channels // 4,
         norm_num_groups=8,
         sample_size=256,
         use_quant_conv=False,

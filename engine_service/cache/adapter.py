@@ -25,6 +25,7 @@ from engine_service.cache.patterns import ForwardPattern
 #: attribute names is one group: lists that run back to back with the same arguments.
 BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "FluxTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
+    "HunyuanVideoTransformer3DModel": (("transformer_blocks", "single_transformer_blocks"),),
 }
 
 

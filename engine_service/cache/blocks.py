@@ -109,10 +109,7 @@ class CachedBlocks(_GroupRunner):
         group gets its own stored residual, a computed group stores its own rows.
         """
         context = self.context
-        decisions = []
-        for group, group_rows in enumerate(rows):
-            context.select_group(group)
-            decisions.append(context.decide(fn_residual.index_select(0, group_rows)))
+        decisions = context.decide_groups([fn_residual.index_select(0, group_rows) for group_rows in rows])
         middle_start, middle_encoder = hidden, encoder
         if all(decisions):
             hidden, encoder = hidden.clone(), None if encoder is None else encoder.clone()

@@ -63,7 +63,12 @@ class BranchState:
 
 
 def relative_l1(previous: torch.Tensor, current: torch.Tensor) -> float:
-    """mean|previous - current| / mean|previous|; over all ranks' elements when running distributed.
+    """mean|previous - current| / mean|previous|; over all ranks' elements when running distributed."""
+    return relative_l1_many([(previous, current)])[0]
+
+
+def relative_l1_many(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[float]:
+    """:func:`relative_l1` of each (previous, current) pair with one device-to-host copy for all of them.
 
     Under context parallel each rank holds a slice of the sequence (slices may differ in
     length): the sums are added across ranks, so every rank gets the whole tensor's value
@@ -72,16 +77,24 @@ def relative_l1(previous: torch.Tensor, current: torch.Tensor) -> float:
     """
     terms = torch.stack(
         [
-            torch.sum((previous - current).abs(), dtype=torch.float32),
-            torch.sum(previous.abs(), dtype=torch.float32),
+            torch.stack(
+                [
+                    torch.sum((previous - current).abs(), dtype=torch.float32),
+                    torch.sum(previous.abs(), dtype=torch.float32),
+                ]
+            )
+            for previous, current in pairs
         ]
     )
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(terms, op=dist.ReduceOp.SUM)
-    numerator, denominator = terms.tolist()
-    if denominator == 0.0:
-        return 0.0 if numerator == 0.0 else float("inf")
-    return numerator / denominator
+    diffs = []
+    for numerator, denominator in terms.tolist():  # the one host sync of a dynamic decision
+        if denominator == 0.0:
+            diffs.append(0.0 if numerator == 0.0 else float("inf"))
+        else:
+            diffs.append(numerator / denominator)
+    return diffs
 
 
 class CacheContext:
@@ -254,24 +267,46 @@ class CacheContext:
     @torch.compiler.disable
     def decide(self, fn_residual: torch.Tensor) -> bool:
         """DBCache: may this step reuse the middle blocks' residual?"""
-        state = self.state
-        verdict = self._gate()
-        diff = None
-        if verdict is None:
-            threshold = self.cache_config.residual_diff_threshold
-            previous = state.fn_residual
-            if previous is None or previous.shape != fn_residual.shape:
-                verdict = False
-            elif threshold >= 1:
-                verdict = True
-            else:
-                diff = self._shared_diff()
-                if diff is None:
-                    diff = relative_l1(previous, fn_residual)
+        return self.decide_groups([fn_residual])[0]
+
+    @torch.compiler.disable
+    def decide_groups(self, fn_residuals: list[torch.Tensor]) -> list[bool]:
+        """:meth:`decide` for sample groups 0, 1, ... (one Fn residual each), leaving the last one selected.
+
+        The diffs of every group that needs one are read from the device together: one host
+        sync per step however many requests share the batch.
+        """
+        threshold = self.cache_config.residual_diff_threshold
+        verdicts: list[bool | None] = []
+        diffs: list[float | None] = []
+        pending: list[int] = []
+        for group, fn_residual in enumerate(fn_residuals):
+            self.select_group(group)
+            verdict, diff = self._gate(), None
+            if verdict is None:
+                previous = self.state.fn_residual
+                if previous is None or previous.shape != fn_residual.shape:
+                    verdict = False
+                elif threshold >= 1:
+                    verdict = True
+                else:
+                    diff = self._shared_diff()
+                    if diff is None:
+                        pending.append(group)
+            verdicts.append(verdict)
+            diffs.append(diff)
+        if pending:
+            pairs = [(self._state(self.branch, g).fn_residual, fn_residuals[g]) for g in pending]
+            for group, diff in zip(pending, relative_l1_many(pairs), strict=True):
+                diffs[group] = diff
+        for group, (verdict, diff) in enumerate(zip(verdicts, diffs, strict=True)):
+            self.select_group(group)
+            if verdict is None:
                 self._record_diff(diff)
                 verdict = diff < threshold
-        self._finish_step(verdict, diff)
-        return verdict
+                verdicts[group] = verdict
+            self._finish_step(verdict, diff)
+        return verdicts
 
     def _record_diff(self, diff: float) -> None:
         self.state.residual_diffs[self.step] = diff
@@ -375,4 +410,4 @@ class CacheContext:
         self._finish_step(self._pruned_now > 0, mean, self._pruned_now)
 
 
-__all__ = ["BranchState", "CacheContext", "StepOutcome", "relative_l1"]
+__all__ = ["BranchState", "CacheContext", "StepOutcome", "relative_l1", "relative_l1_many"]

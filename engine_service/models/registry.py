@@ -25,6 +25,7 @@ from engine_service.cache.adapter import groups_for
 from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULTS, BUILTIN_DIR, BUILTIN_NAME
 from engine_service.models.families import FAMILIES
 from engine_service.models.spec import FamilySpec
+from engine_service.quant import SpeedConfig, apply_speed
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ class LoadedModel:
     """Width and height must be multiples of this (VAE scale factor x the family's latent patch)."""
     call_defaults: Mapping[str, Any]
     """Fixed keyword arguments added to every pipeline call."""
+    speed: SpeedConfig = dataclasses.field(default_factory=SpeedConfig)
+    """The speed stack applied at load (quantization, compile, attention backend, offload)."""
+    warmup_sizes: tuple[tuple[int, int], ...] = ()
+    """(width, height) pairs run before SERVING (compiled graphs are built for them); empty = the default size."""
 
     @property
     def num_transformer_blocks(self) -> int:
@@ -80,8 +85,17 @@ def family_for_pipeline(pipeline_class: str) -> FamilySpec:
     raise ModelLoadError(f"unsupported pipeline {pipeline_class!r}; supported pipelines: {', '.join(supported)}")
 
 
+#: Pipeline attributes holding the VAE's spatial compression, under the names diffusers pipelines use.
+_VAE_SPATIAL_ATTRIBUTES = (
+    "vae_scale_factor_spatial",
+    "vae_spatial_compression_ratio",  # LTX-Video
+    "vae_spatial_scale_factor",  # Mochi
+    "vae_scale_factor",
+)
+
+
 def _spatial_factor(pipeline: DiffusionPipeline, family: FamilySpec) -> int:
-    vae_scale = getattr(pipeline, "vae_scale_factor_spatial", None) or getattr(pipeline, "vae_scale_factor", 8)
+    vae_scale = next((getattr(pipeline, name) for name in _VAE_SPATIAL_ATTRIBUTES if getattr(pipeline, name, None)), 8)
     return int(vae_scale) * family.latent_patch
 
 
@@ -92,9 +106,16 @@ def _finish(
     source: str,
     device: torch.device,
     overrides: Mapping[str, Any] | None = None,
+    speed: SpeedConfig | None = None,
 ) -> LoadedModel:
-    pipeline.to(device)
+    speed = speed or SpeedConfig()
+    if speed.offload is None:
+        pipeline.to(device)  # with offload, diffusers' hooks move each component when it runs
     pipeline.set_progress_bar_config(disable=True)
+    if family.prepare_pipeline is not None:
+        family.prepare_pipeline(pipeline)
+    if not speed.is_default:
+        apply_speed(pipeline, family.block_lists, speed, device, name)
     overrides = dict(overrides or {})
     return LoadedModel(
         name=name,
@@ -108,6 +129,7 @@ def _finish(
         default_frames=overrides.pop("frames", family.default_frames),
         spatial_factor=_spatial_factor(pipeline, family),
         call_defaults={**family.call_defaults, **overrides.pop("call_defaults", {})},
+        speed=speed,
     )
 
 
@@ -144,11 +166,17 @@ def _quiet_loading():
             lib.enable_progress_bar()
 
 
-def load_local_model(name: str, path: str | os.PathLike[str], device: torch.device, dtype: torch.dtype) -> LoadedModel:
+def load_local_model(
+    name: str,
+    path: str | os.PathLike[str],
+    device: torch.device,
+    dtype: torch.dtype,
+    speed: SpeedConfig | None = None,
+) -> LoadedModel:
     """Load a diffusers pipeline directory (``save_pretrained`` layout) without touching the network."""
     directory = pathlib.Path(path)
     family, pipeline = _load_directory(name, directory, dtype)
-    return _finish(name, family, pipeline, str(directory), device)
+    return _finish(name, family, pipeline, str(directory), device, speed=speed)
 
 
 def model_from_pipeline(
@@ -156,15 +184,18 @@ def model_from_pipeline(
     pipeline: DiffusionPipeline,
     device: torch.device,
     defaults: Mapping[str, Any] | None = None,
+    speed: SpeedConfig | None = None,
 ) -> LoadedModel:
     """Serve a pipeline built in code. ``defaults`` may set width, height, steps, guidance_scale,
-    frames and call_defaults in place of the family's."""
+    frames and call_defaults in place of the family's; ``speed`` applies a speed stack."""
     family = family_for_pipeline(type(pipeline).__name__)
-    return _finish(name, family, pipeline, "in-process", device, defaults)
+    return _finish(name, family, pipeline, "in-process", device, defaults, speed)
 
 
-def load_builtin_default(device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    """The trained tiny FLUX pipeline shipped in the package, named ``default`` (64x64, 20 steps)."""
-    family, pipeline = _load_directory(BUILTIN_NAME, BUILTIN_DIR, dtype)
+def load_builtin_default(
+    device: torch.device, dtype: torch.dtype, speed: SpeedConfig | None = None, name: str = BUILTIN_NAME
+) -> LoadedModel:
+    """The trained tiny FLUX pipeline shipped in the package (64x64, 20 steps), served as ``name``."""
+    family, pipeline = _load_directory(name, BUILTIN_DIR, dtype)
     overrides = {**BUILTIN_DEFAULTS, "call_defaults": BUILTIN_CALL_DEFAULTS}
-    return _finish(BUILTIN_NAME, family, pipeline, "builtin", device, overrides)
+    return _finish(name, family, pipeline, "builtin", device, overrides, speed)

@@ -59,6 +59,9 @@ class FamilySpec:
     """Frames of a default video; 1 for image families."""
     frame_stride: int = 1
     """Video frame counts must be ``k * frame_stride + 1`` (the VAE's temporal compression)."""
+    frame_counts: tuple[int, ...] | None = None
+    """The only frame counts the pipeline makes, when it ignores other requests (ChronoEdit: 5);
+    ``None`` = any count of the ``frame_stride`` rule. Other counts are INVALID_ARGUMENT."""
     uses_negative_prompt: bool = False
     """Whether the pipeline takes ``negative_prompt`` with the request's guidance."""
     input_roles: tuple[str, ...] = ()
@@ -71,6 +74,9 @@ class FamilySpec:
     """Whether the family has a context-parallel plan (Ulysses / Ring)."""
     tensor_parallel: bool = False
     """Whether the family has a tensor-parallel plan."""
+    prepare_pipeline: Callable[[DiffusionPipeline], None] | None = None
+    """Called once on a loaded pipeline before it serves (e.g. to switch on a VAE mode the
+    pipeline cannot decode without); ``None`` = nothing to do."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""

@@ -33,6 +33,9 @@ from engine_service.parallel.plans import (
 
 logger = logging.getLogger(__name__)
 
+#: Pipeline components split by the transformer plans.
+TRANSFORMERS = ("transformer", "transformer_2")
+
 
 class ParallelPlanError(ValueError):
     """A model cannot be split the way ``--parallel`` asks."""
@@ -45,16 +48,19 @@ def parallelize(pipe, family: str, plan: ParallelPlan, parallel: ParallelConfig,
     if not dist.is_initialized() or dist.get_world_size() != parallel.world_size:
         world = dist.get_world_size() if dist.is_initialized() else 1
         raise ParallelPlanError(f"--parallel {parallel} needs {parallel.world_size} processes, this run has {world}")
-    transformer = pipe.transformer
+    # Two-expert pipelines (Wan 2.2) carry a second transformer of the same class.
+    transformers = [getattr(pipe, name) for name in TRANSFORMERS if getattr(pipe, name, None) is not None]
     if parallel.context_degree > 1:
         if plan.context is None:
             raise ParallelPlanError(f"family {family!r} has no context-parallel plan")
-        enable_context_parallel(transformer, plan.context, parallel, device)
+        for transformer in transformers:
+            enable_context_parallel(transformer, plan.context, parallel, device)
     if parallel.tp > 1:
         if plan.tensor is None:
             raise ParallelPlanError(f"family {family!r} has no tensor-parallel plan")
         mesh = init_device_mesh(device.type, (parallel.tp,), mesh_dim_names=("tp",))
-        apply_tensor_plan(transformer, plan.tensor, mesh)
+        for transformer in transformers:
+            apply_tensor_plan(transformer, plan.tensor, mesh)
         for component, encoder_plan in plan.text_encoders.items():
             encoder = getattr(pipe, component, None)
             if encoder is None:

@@ -43,6 +43,13 @@ def start_ranks(parallel: ParallelConfig, device_choice: str, timeout_s: float =
 def parallelize_models(models: Mapping, parallel: ParallelConfig, device: torch.device) -> None:
     """Split every loaded model's transformer as ``parallel`` asks; ValueError for a family without a plan."""
     for model in models.values():
+        if not model.speed.is_default():
+            # Quantized or compiled layers, offload hooks and a fixed attention backend meet the
+            # parallel hooks and DTensor weights untested: refuse rather than guess.
+            raise ParallelPlanError(
+                f"model {model.name!r}: --parallel cannot be combined with the speed options "
+                "(--quantize, --compile, --attention-backend, --offload) yet"
+            )
         family = model.family
         if parallel.context_degree > 1 and not family.context_parallel:
             raise ParallelPlanError(f"model {model.name!r} ({family.name}) has no context-parallel plan")

@@ -26,8 +26,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING
 
+from PIL import Image
+
 from engine_service.config import BatchingConfig, Limits
 from engine_service.models import LoadedModel
+from engine_service.quant import CompileCache
 from engine_service.runtime.batcher import Batcher
 from engine_service.runtime.errors import (
     DuplicateRequestId,
@@ -40,6 +43,7 @@ from engine_service.runtime.errors import (
     UnknownRequest,
 )
 from engine_service.runtime.job import (
+    DEFAULT_FPS,
     CompletedEvent,
     JobEvent,
     JobResult,
@@ -104,9 +108,11 @@ class AsyncEngine:
         limits: Limits,
         device: str,
         batching: BatchingConfig | None = None,
+        compile_cache: CompileCache | None = None,
         lockstep: Lockstep | None = None,
     ):
         self.models = dict(models)
+        self._compile_cache = compile_cache
         self.default_model = default_model
         self.limits = limits
         self.device = device
@@ -139,11 +145,14 @@ class AsyncEngine:
         return self._ready and self._accepting
 
     async def start(self) -> None:
-        """Warm every model up in the worker thread, then start taking jobs."""
+        """Warm every model up in the worker thread (at each warm-up size: compiled models build
+        their graphs here), save the compile cache, then start taking jobs."""
         loop = asyncio.get_running_loop()
         for name, model in self.models.items():
-            spec = warmup_spec(model)
-            await loop.run_in_executor(self._executor, self._worker.warm_up, name, spec)
+            for spec in warmup_specs(model):
+                await loop.run_in_executor(self._executor, self._worker.warm_up, name, spec)
+        if self._compile_cache is not None:
+            await loop.run_in_executor(self._executor, self._compile_cache.save)
         self._loop_task = asyncio.create_task(self._run_loop(), name="ditserve-engine-loop")
         self._ready = True
         self._accepting = True
@@ -417,22 +426,36 @@ class AsyncEngine:
         self._finish(job, JobStatus.FINISHED, None)
 
 
-def warmup_spec(model: LoadedModel) -> JobSpec:
-    """A two-step request at the model's default size, used before the engine reports SERVING."""
+def warmup_specs(model: LoadedModel) -> list[JobSpec]:
+    """The requests run before the engine reports SERVING: one per warm-up size (default: the model's size)."""
+    sizes = model.warmup_sizes or ((model.default_width, model.default_height),)
+    return [warmup_spec(model, width, height) for width, height in sizes]
+
+
+def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None = None) -> JobSpec:
+    """A two-step request at ``width`` x ``height`` (default: the model's size).
+
+    A family that requires input images gets a plain grey picture of that size for each
+    required role.
+    """
+    width = width or model.default_width
+    height = height or model.default_height
+    images = tuple((role, Image.new("RGB", (width, height), (128, 128, 128))) for role in model.family.required_roles)
     return JobSpec(
-        request_id=f"warmup-{model.name}",
+        request_id=f"warmup-{model.name}-{width}x{height}",
         model=model.name,
         prompt="warm-up",
         negative_prompt="",
-        width=model.default_width,
-        height=model.default_height,
+        width=width,
+        height=height,
         num_inference_steps=2,
         guidance_scale=model.default_guidance_scale,
         seed=0,
         num_outputs=1,
         num_frames=model.default_frames,
-        fps=0,
+        fps=DEFAULT_FPS if model.family.output_kind == "video" else 0,
         output_format=OutputFormat.PNG,
         output_quality=90,
         preview_every=0,
+        input_images=images,
     )

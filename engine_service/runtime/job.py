@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 
 NO_CACHE_TAG = "none"
+#: Frame rate of a video whose request leaves ``fps`` unset.
+DEFAULT_FPS = 16
 
 
 class OutputFormat(enum.Enum):

@@ -101,7 +101,7 @@ class Worker:
         start = time.perf_counter()
         self.run([Member(spec, threading.Event(), lambda _event: None)])
         elapsed = time.perf_counter() - start
-        logger.info("warmed up model %r in %.2f s", name, elapsed)
+        logger.info("warmed up model %r at %dx%d in %.2f s", name, spec.width, spec.height, elapsed)
 
     def run(self, members: Sequence[Member]) -> list[Outcome]:
         """Run one pipeline call for ``members`` (compatible jobs of one model), one outcome each.
@@ -208,13 +208,14 @@ class Worker:
         steps: list[list[StepRecord]],
     ) -> Callable[..., dict]:
         total = members[0].spec.num_inference_steps
+        timesteps = _HostTimesteps()
 
         def on_step_end(pipe, index: int, timestep, callback_kwargs: dict) -> dict:
             now = time.perf_counter()
             step_start = clock.last_step_end or clock.first_transformer_call or clock.start
             clock.last_step_end = now
             cached_run = members[0].spec.cache is not None
-            t = float(timestep)
+            t = timesteps.value(pipe, index, timestep)
             cancelled = [member.cancelled for member in members]
             if self._lockstep is not None:
                 # Every rank drops the same jobs at the same step: rank 0's flags decide.
@@ -270,6 +271,42 @@ class Worker:
         reset = getattr(pipe.transformer, "_reset_stateful_cache", None)
         if reset is not None:
             reset()
+
+
+class _HostTimesteps:
+    """The step's timestep as a Python float without a device-to-host sync per step.
+
+    Reading a timestep that lives on the accelerator (``float(t)``) waits for all the work
+    queued before it, so the host could not queue the next step while the device runs this
+    one. The scheduler's timesteps are copied to the host once per run instead, checked
+    against the first step's, and indexed from then on; a pipeline whose steps do not follow
+    its scheduler's timesteps falls back to reading each one.
+    """
+
+    def __init__(self) -> None:
+        self._values: list[float] | None = None
+        self._checked = False
+
+    def value(self, pipe, index: int, timestep) -> float:
+        if not isinstance(timestep, torch.Tensor):
+            return float(timestep)
+        if not self._checked:
+            self._checked = True
+            self._values = self._scheduler_values(pipe)
+            if self._values is None or index >= len(self._values) or self._values[index] != float(timestep):
+                self._values = None
+        if self._values is not None and index < len(self._values):
+            return self._values[index]
+        return float(timestep)
+
+    @staticmethod
+    def _scheduler_values(pipe) -> list[float] | None:
+        scheduler = getattr(pipe, "scheduler", None)
+        values = getattr(scheduler, "timesteps", None)
+        if not isinstance(values, torch.Tensor):
+            return None
+        begin = getattr(scheduler, "begin_index", None) or 0
+        return [float(v) for v in values[begin:].tolist()]
 
 
 def _free_device_memory() -> None:

@@ -19,7 +19,7 @@ from client_sdk._proto import engine_pb2 as pb
 from engine_service.config import Limits
 from engine_service.models import LoadedModel
 from engine_service.runtime.errors import FieldViolation, InvalidRequest, ModelNotFound
-from engine_service.runtime.job import JobSpec, OutputFormat
+from engine_service.runtime.job import DEFAULT_FPS, JobSpec, OutputFormat
 from engine_service.server import cache_policy
 
 MAX_SEED = 2**63 - 1
@@ -172,8 +172,12 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
             "num_frames",
             f"must be a multiple of {stride} plus 1 for {model.family.name} (e.g. {stride + 1}); got {frames}",
         )
-    fps = _int_range(v, request, "fps", 16, 1, MAX_FPS)
-    return frames or 1, fps or 16
+    counts = model.family.frame_counts
+    if frames and counts is not None and frames not in counts:
+        allowed = ", ".join(map(str, counts))
+        v.add("num_frames", f"{model.family.name} makes only {allowed} frames; got {frames}")
+    fps = _int_range(v, request, "fps", DEFAULT_FPS, 1, MAX_FPS)
+    return frames or 1, fps or DEFAULT_FPS
 
 
 def _output_format(v: _Violations, value: int, is_video: bool) -> OutputFormat:

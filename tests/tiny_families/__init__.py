@@ -29,6 +29,9 @@ class TinyCase:
     """Model defaults for ``model_from_pipeline``: width, height, steps, frames, call_defaults."""
     inputs: tuple[tuple[str, tuple[int, int]], ...] = ()
     """Input images a request sends, as ``(role, (width, height))``."""
+    experts: int = 1
+    """Transformers that take turns over the steps (Wan 2.2: 2). Each caches in its own context and
+    warms up on the first step it runs, so with threshold 1 the run caches ``steps - experts`` steps."""
 
 
 def all_cases() -> list[TinyCase]:

@@ -1,8 +1,139 @@
-"""Wan 2.1 text-to-video: one block list, CFG as a second transformer call."""
+"""Wan 2.1 text- and image-to-video, and Wan 2.2 with two experts (high-noise and low-noise)."""
 
-from tiny_pipelines import build_tiny_wan
+import torch
+from diffusers import (
+    AutoencoderKLWan,
+    FlowMatchEulerDiscreteScheduler,
+    WanImageToVideoPipeline,
+    WanPipeline,
+    WanTransformer3DModel,
+)
+from tiny_pipelines import TINY_T5, build_tiny_wan
+from tiny_tokenizers import small_t5_tokenizer
+from transformers import (
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+    UMT5Config,
+    UMT5EncoderModel,
+)
 
 from tiny_families import TinyCase
+
+#: 5 frames of 16x16: 2 latent frames of 2x2 latent pixels.
+VIDEO = {"width": 16, "height": 16, "frames": 5, "call_defaults": {"max_sequence_length": 16}}
+#: Two experts switch where the timestep falls below 875 of 1000: 3 + 3 of 6 steps with this scheduler.
+BOUNDARY_RATIO = 0.875
+
+
+def _transformer(in_channels: int = 16, image_dim: int | None = None) -> WanTransformer3DModel:
+    torch.manual_seed(0)
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=in_channels,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        image_dim=image_dim,
+    ).eval()
+
+
+def _parts() -> dict:
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    ).eval()
+    torch.manual_seed(0)
+    text_encoder = UMT5EncoderModel(UMT5Config(**TINY_T5)).eval()
+    return {
+        "tokenizer": small_t5_tokenizer(),
+        "text_encoder": text_encoder,
+        "vae": vae,
+        "scheduler": FlowMatchEulerDiscreteScheduler(shift=7.0),
+    }
+
+
+def build_wan_i2v() -> WanImageToVideoPipeline:
+    """Wan 2.1 I2V: latents + mask + image latents in (16 + 4 + 16 channels), a CLIP vision image encoder."""
+    torch.manual_seed(0)
+    image_encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=4,
+            projection_dim=4,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            intermediate_size=16,
+            patch_size=1,
+        )
+    ).eval()
+    return WanImageToVideoPipeline(
+        **_parts(),
+        image_processor=CLIPImageProcessor(crop_size=32, size=32),
+        image_encoder=image_encoder,
+        transformer=_transformer(in_channels=36, image_dim=4),
+    )
+
+
+def build_wan22() -> WanPipeline:
+    """Wan 2.2 A14B text-to-video: two experts split by the boundary ratio."""
+    return WanPipeline(
+        **_parts(), transformer=_transformer(), transformer_2=_transformer(), boundary_ratio=BOUNDARY_RATIO
+    )
+
+
+def build_wan22_i2v() -> WanImageToVideoPipeline:
+    """Wan 2.2 A14B image-to-video: two experts, no image encoder."""
+    return WanImageToVideoPipeline(
+        **_parts(),
+        transformer=_transformer(in_channels=36),
+        transformer_2=_transformer(in_channels=36),
+        boundary_ratio=BOUNDARY_RATIO,
+    )
+
+
+def build_wan22_ti2v_5b() -> WanPipeline:
+    """Wan 2.2 TI2V-5B: one transformer, a 16x VAE with 48 latent channels, a timestep per token."""
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(
+        base_dim=3,
+        z_dim=48,
+        in_channels=12,
+        out_channels=12,
+        is_residual=True,
+        patch_size=2,
+        latents_mean=[0.0] * 48,
+        latents_std=[1.0] * 48,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        scale_factor_spatial=16,
+        scale_factor_temporal=4,
+        temperal_downsample=[False, True, True],
+    ).eval()
+    torch.manual_seed(0)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=48,
+        out_channels=48,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    ).eval()
+    return WanPipeline(**{**_parts(), "vae": vae}, transformer=transformer, expand_timesteps=True)
+
 
 CASES = [
     TinyCase(
@@ -10,5 +141,34 @@ CASES = [
         pipeline_class="WanPipeline",
         build=build_tiny_wan,
         defaults={"width": 16, "height": 16, "frames": 5, "steps": 6, "call_defaults": {"max_sequence_length": 16}},
+    ),
+    TinyCase(
+        name="wan-i2v",
+        pipeline_class="WanImageToVideoPipeline",
+        build=build_wan_i2v,
+        defaults={**VIDEO, "steps": 4},
+        inputs=(("image", (16, 16)),),
+    ),
+    TinyCase(
+        name="wan22",
+        pipeline_class="WanPipeline",
+        build=build_wan22,
+        defaults={**VIDEO, "steps": 6},
+        experts=2,
+    ),
+    TinyCase(
+        name="wan22-ti2v-5b",
+        pipeline_class="WanPipeline",
+        build=build_wan22_ti2v_5b,
+        # 32x32: 2x2 latent pixels with the 16x VAE.
+        defaults={**VIDEO, "width": 32, "height": 32, "steps": 4},
+    ),
+    TinyCase(
+        name="wan22-i2v",
+        pipeline_class="WanImageToVideoPipeline",
+        build=build_wan22_i2v,
+        defaults={**VIDEO, "steps": 6},
+        inputs=(("image", (16, 16)),),
+        experts=2,
     ),
 ]

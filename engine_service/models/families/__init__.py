@@ -1,10 +1,43 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
+from engine_service.models.families.allegro import ALLEGRO
+from engine_service.models.families.chronoedit import CHRONOEDIT
+from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
+from engine_service.models.families.consisid import CONSISID
+from engine_service.models.families.cosmos import COSMOS
 from engine_service.models.families.flux import FLUX
-from engine_service.models.families.wan import WAN
+from engine_service.models.families.hunyuan_video import HUNYUAN_SKYREELS_I2V, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15
+from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
+from engine_service.models.families.longcat_video import LONGCAT_VIDEO
+from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_I2V
+from engine_service.models.families.mochi import MOCHI
+from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
+from engine_service.models.families.wan import WAN, WAN_I2V, WAN_VACE
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
-FAMILIES: tuple[FamilySpec, ...] = (FLUX, WAN)
+FAMILIES: tuple[FamilySpec, ...] = (
+    FLUX,
+    WAN,
+    WAN_I2V,
+    WAN_VACE,
+    COGVIDEOX,
+    COGVIDEOX_I2V,
+    HUNYUAN_VIDEO,
+    HUNYUAN_SKYREELS_I2V,
+    HUNYUAN_VIDEO_15,
+    LTX_VIDEO,
+    LTX_VIDEO_I2V,
+    SKYREELS_V2,
+    SKYREELS_V2_I2V,
+    SKYREELS_V2_DF,
+    MOCHI,
+    ALLEGRO,
+    CHRONOEDIT,
+    COSMOS,
+    CONSISID,
+    KANDINSKY5_VIDEO,
+    LONGCAT_VIDEO,
+)
 
 __all__ = ["FAMILIES"]

@@ -1,52 +1,61 @@
-"""Wan 2.1 text-to-video (``WanPipeline``): one list of blocks, CFG as a second transformer call.
+"""Wan 2.1 / 2.2 video: one list of blocks, CFG as a second transformer call.
 
 The VAE compresses 4 frames into one latent frame (frame counts are 4k + 1) and
 8x spatially; the transformer packs 2x2 latent patches into one token.
+
+Wan 2.2 (A14B) uses the same pipeline classes with two experts: ``transformer``
+denoises the high-noise steps and ``transformer_2`` the rest (the switch is the
+pipeline's ``boundary_ratio``). The cache caches both, each in its own context:
+each expert warms up on the first step it runs and compares a step only with its
+own previous steps. Wan 2.2 TI2V-5B is one transformer with a 16x VAE (sizes are
+multiples of 32, read from the pipeline) and a timestep per token.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from engine_service.models.spec import FamilySpec
+from engine_service.models.video import video_call_kwargs
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from diffusers import DiffusionPipeline
-
-    from engine_service.runtime.job import JobSpec
-
-
-def _call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
-    first = jobs[0]  # the batch key makes size, frames, steps and guidance equal for every job
-    return {
-        "prompt": [job.prompt for job in jobs for _ in range(job.num_outputs)],
-        "negative_prompt": [job.negative_prompt for job in jobs for _ in range(job.num_outputs)],
-        "width": first.width,
-        "height": first.height,
-        "num_frames": first.num_frames,
-        "num_inference_steps": first.num_inference_steps,
-        "guidance_scale": first.guidance_scale,
-        "num_videos_per_prompt": 1,
-    }
-
+_COMMON = {
+    "output_kind": "video",
+    "latent_patch": 2,
+    "default_width": 832,
+    "default_height": 480,
+    "default_steps": 50,
+    "default_guidance_scale": 5.0,
+    "block_lists": ("blocks",),
+    "default_frames": 81,
+    "frame_stride": 4,
+    "uses_negative_prompt": True,
+    "call_defaults": {"max_sequence_length": 512},
+}
 
 WAN = FamilySpec(
     name="wan",
     pipeline_classes=("WanPipeline",),
-    output_kind="video",
-    latent_patch=2,
-    default_width=832,
-    default_height=480,
-    default_steps=50,
-    default_guidance_scale=5.0,
-    block_lists=("blocks",),
-    build_call_kwargs=_call_kwargs,
-    default_frames=81,
-    frame_stride=4,
-    uses_negative_prompt=True,
-    call_defaults={"max_sequence_length": 512},
+    build_call_kwargs=video_call_kwargs(),
     context_parallel=True,
     tensor_parallel=True,
+    **_COMMON,
+)
+
+#: Image-to-video: the input image is the first frame (Wan 2.1 I2V also embeds it with CLIP vision).
+WAN_I2V = FamilySpec(
+    name="wan-i2v",
+    pipeline_classes=("WanImageToVideoPipeline",),
+    build_call_kwargs=video_call_kwargs(images={"image": "image"}),
+    input_roles=("image",),
+    required_roles=("image",),
+    **_COMMON,
+)
+
+WAN_VACE = FamilySpec(
+    name="wan-vace",
+    pipeline_classes=("WanVACEPipeline",),
+    build_call_kwargs=video_call_kwargs(),
+    unsupported_reason=(
+        "the VACE transformer adds control hints to the hidden states between its blocks (after each "
+        "of its vace_layers); the block cache stands in for the whole block list and cannot place them"
+    ),
+    **_COMMON,
 )

@@ -1,0 +1,45 @@
+"""CogVideoX 1.0 / 1.5 text- and image-to-video: one list of blocks, CFG batched into one call.
+
+The VAE compresses 4 frames into one latent frame (frame counts are 4k + 1) and
+8x spatially; the transformer packs 2x2 latent patches into one token. CogVideoX
+1.5 also packs 2 latent frames into a token (``patch_size_t``): the pipeline pads
+the latent frames and cuts the padding off again, so the same frame rule holds.
+Image-to-video checkpoints with learned positional embeddings (CogVideoX-5b-I2V)
+only work at their training size, 720x480.
+"""
+
+from __future__ import annotations
+
+from engine_service.models.spec import FamilySpec
+from engine_service.models.video import video_call_kwargs
+
+_COMMON = {
+    "output_kind": "video",
+    "latent_patch": 2,
+    "default_width": 720,
+    "default_height": 480,
+    "default_steps": 50,
+    "default_guidance_scale": 6.0,
+    "block_lists": ("transformer_blocks",),
+    "default_frames": 49,
+    "frame_stride": 4,
+    "uses_negative_prompt": True,
+    "call_defaults": {"max_sequence_length": 226},
+}
+
+COGVIDEOX = FamilySpec(
+    name="cogvideox",
+    pipeline_classes=("CogVideoXPipeline",),
+    build_call_kwargs=video_call_kwargs(),
+    **_COMMON,
+)
+
+#: Image-to-video: the input image is the first frame.
+COGVIDEOX_I2V = FamilySpec(
+    name="cogvideox-i2v",
+    pipeline_classes=("CogVideoXImageToVideoPipeline",),
+    build_call_kwargs=video_call_kwargs(images={"image": "image"}),
+    input_roles=("image",),
+    required_roles=("image",),
+    **_COMMON,
+)

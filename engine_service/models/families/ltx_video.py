@@ -1,0 +1,43 @@
+"""LTX-Video text- and image-to-video: one list of blocks, CFG batched into one call.
+
+The VAE compresses 8 frames into one latent frame (frame counts are 8k + 1) and
+32x spatially; the transformer takes one latent pixel per token. The model is
+conditioned on the frame rate, so the request's ``fps`` is passed as
+``frame_rate``.
+"""
+
+from __future__ import annotations
+
+from engine_service.models.spec import FamilySpec
+from engine_service.models.video import video_call_kwargs
+
+_COMMON = {
+    "output_kind": "video",
+    "latent_patch": 1,
+    "default_width": 704,
+    "default_height": 480,
+    "default_steps": 50,
+    "default_guidance_scale": 3.0,
+    "block_lists": ("transformer_blocks",),
+    "default_frames": 161,
+    "frame_stride": 8,
+    "uses_negative_prompt": True,
+    "call_defaults": {"max_sequence_length": 128},
+}
+
+LTX_VIDEO = FamilySpec(
+    name="ltx-video",
+    pipeline_classes=("LTXPipeline",),
+    build_call_kwargs=video_call_kwargs(fps="frame_rate"),
+    **_COMMON,
+)
+
+#: Image-to-video: the input image is the first frame.
+LTX_VIDEO_I2V = FamilySpec(
+    name="ltx-video-i2v",
+    pipeline_classes=("LTXImageToVideoPipeline",),
+    build_call_kwargs=video_call_kwargs(images={"image": "image"}, fps="frame_rate"),
+    input_roles=("image",),
+    required_roles=("image",),
+    **_COMMON,
+)

@@ -1,0 +1,172 @@
+"""The speed stack through the engine: torchao int8 weight-only, regional compile without recompiles,
+and clear start-up errors for settings this device cannot run."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from client_sdk import CachePolicy, Client
+from engine_service.metrics import psnr
+
+PROMPT = "a red circle on a white background"
+DITSERVE = [sys.executable, "-m", "engine_service"]
+
+
+@pytest.fixture(scope="module")
+def speed_server():
+    """The builtin default model three times: as loaded, int8 weight-only (transformer blocks and text
+    encoders), and regionally compiled."""
+    import torch._dynamo
+
+    from engine_service.bootstrap import ModelSource, build_engine
+    from engine_service.config import ServerConfig
+    from engine_service.quant import SpeedConfig
+    from engine_service.server.background import BackgroundServer
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    sources = [
+        ModelSource("plain"),
+        ModelSource("int8", speed=SpeedConfig(quantize="int8-weight-only", quantize_text_encoder=True)),
+        # aot_eager traces the blocks through dynamo and AOT autograd like inductor, without code generation.
+        ModelSource("compiled", speed=SpeedConfig(compile=True, compile_backend="aot_eager")),
+    ]
+    engine = build_engine(sources, device="cpu", warmup_sizes=((64, 64), (48, 48)))
+    server = BackgroundServer(engine, ServerConfig(host="127.0.0.1", port=0)).start()
+    yield server
+    server.stop()
+
+
+def _pixels(result) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(result.outputs[0].data)).convert("RGB"))
+
+
+def _graphs() -> int:
+    import torch._dynamo
+
+    return torch._dynamo.utils.counters["stats"]["unique_graphs"]
+
+
+def test_int8_weight_only_stays_close_to_full_precision(speed_server):
+    with Client(speed_server.address, timeout=120) as client:
+        reference = client.generate(PROMPT, model="plain", seed=3)
+        quantized = client.generate(PROMPT, model="int8", seed=3)
+    value = psnr(_pixels(reference), _pixels(quantized))
+    # Quantized, so not bit for bit; still the same picture.
+    assert 30.0 <= value < float("inf"), value
+
+
+def test_compiled_blocks_build_their_graphs_at_warm_up_and_never_recompile(speed_server):
+    import torch._dynamo
+
+    built = _graphs()
+    assert built > 0, "warm-up compiled nothing"
+    frames = torch._dynamo.utils.counters["frames"]["total"]
+    with Client(speed_server.address, timeout=120) as client:
+        plain = client.generate(PROMPT, model="plain", seed=4, num_inference_steps=6)
+        results = [
+            client.generate(PROMPT, model="compiled", seed=4, num_inference_steps=6),
+            client.generate(PROMPT, model="compiled", seed=4, num_inference_steps=9, width=48, height=48),
+            client.generate(PROMPT, model="compiled", seed=4, num_inference_steps=6, cache=CachePolicy("fast")),
+            client.generate(
+                PROMPT, model="compiled", seed=4, num_inference_steps=8, cache=CachePolicy.parse("dbcache")
+            ),
+            client.generate(PROMPT, model="compiled", seed=4, num_inference_steps=6),
+        ]
+    assert results[2].cache_stats.cached_steps > 0
+    assert _graphs() == built and torch._dynamo.utils.counters["frames"]["total"] == frames
+    assert dict(torch._dynamo.utils.counters["recompiles"]) == {}
+    # The compiled blocks compute what the eager ones do.
+    assert psnr(_pixels(plain), _pixels(results[0])) > 40
+    assert results[0].outputs[0].sha256 == results[-1].outputs[0].sha256
+    # A size that was not warmed up compiles on first use: the counters do see compiles.
+    with Client(speed_server.address, timeout=120) as client:
+        client.generate(PROMPT, model="compiled", seed=4, num_inference_steps=2, width=32, height=32)
+    assert _graphs() > built
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--quantize", "int3"], "unknown scheme 'int3'"),
+        (["--quantize", "float8"], "needs a CUDA device"),
+        (["--quantize", "int4-weight-only"], "needs a CUDA device"),
+        (["--quantize", "nomodel=int8-dynamic"], "no model named 'nomodel'"),
+        (["--quantize-text-encoder"], "needs --quantize"),
+        (["--attention-backend", "flash"], "needs an accelerator"),
+        (["--attention-backend", "warp"], "unknown backend 'warp'"),
+        (["--attention-backend", "flash_hub"], "model hub"),
+        (["--offload", "model"], "CUDA device"),
+        (["--offload", "sideways"], "unknown mode 'sideways'"),
+        (["--compile", "--compile-mode", "fastest"], "unknown mode 'fastest'"),
+        (["--compile", "--compile-backend", "eager", "--compile-mode", "max-autotune"], "inductor backend only"),
+        (["--warmup-size", "60x64"], "multiples of 8"),
+        (["--warmup-size", "big"], "WIDTHxHEIGHT"),
+    ],
+)
+def test_unsupported_speed_settings_stop_start_up_clearly(flags, message, capsys):
+    from engine_service.cli import main
+
+    assert main(["serve", "--port", "0", "--device", "cpu", *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_speed_flags_start_a_serving_engine(tmp_path):
+    """One real ``ditserve serve`` with int8 and compile flags reaches SERVING and answers."""
+    from tests.conftest import free_port, wait_serving
+
+    port = free_port()
+    process = subprocess.Popen(
+        [*DITSERVE, "serve", "--port", str(port), "--device", "cpu", "--quantize", "int8-dynamic"]
+        + ["--quantize-text-encoder", "--compile", "--compile-backend", "eager", "--attention-backend", "native"]
+        + ["--warmup-size", "32x32"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_serving(f"127.0.0.1:{port}", 120, process)
+        with Client(f"127.0.0.1:{port}", timeout=60) as client:
+            result = client.generate(PROMPT, width=32, height=32, seed=1)
+        assert result.outputs[0].width == 32
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    for logged in ("int8-dynamic on", "of text_encoder_2", "blocks compiled with eager", "attention backend native"):
+        assert logged in stderr
+
+
+def test_inductor_compiles_at_warm_up_saves_its_cache_and_matches_eager(speed_server, tmp_path, monkeypatch):
+    """The real backend once (about a minute on CPU): generated kernels, the saved compile cache, no recompiles."""
+    import torch._dynamo
+
+    for variable in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # the compile cache points them at its directory
+        monkeypatch.setenv(variable, str(tmp_path / "before"))
+
+    from engine_service.bootstrap import ModelSource, build_engine
+    from engine_service.config import ServerConfig
+    from engine_service.quant import SpeedConfig
+    from engine_service.server.background import BackgroundServer
+
+    cache_dir = tmp_path / "compile-cache"
+    speed = SpeedConfig(compile=True, compile_backend="inductor")
+    engine = build_engine([ModelSource("inductor", speed=speed)], device="cpu", compile_cache=cache_dir)
+    with BackgroundServer(engine, ServerConfig(host="127.0.0.1", port=0)) as server:
+        assert (cache_dir / "artifacts.bin").stat().st_size > 0
+        assert any((cache_dir / "inductor").iterdir())
+        built = _graphs()
+        with Client(server.address, timeout=120) as client:
+            compiled = client.generate(PROMPT, seed=5)
+            cached = client.generate(PROMPT, seed=5, cache=CachePolicy("fast"))
+        assert _graphs() == built and dict(torch._dynamo.utils.counters["recompiles"]) == {}
+        assert cached.cache_stats.cached_steps > 0
+    with Client(speed_server.address, timeout=120) as client:
+        eager = client.generate(PROMPT, model="plain", seed=5)
+    assert psnr(_pixels(eager), _pixels(compiled)) > 40
