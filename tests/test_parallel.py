@@ -84,6 +84,22 @@ def test_serve_with_parallel_outside_torchrun_says_how_to_launch(monkeypatch, ca
     assert "torchrun --nproc-per-node 2 -m engine_service serve --parallel ulysses=2" in capsys.readouterr().err
 
 
+def test_parallel_refuses_the_speed_options():
+    import dataclasses
+
+    import torch
+
+    from engine_service.models import load_builtin_default
+    from engine_service.parallel.parallelize import ParallelPlanError
+    from engine_service.parallel.ranks import parallelize_models
+    from engine_service.quant import SpeedConfig
+
+    model = load_builtin_default(torch.device("cpu"), torch.float32)
+    compiled = dataclasses.replace(model, speed=SpeedConfig(compile=True))
+    with pytest.raises(ParallelPlanError, match="cannot be combined with the speed options"):
+        parallelize_models({"default": compiled}, ParallelConfig.parse("ulysses=2"), torch.device("cpu"))
+
+
 # -- the library on a 2-rank gloo group ------------------------------------------------
 
 

@@ -43,7 +43,7 @@ def start_ranks(parallel: ParallelConfig, device_choice: str, timeout_s: float =
 def parallelize_models(models: Mapping, parallel: ParallelConfig, device: torch.device) -> None:
     """Split every loaded model's transformer as ``parallel`` asks; ValueError for a family without a plan."""
     for model in models.values():
-        if not model.speed.is_default():
+        if not model.speed.is_default:
             # Quantized or compiled layers, offload hooks and a fixed attention backend meet the
             # parallel hooks and DTensor weights untested: refuse rather than guess.
             raise ParallelPlanError(
