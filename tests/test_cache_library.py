@@ -651,3 +651,124 @@ def test_sample_groups_decide_on_their_own_as_they_would_alone(flux):
     cache.enable_cache(flux, DBPruneConfig(Fn_compute_blocks=1))
     with pytest.raises(ValueError, match="DBPrune"):
         cache.set_sample_groups(flux, [1, 1])
+
+
+class _SkipBlock(torch.nn.Module):
+    """A block with a known residual that also takes a long skip from an earlier block."""
+
+    def __init__(self, index: int):
+        super().__init__()
+        self.index = index
+        self.tag = f"block {index}"
+
+    def forward(self, hidden_states, t, skip=None):
+        hidden_states = hidden_states + (self.index + 1) * (1.0 + 0.5 * t)
+        if skip is not None:
+            hidden_states = hidden_states + 0.25 * skip.mean(dim=(1, 2), keepdim=True)
+        return hidden_states
+
+
+class _SkipStack(torch.nn.Module):
+    """A loop that works between blocks, like HunyuanDiT and HiDream: long skips from the first
+    half into the second, and a per-block token concatenated before each block and cut after."""
+
+    def __init__(self, num_blocks: int = 6):
+        super().__init__()
+        self.blocks = torch.nn.ModuleList(_SkipBlock(i) for i in range(num_blocks))
+
+    def forward(self, hidden_states, t):
+        self.seen = [type(block).__name__ for block in self.blocks]
+        self.tags = (self.blocks[0].tag, self.blocks[-1].tag)  # as DiT reads blocks[0].norm1
+        tokens, half, skips = hidden_states.shape[1], len(self.blocks) // 2, []
+        for index, block in enumerate(self.blocks):
+            extra = torch.full_like(hidden_states[:, :1], float(index))
+            joined = torch.cat([hidden_states, extra], dim=1)
+            skip = skips.pop() if index >= half and skips else None
+            hidden_states = block(joined, t=t, skip=skip)[:, :tokens]
+            if index < half:
+                skips.append(hidden_states)
+        return hidden_states
+
+
+@pytest.mark.parametrize("config", [DBCacheConfig, DBPruneConfig], ids=["dbcache", "dbprune"])
+def test_per_block_caching_keeps_the_loop_and_threshold_zero_is_exact(config):
+    stack, h = _SkipStack(), torch.linspace(0, 1, 6).reshape(1, 3, 2)
+    reference = [stack(h, t) for t in range(6)]
+    adapter = BlockAdapter(transformer=stack, per_block=True)
+    cache.enable_cache(adapter, config(Fn_compute_blocks=1, residual_diff_threshold=0.0, num_inference_steps=6))
+    try:
+        for t in range(6):
+            assert torch.equal(stack(h, t), reference[t])
+            assert stack.seen == ["BlockSlot"] * len(stack.blocks)
+        assert _only(cache.summary(stack, logging=False)).cached_steps == []
+    finally:
+        cache.disable_cache(stack)
+    assert "forward" not in stack.__dict__ and all(isinstance(b, _SkipBlock) for b in stack.blocks)
+
+
+def test_per_block_caching_adds_the_middle_residual_at_the_first_middle_block():
+    stack, h = _SkipStack(), torch.linspace(0, 1, 6).reshape(1, 3, 2)
+    after_first: dict[int, torch.Tensor] = {}
+    hook = stack.blocks[0].register_forward_hook(lambda m, args, out: after_first.__setitem__(len(after_first), out))
+    reference = [stack(h, t) for t in range(6)]
+    hook.remove()
+    config = DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=2, num_inference_steps=6)
+    cache.enable_cache(BlockAdapter(transformer=stack, per_block=True), config)
+    try:
+        outputs = [stack(h, t) for t in range(6)]
+        assert _only(cache.summary(stack, logging=False)).cached_steps == [2, 3, 4, 5]
+    finally:
+        cache.disable_cache(stack)
+    for t in (0, 1):
+        assert torch.equal(outputs[t], reference[t])
+    # Step 4 = block 0's output (the loop's cut applied) + the middle residual of step 1,
+    # the last computed step: the final output minus block 0's output, both over the kept tokens.
+    tokens = h.shape[1]
+    middle = reference[1] - after_first[1][:, :tokens]
+    assert torch.allclose(outputs[4], after_first[4][:, :tokens] + middle)
+    assert not torch.allclose(outputs[4], reference[4])
+
+
+def test_per_block_sample_groups_cache_as_each_sample_would_alone():
+    stack = _SkipStack()
+    samples = [torch.linspace(0, 1, 6).reshape(1, 3, 2), torch.linspace(-2, 4, 6).reshape(1, 3, 2)]
+    config = DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=2, num_inference_steps=6)
+    adapter = BlockAdapter(transformer=stack, per_block=True)
+    alone = []
+    for sample in samples:
+        cache.enable_cache(adapter, config.copy())
+        try:
+            alone.append([stack(sample, t) for t in range(6)])
+        finally:
+            cache.disable_cache(stack)
+    cache.enable_cache(adapter, config.copy())
+    try:
+        cache.set_sample_groups(stack, [1, 1])
+        batched = [stack(torch.cat(samples), t) for t in range(6)]
+        assert cache.summary(stack, logging=False, sample_group=1)[0].cached_steps == [2, 3, 4, 5]
+    finally:
+        cache.disable_cache(stack)
+    for t in range(6):
+        for row in (0, 1):
+            assert torch.allclose(batched[t][row : row + 1], alone[row][t])
+
+
+@pytest.mark.parametrize("per_block", [False, True])
+def test_the_blocks_attributes_stay_readable_during_a_cached_call(per_block):
+    stack = _SkipStack()
+    config = DBCacheConfig(Fn_compute_blocks=1, num_inference_steps=2)
+    cache.enable_cache(BlockAdapter(transformer=stack, per_block=per_block), config)
+    try:
+        stack(torch.zeros(1, 3, 2), 0)
+    finally:
+        cache.disable_cache(stack)
+    # The whole-list runner stands at position 0 for the first block; each slot for its own block.
+    assert stack.tags == ("block 0", "block 5" if per_block else "block 0")
+
+
+def test_known_per_block_layouts_are_data():
+    assert {"HunyuanDiT2DModel", "HiDreamImageTransformer2DModel"} <= cache.PER_BLOCK_LAYOUTS
+    assert cache.LAYOUT_PATTERNS["HiDreamImageTransformer2DModel"] == (
+        ForwardPattern.Pattern_0,
+        ForwardPattern.Pattern_3,
+    )

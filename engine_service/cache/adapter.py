@@ -9,6 +9,12 @@ Without an explicit ``BlockAdapter``, the groups come from :data:`BLOCK_LAYOUTS`
 (per transformer class, as data) or, for other transformers, from their block
 lists: the lists of the classes a diffusers model names in ``_repeated_blocks``,
 or else every list of modules of one class; one group per list.
+
+Most transformers only loop over a block list; the cache then stands in for the
+whole list. Some do work between their blocks (long skip connections, a fresh
+per-block input concatenated and cut off again): for those, listed in
+:data:`PER_BLOCK_LAYOUTS`, the transformer's own loop keeps running and the cache
+stands in for each block, so that work happens exactly as without a cache.
 """
 
 from __future__ import annotations
@@ -26,7 +32,22 @@ from engine_service.cache.patterns import ForwardPattern
 BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "FluxTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
     "HunyuanVideoTransformer3DModel": (("transformer_blocks", "single_transformer_blocks"),),
+    "OvisImageTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
+    # Not merged: the lists' blocks have different patterns. (Its caption projections are no blocks.)
+    "HiDreamImageTransformer2DModel": (("double_stream_blocks",), ("single_stream_blocks",)),
 }
+
+#: Transformer class name -> the forward pattern of each block group of its default layout,
+#: where reading the block's ``forward`` cannot tell (wrapper blocks, masks before the encoder).
+LAYOUT_PATTERNS: dict[str, tuple[ForwardPattern, ...]] = {
+    "HiDreamImageTransformer2DModel": (ForwardPattern.Pattern_0, ForwardPattern.Pattern_3),
+}
+
+#: Transformers whose loop does work between blocks, so the cache stands in for each block
+#: and leaves the loop to the transformer: HunyuanDiT (long skip connections from the first
+#: half of its blocks into the second), HiDream (a per-block text state concatenated before
+#: each block and cut off after it, and a block counter shared by both lists).
+PER_BLOCK_LAYOUTS: frozenset[str] = frozenset({"HunyuanDiT2DModel", "HiDreamImageTransformer2DModel"})
 
 
 @dataclasses.dataclass
@@ -42,6 +63,8 @@ class BlockAdapter:
     - ``params_modifiers``: per-group overrides of the cache and calibrator configuration.
     - ``has_separate_cfg``: whether the pipeline runs CFG as a second transformer call;
       ``None`` detects it from the transformer calls per scheduler step.
+    - ``per_block``: keep the transformer's own loop and stand in for each block (for loops
+      that work between blocks); ``None`` = only for the transformers in ``PER_BLOCK_LAYOUTS``.
     """
 
     pipe: Any = None
@@ -51,6 +74,7 @@ class BlockAdapter:
     forward_pattern: ForwardPattern | list[Any] | None = None
     params_modifiers: list[ParamsModifier] | None = None
     has_separate_cfg: bool | None = None
+    per_block: bool | None = None
 
     def transformers(self) -> list[torch.nn.Module]:
         if self.transformer is not None:
@@ -66,9 +90,13 @@ class BlockAdapter:
         patterns = _per_transformer(self.forward_pattern, len(transformers))
         specs: list[GroupSpec] = []
         for index, (transformer, groups) in enumerate(zip(transformers, names, strict=True)):
-            group_patterns = _per_group(patterns[index], len(groups))
-            for group, pattern in zip(groups, group_patterns, strict=True):
-                specs.append(GroupSpec(transformer, index, group, pattern))
+            kind = type(transformer).__name__
+            given = patterns[index]
+            if given is None and kind in LAYOUT_PATTERNS and groups == default_groups(transformer):
+                given = LAYOUT_PATTERNS[kind]
+            per_block = self.per_block if self.per_block is not None else kind in PER_BLOCK_LAYOUTS
+            for group, pattern in zip(groups, _per_group(given, len(groups)), strict=True):
+                specs.append(GroupSpec(transformer, index, group, pattern, per_block))
         return specs
 
     def _names_per_transformer(self, transformers: list[torch.nn.Module]) -> list[tuple[tuple[str, ...], ...]]:
@@ -90,6 +118,8 @@ class GroupSpec:
     transformer_index: int
     names: tuple[str, ...]
     pattern: ForwardPattern | None
+    per_block: bool = False
+    """Stand in for each block and let the transformer's loop run (see ``PER_BLOCK_LAYOUTS``)."""
 
     @property
     def name(self) -> str:
@@ -177,4 +207,13 @@ def groups_for(target: Any, adapter: BlockAdapter | None) -> list[GroupSpec]:
     return BlockAdapter(pipe=target).groups()
 
 
-__all__ = ["BLOCK_LAYOUTS", "BlockAdapter", "GroupSpec", "default_groups", "groups_for", "pipeline_transformers"]
+__all__ = [
+    "BLOCK_LAYOUTS",
+    "LAYOUT_PATTERNS",
+    "PER_BLOCK_LAYOUTS",
+    "BlockAdapter",
+    "GroupSpec",
+    "default_groups",
+    "groups_for",
+    "pipeline_transformers",
+]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from engine_service.cache.adapter import BlockAdapter, GroupSpec, groups_for, pipeline_transformers
-from engine_service.cache.blocks import CachedBlocks, PrunedBlocks
+from engine_service.cache.blocks import CachedBlocks, PerBlockCachedBlocks, PerBlockPrunedBlocks, PrunedBlocks
 from engine_service.cache.config import (
     BasicCacheConfig,
     CacheType,
@@ -83,6 +83,13 @@ class _TransformerState:
         transformer = self.transformer
         swaps = []
         for spec, _, runner in self.groups:
+            if spec.per_block:  # the transformer's loop runs; each block is a slot of the runner
+                slots, start = runner.slots(), 0
+                for name in spec.names:
+                    count = len(getattr(transformer, name))
+                    swaps.append((name, torch.nn.ModuleList(slots[start : start + count])))
+                    start += count
+                continue
             swaps.append((spec.names[0], torch.nn.ModuleList([runner])))
             swaps.extend((name, torch.nn.ModuleList()) for name in spec.names[1:])
         inner = self.inner_forward
@@ -241,9 +248,11 @@ def enable_cache(
         )
         if isinstance(config, DBPruneConfig) or config.cache_type == CacheType.DBPrune:
             ids = getattr(config, "non_prune_block_ids", None) or ()
-            runner: torch.nn.Module = PrunedBlocks(context, blocks, pattern, hidden_name, ids)
+            pruned = PerBlockPrunedBlocks if spec.per_block else PrunedBlocks
+            runner: torch.nn.Module = pruned(context, blocks, pattern, hidden_name, ids)
         else:
-            runner = CachedBlocks(context, blocks, pattern, hidden_name)
+            cached = PerBlockCachedBlocks if spec.per_block else CachedBlocks
+            runner = cached(context, blocks, pattern, hidden_name)
         state = states.setdefault(id(spec.transformer), _TransformerState(spec.transformer, clock))
         state.groups.append((spec, context, runner))
     for state in states.values():

@@ -5,6 +5,11 @@ holding one runner, and the other lists of the group for empty lists. The
 transformer's loop therefore calls the runner once, with the arguments its first
 block would have received; the runner calls the real blocks (compiled or not,
 untouched) and skips what the cache allows.
+
+A transformer whose loop works between blocks keeps its loop instead: each block
+is swapped for a :class:`BlockSlot` that hands the call, with the arguments the
+loop prepared for that block, to a per-block runner. A skipped middle block
+then passes its input through, except the first, which adds the cached residual.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import torch
 import torch.distributed as dist
 
 from engine_service.cache.context import CacheContext
-from engine_service.cache.patterns import BlockCall, ForwardPattern
+from engine_service.cache.patterns import BlockCall, ForwardPattern, PatternError
 
 
 def _residual(after: torch.Tensor | None, before: torch.Tensor | None) -> torch.Tensor | None:
@@ -57,6 +62,17 @@ class _GroupRunner(torch.nn.Module):
 
     def _call(self, args: tuple, kwargs: dict) -> BlockCall:
         return BlockCall(self.pattern, self.hidden_name, args, kwargs)
+
+    def __getattr__(self, name: str):
+        # Standing at the list's first position, the runner answers reads of the first block's
+        # attributes (DiT reads ``transformer_blocks[0].norm1`` after its loop).
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            blocks = self.__dict__.get("blocks")
+            if not blocks:
+                raise
+            return getattr(blocks[0], name)
 
     def extra_repr(self) -> str:
         return f"{self.context.name}: {len(self.blocks)} blocks, {self.pattern.name}"
@@ -164,4 +180,181 @@ class PrunedBlocks(_GroupRunner):
         return call.output(hidden, encoder)
 
 
-__all__ = ["CachedBlocks", "PrunedBlocks"]
+class BlockSlot(torch.nn.Module):
+    """Stands in for block ``index`` of a per-block runner inside the transformer's own loop."""
+
+    def __init__(self, runner: _PerBlockRunner, index: int):
+        super().__init__()
+        object.__setattr__(self, "runner", runner)  # not a child: the runner is not the transformer's
+        self.index = index
+
+    def forward(self, *args, **kwargs):
+        return self.runner.block_call(self.index, args, kwargs)
+
+    def __getattr__(self, name: str):
+        # Reads of the block's own attributes go to the block it stands in for.
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            runner, index = self.__dict__.get("runner"), self.__dict__.get("index")
+            if runner is None or index is None:
+                raise
+            return getattr(runner.blocks[index], name)
+
+    def extra_repr(self) -> str:
+        return f"block {self.index} of {self.runner.context.name}"
+
+
+class _PerBlockRunner(_GroupRunner):
+    """A runner called once per block, in order, by the transformer's loop."""
+
+    def __init__(self, context, blocks, pattern, hidden):
+        super().__init__(context, blocks, pattern, hidden)
+        self._expected = 0
+
+    def slots(self) -> list[BlockSlot]:
+        return [BlockSlot(self, index) for index in range(len(self.blocks))]
+
+    def block_call(self, index: int, args: tuple, kwargs: dict):
+        if index != 0 and index != self._expected:
+            raise PatternError(
+                f"{self.context.name}: the transformer called block {index} after block {self._expected - 1}; "
+                "per-block caching needs its blocks called once each, in order"
+            )
+        self._expected = (index + 1) % len(self.blocks)
+        call = self._call(args, kwargs)
+        return call.output(*self.on_block(index, call, call.hidden, call.encoder))
+
+    def on_block(self, index: int, call: BlockCall, hidden, encoder):
+        raise NotImplementedError
+
+
+class PerBlockCachedBlocks(_PerBlockRunner):
+    """DBCache with the transformer's loop kept: the same decisions as :class:`CachedBlocks`.
+
+    The Fn residual is the output of block Fn-1 minus the input of block 0; the middle
+    residual is the output of the last middle block minus the input of the first. A cached
+    step adds it at the first middle block; the other middle blocks pass their input through.
+    """
+
+    def on_block(self, index: int, call: BlockCall, hidden, encoder):
+        block = self.blocks[index]
+        if index == 0:
+            self._start = hidden
+        if index < self.first or index >= self.last:
+            out_hidden, out_encoder = call.run(block, hidden, encoder)
+            if index == self.first - 1:
+                start = self._start
+                self._fn_residual = out_hidden - start if out_hidden.shape == start.shape else out_hidden
+                self._start = None
+            return out_hidden, out_encoder
+        if index == self.first:
+            return self._enter_middle(call, hidden, encoder)
+        if self._cached is True:
+            return hidden, encoder
+        out_hidden, out_encoder = call.run(block, hidden, encoder)
+        if index == self.last - 1:
+            out_hidden, out_encoder = self._leave_middle(out_hidden, out_encoder)
+        return out_hidden, out_encoder
+
+    def _enter_middle(self, call: BlockCall, hidden, encoder):
+        context, fn_residual = self.context, self._fn_residual
+        rows = context.group_rows(hidden)
+        self._rows = rows
+        if rows is None:
+            self._decisions = [context.decide(fn_residual)]
+        else:
+            self._decisions = context.decide_groups([fn_residual.index_select(0, group_rows) for group_rows in rows])
+        self._cached = all(self._decisions)
+        self._middle_start = (hidden, encoder)
+        if self._cached:
+            if rows is None:
+                out = self._add_cached(hidden, encoder)
+            else:
+                out = self._add_cached(hidden.clone(), None if encoder is None else encoder.clone())
+            self._middle_start = None
+            return out
+        out_hidden, out_encoder = call.run(self.blocks[self.first], hidden, encoder)
+        if self.first == self.last - 1:
+            out_hidden, out_encoder = self._leave_middle(out_hidden, out_encoder)
+        return out_hidden, out_encoder
+
+    def _add_cached(self, hidden, encoder, only_cached_groups: bool = False):
+        """Middle start + cached residual, into ``hidden``/``encoder`` (every group, or the cached ones)."""
+        context, (start_hidden, start_encoder) = self.context, self._middle_start
+        rows = self._rows
+        for group, cached in enumerate(self._decisions):
+            if only_cached_groups and not cached:
+                continue
+            if rows is not None:
+                context.select_group(group)
+            cached_hidden, cached_encoder = context.cached_residuals()
+            if rows is None:
+                hidden = start_hidden + cached_hidden
+                if cached_encoder is not None and encoder is not None and start_encoder is not None:
+                    encoder = start_encoder + cached_encoder
+                continue
+            group_rows = rows[group]
+            hidden.index_copy_(0, group_rows, start_hidden.index_select(0, group_rows) + cached_hidden)
+            if cached_encoder is not None and encoder is not None and start_encoder is not None:
+                encoder.index_copy_(0, group_rows, start_encoder.index_select(0, group_rows) + cached_encoder)
+        return hidden, encoder
+
+    def _leave_middle(self, hidden, encoder):
+        """After the last middle block of a computed step: store the residuals of the computed groups."""
+        context, (start_hidden, start_encoder) = self.context, self._middle_start
+        with_encoder = self.pattern.returns_encoder and encoder is not None and start_encoder is not None
+        if with_encoder and encoder.shape != start_encoder.shape:
+            with_encoder = False
+        rows = self._rows
+        if rows is None:
+            encoder_residual = encoder - start_encoder if with_encoder else None
+            context.store(self._fn_residual, hidden - start_hidden, encoder_residual)
+        else:
+            for group, (group_rows, cached) in enumerate(zip(rows, self._decisions, strict=True)):
+                if cached:
+                    continue
+                context.select_group(group)
+                encoder_residual = None
+                if with_encoder:
+                    encoder_residual = encoder.index_select(0, group_rows) - start_encoder.index_select(0, group_rows)
+                hidden_residual = hidden.index_select(0, group_rows) - start_hidden.index_select(0, group_rows)
+                context.store(self._fn_residual.index_select(0, group_rows), hidden_residual, encoder_residual)
+            if any(self._decisions):
+                hidden, encoder = self._add_cached(hidden.clone(), None if encoder is None else encoder.clone(), True)
+        self._middle_start = None
+        return hidden, encoder
+
+
+class PerBlockPrunedBlocks(_PerBlockRunner):
+    """DBPrune with the transformer's loop kept: each prunable block decides on its own input."""
+
+    def __init__(self, context, blocks, pattern, hidden, non_prune_block_ids: Sequence[int] = ()):
+        super().__init__(context, blocks, pattern, hidden)
+        self.protected = frozenset(non_prune_block_ids)
+
+    def on_block(self, index: int, call: BlockCall, hidden, encoder):
+        context = self.context
+        if index == 0:
+            context.begin_prune_step()
+            self._prunable = 0
+        if index < self.first or index >= self.last or index in self.protected:
+            hidden, encoder = call.run(self.blocks[index], hidden, encoder)
+        else:
+            self._prunable += 1
+            if context.may_prune(index, hidden):
+                stored_hidden, stored_encoder = context.state.block_residuals[index]
+                hidden = hidden + stored_hidden
+                if stored_encoder is not None and encoder is not None:
+                    encoder = encoder + stored_encoder
+            else:
+                block_input, block_encoder = hidden, encoder
+                hidden, encoder = call.run(self.blocks[index], hidden, encoder)
+                encoder_residual = _residual(encoder, block_encoder) if self.pattern.returns_encoder else None
+                context.store_block(index, block_input, hidden - block_input, encoder_residual)
+        if index == len(self.blocks) - 1:
+            context.end_prune_step(self._prunable)
+        return hidden, encoder
+
+
+__all__ = ["BlockSlot", "CachedBlocks", "PerBlockCachedBlocks", "PerBlockPrunedBlocks", "PrunedBlocks"]

@@ -266,8 +266,8 @@ class CacheContext:
 
     @torch.compiler.disable
     def decide(self, fn_residual: torch.Tensor) -> bool:
-        """DBCache: may this step reuse the middle blocks' residual?"""
-        return self.decide_groups([fn_residual])[0]
+        """DBCache: may this step reuse the middle blocks' residual? (for the selected sample group)"""
+        return self._decide([(self.group, fn_residual)])[0]
 
     @torch.compiler.disable
     def decide_groups(self, fn_residuals: list[torch.Tensor]) -> list[bool]:
@@ -276,11 +276,14 @@ class CacheContext:
         The diffs of every group that needs one are read from the device together: one host
         sync per step however many requests share the batch.
         """
+        return self._decide(list(enumerate(fn_residuals)))
+
+    def _decide(self, items: list[tuple[int, torch.Tensor]]) -> list[bool]:
         threshold = self.cache_config.residual_diff_threshold
         verdicts: list[bool | None] = []
         diffs: list[float | None] = []
         pending: list[int] = []
-        for group, fn_residual in enumerate(fn_residuals):
+        for index, (group, fn_residual) in enumerate(items):
             self.select_group(group)
             verdict, diff = self._gate(), None
             if verdict is None:
@@ -292,19 +295,19 @@ class CacheContext:
                 else:
                     diff = self._shared_diff()
                     if diff is None:
-                        pending.append(group)
+                        pending.append(index)
             verdicts.append(verdict)
             diffs.append(diff)
         if pending:
-            pairs = [(self._state(self.branch, g).fn_residual, fn_residuals[g]) for g in pending]
-            for group, diff in zip(pending, relative_l1_many(pairs), strict=True):
-                diffs[group] = diff
-        for group, (verdict, diff) in enumerate(zip(verdicts, diffs, strict=True)):
+            pairs = [(self._state(self.branch, items[i][0]).fn_residual, items[i][1]) for i in pending]
+            for index, diff in zip(pending, relative_l1_many(pairs), strict=True):
+                diffs[index] = diff
+        for index, ((group, _), verdict, diff) in enumerate(zip(items, verdicts, diffs, strict=True)):
             self.select_group(group)
             if verdict is None:
                 self._record_diff(diff)
                 verdict = diff < threshold
-                verdicts[group] = verdict
+                verdicts[index] = verdict
             self._finish_step(verdict, diff)
         return verdicts
 

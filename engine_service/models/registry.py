@@ -59,6 +59,8 @@ class LoadedModel:
     """The speed stack applied at load (quantization, compile, attention backend, offload)."""
     warmup_sizes: tuple[tuple[int, int], ...] = ()
     """(width, height) pairs run before SERVING (compiled graphs are built for them); empty = the default size."""
+    native_size: tuple[int, int] | None = None
+    """The only (width, height) the pipeline renders, for families with one size; ``None`` = any."""
 
     @property
     def num_transformer_blocks(self) -> int:
@@ -117,6 +119,10 @@ def _finish(
     if not speed.is_default:
         apply_speed(pipeline, family.block_lists, speed, device, name)
     overrides = dict(overrides or {})
+    native = family.native_size(pipeline) if family.native_size is not None else None
+    if native is not None:
+        overrides.setdefault("width", native[0])
+        overrides.setdefault("height", native[1])
     return LoadedModel(
         name=name,
         family=family,
@@ -130,6 +136,7 @@ def _finish(
         spatial_factor=_spatial_factor(pipeline, family),
         call_defaults={**family.call_defaults, **overrides.pop("call_defaults", {})},
         speed=speed,
+        native_size=native,
     )
 
 

@@ -27,6 +27,10 @@ OutputKind = Literal["image", "video"]
 CallKwargsBuilder = Callable[["DiffusionPipeline", "Sequence[JobSpec]"], dict[str, Any]]
 #: (pipeline, latents as seen by callback_on_step_end, job) -> images in [0, 1], shape (N, H, W, 3).
 LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torch.Tensor"]
+#: (pipeline, prompt) -> why the model cannot take this prompt, or ``None`` when it can.
+PromptCheck = Callable[["DiffusionPipeline", str], "str | None"]
+#: pipeline -> the only (width, height) it renders.
+NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +81,20 @@ class FamilySpec:
     prepare_pipeline: Callable[[DiffusionPipeline], None] | None = None
     """Called once on a loaded pipeline before it serves (e.g. to switch on a VAE mode the
     pipeline cannot decode without); ``None`` = nothing to do."""
+    check_prompt: PromptCheck | None = None
+    """Refuses prompts the model cannot take (INVALID_ARGUMENT on ``prompt`` with the reason);
+    ``None`` = any prompt."""
+    warmup_prompt: str = "warm-up"
+    """The prompt of the warm-up request (it must pass ``check_prompt``)."""
+    native_size: NativeSize | None = None
+    """For pipelines that render one size only (no width/height arguments): that size, read from the
+    pipeline. It is the default size and any other is INVALID_ARGUMENT. ``None`` = any size."""
+    generator_per_output: bool = True
+    """Whether ``__call__`` takes a list of generators, one per output. Without it the pipeline gets
+    the job's one generator, and its jobs never join a batch (an output must not depend on its batch)."""
+    step_end_callback: bool = True
+    """Whether ``__call__`` takes ``callback_on_step_end``. Without it the engine follows the steps
+    through the scheduler's ``step`` (progress events, cancellation, per-step cache outcomes)."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""

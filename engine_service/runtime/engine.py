@@ -444,7 +444,7 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     return JobSpec(
         request_id=f"warmup-{model.name}-{width}x{height}",
         model=model.name,
-        prompt="warm-up",
+        prompt=model.family.warmup_prompt,
         negative_prompt="",
         width=width,
         height=height,

@@ -53,6 +53,8 @@ class JobSpec:
     """Decoded input images (PIL) with their roles, as ``(role, image)`` pairs."""
     cache: CachePlan | None = None
     """The cache configuration to run with; ``None`` = no caching."""
+    runs_alone: bool = False
+    """Never batched with other jobs (its model's pipeline takes a single random generator)."""
 
     @property
     def cache_tag(self) -> str:

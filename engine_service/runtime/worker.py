@@ -19,7 +19,9 @@ only rank 0 decodes and encodes outputs and previews.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -149,8 +151,14 @@ class Worker:
                 cache.enable_cache(pipe, first.cache.cache_config.copy(), first.cache.calibrator_config)
                 if len(members) > 1:
                     cache.set_sample_groups(pipe, [m.spec.num_outputs for m in members])
-            with torch.inference_mode():
-                output = pipe(**kwargs, generator=generators, output_type=output_type, callback_on_step_end=callback)
+            if model.family.step_end_callback:
+                kwargs["callback_on_step_end"] = callback
+            with (
+                torch.inference_mode(),
+                _steps_from_scheduler(pipe, None if model.family.step_end_callback else callback),
+            ):
+                generator = generators if model.family.generator_per_output else generators[0]
+                output = pipe(**kwargs, generator=generator, output_type=output_type)
             pruned_ratio = _pruned_ratio(cache.summary(pipe, logging=False))
         except JobCancelled:
             return [JobCancelled(m.spec.request_id) for m in members]
@@ -313,6 +321,35 @@ def _free_device_memory() -> None:
     """Give cached blocks back after an out-of-memory error so the next call starts clean."""
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def _steps_from_scheduler(pipe, callback: Callable[..., dict] | None):
+    """For pipelines without ``callback_on_step_end``: call ``callback`` after each scheduler step."""
+    if callback is None:
+        yield
+        return
+    scheduler = pipe.scheduler
+    own, step = scheduler.__dict__.get("step"), scheduler.step
+    index = 0
+
+    @functools.wraps(step)
+    def step_and_report(model_output, timestep, *args, **kwargs):
+        nonlocal index
+        out = step(model_output, timestep, *args, **kwargs)
+        latents = out.prev_sample if hasattr(out, "prev_sample") else out[0]
+        callback(pipe, index, timestep, {"latents": latents})
+        index += 1
+        return out
+
+    scheduler.step = step_and_report
+    try:
+        yield
+    finally:
+        if own is None:
+            scheduler.__dict__.pop("step", None)
+        else:
+            scheduler.step = own
 
 
 def _step_record(pipe, index: int, cached_run: bool, sample_group: int) -> StepRecord:

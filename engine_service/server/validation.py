@@ -59,6 +59,14 @@ def validate(
     height = _size(v, request, "height", model.default_height, limits.max_height, model.spatial_factor)
     if width and height and width * height > limits.max_pixels:
         v.add("width", f"width x height = {width * height} pixels exceeds the limit of {limits.max_pixels}")
+    native = model.native_size
+    if native is not None and width and height and (width, height) != native:
+        v.add("width", f"model {model.name!r} ({model.family.name}) renders {native[0]}x{native[1]} only")
+    check_prompt = model.family.check_prompt
+    if check_prompt is not None and prompt.strip():
+        problem = check_prompt(model.pipeline, prompt)
+        if problem:
+            v.add("prompt", problem)
     steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps)
     guidance = _guidance(v, request, model.default_guidance_scale)
     seed = _int_range(v, request, "seed", secrets.randbelow(MAX_SEED + 1), 0, MAX_SEED)
@@ -97,6 +105,7 @@ def validate(
         preview_every=preview_every,
         input_images=images,
         cache=cache,
+        runs_alone=not model.family.generator_per_output,
     )
 
 

@@ -1,17 +1,28 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
 from engine_service.models.families.allegro import ALLEGRO
+from engine_service.models.families.amused import AMUSED
 from engine_service.models.families.chronoedit import CHRONOEDIT
 from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
+from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4
 from engine_service.models.families.consisid import CONSISID
 from engine_service.models.families.cosmos import COSMOS
+from engine_service.models.families.dit import DIT
 from engine_service.models.families.flux import FLUX
+from engine_service.models.families.hidream import HIDREAM
 from engine_service.models.families.hunyuan_video import HUNYUAN_SKYREELS_I2V, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15
+from engine_service.models.families.hunyuandit import HUNYUANDIT
+from engine_service.models.families.hunyuanimage import HUNYUANIMAGE
+from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
 from engine_service.models.families.longcat_video import LONGCAT_VIDEO
 from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_I2V
 from engine_service.models.families.mochi import MOCHI
+from engine_service.models.families.omnigen import OMNIGEN
+from engine_service.models.families.ovis_image import OVIS_IMAGE
+from engine_service.models.families.prx import PRX
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
+from engine_service.models.families.visualcloze import VISUALCLOZE
 from engine_service.models.families.wan import WAN, WAN_I2V, WAN_VACE
 from engine_service.models.spec import FamilySpec
 
@@ -38,6 +49,18 @@ FAMILIES: tuple[FamilySpec, ...] = (
     CONSISID,
     KANDINSKY5_VIDEO,
     LONGCAT_VIDEO,
+    HUNYUANDIT,
+    COGVIEW4,
+    COGVIEW3PLUS,
+    HIDREAM,
+    DIT,
+    KANDINSKY5_IMAGE,
+    OMNIGEN,
+    OVIS_IMAGE,
+    PRX,
+    HUNYUANIMAGE,
+    AMUSED,
+    VISUALCLOZE,
 )
 
 __all__ = ["FAMILIES"]

@@ -1,0 +1,33 @@
+"""aMUSEd (``AmusedPipeline``): a masked-token image model with a UViT, not a latent diffusion DiT.
+
+Each step the UViT predicts logits for every image token of a VQ-GAN and the
+scheduler unmasks a share of them. Its transformer layers (between the UViT's
+convolutional down and up stages) still form a residual stack over hidden states,
+so DBCache applies as for a DiT: a cached step runs the first Fn layers on the
+current tokens and adds the middle layers' residual of the last computed step.
+Threshold 0 is bit-identical to no cache. CFG with a negative prompt in the same
+batch. The pipeline takes a single random generator and no step callback: its
+jobs run alone and the engine follows the scheduler's steps. The pipeline is
+deprecated in diffusers 0.42 (still shipped).
+"""
+
+from __future__ import annotations
+
+from engine_service.models.families.prompt_kwargs import text_to_image_with_negative
+from engine_service.models.spec import FamilySpec
+
+AMUSED = FamilySpec(
+    name="amused",
+    pipeline_classes=("AmusedPipeline",),
+    output_kind="image",
+    latent_patch=2,
+    default_width=512,
+    default_height=512,
+    default_steps=12,
+    default_guidance_scale=10.0,
+    block_lists=("transformer_layers",),
+    build_call_kwargs=text_to_image_with_negative,
+    uses_negative_prompt=True,
+    generator_per_output=False,
+    step_end_callback=False,
+)

@@ -1,0 +1,40 @@
+"""CogView3-Plus and CogView4 text-to-image: one list of dual-stream blocks, in-batch CFG.
+
+Both pack 2x2 latent patches into one token over an 8x VAE. CogView3-Plus encodes
+the prompt with T5, CogView4 with GLM-4 (padded to a multiple of 16 tokens).
+"""
+
+from __future__ import annotations
+
+from engine_service.models.families.prompt_kwargs import text_to_image_with_negative
+from engine_service.models.spec import FamilySpec
+
+COGVIEW3PLUS = FamilySpec(
+    name="cogview3plus",
+    pipeline_classes=("CogView3PlusPipeline",),
+    output_kind="image",
+    latent_patch=2,
+    default_width=1024,
+    default_height=1024,
+    default_steps=50,
+    default_guidance_scale=5.0,
+    block_lists=("transformer_blocks",),
+    build_call_kwargs=text_to_image_with_negative,
+    uses_negative_prompt=True,
+    call_defaults={"max_sequence_length": 224},
+)
+
+COGVIEW4 = FamilySpec(
+    name="cogview4",
+    pipeline_classes=("CogView4Pipeline",),
+    output_kind="image",
+    latent_patch=2,
+    default_width=1024,
+    default_height=1024,
+    default_steps=50,
+    default_guidance_scale=5.0,
+    block_lists=("transformer_blocks",),
+    build_call_kwargs=text_to_image_with_negative,
+    uses_negative_prompt=True,
+    call_defaults={"max_sequence_length": 1024},
+)

@@ -1,0 +1,28 @@
+"""HunyuanDiT text-to-image (``HunyuanDiTPipeline``): one list of blocks with long skip connections.
+
+The first half of the blocks feeds skips into the second half, so the cache keeps
+the transformer's loop and stands in for each block (``PER_BLOCK_LAYOUTS`` in the
+cache library). Two text encoders (a bilingual BERT-like CLIP and mT5); CFG runs
+in the same batch. Latents are 8x VAE with 2x2 patches. The pipeline snaps sizes to
+its trained resolutions and resizes the result back (``use_resolution_binning``).
+"""
+
+from __future__ import annotations
+
+from engine_service.models.families.prompt_kwargs import text_to_image_with_negative
+from engine_service.models.spec import FamilySpec
+
+HUNYUANDIT = FamilySpec(
+    name="hunyuandit",
+    pipeline_classes=("HunyuanDiTPipeline",),
+    output_kind="image",
+    latent_patch=2,
+    default_width=1024,
+    default_height=1024,
+    default_steps=50,
+    default_guidance_scale=5.0,
+    block_lists=("blocks",),
+    build_call_kwargs=text_to_image_with_negative,
+    uses_negative_prompt=True,
+    call_defaults={"use_resolution_binning": True},
+)

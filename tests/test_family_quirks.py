@@ -1,0 +1,90 @@
+"""Families whose pipelines differ from plain text-to-image, through a batching engine and the SDK.
+
+DiT is class-conditional (the prompt names a class), renders one size and has no
+step callback; aMUSEd takes a single random generator, so its jobs never batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+from tiny_families.amused import build_tiny_amused
+from tiny_families.dit import build_tiny_dit
+
+from client_sdk import AsyncClient, Client, Step
+from client_sdk.errors import InvalidArgumentError
+from engine_service.config import BatchingConfig, Limits
+from engine_service.models import model_from_pipeline
+from engine_service.runtime.engine import AsyncEngine
+from engine_service.server.background import BackgroundServer
+
+
+@pytest.fixture(scope="module")
+def server():
+    cpu = torch.device("cpu")
+    models = {
+        "dit": model_from_pipeline("dit", build_tiny_dit(), cpu, {"steps": 2}),
+        "amused": model_from_pipeline("amused", build_tiny_amused(), cpu, {"width": 8, "height": 8, "steps": 3}),
+    }
+    batching = BatchingConfig(max_batch=4, batch_window_ms=300)
+    engine = AsyncEngine(models, "dit", Limits(), "cpu", batching)
+    with BackgroundServer(engine) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with Client(server.address, timeout=120) as client:
+        yield client
+
+
+def _fields(err: InvalidArgumentError) -> dict[str, str]:
+    return {v.field: v.description for v in err.field_violations}
+
+
+def test_the_prompt_names_a_class_by_name_synonym_or_index(client):
+    by_name = client.generate("Golden Retriever", seed=1)
+    by_index = client.generate(" 2 ", seed=1)
+    assert by_name.outputs[0].sha256 == by_index.outputs[0].sha256
+    synonym = client.generate("red disc", seed=1)
+    assert synonym.outputs[0].sha256 == client.generate("0", seed=1).outputs[0].sha256
+    assert synonym.outputs[0].image.size == (16, 16)
+
+
+@pytest.mark.parametrize("prompt", ["a green triangle", "1000", "-1"])
+def test_a_prompt_naming_no_class_is_invalid_and_the_server_keeps_serving(client, prompt):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(prompt)
+    description = _fields(info.value)["prompt"]
+    assert "class index 0-999" in description and "'a blue square'" in description
+    assert client.generate("1").outputs
+
+
+def test_a_size_other_than_the_native_one_is_invalid(client):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("1", width=32, height=32)
+    assert "renders 16x16 only" in _fields(info.value)["width"]
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("1", negative_prompt="blurry")
+    assert "negative_prompt" in _fields(info.value)
+    assert client.generate("1", width=16, height=16).outputs
+
+
+def test_steps_of_a_pipeline_without_step_callback_are_reported(client):
+    steps = [event for event in client.stream("3", num_inference_steps=3) if isinstance(event, Step)]
+    assert [step.step for step in steps] == [0, 1, 2]
+
+
+async def _together(address: str, requests: list[dict]) -> list:
+    async with AsyncClient(address, timeout=120) as client:
+        return await asyncio.gather(*(client.generate(**r) for r in requests))
+
+
+def test_a_single_generator_pipeline_gives_each_request_the_image_it_gets_alone(server, client):
+    requests = [{"prompt": "a red circle", "model": "amused", "seed": seed} for seed in (1, 2, 3)]
+    alone = [client.generate(**r).outputs[0].sha256 for r in requests]
+    crowd = asyncio.run(_together(server.address, requests))
+    assert [r.outputs[0].sha256 for r in crowd] == alone
+    assert len(set(alone)) == 3
