@@ -76,13 +76,17 @@ def build_engine(
     speed: SpeedConfig | None = None,
     warmup_sizes: tuple[tuple[int, int], ...] = (),
     compile_cache: str | os.PathLike[str] | None = None,
+    parallel=None,
+    lockstep=None,
 ):
     """Load every model and return an AsyncEngine (not started). No source = the builtin default.
 
     ``speed`` is every model's speed stack unless its source sets its own; each is checked
     against the device before anything loads. ``warmup_sizes`` are run before SERVING (the
     model's default size when empty). ``compile_cache`` is a directory that keeps compiled
-    graphs across restarts.
+    graphs across restarts. With ``parallel`` (a ParallelConfig, inside a process group) every
+    model's transformer is split across the ranks; ``lockstep`` makes the engine hand its calls
+    to the other ranks.
     """
     # Never reach for a model hub: every model comes from a local directory or from code.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -127,4 +131,16 @@ def build_engine(
     if default_model not in models:
         raise ValueError(f"--default-model {default_model!r} is not among the loaded models: {', '.join(names)}")
     logger.info("loaded %d model(s) on %s (%s)", len(models), torch_device, torch_dtype)
-    return AsyncEngine(models, default_model, limits or Limits(), str(torch_device), batching, compile_cache=cache)
+    if parallel is not None and parallel.enabled:
+        from engine_service.parallel.ranks import parallelize_models
+
+        parallelize_models(models, parallel, torch_device)
+    return AsyncEngine(
+        models,
+        default_model,
+        limits or Limits(),
+        str(torch_device),
+        batching,
+        compile_cache=cache,
+        lockstep=lockstep,
+    )

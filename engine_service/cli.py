@@ -273,6 +273,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engine_service.bootstrap import build_engine, parse_model_arg, parse_size
     from engine_service.config import BatchingConfig, ServerConfig
     from engine_service.models import ModelLoadError
+    from engine_service.parallel import ParallelConfig
+    from engine_service.parallel.lockstep import follow
+    from engine_service.parallel.ranks import start_ranks, stop_ranks
     from engine_service.server.app import EngineServer, serve_until_signalled
     from engine_service.server.cache_policy import parse_policy
 
@@ -289,6 +292,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         batching = BatchingConfig(max_batch=args.max_batch, batch_window_ms=args.batch_window_ms)
         sources = _with_speed([parse_model_arg(value) for value in args.model], args)
+        parallel = ParallelConfig.parse(args.parallel)
+        lockstep = start_ranks(parallel, args.device, args.parallel_timeout) if parallel.enabled else None
         engine = build_engine(
             sources,
             device=args.device,
@@ -298,12 +303,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
             batching=batching,
             warmup_sizes=tuple(parse_size(value) for value in args.warmup_size),
             compile_cache=args.compile_cache,
+            parallel=parallel,
+            lockstep=lockstep,
         )
     except (ValueError, RuntimeError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if lockstep is not None and not lockstep.is_leader:
+        follow(engine.models, lockstep)  # ranks other than 0 serve no port: they follow rank 0's calls
+        stop_ranks(lockstep)
+        return 0
     server = EngineServer(engine, config)
-    asyncio.run(serve_until_signalled(server))
+    try:
+        asyncio.run(serve_until_signalled(server))
+    finally:
+        stop_ranks(lockstep)
     return 0
 
 
@@ -428,6 +442,21 @@ def build_parser() -> argparse.ArgumentParser:
     security.add_argument("--tls-client-ca", help="PEM CA: require client certificates signed by it (mutual TLS)")
     serve.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus metrics at http://HOST:PORT/metrics"
+    )
+    parallel = serve.add_argument_group("parallelism (launch with torchrun, one process per device)")
+    parallel.add_argument(
+        "--parallel",
+        default="none",
+        metavar="DEGREES",
+        help="split every model across ranks: ulysses=N, ring=N, both (ulysses=N,ring=M) or tp=N; "
+        "e.g. torchrun --nproc-per-node 2 -m engine_service serve --parallel ulysses=2 (default: %(default)s)",
+    )
+    parallel.add_argument(
+        "--parallel-timeout",
+        type=float,
+        default=300.0,
+        help="seconds a rank waits for the others during a request before the engine stops serving "
+        "(default: %(default)s)",
     )
     serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on shutdown (default: %(default)s)")
     serve.add_argument(

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.distributed as dist
 
 from engine_service.cache.context import CacheContext
 from engine_service.cache.patterns import BlockCall, ForwardPattern, PatternError
@@ -26,6 +27,23 @@ def _residual(after: torch.Tensor | None, before: torch.Tensor | None) -> torch.
     if after is None or before is None or after.shape != before.shape:
         return None
     return after - before
+
+
+def _first_blocks_residual(after: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+    """Output of the first Fn blocks minus their input: the signal the cache decides on.
+
+    Under context parallel the sequence may be split inside the first block (diffusers
+    splits Wan's at ``blocks.0``): the output then holds this rank's slice of the
+    sequence (dim 1, ``tensor_split`` over the ranks, as diffusers cuts it), and the
+    residual is taken against the same slice of the input.
+    """
+    if after.shape == before.shape:
+        return after - before
+    if dist.is_available() and dist.is_initialized() and before.dim() == after.dim() >= 2:
+        piece = before.tensor_split(dist.get_world_size(), dim=1)[dist.get_rank()]
+        if piece.shape == after.shape:
+            return after - piece
+    return after
 
 
 class _GroupRunner(torch.nn.Module):
@@ -70,7 +88,7 @@ class CachedBlocks(_GroupRunner):
         start = hidden
         for block in blocks[: self.first]:
             hidden, encoder = call.run(block, hidden, encoder)
-        fn_residual = hidden - start if hidden.shape == start.shape else hidden
+        fn_residual = _first_blocks_residual(hidden, start)
         rows = context.group_rows(hidden)
         if rows is not None:
             hidden, encoder = self._middle_per_sample_group(call, rows, hidden, encoder, fn_residual)

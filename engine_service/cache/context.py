@@ -63,25 +63,31 @@ class BranchState:
 
 
 def relative_l1(previous: torch.Tensor, current: torch.Tensor) -> float:
-    """mean|previous - current| / mean|previous|, averaged over ranks when running distributed."""
+    """mean|previous - current| / mean|previous|; over all ranks' elements when running distributed."""
     return relative_l1_many([(previous, current)])[0]
 
 
 def relative_l1_many(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[float]:
-    """:func:`relative_l1` of each (previous, current) pair with one device-to-host copy for all of them."""
+    """:func:`relative_l1` of each (previous, current) pair with one device-to-host copy for all of them.
+
+    Under context parallel each rank holds a slice of the sequence (slices may differ in
+    length): the sums are added across ranks, so every rank gets the whole tensor's value
+    and makes the same decision. Ranks holding the same tensor (tensor parallel) scale
+    both sums alike, which leaves the ratio unchanged.
+    """
     terms = torch.stack(
         [
             torch.stack(
                 [
-                    torch.mean((previous - current).abs(), dtype=torch.float32),
-                    torch.mean(previous.abs(), dtype=torch.float32),
+                    torch.sum((previous - current).abs(), dtype=torch.float32),
+                    torch.sum(previous.abs(), dtype=torch.float32),
                 ]
             )
             for previous, current in pairs
         ]
     )
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(terms, op=dist.ReduceOp.AVG)
+        dist.all_reduce(terms, op=dist.ReduceOp.SUM)
     diffs = []
     for numerator, denominator in terms.tolist():  # the one host sync of a dynamic decision
         if denominator == 0.0:

@@ -23,7 +23,8 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -38,6 +39,7 @@ from engine_service.runtime.errors import (
     JobCancelled,
     JobFailed,
     QueueFull,
+    RankLost,
     UnknownRequest,
 )
 from engine_service.runtime.job import (
@@ -55,6 +57,9 @@ from engine_service.runtime.job import (
 from engine_service.runtime.metrics import EngineMetrics
 from engine_service.runtime.stats import StatsRecorder
 from engine_service.runtime.worker import Member, Worker
+
+if TYPE_CHECKING:
+    from engine_service.parallel.lockstep import Lockstep
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +109,7 @@ class AsyncEngine:
         device: str,
         batching: BatchingConfig | None = None,
         compile_cache: CompileCache | None = None,
+        lockstep: Lockstep | None = None,
     ):
         self.models = dict(models)
         self._compile_cache = compile_cache
@@ -115,7 +121,9 @@ class AsyncEngine:
         self.metrics.bind_load(lambda: self.queue_depth, lambda: self.running)
         self.stats = StatsRecorder(list(self.models), self.metrics)
         self._batcher = Batcher(self.batching, limits.max_outputs)
-        self._worker = Worker(self.models)
+        self.lockstep = lockstep
+        """Set on rank 0 of a multi-process engine: the other ranks run every call with it."""
+        self._worker = Worker(self.models, lockstep)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ditserve-worker")
         self._pending: collections.deque[Job] = collections.deque()
         self._by_id: dict[str, Job] = {}
@@ -125,6 +133,9 @@ class AsyncEngine:
         self._loop_task: asyncio.Task | None = None
         self._ready = False
         self._accepting = False
+        self.broken: str | None = None
+        """Why the engine stopped serving for good (a rank of a multi-process engine was lost)."""
+        self._broken_listeners: list[Callable[[str], None]] = []
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -145,6 +156,20 @@ class AsyncEngine:
         self._loop_task = asyncio.create_task(self._run_loop(), name="ditserve-engine-loop")
         self._ready = True
         self._accepting = True
+
+    def on_broken(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(reason)`` on the event loop when the engine stops serving for good."""
+        self._broken_listeners.append(listener)
+
+    def _break(self, reason: str) -> None:
+        if self.broken is not None:
+            return
+        self.broken = reason
+        self._accepting = False
+        for job in list(self._pending):
+            self._cancel_queued(job, f"cancelled: {reason}")
+        for listener in self._broken_listeners:
+            listener(reason)
 
     async def shutdown(self, grace_s: float) -> None:
         """Stop accepting; let queued and running jobs finish within ``grace_s``; cancel the rest."""
@@ -180,6 +205,8 @@ class AsyncEngine:
 
     def submit(self, spec: JobSpec) -> Job:
         """Queue a validated job. Raises EngineNotReady, DuplicateRequestId or QueueFull."""
+        if self.broken is not None:
+            raise EngineNotReady(f"the engine is not serving: {self.broken}")
         if not self.ready:
             raise EngineNotReady("the engine is not serving (warming up or shutting down)")
         if spec.request_id in self._by_id:
@@ -286,7 +313,13 @@ class AsyncEngine:
         while True:
             if not self._pending:
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                if self.lockstep is None:
+                    await self._wakeup.wait()
+                    continue
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), self.lockstep.heartbeat_s)
+                except asyncio.TimeoutError:
+                    await self._heartbeat(loop)
                 continue
             wait_s = self._batcher.wait_s(self._pending)
             if wait_s > 0:
@@ -300,6 +333,15 @@ class AsyncEngine:
             batch = self._batcher.take(self._pending)
             self._announce_positions()
             await self._run_batch(loop, batch)
+
+    async def _heartbeat(self, loop: asyncio.AbstractEventLoop) -> None:
+        """While idle, check that every rank of a multi-process engine still answers."""
+        if self.broken is not None:
+            return
+        try:
+            await loop.run_in_executor(self._executor, self.lockstep.heartbeat)
+        except RankLost as err:
+            self._break(str(err))
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, jobs: list[Job]) -> None:
         started_at = time.perf_counter()
@@ -318,6 +360,13 @@ class AsyncEngine:
             logger.info("batch of %d: %s", len(jobs), ", ".join(job.request_id for job in jobs))
         try:
             outcomes = await loop.run_in_executor(self._executor, self._worker.run, members)
+        except RankLost as err:
+            logger.error(
+                "request(s) %s failed and the engine stops serving: %s", ", ".join(j.request_id for j in jobs), err
+            )
+            for job in self._live(jobs):
+                self._finish(job, JobStatus.FAILED, RankLost(str(err)))
+            self._break(str(err))
         except JobFailed as err:
             # The pipeline's own exception (with its traceback) is the cause; it is logged, never sent.
             ids = ", ".join(job.request_id for job in jobs)

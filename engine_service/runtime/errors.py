@@ -78,6 +78,13 @@ class EngineNotReady(EngineError):
         super().__init__(reason)
 
 
+class RankLost(EngineNotReady):
+    """Raised when a rank of a multi-process engine stopped answering: the engine stops serving for good."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason, retry_after=0.0)
+
+
 class JobCancelled(EngineError):
     """Raised inside the worker (and to waiters) when a request was cancelled."""
 

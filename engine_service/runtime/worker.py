@@ -10,6 +10,11 @@ call there when no job is left (raising from the callback skips the VAE decode),
 encodes each job's outputs, and always leaves the pipeline clean for the next
 call: the cache is removed after every run, whether it finished, failed or was
 cancelled.
+
+In a multi-process engine (``engine_service.parallel``) every rank runs its own
+worker with a ``Lockstep``: rank 0 announces each call to the others, the
+ranks agree on cancelled jobs at every step boundary and meet after the call;
+only rank 0 decodes and encodes outputs and previews.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,7 +34,7 @@ import torch
 from engine_service import cache
 from engine_service.models import LoadedModel
 from engine_service.runtime import encoding
-from engine_service.runtime.errors import JobCancelled, JobFailed, JobOutOfMemory
+from engine_service.runtime.errors import JobCancelled, JobFailed, JobOutOfMemory, RankLost
 from engine_service.runtime.job import (
     JobEvent,
     JobResult,
@@ -38,6 +44,9 @@ from engine_service.runtime.job import (
     StepRecord,
     Timings,
 )
+
+if TYPE_CHECKING:
+    from engine_service.parallel.lockstep import Lockstep
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +93,10 @@ class _Clock:
 class Worker:
     """Runs jobs on the loaded models. Not thread-safe: the engine calls it from one thread."""
 
-    def __init__(self, models: Mapping[str, LoadedModel]):
+    def __init__(self, models: Mapping[str, LoadedModel], lockstep: Lockstep | None = None):
         self._models = models
+        self._lockstep = lockstep
+        self._produces_outputs = lockstep is None or lockstep.is_leader
 
     def warm_up(self, name: str, spec: JobSpec) -> None:
         """Run ``spec`` once on model ``name`` and discard the result."""
@@ -101,11 +112,21 @@ class Worker:
         Raises JobFailed (JobOutOfMemory when the device ran out of memory) when the
         pipeline fails: every member of the call fails with it. Never leaves state behind.
         """
+        if all(m.cancelled for m in members):
+            return [JobCancelled(m.spec.request_id) for m in members]
+        if self._lockstep is None:
+            return self._run(members)
+        if self._lockstep.is_leader:
+            self._lockstep.announce([m.spec for m in members])
+        try:
+            return self._run(members)
+        finally:
+            self._lockstep.settle()
+
+    def _run(self, members: Sequence[Member]) -> list[Outcome]:
         first = members[0].spec
         model = self._models[first.model]
         pipe = model.pipeline
-        if all(m.cancelled for m in members):
-            return [JobCancelled(m.spec.request_id) for m in members]
         offset = 0
         for member in members:
             member.first_sample = offset
@@ -122,6 +143,8 @@ class Worker:
             generators.extend([generator] * spec.num_outputs)
         hook = pipe.transformer.register_forward_pre_hook(clock.mark_transformer_call)
         pruned_ratio = None
+        # Ranks other than 0 stop at the latents: only rank 0 decodes and encodes.
+        output_type = "np" if self._produces_outputs else "latent"
         try:
             if first.cache is not None:
                 # Members share a plan (batcher.batch_key); each decides on its own samples.
@@ -135,10 +158,12 @@ class Worker:
                 _steps_from_scheduler(pipe, None if model.family.step_end_callback else callback),
             ):
                 generator = generators if model.family.generator_per_output else generators[0]
-                output = pipe(**kwargs, generator=generator, output_type="np")
+                output = pipe(**kwargs, generator=generator, output_type=output_type)
             pruned_ratio = _pruned_ratio(cache.summary(pipe, logging=False))
         except JobCancelled:
             return [JobCancelled(m.spec.request_id) for m in members]
+        except RankLost:
+            raise
         except torch.OutOfMemoryError as err:
             _free_device_memory()
             raise JobOutOfMemory(first.request_id, f"the device ran out of memory: {err}") from err
@@ -147,6 +172,8 @@ class Worker:
         finally:
             hook.remove()
             self._reset(pipe)
+        if not self._produces_outputs:
+            return [JobCancelled(m.spec.request_id, "left to rank 0") for m in members]
         decode_ms = clock.ms_since(clock.last_step_end)
         decoded = _decoded(output, first, model.family.output_kind)
         first_call = clock.first_transformer_call or clock.start
@@ -197,6 +224,10 @@ class Worker:
             clock.last_step_end = now
             cached_run = members[0].spec.cache is not None
             t = timesteps.value(pipe, index, timestep)
+            cancelled = [member.cancelled for member in members]
+            if self._lockstep is not None:
+                # Every rank drops the same jobs at the same step: rank 0's flags decide.
+                cancelled = self._lockstep.sync_cancels(cancelled)
             # Cancel flags are read after the step so a job sees its progress up to the stop. A
             # cancelled job gets no more events; when none is left, raising here skips the
             # remaining steps and the VAE decode.
@@ -205,7 +236,7 @@ class Worker:
                 # With several members, each is a sample group of the cache with its own decisions.
                 record = _step_record(pipe, index, cached_run, group)
                 records.append(record)
-                if member.cancelled:
+                if cancelled[group]:
                     continue
                 live.append(member)
                 member.emit(
@@ -224,7 +255,7 @@ class Worker:
                 )
             if not live:
                 raise JobCancelled(members[0].spec.request_id)
-            for member in live:
+            for member in live if self._produces_outputs else ():
                 every = member.spec.preview_every
                 if every and (index + 1) % every == 0 and index + 1 < total:
                     member.emit(self._preview(model, member, index, callback_kwargs["latents"]))

@@ -42,6 +42,7 @@ class EngineServer:
         self._health: health.aio.HealthServicer | None = None
         self._server: grpc.aio.Server | None = None
         self._metrics_http = None
+        self._health_task: asyncio.Future | None = None
 
     def _build(self) -> grpc.aio.Server:
         """The grpc.aio server; built inside the loop that runs it (aio objects are loop-bound)."""
@@ -79,6 +80,7 @@ class EngineServer:
         """Bind and start answering: health says NOT_SERVING and Generate UNAVAILABLE until warm_up()."""
         self._server = self._build()
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.engine.on_broken(self._engine_broken)
         self.port = self._add_port(f"{self.config.host}:{self.config.port}")
         if not self.port:
             raise OSError(f"could not bind {self.config.host}:{self.config.port}")
@@ -110,6 +112,11 @@ class EngineServer:
         self._metrics_http = http_server
         self.metrics_port = http_server.server_address[1]
         logger.info("metrics on http://%s:%d/metrics", self.config.host, self.metrics_port)
+
+    def _engine_broken(self, reason: str) -> None:
+        """The engine cannot serve any more (a lost rank): health says NOT_SERVING from now on."""
+        logger.error("not serving any more: %s", reason)
+        self._health_task = asyncio.ensure_future(self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING))
 
     async def warm_up(self) -> None:
         """Warm every model up, then report SERVING."""

@@ -73,6 +73,8 @@ FLUX = FamilySpec(
     build_call_kwargs=_call_kwargs,
     decode_latents=_decode_latents,
     call_defaults={"max_sequence_length": 512},
+    context_parallel=True,
+    tensor_parallel=True,
 )
 
 FLUX_FILL = FamilySpec(

@@ -34,6 +34,8 @@ WAN = FamilySpec(
     name="wan",
     pipeline_classes=("WanPipeline",),
     build_call_kwargs=video_call_kwargs(),
+    context_parallel=True,
+    tensor_parallel=True,
     **_COMMON,
 )
 

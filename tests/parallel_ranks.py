@@ -1,0 +1,164 @@
+"""Work for a 2-rank gloo process group spawned by tests/test_parallel.py.
+
+Every rank runs :func:`run_checks`; rank 0 also computes the single-process
+references (no collectives involved). Results go to ``rank{N}.json`` in the
+output folder, where the tests read them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import traceback
+
+import torch
+import torch.distributed as dist
+
+MODES = ("ulysses=2", "ring=2", "tp=2")
+#: Thresholds at which the tiny pipelines cache some steps of 8 and compute others.
+THRESHOLDS = {"flux": 0.4, "wan": 0.1}
+#: FLUX at 48x48: 3x3 = 9 image tokens, an odd sequence for context parallel.
+FLUX_SIZE = 48
+#: Wan at 16x16 with 9 frames: 3 latent frames of one token each, odd as well.
+WAN_FRAMES = 9
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.float() - b.float()) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def flux_image(pipe, steps: int = 3) -> torch.Tensor:
+    with torch.inference_mode():
+        return pipe(
+            "a red circle",
+            width=FLUX_SIZE,
+            height=FLUX_SIZE,
+            num_inference_steps=steps,
+            guidance_scale=3.5,
+            max_sequence_length=64,
+            generator=torch.Generator().manual_seed(3),
+            output_type="pt",
+        ).images
+
+
+def wan_video(pipe, steps: int = 3) -> torch.Tensor:
+    with torch.inference_mode():
+        return pipe(
+            prompt="a cat",
+            negative_prompt="bad",
+            num_inference_steps=steps,
+            height=16,
+            width=16,
+            num_frames=WAN_FRAMES,
+            guidance_scale=6.0,
+            max_sequence_length=16,
+            generator=torch.Generator().manual_seed(0),
+            output_type="pt",
+        ).frames
+
+
+def _families():
+    from tiny_pipelines import build_tiny_flux, build_tiny_wan
+
+    return {"flux": (build_tiny_flux, flux_image), "wan": (build_tiny_wan, wan_video)}
+
+
+def _split(pipe, family: str, mode: str) -> None:
+    from engine_service.parallel import ParallelConfig, plan_for
+    from engine_service.parallel.parallelize import parallelize
+
+    parallelize(pipe, family, plan_for(family), ParallelConfig.parse(mode), torch.device("cpu"))
+
+
+def _cached_steps(pipe, family: str, run) -> dict:
+    from engine_service import cache
+
+    config = cache.DBCacheConfig(
+        Fn_compute_blocks=1, Bn_compute_blocks=0, residual_diff_threshold=THRESHOLDS[family], max_warmup_steps=1
+    )
+    cache.enable_cache(pipe, config)
+    try:
+        run(pipe, steps=8)
+        stats = cache.summary(pipe, logging=False)[0]
+        return {"cached": sorted(stats.cached_steps), "diffs": stats.residual_diffs}
+    finally:
+        cache.disable_cache(pipe)
+
+
+def _rank_local_diffs(rank: int) -> dict:
+    """Each rank holds a different slice (of a different length) of one residual pair."""
+    from engine_service.cache.context import relative_l1
+
+    previous = torch.ones(1, 3 if rank == 0 else 2, 4)
+    current = previous + (0.0 if rank == 0 else 0.5)  # rank 0 alone: no change; rank 1 alone: 0.5
+    whole_previous = torch.ones(1, 5, 4)
+    whole_current = torch.cat([torch.ones(1, 3, 4), torch.full((1, 2, 4), 1.5)], dim=1)
+    local = float((previous - current).abs().mean() / previous.abs().mean())
+    whole = float((whole_previous - whole_current).abs().mean() / whole_previous.abs().mean())
+    return {"local": local, "reduced": relative_l1(previous, current), "whole": whole}
+
+
+def _text_encoders() -> dict:
+    """T5 (ReLU and gated MLP) and UMT5 encoders split 2 ways against whole ones: max abs difference."""
+    from tiny_pipelines import TINY_T5
+    from torch.distributed.device_mesh import init_device_mesh
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    from engine_service.parallel.parallelize import apply_tensor_plan
+    from engine_service.parallel.plans import T5_ENCODER_PLAN
+
+    mesh = init_device_mesh("cpu", (2,))
+    config = {**TINY_T5, "d_ff": 38}  # the MLP width must split evenly
+    builds = {
+        "t5": lambda: T5EncoderModel(T5Config(**config)),
+        "t5-gated": lambda: T5EncoderModel(T5Config(**config, feed_forward_proj="gated-gelu")),
+        "umt5": lambda: UMT5EncoderModel(UMT5Config(**config)),
+    }
+    ids = torch.tensor([[5, 17, 300, 2, 9, 1, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 0, 0]])
+    results = {}
+    for name, build in builds.items():
+        torch.manual_seed(0)
+        encoder = build().eval()
+        with torch.inference_mode():
+            whole = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        split = apply_tensor_plan(encoder, T5_ENCODER_PLAN.layers, mesh, T5_ENCODER_PLAN.per_rank, optional=True)
+        with torch.inference_mode():
+            output = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        q = encoder.encoder.block[0].layer[0].SelfAttention.q.weight
+        results[name] = {
+            "max_diff": float((output - whole).abs().max()),
+            "layers": split,
+            "local_rows": q.to_local().shape[0],
+            "rows": q.shape[0],
+        }
+    return results
+
+
+def run_checks(rank: int, world_size: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    results: dict = {"psnr": {}, "cached_steps": {}, "errors": []}
+    try:
+        results["diffs"] = _rank_local_diffs(rank)
+        results["text_encoders"] = _text_encoders()
+        for family, (build, run) in _families().items():
+            reference = run(build()) if rank == 0 else None
+            for mode in MODES:
+                pipe = build()
+                _split(pipe, family, mode)
+                output = run(pipe)
+                if rank == 0:
+                    results["psnr"][f"{family} {mode}"] = psnr(output, reference)
+            single = _cached_steps(build(), family, run)
+            pipe = build()
+            _split(pipe, family, "ulysses=2")
+            results["cached_steps"][family] = {"single": single, "ulysses=2": _cached_steps(pipe, family, run)}
+    except Exception:
+        results["errors"].append(traceback.format_exc())
+    pathlib.Path(out, f"rank{rank}.json").write_text(json.dumps(results))
+    dist.destroy_process_group()
