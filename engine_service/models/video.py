@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from engine_service.models.inputs import image_of
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -19,11 +21,6 @@ if TYPE_CHECKING:
 
     from engine_service.models.spec import CallKwargsBuilder
     from engine_service.runtime.job import JobSpec
-
-
-def image_of(jobs: Sequence[JobSpec], role: str) -> Any | None:
-    """The first input image sent with ``role``, or ``None`` (jobs with input images run alone)."""
-    return next((image for job in jobs for r, image in job.input_images if r == role), None)
 
 
 def video_call_kwargs(
@@ -65,4 +62,4 @@ def video_call_kwargs(
     return build
 
 
-__all__ = ["image_of", "video_call_kwargs"]
+__all__ = ["video_call_kwargs"]

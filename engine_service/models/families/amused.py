@@ -13,7 +13,7 @@ deprecated in diffusers 0.42 (still shipped).
 
 from __future__ import annotations
 
-from engine_service.models.families.prompt_kwargs import text_to_image_with_negative
+from engine_service.models.pipeline_calls import text_to_image_with_negative
 from engine_service.models.spec import FamilySpec
 
 AMUSED = FamilySpec(

@@ -6,7 +6,7 @@ the prompt with T5, CogView4 with GLM-4 (padded to a multiple of 16 tokens).
 
 from __future__ import annotations
 
-from engine_service.models.families.prompt_kwargs import text_to_image_with_negative
+from engine_service.models.pipeline_calls import text_to_image_with_negative
 from engine_service.models.spec import FamilySpec
 
 COGVIEW3PLUS = FamilySpec(

@@ -9,7 +9,7 @@ its trained resolutions and resizes the result back (``use_resolution_binning``)
 
 from __future__ import annotations
 
-from engine_service.models.families.prompt_kwargs import text_to_image_with_negative
+from engine_service.models.pipeline_calls import text_to_image_with_negative
 from engine_service.models.spec import FamilySpec
 
 HUNYUANDIT = FamilySpec(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine_service.models.families.prompt_kwargs import negative_prompts, prompts
+from engine_service.models.pipeline_calls import negative_prompts, prompts
 from engine_service.models.spec import FamilySpec
 
 if TYPE_CHECKING:

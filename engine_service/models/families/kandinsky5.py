@@ -9,7 +9,7 @@ refine the prompt once per step and are cheap).
 
 from __future__ import annotations
 
-from engine_service.models.families.prompt_kwargs import text_to_image_with_negative
+from engine_service.models.pipeline_calls import text_to_image_with_negative
 from engine_service.models.spec import FamilySpec
 
 _REASON = (

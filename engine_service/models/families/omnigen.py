@@ -7,7 +7,7 @@ constructed here.
 
 from __future__ import annotations
 
-from engine_service.models.families.prompt_kwargs import text_to_image
+from engine_service.models.pipeline_calls import text_to_image
 from engine_service.models.spec import FamilySpec
 
 OMNIGEN = FamilySpec(

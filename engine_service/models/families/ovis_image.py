@@ -7,7 +7,7 @@ block lists run back to back with the same arguments, so they cache as one group
 
 from __future__ import annotations
 
-from engine_service.models.families.prompt_kwargs import text_to_image_with_negative
+from engine_service.models.pipeline_calls import text_to_image_with_negative
 from engine_service.models.spec import FamilySpec
 
 OVIS_IMAGE = FamilySpec(

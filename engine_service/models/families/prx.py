@@ -9,7 +9,7 @@ pipeline cleans every prompt with ``ftfy`` (an engine dependency for it).
 
 from __future__ import annotations
 
-from engine_service.models.families.prompt_kwargs import text_to_image_with_negative
+from engine_service.models.pipeline_calls import text_to_image_with_negative
 from engine_service.models.spec import FamilySpec
 
 PRX = FamilySpec(

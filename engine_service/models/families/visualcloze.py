@@ -11,7 +11,7 @@ request would report and cache two step sequences.
 
 from __future__ import annotations
 
-from engine_service.models.families.prompt_kwargs import text_to_image
+from engine_service.models.pipeline_calls import text_to_image
 from engine_service.models.spec import FamilySpec
 
 VISUALCLOZE = FamilySpec(
