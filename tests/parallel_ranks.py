@@ -7,6 +7,7 @@ output folder, where the tests read them.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -19,6 +20,14 @@ import torch.distributed as dist
 MODES = ("ulysses=2", "ring=2", "tp=2")
 #: Thresholds at which the tiny pipelines cache some steps of 8 and compute others.
 THRESHOLDS = {"flux": 0.4, "wan": 0.1}
+#: Splits checked for a family entry's claims: context parallel both ways, tensor parallel.
+CONTEXT_MODES = ("ulysses=2", "ring=2")
+TENSOR_MODES = ("tp=2",)
+#: Sizes other than the case's default: at 32x32 tiny Qwen-Image (16x VAE, 2x2 packing) has one image
+#: token, which two ranks cannot share.
+CASE_SIZES = {"qwen-image": (64, 64)}
+#: Steps of a case's run (two-expert cases run their default steps, which reach both experts).
+CASE_STEPS = 2
 #: FLUX at 48x48: 3x3 = 9 image tokens, an odd sequence for context parallel.
 FLUX_SIZE = 48
 #: Wan at 16x16 with 9 frames: 3 latent frames of one token each, odd as well.
@@ -58,6 +67,22 @@ def wan_video(pipe, steps: int = 3) -> torch.Tensor:
             generator=torch.Generator().manual_seed(0),
             output_type="pt",
         ).frames
+
+
+def case_modes() -> dict[str, tuple[str, ...]]:
+    """Tiny case (tests/tiny_families) -> the splits its family entry claims, for every case but the
+    two checked by name above ("flux", "wan"): a claim is never made without being run."""
+    from tiny_families import all_cases
+
+    from engine_service.models.registry import family_for_pipeline
+
+    modes = {}
+    for case in all_cases():
+        family = family_for_pipeline(case.pipeline_class)
+        claimed = CONTEXT_MODES * family.context_parallel + TENSOR_MODES * family.tensor_parallel
+        if claimed and case.name not in ("flux", "wan"):
+            modes[case.name] = claimed
+    return modes
 
 
 def _families():
@@ -138,11 +163,105 @@ def _text_encoders() -> dict:
     return results
 
 
+def _case_run(case, mode: str | None) -> dict:
+    """The tiny case's request run once through the engine's worker, split as ``mode`` says (None: whole).
+
+    Returns the output images (frames of a video) and, as evidence of the split, per transformer that
+    ran (Wan 2.2: two experts): the tokens reaching its output projection on this rank, and whether
+    its weights are distributed.
+    """
+    import dataclasses
+    import io
+    import threading
+
+    import numpy as np
+    from PIL import Image
+    from tiny_families import input_image
+    from torch.distributed.tensor import DTensor
+
+    from engine_service import cache
+    from engine_service.cache.presets import CachePlan
+    from engine_service.models import model_from_pipeline
+    from engine_service.parallel import ParallelConfig
+    from engine_service.parallel.ranks import parallelize_models
+    from engine_service.runtime.engine import warmup_spec
+    from engine_service.runtime.job import OutputFormat
+    from engine_service.runtime.worker import Member, Worker
+
+    device = torch.device("cpu")
+    model = model_from_pipeline(case.name, case.build(), device, case.defaults)
+    if mode is not None:
+        parallelize_models({case.name: model}, ParallelConfig.parse(mode), device)
+    transformers = {name: getattr(model.pipeline, name, None) for name in ("transformer", "transformer_2")}
+    transformers = {name: t for name, t in transformers.items() if t is not None}
+    tokens: dict[str, int] = {}
+
+    def count_tokens(name: str):
+        def hook(_module, args) -> None:  # returns nothing: the input goes on unchanged
+            tokens.setdefault(name, args[0].shape[1])
+
+        return hook
+
+    hooks = [t.proj_out.register_forward_pre_hook(count_tokens(name)) for name, t in transformers.items()]
+    images = tuple(
+        (role, Image.open(io.BytesIO(input_image(role, size).data)).convert("L" if role == "mask" else "RGB"))
+        for role, size in case.inputs
+    )
+    width, height = CASE_SIZES.get(case.name, (model.default_width, model.default_height))
+    spec = dataclasses.replace(
+        warmup_spec(model, width, height),
+        request_id=f"{case.name}-{mode}",
+        prompt="a red circle",
+        negative_prompt="blurry" if model.family.uses_negative_prompt else "",
+        num_inference_steps=CASE_STEPS if case.experts == 1 else model.default_steps,
+        seed=3,
+        output_format=OutputFormat.PNG_FRAMES if model.family.output_kind == "video" else OutputFormat.PNG,
+        input_images=images,
+        # A threshold no diff falls under: every step is computed and its diff recorded.
+        cache=CachePlan(
+            cache.DBCacheConfig(
+                Fn_compute_blocks=1, Bn_compute_blocks=0, residual_diff_threshold=1e-9, max_warmup_steps=1
+            )
+        ),
+    )
+    (result,) = Worker({case.name: model}).run([Member(spec, threading.Event(), lambda _event: None)])
+    for hook in hooks:
+        hook.remove()
+    return {
+        "images": [np.array(Image.open(io.BytesIO(output.data)).convert("RGB")) for output in result.outputs],
+        "tokens": tokens,
+        "diffs": [[step.residual_diff, step.cfg_residual_diff] for step in result.steps],
+        "distributed": {name: any(isinstance(p, DTensor) for p in t.parameters()) for name, t in transformers.items()},
+    }
+
+
+def _family_cases(results: dict) -> None:
+    """Every case of case_modes() split each of its ways, compared on every rank with the whole model."""
+    from tiny_families import all_cases
+
+    cases = {case.name: case for case in all_cases()}
+    for name, modes in case_modes().items():
+        # Every rank runs the whole model: the cache reduces its diffs over the process group.
+        whole = _case_run(cases[name], None)
+        for mode in modes:
+            split = _case_run(cases[name], mode)
+            results["cases"][f"{name} {mode}"] = {
+                "psnr": min(
+                    psnr(torch.from_numpy(a) / 255.0, torch.from_numpy(b) / 255.0)
+                    for a, b in zip(whole["images"], split["images"], strict=True)
+                ),
+                "tokens": {"whole": whole["tokens"], "split": split["tokens"]},
+                "distributed": split["distributed"],
+                "diffs": {"whole": whole["diffs"], "split": split["diffs"]},
+            }
+
+
 def run_checks(rank: int, world_size: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    results: dict = {"psnr": {}, "cached_steps": {}, "errors": []}
+    # A rank that fails alone leaves the other waiting at a collective: end the wait instead of hanging.
+    dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=datetime.timedelta(minutes=5))
+    results: dict = {"psnr": {}, "cached_steps": {}, "cases": {}, "errors": []}
     try:
         results["diffs"] = _rank_local_diffs(rank)
         results["text_encoders"] = _text_encoders()
@@ -158,6 +277,7 @@ def run_checks(rank: int, world_size: int, port: int, out: str) -> None:
             pipe = build()
             _split(pipe, family, "ulysses=2")
             results["cached_steps"][family] = {"single": single, "ulysses=2": _cached_steps(pipe, family, run)}
+        _family_cases(results)
     except Exception:
         results["errors"].append(traceback.format_exc())
     pathlib.Path(out, f"rank{rank}.json").write_text(json.dumps(results))

@@ -18,18 +18,24 @@ import time
 
 import grpc
 import numpy as np
+import parallel_ranks
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
+from tiny_families import all_cases
 
 from engine_service.metrics import psnr
 from engine_service.models.families import FAMILIES
+from engine_service.models.registry import family_for_pipeline
 from engine_service.parallel import PLANS, ParallelConfig
 from tests.conftest import free_port, wait_serving
 
 TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
 FAMILY_NAMES = ("flux", "wan")
 MODES = ("ulysses=2", "ring=2", "tp=2")
+CASES = {case.name: case for case in all_cases()}
+#: (tiny case, split) for every other family entry that claims context or tensor parallel.
+CASE_SPLITS = [(name, mode) for name, modes in parallel_ranks.case_modes().items() for mode in modes]
 
 
 # -- configuration -------------------------------------------------------------------
@@ -106,7 +112,6 @@ def test_parallel_refuses_the_speed_options():
 @pytest.fixture(scope="module")
 def rank_results(tmp_path_factory) -> list[dict]:
     """Both ranks' results of tests/parallel_ranks.run_checks."""
-    import parallel_ranks
     import torch.multiprocessing as mp
 
     out = tmp_path_factory.mktemp("ranks")
@@ -123,6 +128,34 @@ def test_parallel_output_matches_one_process(rank_results, family, mode):
     assert rank_results[0]["psnr"][f"{family} {mode}"] >= 40.0
 
 
+def test_every_family_claiming_a_split_runs_split():
+    claimed = {family.name for family in FAMILIES if family.context_parallel or family.tensor_parallel}
+    checked = {family_for_pipeline(CASES[name].pipeline_class).name for name, _ in CASE_SPLITS}
+    assert claimed == checked | set(FAMILY_NAMES)
+    assert len(claimed) > len(FAMILY_NAMES)
+
+
+@pytest.mark.parametrize(("case", "mode"), CASE_SPLITS, ids=[f"{case}-{mode}" for case, mode in CASE_SPLITS])
+def test_family_case_split_matches_one_process(rank_results, case, mode):
+    """The family's tiny case through the engine's worker, split 2 ways, against the whole model:
+    the same images, the sequence (or the weights) really split, the cache's diffs unchanged."""
+    for rank, result in enumerate(rank_results):
+        outcome = result["cases"][f"{case} {mode}"]
+        assert outcome["psnr"] >= 40.0
+        whole, split = outcome["tokens"]["whole"], outcome["tokens"]["split"]
+        assert len(whole) == CASES[case].experts and split.keys() == whole.keys()  # every expert ran
+        for transformer, tokens in whole.items():
+            if mode.startswith("tp"):  # weights split, the sequence whole
+                assert outcome["distributed"][transformer] and split[transformer] == tokens
+            else:  # the sequence split as tensor_split cuts it: rank 0 holds the longer part when odd
+                assert not outcome["distributed"][transformer]
+                assert split[transformer] == (tokens + 1 - rank) // 2 < tokens
+        diffs = outcome["diffs"]
+        assert any(d is not None for step in diffs["whole"] for d in step)  # steps after warm-up have diffs
+        expected = [[d if d is None else pytest.approx(d, rel=1e-4) for d in step] for step in diffs["whole"]]
+        assert diffs["split"] == expected
+
+
 @pytest.mark.parametrize("encoder", ["t5", "t5-gated", "umt5"])
 def test_text_encoder_tensor_parallel_matches_the_whole_encoder(rank_results, encoder):
     for result in rank_results:
@@ -134,8 +167,6 @@ def test_text_encoder_tensor_parallel_matches_the_whole_encoder(rank_results, en
 
 def test_context_parallel_ran_on_odd_sequence_lengths():
     """The outputs above split odd sequences: uneven shards (one rank holds a token more)."""
-    import parallel_ranks
-
     flux_tokens = (parallel_ranks.FLUX_SIZE // 16) ** 2  # 8x VAE, 2x2 packing
     wan_tokens = (parallel_ranks.WAN_FRAMES - 1) // 4 + 1  # 4x temporal VAE; 16x16 is one token per frame
     assert flux_tokens % 2 == 1 and wan_tokens % 2 == 1

@@ -116,20 +116,41 @@ T5_ENCODER_PLAN = EncoderPlan(
     per_rank={_T5_ATTENTION: ("n_heads", "inner_dim")},
 )
 
+FLUX_PLAN = ParallelPlan(
+    context=MODEL_PLAN,
+    tensor=FLUX_TENSOR_PLAN,
+    text_encoders={"text_encoder_2": T5_ENCODER_PLAN},
+)
+
+WAN_PLAN = ParallelPlan(
+    context=MODEL_PLAN,
+    tensor=WAN_TENSOR_PLAN,
+    text_encoders={"text_encoder": T5_ENCODER_PLAN},
+    tensor_notes="Wan normalizes q and k over all heads at once (rms_norm_across_heads), so its attention "
+    "projections split their weights and gather their outputs: weights and matmuls are split, attention "
+    "itself runs whole on every rank. The MLP is split the textbook way.",
+)
+
+#: Context parallel only, by the transformer's own diffusers plan.
+MODEL_CONTEXT_PLAN = ParallelPlan(context=MODEL_PLAN)
+
 PLANS: dict[str, ParallelPlan] = {
-    "flux": ParallelPlan(
-        context=MODEL_PLAN,
-        tensor=FLUX_TENSOR_PLAN,
-        text_encoders={"text_encoder_2": T5_ENCODER_PLAN},
-    ),
-    "wan": ParallelPlan(
-        context=MODEL_PLAN,
-        tensor=WAN_TENSOR_PLAN,
-        text_encoders={"text_encoder": T5_ENCODER_PLAN},
-        tensor_notes="Wan normalizes q and k over all heads at once (rms_norm_across_heads), so its attention "
-        "projections split their weights and gather their outputs: weights and matmuls are split, attention "
-        "itself runs whole on every rank. The MLP is split the textbook way.",
-    ),
+    # FLUX.1 Fill and Kontext run FLUX.1's transformer class (Kontext's image tokens join the sequence).
+    "flux": FLUX_PLAN,
+    "flux-fill": FLUX_PLAN,
+    "flux-kontext": FLUX_PLAN,
+    # Wan 2.1 I2V (with its CLIP image tokens, never split) and Wan 2.2 run Wan's transformer class.
+    "wan": WAN_PLAN,
+    "wan-i2v": WAN_PLAN,
+    "flux2": MODEL_CONTEXT_PLAN,
+    "flux2-klein": MODEL_CONTEXT_PLAN,
+    "qwen-image": MODEL_CONTEXT_PLAN,
+    "qwen-image-edit": MODEL_CONTEXT_PLAN,
+    "qwen-image-edit-plus": MODEL_CONTEXT_PLAN,
+    "chronoedit": MODEL_CONTEXT_PLAN,
+    # LTX-Video has a diffusers plan but no entry here: its attention mask carries every head, which
+    # diffusers 0.42's Ulysses attention does not slice to the rank's heads, and its Ring attention
+    # refuses masks on uneven splits (docs/parallel.md).
 }
 
 

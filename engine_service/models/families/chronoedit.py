@@ -30,4 +30,5 @@ CHRONOEDIT = FamilySpec(
     input_roles=("image",),
     required_roles=("image",),
     call_defaults={"max_sequence_length": 512},
+    context_parallel=True,
 )

@@ -92,6 +92,8 @@ FLUX_FILL = FamilySpec(
     input_roles=("image", "mask"),
     required_roles=("image", "mask"),
     call_defaults={"max_sequence_length": 512},
+    context_parallel=True,
+    tensor_parallel=True,
 )
 
 FLUX_KONTEXT = FamilySpec(
@@ -108,4 +110,6 @@ FLUX_KONTEXT = FamilySpec(
     decode_latents=_decode_latents,
     input_roles=("image",),
     call_defaults={"max_sequence_length": 512},
+    context_parallel=True,
+    tensor_parallel=True,
 )

@@ -40,6 +40,7 @@ _COMMON: dict[str, Any] = {
     "input_roles": ("image",),
     "min_input_side": 64,  # the pipeline refuses smaller reference images
     "call_defaults": {"max_sequence_length": 512},
+    "context_parallel": True,
 }
 
 FLUX2 = FamilySpec(

@@ -77,6 +77,7 @@ _COMMON: dict[str, Any] = {
     "decode_latents": _decode_latents,
     "uses_negative_prompt": True,
     "call_defaults": {"max_sequence_length": 512},
+    "context_parallel": True,
 }
 
 QWEN_IMAGE = FamilySpec(

@@ -46,6 +46,8 @@ WAN_I2V = FamilySpec(
     build_call_kwargs=video_call_kwargs(images={"image": "image"}),
     input_roles=("image",),
     required_roles=("image",),
+    context_parallel=True,
+    tensor_parallel=True,
     **_COMMON,
 )
 
