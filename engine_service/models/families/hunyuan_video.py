@@ -18,7 +18,7 @@ cancellation and cache statistics.
 from __future__ import annotations
 
 from engine_service.models.spec import FamilySpec
-from engine_service.models.video import video_call_kwargs
+from engine_service.models.video import first_temporal_tile, scaling_factor, video_call_kwargs, video_preview
 
 HUNYUAN_VIDEO = FamilySpec(
     name="hunyuan-video",
@@ -31,6 +31,7 @@ HUNYUAN_VIDEO = FamilySpec(
     default_guidance_scale=6.0,
     block_lists=("transformer_blocks", "single_transformer_blocks"),
     build_call_kwargs=video_call_kwargs(negative_prompt=False),
+    decode_latents=video_preview(scaling_factor, leading_latent_frames=first_temporal_tile),
     default_frames=129,
     frame_stride=4,
 )
@@ -46,6 +47,7 @@ HUNYUAN_SKYREELS_I2V = FamilySpec(
     default_guidance_scale=6.0,
     block_lists=("transformer_blocks", "single_transformer_blocks"),
     build_call_kwargs=video_call_kwargs(images={"image": "image"}, guidance="true_cfg_scale"),
+    decode_latents=video_preview(scaling_factor, frame="last"),
     default_frames=97,
     frame_stride=4,
     uses_negative_prompt=True,
