@@ -201,9 +201,8 @@ def video_preview(
         if frame == "first" and leading_latent_frames is not None:
             video_latents = video_latents[:, :, : leading_latent_frames(pipe, video_latents.shape[2])]
         frames = decode(pipe, denormalize(pipe, video_latents).to(pipe.vae.dtype))
-        # Cut to the video asked for, as pipelines whose VAE rounds frames or sizes up do.
-        frames = frames[:, :, : job.num_frames, : job.height, : job.width]
-        picture = frames[:, :, 0 if frame == "first" else -1]
+        # Cut to the size asked for, as pipelines whose VAE rounds sizes up (Allegro) do.
+        picture = frames[:, :, 0 if frame == "first" else -1, : job.height, : job.width]
         return (picture / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
 
     return decode_frame
