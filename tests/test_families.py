@@ -12,6 +12,7 @@ input image) get INVALID_ARGUMENT naming the field, and the engine keeps serving
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import warnings
 
@@ -19,6 +20,7 @@ import grpc
 import imageio.v3 as iio
 import pytest
 import torch
+from PIL import Image
 from tiny_families import TinyCase, all_cases, input_image
 
 from client_sdk import CachePolicy, Client, Completed, InputImage, Preview
@@ -29,9 +31,18 @@ from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
 from engine_service.models.registry import ModelLoadError, load_local_model
 from engine_service.runtime.engine import AsyncEngine
+from engine_service.runtime.job import JobSpec, OutputFormat
 from engine_service.server.background import BackgroundServer
 
 CASES = all_cases()
+VIDEO_CASES = [
+    case
+    for case in CASES
+    if next(f for f in FAMILIES if case.pipeline_class in f.pipeline_classes).output_kind == "video"
+]
+#: Longer videos than the cases' defaults, where the VAE decodes the preview's first frame from a
+#: prefix of the latent frames (CogVideoX: its first frame batch; HunyuanVideo: its first temporal tile).
+LONGER_VIDEOS = [("cogvideox", 17), ("cogvideox-1.5", 25), ("hunyuan-video", 25)]
 NEVER_CACHE = CachePolicy(preset="dbcache", residual_diff_threshold=0.0)
 ALWAYS_CACHE = CachePolicy(
     preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
@@ -107,6 +118,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     previews = [event for event in events if isinstance(event, Preview)]
     assert [p.step for p in previews] == (list(range(steps - 1)) if previews_every else [])
     assert all((p.width, p.height) == (model.default_width, model.default_height) for p in previews)
+    assert all(Image.open(io.BytesIO(p.data)).size == (p.width, p.height) for p in previews)
     assert [o.sha256 for o in never.outputs] == [o.sha256 for o in plain.outputs]
     assert never.cache_stats.cached_steps == 0 and plain.cache_stats.policy == "none"
     assert always.cache_stats.cached_steps == steps - case.experts, always.cache_stats
@@ -139,3 +151,51 @@ def test_a_streamed_video_arrives_in_chunks_and_reassembles_to_the_generated_mp4
     assert data == generated.data and hashlib.sha256(data).hexdigest() == streamed.sha256
     frames = iio.imread(data, extension=".mp4", plugin="FFMPEG")
     assert frames.shape == (model.default_frames, model.default_height, model.default_width, 3)
+
+
+@pytest.mark.parametrize(
+    ("case", "frames"),
+    [(case, None) for case in VIDEO_CASES]
+    + [(next(c for c in CASES if c.name == name), frames) for name, frames in LONGER_VIDEOS],
+    ids=lambda value: value.name if isinstance(value, TinyCase) else str(value or "default"),
+)
+def test_a_video_preview_of_the_last_latents_is_the_frame_the_video_shows(case: TinyCase, frames: int | None):
+    """Text-to-video previews show the first frame, image-to-video ones the last (the first is the input
+    image); decoded from the last step's latents, it equals that frame of the pipeline's own video."""
+    pipeline = case.build()
+    model = model_from_pipeline(case.name, pipeline, torch.device("cpu"), case.defaults)
+    inputs = tuple((role, Image.open(io.BytesIO(input_image(role, size).data))) for role, size in case.inputs)
+    job = JobSpec(
+        request_id="preview",
+        model=case.name,
+        prompt="a red circle",
+        negative_prompt="",
+        width=model.default_width,
+        height=model.default_height,
+        num_inference_steps=model.default_steps,
+        guidance_scale=model.default_guidance_scale,
+        seed=3,
+        num_outputs=1,
+        num_frames=frames or model.default_frames,
+        fps=16,
+        output_format=OutputFormat.PNG_FRAMES,
+        output_quality=90,
+        preview_every=1,
+        input_images=inputs,
+    )
+    last = {}
+
+    def keep_latents(pipe, index, timestep, tensors):
+        last["latents"] = tensors["latents"]
+        return {}
+
+    kwargs = {**model.call_defaults, **model.family.build_call_kwargs(pipeline, [job])}
+    with torch.no_grad():
+        video = pipeline(
+            **kwargs, generator=torch.Generator().manual_seed(3), callback_on_step_end=keep_latents, output_type="pt"
+        ).frames[0]
+        (preview,) = model.family.decode_latents(pipeline, last["latents"], job)
+    assert video.shape[0] == job.num_frames
+    shown = video[-1 if model.family.input_roles else 0].permute(1, 2, 0)
+    assert preview.shape == (job.height, job.width, 3) and not preview.isnan().any()
+    torch.testing.assert_close(preview, shown, atol=1e-4, rtol=0)

@@ -25,7 +25,8 @@ OutputKind = Literal["image", "video"]
 #: (pipeline, the jobs of one call) -> keyword arguments for ``pipeline.__call__``. The jobs share
 #: their batch key (size, steps, guidance, ...); the builder lists one prompt per output, in job order.
 CallKwargsBuilder = Callable[["DiffusionPipeline", "Sequence[JobSpec]"], dict[str, Any]]
-#: (pipeline, latents as seen by callback_on_step_end, job) -> images in [0, 1], shape (N, H, W, 3).
+#: (pipeline, latents as seen by callback_on_step_end, job) -> images in [0, 1], shape (N, H, W, 3);
+#: for a video family, one frame of each video (``engine_service.models.video.video_preview``).
 LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torch.Tensor"]
 #: (pipeline, prompt) -> why the model cannot take this prompt, or ``None`` when it can.
 PromptCheck = Callable[["DiffusionPipeline", str], "str | None"]

@@ -1,4 +1,4 @@
-"""Pipeline keyword arguments shared by the video families.
+"""Pipeline keyword arguments and preview decoders shared by the video families.
 
 Most diffusers video pipelines take the same core arguments: one prompt (and
 negative prompt) per output, size, frame count, steps, guidance, and
@@ -6,11 +6,23 @@ negative prompt) per output, size, frame count, steps, guidance, and
 :func:`video_call_kwargs` and names what differs: whether the pipeline takes a
 negative prompt, which keyword receives the input image, and which one the frame
 rate.
+
+A video preview is one image: one frame of the video the current latents would
+decode to (:func:`video_preview`), exactly as the final decode would make it from
+them. Text-to-video families show the first frame, decoded from only as many
+leading latent frames as their VAE needs for it (one for the causal Wan and Mochi
+VAEs), a fraction of the final decode. Image-to-video families show the last
+frame, decoded from all latent frames, since their first frame is (or is drawn
+towards) the input image. A family entry names how its pipeline stores latents,
+how its VAE's normalisation is undone and how many latent frames it decodes.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
 
 from engine_service.models.inputs import image_of
 
@@ -19,8 +31,17 @@ if TYPE_CHECKING:
 
     from diffusers import DiffusionPipeline
 
-    from engine_service.models.spec import CallKwargsBuilder
+    from engine_service.models.spec import CallKwargsBuilder, LatentDecoder
     from engine_service.runtime.job import JobSpec
+
+#: (pipeline, step latents, job) -> the VAE's latents (N, C, F, h, w), still normalised.
+VideoLatents = Callable[["DiffusionPipeline", torch.Tensor, "JobSpec"], torch.Tensor]
+#: (pipeline, normalised VAE latents (N, C, F, h, w)) -> what the VAE decodes.
+Denormalize = Callable[["DiffusionPipeline", torch.Tensor], torch.Tensor]
+#: (pipeline, VAE latents (N, C, F, h, w)) -> frames (N, 3, F', H, W) in [-1, 1].
+VaeDecode = Callable[["DiffusionPipeline", torch.Tensor], torch.Tensor]
+#: (pipeline, latent frames) -> how many leading latent frames decode the first frame exactly.
+LeadingFrames = Callable[["DiffusionPipeline", int], int]
 
 
 def video_call_kwargs(
@@ -62,4 +83,145 @@ def video_call_kwargs(
     return build
 
 
-__all__ = ["video_call_kwargs"]
+def channels_first(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
+    """Step latents that already are (N, C, F, h, w) VAE latents (Wan, HunyuanVideo, Mochi, ...)."""
+    return latents
+
+
+def frames_first(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
+    """CogVideoX's (N, F, C, h, w) step latents, without the latent frames CogVideoX 1.5 pads in
+    front (it packs two latent frames per token) and cuts off before decoding."""
+    real = (job.num_frames - 1) // pipe.vae_scale_factor_temporal + 1
+    return latents[:, -real:].permute(0, 2, 1, 3, 4)
+
+
+def packed_tokens(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
+    """LTX-Video's (N, tokens, features) step latents, unpacked as the pipeline does before decoding."""
+    return pipe._unpack_latents(
+        latents,
+        (job.num_frames - 1) // pipe.vae_temporal_compression_ratio + 1,
+        job.height // pipe.vae_spatial_compression_ratio,
+        job.width // pipe.vae_spatial_compression_ratio,
+        pipe.transformer_spatial_patch_size,
+        pipe.transformer_temporal_patch_size,
+    )
+
+
+def _per_channel(values, latents: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(values).view(1, -1, 1, 1, 1).to(latents.device, latents.dtype)
+
+
+def mean_std(pipe: DiffusionPipeline, latents: torch.Tensor) -> torch.Tensor:
+    """The Wan VAE's per-channel normalisation (Wan, SkyReels-V2, ChronoEdit): ``x * std + mean``."""
+    config = pipe.vae.config
+    return latents * _per_channel(config.latents_std, latents) + _per_channel(config.latents_mean, latents)
+
+
+def scaling_factor(pipe: DiffusionPipeline, latents: torch.Tensor) -> torch.Tensor:
+    """One scale for all channels (HunyuanVideo, CogVideoX, Allegro): ``x / scaling_factor``."""
+    return latents / pipe.vae.config.scaling_factor
+
+
+def mochi_mean_std(pipe: DiffusionPipeline, latents: torch.Tensor) -> torch.Tensor:
+    """Mochi's: ``x * std / scaling_factor + mean`` where the VAE has a mean and std, else ``x / scaling_factor``."""
+    config = pipe.vae.config
+    if getattr(config, "latents_mean", None) is None or getattr(config, "latents_std", None) is None:
+        return latents / config.scaling_factor
+    std, mean = _per_channel(config.latents_std, latents), _per_channel(config.latents_mean, latents)
+    return latents * std / config.scaling_factor + mean
+
+
+def ltx_mean_std(pipe: DiffusionPipeline, latents: torch.Tensor) -> torch.Tensor:
+    """LTX-Video's, through the pipeline's own ``_denormalize_latents``."""
+    vae = pipe.vae
+    return pipe._denormalize_latents(latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
+
+
+def vae_decode(pipe: DiffusionPipeline, latents: torch.Tensor) -> torch.Tensor:
+    """``pipe.vae.decode`` for VAEs that return (N, 3, F, H, W)."""
+    return pipe.vae.decode(latents, return_dict=False)[0]
+
+
+def ltx_decode(pipe: DiffusionPipeline, latents: torch.Tensor) -> torch.Tensor:
+    """LTX-Video's VAE, which takes a decode timestep when it is timestep-conditioned. The preview
+    decodes at timestep 0 without the noise the pipeline may add for its final decode."""
+    timestep = None
+    if pipe.vae.config.timestep_conditioning:
+        timestep = torch.zeros(latents.shape[0], device=latents.device, dtype=latents.dtype)
+    return pipe.vae.decode(latents, timestep, return_dict=False)[0]
+
+
+def frames_second_decode(pipe: DiffusionPipeline, latents: torch.Tensor) -> torch.Tensor:
+    """Allegro's VAE, which returns (N, F, 3, H, W)."""
+    return pipe.vae.decode(latents, return_dict=False)[0].permute(0, 2, 1, 3, 4)
+
+
+def one_latent_frame(pipe: DiffusionPipeline, latent_frames: int) -> int:
+    """Causal VAEs that decode latent frame by frame (Wan, Mochi): the first one alone."""
+    return 1
+
+
+def first_frame_batch(pipe: DiffusionPipeline, latent_frames: int) -> int:
+    """CogVideoX's VAE decodes its latent frames in batches (the first one takes the remainder) and
+    normalises over each batch: its first batch gives the first frames as the whole decode does."""
+    batch = pipe.vae.num_latent_frames_batch_size
+    return batch + latent_frames % batch
+
+
+def first_temporal_tile(pipe: DiffusionPipeline, latent_frames: int) -> int:
+    """HunyuanVideo's VAE normalises over all the frames it decodes at once and, for longer videos,
+    decodes overlapping temporal tiles: its first tile gives the first frames as the whole decode does."""
+    vae = pipe.vae
+    if not vae.use_framewise_decoding:
+        return latent_frames
+    return vae.tile_sample_min_num_frames // vae.temporal_compression_ratio + 1
+
+
+def video_preview(
+    denormalize: Denormalize,
+    *,
+    frame: Literal["first", "last"] = "first",
+    latents: VideoLatents = channels_first,
+    decode: VaeDecode = vae_decode,
+    leading_latent_frames: LeadingFrames | None = one_latent_frame,
+) -> LatentDecoder:
+    """A preview decoder for a video family: one frame, as an image in [0, 1] (N, H, W, 3).
+
+    ``frame``: ``"first"`` (text-to-video) or ``"last"`` (image-to-video: the first frame is the
+    input image; the whole latent video is decoded). ``latents``: turns the step latents into
+    (N, C, F, h, w) VAE latents. ``denormalize``: undoes the VAE's normalisation. ``decode``: runs
+    the VAE. ``leading_latent_frames``: for ``"first"``, how many leading latent frames the VAE
+    needs to decode the first frame exactly as the whole decode does; ``None`` = all of them (a
+    VAE whose first frame depends on every latent frame: LTX-Video's non-causal decoder, Allegro's
+    tiles).
+    """
+
+    def decode_frame(pipe: DiffusionPipeline, step_latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
+        video_latents = latents(pipe, step_latents, job)
+        if frame == "first" and leading_latent_frames is not None:
+            video_latents = video_latents[:, :, : leading_latent_frames(pipe, video_latents.shape[2])]
+        frames = decode(pipe, denormalize(pipe, video_latents).to(pipe.vae.dtype))
+        # Cut to the size asked for, as pipelines whose VAE rounds sizes up (Allegro) do.
+        picture = frames[:, :, 0 if frame == "first" else -1, : job.height, : job.width]
+        return (picture / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
+
+    return decode_frame
+
+
+__all__ = [
+    "channels_first",
+    "first_frame_batch",
+    "first_temporal_tile",
+    "frames_first",
+    "frames_second_decode",
+    "ltx_decode",
+    "ltx_mean_std",
+    "mean_std",
+    "mochi_mean_std",
+    "one_latent_frame",
+    "packed_tokens",
+    "scaling_factor",
+    "vae_decode",
+    "video_call_kwargs",
+    "video_preview",
+]

@@ -1,16 +1,27 @@
-"""HunyuanVideo text-to-video and SkyReels-V1 image-to-video: 2 dual-stream + 2 single-stream blocks,
-a Llama and a CLIP text encoder."""
+"""HunyuanVideo text-to-video, SkyReels-V1 and HunyuanVideo-I2V image-to-video: 2 dual-stream + 2
+single-stream blocks, a Llama (a Llava for HunyuanVideo-I2V) and a CLIP text encoder."""
 
 import torch
 from diffusers import (
     AutoencoderKLHunyuanVideo,
     FlowMatchEulerDiscreteScheduler,
     HunyuanSkyreelsImageToVideoPipeline,
+    HunyuanVideoImageToVideoPipeline,
     HunyuanVideoPipeline,
     HunyuanVideoTransformer3DModel,
 )
 from tiny_tokenizers import _byte_alphabet, byte_level_clip_tokenizer
-from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel, LlamaTokenizer
+from transformers import (
+    CLIPImageProcessor,
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPVisionConfig,
+    LlamaConfig,
+    LlamaModel,
+    LlamaTokenizer,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+)
 
 from tiny_families import TinyCase
 
@@ -24,10 +35,25 @@ def byte_level_llama_tokenizer() -> LlamaTokenizer:
     return LlamaTokenizer(vocab=vocab, merges=[], pad_token="<pad>", add_bos_token=True)
 
 
+LLAMA = {
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "pad_token_id": 3,
+    "hidden_size": 16,
+    "intermediate_size": 37,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 2,
+    "vocab_size": 1000,
+    "hidden_act": "gelu",
+}
+#: The Llava's CLIP vision tower sees 32x32 pictures in 8x8 patches: 16 image embeddings.
+LLAVA_IMAGE_SIZE, LLAVA_IMAGE_TOKENS = 32, 16
+
+
 def build_hunyuan_video(
-    pipeline_class=HunyuanVideoPipeline, in_channels: int = 4
-) -> HunyuanVideoPipeline | HunyuanSkyreelsImageToVideoPipeline:
-    """``in_channels`` 8 for SkyReels-V1: the image latents beside the noise."""
+    pipeline_class=HunyuanVideoPipeline, in_channels: int = 4, **transformer_config
+) -> HunyuanVideoPipeline | HunyuanSkyreelsImageToVideoPipeline | HunyuanVideoImageToVideoPipeline:
+    """``in_channels`` 8 for SkyReels-V1: the image latents beside the noise; HunyuanVideo-I2V gets a Llava."""
     torch.manual_seed(0)
     transformer = HunyuanVideoTransformer3DModel(
         in_channels=in_channels,
@@ -39,10 +65,10 @@ def build_hunyuan_video(
         num_refiner_layers=1,
         patch_size=1,
         patch_size_t=1,
-        guidance_embeds=True,
         text_embed_dim=16,
         pooled_projection_dim=8,
         rope_axes_dim=(2, 4, 4),
+        **{"guidance_embeds": True, **transformer_config},
     ).eval()
     torch.manual_seed(0)
     vae = AutoencoderKLHunyuanVideo(
@@ -61,19 +87,7 @@ def build_hunyuan_video(
         mid_block_add_attention=True,
     ).eval()
     torch.manual_seed(0)
-    text_encoder = LlamaModel(
-        LlamaConfig(
-            bos_token_id=1,
-            eos_token_id=2,
-            pad_token_id=3,
-            hidden_size=16,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            vocab_size=1000,
-            hidden_act="gelu",
-        )
-    ).eval()
+    text_encoder = LlamaModel(LlamaConfig(**LLAMA)).eval()
     torch.manual_seed(0)
     text_encoder_2 = CLIPTextModel(
         CLIPTextConfig(
@@ -89,6 +103,23 @@ def build_hunyuan_video(
             projection_dim=32,
         )
     ).eval()
+    parts = {}
+    if pipeline_class is HunyuanVideoImageToVideoPipeline:
+        torch.manual_seed(0)
+        vision = CLIPVisionConfig(
+            hidden_size=8,
+            intermediate_size=37,
+            projection_dim=32,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            image_size=LLAVA_IMAGE_SIZE,
+            patch_size=8,
+        )
+        llava = LlavaConfig(
+            vision_config=vision, text_config=LlamaConfig(**LLAMA), image_token_index=999, pad_token_id=3
+        )
+        text_encoder = LlavaForConditionalGeneration(llava).eval()
+        parts["image_processor"] = CLIPImageProcessor(crop_size=LLAVA_IMAGE_SIZE, size=LLAVA_IMAGE_SIZE)
     return pipeline_class(
         transformer=transformer,
         vae=vae,
@@ -97,6 +128,7 @@ def build_hunyuan_video(
         tokenizer=byte_level_llama_tokenizer(),
         text_encoder_2=text_encoder_2,
         tokenizer_2=byte_level_clip_tokenizer(),
+        **parts,
     )
 
 
@@ -109,6 +141,22 @@ VIDEO = {
     "call_defaults": {"max_sequence_length": 16, "prompt_template": {"template": "{}", "crop_start": 0}},
 }
 
+#: HunyuanVideo-I2V: the pipeline writes the image embeddings over the positions its template gives
+#: them (here the second half of the 32 prompt tokens, after the bare prompt).
+IMAGE_TO_VIDEO = {
+    **VIDEO,
+    "call_defaults": {
+        "max_sequence_length": 32,
+        "prompt_template": {
+            "template": "{}",
+            "crop_start": 0,
+            "image_emb_len": LLAVA_IMAGE_TOKENS,
+            "image_emb_start": 32 - LLAVA_IMAGE_TOKENS,
+            "image_emb_end": 32,
+        },
+    },
+}
+
 CASES = [
     TinyCase(name="hunyuan-video", pipeline_class="HunyuanVideoPipeline", build=build_hunyuan_video, defaults=VIDEO),
     TinyCase(
@@ -116,6 +164,16 @@ CASES = [
         pipeline_class="HunyuanSkyreelsImageToVideoPipeline",
         build=lambda: build_hunyuan_video(HunyuanSkyreelsImageToVideoPipeline, in_channels=8),
         defaults=VIDEO,
+        inputs=(("image", (16, 16)),),
+    ),
+    TinyCase(
+        name="hunyuan-video-i2v",
+        pipeline_class="HunyuanVideoImageToVideoPipeline",
+        # The image latents and a mask beside the noise (4 + 4 + 1 channels); no guidance embedding.
+        build=lambda: build_hunyuan_video(
+            HunyuanVideoImageToVideoPipeline, in_channels=9, guidance_embeds=False, image_condition_type="latent_concat"
+        ),
+        defaults=IMAGE_TO_VIDEO,
         inputs=(("image", (16, 16)),),
     ),
 ]

@@ -14,7 +14,13 @@ from engine_service.models.families.dit import DIT
 from engine_service.models.families.flux import FLUX, FLUX_FILL, FLUX_KONTEXT
 from engine_service.models.families.flux2 import FLUX2, FLUX2_KLEIN
 from engine_service.models.families.hidream import HIDREAM
-from engine_service.models.families.hunyuan_video import HUNYUAN_SKYREELS_I2V, HUNYUAN_VIDEO, HUNYUAN_VIDEO_15
+from engine_service.models.families.hunyuan_video import (
+    HUNYUAN_SKYREELS_I2V,
+    HUNYUAN_VIDEO,
+    HUNYUAN_VIDEO_15,
+    HUNYUAN_VIDEO_FRAMEPACK,
+    HUNYUAN_VIDEO_I2V,
+)
 from engine_service.models.families.hunyuandit import HUNYUANDIT
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
@@ -62,7 +68,9 @@ FAMILIES: tuple[FamilySpec, ...] = (
     COGVIDEOX_I2V,
     HUNYUAN_VIDEO,
     HUNYUAN_SKYREELS_I2V,
+    HUNYUAN_VIDEO_I2V,
     HUNYUAN_VIDEO_15,
+    HUNYUAN_VIDEO_FRAMEPACK,
     LTX_VIDEO,
     LTX_VIDEO_I2V,
     SKYREELS_V2,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine_service.models.spec import FamilySpec
-from engine_service.models.video import video_call_kwargs
+from engine_service.models.video import frames_second_decode, scaling_factor, video_call_kwargs, video_preview
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -32,6 +32,7 @@ ALLEGRO = FamilySpec(
     default_guidance_scale=7.5,
     block_lists=("transformer_blocks",),
     build_call_kwargs=video_call_kwargs(),
+    decode_latents=video_preview(scaling_factor, decode=frames_second_decode, leading_latent_frames=None),
     default_frames=88,
     frame_stride=1,
     uses_negative_prompt=True,

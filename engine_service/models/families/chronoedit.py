@@ -10,7 +10,7 @@ packs 2x2 latent patches into one token.
 from __future__ import annotations
 
 from engine_service.models.spec import FamilySpec
-from engine_service.models.video import video_call_kwargs
+from engine_service.models.video import mean_std, video_call_kwargs, video_preview
 
 CHRONOEDIT = FamilySpec(
     name="chronoedit",
@@ -23,6 +23,7 @@ CHRONOEDIT = FamilySpec(
     default_guidance_scale=5.0,
     block_lists=("blocks",),
     build_call_kwargs=video_call_kwargs(images={"image": "image"}),
+    decode_latents=video_preview(mean_std, frame="last"),
     default_frames=5,
     frame_stride=4,
     frame_counts=(5,),

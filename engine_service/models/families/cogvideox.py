@@ -11,7 +11,13 @@ only work at their training size, 720x480.
 from __future__ import annotations
 
 from engine_service.models.spec import FamilySpec
-from engine_service.models.video import video_call_kwargs
+from engine_service.models.video import (
+    first_frame_batch,
+    frames_first,
+    scaling_factor,
+    video_call_kwargs,
+    video_preview,
+)
 
 _COMMON = {
     "output_kind": "video",
@@ -31,6 +37,7 @@ COGVIDEOX = FamilySpec(
     name="cogvideox",
     pipeline_classes=("CogVideoXPipeline",),
     build_call_kwargs=video_call_kwargs(),
+    decode_latents=video_preview(scaling_factor, latents=frames_first, leading_latent_frames=first_frame_batch),
     **_COMMON,
 )
 
@@ -39,6 +46,7 @@ COGVIDEOX_I2V = FamilySpec(
     name="cogvideox-i2v",
     pipeline_classes=("CogVideoXImageToVideoPipeline",),
     build_call_kwargs=video_call_kwargs(images={"image": "image"}),
+    decode_latents=video_preview(scaling_factor, frame="last", latents=frames_first),
     input_roles=("image",),
     required_roles=("image",),
     **_COMMON,

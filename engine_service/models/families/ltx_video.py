@@ -9,7 +9,7 @@ conditioned on the frame rate, so the request's ``fps`` is passed as
 from __future__ import annotations
 
 from engine_service.models.spec import FamilySpec
-from engine_service.models.video import video_call_kwargs
+from engine_service.models.video import ltx_decode, ltx_mean_std, packed_tokens, video_call_kwargs, video_preview
 
 _COMMON = {
     "output_kind": "video",
@@ -29,6 +29,7 @@ LTX_VIDEO = FamilySpec(
     name="ltx-video",
     pipeline_classes=("LTXPipeline",),
     build_call_kwargs=video_call_kwargs(fps="frame_rate"),
+    decode_latents=video_preview(ltx_mean_std, latents=packed_tokens, decode=ltx_decode, leading_latent_frames=None),
     **_COMMON,
 )
 
@@ -37,6 +38,7 @@ LTX_VIDEO_I2V = FamilySpec(
     name="ltx-video-i2v",
     pipeline_classes=("LTXImageToVideoPipeline",),
     build_call_kwargs=video_call_kwargs(images={"image": "image"}, fps="frame_rate"),
+    decode_latents=video_preview(ltx_mean_std, frame="last", latents=packed_tokens, decode=ltx_decode),
     input_roles=("image",),
     required_roles=("image",),
     **_COMMON,

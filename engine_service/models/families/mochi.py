@@ -7,7 +7,7 @@ The VAE compresses 6 frames into one latent frame (frame counts are 6k + 1) and
 from __future__ import annotations
 
 from engine_service.models.spec import FamilySpec
-from engine_service.models.video import video_call_kwargs
+from engine_service.models.video import mochi_mean_std, video_call_kwargs, video_preview
 
 MOCHI = FamilySpec(
     name="mochi",
@@ -20,6 +20,7 @@ MOCHI = FamilySpec(
     default_guidance_scale=4.5,
     block_lists=("transformer_blocks",),
     build_call_kwargs=video_call_kwargs(),
+    decode_latents=video_preview(mochi_mean_std),
     default_frames=19,
     frame_stride=6,
     uses_negative_prompt=True,

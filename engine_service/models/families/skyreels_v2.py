@@ -12,7 +12,7 @@ pipeline's scheduler.
 from __future__ import annotations
 
 from engine_service.models.spec import FamilySpec
-from engine_service.models.video import video_call_kwargs
+from engine_service.models.video import mean_std, video_call_kwargs, video_preview
 
 _COMMON = {
     "output_kind": "video",
@@ -32,6 +32,7 @@ SKYREELS_V2 = FamilySpec(
     name="skyreels-v2",
     pipeline_classes=("SkyReelsV2Pipeline",),
     build_call_kwargs=video_call_kwargs(),
+    decode_latents=video_preview(mean_std),
     **_COMMON,
 )
 
@@ -40,6 +41,7 @@ SKYREELS_V2_I2V = FamilySpec(
     name="skyreels-v2-i2v",
     pipeline_classes=("SkyReelsV2ImageToVideoPipeline",),
     build_call_kwargs=video_call_kwargs(images={"image": "image"}),
+    decode_latents=video_preview(mean_std, frame="last"),
     input_roles=("image",),
     required_roles=("image",),
     **_COMMON,

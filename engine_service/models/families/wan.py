@@ -14,7 +14,7 @@ multiples of 32, read from the pipeline) and a timestep per token.
 from __future__ import annotations
 
 from engine_service.models.spec import FamilySpec
-from engine_service.models.video import video_call_kwargs
+from engine_service.models.video import mean_std, video_call_kwargs, video_preview
 
 _COMMON = {
     "output_kind": "video",
@@ -34,6 +34,7 @@ WAN = FamilySpec(
     name="wan",
     pipeline_classes=("WanPipeline",),
     build_call_kwargs=video_call_kwargs(),
+    decode_latents=video_preview(mean_std),
     context_parallel=True,
     tensor_parallel=True,
     **_COMMON,
@@ -44,6 +45,7 @@ WAN_I2V = FamilySpec(
     name="wan-i2v",
     pipeline_classes=("WanImageToVideoPipeline",),
     build_call_kwargs=video_call_kwargs(images={"image": "image"}),
+    decode_latents=video_preview(mean_std, frame="last"),
     input_roles=("image",),
     required_roles=("image",),
     context_parallel=True,
