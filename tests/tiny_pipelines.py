@@ -19,7 +19,17 @@ from diffusers import (
     WanTransformer3DModel,
 )
 from tiny_tokenizers import byte_level_clip_tokenizer, small_t5_tokenizer
-from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+from transformers import (
+    CLIPImageProcessor,
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+    T5Config,
+    T5EncoderModel,
+    UMT5Config,
+    UMT5EncoderModel,
+)
 
 #: A 2-layer T5 (and UMT5) text encoder, as in diffusers' own pipeline tests.
 TINY_T5 = {
@@ -132,30 +142,57 @@ def build_tiny_flux(seed: int = 0, transformer: FluxTransformer2DModel | None = 
     return FluxPipeline(**tiny_flux_components(seed, transformer=transformer))
 
 
-def build_tiny_wan(seed: int = 0, num_layers: int = 4) -> WanPipeline:
+#: The 2-head Wan-style video transformer that the Wan, SkyReels-V2 and ChronoEdit cases share
+#: (add ``in_channels``, ``num_layers`` and, for image inputs, ``image_dim``).
+TINY_WAN_TRANSFORMER = {
+    "patch_size": (1, 2, 2),
+    "num_attention_heads": 2,
+    "attention_head_dim": 12,
+    "out_channels": 16,
+    "text_dim": 32,
+    "freq_dim": 256,
+    "ffn_dim": 32,
+    "cross_attn_norm": True,
+    "qk_norm": "rms_norm_across_heads",
+    "rope_max_seq_len": 32,
+}
+
+
+def tiny_wan_vae(seed: int = 0) -> AutoencoderKLWan:
+    """The Wan 2.1 VAE (8x spatial, 4x temporal, 16 latent channels) at its smallest."""
     torch.manual_seed(seed)
-    vae = AutoencoderKLWan(
+    return AutoencoderKLWan(
         base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
-    )
+    ).eval()
+
+
+def tiny_umt5(seed: int = 0) -> UMT5EncoderModel:
     torch.manual_seed(seed)
-    text_encoder = UMT5EncoderModel(UMT5Config(**TINY_T5))
+    return UMT5EncoderModel(UMT5Config(**TINY_T5)).eval()
+
+
+def tiny_clip_vision(seed: int = 0) -> dict:
+    """A CLIP vision image encoder (4-dim embeddings) and its processor, as pipeline components."""
     torch.manual_seed(seed)
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=16,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=num_layers,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-    )
-    for module in (vae, text_encoder, transformer):
-        module.eval()
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=4,
+            projection_dim=4,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            intermediate_size=16,
+            patch_size=1,
+        )
+    ).eval()
+    return {"image_encoder": encoder, "image_processor": CLIPImageProcessor(crop_size=32, size=32)}
+
+
+def build_tiny_wan(seed: int = 0, num_layers: int = 4) -> WanPipeline:
+    vae = tiny_wan_vae(seed)
+    text_encoder = tiny_umt5(seed)
+    torch.manual_seed(seed)
+    transformer = WanTransformer3DModel(**TINY_WAN_TRANSFORMER, in_channels=16, num_layers=num_layers).eval()
     return WanPipeline(
         tokenizer=small_t5_tokenizer(),
         text_encoder=text_encoder,

@@ -2,64 +2,25 @@
 
 import torch
 from diffusers import (
-    AutoencoderKLWan,
     ChronoEditPipeline,
     ChronoEditTransformer3DModel,
     FlowMatchEulerDiscreteScheduler,
 )
-from tiny_pipelines import TINY_T5
+from tiny_pipelines import TINY_WAN_TRANSFORMER, tiny_clip_vision, tiny_umt5, tiny_wan_vae
 from tiny_tokenizers import small_t5_tokenizer
-from transformers import (
-    CLIPImageProcessor,
-    CLIPVisionConfig,
-    CLIPVisionModelWithProjection,
-    UMT5Config,
-    UMT5EncoderModel,
-)
 
 from tiny_families import TinyCase
 
 
 def build_chronoedit() -> ChronoEditPipeline:
+    vae = tiny_wan_vae()
+    text_encoder = tiny_umt5()
     torch.manual_seed(0)
-    vae = AutoencoderKLWan(
-        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
-    ).eval()
-    torch.manual_seed(0)
-    text_encoder = UMT5EncoderModel(UMT5Config(**TINY_T5)).eval()
-    torch.manual_seed(0)
-    transformer = ChronoEditTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=36,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-        image_dim=4,
-    ).eval()
-    torch.manual_seed(0)
-    image_encoder = CLIPVisionModelWithProjection(
-        CLIPVisionConfig(
-            hidden_size=4,
-            projection_dim=4,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=32,
-            intermediate_size=16,
-            patch_size=1,
-        )
-    ).eval()
+    transformer = ChronoEditTransformer3DModel(**TINY_WAN_TRANSFORMER, in_channels=36, num_layers=2, image_dim=4).eval()
     return ChronoEditPipeline(
         tokenizer=small_t5_tokenizer(),
         text_encoder=text_encoder,
-        image_encoder=image_encoder,
-        image_processor=CLIPImageProcessor(crop_size=32, size=32),
+        **tiny_clip_vision(),
         transformer=transformer,
         vae=vae,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),

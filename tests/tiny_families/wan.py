@@ -8,15 +8,8 @@ from diffusers import (
     WanPipeline,
     WanTransformer3DModel,
 )
-from tiny_pipelines import TINY_T5, build_tiny_wan
+from tiny_pipelines import TINY_WAN_TRANSFORMER, build_tiny_wan, tiny_clip_vision, tiny_umt5, tiny_wan_vae
 from tiny_tokenizers import small_t5_tokenizer
-from transformers import (
-    CLIPImageProcessor,
-    CLIPVisionConfig,
-    CLIPVisionModelWithProjection,
-    UMT5Config,
-    UMT5EncoderModel,
-)
 
 from tiny_families import TinyCase
 
@@ -29,32 +22,15 @@ BOUNDARY_RATIO = 0.875
 def _transformer(in_channels: int = 16, image_dim: int | None = None) -> WanTransformer3DModel:
     torch.manual_seed(0)
     return WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=in_channels,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-        image_dim=image_dim,
+        **TINY_WAN_TRANSFORMER, in_channels=in_channels, num_layers=2, image_dim=image_dim
     ).eval()
 
 
 def _parts() -> dict:
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(
-        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
-    ).eval()
-    torch.manual_seed(0)
-    text_encoder = UMT5EncoderModel(UMT5Config(**TINY_T5)).eval()
+    vae = tiny_wan_vae()
     return {
         "tokenizer": small_t5_tokenizer(),
-        "text_encoder": text_encoder,
+        "text_encoder": tiny_umt5(),
         "vae": vae,
         "scheduler": FlowMatchEulerDiscreteScheduler(shift=7.0),
     }
@@ -62,22 +38,9 @@ def _parts() -> dict:
 
 def build_wan_i2v() -> WanImageToVideoPipeline:
     """Wan 2.1 I2V: latents + mask + image latents in (16 + 4 + 16 channels), a CLIP vision image encoder."""
-    torch.manual_seed(0)
-    image_encoder = CLIPVisionModelWithProjection(
-        CLIPVisionConfig(
-            hidden_size=4,
-            projection_dim=4,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=32,
-            intermediate_size=16,
-            patch_size=1,
-        )
-    ).eval()
     return WanImageToVideoPipeline(
         **_parts(),
-        image_processor=CLIPImageProcessor(crop_size=32, size=32),
-        image_encoder=image_encoder,
+        **tiny_clip_vision(),
         transformer=_transformer(in_channels=36, image_dim=4),
     )
 
@@ -119,18 +82,7 @@ def build_wan22_ti2v_5b() -> WanPipeline:
     ).eval()
     torch.manual_seed(0)
     transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=48,
-        out_channels=48,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
+        **{**TINY_WAN_TRANSFORMER, "out_channels": 48}, in_channels=48, num_layers=2
     ).eval()
     return WanPipeline(**{**_parts(), "vae": vae}, transformer=transformer, expand_timesteps=True)
 
