@@ -181,11 +181,11 @@ def _case_run(case, mode: str | None) -> dict:
 
     from engine_service import cache
     from engine_service.cache.presets import CachePlan
+    from engine_service.jobs import OutputFormat
     from engine_service.models import model_from_pipeline
     from engine_service.parallel import ParallelConfig
     from engine_service.parallel.ranks import parallelize_models
     from engine_service.runtime.engine import warmup_spec
-    from engine_service.runtime.job import OutputFormat
     from engine_service.runtime.worker import Member, Worker
 
     device = torch.device("cpu")

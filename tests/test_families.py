@@ -27,11 +27,11 @@ from client_sdk import CachePolicy, Client, Completed, InputImage, Preview
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import Limits, ServerConfig
+from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
 from engine_service.models.registry import ModelLoadError, load_local_model
 from engine_service.runtime.engine import AsyncEngine
-from engine_service.runtime.job import JobSpec, OutputFormat
 from engine_service.server.background import BackgroundServer
 
 CASES = all_cases()

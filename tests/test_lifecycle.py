@@ -47,8 +47,8 @@ def test_requests_while_warming_up_get_unavailable_with_a_retry_hint(proto_stubs
 
 def test_stop_reports_not_serving_and_refuses_new_work(proto_stubs):
     from engine_service.bootstrap import build_engine
+    from engine_service.errors import EngineNotReady
     from engine_service.runtime.engine import warmup_spec
-    from engine_service.runtime.errors import EngineNotReady
     from engine_service.server.background import BackgroundServer
 
     server = BackgroundServer(build_engine([], device="cpu")).start()

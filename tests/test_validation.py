@@ -190,7 +190,7 @@ def _validate(model, **fields):
 
 
 def _violated_fields(model, **fields) -> set[str]:
-    from engine_service.runtime.errors import InvalidRequest
+    from engine_service.errors import InvalidRequest
 
     with pytest.raises(InvalidRequest) as info:
         _validate(model, **fields)

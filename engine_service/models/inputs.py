@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from engine_service.runtime.job import JobSpec
+    from engine_service.jobs import JobSpec
 
 
 def images_of(jobs: Sequence[JobSpec], role: str) -> list[Any]:

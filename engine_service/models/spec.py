@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import torch
     from diffusers import DiffusionPipeline
 
-    from engine_service.runtime.job import JobSpec
+    from engine_service.jobs import JobSpec
 
 OutputKind = Literal["image", "video"]
 

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
     from diffusers import DiffusionPipeline
 
+    from engine_service.jobs import JobSpec
     from engine_service.models.spec import CallKwargsBuilder, LatentDecoder
-    from engine_service.runtime.job import JobSpec
 
 #: (pipeline, step latents, job) -> the VAE's latents (N, C, F, h, w), still normalised.
 VideoLatents = Callable[["DiffusionPipeline", torch.Tensor, "JobSpec"], torch.Tensor]

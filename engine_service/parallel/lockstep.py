@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.distributed as dist
 
-from engine_service.runtime.errors import EngineError, RankLost
-from engine_service.runtime.job import JobSpec
+from engine_service.errors import EngineError, RankLost
+from engine_service.jobs import JobSpec
 
 logger = logging.getLogger(__name__)
 

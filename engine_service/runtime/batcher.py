@@ -31,7 +31,7 @@ from typing import Protocol
 
 from engine_service.cache.config import CacheType
 from engine_service.config import BatchingConfig
-from engine_service.runtime.job import JobSpec
+from engine_service.jobs import JobSpec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from engine_service.runtime.job import EncodedOutput, OutputFormat
+from engine_service.jobs import EncodedOutput, OutputFormat
 
 _PIL_FORMATS = {
     OutputFormat.PNG: ("PNG", "image/png"),

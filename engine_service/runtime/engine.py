@@ -29,10 +29,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from engine_service.config import BatchingConfig, Limits
-from engine_service.models import LoadedModel
-from engine_service.quant import CompileCache
-from engine_service.runtime.batcher import Batcher
-from engine_service.runtime.errors import (
+from engine_service.errors import (
     DuplicateRequestId,
     EngineError,
     EngineNotReady,
@@ -42,7 +39,7 @@ from engine_service.runtime.errors import (
     RankLost,
     UnknownRequest,
 )
-from engine_service.runtime.job import (
+from engine_service.jobs import (
     DEFAULT_FPS,
     CompletedEvent,
     JobEvent,
@@ -54,6 +51,9 @@ from engine_service.runtime.job import (
     StartedEvent,
     StepEvent,
 )
+from engine_service.models import LoadedModel
+from engine_service.quant import CompileCache
+from engine_service.runtime.batcher import Batcher
 from engine_service.runtime.metrics import EngineMetrics
 from engine_service.runtime.stats import StatsRecorder
 from engine_service.runtime.worker import Member, Worker

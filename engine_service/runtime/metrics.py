@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from engine_service.runtime.job import Timings
+from engine_service.jobs import Timings
 
 REQUESTS = "ditserve_requests"
 REQUEST_SECONDS = "ditserve_request_duration_seconds"

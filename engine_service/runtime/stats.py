@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from engine_service.runtime.job import JobResult, Timings
+from engine_service.jobs import JobResult, Timings
 from engine_service.runtime.metrics import EngineMetrics
 
 

@@ -32,10 +32,8 @@ import numpy as np
 import torch
 
 from engine_service import cache
-from engine_service.models import LoadedModel
-from engine_service.runtime import encoding
-from engine_service.runtime.errors import JobCancelled, JobFailed, JobOutOfMemory, RankLost
-from engine_service.runtime.job import (
+from engine_service.errors import JobCancelled, JobFailed, JobOutOfMemory, RankLost
+from engine_service.jobs import (
     JobEvent,
     JobResult,
     JobSpec,
@@ -44,6 +42,8 @@ from engine_service.runtime.job import (
     StepRecord,
     Timings,
 )
+from engine_service.models import LoadedModel
+from engine_service.runtime import encoding
 
 if TYPE_CHECKING:
     from engine_service.parallel.lockstep import Lockstep

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 from client_sdk._proto import engine_pb2 as pb
+from engine_service import jobs as rt
 from engine_service.config import Limits
 from engine_service.models import LoadedModel
-from engine_service.runtime import job as rt
 from engine_service.runtime.stats import ModelCounters
 
 

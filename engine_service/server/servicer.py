@@ -16,9 +16,9 @@ import grpc
 from client_sdk._proto import engine_pb2 as pb
 from client_sdk._proto import engine_pb2_grpc
 from engine_service.config import ServerConfig
+from engine_service.errors import EngineError, ModelNotFound
+from engine_service.jobs import CompletedEvent
 from engine_service.runtime.engine import AsyncEngine, Job
-from engine_service.runtime.errors import EngineError, ModelNotFound
-from engine_service.runtime.job import CompletedEvent
 from engine_service.server import cache_policy, codec, status, validation
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from engine_service.runtime import errors
+from engine_service import errors
 
 logger = logging.getLogger(__name__)
 

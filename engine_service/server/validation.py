@@ -17,9 +17,9 @@ from PIL import Image, UnidentifiedImageError
 
 from client_sdk._proto import engine_pb2 as pb
 from engine_service.config import Limits
+from engine_service.errors import FieldViolation, InvalidRequest, ModelNotFound
+from engine_service.jobs import DEFAULT_FPS, JobSpec, OutputFormat
 from engine_service.models import LoadedModel
-from engine_service.runtime.errors import FieldViolation, InvalidRequest, ModelNotFound
-from engine_service.runtime.job import DEFAULT_FPS, JobSpec, OutputFormat
 from engine_service.server import cache_policy
 
 MAX_SEED = 2**63 - 1

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from diffusers import DiffusionPipeline
 
-    from engine_service.runtime.job import JobSpec
+    from engine_service.jobs import JobSpec
 
 
 def class_id(pipe: DiffusionPipeline, prompt: str) -> int | None:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from diffusers import DiffusionPipeline
 
-    from engine_service.runtime.job import JobSpec
+    from engine_service.jobs import JobSpec
 
 
 def _call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from diffusers import DiffusionPipeline
 
-    from engine_service.runtime.job import JobSpec
+    from engine_service.jobs import JobSpec
 
 _IMAGE_TO_VIDEO_KWARGS = video_call_kwargs(negative_prompt=False, images={"image": "image"})
 #: Frames a "latent_concat" HunyuanVideo-I2V checkpoint cuts off the front of its video.

@@ -1,4 +1,4 @@
-"""Typed messages of the runtime: the validated job, its events, its result.
+"""Shared messages of the engine: the validated job, its events, its result.
 
 ``JobSpec`` is what the server hands the engine after validation; events are
 what the worker reports back. All are frozen dataclasses with no grpc or torch
