@@ -9,6 +9,7 @@ handler task; the job's cancel flag stops the worker at the next step).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 
 import grpc
@@ -16,7 +17,7 @@ import grpc
 from client_sdk._proto import engine_pb2 as pb
 from client_sdk._proto import engine_pb2_grpc
 from engine_service.config import ServerConfig
-from engine_service.errors import EngineError, ModelNotFound
+from engine_service.errors import EngineError, FieldViolation, InvalidRequest, ModelNotFound
 from engine_service.jobs import CompletedEvent
 from engine_service.runtime.engine import AsyncEngine, Job
 from engine_service.server import cache_policy, codec, status, validation
@@ -33,11 +34,16 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         self._engine = engine
         self._chunk_bytes = config.stream_chunk_bytes
         self._default_cache = cache_policy.parse_policy(config.cache_policy)
+        # Input images decode here, never on the event loop; two at a time bound the memory in use.
+        self._decoder = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="ditserve-decode")
 
-    def _submit(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> Job:
+    async def _submit(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> Job:
         model = validation.resolve_model(request, self._engine.models, self._engine.default_model)
         try:
-            spec = validation.validate(request, model, self._engine.limits, self._default_cache)
+            spec = validation.validate(request, model, self._engine.limits, self._default_cache, decode=False)
+            if spec.input_images:
+                loop = asyncio.get_running_loop()
+                spec = await loop.run_in_executor(self._decoder, validation.decode_input_images, spec)
             job = self._engine.submit(spec)
         except EngineError:
             self._engine.stats.record_rejected(model.name)
@@ -57,7 +63,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
 
     @status.unary
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
-        job = self._submit(request, context)
+        job = await self._submit(request, context)
         try:
             async for event in self._engine.events(job):
                 if isinstance(event, CompletedEvent):
@@ -69,7 +75,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
 
     @status.server_streaming
     async def Stream(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext):
-        job = self._submit(request, context)
+        job = await self._submit(request, context)
         try:
             async for event in self._engine.events(job):
                 if isinstance(event, CompletedEvent):
@@ -110,4 +116,6 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
 
     @status.unary
     async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.CancelResponse:
+        if not validation.REQUEST_ID_PATTERN.fullmatch(request.request_id):
+            raise InvalidRequest([FieldViolation("request_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")])
         return pb.CancelResponse(state=self._engine.cancel(request.request_id))
