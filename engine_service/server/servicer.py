@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 
 import grpc
@@ -65,9 +66,11 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
         job = await self._submit(request, context)
         try:
-            async for event in self._engine.events(job):
-                if isinstance(event, CompletedEvent):
-                    return codec.response(event.result)
+            # Closing the events at once ends the job's claim on the queue (undelivered results count).
+            async with contextlib.aclosing(self._engine.events(job)) as events:
+                async for event in events:
+                    if isinstance(event, CompletedEvent):
+                        return codec.response(event.result)
         except asyncio.CancelledError:
             self._engine.cancel_job(job, _GONE)
             raise
@@ -77,14 +80,15 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
     async def Stream(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext):
         job = await self._submit(request, context)
         try:
-            async for event in self._engine.events(job):
-                if isinstance(event, CompletedEvent):
-                    chunks, chunked = codec.chunk_events(event.result, self._chunk_bytes)
-                    for chunk in chunks:
-                        yield chunk
-                    yield pb.GenerateEvent(completed=codec.response(event.result, chunked))
-                else:
-                    yield codec.event(event)
+            async with contextlib.aclosing(self._engine.events(job)) as events:
+                async for event in events:
+                    if isinstance(event, CompletedEvent):
+                        chunks, chunked = codec.chunk_events(event.result, self._chunk_bytes)
+                        for chunk in chunks:
+                            yield chunk
+                        yield pb.GenerateEvent(completed=codec.response(event.result, chunked))
+                    else:
+                        yield codec.event(event)
         except (asyncio.CancelledError, GeneratorExit):
             self._engine.cancel_job(job, _GONE)
             raise
