@@ -8,6 +8,10 @@ rank of a multi-process engine in lockstep) and never knows which. The worker re
 events through ``loop.call_soon_threadsafe``, so a job's events arrive in order and
 always before its completion.
 
+A call's decoded outputs are encoded (PNG, JPEG, WebP, MP4) on a small pool of encoder
+threads while the device thread starts the next batch: a job counts as running until its
+outputs are encoded, and its completion comes after them.
+
 Cancellation (Cancel, a client that goes away, a deadline): a queued job leaves
 the queue at once. A running job alone in its pipeline call stops at the next
 step boundary (no VAE decode) and the next call starts right after. A running
@@ -64,6 +68,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds shutdown waits for a cancelled running job to reach its next step boundary.
 STOP_WAIT_S = 30.0
+#: Threads that encode outputs off the device thread (PIL and ffmpeg release the GIL while they work).
+ENCODE_THREADS = 2
 
 
 @dataclasses.dataclass
@@ -125,8 +131,13 @@ class AsyncEngine:
         self._device = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ditserve-worker")
         self._pending: collections.deque[Job] = collections.deque()
         self._by_id: dict[str, Job] = {}
+        self._encoders = concurrent.futures.ThreadPoolExecutor(
+            max_workers=ENCODE_THREADS, thread_name_prefix="ditserve-encode"
+        )
         self._running: list[Job] = []
         """The jobs of the pipeline call in progress (cancelled ones leave it at once)."""
+        self._encoding: dict[Job, asyncio.Task] = {}
+        """Jobs whose call is done and whose outputs are being encoded."""
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
         self._ready = False
@@ -173,11 +184,13 @@ class AsyncEngine:
         """Stop accepting; let queued and running jobs finish within ``grace_s``; cancel the rest."""
         self._accepting = False
         deadline = time.monotonic() + grace_s
-        while (self._pending or self._running) and time.monotonic() < deadline:
+        while (self._pending or self._running or self._encoding) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         reason = "cancelled: the engine is shutting down"
         for job in list(self._pending):
             self._cancel_queued(job, reason)
+        for job in list(self._encoding):
+            self.cancel_job(job, reason)
         stuck = False
         if self._running:
             for job in list(self._running):
@@ -198,6 +211,7 @@ class AsyncEngine:
             except asyncio.CancelledError:
                 pass
         self._device.shutdown(wait=not stuck, cancel_futures=True)
+        self._encoders.shutdown(wait=False, cancel_futures=True)
 
     # -- admission and events ----------------------------------------------
 
@@ -243,7 +257,12 @@ class AsyncEngine:
         if job.status is JobStatus.RUNNING:
             job.cancel_reason = reason
             job.cancel_event.set()
-            if any(other is not job and not other.cancel_event.is_set() for other in self._running):
+            encoding = self._encoding.pop(job, None)
+            if encoding is not None:
+                # Its call is over: it leaves now, and its outputs are dropped when encoded.
+                encoding.cancel()
+                self._finish_cancelled(job)
+            elif any(other is not job and not other.cancel_event.is_set() for other in self._running):
                 # Others keep the pipeline call going: this job leaves it now, its outputs are dropped.
                 self._finish_cancelled(job)
             return "running"
@@ -263,7 +282,9 @@ class AsyncEngine:
 
     @property
     def running(self) -> int:
-        return sum(1 for job in self._running if job.status is JobStatus.RUNNING)
+        """Jobs in the pipeline call in progress or having their outputs encoded."""
+        on_device = sum(1 for job in self._running if job.status is JobStatus.RUNNING)
+        return on_device + len(self._encoding)
 
     # -- internals ---------------------------------------------------------
 
@@ -357,7 +378,7 @@ class AsyncEngine:
         if len(jobs) > 1:
             logger.info("batch of %d: %s", len(jobs), ", ".join(job.request_id for job in jobs))
         try:
-            outcomes = await loop.run_in_executor(self._device, self._execute, members)
+            outcomes = await loop.run_in_executor(self._device, self.executor.execute, members)
         except RankLost as err:
             logger.error(
                 "request(s) %s failed and the engine stops serving: %s", ", ".join(j.request_id for j in jobs), err
@@ -379,12 +400,25 @@ class AsyncEngine:
             for job, outcome in zip(jobs, outcomes, strict=True):
                 if job.status is not JobStatus.RUNNING:
                     continue  # left the call earlier
-                if isinstance(outcome, JobResult):
-                    self._complete(job, outcome)
+                if isinstance(outcome, Decoded):
+                    # Encoded off the device thread, which takes the next batch meanwhile.
+                    self._encoding[job] = asyncio.create_task(self._encode(loop, job, outcome))
                 else:
                     self._finish_cancelled(job)
         finally:
             self._running = []
+
+    async def _encode(self, loop: asyncio.AbstractEventLoop, job: Job, decoded: Decoded) -> None:
+        """Encode a finished job's outputs on an encoder thread, then complete it."""
+        try:
+            result = await loop.run_in_executor(self._encoders, decoded.encode)
+        except Exception as err:
+            if self._encoding.pop(job, None) is not None:
+                logger.exception("request %s: encoding failed", job.request_id)
+                self._finish(job, JobStatus.FAILED, JobFailed(job.request_id, f"encoding failed: {err}"))
+            return
+        if self._encoding.pop(job, None) is not None:
+            self._complete(job, result)
 
     def _warm_up(self, name: str, spec: JobSpec) -> None:
         """Device thread: run ``spec`` once on model ``name`` and discard the result."""
@@ -394,7 +428,7 @@ class AsyncEngine:
         logger.info("warmed up model %r at %dx%d in %.2f s", name, spec.width, spec.height, elapsed)
 
     def _execute(self, members: list[Member]) -> list[JobResult | JobCancelled]:
-        """Device thread: run one call through the executor and encode its outputs."""
+        """Device thread: run one call through the executor and encode its outputs (warm-up)."""
         return [_encoded(outcome) for outcome in self.executor.execute(members)]
 
     @staticmethod
