@@ -274,8 +274,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engine_service.config import BatchingConfig, ServerConfig
     from engine_service.models import ModelLoadError
     from engine_service.parallel import ParallelConfig
-    from engine_service.parallel.lockstep import follow
     from engine_service.parallel.ranks import start_ranks, stop_ranks
+    from engine_service.runtime.executor import follow
     from engine_service.server.app import EngineServer, serve_until_signalled
     from engine_service.server.cache_policy import parse_policy
 
