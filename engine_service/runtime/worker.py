@@ -215,7 +215,7 @@ class Worker:
         clock: _Clock,
         steps: list[list[StepRecord]],
     ) -> Callable[..., dict]:
-        total = members[0].spec.num_inference_steps
+        total = members[0].spec.denoising_steps
         timesteps = _HostTimesteps()
 
         def on_step_end(pipe, index: int, timestep, callback_kwargs: dict) -> dict:
