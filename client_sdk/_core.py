@@ -82,6 +82,7 @@ class GenerateOptions(TypedDict, total=False):
     output_quality: int | None
     cache: CachePolicy | str | None
     request_id: str | None
+    strength: float | None
 
 
 class StreamOptions(GenerateOptions, total=False):
@@ -109,6 +110,7 @@ def build_request(
     cache: CachePolicy | str | None = None,
     request_id: str | None = None,
     preview_every: int = 0,
+    strength: float | None = None,
 ) -> engine_pb2.GenerateRequest:
     """Builds a `ditserve.v1.GenerateRequest`.
 
@@ -117,7 +119,8 @@ def build_request(
     value; `cache` is a CachePolicy or a preset name; `input_images` is one
     image or several, each an InputImage, encoded bytes or a file path.
     Raises ValueError for an unknown output format and TypeError for an input
-    image of another type.
+    image of another type. `strength` (image-to-image and inpainting models) is
+    how much of the input image is re-noised, in (0, 1].
     """
     request = engine_pb2.GenerateRequest(
         prompt=prompt,
@@ -137,6 +140,7 @@ def build_request(
         "num_frames": num_frames,
         "fps": fps,
         "output_quality": output_quality,
+        "strength": strength,
     }
     for name, value in optionals.items():
         if value is not None:

@@ -71,6 +71,7 @@ def _generate_and_report(target: str, args: argparse.Namespace) -> int:
         "num_inference_steps": args.steps,
         "guidance_scale": args.guidance,
         "seed": args.seed,
+        "strength": args.strength,
         "num_outputs": args.num_outputs,
         "output_format": args.format,
         "request_id": args.request_id or None,
@@ -113,6 +114,11 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
     parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     parser.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
     parser.add_argument("--seed", type=int, help="random seed (default: random, printed)")
+    parser.add_argument(
+        "--strength",
+        type=float,
+        help="image-to-image / inpainting: how much of the input image is re-noised, in (0, 1] (default: the model's)",
+    )
     parser.add_argument("--num-outputs", type=int, help="outputs for the prompt (default 1)")
     parser.add_argument("--format", choices=FORMATS, help="output encoding (default: png for images)")
     parser.add_argument("--request-id", default="", help="id for Cancel and logs (default: assigned)")

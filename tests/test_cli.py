@@ -134,6 +134,13 @@ def test_generate_reports_a_bad_request_clearly(cli_server):
     assert "width" in result.stderr and "multiple of 8" in result.stderr
 
 
+def test_generate_sends_the_strength_the_model_then_refuses(cli_server):
+    _, address = cli_server
+    result = _run(["generate", "a cat", "--target", address, "--strength", "0.5"])
+    assert result.returncode == 1
+    assert "strength" in result.stderr and "takes no strength" in result.stderr
+
+
 def test_sigterm_stops_the_server_cleanly(cli_server):
     process, address = cli_server
     process.send_signal(signal.SIGTERM)

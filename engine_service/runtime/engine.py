@@ -370,7 +370,7 @@ class AsyncEngine:
             job.started_at = started_at
             queue_ms = (started_at - job.accepted_at) * 1000.0
             job.events.put_nowait(
-                StartedEvent(seed=job.spec.seed, total_steps=job.spec.num_inference_steps, queue_ms=queue_ms)
+                StartedEvent(seed=job.spec.seed, total_steps=job.spec.denoising_steps, queue_ms=queue_ms)
             )
             members.append(Member(job.spec, job.cancel_event, self._emitter(loop, job), queue_ms))
         self._running = list(jobs)
@@ -483,11 +483,15 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     """A two-step request at ``width`` x ``height`` (default: the model's size).
 
     A family that requires input images gets a plain grey picture of that size for each
-    required role.
+    required role (and each ControlNet).
     """
     width = width or model.default_width
     height = height or model.default_height
-    images = tuple((role, Image.new("RGB", (width, height), (128, 128, 128))) for role in model.family.required_roles)
+    grey = Image.new("RGB", (width, height), (128, 128, 128))
+    # One picture per required role; a ControlNet model gets one control image per ControlNet.
+    roles = [role for role in model.family.required_roles if role != "control"]
+    roles += ["control"] * model.control_images
+    images = tuple((role, grey) for role in roles)
     return JobSpec(
         request_id=f"warmup-{model.name}-{width}x{height}",
         model=model.name,
@@ -505,4 +509,7 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         output_quality=90,
         preview_every=0,
         input_images=images,
+        # Image-to-image pipelines run every step at strength 1.
+        strength=1.0 if model.family.default_strength is not None else None,
+        controlnet_conditioning_scales=(1.0,) * model.control_images,
     )

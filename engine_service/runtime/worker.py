@@ -276,7 +276,7 @@ class Worker:
         clock: _Clock,
         steps: list[list[StepRecord]],
     ) -> Callable[..., dict]:
-        total = members[0].spec.num_inference_steps
+        total = members[0].spec.denoising_steps
         timesteps = _HostTimesteps()
         previews = self._outputs.previews
 

@@ -1,9 +1,10 @@
-"""FLUX.1: text-to-image (dev/schnell), Fill (image + mask) and Kontext (image in context).
+"""FLUX.1: text-to-image (dev/schnell), Fill (image + mask), Kontext (image in context), image-to-image
+and inpainting (image [+ mask] with a strength).
 
 All three use the same tiny modules: 2 double-stream + 4 single-stream blocks, 8x VAE.
 """
 
-from diffusers import FluxFillPipeline, FluxKontextPipeline
+from diffusers import FluxFillPipeline, FluxImg2ImgPipeline, FluxInpaintPipeline, FluxKontextPipeline
 from tiny_pipelines import build_tiny_flux, tiny_flux_components
 
 from tiny_families import TinyCase
@@ -19,6 +20,14 @@ def build_tiny_flux_fill() -> FluxFillPipeline:
 
 def build_tiny_flux_kontext() -> FluxKontextPipeline:
     return FluxKontextPipeline(**tiny_flux_components())
+
+
+def build_tiny_flux_img2img() -> FluxImg2ImgPipeline:
+    return FluxImg2ImgPipeline(**tiny_flux_components())
+
+
+def build_tiny_flux_inpaint() -> FluxInpaintPipeline:
+    return FluxInpaintPipeline(**tiny_flux_components())
 
 
 TEXT_ONLY = {"max_sequence_length": 16}
@@ -43,5 +52,20 @@ CASES = [
         # Kontext resizes the input image to about 1024x1024 unless told not to.
         defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {**TEXT_ONLY, "_auto_resize": False}},
         inputs=(("image", (32, 32)),),
+    ),
+    # 6 steps at the default strength 0.6: the pipeline runs the last 4.
+    TinyCase(
+        name="flux-img2img",
+        pipeline_class="FluxImg2ImgPipeline",
+        build=build_tiny_flux_img2img,
+        defaults={"width": 32, "height": 32, "steps": 6, "call_defaults": TEXT_ONLY},
+        inputs=(("image", (32, 32)),),
+    ),
+    TinyCase(
+        name="flux-inpaint",
+        pipeline_class="FluxInpaintPipeline",
+        build=build_tiny_flux_inpaint,
+        defaults={"width": 32, "height": 32, "steps": 6, "call_defaults": TEXT_ONLY},
+        inputs=(("image", (32, 32)), ("mask", (32, 32))),
     ),
 ]

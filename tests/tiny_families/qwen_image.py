@@ -1,4 +1,5 @@
-"""Qwen-Image: text-to-image, Edit (one image) and Edit-Plus (one or more images).
+"""Qwen-Image: text-to-image, Edit (one image), Edit-Plus (one or more images), image-to-image and
+inpainting.
 
 A 2-layer ``QwenImageTransformer2DModel``, a 16x ``AutoencoderKLQwenImage`` (the edit pipelines encode
 input images at about 1024x1024 whatever the output size: 16x keeps that to 1024 tokens) and
@@ -15,6 +16,8 @@ from diffusers import (
     FlowMatchEulerDiscreteScheduler,
     QwenImageEditPipeline,
     QwenImageEditPlusPipeline,
+    QwenImageImg2ImgPipeline,
+    QwenImageInpaintPipeline,
     QwenImagePipeline,
     QwenImageTransformer2DModel,
 )
@@ -127,6 +130,14 @@ def build_tiny_qwen_image_edit_plus() -> QwenImageEditPlusPipeline:
     return QwenImageEditPlusPipeline(**components, processor=_processor(components["tokenizer"]))
 
 
+def build_tiny_qwen_image_img2img() -> QwenImageImg2ImgPipeline:
+    return QwenImageImg2ImgPipeline(**_components())
+
+
+def build_tiny_qwen_image_inpaint() -> QwenImageInpaintPipeline:
+    return QwenImageInpaintPipeline(**_components())
+
+
 TEXT = {"max_sequence_length": 16}
 CASES = [
     TinyCase(
@@ -149,5 +160,20 @@ CASES = [
         build=build_tiny_qwen_image_edit_plus,
         defaults={"width": 32, "height": 32, "steps": 3, "guidance_scale": 1.0, "call_defaults": TEXT},
         inputs=(("image", (32, 32)), ("image", (24, 32))),  # several images, of different sizes
+    ),
+    # 5 steps at the default strength 0.6: the pipeline runs the last 3.
+    TinyCase(
+        name="qwen-image-img2img",
+        pipeline_class="QwenImageImg2ImgPipeline",
+        build=build_tiny_qwen_image_img2img,
+        defaults={"width": 32, "height": 32, "steps": 5, "call_defaults": TEXT},
+        inputs=(("image", (32, 32)),),
+    ),
+    TinyCase(
+        name="qwen-image-inpaint",
+        pipeline_class="QwenImageInpaintPipeline",
+        build=build_tiny_qwen_image_inpaint,
+        defaults={"width": 32, "height": 32, "steps": 5, "call_defaults": TEXT},
+        inputs=(("image", (32, 32)), ("mask", (32, 32))),
     ),
 ]
