@@ -23,6 +23,7 @@ from client_sdk.types import (
     Preview,
     Queued,
     Result,
+    ServerInfo,
     Started,
     Stats,
     Step,
@@ -176,11 +177,17 @@ def limits_from_proto(msg: engine_pb2.Limits) -> Limits:
     )
 
 
+def server_info_from_proto(msg: engine_pb2.ServerInfo) -> ServerInfo:
+    """A ServerInfo."""
+    return ServerInfo(name=msg.name, version=msg.version, api=msg.api, build=dict(msg.build))
+
+
 def model_list_from_proto(msg: engine_pb2.ListModelsResponse) -> ModelList:
     """A ModelList."""
     return ModelList(
         models=tuple(model_info_from_proto(m) for m in msg.models),
         limits=limits_from_proto(msg.limits),
+        server=server_info_from_proto(msg.server),
     )
 
 
@@ -219,4 +226,5 @@ def stats_from_proto(msg: engine_pb2.StatsResponse) -> Stats:
         running=msg.running,
         uptime_s=msg.uptime_s,
         device=msg.device,
+        server=server_info_from_proto(msg.server),
     )

@@ -6,9 +6,23 @@ Returned by `Client.list_models` and `Client.stats`; re-exported by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["ModelInfo", "Limits", "ModelList", "Duration", "ModelStats", "Stats"]
+__all__ = ["ServerInfo", "ModelInfo", "Limits", "ModelList", "Duration", "ModelStats", "Stats"]
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the engine is and what it runs on (after Triton's ServerMetadata)."""
+
+    name: str = ""
+    """"ditserve"; empty for an engine too old to say."""
+    version: str = ""
+    """The engine's version, e.g. "0.1.0"."""
+    api: str = ""
+    """The contract's protobuf package, "ditserve.v1"."""
+    build: dict[str, str] = field(default_factory=dict)
+    """Versions of what runs the models: "python", "torch", "diffusers", ..."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,8 @@ class ModelList:
     """Every served model."""
     limits: Limits
     """The engine's request limits."""
+    server: ServerInfo = field(default_factory=ServerInfo)
+    """The engine's name, version and build."""
 
     @property
     def default(self) -> ModelInfo | None:
@@ -165,3 +181,5 @@ class Stats:
     """Seconds since the engine started."""
     device: str
     """The engine's device, e.g. "cuda:0" or "cpu"."""
+    server: ServerInfo = field(default_factory=ServerInfo)
+    """The engine's name, version and build."""

@@ -17,7 +17,7 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from client_sdk._info import Duration, Limits, ModelInfo, ModelList, ModelStats, Stats
+from client_sdk._info import Duration, Limits, ModelInfo, ModelList, ModelStats, ServerInfo, Stats
 from client_sdk._proto import engine_pb2
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ __all__ = [
     "ModelList",
     "Duration",
     "ModelStats",
+    "ServerInfo",
     "Stats",
 ]
 

@@ -329,18 +329,39 @@ class ModelStats(_message.Message):
     def __init__(self, model: _Optional[str] = ..., success: _Optional[_Union[Duration, _Mapping]] = ..., failure: _Optional[_Union[Duration, _Mapping]] = ..., cancelled: _Optional[_Union[Duration, _Mapping]] = ..., rejected: _Optional[int] = ..., queue: _Optional[_Union[Duration, _Mapping]] = ..., prepare: _Optional[_Union[Duration, _Mapping]] = ..., denoise: _Optional[_Union[Duration, _Mapping]] = ..., decode: _Optional[_Union[Duration, _Mapping]] = ..., encode: _Optional[_Union[Duration, _Mapping]] = ..., outputs: _Optional[int] = ..., steps: _Optional[int] = ..., computed_steps: _Optional[int] = ..., cached_steps: _Optional[int] = ..., last_request_unix_ms: _Optional[int] = ..., cancelled_steps: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("models", "queue_depth", "running", "uptime_s", "device")
+    __slots__ = ("models", "queue_depth", "running", "uptime_s", "device", "server")
     MODELS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelStats]
     queue_depth: int
     running: int
     uptime_s: float
     device: str
-    def __init__(self, models: _Optional[_Iterable[_Union[ModelStats, _Mapping]]] = ..., queue_depth: _Optional[int] = ..., running: _Optional[int] = ..., uptime_s: _Optional[float] = ..., device: _Optional[str] = ...) -> None: ...
+    server: ServerInfo
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelStats, _Mapping]]] = ..., queue_depth: _Optional[int] = ..., running: _Optional[int] = ..., uptime_s: _Optional[float] = ..., device: _Optional[str] = ..., server: _Optional[_Union[ServerInfo, _Mapping]] = ...) -> None: ...
+
+class ServerInfo(_message.Message):
+    __slots__ = ("name", "version", "api", "build")
+    class BuildEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    API_FIELD_NUMBER: _ClassVar[int]
+    BUILD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    api: str
+    build: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., api: _Optional[str] = ..., build: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -415,12 +436,14 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., family: _Optional[str] = ..., pipeline_class: _Optional[str] = ..., is_default: _Optional[bool] = ..., output_kind: _Optional[str] = ..., default_width: _Optional[int] = ..., default_height: _Optional[int] = ..., default_steps: _Optional[int] = ..., default_guidance_scale: _Optional[float] = ..., default_frames: _Optional[int] = ..., spatial_factor: _Optional[int] = ..., supports_negative_prompt: _Optional[bool] = ..., input_roles: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., num_transformer_blocks: _Optional[int] = ..., parameters: _Optional[_Iterable[str]] = ..., required_roles: _Optional[_Iterable[str]] = ..., default_strength: _Optional[float] = ..., control_images: _Optional[int] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("models", "limits")
+    __slots__ = ("models", "limits", "server")
     MODELS_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
     limits: Limits
-    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+    server: ServerInfo
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., server: _Optional[_Union[ServerInfo, _Mapping]] = ...) -> None: ...
 
 class CancelRequest(_message.Message):
     __slots__ = ("request_id",)

@@ -146,3 +146,23 @@ def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:
         default_strength=family.default_strength,
         control_images=model.control_images,
     )
+
+
+#: Distributions whose versions ``ServerInfo.build`` reports.
+BUILD_PACKAGES = ("torch", "diffusers", "transformers", "grpcio", "protobuf")
+
+
+def server_info() -> pb.ServerInfo:
+    """This server's name, version, contract package and the versions of what it runs on."""
+    import importlib.metadata
+    import platform
+
+    from engine_service import __version__
+
+    build = {"python": platform.python_version()}
+    for name in BUILD_PACKAGES:
+        try:
+            build[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return pb.ServerInfo(name="ditserve", version=__version__, api=pb.DESCRIPTOR.package, build=build)
