@@ -153,3 +153,33 @@ def test_list_models_and_stats_report_the_server_version(address):
         for info in (client.list_models().server, client.stats().server):
             assert (info.name, info.version, info.api) == ("ditserve", __version__, "ditserve.v1")
             assert {"python", "torch", "diffusers"} <= set(info.build)
+
+
+def test_wait_ready_watches_health_per_model(address):
+    import asyncio
+
+    from client_sdk import AsyncClient
+
+    with Client(address) as client:
+        client.wait_ready(timeout=10, model="wan")
+        with pytest.raises(errors.NotFoundError, match="no model named 'nope'"):
+            client.wait_ready(timeout=10, model="nope")
+
+    async def twin() -> None:
+        async with AsyncClient(address) as client:
+            await client.wait_ready(timeout=10, model="local")
+            with pytest.raises(errors.NotFoundError):
+                await client.wait_ready(timeout=10, model="nope")
+
+    asyncio.run(twin())
+
+
+def test_wait_ready_on_an_engine_that_is_not_there_gives_up_in_time():
+    import time
+
+    from tests.conftest import free_port
+
+    started = time.monotonic()
+    with Client(f"127.0.0.1:{free_port()}") as client, pytest.raises(errors.UnavailableError, match="not serving"):
+        client.wait_ready(timeout=1.5)
+    assert time.monotonic() - started < 10
