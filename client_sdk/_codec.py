@@ -153,6 +153,10 @@ def model_info_from_proto(msg: engine_pb2.ModelInfo) -> ModelInfo:
         input_roles=tuple(msg.input_roles),
         source=msg.source,
         num_transformer_blocks=msg.num_transformer_blocks,
+        parameters=tuple(msg.parameters),
+        required_roles=tuple(msg.required_roles),
+        default_strength=msg.default_strength if msg.HasField("default_strength") else None,
+        control_images=msg.control_images,
     )
 
 

@@ -88,6 +88,7 @@ class GenerateOptions(TypedDict, total=False):
     output_quality: int | None
     cache: CachePolicy | str | None
     request_id: str | None
+    strength: float | None
 
 
 class StreamOptions(GenerateOptions, total=False):
@@ -115,6 +116,7 @@ def build_request(
     cache: CachePolicy | str | None = None,
     request_id: str | None = None,
     preview_every: int = 0,
+    strength: float | None = None,
 ) -> engine_pb2.GenerateRequest:
     """Builds a `ditserve.v1.GenerateRequest`.
 
@@ -122,8 +124,9 @@ def build_request(
     ranges. `output_format` is a name from OUTPUT_FORMATS or an OutputFormat
     value; `cache` is a CachePolicy, a preset name or a policy text for
     `CachePolicy.parse`; `input_images` is one image or several (see `InputImages`).
-    Raises ValueError for an unknown output format or an unreadable array, and
-    TypeError for an input image of another type.
+    `strength` (image-to-image and inpainting models) is how much of the input
+    image is re-noised, in (0, 1]. Raises ValueError for an unknown output format
+    or an unreadable array, and TypeError for an input image of another type.
     """
     request = engine_pb2.GenerateRequest(
         prompt=prompt,
@@ -143,6 +146,7 @@ def build_request(
         "num_frames": num_frames,
         "fps": fps,
         "output_quality": output_quality,
+        "strength": strength,
     }
     for name, value in optionals.items():
         if value is not None:

@@ -59,6 +59,14 @@ class ModelInfo:
     """Where it was loaded from: a local directory, or "builtin"."""
     num_transformer_blocks: int
     """Number of transformer blocks the cache can split."""
+    parameters: tuple[str, ...] = ()
+    """Request parameters beyond the common ones it takes: "strength", "controlnet_conditioning_scale"."""
+    required_roles: tuple[str, ...] = ()
+    """Roles of `input_roles` that every request must send."""
+    default_strength: float | None = None
+    """Strength when a request sends none (image-to-image and inpainting models); None otherwise."""
+    control_images: int = 0
+    """Control images every request must send (one per ControlNet); 0 for models without one."""
 
 
 @dataclass(frozen=True)

@@ -250,15 +250,22 @@ class InputImage:
     """PNG or JPEG bytes."""
     role: str = "image"
     """What the image is for: "image", "mask", "reference" or "control"."""
+    controlnet_conditioning_scale: float | None = None
+    """For a "control" image: how strongly its ControlNet steers; None = the engine's 1.0."""
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike[str], role: str = "image") -> InputImage:
+    def from_path(
+        cls, path: str | os.PathLike[str], role: str = "image", controlnet_conditioning_scale: float | None = None
+    ) -> InputImage:
         """Reads an image file as it is, without decoding it."""
-        return cls(data=pathlib.Path(path).read_bytes(), role=role)
+        return cls(pathlib.Path(path).read_bytes(), role, controlnet_conditioning_scale)
 
     def to_proto(self) -> engine_pb2.InputImage:
         """The image as a `ditserve.v1.InputImage`."""
-        return engine_pb2.InputImage(data=self.data, role=self.role)
+        message = engine_pb2.InputImage(data=self.data, role=self.role)
+        if self.controlnet_conditioning_scale is not None:
+            message.controlnet_conditioning_scale = self.controlnet_conditioning_scale
+        return message
 
 
 # --- results -----------------------------------------------------------------

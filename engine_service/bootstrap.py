@@ -85,8 +85,8 @@ def build_engine(
     against the device before anything loads. ``warmup_sizes`` are run before SERVING (the
     model's default size when empty). ``compile_cache`` is a directory that keeps compiled
     graphs across restarts. With ``parallel`` (a ParallelConfig, inside a process group) every
-    model's transformer is split across the ranks; ``lockstep`` makes the engine hand its calls
-    to the other ranks.
+    model's transformer is split across the ranks; with ``lockstep`` (rank 0's transport) the
+    engine runs every call on all ranks (``runtime.executor.LockstepExecutor``).
     """
     # Never reach for a model hub: every model comes from a local directory or from code.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -95,6 +95,7 @@ def build_engine(
     from engine_service.models import load_builtin_default, load_local_model
     from engine_service.quant import CompileCache, SpeedConfig, check_speed
     from engine_service.runtime.engine import AsyncEngine
+    from engine_service.runtime.executor import LockstepExecutor
 
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
@@ -142,5 +143,5 @@ def build_engine(
         str(torch_device),
         batching,
         compile_cache=cache,
-        lockstep=lockstep,
+        executor=LockstepExecutor(models, lockstep) if lockstep is not None and lockstep.is_leader else None,
     )

@@ -151,6 +151,7 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
         "num_inference_steps": args.steps,
         "guidance_scale": args.guidance,
         "seed": args.seed,
+        "strength": args.strength,
         "num_outputs": args.num_outputs,
         "num_frames": args.frames,
         "fps": args.fps,
@@ -211,6 +212,11 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
     parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     parser.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
     parser.add_argument("--seed", type=int, help="random seed (default: random, printed)")
+    parser.add_argument(
+        "--strength",
+        type=float,
+        help="image-to-image / inpainting: how much of the input image is re-noised, in (0, 1] (default: the model's)",
+    )
     parser.add_argument("--num-outputs", type=int, help="outputs for the prompt (default 1)")
     parser.add_argument("--frames", type=int, help="video frames, for video models (default: the model's)")
     parser.add_argument("--fps", type=int, help="frames per second of a video (default 16)")
@@ -399,8 +405,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engine_service.config import BatchingConfig, ServerConfig
     from engine_service.models import ModelLoadError
     from engine_service.parallel import ParallelConfig
-    from engine_service.parallel.lockstep import follow
     from engine_service.parallel.ranks import start_ranks, stop_ranks
+    from engine_service.runtime.executor import follow
     from engine_service.server.app import EngineServer, serve_until_signalled
     from engine_service.server.cache_policy import parse_policy
 

@@ -63,15 +63,17 @@ class CachePolicy(_message.Message):
     def __init__(self, preset: _Optional[str] = ..., fn_compute_blocks: _Optional[int] = ..., bn_compute_blocks: _Optional[int] = ..., residual_diff_threshold: _Optional[float] = ..., max_warmup_steps: _Optional[int] = ..., warmup_interval: _Optional[int] = ..., max_cached_steps: _Optional[int] = ..., max_continuous_cached_steps: _Optional[int] = ..., enable_separate_cfg: _Optional[bool] = ..., steps_computation_mask: _Optional[_Iterable[int]] = ..., steps_computation_policy: _Optional[str] = ..., taylorseer_order: _Optional[int] = ..., calibrator: _Optional[str] = ..., max_accumulated_residual_diff_threshold: _Optional[float] = ..., cfg_diff_compute_separate: _Optional[bool] = ..., cache_type: _Optional[str] = ..., non_prune_block_ids: _Optional[_Iterable[int]] = ..., enable_dynamic_prune_threshold: _Optional[bool] = ...) -> None: ...
 
 class InputImage(_message.Message):
-    __slots__ = ("data", "role")
+    __slots__ = ("data", "role", "controlnet_conditioning_scale")
     DATA_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTROLNET_CONDITIONING_SCALE_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     role: str
-    def __init__(self, data: _Optional[bytes] = ..., role: _Optional[str] = ...) -> None: ...
+    controlnet_conditioning_scale: float
+    def __init__(self, data: _Optional[bytes] = ..., role: _Optional[str] = ..., controlnet_conditioning_scale: _Optional[float] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "prompt", "negative_prompt", "width", "height", "num_inference_steps", "guidance_scale", "seed", "num_outputs", "num_frames", "fps", "input_images", "output_format", "output_quality", "cache", "request_id", "preview_every")
+    __slots__ = ("model", "prompt", "negative_prompt", "width", "height", "num_inference_steps", "guidance_scale", "seed", "num_outputs", "num_frames", "fps", "input_images", "output_format", "output_quality", "cache", "request_id", "preview_every", "strength")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +91,7 @@ class GenerateRequest(_message.Message):
     CACHE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_EVERY_FIELD_NUMBER: _ClassVar[int]
+    STRENGTH_FIELD_NUMBER: _ClassVar[int]
     model: str
     prompt: str
     negative_prompt: str
@@ -106,7 +109,8 @@ class GenerateRequest(_message.Message):
     cache: CachePolicy
     request_id: str
     preview_every: int
-    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., num_outputs: _Optional[int] = ..., num_frames: _Optional[int] = ..., fps: _Optional[int] = ..., input_images: _Optional[_Iterable[_Union[InputImage, _Mapping]]] = ..., output_format: _Optional[_Union[OutputFormat, str]] = ..., output_quality: _Optional[int] = ..., cache: _Optional[_Union[CachePolicy, _Mapping]] = ..., request_id: _Optional[str] = ..., preview_every: _Optional[int] = ...) -> None: ...
+    strength: float
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., num_outputs: _Optional[int] = ..., num_frames: _Optional[int] = ..., fps: _Optional[int] = ..., input_images: _Optional[_Iterable[_Union[InputImage, _Mapping]]] = ..., output_format: _Optional[_Union[OutputFormat, str]] = ..., output_quality: _Optional[int] = ..., cache: _Optional[_Union[CachePolicy, _Mapping]] = ..., request_id: _Optional[str] = ..., preview_every: _Optional[int] = ..., strength: _Optional[float] = ...) -> None: ...
 
 class Output(_message.Message):
     __slots__ = ("data", "mime_type", "width", "height", "num_frames", "size_bytes", "sha256")
@@ -390,7 +394,7 @@ class Limits(_message.Message):
     def __init__(self, max_width: _Optional[int] = ..., max_height: _Optional[int] = ..., max_pixels: _Optional[int] = ..., max_steps: _Optional[int] = ..., max_outputs: _Optional[int] = ..., max_frames: _Optional[int] = ..., max_prompt_chars: _Optional[int] = ..., max_input_images: _Optional[int] = ..., max_input_image_bytes: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., max_queue: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "family", "pipeline_class", "is_default", "output_kind", "default_width", "default_height", "default_steps", "default_guidance_scale", "default_frames", "spatial_factor", "supports_negative_prompt", "input_roles", "source", "num_transformer_blocks")
+    __slots__ = ("name", "family", "pipeline_class", "is_default", "output_kind", "default_width", "default_height", "default_steps", "default_guidance_scale", "default_frames", "spatial_factor", "supports_negative_prompt", "input_roles", "source", "num_transformer_blocks", "parameters", "required_roles", "default_strength", "control_images")
     NAME_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_CLASS_FIELD_NUMBER: _ClassVar[int]
@@ -406,6 +410,10 @@ class ModelInfo(_message.Message):
     INPUT_ROLES_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     NUM_TRANSFORMER_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_ROLES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_IMAGES_FIELD_NUMBER: _ClassVar[int]
     name: str
     family: str
     pipeline_class: str
@@ -421,7 +429,11 @@ class ModelInfo(_message.Message):
     input_roles: _containers.RepeatedScalarFieldContainer[str]
     source: str
     num_transformer_blocks: int
-    def __init__(self, name: _Optional[str] = ..., family: _Optional[str] = ..., pipeline_class: _Optional[str] = ..., is_default: _Optional[bool] = ..., output_kind: _Optional[str] = ..., default_width: _Optional[int] = ..., default_height: _Optional[int] = ..., default_steps: _Optional[int] = ..., default_guidance_scale: _Optional[float] = ..., default_frames: _Optional[int] = ..., spatial_factor: _Optional[int] = ..., supports_negative_prompt: _Optional[bool] = ..., input_roles: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., num_transformer_blocks: _Optional[int] = ...) -> None: ...
+    parameters: _containers.RepeatedScalarFieldContainer[str]
+    required_roles: _containers.RepeatedScalarFieldContainer[str]
+    default_strength: float
+    control_images: int
+    def __init__(self, name: _Optional[str] = ..., family: _Optional[str] = ..., pipeline_class: _Optional[str] = ..., is_default: _Optional[bool] = ..., output_kind: _Optional[str] = ..., default_width: _Optional[int] = ..., default_height: _Optional[int] = ..., default_steps: _Optional[int] = ..., default_guidance_scale: _Optional[float] = ..., default_frames: _Optional[int] = ..., spatial_factor: _Optional[int] = ..., supports_negative_prompt: _Optional[bool] = ..., input_roles: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., num_transformer_blocks: _Optional[int] = ..., parameters: _Optional[_Iterable[str]] = ..., required_roles: _Optional[_Iterable[str]] = ..., default_strength: _Optional[float] = ..., control_images: _Optional[int] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models", "limits", "server")

@@ -141,6 +141,10 @@ def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:
         input_roles=list(family.input_roles),
         source=model.source,
         num_transformer_blocks=model.num_transformer_blocks,
+        parameters=list(family.parameters),
+        required_roles=list(family.required_roles),
+        default_strength=family.default_strength,
+        control_images=model.control_images,
     )
 
 
