@@ -665,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
         level = "info"
     _configure_logging(level)
     try:
-        return args.func(args)
+        code = args.func(args)
     except ModuleNotFoundError as err:
         if (err.name or "").split(".")[0] not in ENGINE_MODULES:
             raise
@@ -676,6 +676,23 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.command == "serve" and argv is None:
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """End the process at once: the server has stopped and every file is flushed.
+
+    Tearing down an interpreter that imported torch and diffusers takes seconds (every module
+    and tensor is freed one by one); an orchestrator waiting for the exit gains nothing from it.
+    """
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

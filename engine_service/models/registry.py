@@ -145,6 +145,9 @@ def _finish(
 
 def _load_directory(name: str, directory: pathlib.Path, dtype: torch.dtype) -> tuple[FamilySpec, DiffusionPipeline]:
     index_file = directory / "model_index.json"
+    if not directory.is_dir():
+        what = "is a file, not a pipeline directory" if directory.exists() else "does not exist"
+        raise ModelLoadError(f"model {name!r}: {directory} {what}")
     if not index_file.is_file():
         raise ModelLoadError(f"model {name!r}: {directory} is not a diffusers pipeline directory (no model_index.json)")
     try:
