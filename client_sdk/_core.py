@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypedDict, cast
 
 from client_sdk import _codec
@@ -22,6 +22,9 @@ Metadata = Sequence[tuple[str, str | bytes]]
 
 ImageLike = InputImage | bytes | bytearray | memoryview | str | os.PathLike[str]
 """Anything `build_request` accepts as an input image: bytes are sent as they are, paths are read."""
+
+LoraChoice = Mapping[str, float] | Iterable[tuple[str, float] | str]
+"""LoRA adapters for `build_request`: {name: scale}, or (name, scale) pairs, or names (scale 1)."""
 
 ChannelOptions = Sequence[tuple[str, Any]]
 """gRPC channel arguments as (name, value) pairs."""
@@ -82,6 +85,7 @@ class GenerateOptions(TypedDict, total=False):
     output_quality: int | None
     cache: CachePolicy | str | None
     request_id: str | None
+    loras: LoraChoice | None
 
 
 class StreamOptions(GenerateOptions, total=False):
@@ -109,6 +113,7 @@ def build_request(
     cache: CachePolicy | str | None = None,
     request_id: str | None = None,
     preview_every: int = 0,
+    loras: LoraChoice | None = None,
 ) -> engine_pb2.GenerateRequest:
     """Builds a `ditserve.v1.GenerateRequest`.
 
@@ -117,7 +122,9 @@ def build_request(
     value; `cache` is a CachePolicy or a preset name; `input_images` is one
     image or several, each an InputImage, encoded bytes or a file path.
     Raises ValueError for an unknown output format and TypeError for an input
-    image of another type.
+    image of another type. `loras` picks LoRA adapters of the model:
+    `{"style": 0.8}`, `[("style", 0.8), ("ink", 0.5)]` or `["style"]` (scale 1);
+    None or empty runs the base model. Raises TypeError for another shape.
     """
     request = engine_pb2.GenerateRequest(
         prompt=prompt,
@@ -146,7 +153,29 @@ def build_request(
     if cache is not None:
         policy = CachePolicy(preset=cache) if isinstance(cache, str) else cache
         request.cache.CopyFrom(policy.to_proto())
+    if loras:
+        request.loras.extend(to_lora_adapters(loras))
     return request
+
+
+def to_lora_adapters(loras: LoraChoice) -> list[engine_pb2.LoraAdapter]:
+    """`ditserve.v1.LoraAdapter` messages for a mapping of name to scale, (name, scale) pairs or names."""
+    if isinstance(loras, str):
+        raise TypeError(f"loras must be a mapping or a list of (name, scale) pairs, not the string {loras!r}")
+    items = loras.items() if isinstance(loras, Mapping) else loras
+    adapters = []
+    for item in items:
+        if isinstance(item, str):
+            adapters.append(engine_pb2.LoraAdapter(name=item))
+            continue
+        try:
+            name, scale = item
+        except (TypeError, ValueError):
+            raise TypeError(f"a LoRA adapter must be a name or a (name, scale) pair, not {item!r}") from None
+        if not isinstance(name, str) or isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise TypeError(f"a LoRA adapter must be a (str, number) pair, not {item!r}")
+        adapters.append(engine_pb2.LoraAdapter(name=name, scale=float(scale)))
+    return adapters
 
 
 def parse_output_format(value: str | int | None) -> engine_pb2.OutputFormat:

@@ -6,9 +6,26 @@ Returned by `Client.list_models` and `Client.stats`; re-exported by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-__all__ = ["ModelInfo", "Limits", "ModelList", "Duration", "ModelStats", "Stats"]
+__all__ = ["LoraInfo", "ModelInfo", "Limits", "ModelList", "Duration", "ModelStats", "Stats"]
+
+
+@dataclass(frozen=True)
+class LoraInfo:
+    """One LoRA adapter the engine loaded for a model."""
+
+    name: str
+    """Name to pass in `loras=`."""
+    source: str
+    """The file or directory it was loaded from."""
+    rank: int
+    """Its largest rank over its layers."""
+    layers: int
+    """How many layers of the model it adapts."""
+    components: tuple[str, ...]
+    """The pipeline components it adapts, e.g. ("transformer",)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,10 @@ class ModelInfo:
     """Where it was loaded from: a local directory, or "builtin"."""
     num_transformer_blocks: int
     """Number of transformer blocks the cache can split."""
+    loras: tuple[LoraInfo, ...] = ()
+    """The LoRA adapters loaded for this model."""
+    max_loras_per_request: int = 0
+    """Most adapters one request may combine; 0 when the model has none."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +162,8 @@ class ModelStats:
     """Unix epoch milliseconds of the last finished request; 0 when none yet."""
     cancelled_steps: int = 0
     """Denoising steps run by requests that were then cancelled."""
+    lora_requests: Mapping[str, int] = field(default_factory=dict)
+    """Requests that finished successfully with each LoRA adapter, by name."""
 
 
 @dataclass(frozen=True)

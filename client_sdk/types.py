@@ -17,7 +17,7 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from client_sdk._info import Duration, Limits, ModelInfo, ModelList, ModelStats, Stats
+from client_sdk._info import Duration, Limits, LoraInfo, ModelInfo, ModelList, ModelStats, Stats
 from client_sdk._proto import engine_pb2
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ __all__ = [
     "Preview",
     "Completed",
     "Event",
+    "LoraInfo",
     "ModelInfo",
     "Limits",
     "ModelList",
@@ -312,6 +313,8 @@ class Result:
     """The request id (the caller's, or the one the engine assigned)."""
     model: str
     """The model that ran the request."""
+    loras: tuple[tuple[str, float], ...] = ()
+    """The LoRA adapters the outputs were made with, as (name, scale) sorted by name; empty for the base model."""
 
     @property
     def images(self) -> list[PILImage.Image]:

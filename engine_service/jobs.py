@@ -55,6 +55,8 @@ class JobSpec:
     """The cache configuration to run with; ``None`` = no caching."""
     runs_alone: bool = False
     """Never batched with other jobs (its model's pipeline takes a single random generator)."""
+    loras: tuple[tuple[str, float], ...] = ()
+    """LoRA adapters to run with, as (name, scale) pairs sorted by name, none at scale 0; empty = the base model."""
 
     @property
     def cache_tag(self) -> str:
@@ -164,6 +166,8 @@ class JobResult:
     timings: Timings
     pruned_ratio: float | None = None
     """Pruned over prunable blocks (DBPrune); ``None`` for other policies."""
+    loras: tuple[tuple[str, float], ...] = ()
+    """The LoRA adapters the outputs were made with, as (name, scale) pairs."""
 
     @property
     def cached_steps(self) -> int:

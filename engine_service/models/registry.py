@@ -24,6 +24,7 @@ from diffusers.utils import logging as diffusers_logging
 from engine_service.cache.adapter import groups_for
 from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULTS, BUILTIN_DIR, BUILTIN_NAME
 from engine_service.models.families import FAMILIES
+from engine_service.models.lora import ModelLoras
 from engine_service.models.spec import FamilySpec
 from engine_service.quant import SpeedConfig, apply_speed
 
@@ -61,6 +62,8 @@ class LoadedModel:
     """(width, height) pairs run before SERVING (compiled graphs are built for them); empty = the default size."""
     native_size: tuple[int, int] | None = None
     """The only (width, height) the pipeline renders, for families with one size; ``None`` = any."""
+    loras: ModelLoras | None = None
+    """Its LoRA adapters (``--lora``), chosen per request; ``None`` = none loaded."""
 
     @property
     def num_transformer_blocks(self) -> int:

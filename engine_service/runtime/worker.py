@@ -146,6 +146,8 @@ class Worker:
         # Ranks other than 0 stop at the latents: only rank 0 decodes and encodes.
         output_type = "np" if self._produces_outputs else "latent"
         try:
+            if model.loras is not None:
+                model.loras.activate(pipe, first.loras)  # members share their adapters (batcher.batch_key)
             if first.cache is not None:
                 # Members share a plan (batcher.batch_key); each decides on its own samples.
                 cache.enable_cache(pipe, first.cache.cache_config.copy(), first.cache.calibrator_config)
@@ -204,6 +206,7 @@ class Worker:
                     cache_policy=spec.cache_tag,
                     timings=timings,
                     pruned_ratio=pruned_ratio,
+                    loras=spec.loras,
                 )
             )
         return outcomes

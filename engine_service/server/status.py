@@ -55,6 +55,7 @@ def _resource(kind: str, name: str, description: str) -> list[any_pb2.Any]:
 _STATUS_TABLE: dict[type[errors.EngineError], tuple[int, Callable[[errors.EngineError], list[any_pb2.Any]]]] = {
     errors.InvalidRequest: (code_pb2.INVALID_ARGUMENT, _bad_request),
     errors.ModelNotFound: (code_pb2.NOT_FOUND, lambda e: _resource("model", e.model, str(e))),
+    errors.LoraNotFound: (code_pb2.NOT_FOUND, lambda e: _resource("lora", e.lora, str(e))),
     errors.UnknownRequest: (code_pb2.NOT_FOUND, lambda e: _resource("request", e.request_id, str(e))),
     errors.DuplicateRequestId: (code_pb2.ALREADY_EXISTS, lambda e: _resource("request", e.request_id, str(e))),
     errors.QueueFull: (code_pb2.RESOURCE_EXHAUSTED, lambda e: _pack(_retry_info(e.retry_after))),
