@@ -100,11 +100,12 @@ def build_engine(
     against the device before anything loads. ``warmup_sizes`` are run before SERVING (the
     model's default size when empty). ``compile_cache`` is a directory that keeps compiled
     graphs across restarts. With ``parallel`` (a ParallelConfig, inside a process group) every
-    model's transformer is split across the ranks; ``lockstep`` makes the engine hand its calls
-    to the other ranks. ``loras`` are LoRA adapters loaded into their model (the default model
-    when a source names none), which a request may combine up to ``max_loras_per_request``;
-    one that does not fit its model raises LoraLoadError naming its file (default of
-    ``max_loras_per_request``: ``models.lora.DEFAULT_MAX_LORAS_PER_REQUEST``).
+    model's transformer is split across the ranks; with ``lockstep`` (rank 0's transport) the
+    engine runs every call on all ranks (``runtime.executor.LockstepExecutor``). ``loras`` are
+    LoRA adapters loaded into their model (the default model when a source names none), which a
+    request may combine up to ``max_loras_per_request``; one that does not fit its model raises
+    LoraLoadError naming its file (default of ``max_loras_per_request``:
+    ``models.lora.DEFAULT_MAX_LORAS_PER_REQUEST``).
     """
     # Never reach for a model hub: every model comes from a local directory or from code.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -115,6 +116,7 @@ def build_engine(
     from engine_service.models.lora import check_quantize as check_lora_quantize
     from engine_service.quant import CompileCache, SpeedConfig, check_speed
     from engine_service.runtime.engine import AsyncEngine
+    from engine_service.runtime.executor import LockstepExecutor
 
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
@@ -179,5 +181,5 @@ def build_engine(
         str(torch_device),
         batching,
         compile_cache=cache,
-        lockstep=lockstep,
+        executor=LockstepExecutor(models, lockstep) if lockstep is not None and lockstep.is_leader else None,
     )

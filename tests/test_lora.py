@@ -224,6 +224,8 @@ def test_bad_adapter_choices_get_a_clear_status_and_the_server_keeps_serving(lor
         assert needle in str(caught.value)
         if code is errors.InvalidArgumentError:
             assert caught.value.field_violations[0].field.startswith("loras")
+        else:
+            assert caught.value.reason == "LORA_NOT_FOUND"
         assert client.generate(PROMPT, loras={"outline": 1.0}, num_inference_steps=2).loras == (("outline", 1.0),)
 
 

@@ -62,6 +62,8 @@ class LoadedModel:
     """(width, height) pairs run before SERVING (compiled graphs are built for them); empty = the default size."""
     native_size: tuple[int, int] | None = None
     """The only (width, height) the pipeline renders, for families with one size; ``None`` = any."""
+    control_images: int = 0
+    """Control images every request must send (one per ControlNet); 0 for pipelines without one."""
     loras: ModelLoras | None = None
     """Its LoRA adapters (``--lora``), chosen per request; ``None`` = none loaded."""
 
@@ -140,6 +142,7 @@ def _finish(
         call_defaults={**family.call_defaults, **overrides.pop("call_defaults", {})},
         speed=speed,
         native_size=native,
+        control_images=family.control_count(pipeline) if family.control_count is not None else 0,
     )
 
 
