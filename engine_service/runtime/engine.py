@@ -497,7 +497,12 @@ def _encoded(outcome: Outcome) -> JobResult | JobCancelled:
 def warmup_specs(model: LoadedModel) -> list[JobSpec]:
     """The requests run before the engine reports SERVING: one per warm-up size (default: the model's size)."""
     sizes = model.warmup_sizes or ((model.default_width, model.default_height),)
-    return [warmup_spec(model, width, height) for width, height in sizes]
+    specs = [warmup_spec(model, width, height) for width, height in sizes]
+    if model.loras is not None and model.loras.hotswap:
+        # Compiled blocks get their graph with the adapter slots on, besides the base one.
+        lora_set = model.loras.warmup_set()
+        specs += [dataclasses.replace(spec, request_id=f"{spec.request_id}-lora", loras=lora_set) for spec in specs]
+    return specs
 
 
 def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None = None) -> JobSpec:

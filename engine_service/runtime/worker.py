@@ -108,6 +108,7 @@ class Decoded:
             cache_policy=self.spec.cache_tag,
             timings=dataclasses.replace(self.timings, encode_ms=encode_ms),
             pruned_ratio=self.pruned_ratio,
+            loras=self.spec.loras,
         )
 
 
@@ -245,6 +246,8 @@ class Worker:
             generators.extend([generator] * spec.num_outputs)
         hook = pipe.transformer.register_forward_pre_hook(clock.mark_transformer_call)
         try:
+            if model.loras is not None:
+                model.loras.activate(pipe, first.loras)  # members share their adapters (batcher.batch_key)
             if first.cache is not None:
                 # Members share a plan (batcher.batch_key); each decides on its own samples.
                 cache.enable_cache(pipe, first.cache.cache_config.copy(), first.cache.calibrator_config)
