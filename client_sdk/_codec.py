@@ -181,6 +181,8 @@ def limits_from_proto(msg: engine_pb2.Limits) -> Limits:
         max_input_image_bytes=msg.max_input_image_bytes,
         max_request_bytes=msg.max_request_bytes,
         max_queue=msg.max_queue,
+        max_input_pixels=msg.max_input_pixels,
+        max_queued_input_pixels=msg.max_queued_input_pixels,
     )
 
 

@@ -116,6 +116,10 @@ class Limits:
     """Largest request message, in bytes."""
     max_queue: int
     """Requests that may wait at once; beyond it calls fail with ResourceExhaustedError."""
+    max_input_pixels: int = 0
+    """Largest input image, width x height from its header."""
+    max_queued_input_pixels: int = 0
+    """Decoded input-image pixels waiting requests may hold together."""
 
 
 @dataclass(frozen=True)

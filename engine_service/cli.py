@@ -405,6 +405,7 @@ def _tls_from_args(args: argparse.Namespace):
         return None
     if not (args.tls_cert and args.tls_key):
         raise ValueError("--tls-cert and --tls-key go together (--tls-client-ca needs both)")
+    _check_pem(args.tls_cert, args.tls_key, args.tls_client_ca)
     try:
         return TLSConfig(
             cert_chain=pathlib.Path(args.tls_cert).read_bytes(),
@@ -413,6 +414,39 @@ def _tls_from_args(args: argparse.Namespace):
         )
     except OSError as err:
         raise ValueError(f"cannot read a TLS file: {err}") from err
+
+
+def _check_pem(cert: str, key: str, client_ca: str | None) -> None:
+    """Parse the TLS files as the server will use them; ValueError naming the flag that is wrong."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as err:
+        raise ValueError(
+            f"--tls-cert/--tls-key: not a PEM certificate chain and its matching private key ({err.strerror or err})"
+        ) from None
+    if client_ca:
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (OSError, ssl.SSLError) as err:
+            raise ValueError(f"--tls-client-ca: not a PEM CA certificate ({err.strerror or err})") from None
+
+
+def _check_serve_args(args: argparse.Namespace) -> None:
+    """The flag values a server cannot start with; ValueError naming the flag."""
+    import math
+
+    for flag, port in (("--port", args.port), ("--metrics-port", args.metrics_port)):
+        if port is not None and not 0 <= port <= 65535:
+            raise ValueError(f"{flag} must be between 0 and 65535, got {port}")
+    if args.metrics_port and args.metrics_port == args.port:
+        raise ValueError(f"--metrics-port and --port must differ, both are {args.port}")
+    if not (math.isfinite(args.grace) and args.grace >= 0):
+        raise ValueError(f"--grace must be a number of seconds >= 0, got {args.grace}")
+    if args.auth_token is not None and not args.auth_token.strip():
+        raise ValueError("--auth-token must not be empty: leave it out to serve without a token")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -434,10 +468,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engine_service.parallel.ranks import start_ranks, stop_ranks
     from engine_service.runtime.executor import follow
     from engine_service.server.app import EngineServer, serve_until_signalled
-    from engine_service.server.cache_policy import parse_policy
+    from engine_service.server.cache_policy import check_default_policy, parse_policy
 
     try:
-        parse_policy(args.cache_policy)
+        _check_serve_args(args)
+        default_cache = parse_policy(args.cache_policy)
         config = ServerConfig(
             host=args.host,
             port=args.port,
@@ -467,6 +502,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             loras=loras,
             max_loras_per_request=args.max_loras_per_request,
         )
+        check_default_policy(default_cache, engine.models, engine.limits.max_steps)
     except (ValueError, RuntimeError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -476,9 +512,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     server = EngineServer(engine, config)
     try:
-        asyncio.run(serve_until_signalled(server))
+        abandoned = asyncio.run(serve_until_signalled(server))
+    except OSError as err:  # a port that cannot be bound
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     finally:
         stop_ranks(lockstep)
+    if abandoned:
+        # The abandoned warm-up call still runs on the worker thread, which a normal exit would join.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

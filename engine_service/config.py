@@ -29,11 +29,29 @@ class Limits:
         32 * 1024 * 1024, "largest request message in bytes; gRPC itself refuses larger ones (RESOURCE_EXHAUSTED)"
     )
     max_queue: int = _limit(64, "requests that may wait at once; more get RESOURCE_EXHAUSTED with a retry hint")
+    max_input_pixels: int = _limit(
+        0, "largest input image, width x height as its header states, checked before decoding; 0 = max_pixels"
+    )
+    max_queued_input_pixels: int = _limit(
+        0,
+        "decoded input-image pixels all waiting requests may hold together; more get RESOURCE_EXHAUSTED "
+        "with a retry hint; 0 = 4 x max_input_images x max_input_pixels",
+    )
 
     def __post_init__(self) -> None:
+        derived = {"max_input_pixels": lambda: self.max_pixels}
+        derived["max_queued_input_pixels"] = lambda: 4 * self.max_input_images * self.max_input_pixels
+        for name, value in derived.items():
+            if getattr(self, name) == 0:
+                object.__setattr__(self, name, value())
         for field in dataclasses.fields(self):
             if getattr(self, field.name) < 1:
                 raise ValueError(f"{field.name} must be at least 1, got {getattr(self, field.name)}")
+        if self.max_queued_input_pixels < self.max_input_images * self.max_input_pixels:
+            raise ValueError(
+                "max_queued_input_pixels must hold one request's images at least "
+                f"(max_input_images x max_input_pixels = {self.max_input_images * self.max_input_pixels})"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,3 +105,15 @@ class ServerConfig:
     """When set, the port speaks TLS (mutual TLS when ``tls.client_ca`` is set); otherwise plaintext."""
     metrics_port: int | None = None
     """Port of the Prometheus metrics endpoint (HTTP ``/metrics`` on ``host``); None = no endpoint."""
+
+    def __post_init__(self) -> None:
+        if self.auth_token is not None and not self.auth_token.strip():
+            raise ValueError("the auth token must not be empty (leave it unset to serve without auth)")
+        for name in ("port", "metrics_port"):
+            port = getattr(self, name)
+            if port is not None and not 0 <= port <= 65535:
+                raise ValueError(f"{name} must be between 0 and 65535, got {port}")
+        if self.metrics_port and self.metrics_port == self.port:
+            raise ValueError(f"the metrics port and the gRPC port must differ, both are {self.port}")
+        if not 0 <= self.grace_s <= 86_400:  # also refuses NaN
+            raise ValueError(f"the grace period must be between 0 and 86400 seconds, got {self.grace_s}")

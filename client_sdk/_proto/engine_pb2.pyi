@@ -403,7 +403,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_width", "max_height", "max_pixels", "max_steps", "max_outputs", "max_frames", "max_prompt_chars", "max_input_images", "max_input_image_bytes", "max_request_bytes", "max_queue")
+    __slots__ = ("max_width", "max_height", "max_pixels", "max_steps", "max_outputs", "max_frames", "max_prompt_chars", "max_input_images", "max_input_image_bytes", "max_request_bytes", "max_queue", "max_input_pixels", "max_queued_input_pixels")
     MAX_WIDTH_FIELD_NUMBER: _ClassVar[int]
     MAX_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     MAX_PIXELS_FIELD_NUMBER: _ClassVar[int]
@@ -415,6 +415,8 @@ class Limits(_message.Message):
     MAX_INPUT_IMAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    MAX_INPUT_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUED_INPUT_PIXELS_FIELD_NUMBER: _ClassVar[int]
     max_width: int
     max_height: int
     max_pixels: int
@@ -426,7 +428,9 @@ class Limits(_message.Message):
     max_input_image_bytes: int
     max_request_bytes: int
     max_queue: int
-    def __init__(self, max_width: _Optional[int] = ..., max_height: _Optional[int] = ..., max_pixels: _Optional[int] = ..., max_steps: _Optional[int] = ..., max_outputs: _Optional[int] = ..., max_frames: _Optional[int] = ..., max_prompt_chars: _Optional[int] = ..., max_input_images: _Optional[int] = ..., max_input_image_bytes: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., max_queue: _Optional[int] = ...) -> None: ...
+    max_input_pixels: int
+    max_queued_input_pixels: int
+    def __init__(self, max_width: _Optional[int] = ..., max_height: _Optional[int] = ..., max_pixels: _Optional[int] = ..., max_steps: _Optional[int] = ..., max_outputs: _Optional[int] = ..., max_frames: _Optional[int] = ..., max_prompt_chars: _Optional[int] = ..., max_input_images: _Optional[int] = ..., max_input_image_bytes: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., max_queue: _Optional[int] = ..., max_input_pixels: _Optional[int] = ..., max_queued_input_pixels: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "family", "pipeline_class", "is_default", "output_kind", "default_width", "default_height", "default_steps", "default_guidance_scale", "default_frames", "spatial_factor", "supports_negative_prompt", "input_roles", "source", "num_transformer_blocks", "parameters", "required_roles", "default_strength", "control_images", "loras", "max_loras_per_request")

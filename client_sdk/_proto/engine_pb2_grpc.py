@@ -109,6 +109,12 @@ class EngineServicer:
     def Cancel(self, request, context):
         """Cancels a queued or running request by its request_id. A queued request
         leaves the queue at once; a running one stops at the next step boundary.
+        The request id is the capability: any caller allowed to use the engine
+        (holding its token, when it has one) may cancel any request whose id it
+        knows. Server-assigned ids are 128 random bits, learned only from the
+        request's own replies; a caller that chooses its own ids should make them
+        unguessable too, or another caller can cancel the request, and learn
+        from Cancel or ALREADY_EXISTS that the id is live.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -26,6 +26,7 @@ from engine_service.config import ServerConfig
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.auth import BearerTokenInterceptor
 from engine_service.server.http_endpoint import HttpEndpoint
+from engine_service.server.malformed import MalformedRequestInterceptor
 from engine_service.server.servicer import EngineServicer
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ class EngineServer:
 
     def _build(self) -> grpc.aio.Server:
         """The grpc.aio server; built inside the loop that runs it (aio objects are loop-bound)."""
+        # The token is checked first: an unauthenticated garbage body is UNAUTHENTICATED.
         interceptors = [BearerTokenInterceptor(self.config.auth_token)] if self.config.auth_token else []
+        interceptors.append(MalformedRequestInterceptor())
         server = grpc.aio.server(
             interceptors=interceptors,
             options=[
@@ -107,8 +110,12 @@ class EngineServer:
         self.port = self._add_port(f"{self.config.host}:{self.config.port}")
         if not self.port:
             raise OSError(f"could not bind {self.config.host}:{self.config.port}")
+        try:
+            self._start_metrics()
+        except OSError:
+            await self._server.stop(None)
+            raise
         await self._server.start()
-        self._start_metrics()
         tls = self.config.tls
         security = "plaintext" if tls is None else "mutual TLS" if tls.client_ca else "TLS"
         auth = "bearer token" if self.config.auth_token else "no auth"
@@ -129,11 +136,21 @@ class EngineServer:
         """Serve /metrics, /healthz and /readyz over HTTP, when a metrics port is configured."""
         if self.config.metrics_port is None:
             return
-        self._metrics_http = HttpEndpoint(
-            self.config.host, self.config.metrics_port, self.engine.metrics.registry, lambda: self._not_ready
-        )
+        try:
+            self._metrics_http = HttpEndpoint(
+                self.config.host, self.config.metrics_port, self.engine.metrics.registry, lambda: self._not_ready
+            )
+        except OSError as err:
+            raise OSError(
+                err.errno, f"cannot serve metrics on {self.config.host}:{self.config.metrics_port}: {err.strerror}"
+            ) from None
         self.metrics_port = self._metrics_http.port
         logger.info("metrics on http://%s:%d/metrics (probes /healthz, /readyz)", self.config.host, self.metrics_port)
+        if self.config.tls is not None or self.config.auth_token:
+            logger.warning(
+                "the metrics endpoint is plaintext and open (no TLS, no token): keep port %d on a private interface",
+                self.metrics_port,
+            )
 
     def _engine_broken(self, reason: str) -> None:
         """The engine cannot serve any more (a lost rank): health says NOT_SERVING from now on."""
@@ -163,13 +180,44 @@ class EngineServer:
         await self._server.wait_for_termination()
 
 
-async def serve_until_signalled(server: EngineServer) -> None:
-    """Run ``server`` until SIGTERM or SIGINT, then stop it gracefully."""
-    stop = asyncio.Event()
+async def serve_until_signalled(server: EngineServer) -> bool:
+    """Run ``server`` until SIGTERM or SIGINT, then stop it gracefully.
+
+    A signal during warm-up abandons the warm-up: the server never reports SERVING. Signals
+    after the first (a second SIGTERM while draining) are logged and change nothing: the
+    drain ends within the grace period as it would have. Returns True when the warm-up was
+    abandoned: its call may still occupy the worker thread, so the caller exits without
+    waiting for it.
+    """
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(signum, _frame) -> None:
+        # A Python-level handler (not loop.add_signal_handler): it stays installed after the loop
+        # closes, so a signal during the final teardown cannot kill the process with -signum.
+        if stop.is_set() or loop.is_closed():
+            logger.warning("%s received again; already stopping", signal.Signals(signum).name)
+            return
+        try:
+            loop.call_soon_threadsafe(stop.set)
+        except RuntimeError:  # the loop closed between the check and the call
+            pass
+
+    await server.listen()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    await stop.wait()
-    logger.info("signal received; draining for up to %.0f s", server.config.grace_s)
+        signal.signal(sig, on_signal)
+    warm = asyncio.ensure_future(server.warm_up())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({warm, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    abandoned = not warm.done()
+    if abandoned:
+        logger.warning("signal received during warm-up; abandoning it (the engine never reported SERVING)")
+        warm.cancel()
+    else:
+        if warm.exception() is not None:
+            stopped.cancel()
+            warm.result()  # a failed warm-up raises here
+        await stopped
+        logger.info("signal received; draining for up to %.0f s", server.config.grace_s)
     await server.stop()
+    return abandoned
