@@ -94,17 +94,18 @@ def result_from_proto(msg: engine_pb2.GenerateResponse, outputs: Sequence[Output
         seed=msg.seed,
         request_id=msg.request_id,
         model=msg.model,
+        engine_id=msg.engine_id,
     )
 
 
 def queued_from_proto(msg: engine_pb2.QueuedEvent) -> Queued:
     """A Queued event."""
-    return Queued(position=msg.position, request_id=msg.request_id)
+    return Queued(position=msg.position, request_id=msg.request_id, engine_id=msg.engine_id)
 
 
 def started_from_proto(msg: engine_pb2.StartedEvent) -> Started:
     """A Started event."""
-    return Started(seed=msg.seed, total_steps=msg.total_steps, queue_ms=msg.queue_ms)
+    return Started(seed=msg.seed, total_steps=msg.total_steps, queue_ms=msg.queue_ms, engine_id=msg.engine_id)
 
 
 def step_from_proto(msg: engine_pb2.StepEvent) -> Step:
@@ -215,4 +216,5 @@ def stats_from_proto(msg: engine_pb2.StatsResponse) -> Stats:
         running=msg.running,
         uptime_s=msg.uptime_s,
         device=msg.device,
+        engine_id=msg.engine_id,
     )

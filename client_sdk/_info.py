@@ -157,3 +157,5 @@ class Stats:
     """Seconds since the engine started."""
     device: str
     """The engine's device, e.g. "cuda:0" or "cpu"."""
+    engine_id: str = ""
+    """The engine's id (see `Result.engine_id`)."""

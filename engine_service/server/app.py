@@ -5,6 +5,10 @@ metrics, lifecycle.
 get UNAVAILABLE with a retry hint), warms the engine up, then reports SERVING;
 ``stop()`` reports NOT_SERVING, drains the engine within the grace period, and
 stops the server.
+
+Ports are bound without SO_REUSEPORT (gRPC's default would let a second engine
+share a port and take half of its new connections): a taken port fails
+``listen()`` with ``PortInUse``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 
 import grpc
 import prometheus_client
@@ -19,7 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
-from engine_service.config import ServerConfig
+from engine_service.config import ServerConfig, join_host_port
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.auth import BearerTokenInterceptor
 from engine_service.server.servicer import EngineServicer
@@ -31,6 +36,28 @@ ENGINE_SERVICE_NAME = engine_pb2.DESCRIPTOR.services_by_name["Engine"].full_name
 HEALTH_SERVICES = ("", ENGINE_SERVICE_NAME)
 
 
+class PortInUse(OSError):
+    """A port this engine should listen on cannot be bound (another process holds it, or the address is
+    not this host's)."""
+
+    def __init__(self, what: str, address: str):
+        super().__init__(
+            f"cannot listen on {address} ({what}): the port is taken by another process "
+            "(another engine?) or the address is not on this host"
+        )
+        self.address = address
+
+
+def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """Channel arguments shared by the engine's gRPC servers."""
+    options = [("grpc.so_reuseport", 0)]
+    if config.max_connection_age_s is not None:
+        options.append(("grpc.max_connection_age_ms", int(config.max_connection_age_s * 1000)))
+    if config.max_connection_age_grace_s is not None:
+        options.append(("grpc.max_connection_age_grace_ms", int(config.max_connection_age_grace_s * 1000)))
+    return options
+
+
 class EngineServer:
     """One grpc.aio server serving one AsyncEngine."""
 
@@ -39,8 +66,10 @@ class EngineServer:
         self.config = config
         self.port: int | None = None
         self.metrics_port: int | None = None
+        self.health_port: int | None = None
         self._health: health.aio.HealthServicer | None = None
         self._server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
         self._metrics_http = None
         self._health_task: asyncio.Future | None = None
 
@@ -55,6 +84,7 @@ class EngineServer:
                 # Allow client keepalive pings every 20 s: long video RPCs stay open through proxies.
                 ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
                 ("grpc.keepalive_permit_without_calls", 1),
+                *_server_options(self.config),
             ],
         )
         self._health = health.aio.HealthServicer()
@@ -65,7 +95,12 @@ class EngineServer:
 
     @property
     def address(self) -> str:
-        return f"{self.config.host}:{self.port}"
+        """``host:port`` of the gRPC port (an IPv6 host in brackets)."""
+        return join_host_port(self.config.host, self.port)
+
+    @property
+    def engine_id(self) -> str:
+        return self.config.engine_id
 
     async def _set_health(self, status: int) -> None:
         for name in HEALTH_SERVICES:
@@ -81,37 +116,50 @@ class EngineServer:
         self._server = self._build()
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.engine.on_broken(self._engine_broken)
-        self.port = self._add_port(f"{self.config.host}:{self.config.port}")
-        if not self.port:
-            raise OSError(f"could not bind {self.config.host}:{self.config.port}")
-        await self._server.start()
+        self.port = self._add_port(self.config.address)
+        if self.config.health_port is not None:
+            self._health_server = grpc.aio.server(options=_server_options(self.config))
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._health_server)
+            self.health_port = _bind(
+                self._health_server.add_insecure_port,
+                "health port",
+                join_host_port(self.config.host, self.config.health_port),
+            )
         self._start_metrics()
+        await self._server.start()
+        if self._health_server is not None:
+            await self._health_server.start()
         tls = self.config.tls
         security = "plaintext" if tls is None else "mutual TLS" if tls.client_ca else "TLS"
         auth = "bearer token" if self.config.auth_token else "no auth"
-        logger.info("listening on %s (%s, %s); warming up", self.address, security, auth)
+        logger.info("engine %s listening on %s (%s, %s); warming up", self.engine_id, self.address, security, auth)
+        if self.health_port is not None:
+            logger.info("health only, plaintext: %s", join_host_port(self.config.host, self.health_port))
 
     def _add_port(self, address: str) -> int:
         tls = self.config.tls
         if tls is None:
-            return self._server.add_insecure_port(address)
+            return _bind(self._server.add_insecure_port, "gRPC port", address)
         credentials = grpc.ssl_server_credentials(
             [(tls.private_key, tls.cert_chain)],
             root_certificates=tls.client_ca,
             require_client_auth=tls.client_ca is not None,
         )
-        return self._server.add_secure_port(address, credentials)
+        return _bind(lambda where: self._server.add_secure_port(where, credentials), "gRPC port", address)
 
     def _start_metrics(self) -> None:
         """Serve the engine's Prometheus registry over HTTP, when a metrics port is configured."""
         if self.config.metrics_port is None:
             return
-        http_server, _thread = prometheus_client.start_http_server(
-            self.config.metrics_port, addr=self.config.host, registry=self.engine.metrics.registry
-        )
+        try:
+            http_server, _thread = prometheus_client.start_http_server(
+                self.config.metrics_port, addr=self.config.host, registry=self.engine.metrics.registry
+            )
+        except OSError as err:
+            raise PortInUse("metrics port", join_host_port(self.config.host, self.config.metrics_port)) from err
         self._metrics_http = http_server
         self.metrics_port = http_server.server_address[1]
-        logger.info("metrics on http://%s:%d/metrics", self.config.host, self.metrics_port)
+        logger.info("metrics on http://%s/metrics", join_host_port(self.config.host, self.metrics_port))
 
     def _engine_broken(self, reason: str) -> None:
         """The engine cannot serve any more (a lost rank): health says NOT_SERVING from now on."""
@@ -130,6 +178,8 @@ class EngineServer:
         await self._health.enter_graceful_shutdown()
         await self.engine.shutdown(grace_s)
         await self._server.stop(grace=1.0)
+        if self._health_server is not None:
+            await self._health_server.stop(grace=None)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
@@ -137,6 +187,50 @@ class EngineServer:
 
     async def wait_for_termination(self) -> None:
         await self._server.wait_for_termination()
+
+
+def _check_free(what: str, host: str, port: int) -> None:
+    """PortInUse when any address ``host`` stands for cannot be bound at ``port`` now.
+
+    gRPC binds ``::`` as one dual-stack socket, and when that fails falls back to ``0.0.0.0`` alone:
+    an engine on ``[::1]:P`` would leave a second one on ``[::]:P`` serving IPv4 only, unnoticed.
+    """
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise PortInUse(what, join_host_port(host, port)) from err
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and sockaddr[0] == "::":
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            try:
+                probe.bind(sockaddr)
+            except OSError as err:
+                raise PortInUse(what, join_host_port(host, port)) from err
+
+
+def check_ports(config: ServerConfig) -> None:
+    """PortInUse when a port ``config`` names is taken now: a start-up check before models load
+    (``listen()`` checks again when it binds)."""
+    ports = (("gRPC port", config.port), ("health port", config.health_port), ("metrics port", config.metrics_port))
+    for what, port in ports:
+        if port:
+            _check_free(what, config.host, port)
+
+
+def _bind(add_port, what: str, address: str) -> int:
+    """``add_port(address)``, the bound port; PortInUse when gRPC cannot bind it."""
+    host, _, port = address.rpartition(":")
+    if int(port):
+        _check_free(what, host.strip("[]"), int(port))
+    try:
+        port = add_port(address)
+    except RuntimeError as err:  # grpc raises RuntimeError("Failed to bind to address ...")
+        raise PortInUse(what, address) from err
+    if not port:
+        raise PortInUse(what, address)
+    return port
 
 
 async def serve_until_signalled(server: EngineServer) -> None:

@@ -31,10 +31,18 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
 
     def __init__(self, engine: AsyncEngine, config: ServerConfig):
         self._engine = engine
+        self.engine_id = config.engine_id
+        """Sent in every response (``x-engine-id`` metadata and the ``engine_id`` fields)."""
         self._chunk_bytes = config.stream_chunk_bytes
         self._default_cache = cache_policy.parse_policy(config.cache_policy)
 
-    def _submit(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> Job:
+    async def _submit(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> Job:
+        """Validate and queue the request; once accepted, send the initial metadata (request and engine id).
+
+        Headers go out before any work, so a client (or proxy) knows which engine to send a Cancel to,
+        and gRPC's retry policies and Envoy's retries, which stop at the first header, never repeat a
+        request an engine accepted: only a refusal (draining, warming up: UNAVAILABLE) can be retried.
+        """
         model = validation.resolve_model(request, self._engine.models, self._engine.default_model)
         try:
             spec = validation.validate(request, model, self._engine.limits, self._default_cache)
@@ -43,7 +51,13 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
             self._engine.stats.record_rejected(model.name)
             raise
         status.current_request_id.set(job.request_id)
-        context.set_trailing_metadata(((status.REQUEST_ID_KEY, job.request_id),))
+        ids = ((status.REQUEST_ID_KEY, job.request_id), (status.ENGINE_ID_KEY, self.engine_id))
+        context.set_trailing_metadata(ids)
+        try:
+            await context.send_initial_metadata(ids)
+        except BaseException:
+            self._engine.cancel_job(job, _GONE)
+            raise
         logger.info(
             "request %s accepted: model=%s %dx%d steps=%d outputs=%d",
             job.request_id,
@@ -57,11 +71,13 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
 
     @status.unary
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
-        job = self._submit(request, context)
+        job = await self._submit(request, context)
         try:
             async for event in self._engine.events(job):
                 if isinstance(event, CompletedEvent):
-                    return codec.response(event.result)
+                    response = codec.response(event.result)
+                    response.engine_id = self.engine_id
+                    return response
         except asyncio.CancelledError:
             self._engine.cancel_job(job, _GONE)
             raise
@@ -69,16 +85,22 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
 
     @status.server_streaming
     async def Stream(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext):
-        job = self._submit(request, context)
+        job = await self._submit(request, context)
         try:
             async for event in self._engine.events(job):
                 if isinstance(event, CompletedEvent):
                     chunks, chunked = codec.chunk_events(event.result, self._chunk_bytes)
                     for chunk in chunks:
                         yield chunk
-                    yield pb.GenerateEvent(completed=codec.response(event.result, chunked))
+                    completed = pb.GenerateEvent(completed=codec.response(event.result, chunked))
+                    completed.completed.engine_id = self.engine_id
+                    yield completed
                 else:
-                    yield codec.event(event)
+                    message = codec.event(event)
+                    kind = message.WhichOneof("event")
+                    if kind in ("queued", "started"):
+                        getattr(message, kind).engine_id = self.engine_id
+                    yield message
         except (asyncio.CancelledError, GeneratorExit):
             self._engine.cancel_job(job, _GONE)
             raise
@@ -96,6 +118,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
             running=self._engine.running,
             uptime_s=self._engine.stats.uptime_s,
             device=self._engine.device,
+            engine_id=self.engine_id,
         )
 
     @status.unary
@@ -106,6 +129,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         return pb.ListModelsResponse(
             models=[codec.model_info(m, name == engine.default_model) for name, m in engine.models.items()],
             limits=codec.limits(engine.limits),
+            engine_id=self.engine_id,
         )
 
     @status.unary
