@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.rpc import error_details_pb2
 
-from client_sdk.errors import APIError, UnavailableError, from_rpc_error
+from client_sdk.errors import APIError, UnavailableError
 
 ENGINE_SERVICE = "ditserve.v1.Engine"
 """Full name of the Engine service (the health service name too)."""
@@ -213,21 +214,27 @@ class RouteBook:
                 self._addresses[engine_id] = address
 
 
-def call_error(err: grpc.RpcError, request_id: str, route: Route | None) -> APIError:
-    """The APIError for a failed Generate or Stream call.
+LOST_ENGINE_REASON = "ENGINE_LOST"
+"""ErrorInfo reason of the UnavailableError for a request whose engine vanished after accepting it."""
+
+
+def lost_engine_error(err: grpc.RpcError, request_id: str, route: Route | None) -> APIError | None:
+    """The UnavailableError for a Generate or Stream call that lost its engine midway, else None.
 
     A call an engine accepted (`route` known) that ends without the engine's own trailers
-    (``x-engine-id``) and not by the caller's cancel or deadline lost its engine midway: the
-    connection or a proxy's stream was reset, which gRPC reports as UNAVAILABLE, or, through a
-    proxy, as INTERNAL "RST_STREAM". Both become UnavailableError naming the engine and the request.
+    (``x-engine-id``) and not by the caller's cancel or deadline lost its engine: the connection or a
+    proxy's stream was reset, which gRPC reports as UNAVAILABLE, or, through Envoy, as INTERNAL
+    "RST_STREAM". Both become UnavailableError (reason ENGINE_LOST) naming the engine and the request;
+    no retry policy repeats it, since the engine may have run it.
     """
-    if route is not None and err.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
-        trailers = {key for key, _ in (err.trailing_metadata() or ())}
-        if ENGINE_ID_METADATA_KEY not in trailers:
-            engine = route.engine_id or "the engine"
-            return UnavailableError(
-                f"lost {engine} while it ran the request ({err.code().name}: {err.details()})",
-                code=grpc.StatusCode.UNAVAILABLE,
-                request_id=request_id,
-            )
-    return from_rpc_error(err, request_id=request_id or None)
+    if route is None or err.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return None
+    if ENGINE_ID_METADATA_KEY in {key for key, _ in (err.trailing_metadata() or ())}:
+        return None
+    engine = route.engine_id or "the engine"
+    return UnavailableError(
+        f"lost {engine} while it ran the request ({err.code().name}: {err.details()})",
+        code=grpc.StatusCode.UNAVAILABLE,
+        details=(error_details_pb2.ErrorInfo(reason=LOST_ENGINE_REASON, domain="ditserve"),),
+        request_id=request_id or None,
+    )

@@ -35,18 +35,24 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         """Sent in every response (``x-engine-id`` metadata and the ``engine_id`` fields)."""
         self._chunk_bytes = config.stream_chunk_bytes
         self._default_cache = cache_policy.parse_policy(config.cache_policy)
+        self._server_info = codec.server_info()
 
-    async def _submit(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> Job:
+    async def _submit(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext, *, stream: bool) -> Job:
         """Validate and queue the request; once accepted, send the initial metadata (request and engine id).
 
         Headers go out before any work, so a client (or proxy) knows which engine to send a Cancel to,
         and gRPC's retry policies and Envoy's retries, which stop at the first header, never repeat a
         request an engine accepted: only a refusal (draining, warming up: UNAVAILABLE) can be retried.
         """
+        # The request's own id wins; else the caller's x-request-id header or a new id (set by the decorator).
+        if not request.request_id:
+            request.request_id = status.current_request_id.get()
+        elif status.REQUEST_ID_PATTERN.fullmatch(request.request_id):
+            status.current_request_id.set(request.request_id)
         model = validation.resolve_model(request, self._engine.models, self._engine.default_model)
         try:
             spec = validation.validate(request, model, self._engine.limits, self._default_cache)
-            job = self._engine.submit(spec)
+            job = self._engine.submit(spec, step_events=stream)
         except EngineError:
             self._engine.stats.record_rejected(model.name)
             raise
@@ -71,7 +77,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
 
     @status.unary
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
-        job = await self._submit(request, context)
+        job = await self._submit(request, context, stream=False)  # no step events: only the result is sent
         try:
             async for event in self._engine.events(job):
                 if isinstance(event, CompletedEvent):
@@ -85,7 +91,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
 
     @status.server_streaming
     async def Stream(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext):
-        job = await self._submit(request, context)
+        job = await self._submit(request, context, stream=True)
         try:
             async for event in self._engine.events(job):
                 if isinstance(event, CompletedEvent):
@@ -119,6 +125,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
             uptime_s=self._engine.stats.uptime_s,
             device=self._engine.device,
             engine_id=self.engine_id,
+            server=self._server_info,
         )
 
     @status.unary
@@ -130,6 +137,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
             models=[codec.model_info(m, name == engine.default_model) for name, m in engine.models.items()],
             limits=codec.limits(engine.limits),
             engine_id=self.engine_id,
+            server=self._server_info,
         )
 
     @status.unary
