@@ -16,6 +16,7 @@ from client_sdk.types import (
     CacheStats,
     Duration,
     Limits,
+    LoraInfo,
     ModelInfo,
     ModelList,
     ModelStats,
@@ -95,6 +96,7 @@ def result_from_proto(msg: engine_pb2.GenerateResponse, outputs: Sequence[Output
         seed=msg.seed,
         request_id=msg.request_id,
         model=msg.model,
+        loras=tuple((item.name, item.scale) for item in msg.loras),
     )
 
 
@@ -157,6 +159,11 @@ def model_info_from_proto(msg: engine_pb2.ModelInfo) -> ModelInfo:
         required_roles=tuple(msg.required_roles),
         default_strength=msg.default_strength if msg.HasField("default_strength") else None,
         control_images=msg.control_images,
+        loras=tuple(
+            LoraInfo(name=i.name, source=i.source, rank=i.rank, layers=i.layers, components=tuple(i.components))
+            for i in msg.loras
+        ),
+        max_loras_per_request=msg.max_loras_per_request,
     )
 
 
@@ -215,6 +222,7 @@ def model_stats_from_proto(msg: engine_pb2.ModelStats) -> ModelStats:
         cached_steps=msg.cached_steps,
         last_request_unix_ms=msg.last_request_unix_ms,
         cancelled_steps=msg.cancelled_steps,
+        lora_requests=dict(msg.lora_requests),
     )
 
 

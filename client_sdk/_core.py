@@ -12,7 +12,7 @@ import io
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypedDict, cast
 
 from client_sdk import _codec
@@ -34,6 +34,9 @@ a list of images and `(role, image)` tuples, or a mapping of role to image. Imag
 get the role "image"."""
 
 _ROLE = re.compile(r"[a-z][a-z0-9_]*")
+
+LoraChoice = Mapping[str, float] | Iterable[tuple[str, float] | str]
+"""LoRA adapters for `build_request`: {name: scale}, or (name, scale) pairs, or names (scale 1)."""
 
 ChannelOptions = Sequence[tuple[str, Any]]
 """gRPC channel arguments as (name, value) pairs."""
@@ -89,6 +92,7 @@ class GenerateOptions(TypedDict, total=False):
     cache: CachePolicy | str | None
     request_id: str | None
     strength: float | None
+    loras: LoraChoice | None
 
 
 class StreamOptions(GenerateOptions, total=False):
@@ -117,6 +121,7 @@ def build_request(
     request_id: str | None = None,
     preview_every: int = 0,
     strength: float | None = None,
+    loras: LoraChoice | None = None,
 ) -> engine_pb2.GenerateRequest:
     """Builds a `ditserve.v1.GenerateRequest`.
 
@@ -127,6 +132,9 @@ def build_request(
     `strength` (image-to-image and inpainting models) is how much of the input
     image is re-noised, in (0, 1]. Raises ValueError for an unknown output format
     or an unreadable array, and TypeError for an input image of another type.
+    `loras` picks LoRA adapters of the model: `{"style": 0.8}`,
+    `[("style", 0.8), ("ink", 0.5)]` or `["style"]` (scale 1); None or empty runs
+    the base model. Raises TypeError for another shape.
     """
     request = engine_pb2.GenerateRequest(
         prompt=prompt,
@@ -156,7 +164,29 @@ def build_request(
     if cache is not None:
         policy = CachePolicy.parse(cache) if isinstance(cache, str) else cache
         request.cache.CopyFrom(policy.to_proto())
+    if loras:
+        request.loras.extend(to_lora_adapters(loras))
     return request
+
+
+def to_lora_adapters(loras: LoraChoice) -> list[engine_pb2.LoraAdapter]:
+    """`ditserve.v1.LoraAdapter` messages for a mapping of name to scale, (name, scale) pairs or names."""
+    if isinstance(loras, str):
+        raise TypeError(f"loras must be a mapping or a list of (name, scale) pairs, not the string {loras!r}")
+    items = loras.items() if isinstance(loras, Mapping) else loras
+    adapters = []
+    for item in items:
+        if isinstance(item, str):
+            adapters.append(engine_pb2.LoraAdapter(name=item))
+            continue
+        try:
+            name, scale = item
+        except (TypeError, ValueError):
+            raise TypeError(f"a LoRA adapter must be a name or a (name, scale) pair, not {item!r}") from None
+        if not isinstance(name, str) or isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise TypeError(f"a LoRA adapter must be a (str, number) pair, not {item!r}")
+        adapters.append(engine_pb2.LoraAdapter(name=name, scale=float(scale)))
+    return adapters
 
 
 def parse_output_format(value: str | int | None) -> engine_pb2.OutputFormat:

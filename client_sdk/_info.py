@@ -6,9 +6,10 @@ Returned by `Client.list_models` and `Client.stats`; re-exported by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["ServerInfo", "ModelInfo", "Limits", "ModelList", "Duration", "ModelStats", "Stats"]
+__all__ = ["ServerInfo", "LoraInfo", "ModelInfo", "Limits", "ModelList", "Duration", "ModelStats", "Stats"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,22 @@ class ServerInfo:
     """The contract's protobuf package, "ditserve.v1"."""
     build: dict[str, str] = field(default_factory=dict)
     """Versions of what runs the models: "python", "torch", "diffusers", ..."""
+
+
+@dataclass(frozen=True)
+class LoraInfo:
+    """One LoRA adapter the engine loaded for a model."""
+
+    name: str
+    """Name to pass in `loras=`."""
+    source: str
+    """The file or directory it was loaded from."""
+    rank: int
+    """Its largest rank over its layers."""
+    layers: int
+    """How many layers of the model it adapts."""
+    components: tuple[str, ...]
+    """The pipeline components it adapts, e.g. ("transformer",)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,10 @@ class ModelInfo:
     """Strength when a request sends none (image-to-image and inpainting models); None otherwise."""
     control_images: int = 0
     """Control images every request must send (one per ControlNet); 0 for models without one."""
+    loras: tuple[LoraInfo, ...] = ()
+    """The LoRA adapters loaded for this model."""
+    max_loras_per_request: int = 0
+    """Most adapters one request may combine; 0 when the model has none."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +186,8 @@ class ModelStats:
     """Unix epoch milliseconds of the last finished request; 0 when none yet."""
     cancelled_steps: int = 0
     """Denoising steps run by requests that were then cancelled."""
+    lora_requests: Mapping[str, int] = field(default_factory=dict)
+    """Requests that finished successfully with each LoRA adapter, by name."""
 
 
 @dataclass(frozen=True)

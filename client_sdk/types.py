@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from client_sdk._info import Duration, Limits, ModelInfo, ModelList, ModelStats, ServerInfo, Stats
+from client_sdk._info import Duration, Limits, LoraInfo, ModelInfo, ModelList, ModelStats, ServerInfo, Stats
 from client_sdk._proto import engine_pb2
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ __all__ = [
     "Preview",
     "Completed",
     "Event",
+    "LoraInfo",
     "ModelInfo",
     "Limits",
     "ModelList",
@@ -381,6 +382,8 @@ class Result:
     """The request id (the caller's, or the one the engine assigned)."""
     model: str
     """The model that ran the request."""
+    loras: tuple[tuple[str, float], ...] = ()
+    """The LoRA adapters the outputs were made with, as (name, scale) sorted by name; empty for the base model."""
 
     @property
     def images(self) -> list[PILImage.Image]:

@@ -143,6 +143,11 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    try:
+        loras = [_parse_lora_choice(value) for value in args.lora]
+    except ValueError as err:
+        print(f"error: --lora: {err}", file=sys.stderr)
+        return 2
     kwargs = {
         "model": args.model or None,
         "negative_prompt": args.negative_prompt or None,
@@ -160,6 +165,7 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
         "request_id": args.request_id or None,
         "preview_every": args.preview_every,
         "cache": cache,
+        "loras": loras,
     }
     steps: list = []
     previews: list = []
@@ -192,10 +198,22 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
         paths.append(path)
     print(console.step_table(result.cache_stats, steps))
     print(console.timings_line(result.timings))
-    print(f"seed {result.seed}, request {result.request_id}, model {result.model}")
+    adapters = ", ".join(f"{name}:{scale:g}" for name, scale in result.loras) or "none"
+    print(f"seed {result.seed}, request {result.request_id}, model {result.model}, loras {adapters}")
     for path in paths:
         print(f"saved {path}")
     return 0
+
+
+def _parse_lora_choice(value: str) -> tuple[str, float]:
+    """``NAME`` (scale 1) or ``NAME:SCALE`` from ``generate --lora``."""
+    name, sep, scale = value.rpartition(":")
+    if not sep:
+        return value, 1.0
+    try:
+        return name, float(scale)
+    except ValueError:
+        raise ValueError(f"expected NAME or NAME:SCALE, got {value!r}") from None
 
 
 def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bool, cache_default: str = "") -> None:
@@ -241,6 +259,13 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         "(F1B0_W8MC3_R0.12), optionally with overrides as PRESET:field=value,..., e.g. "
         "dbcache:residual_diff_threshold=0.2,taylorseer_order=1 or dbcache:Fn_compute_blocks=4 "
         "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="NAME[:SCALE]",
+        help="run with the model's LoRA adapter NAME at SCALE (default 1); repeatable (see `ditserve models`)",
     )
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("outputs"), help="directory for the files")
     parser.add_argument(
@@ -404,6 +429,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engine_service.bootstrap import build_engine, parse_model_arg, parse_size
     from engine_service.config import BatchingConfig, ServerConfig
     from engine_service.models import ModelLoadError
+    from engine_service.models.lora import parse_lora_arg
     from engine_service.parallel import ParallelConfig
     from engine_service.parallel.ranks import start_ranks, stop_ranks
     from engine_service.runtime.executor import follow
@@ -423,6 +449,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         batching = BatchingConfig(max_batch=args.max_batch, batch_window_ms=args.batch_window_ms)
         sources = _with_speed([parse_model_arg(value) for value in args.model], args)
+        model_names = [source.name for source in sources]
+        loras = [parse_lora_arg(value, model_names) for value in args.lora]
         parallel = ParallelConfig.parse(args.parallel)
         lockstep = start_ranks(parallel, args.device, args.parallel_timeout) if parallel.enabled else None
         engine = build_engine(
@@ -436,6 +464,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             compile_cache=args.compile_cache,
             parallel=parallel,
             lockstep=lockstep,
+            loras=loras,
+            max_loras_per_request=args.max_loras_per_request,
         )
     except (ValueError, RuntimeError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -504,9 +534,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     print("starting an engine with the builtin default model ...", file=sys.stderr)
     from engine_service.bootstrap import build_engine
+    from engine_service.models.builtin import BUILTIN_LORAS
+    from engine_service.models.lora import LoraSource
     from engine_service.server.background import BackgroundServer
 
-    engine = build_engine([], device=args.device)
+    demo_loras = [LoraSource(name, str(path)) for name, path in BUILTIN_LORAS.items()]
+    engine = build_engine([], device=args.device, loras=demo_loras)
     with BackgroundServer(engine) as server:
         print(f"engine serving on {server.address} after {time.perf_counter() - started:.1f} s", file=sys.stderr)
         code = _generate_and_report(args, {"target": server.address, "timeout": args.timeout})
@@ -558,6 +591,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the diffusers directory PATH as NAME (repeatable); none = the builtin default",
     )
     serve.add_argument("--default-model", help="model used when a request names none (default: the first)")
+    serve.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="NAME=PATH[:MODEL]",
+        help="load the LoRA adapter at PATH (a pytorch_lora_weights.safetensors or its directory) as NAME for "
+        "MODEL (default: the default model); requests pick adapters by name (repeatable)",
+    )
+    serve.add_argument(
+        "--max-loras-per-request",
+        type=int,
+        default=4,
+        help="most LoRA adapters one request may combine; with --compile, each costs every LoRA request "
+        "a low-rank product per adapted layer (default: %(default)s)",
+    )
     serve.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="(default: %(default)s)")
     serve.add_argument(
         "--dtype",

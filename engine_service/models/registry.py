@@ -24,6 +24,7 @@ from diffusers.utils import logging as diffusers_logging
 from engine_service.cache.adapter import groups_for
 from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULTS, BUILTIN_DIR, BUILTIN_NAME
 from engine_service.models.families import FAMILIES
+from engine_service.models.lora import ModelLoras
 from engine_service.models.spec import FamilySpec
 from engine_service.quant import SpeedConfig, apply_speed
 
@@ -63,6 +64,8 @@ class LoadedModel:
     """The only (width, height) the pipeline renders, for families with one size; ``None`` = any."""
     control_images: int = 0
     """Control images every request must send (one per ControlNet); 0 for pipelines without one."""
+    loras: ModelLoras | None = None
+    """Its LoRA adapters (``--lora``), chosen per request; ``None`` = none loaded."""
 
     @property
     def num_transformer_blocks(self) -> int:

@@ -4,9 +4,10 @@ thread, per-job event streams, cancellation.
 Everything here runs on the server's event loop except the executor's calls, which run
 in the engine's single device thread (one device, one pipeline call at a time). The
 core hands each batch to its ``Executor`` (``executor.py``: this process alone, or every
-rank of a multi-process engine in lockstep) and never knows which. The worker reports
-events through ``loop.call_soon_threadsafe``, so a job's events arrive in order and
-always before its completion.
+rank of a multi-process engine in lockstep) and never knows which. The worker hands a
+call's step events over once per step (one ``loop.call_soon_threadsafe`` for the whole
+batch), so a job's events arrive in order and always before its completion; a job whose
+caller reads only the completion (a unary Generate) gets no step events made at all.
 
 A call's decoded outputs are encoded (PNG, JPEG, WebP, MP4) on a small pool of encoder
 threads while the device thread starts the next batch: a job counts as running until its
@@ -54,7 +55,6 @@ from engine_service.jobs import (
     OutputFormat,
     QueuedEvent,
     StartedEvent,
-    StepEvent,
 )
 from engine_service.models import LoadedModel
 from engine_service.quant import CompileCache
@@ -62,7 +62,7 @@ from engine_service.runtime.batcher import Batcher
 from engine_service.runtime.executor import Executor, LocalExecutor
 from engine_service.runtime.metrics import EngineMetrics
 from engine_service.runtime.stats import StatsRecorder
-from engine_service.runtime.worker import Decoded, Member, Outcome
+from engine_service.runtime.worker import Decoded, Member, Outcome, Report
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +91,19 @@ class Job:
     started_at: float | None = None
     announced_position: int = -1
     cancel_reason: str = "cancelled"
-    steps_run: int = 0
-    """Denoising steps reported for this job so far."""
+    step_events: bool = True
+    """Whether the caller reads step and preview events (False: only the completion)."""
+    member: Member | None = None
+    """The job in its pipeline call, once it runs."""
 
     @property
     def request_id(self) -> str:
         return self.spec.request_id
+
+    @property
+    def steps_run(self) -> int:
+        """Denoising steps the job has run so far."""
+        return 0 if self.member is None else self.member.steps_done
 
     def elapsed_ms(self) -> float:
         """Milliseconds since the job was accepted."""
@@ -115,7 +122,10 @@ class AsyncEngine:
         batching: BatchingConfig | None = None,
         compile_cache: CompileCache | None = None,
         executor: Executor | None = None,
+        encode_threads: int = ENCODE_THREADS,
     ):
+        """``encode_threads``: threads that encode outputs; 0 encodes them on the device thread
+        right after each call (the next call waits for it; for comparison)."""
         self.models = dict(models)
         self._compile_cache = compile_cache
         self.default_model = default_model
@@ -131,8 +141,10 @@ class AsyncEngine:
         self._device = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ditserve-worker")
         self._pending: collections.deque[Job] = collections.deque()
         self._by_id: dict[str, Job] = {}
-        self._encoders = concurrent.futures.ThreadPoolExecutor(
-            max_workers=ENCODE_THREADS, thread_name_prefix="ditserve-encode"
+        self._encoders = (
+            concurrent.futures.ThreadPoolExecutor(max_workers=encode_threads, thread_name_prefix="ditserve-encode")
+            if encode_threads > 0
+            else None
         )
         self._running: list[Job] = []
         """The jobs of the pipeline call in progress (cancelled ones leave it at once)."""
@@ -211,12 +223,17 @@ class AsyncEngine:
             except asyncio.CancelledError:
                 pass
         self._device.shutdown(wait=not stuck, cancel_futures=True)
-        self._encoders.shutdown(wait=False, cancel_futures=True)
+        if self._encoders is not None:
+            self._encoders.shutdown(wait=False, cancel_futures=True)
 
     # -- admission and events ----------------------------------------------
 
-    def submit(self, spec: JobSpec) -> Job:
-        """Queue a validated job. Raises EngineNotReady, DuplicateRequestId or QueueFull."""
+    def submit(self, spec: JobSpec, *, step_events: bool = True) -> Job:
+        """Queue a validated job. Raises EngineNotReady, DuplicateRequestId or QueueFull.
+
+        ``step_events=False``: the caller reads only the job's completion (a unary call), so
+        no step or preview events are made for it; its result still carries every step's record.
+        """
         if self.broken is not None:
             raise EngineNotReady(f"the engine is not serving: {self.broken}")
         if not self.ready:
@@ -225,7 +242,7 @@ class AsyncEngine:
             raise DuplicateRequestId(spec.request_id)
         if len(self._pending) >= self.limits.max_queue:
             raise QueueFull(self.limits.max_queue, retry_after=self._retry_hint_s())
-        job = Job(spec=spec, events=asyncio.Queue())
+        job = Job(spec=spec, events=asyncio.Queue(), step_events=step_events)
         self._pending.append(job)
         self._by_id[spec.request_id] = job
         self._announce_positions()
@@ -372,13 +389,15 @@ class AsyncEngine:
             job.events.put_nowait(
                 StartedEvent(seed=job.spec.seed, total_steps=job.spec.denoising_steps, queue_ms=queue_ms)
             )
-            members.append(Member(job.spec, job.cancel_event, self._emitter(loop, job), queue_ms))
+            job.member = Member(job.spec, job.cancel_event, job.step_events, queue_ms)
+            members.append(job.member)
         self._running = list(jobs)
         self.metrics.record_batch(len(jobs))
         if len(jobs) > 1:
             logger.info("batch of %d: %s", len(jobs), ", ".join(job.request_id for job in jobs))
         try:
-            outcomes = await loop.run_in_executor(self._device, self.executor.execute, members)
+            run = self.executor.execute if self._encoders is not None else self._execute
+            outcomes = await loop.run_in_executor(self._device, run, members, self._reporter(loop))
         except RankLost as err:
             logger.error(
                 "request(s) %s failed and the engine stops serving: %s", ", ".join(j.request_id for j in jobs), err
@@ -403,6 +422,8 @@ class AsyncEngine:
                 if isinstance(outcome, Decoded):
                     # Encoded off the device thread, which takes the next batch meanwhile.
                     self._encoding[job] = asyncio.create_task(self._encode(loop, job, outcome))
+                elif isinstance(outcome, JobResult):
+                    self._complete(job, outcome)
                 else:
                     self._finish_cancelled(job)
         finally:
@@ -427,28 +448,28 @@ class AsyncEngine:
         elapsed = time.perf_counter() - start
         logger.info("warmed up model %r at %dx%d in %.2f s", name, spec.width, spec.height, elapsed)
 
-    def _execute(self, members: list[Member]) -> list[JobResult | JobCancelled]:
-        """Device thread: run one call through the executor and encode its outputs (warm-up)."""
-        return [_encoded(outcome) for outcome in self.executor.execute(members)]
+    def _execute(self, members: list[Member], report: Report | None = None) -> list[JobResult | JobCancelled]:
+        """Device thread: run one call through the executor and encode its outputs right here."""
+        return [_encoded(outcome) for outcome in self.executor.execute(members, report)]
 
     @staticmethod
     def _live(jobs: list[Job]) -> list[Job]:
         return [job for job in jobs if job.status is JobStatus.RUNNING]
 
-    def _emitter(self, loop: asyncio.AbstractEventLoop, job: Job):
-        """The worker's ``emit`` for ``job``: hands events to the loop, where they are counted and queued."""
+    def _reporter(self, loop: asyncio.AbstractEventLoop) -> Report:
+        """The worker's ``report`` for a call: hands one step's events to the loop in one go."""
+        jobs = {job.member: job for job in self._running}
 
-        def deliver(event: JobEvent) -> None:
-            if job.status is not JobStatus.RUNNING:
-                return  # left its call already; the stream has ended
-            if isinstance(event, StepEvent):
-                job.steps_run += 1
-            job.events.put_nowait(event)
+        def deliver(events: list[tuple[Member, JobEvent]]) -> None:
+            for member, event in events:
+                job = jobs[member]
+                if job.status is JobStatus.RUNNING:  # else it left its call already; its stream has ended
+                    job.events.put_nowait(event)
 
-        def emit(event: JobEvent) -> None:
-            loop.call_soon_threadsafe(deliver, event)
+        def report(events: list[tuple[Member, JobEvent]]) -> None:
+            loop.call_soon_threadsafe(deliver, events)
 
-        return emit
+        return report
 
     def _complete(self, job: Job, result: JobResult) -> None:
         total_ms = job.elapsed_ms()
@@ -476,7 +497,12 @@ def _encoded(outcome: Outcome) -> JobResult | JobCancelled:
 def warmup_specs(model: LoadedModel) -> list[JobSpec]:
     """The requests run before the engine reports SERVING: one per warm-up size (default: the model's size)."""
     sizes = model.warmup_sizes or ((model.default_width, model.default_height),)
-    return [warmup_spec(model, width, height) for width, height in sizes]
+    specs = [warmup_spec(model, width, height) for width, height in sizes]
+    if model.loras is not None and model.loras.hotswap:
+        # Compiled blocks get their graph with the adapter slots on, besides the base one.
+        lora_set = model.loras.warmup_set()
+        specs += [dataclasses.replace(spec, request_id=f"{spec.request_id}-lora", loras=lora_set) for spec in specs]
+    return specs
 
 
 def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None = None) -> JobSpec:

@@ -78,6 +78,7 @@ def _resource(kind: str, name: str, description: str) -> list[any_pb2.Any]:
 _STATUS_TABLE: dict[type[errors.EngineError], tuple[int, Callable[[errors.EngineError], list[any_pb2.Any]]]] = {
     errors.InvalidRequest: (code_pb2.INVALID_ARGUMENT, _bad_request),
     errors.ModelNotFound: (code_pb2.NOT_FOUND, lambda e: _resource("model", e.model, str(e))),
+    errors.LoraNotFound: (code_pb2.NOT_FOUND, lambda e: _resource("lora", e.lora, str(e))),
     errors.UnknownRequest: (code_pb2.NOT_FOUND, lambda e: _resource("request", e.request_id, str(e))),
     errors.DuplicateRequestId: (code_pb2.ALREADY_EXISTS, lambda e: _resource("request", e.request_id, str(e))),
     errors.QueueFull: (code_pb2.RESOURCE_EXHAUSTED, lambda e: _pack(_retry_info(e.retry_after))),
@@ -93,6 +94,7 @@ _STATUS_TABLE: dict[type[errors.EngineError], tuple[int, Callable[[errors.Engine
 REASONS: dict[type[errors.EngineError], str] = {
     errors.InvalidRequest: "INVALID_REQUEST",
     errors.ModelNotFound: "MODEL_NOT_FOUND",
+    errors.LoraNotFound: "LORA_NOT_FOUND",
     errors.UnknownRequest: "REQUEST_NOT_FOUND",
     errors.DuplicateRequestId: "REQUEST_ID_IN_USE",
     errors.QueueFull: "QUEUE_FULL",
@@ -121,7 +123,11 @@ def _reason(err: Exception) -> str:
 
 
 def _info_metadata(err: Exception) -> dict[str, str]:
-    fields = {"model": getattr(err, "model", None), "request_id": getattr(err, "request_id", None)}
+    fields = {
+        "model": getattr(err, "model", None),
+        "lora": getattr(err, "lora", None),
+        "request_id": getattr(err, "request_id", None),
+    }
     return {key: str(value) for key, value in fields.items() if value}
 
 

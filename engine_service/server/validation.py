@@ -17,9 +17,9 @@ from PIL import Image, UnidentifiedImageError
 
 from client_sdk._proto import engine_pb2 as pb
 from engine_service.config import Limits
-from engine_service.errors import FieldViolation, InvalidRequest, ModelNotFound
+from engine_service.errors import FieldViolation, InvalidRequest, LoraNotFound, ModelNotFound
 from engine_service.jobs import DEFAULT_FPS, JobSpec, OutputFormat, denoising_steps
-from engine_service.models import LoadedModel
+from engine_service.models import LoadedModel, lora
 from engine_service.server import cache_policy
 
 MAX_SEED = 2**63 - 1
@@ -92,6 +92,7 @@ def validate(
     # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength).
     run_steps = denoising_steps(steps, strength) if steps else 0
     cache = cache_policy.plan_for(policy, run_steps, model.cache_group_sizes, v.add) if run_steps else None
+    loras = _loras(v, request, model)
     v.raise_if_any()
     return JobSpec(
         request_id=request_id or uuid.uuid4().hex,
@@ -114,6 +115,7 @@ def validate(
         runs_alone=not model.family.generator_per_output,
         strength=strength,
         controlnet_conditioning_scales=scales,
+        loras=loras,
     )
 
 
@@ -211,6 +213,37 @@ def _output_format(v: _Violations, value: int, is_video: bool) -> OutputFormat:
     else:
         v.add("output_format", f"unknown output format {value}")
     return OutputFormat.PNG
+
+
+def _loras(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -> lora.AdapterSet:
+    """The request's adapter set. Bad scales, repeated names and too many adapters are violations;
+    an unknown name (once the rest is valid) is LoraNotFound."""
+    items = request.loras
+    if not items:
+        return ()
+    if model.loras is None:
+        raise LoraNotFound(items[0].name, model.name, [])
+    loaded, limit = model.loras.adapters, model.loras.max_per_request
+    if len(items) > limit:
+        v.add("loras", f"{len(items)} adapters exceed the limit of {limit} per request for model {model.name!r}")
+    pairs, seen, unknown = [], set(), []
+    for index, item in enumerate(items):
+        scale = item.scale if item.HasField("scale") else 1.0
+        problem = lora.validate_scale(scale)
+        if problem:
+            v.add(f"loras[{index}].scale", problem)
+        if not item.name:
+            v.add(f"loras[{index}].name", "must not be empty")
+            continue
+        if item.name in seen:
+            v.add(f"loras[{index}].name", f"adapter {item.name!r} is named more than once")
+        seen.add(item.name)
+        if item.name not in loaded:
+            unknown.append(item.name)
+        pairs.append((item.name, scale))
+    if unknown and not v.items:
+        raise LoraNotFound(unknown[0], model.name, sorted(loaded))
+    return lora.as_adapter_set(pairs) if not v.items else ()
 
 
 def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -> tuple:
