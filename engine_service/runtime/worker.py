@@ -143,6 +143,7 @@ class Worker:
             generators.extend([generator] * spec.num_outputs)
         hook = pipe.transformer.register_forward_pre_hook(clock.mark_transformer_call)
         pruned_ratio = None
+        tags = [m.spec.cache_tag for m in members]
         # Ranks other than 0 stop at the latents: only rank 0 decodes and encodes.
         output_type = "np" if self._produces_outputs else "latent"
         try:
@@ -160,6 +161,8 @@ class Worker:
                 generator = generators if model.family.generator_per_output else generators[0]
                 output = pipe(**kwargs, generator=generator, output_type=output_type)
             pruned_ratio = _pruned_ratio(cache.summary(pipe, logging=False))
+            if first.cache is not None:  # the run's tags: they tell whether the calibrator forecast
+                tags = [cache.strify(pipe, i if len(members) > 1 else None) for i in range(len(members))]
         except JobCancelled:
             return [JobCancelled(m.spec.request_id) for m in members]
         except RankLost:
@@ -179,7 +182,7 @@ class Worker:
         first_call = clock.first_transformer_call or clock.start
         last_step = clock.last_step_end or first_call
         outcomes: list[Outcome] = []
-        for member, records in zip(members, steps, strict=True):
+        for member, records, tag in zip(members, steps, tags, strict=True):
             spec = member.spec
             if member.cancelled:
                 outcomes.append(JobCancelled(spec.request_id))
@@ -201,7 +204,7 @@ class Worker:
                     seed=spec.seed,
                     outputs=tuple(outputs),
                     steps=tuple(records),
-                    cache_policy=spec.cache_tag,
+                    cache_policy=tag,
                     timings=timings,
                     pruned_ratio=pruned_ratio,
                 )
@@ -251,6 +254,7 @@ class Worker:
                         cfg_cached=record.cfg_cached,
                         cfg_residual_diff=record.cfg_residual_diff,
                         pruned_blocks=record.pruned_blocks,
+                        calibrated=record.calibrated,
                     )
                 )
             if not live:
@@ -363,6 +367,7 @@ def _step_record(pipe, index: int, cached_run: bool, sample_group: int) -> StepR
         cfg_cached=cfg.cached if cfg else None,
         cfg_residual_diff=cfg.residual_diff if cfg else None,
         pruned_blocks=main.pruned_blocks if main else None,
+        calibrated=main.calibrated if main else None,
     )
 
 

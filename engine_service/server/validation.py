@@ -85,7 +85,9 @@ def validate(
     if request_id and not REQUEST_ID_PATTERN.fullmatch(request_id):
         v.add("request_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
     policy = cache_policy.effective_policy(request, default_cache or pb.CachePolicy(preset="none"))
-    cache = cache_policy.plan_for(policy, steps, model.cache_group_sizes, v.add) if steps else None
+    cache = (
+        cache_policy.plan_for(policy, steps, model.cache_group_sizes, v.add, model.cache_calibration) if steps else None
+    )
     v.raise_if_any()
     return JobSpec(
         request_id=request_id or uuid.uuid4().hex,
