@@ -16,6 +16,7 @@ from client_sdk.types import (
     CacheStats,
     Duration,
     Limits,
+    LoraInfo,
     ModelInfo,
     ModelList,
     ModelStats,
@@ -23,6 +24,7 @@ from client_sdk.types import (
     Preview,
     Queued,
     Result,
+    ServerInfo,
     Started,
     Stats,
     Step,
@@ -95,6 +97,7 @@ def result_from_proto(msg: engine_pb2.GenerateResponse, outputs: Sequence[Output
         seed=msg.seed,
         request_id=msg.request_id,
         model=msg.model,
+        loras=tuple((item.name, item.scale) for item in msg.loras),
     )
 
 
@@ -154,6 +157,15 @@ def model_info_from_proto(msg: engine_pb2.ModelInfo) -> ModelInfo:
         input_roles=tuple(msg.input_roles),
         source=msg.source,
         num_transformer_blocks=msg.num_transformer_blocks,
+        parameters=tuple(msg.parameters),
+        required_roles=tuple(msg.required_roles),
+        default_strength=msg.default_strength if msg.HasField("default_strength") else None,
+        control_images=msg.control_images,
+        loras=tuple(
+            LoraInfo(name=i.name, source=i.source, rank=i.rank, layers=i.layers, components=tuple(i.components))
+            for i in msg.loras
+        ),
+        max_loras_per_request=msg.max_loras_per_request,
     )
 
 
@@ -174,11 +186,17 @@ def limits_from_proto(msg: engine_pb2.Limits) -> Limits:
     )
 
 
+def server_info_from_proto(msg: engine_pb2.ServerInfo) -> ServerInfo:
+    """A ServerInfo."""
+    return ServerInfo(name=msg.name, version=msg.version, api=msg.api, build=dict(msg.build))
+
+
 def model_list_from_proto(msg: engine_pb2.ListModelsResponse) -> ModelList:
     """A ModelList."""
     return ModelList(
         models=tuple(model_info_from_proto(m) for m in msg.models),
         limits=limits_from_proto(msg.limits),
+        server=server_info_from_proto(msg.server),
     )
 
 
@@ -206,6 +224,7 @@ def model_stats_from_proto(msg: engine_pb2.ModelStats) -> ModelStats:
         cached_steps=msg.cached_steps,
         last_request_unix_ms=msg.last_request_unix_ms,
         cancelled_steps=msg.cancelled_steps,
+        lora_requests=dict(msg.lora_requests),
     )
 
 
@@ -217,4 +236,5 @@ def stats_from_proto(msg: engine_pb2.StatsResponse) -> Stats:
         running=msg.running,
         uptime_s=msg.uptime_s,
         device=msg.device,
+        server=server_info_from_proto(msg.server),
     )

@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from client_sdk import _codec
 from client_sdk._core import (
-    HEALTH_CHECK_METHOD,
-    HEALTH_CHECK_REQUEST,
-    HEALTH_SERVING,
-    WAIT_READY_POLL_S,
+    HEALTH_RETRY_S,
     ChannelOptions,
     GenerateOptions,
     Metadata,
@@ -29,13 +27,13 @@ from client_sdk._core import (
     auth_metadata,
     build_request,
     call_options,
+    check_health,
     merge_channel_options,
-    parse_health_status,
-    raw_bytes,
     tls_credentials,
 )
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from client_sdk.errors import UnavailableError, from_rpc_error
+from client_sdk.retry import RetryPolicy, deadline_of, next_wait, resolve
 from client_sdk.types import Event, ModelList, Result, Stats
 
 if TYPE_CHECKING:
@@ -70,17 +68,19 @@ class AsyncClient:
         root_certificates: bytes | None = None,
         certificate_chain: bytes | None = None,
         private_key: bytes | None = None,
+        retry: RetryPolicy | bool | None = None,
     ) -> None:
         """Prepares a channel to `target` ("host:port"); arguments as for `Client`."""
         self.target = target
         """The engine address this client talks to."""
         self._timeout = timeout
         self._metadata = auth_metadata(metadata, auth_token)
+        self._retry = resolve(retry, None)
         self._options = merge_channel_options(channel_options)
         self._credentials = tls_credentials(tls, root_certificates, certificate_chain, private_key)
         self._channel: grpc.aio.Channel | None = None
         self._stub: engine_pb2_grpc.EngineStub | None = None
-        self._health_check: Any = None
+        self._health: health_pb2_grpc.HealthStub | None = None
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -100,17 +100,27 @@ class AsyncClient:
             await channel.close()
 
     async def generate(
-        self, prompt: str, *, timeout: float | None = None, **options: Unpack[GenerateOptions]
+        self,
+        prompt: str,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | bool | None = None,
+        **options: Unpack[GenerateOptions],
     ) -> Result:
         """Runs one request to completion and returns all its outputs."""
         request = build_request(prompt, **options)
         response: engine_pb2.GenerateResponse = await self._unary(
-            self._engine().Generate, request, timeout, request_id=request.request_id
+            self._engine().Generate, request, timeout, request_id=request.request_id, retry=retry
         )
         return _codec.result_from_proto(response)
 
     def stream(
-        self, prompt: str, *, timeout: float | None = None, **options: Unpack[StreamOptions]
+        self,
+        prompt: str,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | bool | None = None,
+        **options: Unpack[StreamOptions],
     ) -> AsyncIterator[Event]:
         """Runs one request and yields its events, ending with `Completed`.
 
@@ -119,33 +129,49 @@ class AsyncClient:
         closed; wrap it in `contextlib.aclosing` to close it at once.
         """
         request = build_request(prompt, **options)
-        return self._events(request, timeout)
+        return self._events(request, timeout, resolve(retry, self._retry))
 
-    async def _events(self, request: engine_pb2.GenerateRequest, timeout: float | None) -> AsyncIterator[Event]:
-        assembler = StreamAssembler()
-        call = self._engine().Stream(request, **self._call(timeout))
-        try:
-            async for message in call:
-                event = assembler.feed(message)
-                if event is not None:
-                    yield event
-            assembler.finish()
-        except grpc.RpcError as err:
-            raise from_rpc_error(err, request_id=request.request_id or None) from err
-        finally:
-            call.cancel()  # no-op once the call has finished
+    async def _events(
+        self, request: engine_pb2.GenerateRequest, timeout: float | None, policy: RetryPolicy | None
+    ) -> AsyncIterator[Event]:
+        deadline = deadline_of(timeout if timeout is not None else self._timeout, time.monotonic())
+        attempt = 1
+        while True:
+            assembler = StreamAssembler()
+            call = self._engine().Stream(request, **self._call(_remaining(deadline)))
+            started = False
+            try:
+                async for message in call:
+                    event = assembler.feed(message)
+                    if event is not None:
+                        started = True
+                        yield event
+                assembler.finish()
+                return
+            except grpc.RpcError as err:
+                error = from_rpc_error(err, request_id=request.request_id or None)
+                # A stream is retried only before its first event: later, the request was accepted.
+                wait = None if started else next_wait(policy, attempt, error, deadline, time.monotonic())
+                if wait is None:
+                    raise error from err
+            finally:
+                call.cancel()  # no-op once the call has finished
+            await asyncio.sleep(wait)
+            attempt += 1
 
-    async def stats(self, model: str = "", *, timeout: float | None = None) -> Stats:
+    async def stats(
+        self, model: str = "", *, timeout: float | None = None, retry: RetryPolicy | bool | None = None
+    ) -> Stats:
         """Cumulative engine counters, for one model or ("") all of them."""
         response: engine_pb2.StatsResponse = await self._unary(
-            self._engine().Stats, engine_pb2.StatsRequest(model=model), timeout
+            self._engine().Stats, engine_pb2.StatsRequest(model=model), timeout, retry=retry
         )
         return _codec.stats_from_proto(response)
 
-    async def list_models(self, *, timeout: float | None = None) -> ModelList:
-        """The models the engine serves, with their defaults and the engine's limits."""
+    async def list_models(self, *, timeout: float | None = None, retry: RetryPolicy | bool | None = None) -> ModelList:
+        """The models the engine serves, with their defaults, the engine's limits and its version."""
         response: engine_pb2.ListModelsResponse = await self._unary(
-            self._engine().ListModels, engine_pb2.ListModelsRequest(), timeout
+            self._engine().ListModels, engine_pb2.ListModelsRequest(), timeout, retry=retry
         )
         return _codec.model_list_from_proto(response)
 
@@ -156,34 +182,35 @@ class AsyncClient:
         )
         return response.state
 
-    async def wait_ready(self, timeout: float = 30.0) -> None:
-        """Waits until the engine's health check reports SERVING.
+    async def wait_ready(self, timeout: float = 30.0, *, model: str = "") -> None:
+        """Waits until the engine's health (`grpc.health.v1.Health/Watch`) reports SERVING.
 
-        Raises UnavailableError when that does not happen within `timeout`
-        seconds, and UnimplementedError when the server has no health service.
+        `model` waits for one served model instead of the whole engine. Raises
+        UnavailableError when that does not happen within `timeout` seconds,
+        NotFoundError when the engine serves no such model, and UnimplementedError
+        when the server has no health service.
         """
         deadline = time.monotonic() + timeout
-        channel = self._open()
-        try:
-            await asyncio.wait_for(channel.channel_ready(), timeout)
-        except asyncio.TimeoutError:
-            raise UnavailableError(f"could not connect to {self.target} within {timeout:g} s") from None
-        last_state = "not checked"
+        request = health_pb2.HealthCheckRequest(service=model)
+        self._open()
+        assert self._health is not None
+        last_state = "no connection"
         while (remaining := deadline - time.monotonic()) > 0:
             try:
-                reply = await self._health_check(
-                    HEALTH_CHECK_REQUEST, timeout=remaining, metadata=self._metadata or None
+                watch = self._health.Watch(
+                    request, timeout=remaining, metadata=self._metadata or None, wait_for_ready=True
                 )
+                async for reply in watch:
+                    last_state = check_health(reply.status, self.target, model)
+                    if last_state is None:
+                        watch.cancel()
+                        return
             except grpc.RpcError as err:
                 if err.code() == grpc.StatusCode.UNIMPLEMENTED:
                     raise from_rpc_error(err) from err
-                last_state = f"{err.code().name}: {err.details()}"
-            else:
-                status = parse_health_status(reply)
-                if status == HEALTH_SERVING:
-                    return
-                last_state = f"health status {status}"
-            await asyncio.sleep(max(0.0, min(WAIT_READY_POLL_S, deadline - time.monotonic())))
+                if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                    last_state = f"{err.code().name}: {err.details()}"
+            await asyncio.sleep(max(0.0, min(HEALTH_RETRY_S, deadline - time.monotonic())))
         raise UnavailableError(f"{self.target} not serving after {timeout:g} s (last: {last_state})")
 
     def _open(self) -> grpc.aio.Channel:
@@ -194,9 +221,7 @@ class AsyncClient:
             else:
                 self._channel = grpc.aio.secure_channel(self.target, self._credentials, options=self._options)
             self._stub = engine_pb2_grpc.EngineStub(self._channel)
-            self._health_check = self._channel.unary_unary(
-                HEALTH_CHECK_METHOD, request_serializer=raw_bytes, response_deserializer=raw_bytes
-            )
+            self._health = health_pb2_grpc.HealthStub(self._channel)
         return self._channel
 
     def _engine(self) -> engine_pb2_grpc.EngineStub:
@@ -205,11 +230,31 @@ class AsyncClient:
         return self._stub
 
     def _call(self, timeout: float | None) -> dict[str, Any]:
-        return call_options(timeout, self._timeout, self._metadata)
+        return call_options(timeout, None, self._metadata)
 
-    async def _unary(self, method: Any, request: Any, timeout: float | None, request_id: str = "") -> Any:
-        """Calls a unary method, turning a failed status into an APIError."""
-        try:
-            return await method(request, **self._call(timeout))
-        except grpc.RpcError as err:
-            raise from_rpc_error(err, request_id=request_id or None) from err
+    async def _unary(
+        self,
+        method: Any,
+        request: Any,
+        timeout: float | None,
+        request_id: str = "",
+        retry: RetryPolicy | bool | None = None,
+    ) -> Any:
+        """Calls a unary method, retrying as the policy says; a failed status becomes an APIError."""
+        policy = resolve(retry, self._retry)
+        deadline = deadline_of(timeout if timeout is not None else self._timeout, time.monotonic())
+        attempt = 1
+        while True:
+            try:
+                return await method(request, **self._call(_remaining(deadline)))
+            except grpc.RpcError as err:
+                error = from_rpc_error(err, request_id=request_id or None)
+                wait = next_wait(policy, attempt, error, deadline, time.monotonic())
+                if wait is None:
+                    raise error from err
+            await asyncio.sleep(wait)
+            attempt += 1
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -8,13 +8,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from client_sdk import _codec
 from client_sdk._core import (
-    HEALTH_CHECK_METHOD,
-    HEALTH_CHECK_REQUEST,
-    HEALTH_SERVING,
-    WAIT_READY_POLL_S,
+    HEALTH_RETRY_S,
     ChannelOptions,
     GenerateOptions,
     Metadata,
@@ -23,13 +21,13 @@ from client_sdk._core import (
     auth_metadata,
     build_request,
     call_options,
+    check_health,
     merge_channel_options,
-    parse_health_status,
-    raw_bytes,
     tls_credentials,
 )
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from client_sdk.errors import UnavailableError, from_rpc_error
+from client_sdk.retry import RetryPolicy, deadline_of, next_wait, resolve
 from client_sdk.types import Event, ModelList, Result, Stats
 
 if TYPE_CHECKING:
@@ -62,6 +60,7 @@ class Client:
         root_certificates: bytes | None = None,
         certificate_chain: bytes | None = None,
         private_key: bytes | None = None,
+        retry: RetryPolicy | bool | None = None,
     ) -> None:
         """Opens a channel to `target` ("host:port").
 
@@ -74,11 +73,16 @@ class Client:
         is true or any certificate is given: `root_certificates` (PEM) verify
         the server (None: the system's roots); `certificate_chain` and
         `private_key` (PEM) identify the client to engines that require mutual TLS.
+
+        `retry` (a `RetryPolicy`, or True for its defaults) retries every call the
+        engine asks to repeat later (full queue, warming up, unreachable); each call
+        may override it with its own `retry=` (False: no retries). Off by default.
         """
         self.target = target
         """The engine address this client talks to."""
         self._timeout = timeout
         self._metadata = auth_metadata(metadata, auth_token)
+        self._retry = resolve(retry, None)
         options = merge_channel_options(channel_options)
         credentials = tls_credentials(tls, root_certificates, certificate_chain, private_key)
         if credentials is None:
@@ -86,9 +90,7 @@ class Client:
         else:
             self._channel = grpc.secure_channel(target, credentials, options=options)
         self._stub = engine_pb2_grpc.EngineStub(self._channel)
-        self._health_check = self._channel.unary_unary(
-            HEALTH_CHECK_METHOD, request_serializer=raw_bytes, response_deserializer=raw_bytes
-        )
+        self._health = health_pb2_grpc.HealthStub(self._channel)
 
     def __enter__(self) -> Client:
         return self
@@ -105,52 +107,81 @@ class Client:
         """Closes the channel; calls in flight are cancelled."""
         self._channel.close()
 
-    def generate(self, prompt: str, *, timeout: float | None = None, **options: Unpack[GenerateOptions]) -> Result:
+    def generate(
+        self,
+        prompt: str,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | bool | None = None,
+        **options: Unpack[GenerateOptions],
+    ) -> Result:
         """Runs one request to completion and returns all its outputs.
 
         `options` are those of `_core.build_request`; `timeout` overrides the
-        client's deadline for this call.
+        client's deadline for this call (all attempts together); `retry` the
+        client's retry policy.
         """
         request = build_request(prompt, **options)
         response: engine_pb2.GenerateResponse = self._unary(
-            self._stub.Generate, request, timeout, request_id=request.request_id
+            self._stub.Generate, request, timeout, request_id=request.request_id, retry=retry
         )
         return _codec.result_from_proto(response)
 
-    def stream(self, prompt: str, *, timeout: float | None = None, **options: Unpack[StreamOptions]) -> Iterator[Event]:
+    def stream(
+        self,
+        prompt: str,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | bool | None = None,
+        **options: Unpack[StreamOptions],
+    ) -> Iterator[Event]:
         """Runs one request and yields its events, ending with `Completed`.
 
         The request is checked now and sent when iteration starts. Leaving the
         loop early (or dropping the iterator) cancels the request on the engine.
         """
         request = build_request(prompt, **options)
-        return self._events(request, timeout)
+        return self._events(request, timeout, resolve(retry, self._retry))
 
-    def _events(self, request: engine_pb2.GenerateRequest, timeout: float | None) -> Iterator[Event]:
-        assembler = StreamAssembler()
-        call = self._stub.Stream(request, **self._call(timeout))
-        try:
-            for message in call:
-                event = assembler.feed(message)
-                if event is not None:
-                    yield event
-            assembler.finish()
-        except grpc.RpcError as err:
-            raise from_rpc_error(err, request_id=request.request_id or None) from err
-        finally:
-            call.cancel()  # no-op once the call has finished
+    def _events(
+        self, request: engine_pb2.GenerateRequest, timeout: float | None, policy: RetryPolicy | None
+    ) -> Iterator[Event]:
+        deadline = deadline_of(timeout if timeout is not None else self._timeout, time.monotonic())
+        attempt = 1
+        while True:
+            assembler = StreamAssembler()
+            call = self._stub.Stream(request, **self._call(_remaining(deadline)))
+            started = False
+            try:
+                for message in call:
+                    event = assembler.feed(message)
+                    if event is not None:
+                        started = True
+                        yield event
+                assembler.finish()
+                return
+            except grpc.RpcError as err:
+                error = from_rpc_error(err, request_id=request.request_id or None)
+                # A stream is retried only before its first event: later, the request was accepted.
+                wait = None if started else next_wait(policy, attempt, error, deadline, time.monotonic())
+                if wait is None:
+                    raise error from err
+            finally:
+                call.cancel()  # no-op once the call has finished
+            time.sleep(wait)
+            attempt += 1
 
-    def stats(self, model: str = "", *, timeout: float | None = None) -> Stats:
+    def stats(self, model: str = "", *, timeout: float | None = None, retry: RetryPolicy | bool | None = None) -> Stats:
         """Cumulative engine counters, for one model or ("") all of them."""
         response: engine_pb2.StatsResponse = self._unary(
-            self._stub.Stats, engine_pb2.StatsRequest(model=model), timeout
+            self._stub.Stats, engine_pb2.StatsRequest(model=model), timeout, retry=retry
         )
         return _codec.stats_from_proto(response)
 
-    def list_models(self, *, timeout: float | None = None) -> ModelList:
-        """The models the engine serves, with their defaults and the engine's limits."""
+    def list_models(self, *, timeout: float | None = None, retry: RetryPolicy | bool | None = None) -> ModelList:
+        """The models the engine serves, with their defaults, the engine's limits and its version."""
         response: engine_pb2.ListModelsResponse = self._unary(
-            self._stub.ListModels, engine_pb2.ListModelsRequest(), timeout
+            self._stub.ListModels, engine_pb2.ListModelsRequest(), timeout, retry=retry
         )
         return _codec.model_list_from_proto(response)
 
@@ -164,41 +195,59 @@ class Client:
         )
         return response.state
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        """Blocks until the engine's health check reports SERVING.
+    def wait_ready(self, timeout: float = 30.0, *, model: str = "") -> None:
+        """Blocks until the engine's health (`grpc.health.v1.Health/Watch`) reports SERVING.
 
-        Raises UnavailableError when that does not happen within `timeout`
-        seconds, and UnimplementedError when the server has no health service.
+        `model` waits for one served model instead of the whole engine. Raises
+        UnavailableError when that does not happen within `timeout` seconds,
+        NotFoundError when the engine serves no such model, and UnimplementedError
+        when the server has no health service.
         """
         deadline = time.monotonic() + timeout
-        ready = grpc.channel_ready_future(self._channel)
-        try:
-            ready.result(timeout=timeout)
-        except grpc.FutureTimeoutError:
-            ready.cancel()
-            raise UnavailableError(f"could not connect to {self.target} within {timeout:g} s") from None
-        last_state = "not checked"
+        request = health_pb2.HealthCheckRequest(service=model)
+        last_state = "no connection"
         while (remaining := deadline - time.monotonic()) > 0:
             try:
-                reply = self._health_check(HEALTH_CHECK_REQUEST, timeout=remaining, metadata=self._metadata or None)
+                for reply in self._health.Watch(
+                    request, timeout=remaining, metadata=self._metadata or None, wait_for_ready=True
+                ):
+                    last_state = check_health(reply.status, self.target, model)
+                    if last_state is None:
+                        return
             except grpc.RpcError as err:
                 if err.code() == grpc.StatusCode.UNIMPLEMENTED:
                     raise from_rpc_error(err) from err
-                last_state = f"{err.code().name}: {err.details()}"
-            else:
-                status = parse_health_status(reply)
-                if status == HEALTH_SERVING:
-                    return
-                last_state = f"health status {status}"
-            time.sleep(max(0.0, min(WAIT_READY_POLL_S, deadline - time.monotonic())))
+                if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                    last_state = f"{err.code().name}: {err.details()}"
+            time.sleep(max(0.0, min(HEALTH_RETRY_S, deadline - time.monotonic())))
         raise UnavailableError(f"{self.target} not serving after {timeout:g} s (last: {last_state})")
 
     def _call(self, timeout: float | None) -> dict[str, Any]:
-        return call_options(timeout, self._timeout, self._metadata)
+        return call_options(timeout, None, self._metadata)
 
-    def _unary(self, method: Any, request: Any, timeout: float | None, request_id: str = "") -> Any:
-        """Calls a unary method, turning a failed status into an APIError."""
-        try:
-            return method(request, **self._call(timeout))
-        except grpc.RpcError as err:
-            raise from_rpc_error(err, request_id=request_id or None) from err
+    def _unary(
+        self,
+        method: Any,
+        request: Any,
+        timeout: float | None,
+        request_id: str = "",
+        retry: RetryPolicy | bool | None = None,
+    ) -> Any:
+        """Calls a unary method, retrying as the policy says; a failed status becomes an APIError."""
+        policy = resolve(retry, self._retry)
+        deadline = deadline_of(timeout if timeout is not None else self._timeout, time.monotonic())
+        attempt = 1
+        while True:
+            try:
+                return method(request, **self._call(_remaining(deadline)))
+            except grpc.RpcError as err:
+                error = from_rpc_error(err, request_id=request_id or None)
+                wait = next_wait(policy, attempt, error, deadline, time.monotonic())
+                if wait is None:
+                    raise error from err
+            time.sleep(wait)
+            attempt += 1
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())

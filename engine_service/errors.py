@@ -3,6 +3,7 @@
 EngineError
  ├ InvalidRequest       the request breaks a rule; carries (field, description) violations   recoverable
  ├ ModelNotFound        the request names a model this engine does not serve                   recoverable
+ ├ LoraNotFound         the request names a LoRA adapter its model does not have               recoverable
  ├ DuplicateRequestId   a queued or running request already uses the id                         recoverable
  ├ UnknownRequest       Cancel names no queued or running request                               recoverable
  ├ QueueFull            the queue is at its limit; retry after ``retry_after`` seconds          recoverable
@@ -44,6 +45,17 @@ class ModelNotFound(EngineError):
         self.model = model
         self.available = tuple(available)
         super().__init__(f"unknown model {model!r}; this engine serves: {', '.join(available)}")
+
+
+class LoraNotFound(EngineError):
+    """Raised when the request names a LoRA adapter its model does not have."""
+
+    def __init__(self, lora: str, model: str, available: list[str]):
+        self.lora = lora
+        self.model = model
+        self.available = tuple(available)
+        loaded = ", ".join(available) if available else "none"
+        super().__init__(f"unknown LoRA adapter {lora!r} for model {model!r}; its adapters: {loaded}")
 
 
 class DuplicateRequestId(EngineError):

@@ -16,7 +16,13 @@ Names, fields and defaults follow cache-dit 1.5, so code written for it migrates
 by changing the import. See docs/caching.md for the exact semantics.
 """
 
-from engine_service.cache.adapter import BLOCK_LAYOUTS, LAYOUT_PATTERNS, PER_BLOCK_LAYOUTS, BlockAdapter
+from engine_service.cache.adapter import (
+    BLOCK_LAYOUTS,
+    HINTED_LAYOUTS,
+    LAYOUT_PATTERNS,
+    PER_BLOCK_LAYOUTS,
+    BlockAdapter,
+)
 from engine_service.cache.api import (
     disable_cache,
     enable_cache,
@@ -50,6 +56,7 @@ __all__ = [
     "BLOCK_LAYOUTS",
     "LAYOUT_PATTERNS",
     "PER_BLOCK_LAYOUTS",
+    "HINTED_LAYOUTS",
     "MASK_POLICIES",
     "BasicCacheConfig",
     "BlockAdapter",

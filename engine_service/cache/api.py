@@ -19,7 +19,13 @@ from typing import Any
 import torch
 
 from engine_service.cache.adapter import BlockAdapter, GroupSpec, groups_for, pipeline_transformers
-from engine_service.cache.blocks import CachedBlocks, PerBlockCachedBlocks, PerBlockPrunedBlocks, PrunedBlocks
+from engine_service.cache.blocks import (
+    CachedBlocks,
+    PerBlockCachedBlocks,
+    PerBlockHintedCachedBlocks,
+    PerBlockPrunedBlocks,
+    PrunedBlocks,
+)
 from engine_service.cache.config import (
     BasicCacheConfig,
     CacheType,
@@ -255,6 +261,8 @@ def enable_cache(
             runner: torch.nn.Module = pruned(context, blocks, pattern, hidden_name, ids)
         else:
             cached = PerBlockCachedBlocks if spec.per_block else CachedBlocks
+            if spec.hints:
+                cached = PerBlockHintedCachedBlocks
             runner = cached(context, blocks, pattern, hidden_name)
         state = states.setdefault(id(spec.transformer), _TransformerState(spec.transformer, clock))
         if watches_scheduler:

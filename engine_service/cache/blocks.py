@@ -365,6 +365,28 @@ class PerBlockCachedBlocks(_PerBlockRunner):
         return hidden, encoder
 
 
+class PerBlockHintedCachedBlocks(PerBlockCachedBlocks):
+    """Per-block DBCache for a loop that adds a hint to the hidden states after blocks: the
+    residuals of a ControlNet (FLUX, Qwen-Image) or the control hints of Wan VACE.
+
+    A computed step stores the middle residual from the input of the first middle block to the
+    output of the last, before the loop adds that block's hint: it holds the hints added after
+    every other middle block, once. On a cached step the first middle block returns its input
+    plus that residual and the other middle blocks return the same tensors, so the hints the loop
+    adds after them are dropped (the residual has them); the hint after the last middle block is
+    added by the loop, once, as on a computed step. At threshold 0 every block runs as without a
+    cache.
+    """
+
+    def on_block(self, index: int, call: BlockCall, hidden, encoder):
+        if self.first < index < self.last and self._cached is True:
+            return self._cached_output
+        out = super().on_block(index, call, hidden, encoder)
+        if index == self.first:
+            self._cached_output = out if self._cached is True else None
+        return out
+
+
 class PerBlockPrunedBlocks(_PerBlockRunner):
     """DBPrune with the transformer's loop kept: each prunable block decides on its own input."""
 
@@ -396,4 +418,11 @@ class PerBlockPrunedBlocks(_PerBlockRunner):
         return hidden, encoder
 
 
-__all__ = ["BlockSlot", "CachedBlocks", "PerBlockCachedBlocks", "PerBlockPrunedBlocks", "PrunedBlocks"]
+__all__ = [
+    "BlockSlot",
+    "CachedBlocks",
+    "PerBlockCachedBlocks",
+    "PerBlockHintedCachedBlocks",
+    "PerBlockPrunedBlocks",
+    "PrunedBlocks",
+]

@@ -24,6 +24,7 @@ from diffusers.utils import logging as diffusers_logging
 from engine_service.cache.adapter import groups_for
 from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULTS, BUILTIN_DIR, BUILTIN_NAME
 from engine_service.models.families import FAMILIES
+from engine_service.models.lora import ModelLoras
 from engine_service.models.spec import FamilySpec
 from engine_service.quant import SpeedConfig, apply_speed
 
@@ -61,6 +62,10 @@ class LoadedModel:
     """(width, height) pairs run before SERVING (compiled graphs are built for them); empty = the default size."""
     native_size: tuple[int, int] | None = None
     """The only (width, height) the pipeline renders, for families with one size; ``None`` = any."""
+    control_images: int = 0
+    """Control images every request must send (one per ControlNet); 0 for pipelines without one."""
+    loras: ModelLoras | None = None
+    """Its LoRA adapters (``--lora``), chosen per request; ``None`` = none loaded."""
     cache_calibration: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """The ``cache`` entry of the directory's ``ditserve.json``: TeaCache coefficients and the
     MagCache curve written by ``ditserve calibrate-cache``; empty = not calibrated."""
@@ -140,12 +145,16 @@ def _finish(
         call_defaults={**family.call_defaults, **overrides.pop("call_defaults", {})},
         speed=speed,
         native_size=native,
+        control_images=family.control_count(pipeline) if family.control_count is not None else 0,
         cache_calibration=dict(overrides.pop("cache", {})),
     )
 
 
 def _load_directory(name: str, directory: pathlib.Path, dtype: torch.dtype) -> tuple[FamilySpec, DiffusionPipeline]:
     index_file = directory / "model_index.json"
+    if not directory.is_dir():
+        what = "is a file, not a pipeline directory" if directory.exists() else "does not exist"
+        raise ModelLoadError(f"model {name!r}: {directory} {what}")
     if not index_file.is_file():
         raise ModelLoadError(f"model {name!r}: {directory} is not a diffusers pipeline directory (no model_index.json)")
     try:

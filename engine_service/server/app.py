@@ -5,6 +5,10 @@ metrics, lifecycle.
 get UNAVAILABLE with a retry hint), warms the engine up, then reports SERVING;
 ``stop()`` reports NOT_SERVING, drains the engine within the grace period, and
 stops the server.
+
+Health (``grpc.health.v1``) answers for the whole server (``""``), for
+``ditserve.v1.Engine`` and for each served model by name. Reflection answers as
+``grpc.reflection.v1`` and ``grpc.reflection.v1alpha`` (the same messages on the wire).
 """
 
 from __future__ import annotations
@@ -14,21 +18,35 @@ import logging
 import signal
 
 import grpc
-import prometheus_client
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from engine_service.config import ServerConfig
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.auth import BearerTokenInterceptor
+from engine_service.server.http_endpoint import HttpEndpoint
 from engine_service.server.servicer import EngineServicer
 
 logger = logging.getLogger(__name__)
 
 ENGINE_SERVICE_NAME = engine_pb2.DESCRIPTOR.services_by_name["Engine"].full_name
-#: Health is reported for the whole server ("") and for the Engine service by name.
+#: Health is reported for the whole server ("") and for the Engine service by name (and for each model).
 HEALTH_SERVICES = ("", ENGINE_SERVICE_NAME)
+#: The stable reflection service; its messages are v1alpha's, field for field.
+REFLECTION_V1_SERVICE = "grpc.reflection.v1.ServerReflection"
+
+
+def _add_reflection_v1(server: grpc.aio.Server, servicer: reflection.aio.ReflectionServicer) -> None:
+    """Serve ``grpc.reflection.v1`` with the v1alpha servicer (grpcio-reflection registers only v1alpha)."""
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1_SERVICE, {"ServerReflectionInfo": handler}),)
+    )
 
 
 class EngineServer:
@@ -41,8 +59,9 @@ class EngineServer:
         self.metrics_port: int | None = None
         self._health: health.aio.HealthServicer | None = None
         self._server: grpc.aio.Server | None = None
-        self._metrics_http = None
+        self._metrics_http: HttpEndpoint | None = None
         self._health_task: asyncio.Future | None = None
+        self._not_ready: str | None = "starting"
 
     def _build(self) -> grpc.aio.Server:
         """The grpc.aio server; built inside the loop that runs it (aio objects are loop-bound)."""
@@ -60,15 +79,19 @@ class EngineServer:
         self._health = health.aio.HealthServicer()
         engine_pb2_grpc.add_EngineServicer_to_server(EngineServicer(self.engine, self.config), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection((ENGINE_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        names = (ENGINE_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+        _add_reflection_v1(server, reflection.aio.ReflectionServicer(names))
         return server
 
     @property
     def address(self) -> str:
         return f"{self.config.host}:{self.port}"
 
-    async def _set_health(self, status: int) -> None:
-        for name in HEALTH_SERVICES:
+    async def _set_health(self, status: int, reason: str | None = None) -> None:
+        """Every health service name (the server, the Engine service, each model) to ``status``."""
+        self._not_ready = None if status == health_pb2.HealthCheckResponse.SERVING else reason or "not serving"
+        for name in (*HEALTH_SERVICES, *self.engine.models):
             await self._health.set(name, status)
 
     async def start(self) -> None:
@@ -79,7 +102,7 @@ class EngineServer:
     async def listen(self) -> None:
         """Bind and start answering: health says NOT_SERVING and Generate UNAVAILABLE until warm_up()."""
         self._server = self._build()
-        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING, "warming up")
         self.engine.on_broken(self._engine_broken)
         self.port = self._add_port(f"{self.config.host}:{self.config.port}")
         if not self.port:
@@ -103,20 +126,21 @@ class EngineServer:
         return self._server.add_secure_port(address, credentials)
 
     def _start_metrics(self) -> None:
-        """Serve the engine's Prometheus registry over HTTP, when a metrics port is configured."""
+        """Serve /metrics, /healthz and /readyz over HTTP, when a metrics port is configured."""
         if self.config.metrics_port is None:
             return
-        http_server, _thread = prometheus_client.start_http_server(
-            self.config.metrics_port, addr=self.config.host, registry=self.engine.metrics.registry
+        self._metrics_http = HttpEndpoint(
+            self.config.host, self.config.metrics_port, self.engine.metrics.registry, lambda: self._not_ready
         )
-        self._metrics_http = http_server
-        self.metrics_port = http_server.server_address[1]
-        logger.info("metrics on http://%s:%d/metrics", self.config.host, self.metrics_port)
+        self.metrics_port = self._metrics_http.port
+        logger.info("metrics on http://%s:%d/metrics (probes /healthz, /readyz)", self.config.host, self.metrics_port)
 
     def _engine_broken(self, reason: str) -> None:
         """The engine cannot serve any more (a lost rank): health says NOT_SERVING from now on."""
         logger.error("not serving any more: %s", reason)
-        self._health_task = asyncio.ensure_future(self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING))
+        self._health_task = asyncio.ensure_future(
+            self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING, f"broken: {reason}")
+        )
 
     async def warm_up(self) -> None:
         """Warm every model up, then report SERVING."""
@@ -127,12 +151,12 @@ class EngineServer:
     async def stop(self, grace_s: float | None = None) -> None:
         """NOT_SERVING, finish or cancel the engine's work within the grace period, stop."""
         grace_s = self.config.grace_s if grace_s is None else grace_s
+        self._not_ready = "draining"
         await self._health.enter_graceful_shutdown()
         await self.engine.shutdown(grace_s)
         await self._server.stop(grace=1.0)
         if self._metrics_http is not None:
-            self._metrics_http.shutdown()
-            self._metrics_http.server_close()
+            self._metrics_http.stop()
         logger.info("stopped")
 
     async def wait_for_termination(self) -> None:

@@ -33,12 +33,18 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         self._engine = engine
         self._chunk_bytes = config.stream_chunk_bytes
         self._default_cache = cache_policy.parse_policy(config.cache_policy)
+        self._server_info = codec.server_info()
 
-    def _submit(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> Job:
+    def _submit(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext, *, stream: bool) -> Job:
+        # The request's own id wins; else the caller's x-request-id header or a new id (set by the decorator).
+        if not request.request_id:
+            request.request_id = status.current_request_id.get()
+        elif status.REQUEST_ID_PATTERN.fullmatch(request.request_id):
+            status.current_request_id.set(request.request_id)
         model = validation.resolve_model(request, self._engine.models, self._engine.default_model)
         try:
             spec = validation.validate(request, model, self._engine.limits, self._default_cache)
-            job = self._engine.submit(spec)
+            job = self._engine.submit(spec, step_events=stream)
         except EngineError:
             self._engine.stats.record_rejected(model.name)
             raise
@@ -57,7 +63,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
 
     @status.unary
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
-        job = self._submit(request, context)
+        job = self._submit(request, context, stream=False)  # no step events: only the result is sent
         try:
             async for event in self._engine.events(job):
                 if isinstance(event, CompletedEvent):
@@ -69,7 +75,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
 
     @status.server_streaming
     async def Stream(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext):
-        job = self._submit(request, context)
+        job = self._submit(request, context, stream=True)
         try:
             async for event in self._engine.events(job):
                 if isinstance(event, CompletedEvent):
@@ -96,6 +102,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
             running=self._engine.running,
             uptime_s=self._engine.stats.uptime_s,
             device=self._engine.device,
+            server=self._server_info,
         )
 
     @status.unary
@@ -106,6 +113,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         return pb.ListModelsResponse(
             models=[codec.model_info(m, name == engine.default_model) for name, m in engine.models.items()],
             limits=codec.limits(engine.limits),
+            server=self._server_info,
         )
 
     @status.unary

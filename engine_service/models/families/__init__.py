@@ -11,7 +11,14 @@ from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4
 from engine_service.models.families.consisid import CONSISID
 from engine_service.models.families.cosmos import COSMOS
 from engine_service.models.families.dit import DIT
-from engine_service.models.families.flux import FLUX, FLUX_FILL, FLUX_KONTEXT
+from engine_service.models.families.flux import (
+    FLUX,
+    FLUX_CONTROLNET,
+    FLUX_FILL,
+    FLUX_IMG2IMG,
+    FLUX_INPAINT,
+    FLUX_KONTEXT,
+)
 from engine_service.models.families.flux2 import FLUX2, FLUX2_KLEIN
 from engine_service.models.families.hidream import HIDREAM
 from engine_service.models.families.hunyuan_video import (
@@ -33,7 +40,14 @@ from engine_service.models.families.omnigen import OMNIGEN
 from engine_service.models.families.ovis_image import OVIS_IMAGE
 from engine_service.models.families.pixart import PIXART
 from engine_service.models.families.prx import PRX
-from engine_service.models.families.qwen_image import QWEN_IMAGE, QWEN_IMAGE_EDIT, QWEN_IMAGE_EDIT_PLUS
+from engine_service.models.families.qwen_image import (
+    QWEN_IMAGE,
+    QWEN_IMAGE_CONTROLNET,
+    QWEN_IMAGE_EDIT,
+    QWEN_IMAGE_EDIT_PLUS,
+    QWEN_IMAGE_IMG2IMG,
+    QWEN_IMAGE_INPAINT,
+)
 from engine_service.models.families.sana import SANA
 from engine_service.models.families.sd3 import SD3
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
@@ -47,10 +61,16 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FLUX,
     FLUX_FILL,
     FLUX_KONTEXT,
+    FLUX_IMG2IMG,
+    FLUX_INPAINT,
+    FLUX_CONTROLNET,
     WAN,
     QWEN_IMAGE,
     QWEN_IMAGE_EDIT,
     QWEN_IMAGE_EDIT_PLUS,
+    QWEN_IMAGE_IMG2IMG,
+    QWEN_IMAGE_INPAINT,
+    QWEN_IMAGE_CONTROLNET,
     SD3,
     PIXART,
     AURAFLOW,
