@@ -60,6 +60,7 @@ def step_stat_from_proto(msg: engine_pb2.StepStat) -> StepStat:
         cfg_cached=_optional(msg, "cfg_cached"),
         cfg_residual_diff=_optional(msg, "cfg_residual_diff"),
         pruned_blocks=_optional(msg, "pruned_blocks"),
+        calibrated=_optional(msg, "calibrated"),
     )
 
 
@@ -124,6 +125,7 @@ def step_from_proto(msg: engine_pb2.StepEvent) -> Step:
         elapsed_ms=msg.elapsed_ms,
         step_ms=msg.step_ms,
         pruned_blocks=_optional(msg, "pruned_blocks"),
+        calibrated=_optional(msg, "calibrated"),
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import pathlib
 import sys
@@ -601,6 +602,74 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_calibrate_cache(args: argparse.Namespace) -> int:
+    """Fit TeaCache and MagCache to a model from full-compute runs; store them in its ``ditserve.json``."""
+    import json
+
+    import torch
+
+    from engine_service import cache
+    from engine_service.models import load_builtin_default, load_local_model, shapes
+    from engine_service.models.builtin import BUILTIN_DIR, BUILTIN_NAME
+    from engine_service.models.registry import MODEL_DEFAULTS_FILE
+    from engine_service.runtime.engine import warmup_spec
+
+    device = torch.device(
+        "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    try:
+        if args.model == BUILTIN_NAME:
+            directory = BUILTIN_DIR
+            model = load_builtin_default(device, dtype)
+        else:
+            directory = pathlib.Path(args.model)
+            model = load_local_model(directory.name, directory, device, dtype)
+    except Exception as err:  # a missing or broken directory
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    steps = args.steps or model.default_steps
+    prompts = shapes.prompt_set(args.prompts) if args.model == BUILTIN_NAME else _CALIBRATION_PROMPTS[: args.prompts]
+    pipe = model.pipeline
+    base = warmup_spec(model)
+
+    def run(seed: int, prompt: str):
+        spec = dataclasses.replace(base, prompt=prompt, num_inference_steps=steps, seed=seed)
+        kwargs = {**model.call_defaults, **model.family.build_call_kwargs(pipe, [spec])}
+        with torch.inference_mode():
+            pipe(**kwargs, generator=torch.Generator().manual_seed(seed), output_type="latent")
+
+    started = time.perf_counter()
+    runs = [functools.partial(run, seed, prompt) for seed, prompt in enumerate(prompts)]
+    try:
+        result = cache.calibrate(pipe, runs, Fn_compute_blocks=args.fn_compute_blocks)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    path = directory / MODEL_DEFAULTS_FILE
+    contents = json.loads(path.read_text()) if path.is_file() else {}
+    contents["cache"] = result.as_json()
+    path.write_text(json.dumps(contents, indent=2) + "\n")
+    print(f"calibrated {args.model} on {len(runs)} runs of {steps} steps in {time.perf_counter() - started:.0f} s")
+    print(f"TeaCache coefficients: {', '.join(f'{c:.6g}' for c in result.teacache_coefficients)}")
+    print(f"MagCache ratios: {', '.join(f'{r:.4f}' for r in result.magcache_ratios)}")
+    print(f"written to {path}")
+    return 0
+
+
+#: Prompts for calibrating a model other than the builtin one.
+_CALIBRATION_PROMPTS = (
+    "a photo of a cat sitting on a windowsill",
+    "a mountain lake at sunrise, mist over the water",
+    "a red sports car on a coastal road",
+    "a bowl of fruit on a wooden table, soft light",
+    "an astronaut riding a horse on the moon",
+    "a city street at night in the rain, neon signs",
+    "a watercolor painting of a lighthouse",
+    "a close-up portrait of an old fisherman",
+)
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
     from engine_service.metrics import compare
 
@@ -773,6 +842,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     demo.add_argument("--timeout", type=float, default=None, help="deadline in seconds (default: none)")
     demo.set_defaults(func=cmd_demo)
+
+    calibrate = sub.add_parser(
+        "calibrate-cache",
+        help="fit TeaCache and MagCache to a model from full-compute runs; writes its ditserve.json",
+    )
+    calibrate.add_argument("model", help='"default" (the builtin model) or a diffusers pipeline directory')
+    calibrate.add_argument("--steps", type=int, default=28, help="steps per run (default: %(default)s)")
+    calibrate.add_argument("--prompts", type=int, default=8, help="runs, one prompt each (default: %(default)s)")
+    calibrate.add_argument("--fn-compute-blocks", type=int, default=1, help="Fn of the requests (default: 1)")
+    calibrate.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    calibrate.set_defaults(func=cmd_calibrate_cache)
 
     metrics = sub.add_parser(
         "metrics", help="PSNR or SSIM between two images, or between the same-named images of two folders"

@@ -23,7 +23,7 @@ OUTPUT_FORMAT_MP4: OutputFormat
 OUTPUT_FORMAT_PNG_FRAMES: OutputFormat
 
 class CachePolicy(_message.Message):
-    __slots__ = ("preset", "fn_compute_blocks", "bn_compute_blocks", "residual_diff_threshold", "max_warmup_steps", "warmup_interval", "max_cached_steps", "max_continuous_cached_steps", "enable_separate_cfg", "steps_computation_mask", "steps_computation_policy", "taylorseer_order", "calibrator", "max_accumulated_residual_diff_threshold", "cfg_diff_compute_separate", "cache_type", "non_prune_block_ids", "enable_dynamic_prune_threshold")
+    __slots__ = ("preset", "fn_compute_blocks", "bn_compute_blocks", "residual_diff_threshold", "max_warmup_steps", "warmup_interval", "max_cached_steps", "max_continuous_cached_steps", "enable_separate_cfg", "steps_computation_mask", "steps_computation_policy", "taylorseer_order", "calibrator", "max_accumulated_residual_diff_threshold", "cfg_diff_compute_separate", "cache_type", "non_prune_block_ids", "enable_dynamic_prune_threshold", "teacache_coefficients", "magcache_ratios", "magcache_retention_ratio")
     PRESET_FIELD_NUMBER: _ClassVar[int]
     FN_COMPUTE_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     BN_COMPUTE_BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,9 @@ class CachePolicy(_message.Message):
     CACHE_TYPE_FIELD_NUMBER: _ClassVar[int]
     NON_PRUNE_BLOCK_IDS_FIELD_NUMBER: _ClassVar[int]
     ENABLE_DYNAMIC_PRUNE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TEACACHE_COEFFICIENTS_FIELD_NUMBER: _ClassVar[int]
+    MAGCACHE_RATIOS_FIELD_NUMBER: _ClassVar[int]
+    MAGCACHE_RETENTION_RATIO_FIELD_NUMBER: _ClassVar[int]
     preset: str
     fn_compute_blocks: int
     bn_compute_blocks: int
@@ -60,7 +63,10 @@ class CachePolicy(_message.Message):
     cache_type: str
     non_prune_block_ids: _containers.RepeatedScalarFieldContainer[int]
     enable_dynamic_prune_threshold: bool
-    def __init__(self, preset: _Optional[str] = ..., fn_compute_blocks: _Optional[int] = ..., bn_compute_blocks: _Optional[int] = ..., residual_diff_threshold: _Optional[float] = ..., max_warmup_steps: _Optional[int] = ..., warmup_interval: _Optional[int] = ..., max_cached_steps: _Optional[int] = ..., max_continuous_cached_steps: _Optional[int] = ..., enable_separate_cfg: _Optional[bool] = ..., steps_computation_mask: _Optional[_Iterable[int]] = ..., steps_computation_policy: _Optional[str] = ..., taylorseer_order: _Optional[int] = ..., calibrator: _Optional[str] = ..., max_accumulated_residual_diff_threshold: _Optional[float] = ..., cfg_diff_compute_separate: _Optional[bool] = ..., cache_type: _Optional[str] = ..., non_prune_block_ids: _Optional[_Iterable[int]] = ..., enable_dynamic_prune_threshold: _Optional[bool] = ...) -> None: ...
+    teacache_coefficients: _containers.RepeatedScalarFieldContainer[float]
+    magcache_ratios: _containers.RepeatedScalarFieldContainer[float]
+    magcache_retention_ratio: float
+    def __init__(self, preset: _Optional[str] = ..., fn_compute_blocks: _Optional[int] = ..., bn_compute_blocks: _Optional[int] = ..., residual_diff_threshold: _Optional[float] = ..., max_warmup_steps: _Optional[int] = ..., warmup_interval: _Optional[int] = ..., max_cached_steps: _Optional[int] = ..., max_continuous_cached_steps: _Optional[int] = ..., enable_separate_cfg: _Optional[bool] = ..., steps_computation_mask: _Optional[_Iterable[int]] = ..., steps_computation_policy: _Optional[str] = ..., taylorseer_order: _Optional[int] = ..., calibrator: _Optional[str] = ..., max_accumulated_residual_diff_threshold: _Optional[float] = ..., cfg_diff_compute_separate: _Optional[bool] = ..., cache_type: _Optional[str] = ..., non_prune_block_ids: _Optional[_Iterable[int]] = ..., enable_dynamic_prune_threshold: _Optional[bool] = ..., teacache_coefficients: _Optional[_Iterable[float]] = ..., magcache_ratios: _Optional[_Iterable[float]] = ..., magcache_retention_ratio: _Optional[float] = ...) -> None: ...
 
 class InputImage(_message.Message):
     __slots__ = ("data", "role", "controlnet_conditioning_scale")
@@ -155,20 +161,22 @@ class Output(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., num_frames: _Optional[int] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class StepStat(_message.Message):
-    __slots__ = ("step", "cached", "residual_diff", "cfg_cached", "cfg_residual_diff", "pruned_blocks")
+    __slots__ = ("step", "cached", "residual_diff", "cfg_cached", "cfg_residual_diff", "pruned_blocks", "calibrated")
     STEP_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     RESIDUAL_DIFF_FIELD_NUMBER: _ClassVar[int]
     CFG_CACHED_FIELD_NUMBER: _ClassVar[int]
     CFG_RESIDUAL_DIFF_FIELD_NUMBER: _ClassVar[int]
     PRUNED_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATED_FIELD_NUMBER: _ClassVar[int]
     step: int
     cached: bool
     residual_diff: float
     cfg_cached: bool
     cfg_residual_diff: float
     pruned_blocks: int
-    def __init__(self, step: _Optional[int] = ..., cached: _Optional[bool] = ..., residual_diff: _Optional[float] = ..., cfg_cached: _Optional[bool] = ..., cfg_residual_diff: _Optional[float] = ..., pruned_blocks: _Optional[int] = ...) -> None: ...
+    calibrated: bool
+    def __init__(self, step: _Optional[int] = ..., cached: _Optional[bool] = ..., residual_diff: _Optional[float] = ..., cfg_cached: _Optional[bool] = ..., cfg_residual_diff: _Optional[float] = ..., pruned_blocks: _Optional[int] = ..., calibrated: _Optional[bool] = ...) -> None: ...
 
 class CacheStats(_message.Message):
     __slots__ = ("policy", "steps", "computed_steps", "cached_steps", "cfg_cached_steps", "pruned_ratio")
@@ -245,7 +253,7 @@ class StartedEvent(_message.Message):
     def __init__(self, seed: _Optional[int] = ..., total_steps: _Optional[int] = ..., queue_ms: _Optional[float] = ..., engine_id: _Optional[str] = ...) -> None: ...
 
 class StepEvent(_message.Message):
-    __slots__ = ("step", "total_steps", "timestep", "cached", "residual_diff", "cfg_cached", "cfg_residual_diff", "elapsed_ms", "step_ms", "pruned_blocks")
+    __slots__ = ("step", "total_steps", "timestep", "cached", "residual_diff", "cfg_cached", "cfg_residual_diff", "elapsed_ms", "step_ms", "pruned_blocks", "calibrated")
     STEP_FIELD_NUMBER: _ClassVar[int]
     TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
     TIMESTEP_FIELD_NUMBER: _ClassVar[int]
@@ -256,6 +264,7 @@ class StepEvent(_message.Message):
     ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
     STEP_MS_FIELD_NUMBER: _ClassVar[int]
     PRUNED_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATED_FIELD_NUMBER: _ClassVar[int]
     step: int
     total_steps: int
     timestep: float
@@ -266,7 +275,8 @@ class StepEvent(_message.Message):
     elapsed_ms: float
     step_ms: float
     pruned_blocks: int
-    def __init__(self, step: _Optional[int] = ..., total_steps: _Optional[int] = ..., timestep: _Optional[float] = ..., cached: _Optional[bool] = ..., residual_diff: _Optional[float] = ..., cfg_cached: _Optional[bool] = ..., cfg_residual_diff: _Optional[float] = ..., elapsed_ms: _Optional[float] = ..., step_ms: _Optional[float] = ..., pruned_blocks: _Optional[int] = ...) -> None: ...
+    calibrated: bool
+    def __init__(self, step: _Optional[int] = ..., total_steps: _Optional[int] = ..., timestep: _Optional[float] = ..., cached: _Optional[bool] = ..., residual_diff: _Optional[float] = ..., cfg_cached: _Optional[bool] = ..., cfg_residual_diff: _Optional[float] = ..., elapsed_ms: _Optional[float] = ..., step_ms: _Optional[float] = ..., pruned_blocks: _Optional[int] = ..., calibrated: _Optional[bool] = ...) -> None: ...
 
 class PreviewEvent(_message.Message):
     __slots__ = ("step", "data", "mime_type", "width", "height")

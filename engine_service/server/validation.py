@@ -109,7 +109,9 @@ def validate(
     # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength).
     run_steps = denoising_steps(steps, strength) if steps else 0
     cache = (
-        cache_policy.plan_for(policy, run_steps, model.cache_group_sizes, v.add, limits.max_steps)
+        cache_policy.plan_for(
+            policy, run_steps, model.cache_group_sizes, v.add, limits.max_steps, model.cache_calibration
+        )
         if run_steps
         else None
     )
