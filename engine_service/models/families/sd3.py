@@ -3,12 +3,18 @@
 Three text encoders (two CLIP, one T5). True classifier-free guidance: with a
 guidance scale above 1 the pipeline runs the negative prompt (empty when the
 request has none) and the prompt as one batch of two per transformer call.
+Image-to-image and inpainting (``StableDiffusion3Img2ImgPipeline``,
+``StableDiffusion3InpaintPipeline``) add an ``image`` (and a ``mask``, white = repaint)
+and the request's ``strength``.
+
 SD 3.5 Large Turbo is served the same way with 4 steps and guidance 0 or 1.
 """
 
 from __future__ import annotations
 
-from engine_service.models.pipeline_calls import decode_vae_latents, text_to_image_with_negative
+import dataclasses
+
+from engine_service.models.pipeline_calls import decode_vae_latents, text_to_image_with_negative, with_input_images
 from engine_service.models.spec import FamilySpec
 
 SD3 = FamilySpec(
@@ -25,4 +31,24 @@ SD3 = FamilySpec(
     decode_latents=decode_vae_latents,
     uses_negative_prompt=True,
     call_defaults={"max_sequence_length": 256},
+)
+
+SD3_IMG2IMG = dataclasses.replace(
+    SD3,
+    name="sd3-img2img",
+    pipeline_classes=("StableDiffusion3Img2ImgPipeline",),
+    build_call_kwargs=with_input_images(text_to_image_with_negative, {"image": "image"}),
+    input_roles=("image",),
+    required_roles=("image",),
+    default_strength=0.6,
+)
+
+SD3_INPAINT = dataclasses.replace(
+    SD3,
+    name="sd3-inpaint",
+    pipeline_classes=("StableDiffusion3InpaintPipeline",),
+    build_call_kwargs=with_input_images(text_to_image_with_negative, {"image": "image", "mask": "mask_image"}),
+    input_roles=("image", "mask"),
+    required_roles=("image", "mask"),
+    default_strength=0.6,
 )
