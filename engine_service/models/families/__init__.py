@@ -53,7 +53,7 @@ from engine_service.models.families.qwen_image import (
     QWEN_IMAGE_INPAINT,
 )
 from engine_service.models.families.sana import SANA
-from engine_service.models.families.sd3 import SD3, SD3_IMG2IMG, SD3_INPAINT
+from engine_service.models.families.sd3 import SD3, SD3_CONTROLNET, SD3_IMG2IMG, SD3_INPAINT
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.visualcloze import VISUALCLOZE
 from engine_service.models.families.wan import WAN, WAN_I2V, WAN_VACE
@@ -82,6 +82,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     SD3,
     SD3_IMG2IMG,
     SD3_INPAINT,
+    SD3_CONTROLNET,
     PIXART,
     AURAFLOW,
     CHROMA,
