@@ -238,8 +238,11 @@ def test_an_adapter_of_another_model_is_not_found(lora_server):
 def test_the_cli_generates_with_an_adapter(lora_server, tmp_path, capsys):
     from engine_service.cli import main
 
-    code = main(["generate", PROMPT, "--target", lora_server.address, "--steps", "2", "--lora", "outline:0.5"])
-    code_out = main(["generate", PROMPT, "--target", lora_server.address, "--out", str(tmp_path), "--lora", "nope"])
+    assert main(["models", "--target", lora_server.address]) == 0
+    assert "outline (rank 4),inverse (rank 4),half (rank 4)" in capsys.readouterr().out
+    target = ["--target", lora_server.address, "--out", str(tmp_path)]
+    code = main(["generate", PROMPT, *target, "--steps", "2", "--lora", "outline:0.5"])
+    code_out = main(["generate", PROMPT, *target, "--lora", "nope"])
     err = capsys.readouterr()
     assert code == 0 and "loras outline:0.5" in err.out
     assert code_out == 1 and "unknown LoRA adapter 'nope'" in err.err
