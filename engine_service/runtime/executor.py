@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from engine_service.errors import EngineError, JobCancelled, RankLost
 from engine_service.models import LoadedModel
-from engine_service.runtime.worker import STOP_AT_LATENTS, Member, Outcome, Worker
+from engine_service.runtime.worker import STOP_AT_LATENTS, Member, Outcome, Report, Worker
 
 if TYPE_CHECKING:
     from engine_service.parallel.lockstep import Lockstep
@@ -43,8 +43,10 @@ class Executor(abc.ABC):
     """An idle engine calls ``check`` this often (seconds); None = never."""
 
     @abc.abstractmethod
-    def execute(self, members: Sequence[Member]) -> list[Outcome]:
+    def execute(self, members: Sequence[Member], report: Report | None = None) -> list[Outcome]:
         """Run one pipeline call for ``members``: one outcome each (see ``Worker.run``).
+
+        ``report`` takes the members' step events, one batch per step (see ``Worker.run``).
 
         A call whose members are all cancelled before it starts does not run: each gets
         JobCancelled. Raises JobFailed when the call fails, RankLost when a rank is lost.
@@ -66,10 +68,10 @@ class LocalExecutor(Executor):
     def __init__(self, models: Mapping[str, LoadedModel]):
         self._worker = Worker(models)
 
-    def execute(self, members: Sequence[Member]) -> list[Outcome]:
+    def execute(self, members: Sequence[Member], report: Report | None = None) -> list[Outcome]:
         if (cancelled := _all_cancelled(members)) is not None:
             return cancelled
-        return self._worker.run(members)
+        return self._worker.run(members, report)
 
 
 class LockstepExecutor(Executor):
@@ -82,12 +84,12 @@ class LockstepExecutor(Executor):
         self._worker = Worker(models, step_sync=lockstep.sync_cancels)
         self.heartbeat_s = lockstep.heartbeat_s
 
-    def execute(self, members: Sequence[Member]) -> list[Outcome]:
+    def execute(self, members: Sequence[Member], report: Report | None = None) -> list[Outcome]:
         if (cancelled := _all_cancelled(members)) is not None:
             return cancelled  # announced to nobody: the other ranks never see the call
         self._lockstep.announce([m.spec for m in members])
         try:
-            return self._worker.run(members)
+            return self._worker.run(members, report)
         finally:
             self._lockstep.settle()
 

@@ -4,7 +4,8 @@ A call serves a batch of one or more compatible jobs (see ``batcher.py``): one
 prompt and one seeded generator per output, so each job's images are what it
 would get alone. The worker runs the call with the jobs' cache plan enabled,
 turns ``callback_on_step_end`` into step events carrying the cache's decision
-for the step, sent to every job of the batch, drops a job whose cancel flag is
+for the step, handed over once per step for every job of the batch that follows its
+steps (``Report``; none for a job nobody streams), drops a job whose cancel flag is
 set at the next step boundary, stops the call there when no job is left (raising
 from the callback skips the VAE decode), and always leaves the pipeline clean for
 the next call: the cache is removed after every run, whether it finished, failed
@@ -52,12 +53,6 @@ from engine_service.runtime import encoding
 
 logger = logging.getLogger(__name__)
 
-Emit = Callable[[JobEvent], None]
-
-
-def _ignore(_event: JobEvent) -> None:
-    return None
-
 
 @dataclasses.dataclass(eq=False)
 class Member:
@@ -66,11 +61,13 @@ class Member:
     spec: JobSpec
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     """Set by the engine; the worker drops the job at the next step boundary."""
-    emit: Emit = _ignore
-    """Reports the job's events; called from the device thread."""
+    follows_steps: bool = True
+    """Whether someone reads the job's step and preview events; False: none are made for it."""
     queue_ms: float = 0.0
     first_sample: int = 0
     """Index of the job's first output in the call's batch."""
+    steps_done: int = 0
+    """Denoising steps the job has run so far (written by the device thread)."""
 
     @property
     def cancelled(self) -> bool:
@@ -92,6 +89,8 @@ class Decoded:
     steps: tuple[StepRecord, ...]
     timings: Timings
     pruned_ratio: float | None
+    cache_tag: str | None = None
+    """The cache tag of the run (it tells whether a calibrator forecast); ``None`` = the plan's."""
 
     @property
     def request_id(self) -> str:
@@ -108,7 +107,7 @@ class Decoded:
             seed=self.spec.seed,
             outputs=tuple(outputs),
             steps=self.steps,
-            cache_policy=self.spec.cache_tag,
+            cache_policy=self.cache_tag or self.spec.cache_tag,
             timings=dataclasses.replace(self.timings, encode_ms=encode_ms),
             pruned_ratio=self.pruned_ratio,
             loras=self.spec.loras,
@@ -116,6 +115,10 @@ class Decoded:
 
 
 Outcome = Decoded | JobCancelled
+
+Report = Callable[[list[tuple[Member, JobEvent]]], None]
+"""Takes one step's events (step events, previews) of the call's members, in order; called
+from the device thread at most once per step, and not at all for a step without events."""
 
 StepSync = Callable[[Sequence[bool]], list[bool]]
 """At a step boundary: the cancel flags of the call's jobs as this process reads them -> the
@@ -170,7 +173,7 @@ class _Decode:
         first_call = clock.first_transformer_call or clock.start
         last_step = clock.last_step_end or first_call
         outcomes: list[Outcome] = []
-        for member, records in zip(members, steps, strict=True):
+        for group, (member, records) in enumerate(zip(members, steps, strict=True)):
             spec = member.spec
             if member.cancelled:
                 outcomes.append(JobCancelled(spec.request_id))
@@ -182,7 +185,8 @@ class _Decode:
                 decode_ms=decode_ms,
             )
             own = decoded[member.first_sample : member.first_sample + spec.num_outputs]
-            outcomes.append(Decoded(spec, own, model.family.output_kind, tuple(records), timings, pruned_ratio))
+            tag = cache.strify(model.pipeline, group if len(members) > 1 else None) if spec.cache else None
+            outcomes.append(Decoded(spec, own, model.family.output_kind, tuple(records), timings, pruned_ratio, tag))
         return outcomes
 
 
@@ -215,8 +219,10 @@ class Worker:
         self._step_sync = step_sync
         self._outputs = outputs
 
-    def run(self, members: Sequence[Member]) -> list[Outcome] | None:
+    def run(self, members: Sequence[Member], report: Report | None = None) -> list[Outcome] | None:
         """Run one pipeline call for ``members`` (compatible jobs of one model).
+
+        ``report`` takes the events of the members that follow their steps, one batch per step.
 
         With ``DECODE``: one outcome per member, ``Decoded`` or JobCancelled for a member
         cancelled before the end. With ``STOP_AT_LATENTS``: None. Raises JobFailed
@@ -233,7 +239,7 @@ class Worker:
             offset += member.spec.num_outputs
         clock = _Clock()
         steps: list[list[StepRecord]] = [[] for _ in members]
-        callback = self._step_callback(model, members, clock, steps)
+        callback = self._step_callback(model, members, clock, steps, report)
         specs = [m.spec for m in members]
         kwargs = {**model.call_defaults, **model.family.build_call_kwargs(pipe, specs)}
         # One generator per output, shared by a job's outputs: a job's noise never depends on the batch.
@@ -278,10 +284,12 @@ class Worker:
         members: Sequence[Member],
         clock: _Clock,
         steps: list[list[StepRecord]],
+        report: Report | None,
     ) -> Callable[..., dict]:
         total = members[0].spec.denoising_steps
         timesteps = _HostTimesteps()
         previews = self._outputs.previews
+        followed = [member.follows_steps and report is not None for member in members]
 
         def on_step_end(pipe, index: int, timestep, callback_kwargs: dict) -> dict:
             now = time.perf_counter()
@@ -295,33 +303,39 @@ class Worker:
             # cancelled job gets no more events; when none is left, raising here skips the
             # remaining steps and the VAE decode.
             live = []
+            events: list[tuple[Member, JobEvent]] = []
             for group, (member, records) in enumerate(zip(members, steps, strict=True)):
                 # With several members, each is a sample group of the cache with its own decisions.
                 record = _step_record(pipe, index, cached_run, group)
                 records.append(record)
                 if cancelled[group]:
                     continue
+                member.steps_done += 1
                 live.append(member)
-                member.emit(
-                    StepEvent(
-                        step=index,
-                        total_steps=total,
-                        timestep=t,
-                        elapsed_ms=(now - clock.start) * 1000.0,
-                        step_ms=(now - step_start) * 1000.0,
-                        cached=record.cached,
-                        residual_diff=record.residual_diff,
-                        cfg_cached=record.cfg_cached,
-                        cfg_residual_diff=record.cfg_residual_diff,
-                        pruned_blocks=record.pruned_blocks,
-                    )
+                if not followed[group]:
+                    continue  # nobody reads its step events: none are made
+                event = StepEvent(
+                    step=index,
+                    total_steps=total,
+                    timestep=t,
+                    elapsed_ms=(now - clock.start) * 1000.0,
+                    step_ms=(now - step_start) * 1000.0,
+                    cached=record.cached,
+                    residual_diff=record.residual_diff,
+                    cfg_cached=record.cfg_cached,
+                    cfg_residual_diff=record.cfg_residual_diff,
+                    pruned_blocks=record.pruned_blocks,
+                    calibrated=record.calibrated,
                 )
+                events.append((member, event))
             if not live:
                 raise JobCancelled(members[0].spec.request_id)
-            for member in live if previews else ():
-                every = member.spec.preview_every
+            for group, member in enumerate(members):
+                every = member.spec.preview_every if previews and followed[group] and not cancelled[group] else 0
                 if every and (index + 1) % every == 0 and index + 1 < total:
-                    member.emit(self._preview(model, member, index, callback_kwargs["latents"]))
+                    events.append((member, self._preview(model, member, index, callback_kwargs["latents"])))
+            if events:
+                report(events)  # one hand-over per step, whatever the batch size
             return {}
 
         return on_step_end
@@ -426,6 +440,7 @@ def _step_record(pipe, index: int, cached_run: bool, sample_group: int) -> StepR
         cfg_cached=cfg.cached if cfg else None,
         cfg_residual_diff=cfg.residual_diff if cfg else None,
         pruned_blocks=main.pruned_blocks if main else None,
+        calibrated=main.calibrated if main else None,
     )
 
 
@@ -452,4 +467,15 @@ def _encode(decoded: np.ndarray, spec: JobSpec, kind: str) -> list:
     return encoding.encode_images(decoded, spec.output_format, spec.output_quality)
 
 
-__all__ = ["DECODE", "STOP_AT_LATENTS", "CallEnd", "Decoded", "Member", "Outcome", "StepSync", "Worker", "own_flags"]
+__all__ = [
+    "DECODE",
+    "STOP_AT_LATENTS",
+    "CallEnd",
+    "Decoded",
+    "Member",
+    "Outcome",
+    "Report",
+    "StepSync",
+    "Worker",
+    "own_flags",
+]

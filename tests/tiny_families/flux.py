@@ -6,11 +6,14 @@ All three use the same tiny modules: 2 double-stream + 4 single-stream blocks, 8
 
 import torch
 from diffusers import (
+    FluxControlNetImg2ImgPipeline,
+    FluxControlNetInpaintPipeline,
     FluxControlNetModel,
     FluxControlNetPipeline,
     FluxFillPipeline,
     FluxImg2ImgPipeline,
     FluxInpaintPipeline,
+    FluxKontextInpaintPipeline,
     FluxKontextPipeline,
 )
 from tiny_pipelines import build_tiny_flux, tiny_flux_components
@@ -112,5 +115,26 @@ CASES = [
         build=build_tiny_flux_controlnet,
         defaults={"width": 32, "height": 32, "steps": 5, "call_defaults": TEXT_ONLY},
         inputs=(("control", (32, 32)),),
+    ),
+    TinyCase(
+        name="flux-kontext-inpaint",
+        pipeline_class="FluxKontextInpaintPipeline",
+        build=lambda: FluxKontextInpaintPipeline.from_pipe(build_tiny_flux_kontext()),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {**TEXT_ONLY, "_auto_resize": False}},
+        inputs=(("image", (32, 32)), ("mask", (32, 32))),
+    ),
+    TinyCase(
+        name="flux-controlnet-img2img",
+        pipeline_class="FluxControlNetImg2ImgPipeline",
+        build=lambda: FluxControlNetImg2ImgPipeline.from_pipe(build_tiny_flux_controlnet()),
+        defaults={"width": 32, "height": 32, "steps": 5, "call_defaults": TEXT_ONLY},
+        inputs=(("image", (32, 32)), ("control", (32, 32))),
+    ),
+    TinyCase(
+        name="flux-controlnet-inpaint",
+        pipeline_class="FluxControlNetInpaintPipeline",
+        build=lambda: FluxControlNetInpaintPipeline.from_pipe(build_tiny_flux_controlnet()),
+        defaults={"width": 32, "height": 32, "steps": 5, "call_defaults": TEXT_ONLY},
+        inputs=(("image", (32, 32)), ("mask", (32, 32)), ("control", (32, 32))),
     ),
 ]
