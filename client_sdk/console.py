@@ -129,8 +129,9 @@ def server_line(info: ServerInfo) -> str:
 
 
 def models_table(models: ModelList) -> str:
-    """One row per served model (the default marked "*"), then the engine's limits."""
+    """One row per served model (the default marked "*", its LoRA adapters last), then the engine's limits."""
     headers = ["model", "family", "pipeline", "kind", "size", "steps", "guidance", "frames", "blocks", "inputs"]
+    headers.append("loras")
     rows = [
         [
             ("* " if m.is_default else "  ") + m.name,
@@ -143,6 +144,7 @@ def models_table(models: ModelList) -> str:
             str(m.default_frames),
             str(m.num_transformer_blocks),
             ",".join(m.input_roles) or "-",
+            ",".join(f"{a.name} (rank {a.rank})" for a in m.loras) or "-",
         ]
         for m in models.models
     ]
