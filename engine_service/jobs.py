@@ -64,6 +64,8 @@ class JobSpec:
     """The cache configuration to run with; ``None`` = no caching."""
     runs_alone: bool = False
     """Never batched with other jobs (its model's pipeline takes a single random generator)."""
+    loras: tuple[tuple[str, float], ...] = ()
+    """LoRA adapters to run with, as (name, scale) pairs sorted by name, none at scale 0; empty = the base model."""
     strength: float | None = None
     """Image-to-image / inpainting strength in (0, 1]; ``None`` for models that take none."""
     controlnet_conditioning_scales: tuple[float, ...] = ()
@@ -183,6 +185,8 @@ class JobResult:
     timings: Timings
     pruned_ratio: float | None = None
     """Pruned over prunable blocks (DBPrune); ``None`` for other policies."""
+    loras: tuple[tuple[str, float], ...] = ()
+    """The LoRA adapters the outputs were made with, as (name, scale) pairs."""
 
     @property
     def cached_steps(self) -> int:

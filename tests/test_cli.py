@@ -119,7 +119,8 @@ def test_generate_takes_a_cache_policy_and_prints_each_decision(cli_server, tmp_
     assert result.returncode == 0, result.stderr
     assert "computed 1 / cached 2 of 3 steps, policy DBCache_F1B0_W1I1M0MC3_R1.0" in result.stdout
     bad = _run(["generate", "a cat", "--target", address, "--cache", "fast:warp=1"])
-    assert bad.returncode == 2 and "--cache" in bad.stderr and "warp=1" in bad.stderr
+    assert bad.returncode == 2 and "--cache" in bad.stderr and "'warp'" in bad.stderr
+    assert "valid fields: fn_compute_blocks" in bad.stderr
 
 
 def test_serve_refuses_an_unknown_default_cache_policy():
@@ -144,7 +145,7 @@ def test_generate_sends_the_strength_the_model_then_refuses(cli_server):
 def test_sigterm_stops_the_server_cleanly(cli_server):
     process, address = cli_server
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 0, process.stdout.read()
+    assert process.wait(timeout=120) == 0, process.stdout.read()
 
 
 def test_sigterm_drains_running_and_queued_work_then_exits_0():
@@ -176,7 +177,8 @@ def _drain(process: subprocess.Popen, address: str) -> None:
     streams: dict[str, list] = {"running": [], "queued": []}
 
     def consume(name: str, steps: int) -> None:
-        with Client(address, timeout=120) as client:
+        # A generous deadline: the running request must outlast the drain, not race a busy machine.
+        with Client(address, timeout=600) as client:
             try:
                 streams[name].extend(client.stream("a cat", width=256, height=256, num_inference_steps=steps))
             except errors.DitServeError as err:
@@ -208,7 +210,7 @@ def _drain(process: subprocess.Popen, address: str) -> None:
     with Client(address, timeout=10) as client, pytest.raises(errors.UnavailableError):
         client.generate("a cat", width=64, height=64, num_inference_steps=2)
     for thread in threads.values():
-        thread.join(60)
+        thread.join(600)
     assert isinstance(streams["running"][-1], Completed), streams["running"][-1]
     assert isinstance(streams["queued"][-1], Completed), streams["queued"][-1]
     assert process.wait(timeout=60) == 0, process.stdout.read()

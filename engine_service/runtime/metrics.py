@@ -24,6 +24,7 @@ QUEUE_DEPTH = "ditserve_queue_depth"
 RUNNING = "ditserve_running_requests"
 BATCH_SIZE = "ditserve_batch_size"
 DEVICE_MEMORY = "ditserve_device_memory_bytes"
+LORA_REQUESTS = "ditserve_lora_requests"
 
 #: Request and phase durations span tens of milliseconds (tiny models, cached steps) to minutes (video).
 _SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120, 300, 600)
@@ -59,6 +60,9 @@ class EngineMetrics:
         self.queue_depth = Gauge(QUEUE_DEPTH, "Requests waiting", registry=r)
         self.running = Gauge(RUNNING, "Requests running", registry=r)
         self.batch_size = Histogram(BATCH_SIZE, "Requests per pipeline call", buckets=_BATCH_BUCKETS, registry=r)
+        self.lora_requests = Counter(
+            LORA_REQUESTS, "Successful requests per LoRA adapter", ["model", "lora"], registry=r
+        )
         if device.startswith("cuda"):
             r.register(_DeviceMemory(device))
 
@@ -82,6 +86,9 @@ class EngineMetrics:
 
     def set_cached_ratio(self, model: str, ratio: float) -> None:
         self.cached_ratio.labels(model).set(ratio)
+
+    def record_lora(self, model: str, lora: str) -> None:
+        self.lora_requests.labels(model, lora).inc()
 
     def record_batch(self, size: int) -> None:
         self.batch_size.observe(size)
