@@ -50,14 +50,14 @@ CASES = [
         name="chroma-img2img",
         pipeline_class="ChromaImg2ImgPipeline",
         build=lambda: ChromaImg2ImgPipeline.from_pipe(build_tiny_chroma()),
-        defaults={"width": 32, "height": 32, "steps": 5, "call_defaults": {"max_sequence_length": 16}},
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
         inputs=(("image", (32, 32)),),
     ),
     TinyCase(
         name="chroma-inpaint",
         pipeline_class="ChromaInpaintPipeline",
         build=lambda: ChromaInpaintPipeline.from_pipe(build_tiny_chroma()),
-        defaults={"width": 32, "height": 32, "steps": 5, "call_defaults": {"max_sequence_length": 16}},
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
         inputs=(("image", (32, 32)), ("mask", (32, 32))),
     ),
 ]

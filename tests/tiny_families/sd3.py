@@ -62,7 +62,7 @@ CASES = [
         name="sd3-img2img",
         pipeline_class="StableDiffusion3Img2ImgPipeline",
         build=lambda: StableDiffusion3Img2ImgPipeline.from_pipe(build_tiny_sd3()),
-        defaults={"width": 32, "height": 32, "steps": 5, "call_defaults": {"max_sequence_length": 16}},
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
         inputs=(("image", (32, 32)),),
     ),
     TinyCase(
@@ -70,7 +70,7 @@ CASES = [
         pipeline_class="StableDiffusion3InpaintPipeline",
         # The inpainting pipeline wants SD3's 16 latent channels (or 33 for an inpainting transformer).
         build=lambda: StableDiffusion3InpaintPipeline.from_pipe(build_tiny_sd3(latent_channels=16)),
-        defaults={"width": 32, "height": 32, "steps": 5, "call_defaults": {"max_sequence_length": 16}},
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
         inputs=(("image", (32, 32)), ("mask", (32, 32))),
     ),
 ]

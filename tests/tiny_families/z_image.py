@@ -71,7 +71,7 @@ CASES = [
         name="z-image-img2img",
         pipeline_class="ZImageImg2ImgPipeline",
         build=lambda: ZImageImg2ImgPipeline.from_pipe(build_tiny_z_image()),
-        defaults={"width": 32, "height": 32, "steps": 5, "call_defaults": {"max_sequence_length": 16}},
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
         inputs=(("image", (32, 32)),),
     ),
     TinyCase(

@@ -13,6 +13,9 @@ from engine_service.models.families.cosmos import COSMOS
 from engine_service.models.families.dit import DIT
 from engine_service.models.families.flux import (
     FLUX,
+    FLUX_CONTROL,
+    FLUX_CONTROL_IMG2IMG,
+    FLUX_CONTROL_INPAINT,
     FLUX_CONTROLNET,
     FLUX_CONTROLNET_IMG2IMG,
     FLUX_CONTROLNET_INPAINT,
@@ -71,6 +74,9 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FLUX_CONTROLNET_IMG2IMG,
     FLUX_CONTROLNET_INPAINT,
     FLUX_KONTEXT_INPAINT,
+    FLUX_CONTROL,
+    FLUX_CONTROL_IMG2IMG,
+    FLUX_CONTROL_INPAINT,
     WAN,
     QWEN_IMAGE,
     QWEN_IMAGE_EDIT,

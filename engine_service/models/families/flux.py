@@ -23,6 +23,11 @@ Kontext inpainting (``FluxKontextInpaintPipeline``) repaints the masked part of 
 (``FluxControlNetImg2ImgPipeline``, ``FluxControlNetInpaintPipeline``) take the
 control images and the image (and mask) with a strength.
 
+FLUX.1 Control (``FluxControlPipeline`` and its image-to-image and inpainting
+variants: Canny / Depth dev) is no ControlNet: its transformer takes the control
+image's latents as extra input channels. It needs one ``control`` image and takes no
+conditioning scale.
+
 Fill (inpainting/outpainting) takes an image and a mask (white = repaint);
 its transformer sees the masked image and the mask as extra channels. Kontext
 edits an image given in context (its latents join the token sequence); without
@@ -230,6 +235,41 @@ FLUX_CONTROLNET_INPAINT = dataclasses.replace(
     name="flux-controlnet-inpaint",
     pipeline_classes=("FluxControlNetInpaintPipeline",),
     build_call_kwargs=with_input_images(_controlnet_call_kwargs, _IMAGE_AND_MASK),
+    input_roles=("image", "mask", "control"),
+    required_roles=("image", "mask", "control"),
+    default_strength=0.6,
+)
+
+
+def _control_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_call_kwargs(pipe, jobs), "control_image": image_of(jobs, "control")}
+
+
+FLUX_CONTROL = dataclasses.replace(
+    FLUX,
+    name="flux-control",
+    pipeline_classes=("FluxControlPipeline",),
+    build_call_kwargs=_control_call_kwargs,
+    input_roles=("control",),
+    required_roles=("control",),
+    default_guidance_scale=10.0,
+)
+
+FLUX_CONTROL_IMG2IMG = dataclasses.replace(
+    FLUX_CONTROL,
+    name="flux-control-img2img",
+    pipeline_classes=("FluxControlImg2ImgPipeline",),
+    build_call_kwargs=with_input_images(_control_call_kwargs, _IMAGE),
+    input_roles=("image", "control"),
+    required_roles=("image", "control"),
+    default_strength=0.6,
+)
+
+FLUX_CONTROL_INPAINT = dataclasses.replace(
+    FLUX_CONTROL,
+    name="flux-control-inpaint",
+    pipeline_classes=("FluxControlInpaintPipeline",),
+    build_call_kwargs=with_input_images(_control_call_kwargs, _IMAGE_AND_MASK),
     input_roles=("image", "mask", "control"),
     required_roles=("image", "mask", "control"),
     default_strength=0.6,
