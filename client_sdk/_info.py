@@ -208,5 +208,7 @@ class Stats:
     """Seconds since the engine started."""
     device: str
     """The engine's device, e.g. "cuda:0" or "cpu"."""
+    engine_id: str = ""
+    """The engine's id (see `Result.engine_id`)."""
     server: ServerInfo = field(default_factory=ServerInfo)
     """The engine's name, version and build."""

@@ -115,6 +115,11 @@ class EngineServicer:
         request's own replies; a caller that chooses its own ids should make them
         unguessable too, or another caller can cancel the request, and learn
         from Cancel or ALREADY_EXISTS that the id is live.
+        Each engine knows only its own requests: with several engines, Cancel must
+        reach the engine that accepted the request. Generate and Stream send
+        x-request-id and x-engine-id in their initial metadata as soon as the
+        engine accepts the request (before any work), so a client or proxy can
+        route the Cancel there; an error before that point means no engine ran it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -66,6 +66,9 @@ class LoadedModel:
     """Control images every request must send (one per ControlNet); 0 for pipelines without one."""
     loras: ModelLoras | None = None
     """Its LoRA adapters (``--lora``), chosen per request; ``None`` = none loaded."""
+    cache_calibration: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The ``cache`` entry of the directory's ``ditserve.json``: TeaCache coefficients and the
+    MagCache curve written by ``ditserve calibrate-cache``; empty = not calibrated."""
 
     @property
     def num_transformer_blocks(self) -> int:
@@ -143,6 +146,7 @@ def _finish(
         speed=speed,
         native_size=native,
         control_images=family.control_count(pipeline) if family.control_count is not None else 0,
+        cache_calibration=dict(overrides.pop("cache", {})),
     )
 
 
@@ -188,7 +192,7 @@ def _quiet_loading():
 #: Optional file in a model directory with the model's own defaults, in place of its family's.
 MODEL_DEFAULTS_FILE = "ditserve.json"
 #: What that file may set: request defaults, and fixed keyword arguments added to every pipeline call.
-MODEL_DEFAULT_KEYS = ("width", "height", "steps", "guidance_scale", "frames", "call_defaults")
+MODEL_DEFAULT_KEYS = ("width", "height", "steps", "guidance_scale", "frames", "call_defaults", "cache")
 
 
 def _directory_defaults(name: str, directory: pathlib.Path) -> dict[str, Any]:
@@ -294,5 +298,6 @@ def load_builtin_default(
 ) -> LoadedModel:
     """The trained tiny FLUX pipeline shipped in the package (64x64, 20 steps), served as ``name``."""
     family, pipeline = _load_directory(name, BUILTIN_DIR, dtype)
-    overrides = {**BUILTIN_DEFAULTS, "call_defaults": BUILTIN_CALL_DEFAULTS}
+    calibration = _directory_defaults(name, BUILTIN_DIR).get("cache", {})
+    overrides = {**BUILTIN_DEFAULTS, "call_defaults": BUILTIN_CALL_DEFAULTS, "cache": calibration}
     return _finish(name, family, pipeline, "builtin", device, overrides, speed)

@@ -572,7 +572,8 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     grey = Image.new("RGB", (width, height), (128, 128, 128))
     # One picture per required role; a ControlNet model gets one control image per ControlNet.
     roles = [role for role in model.family.required_roles if role != "control"]
-    roles += ["control"] * model.control_images
+    if "control" in model.family.required_roles:
+        roles += ["control"] * max(model.control_images, 1)
     images = tuple((role, grey) for role in roles)
     return JobSpec(
         request_id=f"warmup-{model.name}-{width}x{height}",

@@ -19,7 +19,9 @@ makes the engine do or hold more than its steps and blocks allow.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from client_sdk._proto import engine_pb2 as pb
 from client_sdk.types import CachePolicy
@@ -44,11 +46,39 @@ OVERRIDES = {
     "max_accumulated_residual_diff_threshold": "max_accumulated_residual_diff_threshold",
     "cfg_diff_compute_separate": "cfg_diff_compute_separate",
     "enable_dynamic_prune_threshold": "enable_dynamic_prune_threshold",
+    "magcache_retention_ratio": "magcache_retention_ratio",
 }
 _OPTIONAL = (*OVERRIDES, "taylorseer_order")
 _STRINGS = ("steps_computation_policy", "calibrator", "cache_type")
-_REPEATED = ("steps_computation_mask", "non_prune_block_ids")
+_REPEATED = ("steps_computation_mask", "non_prune_block_ids", "teacache_coefficients", "magcache_ratios")
+#: Fields that belong to one cache type only.
+_TYPE_ONLY = {
+    "non_prune_block_ids": "dbprune",
+    "enable_dynamic_prune_threshold": "dbprune",
+    "teacache_coefficients": "teacache",
+    "magcache_ratios": "magcache",
+    "magcache_retention_ratio": "magcache",
+}
 PRESETS = ("", NO_CACHE, "default", *NAMED_PRESETS)
+#: Fields the proto carries as 32-bit floats.
+_FLOAT32 = frozenset(
+    name for name, field in pb.CachePolicy.DESCRIPTOR.fields_by_name.items() if field.type == field.TYPE_FLOAT
+)
+
+
+def as_given(value: float) -> float:
+    """The shortest decimal that reads back as the same 32-bit float: what the caller wrote.
+
+    A proto ``float`` of 0.2 arrives as 0.20000000298023224; the plan (and its tag) should say 0.2.
+    """
+    if not math.isfinite(value):
+        return value
+    single = struct.unpack("f", struct.pack("f", value))[0]
+    for digits in range(1, 10):
+        candidate = float(f"{single:.{digits}g}")
+        if struct.unpack("f", struct.pack("f", candidate))[0] == single:
+            return candidate
+    return value
 
 
 def has_overrides(policy: pb.CachePolicy) -> bool:
@@ -93,12 +123,18 @@ def effective_policy(request: pb.GenerateRequest, server_default: pb.CachePolicy
 
 
 def plan_for(
-    policy: pb.CachePolicy, steps: int, group_sizes: tuple[int, ...], add: AddViolation, max_steps: int
+    policy: pb.CachePolicy,
+    steps: int,
+    group_sizes: tuple[int, ...],
+    add: AddViolation,
+    max_steps: int,
+    calibration: Mapping[str, Any] | None = None,
 ) -> CachePlan | None:
     """The cache plan of ``policy`` for a run of ``steps`` steps; ``None`` = no caching.
 
     Step-count fields must lie within ``max_steps`` (the engine's limit) and are clamped
-    to ``steps``. Reports every bad field through ``add``; returns ``None`` when any was reported.
+    to ``steps``. ``calibration`` is the model's (TeaCache coefficients, MagCache curve).
+    Reports every bad field through ``add``; returns ``None`` when any was reported.
     """
     before = _Counter(add)
     preset = policy.preset
@@ -116,7 +152,11 @@ def plan_for(
     if before.count:
         return None
     calibrator = policy.calibrator or ("taylorseer" if policy.taylorseer_order > 0 else "none")
-    overrides = {OVERRIDES[name]: getattr(policy, name) for name in OVERRIDES if policy.HasField(name)}
+    overrides = {
+        OVERRIDES[name]: as_given(getattr(policy, name)) if name in _FLOAT32 else getattr(policy, name)
+        for name in OVERRIDES
+        if policy.HasField(name)
+    }
     for name in STEP_COUNTS:
         if name in overrides and overrides[name] > steps:
             overrides[name] = steps
@@ -124,8 +164,10 @@ def plan_for(
         overrides["steps_computation_mask"] = list(policy.steps_computation_mask)
     if policy.steps_computation_policy:
         overrides["steps_computation_policy"] = policy.steps_computation_policy
-    if policy.non_prune_block_ids:
-        overrides["non_prune_block_ids"] = list(policy.non_prune_block_ids)
+    for name in ("non_prune_block_ids", "teacache_coefficients", "magcache_ratios"):
+        if getattr(policy, name):
+            values = list(getattr(policy, name))
+            overrides[name] = [as_given(v) for v in values] if name in _FLOAT32 else values
     if policy.cache_type != "dbprune":
         overrides.pop("enable_dynamic_prune_threshold", None)
     try:
@@ -136,9 +178,11 @@ def plan_for(
             cache_type=policy.cache_type or "dbcache",
             calibrator=calibrator,
             taylorseer_order=policy.taylorseer_order or 1,
+            calibration=dict(calibration or {}),
         )
-    except ValueError as err:  # a preset's step mask does not cover this step count
-        before.add("cache.preset", str(err))
+    except ValueError as err:  # a preset's step mask does not cover this step count; no MagCache curve
+        field = "cache.magcache_ratios" if "MagCache" in str(err) else "cache.preset"
+        before.add(field, str(err))
         return None
 
 
@@ -190,18 +234,24 @@ def _check_fields(policy: pb.CachePolicy, steps: int, blocks: int, max_steps: in
         v.add("cache.taylorseer_order", f'is set, but the calibrator is "{policy.calibrator}"')
     if policy.cache_type not in ("", *CACHE_TYPES):
         v.add("cache.cache_type", f"must be one of {', '.join(CACHE_TYPES)}; got {excerpt(policy.cache_type)}")
-    prune = policy.cache_type == "dbprune"
+    kind = policy.cache_type or "dbcache"
+    for name, owner in _TYPE_ONLY.items():
+        present = policy.HasField(name) if name in _OPTIONAL else bool(len(getattr(policy, name)))
+        if present and kind != owner:
+            v.add(f"cache.{name}", f'applies to cache_type "{owner}" only')
     ids = policy.non_prune_block_ids
     bad_ids = [i for i in ids if not 0 <= i < blocks]
-    if ids and not prune:
-        v.add("cache.non_prune_block_ids", 'applies to cache_type "dbprune" only')
-    elif len(ids) > blocks:
+    if kind == "dbprune" and len(ids) > blocks:
         v.add("cache.non_prune_block_ids", f"has {len(ids)} ids; the model's block groups have {blocks} blocks")
-    elif bad_ids:
+    elif kind == "dbprune" and bad_ids:
         shown = ", ".join(map(str, bad_ids[:8])) + (", ..." if len(bad_ids) > 8 else "")
         v.add("cache.non_prune_block_ids", f"ids must be between 0 and {blocks - 1}; got {shown}")
-    if policy.HasField("enable_dynamic_prune_threshold") and not prune:
-        v.add("cache.enable_dynamic_prune_threshold", 'applies to cache_type "dbprune" only')
+    if any(not math.isfinite(c) for c in policy.teacache_coefficients):
+        v.add("cache.teacache_coefficients", "must be finite numbers")
+    if any(not (math.isfinite(r) and r > 0) for r in policy.magcache_ratios):
+        v.add("cache.magcache_ratios", "must be finite numbers > 0")
+    if policy.HasField("magcache_retention_ratio") and not 0.0 <= policy.magcache_retention_ratio <= 1.0:
+        v.add("cache.magcache_retention_ratio", f"must be between 0 and 1; got {policy.magcache_retention_ratio}")
 
 
 def parse_policy(text: str) -> pb.CachePolicy:
@@ -230,6 +280,7 @@ def check_default_policy(policy: pb.CachePolicy, models: dict, max_steps: int) -
             model.cache_group_sizes,
             lambda field, why, name=name: problems.append(f"{field.removeprefix('cache.')} {why} (model {name!r})"),
             max_steps,
+            model.cache_calibration,
         )
     if problems:
         raise ValueError("the default cache policy: " + "; ".join(problems))

@@ -33,6 +33,8 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
 
     def __init__(self, engine: AsyncEngine, config: ServerConfig):
         self._engine = engine
+        self.engine_id = config.engine_id
+        """Sent in every response (``x-engine-id`` metadata and the ``engine_id`` fields)."""
         self._chunk_bytes = config.stream_chunk_bytes
         self._default_cache = cache_policy.parse_policy(config.cache_policy)
         self._server_info = codec.server_info()
@@ -40,6 +42,12 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         self._decoder = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="ditserve-decode")
 
     async def _submit(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext, *, stream: bool) -> Job:
+        """Validate and queue the request; once accepted, send the initial metadata (request and engine id).
+
+        Headers go out before any work, so a client (or proxy) knows which engine to send a Cancel to,
+        and gRPC's retry policies and Envoy's retries, which stop at the first header, never repeat a
+        request an engine accepted: only a refusal (draining, warming up: UNAVAILABLE) can be retried.
+        """
         # The request's own id wins; else the caller's x-request-id header or a new id (set by the decorator).
         if not request.request_id:
             request.request_id = status.current_request_id.get()
@@ -56,7 +64,13 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
             self._engine.stats.record_rejected(model.name)
             raise
         status.current_request_id.set(job.request_id)
-        context.set_trailing_metadata(((status.REQUEST_ID_KEY, job.request_id),))
+        ids = ((status.REQUEST_ID_KEY, job.request_id), (status.ENGINE_ID_KEY, self.engine_id))
+        context.set_trailing_metadata(ids)
+        try:
+            await context.send_initial_metadata(ids)
+        except BaseException:
+            self._engine.cancel_job(job, _GONE)
+            raise
         logger.info(
             "request %s accepted: model=%s %dx%d steps=%d outputs=%d",
             job.request_id,
@@ -76,7 +90,9 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
             async with contextlib.aclosing(self._engine.events(job)) as events:
                 async for event in events:
                     if isinstance(event, CompletedEvent):
-                        return codec.response(event.result)
+                        response = codec.response(event.result)
+                        response.engine_id = self.engine_id
+                        return response
         except asyncio.CancelledError:
             self._engine.cancel_job(job, _GONE)
             raise
@@ -92,9 +108,15 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
                         chunks, chunked = codec.chunk_events(event.result, self._chunk_bytes)
                         for chunk in chunks:
                             yield chunk
-                        yield pb.GenerateEvent(completed=codec.response(event.result, chunked))
+                        completed = pb.GenerateEvent(completed=codec.response(event.result, chunked))
+                        completed.completed.engine_id = self.engine_id
+                        yield completed
                     else:
-                        yield codec.event(event)
+                        message = codec.event(event)
+                        kind = message.WhichOneof("event")
+                        if kind in ("queued", "started"):
+                            getattr(message, kind).engine_id = self.engine_id
+                        yield message
         except (asyncio.CancelledError, GeneratorExit):
             self._engine.cancel_job(job, _GONE)
             raise
@@ -112,6 +134,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
             running=self._engine.running,
             uptime_s=self._engine.stats.uptime_s,
             device=self._engine.device,
+            engine_id=self.engine_id,
             server=self._server_info,
         )
 
@@ -123,6 +146,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         return pb.ListModelsResponse(
             models=[codec.model_info(m, name == engine.default_model) for name, m in engine.models.items()],
             limits=codec.limits(engine.limits),
+            engine_id=self.engine_id,
             server=self._server_info,
         )
 

@@ -109,7 +109,9 @@ def validate(
     # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength).
     run_steps = denoising_steps(steps, strength) if steps else 0
     cache = (
-        cache_policy.plan_for(policy, run_steps, model.cache_group_sizes, v.add, limits.max_steps)
+        cache_policy.plan_for(
+            policy, run_steps, model.cache_group_sizes, v.add, limits.max_steps, model.cache_calibration
+        )
         if run_steps
         else None
     )
@@ -386,9 +388,10 @@ def _control_scales(v: _Violations, request: pb.GenerateRequest, model: LoadedMo
     for index, item in enumerate(request.input_images):
         role = item.role or "image"
         field = f"input_images[{index}].controlnet_conditioning_scale"
-        if role != "control":
+        if role != "control" or model.family.control_count is None:
             if item.HasField("controlnet_conditioning_scale"):
-                v.add(field, f"only a 'control' image carries a ControlNet scale; this one has role {role!r}")
+                why = f"this one has role {role!r}" if role != "control" else f"model {model.name!r} has no ControlNet"
+                v.add(field, f"only a 'control' image of a ControlNet model carries a ControlNet scale; {why}")
             continue
         value = item.controlnet_conditioning_scale if item.HasField("controlnet_conditioning_scale") else 1.0
         if not math.isfinite(value) or not 0.0 <= value <= MAX_CONTROL_SCALE:
