@@ -125,12 +125,18 @@ async def slow_readers(stub, args) -> str:
             break
     held = _rss_mib() - before
     events = 0
+    ends: collections.Counter = collections.Counter()
     for call in calls:
-        async for _ in call:
-            events += 1
+        try:
+            async for _ in call:
+                events += 1
+            ends["OK"] += 1
+        except grpc.aio.AioRpcError as err:
+            ends[err.code().name] += 1
+    tally = ", ".join(f"{k} {n}" for k, n in ends.most_common())
     return (
         f"slow readers: {args.unread} unread streams (preview every step): server memory +{held:.0f} MiB while "
-        f"unread; a new request then: {refused or 'accepted'}; {events} events read afterwards"
+        f"unread; a new request then: {refused or 'accepted'}; read afterwards: {events} events, streams {tally}"
     )
 
 
