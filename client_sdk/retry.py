@@ -7,8 +7,8 @@ answers UNAVAILABLE without one. `RetryPolicy` retries exactly these: it waits
 the engine's delay (stretched by up to `jitter`), or an exponential backoff
 with full jitter where the engine gave none, never longer than
 `max_backoff_s`, for at most `max_attempts` calls and never past the call's
-deadline. Out-of-memory (RESOURCE_EXHAUSTED without RetryInfo), bad requests
-and pipeline failures are never retried.
+deadline. Out-of-memory (RESOURCE_EXHAUSTED without RetryInfo), bad requests,
+pipeline failures, a lost rank and an engine lost mid-request are never retried.
 
 gRPC's own retry policy (a channel's service config) cannot read RetryInfo,
 but it obeys the `grpc-retry-pushback-ms` trailer the engine sends with the
@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from client_sdk.errors import APIError, ResourceExhaustedError, UnavailableError
 
 __all__ = ["RetryPolicy", "resolve"]
+
+#: UNAVAILABLE reasons a retry cannot help: the engine lost a rank for good, or vanished while it ran the request.
+NOT_RETRIED = frozenset({"RANK_LOST", "ENGINE_LOST"})
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class RetryPolicy:
     def retryable(self, err: BaseException) -> bool:
         """True for a full queue (RetryInfo), warming up or draining, and an unreachable engine."""
         if isinstance(err, UnavailableError):
-            return err.reason != "RANK_LOST"
+            return err.reason not in NOT_RETRIED
         return isinstance(err, ResourceExhaustedError) and err.retry_after is not None
 
     def delay(self, attempt: int, err: APIError, rng: random.Random | None = None) -> float:

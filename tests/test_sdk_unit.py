@@ -255,7 +255,8 @@ def test_retry_policy_honours_retry_info_within_its_bounds():
     out_of_memory = error(errors.ResourceExhaustedError, reason="DEVICE_OUT_OF_MEMORY")
     for never in (out_of_memory, error(errors.InvalidArgumentError), error(errors.InternalError)):
         assert next_wait(policy, 1, never, None, 0.0) is None
-    assert next_wait(policy, 1, error(errors.UnavailableError, reason="RANK_LOST"), None, 0.0) is None
+    for reason in ("RANK_LOST", "ENGINE_LOST"):
+        assert next_wait(policy, 1, error(errors.UnavailableError, reason=reason), None, 0.0) is None
 
 
 # --- stream reassembly ---------------------------------------------------------

@@ -104,8 +104,8 @@ class _Background:
 @pytest.mark.parametrize(
     ("guidance", "error", "words", "reason"),
     [
-        (BUG_GUIDANCE, errors.InternalError, "injected pipeline failure", "PIPELINE_FAILED"),
-        (OOM_GUIDANCE, errors.ResourceExhaustedError, "out of memory", "DEVICE_OUT_OF_MEMORY"),
+        (BUG_GUIDANCE, errors.InternalError, "failed inside the engine", "PIPELINE_FAILED"),
+        (OOM_GUIDANCE, errors.ResourceExhaustedError, "ran out of memory", "DEVICE_OUT_OF_MEMORY"),
     ],
 )
 def test_a_pipeline_failure_fails_that_request_only(client, guidance, error, words, reason):

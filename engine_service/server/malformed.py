@@ -56,11 +56,20 @@ class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
 
                 return grpc.unary_stream_rpc_method_handler(checked_writer, **kwargs)
 
-            async def checked_stream(request, context: grpc.aio.ServicerContext):
+            async def checked_stream(request, context: grpc.aio.ServicerContext) -> None:
+                # A coroutine that writes, so that it wraps both kinds of streaming handlers: async
+                # generators (the Engine's Stream) and coroutines that call context.write (Health/Watch).
                 if request is _MALFORMED:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_MESSAGE)
-                async for item in stream(request, context):
-                    yield item
+                responses = stream(request, context)
+                if hasattr(responses, "__aiter__"):
+                    try:
+                        async for item in responses:
+                            await context.write(item)
+                    finally:
+                        await responses.aclose()  # a cancelled call closes the handler's generator now
+                else:
+                    await responses
 
             return grpc.unary_stream_rpc_method_handler(checked_stream, **kwargs)
         unary = handler.unary_unary
