@@ -397,6 +397,8 @@ class Result:
     """The request id (the caller's, or the one the engine assigned)."""
     model: str
     """The model that ran the request."""
+    engine_id: str = ""
+    """The engine that ran it (its host or pod name and start time; empty from engines before 0.2)."""
     loras: tuple[tuple[str, float], ...] = ()
     """The LoRA adapters the outputs were made with, as (name, scale) sorted by name; empty for the base model."""
 
@@ -453,6 +455,8 @@ class Queued:
     """Requests ahead of this one; 0 means next to run."""
     request_id: str
     """The request id (the caller's, or the one the engine assigned)."""
+    engine_id: str = ""
+    """The engine that accepted the request (see `Result.engine_id`)."""
 
 
 @dataclass(frozen=True)
@@ -465,6 +469,8 @@ class Started:
     """Total denoising steps."""
     queue_ms: float
     """Milliseconds spent queued."""
+    engine_id: str = ""
+    """The engine that runs the request (see `Result.engine_id`)."""
 
 
 @dataclass(frozen=True)

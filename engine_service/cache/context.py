@@ -227,6 +227,8 @@ class CacheContext:
         if self.mask is not None:
             leading = next((i for i, m in enumerate(self.mask) if m != 1), len(self.mask))
             warmup_limit = min(warmup_limit, leading)
+        if self.total_steps:
+            warmup_limit = min(warmup_limit, self.total_steps)  # a step count, never a size to allocate
         self.warmup_steps = frozenset(range(0, warmup_limit, self.cache_config.warmup_interval))
         self.magnitude_ratios: list[float] | None = None
         config = self.cache_config
