@@ -141,6 +141,12 @@ class ModelStats:
     """Unix epoch milliseconds of the last finished request; 0 when none yet."""
     cancelled_steps: int = 0
     """Denoising steps run by requests that were then cancelled."""
+    compile_graphs: int = 0
+    """With --compile: graphs built for the transformer's repeated blocks (warm-up included)."""
+    compiled_calls: int = 0
+    """With --compile: transformer calls in which every repeated block ran a compiled graph."""
+    eager_calls: int = 0
+    """With --compile: transformer calls in which some block ran uncompiled (past torch's recompile limit)."""
 
 
 @dataclass(frozen=True)

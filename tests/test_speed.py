@@ -38,6 +38,7 @@ def speed_server():
         ModelSource("compiled", speed=SpeedConfig(compile=True, compile_backend="aot_eager")),
     ]
     engine = build_engine(sources, device="cpu", warmup_sizes=((64, 64), (48, 48)))
+    torch._dynamo.config.recompile_limit = 8  # torch's default, whatever an earlier test set
     server = BackgroundServer(engine, ServerConfig(host="127.0.0.1", port=0)).start()
     yield server
     server.stop()
@@ -85,10 +86,59 @@ def test_compiled_blocks_build_their_graphs_at_warm_up_and_never_recompile(speed
     # The compiled blocks compute what the eager ones do.
     assert psnr(_pixels(plain), _pixels(results[0])) > 40
     assert results[0].outputs[0].sha256 == results[-1].outputs[0].sha256
-    # A size that was not warmed up compiles on first use: the counters do see compiles.
+    # Batch and sequence dimensions are dynamic: a size that was not warmed up runs the same graphs.
     with Client(speed_server.address, timeout=120) as client:
-        client.generate(PROMPT, model="compiled", seed=4, num_inference_steps=2, width=32, height=32)
-    assert _graphs() > built
+        client.generate(PROMPT, model="compiled", seed=4, num_inference_steps=2, width=32, height=40)
+    assert _graphs() == built
+
+
+#: Squares and non-squares from 16 to 128 pixels, none of them warmed up.
+TWELVE_SIZES = [(16, 16), (32, 32), (80, 80), (128, 128), (24, 40), (40, 24), (96, 56), (56, 96)]
+TWELVE_SIZES += [(16, 128), (128, 16), (72, 104), (112, 64)]
+
+
+def test_a_compiled_model_answers_every_size_and_stats_count_compiled_calls(speed_server):
+    """Twelve sizes in a row: each OK (none fails on a recompile limit), all compiled, and Stats say so."""
+    with Client(speed_server.address, timeout=120) as client:
+        before = client.stats(model="compiled").models[0]
+        for width, height in TWELVE_SIZES:
+            result = client.generate(
+                PROMPT, model="compiled", seed=2, num_inference_steps=2, width=width, height=height
+            )
+            assert (result.outputs[0].width, result.outputs[0].height) == (width, height)
+        after = client.stats(model="compiled").models[0]
+        plain = client.stats(model="plain").models[0]
+    assert len(set(TWELVE_SIZES)) == 12
+    assert after.compiled_calls - before.compiled_calls == 2 * len(TWELVE_SIZES)  # one call per step
+    assert after.eager_calls == before.eager_calls == 0
+    assert 0 < after.compile_graphs <= before.compile_graphs + 4  # dynamic shapes: few graphs, if any, are new
+    assert (plain.compile_graphs, plain.compiled_calls, plain.eager_calls) == (0, 0, 0)
+
+
+def test_past_the_recompile_limit_new_shapes_run_eagerly_and_succeed(speed_server, monkeypatch):
+    """With torch's recompile limit at 1, a block that needs a second graph runs uncompiled instead of
+    failing (fullgraph would raise FailOnRecompileLimitHit): the request succeeds with the eager image,
+    Stats and Prometheus count the eager calls."""
+    import torch._dynamo
+
+    from engine_service.runtime.metrics import TRANSFORMER_CALLS
+
+    torch._dynamo.reset()  # forget every graph: the next call compiles afresh, under the lower limit
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    with Client(speed_server.address, timeout=120) as client:
+        before = client.stats(model="compiled").models[0]
+        # FLUX's first single-stream block sees a view with other strides: its class needs two graphs.
+        compiled = client.generate(PROMPT, model="compiled", seed=6, num_inference_steps=3)
+        again = client.generate(PROMPT, model="compiled", seed=6, num_inference_steps=3)
+        eager = client.generate(PROMPT, model="plain", seed=6, num_inference_steps=3)
+        after = client.stats(model="compiled").models[0]
+    assert after.eager_calls - before.eager_calls == 6
+    assert psnr(_pixels(eager), _pixels(compiled)) > 40
+    assert compiled.outputs[0].sha256 == again.outputs[0].sha256
+    scraped = speed_server.engine.metrics.registry.get_sample_value(
+        f"{TRANSFORMER_CALLS}_total", {"model": "compiled", "mode": "eager"}
+    )
+    assert scraped == after.eager_calls
 
 
 @pytest.mark.parametrize(

@@ -289,7 +289,7 @@ class Duration(_message.Message):
     def __init__(self, count: _Optional[int] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class ModelStats(_message.Message):
-    __slots__ = ("model", "success", "failure", "cancelled", "rejected", "queue", "prepare", "denoise", "decode", "encode", "outputs", "steps", "computed_steps", "cached_steps", "last_request_unix_ms", "cancelled_steps")
+    __slots__ = ("model", "success", "failure", "cancelled", "rejected", "queue", "prepare", "denoise", "decode", "encode", "outputs", "steps", "computed_steps", "cached_steps", "last_request_unix_ms", "cancelled_steps", "compile_graphs", "compiled_calls", "eager_calls")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
@@ -306,6 +306,9 @@ class ModelStats(_message.Message):
     CACHED_STEPS_FIELD_NUMBER: _ClassVar[int]
     LAST_REQUEST_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_STEPS_FIELD_NUMBER: _ClassVar[int]
+    COMPILE_GRAPHS_FIELD_NUMBER: _ClassVar[int]
+    COMPILED_CALLS_FIELD_NUMBER: _ClassVar[int]
+    EAGER_CALLS_FIELD_NUMBER: _ClassVar[int]
     model: str
     success: Duration
     failure: Duration
@@ -322,7 +325,10 @@ class ModelStats(_message.Message):
     cached_steps: int
     last_request_unix_ms: int
     cancelled_steps: int
-    def __init__(self, model: _Optional[str] = ..., success: _Optional[_Union[Duration, _Mapping]] = ..., failure: _Optional[_Union[Duration, _Mapping]] = ..., cancelled: _Optional[_Union[Duration, _Mapping]] = ..., rejected: _Optional[int] = ..., queue: _Optional[_Union[Duration, _Mapping]] = ..., prepare: _Optional[_Union[Duration, _Mapping]] = ..., denoise: _Optional[_Union[Duration, _Mapping]] = ..., decode: _Optional[_Union[Duration, _Mapping]] = ..., encode: _Optional[_Union[Duration, _Mapping]] = ..., outputs: _Optional[int] = ..., steps: _Optional[int] = ..., computed_steps: _Optional[int] = ..., cached_steps: _Optional[int] = ..., last_request_unix_ms: _Optional[int] = ..., cancelled_steps: _Optional[int] = ...) -> None: ...
+    compile_graphs: int
+    compiled_calls: int
+    eager_calls: int
+    def __init__(self, model: _Optional[str] = ..., success: _Optional[_Union[Duration, _Mapping]] = ..., failure: _Optional[_Union[Duration, _Mapping]] = ..., cancelled: _Optional[_Union[Duration, _Mapping]] = ..., rejected: _Optional[int] = ..., queue: _Optional[_Union[Duration, _Mapping]] = ..., prepare: _Optional[_Union[Duration, _Mapping]] = ..., denoise: _Optional[_Union[Duration, _Mapping]] = ..., decode: _Optional[_Union[Duration, _Mapping]] = ..., encode: _Optional[_Union[Duration, _Mapping]] = ..., outputs: _Optional[int] = ..., steps: _Optional[int] = ..., computed_steps: _Optional[int] = ..., cached_steps: _Optional[int] = ..., last_request_unix_ms: _Optional[int] = ..., cancelled_steps: _Optional[int] = ..., compile_graphs: _Optional[int] = ..., compiled_calls: _Optional[int] = ..., eager_calls: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
     __slots__ = ("models", "queue_depth", "running", "uptime_s", "device")

@@ -26,6 +26,7 @@ from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULT
 from engine_service.models.families import FAMILIES
 from engine_service.models.spec import FamilySpec
 from engine_service.quant import SpeedConfig, apply_speed
+from engine_service.quant.compile import CompileStats
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,10 @@ class LoadedModel:
     """(width, height) pairs run before SERVING (compiled graphs are built for them); empty = the default size."""
     native_size: tuple[int, int] | None = None
     """The only (width, height) the pipeline renders, for families with one size; ``None`` = any."""
+    speed_pending: bool = False
+    """The speed stack is still to be applied (:func:`apply_model_speed`): a multi-rank engine splits first."""
+    compile_stats: CompileStats | None = None
+    """What the compiled blocks did (graphs built, compiled and eager calls); None when not compiled."""
 
     @property
     def num_transformer_blocks(self) -> int:
@@ -109,6 +114,7 @@ def _finish(
     device: torch.device,
     overrides: Mapping[str, Any] | None = None,
     speed: SpeedConfig | None = None,
+    defer_speed: bool = False,
 ) -> LoadedModel:
     speed = speed or SpeedConfig()
     if speed.offload is None:
@@ -116,14 +122,12 @@ def _finish(
     pipeline.set_progress_bar_config(disable=True)
     if family.prepare_pipeline is not None:
         family.prepare_pipeline(pipeline)
-    if not speed.is_default:
-        apply_speed(pipeline, family.block_lists, speed, device, name)
     overrides = dict(overrides or {})
     native = family.native_size(pipeline) if family.native_size is not None else None
     if native is not None:
         overrides.setdefault("width", native[0])
         overrides.setdefault("height", native[1])
-    return LoadedModel(
+    model = LoadedModel(
         name=name,
         family=family,
         pipeline=pipeline,
@@ -137,7 +141,22 @@ def _finish(
         call_defaults={**family.call_defaults, **overrides.pop("call_defaults", {})},
         speed=speed,
         native_size=native,
+        speed_pending=not speed.is_default,
     )
+    if not defer_speed:
+        apply_model_speed(model, device)
+    return model
+
+
+def apply_model_speed(model: LoadedModel, device: torch.device) -> None:
+    """Apply ``model.speed`` (attention backend, quantization, compile, offload) if still pending.
+
+    Loading applies it unless asked to defer: a multi-rank engine splits the transformer
+    across ranks first, then quantizes and compiles the split layers."""
+    if not model.speed_pending:
+        return
+    model.compile_stats = apply_speed(model.pipeline, model.family.block_lists, model.speed, device, model.name)
+    model.speed_pending = False
 
 
 def _load_directory(name: str, directory: pathlib.Path, dtype: torch.dtype) -> tuple[FamilySpec, DiffusionPipeline]:
@@ -204,14 +223,16 @@ def load_local_model(
     device: torch.device,
     dtype: torch.dtype,
     speed: SpeedConfig | None = None,
+    defer_speed: bool = False,
 ) -> LoadedModel:
     """Load a diffusers pipeline directory (``save_pretrained`` layout) without touching the network.
 
-    A ``ditserve.json`` in the directory may set the model's defaults (:data:`MODEL_DEFAULT_KEYS`)."""
+    A ``ditserve.json`` in the directory may set the model's defaults (:data:`MODEL_DEFAULT_KEYS`).
+    ``defer_speed`` leaves ``speed`` for :func:`apply_model_speed`."""
     directory = pathlib.Path(path)
     defaults = _directory_defaults(name, directory)
     family, pipeline = _load_directory(name, directory, dtype)
-    return _finish(name, family, pipeline, str(directory), device, defaults, speed=speed)
+    return _finish(name, family, pipeline, str(directory), device, defaults, speed=speed, defer_speed=defer_speed)
 
 
 def model_from_pipeline(
@@ -220,17 +241,23 @@ def model_from_pipeline(
     device: torch.device,
     defaults: Mapping[str, Any] | None = None,
     speed: SpeedConfig | None = None,
+    defer_speed: bool = False,
 ) -> LoadedModel:
     """Serve a pipeline built in code. ``defaults`` may set width, height, steps, guidance_scale,
-    frames and call_defaults in place of the family's; ``speed`` applies a speed stack."""
+    frames and call_defaults in place of the family's; ``speed`` applies a speed stack (or is left
+    for :func:`apply_model_speed` with ``defer_speed``)."""
     family = family_for_pipeline(type(pipeline).__name__)
-    return _finish(name, family, pipeline, "in-process", device, defaults, speed)
+    return _finish(name, family, pipeline, "in-process", device, defaults, speed, defer_speed)
 
 
 def load_builtin_default(
-    device: torch.device, dtype: torch.dtype, speed: SpeedConfig | None = None, name: str = BUILTIN_NAME
+    device: torch.device,
+    dtype: torch.dtype,
+    speed: SpeedConfig | None = None,
+    name: str = BUILTIN_NAME,
+    defer_speed: bool = False,
 ) -> LoadedModel:
     """The trained tiny FLUX pipeline shipped in the package (64x64, 20 steps), served as ``name``."""
     family, pipeline = _load_directory(name, BUILTIN_DIR, dtype)
     overrides = {**BUILTIN_DEFAULTS, "call_defaults": BUILTIN_CALL_DEFAULTS}
-    return _finish(name, family, pipeline, "builtin", device, overrides, speed)
+    return _finish(name, family, pipeline, "builtin", device, overrides, speed, defer_speed)

@@ -119,7 +119,8 @@ class AsyncEngine:
         self.batching = batching or BatchingConfig()
         self.metrics = EngineMetrics(device)
         self.metrics.bind_load(lambda: self.queue_depth, lambda: self.running)
-        self.stats = StatsRecorder(list(self.models), self.metrics)
+        compiled = {name: model.compile_stats for name, model in self.models.items()}
+        self.stats = StatsRecorder(list(self.models), self.metrics, compiled)
         self._batcher = Batcher(self.batching, limits.max_outputs)
         self.lockstep = lockstep
         """Set on rank 0 of a multi-process engine: the other ranks run every call with it."""
@@ -149,7 +150,7 @@ class AsyncEngine:
         their graphs here), save the compile cache, then start taking jobs."""
         loop = asyncio.get_running_loop()
         for name, model in self.models.items():
-            for spec in warmup_specs(model):
+            for spec in warmup_specs(model, self._batcher.max_samples):
                 await loop.run_in_executor(self._executor, self._worker.warm_up, name, spec)
         if self._compile_cache is not None:
             await loop.run_in_executor(self._executor, self._compile_cache.save)
@@ -426,10 +427,18 @@ class AsyncEngine:
         self._finish(job, JobStatus.FINISHED, None)
 
 
-def warmup_specs(model: LoadedModel) -> list[JobSpec]:
-    """The requests run before the engine reports SERVING: one per warm-up size (default: the model's size)."""
+def warmup_specs(model: LoadedModel, max_samples: int = 1) -> list[JobSpec]:
+    """The requests run before the engine reports SERVING: one per warm-up size (default: the model's size).
+
+    A compiled model that may run calls of up to ``max_samples`` outputs also runs two outputs at the
+    first size: its graphs mark the batch dimension dynamic, and torch gives a batch of one graphs of
+    its own, so one and two cover every batch the engine can form."""
     sizes = model.warmup_sizes or ((model.default_width, model.default_height),)
-    return [warmup_spec(model, width, height) for width, height in sizes]
+    specs = [warmup_spec(model, width, height) for width, height in sizes]
+    if model.speed.compile and max_samples > 1:
+        batch = specs[0]
+        specs.append(dataclasses.replace(batch, request_id=f"{batch.request_id}-batch2", num_outputs=2))
+    return specs
 
 
 def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None = None) -> JobSpec:
