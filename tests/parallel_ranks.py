@@ -351,7 +351,7 @@ def run_checks(rank: int, world_size: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     # A rank that fails alone leaves the other waiting at a collective: end the wait instead of hanging.
     dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=datetime.timedelta(minutes=5))
-    results: dict = {"psnr": {}, "cached_steps": {}, "cases": {}, "hybrid": {}, "errors": []}
+    results: dict = {"psnr": {}, "cached_steps": {}, "cases": {}, "errors": []}
     try:
         results["diffs"] = _rank_local_diffs(rank)
         results["text_encoders"] = _text_encoders()
@@ -368,7 +368,6 @@ def run_checks(rank: int, world_size: int, port: int, out: str) -> None:
             _split(pipe, family, "ulysses=2")
             results["cached_steps"][family] = {"single": single, "ulysses=2": _cached_steps(pipe, family, run)}
         _family_cases(results)
-        _hybrid(results, HYBRID_RUNS)
     except Exception:
         results["errors"].append(traceback.format_exc())
     pathlib.Path(out, f"rank{rank}.json").write_text(json.dumps(results))
@@ -376,13 +375,16 @@ def run_checks(rank: int, world_size: int, port: int, out: str) -> None:
 
 
 def run_hybrid_checks(rank: int, world_size: int, port: int, out: str) -> None:
-    """The four-rank group: context x tensor parallel with the speed stack (HYBRID_RUNS_4)."""
+    """The speed stack split: HYBRID_RUNS on two ranks, HYBRID_RUNS_4 (context x tensor parallel) on four."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=datetime.timedelta(minutes=5))
     results: dict = {"hybrid": {}, "errors": []}
     try:
-        _hybrid(results, HYBRID_RUNS_4, build_four_head_flux)
+        if world_size == 2:
+            _hybrid(results, HYBRID_RUNS)
+        else:
+            _hybrid(results, HYBRID_RUNS_4, build_four_head_flux)
     except Exception:
         results["errors"].append(traceback.format_exc())
     pathlib.Path(out, f"rank{rank}.json").write_text(json.dumps(results))

@@ -212,12 +212,40 @@ def test_rank_local_diffs_are_reduced_to_one_value(rank_results):
     assert first["reduced"] == second["reduced"] == pytest.approx(first["whole"], rel=1e-6)
 
 
+def _hybrid_results(tmp_path_factory, ranks: int) -> list[dict]:
+    """Every rank's results of tests/parallel_ranks.run_hybrid_checks on a group of ``ranks``."""
+    import torch.multiprocessing as mp
+
+    out = tmp_path_factory.mktemp(f"hybrid{ranks}")
+    mp.spawn(parallel_ranks.run_hybrid_checks, args=(ranks, free_port(), str(out)), nprocs=ranks)
+    results = [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(ranks)]
+    for rank, result in enumerate(results):
+        assert not result["errors"], f"rank {rank}:\n" + "\n".join(result["errors"])
+    return results
+
+
+@pytest.fixture(scope="module")
+def two_rank_hybrid(tmp_path_factory) -> list[dict]:
+    return _hybrid_results(tmp_path_factory, 2)
+
+
+@pytest.fixture(scope="module")
+def four_rank_results(tmp_path_factory) -> list[dict]:
+    return _hybrid_results(tmp_path_factory, 4)
+
+
+#: Tracing compiled blocks over DTensor weights takes minutes on two shared cores: the spawned groups
+#: of the speed-stack checks get more than the suite's 300 s.
+SPAWNED_GROUP_TIMEOUT_S = 900
+
+
+@pytest.mark.timeout(SPAWNED_GROUP_TIMEOUT_S)
 @pytest.mark.parametrize("run", list(parallel_ranks.HYBRID_RUNS))
-def test_speed_stack_split_matches_one_process_and_caches_the_same_steps(rank_results, run):
+def test_speed_stack_split_matches_one_process_and_caches_the_same_steps(two_rank_hybrid, run):
     """Compile, quantization (of the transformer and the text encoders), an attention backend and a cache
     preset on a split model: the image of one process with the same stack, the same cached steps on every
     rank, and every transformer call compiled."""
-    _check_hybrid([result["hybrid"][run] for result in rank_results])
+    _check_hybrid([result["hybrid"][run] for result in two_rank_hybrid])
 
 
 def _check_hybrid(outcomes: list[dict]) -> None:
@@ -230,19 +258,7 @@ def _check_hybrid(outcomes: list[dict]) -> None:
         assert compiled["graphs"] > 0 and compiled["compiled_calls"] > 0 and compiled["eager_calls"] == 0
 
 
-@pytest.fixture(scope="module")
-def four_rank_results(tmp_path_factory) -> list[dict]:
-    """Four ranks' results of tests/parallel_ranks.run_hybrid_checks (context x tensor parallel)."""
-    import torch.multiprocessing as mp
-
-    out = tmp_path_factory.mktemp("ranks4")
-    mp.spawn(parallel_ranks.run_hybrid_checks, args=(4, free_port(), str(out)), nprocs=4)
-    results = [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(4)]
-    for rank, result in enumerate(results):
-        assert not result["errors"], f"rank {rank}:\n" + "\n".join(result["errors"])
-    return results
-
-
+@pytest.mark.timeout(SPAWNED_GROUP_TIMEOUT_S)
 @pytest.mark.parametrize("run", list(parallel_ranks.HYBRID_RUNS_4))
 def test_context_times_tensor_parallel_matches_one_process(four_rank_results, run):
     """ulysses=2,tp=2 on one 2-D mesh: weights split over the tp ranks, the sequence over the ulysses ranks."""
