@@ -14,6 +14,7 @@ of `client_sdk.errors`. `client_sdk.console` renders results for terminals.
 from client_sdk import errors
 from client_sdk.async_client import AsyncClient
 from client_sdk.client import Client
+from client_sdk.retry import RetryPolicy
 from client_sdk.types import (
     CachePolicy,
     CacheStats,
@@ -22,6 +23,7 @@ from client_sdk.types import (
     Event,
     InputImage,
     Limits,
+    LoraInfo,
     ModelInfo,
     ModelList,
     ModelStats,
@@ -29,6 +31,7 @@ from client_sdk.types import (
     Preview,
     Queued,
     Result,
+    ServerInfo,
     Started,
     Stats,
     Step,
@@ -49,6 +52,7 @@ __all__ = [
     "Event",
     "InputImage",
     "Limits",
+    "LoraInfo",
     "ModelInfo",
     "ModelList",
     "ModelStats",
@@ -56,6 +60,8 @@ __all__ = [
     "Preview",
     "Queued",
     "Result",
+    "RetryPolicy",
+    "ServerInfo",
     "Started",
     "Stats",
     "Step",

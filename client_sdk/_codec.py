@@ -16,6 +16,7 @@ from client_sdk.types import (
     CacheStats,
     Duration,
     Limits,
+    LoraInfo,
     ModelInfo,
     ModelList,
     ModelStats,
@@ -23,6 +24,7 @@ from client_sdk.types import (
     Preview,
     Queued,
     Result,
+    ServerInfo,
     Started,
     Stats,
     Step,
@@ -58,6 +60,7 @@ def step_stat_from_proto(msg: engine_pb2.StepStat) -> StepStat:
         cfg_cached=_optional(msg, "cfg_cached"),
         cfg_residual_diff=_optional(msg, "cfg_residual_diff"),
         pruned_blocks=_optional(msg, "pruned_blocks"),
+        calibrated=_optional(msg, "calibrated"),
     )
 
 
@@ -94,17 +97,19 @@ def result_from_proto(msg: engine_pb2.GenerateResponse, outputs: Sequence[Output
         seed=msg.seed,
         request_id=msg.request_id,
         model=msg.model,
+        engine_id=msg.engine_id,
+        loras=tuple((item.name, item.scale) for item in msg.loras),
     )
 
 
 def queued_from_proto(msg: engine_pb2.QueuedEvent) -> Queued:
     """A Queued event."""
-    return Queued(position=msg.position, request_id=msg.request_id)
+    return Queued(position=msg.position, request_id=msg.request_id, engine_id=msg.engine_id)
 
 
 def started_from_proto(msg: engine_pb2.StartedEvent) -> Started:
     """A Started event."""
-    return Started(seed=msg.seed, total_steps=msg.total_steps, queue_ms=msg.queue_ms)
+    return Started(seed=msg.seed, total_steps=msg.total_steps, queue_ms=msg.queue_ms, engine_id=msg.engine_id)
 
 
 def step_from_proto(msg: engine_pb2.StepEvent) -> Step:
@@ -120,6 +125,7 @@ def step_from_proto(msg: engine_pb2.StepEvent) -> Step:
         elapsed_ms=msg.elapsed_ms,
         step_ms=msg.step_ms,
         pruned_blocks=_optional(msg, "pruned_blocks"),
+        calibrated=_optional(msg, "calibrated"),
     )
 
 
@@ -152,6 +158,15 @@ def model_info_from_proto(msg: engine_pb2.ModelInfo) -> ModelInfo:
         input_roles=tuple(msg.input_roles),
         source=msg.source,
         num_transformer_blocks=msg.num_transformer_blocks,
+        parameters=tuple(msg.parameters),
+        required_roles=tuple(msg.required_roles),
+        default_strength=msg.default_strength if msg.HasField("default_strength") else None,
+        control_images=msg.control_images,
+        loras=tuple(
+            LoraInfo(name=i.name, source=i.source, rank=i.rank, layers=i.layers, components=tuple(i.components))
+            for i in msg.loras
+        ),
+        max_loras_per_request=msg.max_loras_per_request,
     )
 
 
@@ -169,7 +184,14 @@ def limits_from_proto(msg: engine_pb2.Limits) -> Limits:
         max_input_image_bytes=msg.max_input_image_bytes,
         max_request_bytes=msg.max_request_bytes,
         max_queue=msg.max_queue,
+        max_input_pixels=msg.max_input_pixels,
+        max_queued_input_pixels=msg.max_queued_input_pixels,
     )
+
+
+def server_info_from_proto(msg: engine_pb2.ServerInfo) -> ServerInfo:
+    """A ServerInfo."""
+    return ServerInfo(name=msg.name, version=msg.version, api=msg.api, build=dict(msg.build))
 
 
 def model_list_from_proto(msg: engine_pb2.ListModelsResponse) -> ModelList:
@@ -177,6 +199,7 @@ def model_list_from_proto(msg: engine_pb2.ListModelsResponse) -> ModelList:
     return ModelList(
         models=tuple(model_info_from_proto(m) for m in msg.models),
         limits=limits_from_proto(msg.limits),
+        server=server_info_from_proto(msg.server),
     )
 
 
@@ -204,6 +227,7 @@ def model_stats_from_proto(msg: engine_pb2.ModelStats) -> ModelStats:
         cached_steps=msg.cached_steps,
         last_request_unix_ms=msg.last_request_unix_ms,
         cancelled_steps=msg.cancelled_steps,
+        lora_requests=dict(msg.lora_requests),
         compile_graphs=msg.compile_graphs,
         compiled_calls=msg.compiled_calls,
         eager_calls=msg.eager_calls,
@@ -218,4 +242,6 @@ def stats_from_proto(msg: engine_pb2.StatsResponse) -> Stats:
         running=msg.running,
         uptime_s=msg.uptime_s,
         device=msg.device,
+        engine_id=msg.engine_id,
+        server=server_info_from_proto(msg.server),
     )

@@ -8,8 +8,11 @@ only move bytes.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-from collections.abc import Callable, Iterable, Sequence
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypedDict, cast
 
 from client_sdk import _codec
@@ -20,8 +23,20 @@ from client_sdk.types import CachePolicy, Completed, Event, InputImage
 Metadata = Sequence[tuple[str, str | bytes]]
 """gRPC call metadata: (key, value) pairs; keys ending in "-bin" take bytes."""
 
-ImageLike = InputImage | bytes | bytearray | memoryview | str | os.PathLike[str]
-"""Anything `build_request` accepts as an input image: bytes are sent as they are, paths are read."""
+ImageLike = Any
+"""Anything `build_request` accepts as one input image: an `InputImage`, encoded PNG/JPEG bytes (sent
+as they are), a file path (read as it is), a `PIL.Image.Image` or a numpy array of H x W x 3 (or
+H x W x 4, or H x W) uint8 values (both sent as PNG; needs Pillow)."""
+
+InputImages = Any
+"""What `build_request` accepts as `input_images`: one image (`ImageLike`), a `(role, image)` tuple,
+a list of images and `(role, image)` tuples, or a mapping of role to image. Images without a role
+get the role "image"."""
+
+_ROLE = re.compile(r"[a-z][a-z0-9_]*")
+
+LoraChoice = Mapping[str, float] | Iterable[tuple[str, float] | str]
+"""LoRA adapters for `build_request`: {name: scale}, or (name, scale) pairs, or names (scale 1)."""
 
 ChannelOptions = Sequence[tuple[str, Any]]
 """gRPC channel arguments as (name, value) pairs."""
@@ -54,14 +69,8 @@ OUTPUT_FORMATS: dict[str, int] = {
 AUTHORIZATION_METADATA_KEY = "authorization"
 """Metadata key of the bearer token (`authorization: Bearer <token>`)."""
 
-HEALTH_CHECK_METHOD = "/grpc.health.v1.Health/Check"
-"""Full method name of the standard gRPC health check."""
-HEALTH_SERVING = 1
-"""`grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING`."""
-HEALTH_CHECK_REQUEST = b""
-"""An encoded HealthCheckRequest for service "" (the whole server): all fields default, so empty."""
-WAIT_READY_POLL_S = 0.2
-"""Seconds between health checks in `wait_ready`."""
+HEALTH_RETRY_S = 0.2
+"""Seconds `wait_ready` waits before watching health again after the watch ended."""
 
 
 class GenerateOptions(TypedDict, total=False):
@@ -77,11 +86,13 @@ class GenerateOptions(TypedDict, total=False):
     num_outputs: int | None
     num_frames: int | None
     fps: int | None
-    input_images: Iterable[ImageLike] | ImageLike | None
+    input_images: InputImages | None
     output_format: str | int | None
     output_quality: int | None
     cache: CachePolicy | str | None
     request_id: str | None
+    strength: float | None
+    loras: LoraChoice | None
 
 
 class StreamOptions(GenerateOptions, total=False):
@@ -103,21 +114,27 @@ def build_request(
     num_outputs: int | None = None,
     num_frames: int | None = None,
     fps: int | None = None,
-    input_images: Iterable[ImageLike] | ImageLike | None = None,
+    input_images: InputImages | None = None,
     output_format: str | int | None = None,
     output_quality: int | None = None,
     cache: CachePolicy | str | None = None,
     request_id: str | None = None,
     preview_every: int = 0,
+    strength: float | None = None,
+    loras: LoraChoice | None = None,
 ) -> engine_pb2.GenerateRequest:
     """Builds a `ditserve.v1.GenerateRequest`.
 
     None leaves a field unset so the model's default applies; the engine checks
     ranges. `output_format` is a name from OUTPUT_FORMATS or an OutputFormat
-    value; `cache` is a CachePolicy or a preset name; `input_images` is one
-    image or several, each an InputImage, encoded bytes or a file path.
-    Raises ValueError for an unknown output format and TypeError for an input
-    image of another type.
+    value; `cache` is a CachePolicy, a preset name or a policy text for
+    `CachePolicy.parse`; `input_images` is one image or several (see `InputImages`).
+    `strength` (image-to-image and inpainting models) is how much of the input
+    image is re-noised, in (0, 1]. Raises ValueError for an unknown output format
+    or an unreadable array, and TypeError for an input image of another type.
+    `loras` picks LoRA adapters of the model: `{"style": 0.8}`,
+    `[("style", 0.8), ("ink", 0.5)]` or `["style"]` (scale 1); None or empty runs
+    the base model. Raises TypeError for another shape.
     """
     request = engine_pb2.GenerateRequest(
         prompt=prompt,
@@ -137,16 +154,39 @@ def build_request(
         "num_frames": num_frames,
         "fps": fps,
         "output_quality": output_quality,
+        "strength": strength,
     }
     for name, value in optionals.items():
         if value is not None:
             setattr(request, name, value)
     if input_images is not None:
-        request.input_images.extend(to_input_image(image).to_proto() for image in _as_image_list(input_images))
+        request.input_images.extend(image.to_proto() for image in input_image_list(input_images))
     if cache is not None:
-        policy = CachePolicy(preset=cache) if isinstance(cache, str) else cache
+        policy = CachePolicy.parse(cache) if isinstance(cache, str) else cache
         request.cache.CopyFrom(policy.to_proto())
+    if loras:
+        request.loras.extend(to_lora_adapters(loras))
     return request
+
+
+def to_lora_adapters(loras: LoraChoice) -> list[engine_pb2.LoraAdapter]:
+    """`ditserve.v1.LoraAdapter` messages for a mapping of name to scale, (name, scale) pairs or names."""
+    if isinstance(loras, str):
+        raise TypeError(f"loras must be a mapping or a list of (name, scale) pairs, not the string {loras!r}")
+    items = loras.items() if isinstance(loras, Mapping) else loras
+    adapters = []
+    for item in items:
+        if isinstance(item, str):
+            adapters.append(engine_pb2.LoraAdapter(name=item))
+            continue
+        try:
+            name, scale = item
+        except (TypeError, ValueError):
+            raise TypeError(f"a LoRA adapter must be a name or a (name, scale) pair, not {item!r}") from None
+        if not isinstance(name, str) or isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise TypeError(f"a LoRA adapter must be a (str, number) pair, not {item!r}")
+        adapters.append(engine_pb2.LoraAdapter(name=name, scale=float(scale)))
+    return adapters
 
 
 def parse_output_format(value: str | int | None) -> engine_pb2.OutputFormat:
@@ -163,22 +203,81 @@ def parse_output_format(value: str | int | None) -> engine_pb2.OutputFormat:
     return cast(engine_pb2.OutputFormat, value)
 
 
-def to_input_image(image: ImageLike) -> InputImage:
-    """An InputImage from an InputImage, encoded bytes, or a file path (role "image")."""
+def to_input_image(image: ImageLike, role: str | None = None) -> InputImage:
+    """An InputImage (role `role`, else the InputImage's own, else "image") from any `ImageLike`."""
     if isinstance(image, InputImage):
-        return image
+        return image if role is None else InputImage(data=image.data, role=role)
+    role = role or "image"
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return InputImage(data=bytes(image))
+        return InputImage(data=bytes(image), role=role)
     if isinstance(image, (str, os.PathLike)):
-        return InputImage.from_path(image)
-    raise TypeError(f"an input image must be InputImage, bytes or a path, not {type(image).__name__}")
+        return InputImage.from_path(image, role=role)
+    pil = sys.modules.get("PIL.Image")
+    if pil is not None and isinstance(image, pil.Image):
+        return InputImage(data=_png(image), role=role)
+    if type(image).__module__.split(".")[0] == "numpy" and hasattr(image, "shape"):
+        return InputImage(data=_png(_image_from_array(image)), role=role)
+    raise TypeError(
+        "an input image must be an InputImage, encoded bytes, a path, a PIL image or a numpy uint8 array, "
+        f"not {type(image).__name__}"
+    )
 
 
-def _as_image_list(images: Iterable[ImageLike] | ImageLike) -> list[ImageLike]:
-    """One image wrapped in a list, or the given images as a list."""
-    if isinstance(images, (InputImage, bytes, bytearray, memoryview, str, os.PathLike)):
-        return [images]
-    return list(images)
+def _png(image: Any) -> bytes:
+    """A PIL image encoded as PNG (modes PNG cannot hold are converted to RGB)."""
+    if image.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _image_from_array(array: Any) -> Any:
+    """A PIL image from an H x W x 3, H x W x 4 or H x W uint8 array."""
+    shape = tuple(array.shape)
+    if str(array.dtype) != "uint8":
+        raise ValueError(
+            f"an input image array must hold uint8 values (0-255), not {array.dtype}; "
+            "e.g. (array * 255).round().clip(0, 255).astype('uint8') for floats in [0, 1]"
+        )
+    if not (len(shape) == 2 or (len(shape) == 3 and shape[2] in (3, 4))):
+        raise ValueError(f"an input image array must be H x W x 3 (RGB), H x W x 4 or H x W; got shape {shape}")
+    try:
+        from PIL import Image
+    except ImportError as err:
+        raise ImportError("sending a numpy array as an image needs Pillow (pip install pillow)") from err
+    return Image.fromarray(array)
+
+
+def input_image_list(images: InputImages) -> list[InputImage]:
+    """Every image of `input_images` as an InputImage, in order (see `InputImages`).
+
+    A 2-tuple whose first item is a lower-case role name ("image", "mask", "reference", ...;
+    not an existing file) is one image with that role.
+    """
+    if isinstance(images, Mapping):
+        return [to_input_image(image, role) for role, image in images.items()]
+    if _is_pair(images):
+        return [to_input_image(images[1], images[0])]
+    if _is_single(images):
+        return [to_input_image(images)]
+    return [to_input_image(item[1], item[0]) if _is_pair(item) else to_input_image(item) for item in images]
+
+
+def _is_single(image: Any) -> bool:
+    if isinstance(image, (InputImage, bytes, bytearray, memoryview, str, os.PathLike)):
+        return True
+    pil = sys.modules.get("PIL.Image")
+    return (pil is not None and isinstance(image, pil.Image)) or type(image).__module__.split(".")[0] == "numpy"
+
+
+def _is_pair(item: Any) -> bool:
+    """A `(role, image)` tuple: a role name (not itself an existing file), then one image."""
+    if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+        return False
+    if _ROLE.fullmatch(item[0]) is None or not _is_single(item[1]):
+        return False
+    return not os.path.exists(item[0])
 
 
 def merge_channel_options(extra: ChannelOptions | None) -> list[tuple[str, Any]]:
@@ -231,45 +330,20 @@ def call_options(
     }
 
 
-def raw_bytes(data: bytes) -> bytes:
-    """The health check's (de)serializer: its messages travel as bytes, decoded by hand."""
-    return data
+def check_health(status: int, target: str, model: str) -> str | None:
+    """None when `status` (a grpc.health.v1 serving status) is SERVING, else what it is.
 
+    Raises NotFoundError when the engine has no health status for `model` (it serves no such model).
+    """
+    from grpc_health.v1 import health_pb2
 
-def parse_health_status(data: bytes) -> int:
-    """Reads field 1 (status, a varint) from an encoded HealthCheckResponse; 0 when absent."""
-    pos = 0
-    while pos < len(data):
-        key, pos = _read_varint(data, pos)
-        field_number, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            value, pos = _read_varint(data, pos)
-            if field_number == 1:
-                return value
-        elif wire_type == 2:
-            length, pos = _read_varint(data, pos)
-            pos += length
-        elif wire_type == 1:
-            pos += 8
-        elif wire_type == 5:
-            pos += 4
-        else:
-            raise ValueError(f"unsupported wire type {wire_type} in health check response")
-    return 0
+    if status == health_pb2.HealthCheckResponse.SERVING:
+        return None
+    if status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN and model:
+        from client_sdk.errors import NotFoundError
 
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    """Decodes a protobuf varint at `pos`; returns (value, position after it)."""
-    value = shift = 0
-    while True:
-        if pos >= len(data):
-            raise ValueError("truncated varint in health check response")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
+        raise NotFoundError(f"{target} serves no model named {model!r}")
+    return f"health status {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}"
 
 
 _EVENT_CONVERTERS: dict[str, Callable[[Any], Event]] = {

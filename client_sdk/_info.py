@@ -6,9 +6,40 @@ Returned by `Client.list_models` and `Client.stats`; re-exported by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-__all__ = ["ModelInfo", "Limits", "ModelList", "Duration", "ModelStats", "Stats"]
+__all__ = ["ServerInfo", "LoraInfo", "ModelInfo", "Limits", "ModelList", "Duration", "ModelStats", "Stats"]
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the engine is and what it runs on (after Triton's ServerMetadata)."""
+
+    name: str = ""
+    """"ditserve"; empty for an engine too old to say."""
+    version: str = ""
+    """The engine's version, e.g. "0.1.0"."""
+    api: str = ""
+    """The contract's protobuf package, "ditserve.v1"."""
+    build: dict[str, str] = field(default_factory=dict)
+    """Versions of what runs the models: "python", "torch", "diffusers", ..."""
+
+
+@dataclass(frozen=True)
+class LoraInfo:
+    """One LoRA adapter the engine loaded for a model."""
+
+    name: str
+    """Name to pass in `loras=`."""
+    source: str
+    """The file or directory it was loaded from."""
+    rank: int
+    """Its largest rank over its layers."""
+    layers: int
+    """How many layers of the model it adapts."""
+    components: tuple[str, ...]
+    """The pipeline components it adapts, e.g. ("transformer",)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +76,18 @@ class ModelInfo:
     """Where it was loaded from: a local directory, or "builtin"."""
     num_transformer_blocks: int
     """Number of transformer blocks the cache can split."""
+    parameters: tuple[str, ...] = ()
+    """Request parameters beyond the common ones it takes: "strength", "controlnet_conditioning_scale"."""
+    required_roles: tuple[str, ...] = ()
+    """Roles of `input_roles` that every request must send."""
+    default_strength: float | None = None
+    """Strength when a request sends none (image-to-image and inpainting models); None otherwise."""
+    control_images: int = 0
+    """Control images every request must send (one per ControlNet); 0 for models without one."""
+    loras: tuple[LoraInfo, ...] = ()
+    """The LoRA adapters loaded for this model."""
+    max_loras_per_request: int = 0
+    """Most adapters one request may combine; 0 when the model has none."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +116,10 @@ class Limits:
     """Largest request message, in bytes."""
     max_queue: int
     """Requests that may wait at once; beyond it calls fail with ResourceExhaustedError."""
+    max_input_pixels: int = 0
+    """Largest input image, width x height from its header."""
+    max_queued_input_pixels: int = 0
+    """Decoded input-image pixels waiting requests may hold together."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +130,8 @@ class ModelList:
     """Every served model."""
     limits: Limits
     """The engine's request limits."""
+    server: ServerInfo = field(default_factory=ServerInfo)
+    """The engine's name, version and build."""
 
     @property
     def default(self) -> ModelInfo | None:
@@ -141,6 +190,8 @@ class ModelStats:
     """Unix epoch milliseconds of the last finished request; 0 when none yet."""
     cancelled_steps: int = 0
     """Denoising steps run by requests that were then cancelled."""
+    lora_requests: Mapping[str, int] = field(default_factory=dict)
+    """Requests that finished successfully with each LoRA adapter, by name."""
     compile_graphs: int = 0
     """With --compile: graphs built for the transformer's repeated blocks (warm-up included)."""
     compiled_calls: int = 0
@@ -163,3 +214,7 @@ class Stats:
     """Seconds since the engine started."""
     device: str
     """The engine's device, e.g. "cuda:0" or "cpu"."""
+    engine_id: str = ""
+    """The engine's id (see `Result.engine_id`)."""
+    server: ServerInfo = field(default_factory=ServerInfo)
+    """The engine's name, version and build."""

@@ -129,6 +129,19 @@ class APIError(DitServeError):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(message={self.message!r}, code={self.code.name}, request_id={self.request_id!r})"
 
+    @property
+    def reason(self) -> str | None:
+        """The engine's reason for the error, from its google.rpc.ErrorInfo: "QUEUE_FULL",
+        "DEVICE_OUT_OF_MEMORY", "MODEL_NOT_FOUND", "INVALID_REQUEST", ...; None when it sent none."""
+        infos = self._find_details(error_details_pb2.ErrorInfo)
+        return infos[0].reason if infos else None
+
+    @property
+    def domain(self) -> str | None:
+        """The ErrorInfo's domain ("ditserve" for the engine's own errors); None when it sent none."""
+        infos = self._find_details(error_details_pb2.ErrorInfo)
+        return infos[0].domain if infos else None
+
     def _find_details(self, kind: type[Message]) -> list[Any]:
         return [d for d in self.details if isinstance(d, kind)]
 

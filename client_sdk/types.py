@@ -14,10 +14,11 @@ import hashlib
 import io
 import os
 import pathlib
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from client_sdk._info import Duration, Limits, ModelInfo, ModelList, ModelStats, Stats
+from client_sdk._info import Duration, Limits, LoraInfo, ModelInfo, ModelList, ModelStats, ServerInfo, Stats
 from client_sdk._proto import engine_pb2
 
 if TYPE_CHECKING:
@@ -37,13 +38,18 @@ __all__ = [
     "Preview",
     "Completed",
     "Event",
+    "LoraInfo",
     "ModelInfo",
     "Limits",
     "ModelList",
     "Duration",
     "ModelStats",
+    "ServerInfo",
     "Stats",
 ]
+
+DEFAULT_NAME = "{seed}-{index}"
+"""The default file name template of `Result.save` and `ditserve generate --name`."""
 
 _EXTENSION_BY_MIME = {
     "image/png": "png",
@@ -110,11 +116,19 @@ class CachePolicy:
     cfg_diff_compute_separate: bool | None = None
     """False: the CFG branch reuses the conditional branch's diff of the same step."""
     cache_type: str = ""
-    """"dbcache" (default: one decision per step) or "dbprune" (one decision per block)."""
+    """"dbcache" (default: one decision per step), "dbprune" (one decision per block), "teacache"
+    (accumulated change of the first block's modulated input) or "magcache" (calibrated curve of
+    residual magnitude ratios)."""
     non_prune_block_ids: tuple[int, ...] | None = None
     """DBPrune: block indices that always run."""
     enable_dynamic_prune_threshold: bool | None = None
     """DBPrune: relax the threshold per step from the step's first diffs."""
+    teacache_coefficients: tuple[float, ...] | None = None
+    """TeaCache: rescaling polynomial, highest power first; None = the model's calibration."""
+    magcache_ratios: tuple[float, ...] | None = None
+    """MagCache: magnitude ratio per step of a calibration run; None = the model's calibration."""
+    magcache_retention_ratio: float | None = None
+    """MagCache: leading fraction of the steps that always compute (default 0.2)."""
 
     def to_proto(self) -> engine_pb2.CachePolicy:
         """The policy as a `ditserve.v1.CachePolicy`, with None fields left unset."""
@@ -137,33 +151,48 @@ class CachePolicy:
             "max_accumulated_residual_diff_threshold",
             "cfg_diff_compute_separate",
             "enable_dynamic_prune_threshold",
+            "magcache_retention_ratio",
         ):
             value = getattr(self, name)
             if value is not None:
                 setattr(msg, name, value)
         if self.steps_computation_mask is not None:
             msg.steps_computation_mask.extend(self.steps_computation_mask)
-        if self.non_prune_block_ids is not None:
-            msg.non_prune_block_ids.extend(self.non_prune_block_ids)
+        for name in ("non_prune_block_ids", "teacache_coefficients", "magcache_ratios"):
+            values = getattr(self, name)
+            if values is not None:
+                getattr(msg, name).extend(values)
         return msg
 
     @classmethod
     def parse(cls, text: str) -> CachePolicy:
         """A policy from ``PRESET`` or ``PRESET:field=value,...`` (lists as ``1/1/0/1``).
 
-        ``fast``, ``dbcache:residual_diff_threshold=0.2,taylorseer_order=1``. Raises
-        ValueError naming the part it cannot read.
+        ``fast``, ``dbcache:residual_diff_threshold=0.2,taylorseer_order=1``. Field names
+        are also read in cache-dit's spellings: its config names in any case
+        (``Fn_compute_blocks``, ``Bn_compute_blocks``), with dashes for underscores
+        (``max-warmup-steps``), and its command line's short names (``Fn``, ``Bn``,
+        ``rdt``, ``mcc``). The preset may be a cache-dit tag, as cache-dit and the
+        engine print it: ``F1B0_W8I1M0MC3_R0.12`` or ``DBCache_F8B0_W4MC3_R0.08``
+        (a DBCache policy with those fields; ``M0`` and ``MC0`` mean no cap).
+        Raises ValueError naming the part it cannot read; an unknown field name
+        lists the valid ones.
         """
         preset, _, rest = text.strip().partition(":")
-        values: dict[str, Any] = {}
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = dict(_parse_tag(preset.strip()))
+        if values:
+            preset = "dbcache"
+        types = {f.name: f.type for f in dataclasses.fields(cls) if f.name != "preset"}
         for item in filter(None, (part.strip() for part in rest.split(","))):
-            name, sep, raw = (x.strip() for x in item.partition("="))
-            if not sep or name not in types or name == "preset":
-                raise ValueError(f"{item!r} is not FIELD=VALUE with a cache policy field")
+            key, sep, raw = (x.strip() for x in item.partition("="))
+            if not sep:
+                raise ValueError(f"{item!r} is not FIELD=VALUE")
+            name = _field_name(key, types)
             kind = str(types[name])
             try:
-                if "tuple" in kind:
+                if "tuple[float" in kind:
+                    values[name] = tuple(float(x) for x in raw.split("/") if x)
+                elif "tuple" in kind:
                     values[name] = tuple(int(x) for x in raw.split("/") if x)
                 elif "bool" in kind:
                     if raw.lower() not in ("true", "false", "1", "0"):
@@ -180,6 +209,53 @@ class CachePolicy:
         return cls(preset=preset.strip(), **values)
 
 
+#: cache-dit's command-line short names (``cache_dit.generate --Fn 1 --Bn 0 --rdt 0.12 --mcc 3``).
+CACHE_DIT_SHORT_NAMES = {
+    "Fn": "fn_compute_blocks",
+    "Bn": "bn_compute_blocks",
+    "rdt": "residual_diff_threshold",
+    "mcc": "max_continuous_cached_steps",
+}
+_TAG = re.compile(
+    r"(?:DBCache_)?F(?P<fn>\d+)B(?P<bn>\d+)"
+    r"(?:_W(?P<warmup>\d+)(?:I(?P<interval>\d+))?(?:M(?P<max_cached>\d+))?(?:MC(?P<mcc>\d+))?)?"
+    r"(?:_R(?P<rdt>[0-9.]+))?",
+    re.IGNORECASE,
+)
+
+
+def _parse_tag(text: str) -> dict[str, Any]:
+    """The DBCache fields of a cache-dit tag (``F1B0_W8I1M0MC3_R0.12``); {} when ``text`` is not one."""
+    match = _TAG.fullmatch(text)
+    if match is None:
+        return {}
+    parts = match.groupdict()
+    values: dict[str, Any] = {"fn_compute_blocks": int(parts["fn"]), "bn_compute_blocks": int(parts["bn"])}
+    if parts["warmup"] is not None:
+        values["max_warmup_steps"] = int(parts["warmup"])
+    if parts["interval"] is not None:
+        values["warmup_interval"] = int(parts["interval"])
+    # cache-dit prints max(0, cap): 0 stands for "no cap" (-1), a cap of 0 would never cache.
+    if parts["max_cached"] is not None:
+        values["max_cached_steps"] = int(parts["max_cached"]) or -1
+    if parts["mcc"] is not None:
+        values["max_continuous_cached_steps"] = int(parts["mcc"]) or -1
+    if parts["rdt"] is not None:
+        values["residual_diff_threshold"] = float(parts["rdt"])
+    return values
+
+
+def _field_name(key: str, types: dict[str, Any]) -> str:
+    """The CachePolicy field a key names, in our or cache-dit's spelling; ValueError listing the valid ones."""
+    name = key.replace("-", "_").lower()
+    name = {k.lower(): v for k, v in CACHE_DIT_SHORT_NAMES.items()}.get(name, name)
+    if name not in types:
+        valid = ", ".join(types)
+        short = ", ".join(f"{k} ({v})" for k, v in CACHE_DIT_SHORT_NAMES.items())
+        raise ValueError(f"unknown cache policy field {key!r}; valid fields: {valid}; cache-dit's short names: {short}")
+    return name
+
+
 @dataclass(frozen=True)
 class InputImage:
     """An image passed to editing, fill, image-to-video or reference models."""
@@ -188,15 +264,22 @@ class InputImage:
     """PNG or JPEG bytes."""
     role: str = "image"
     """What the image is for: "image", "mask", "reference" or "control"."""
+    controlnet_conditioning_scale: float | None = None
+    """For a "control" image: how strongly its ControlNet steers; None = the engine's 1.0."""
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike[str], role: str = "image") -> InputImage:
+    def from_path(
+        cls, path: str | os.PathLike[str], role: str = "image", controlnet_conditioning_scale: float | None = None
+    ) -> InputImage:
         """Reads an image file as it is, without decoding it."""
-        return cls(data=pathlib.Path(path).read_bytes(), role=role)
+        return cls(pathlib.Path(path).read_bytes(), role, controlnet_conditioning_scale)
 
     def to_proto(self) -> engine_pb2.InputImage:
         """The image as a `ditserve.v1.InputImage`."""
-        return engine_pb2.InputImage(data=self.data, role=self.role)
+        message = engine_pb2.InputImage(data=self.data, role=self.role)
+        if self.controlnet_conditioning_scale is not None:
+            message.controlnet_conditioning_scale = self.controlnet_conditioning_scale
+        return message
 
 
 # --- results -----------------------------------------------------------------
@@ -258,6 +341,8 @@ class StepStat:
     """The unconditional CFG branch's residual diff; None when none was computed."""
     pruned_blocks: int | None = None
     """DBPrune: blocks that reused their stored residual; None for other cache types."""
+    calibrated: bool | None = None
+    """Cached step with a calibrator: True when it forecast the residual, False when it reused it as is."""
 
 
 @dataclass(frozen=True)
@@ -312,17 +397,51 @@ class Result:
     """The request id (the caller's, or the one the engine assigned)."""
     model: str
     """The model that ran the request."""
+    engine_id: str = ""
+    """The engine that ran it (its host or pod name and start time; empty from engines before 0.2)."""
+    loras: tuple[tuple[str, float], ...] = ()
+    """The LoRA adapters the outputs were made with, as (name, scale) sorted by name; empty for the base model."""
 
     @property
     def images(self) -> list[PILImage.Image]:
         """Every output decoded as a PIL image (needs Pillow; fails on video outputs)."""
         return [output.image for output in self.outputs]
 
-    def save(self, directory: str | os.PathLike[str], stem: str = "output") -> list[pathlib.Path]:
-        """Writes the outputs as `<stem>-<i>.<ext>` into `directory` (created if needed)."""
+    def file_names(self, name: str = DEFAULT_NAME) -> list[str]:
+        """The file name of each output under the template `name` (see `save`), extension included.
+
+        Raises ValueError for a placeholder other than {request_id}, {seed}, {index} and {model},
+        and for a template that gives two outputs the same name.
+        """
+        names = []
+        for index, output in enumerate(self.outputs):
+            fields = {"request_id": self.request_id, "seed": self.seed, "index": index, "model": self.model}
+            try:
+                stem = name.format(**fields)
+            except (KeyError, IndexError, ValueError) as err:
+                raise ValueError(
+                    f"bad output name template {name!r} ({err}); it may use {{request_id}}, {{seed}}, {{index}} "
+                    "and {model}"
+                ) from None
+            if not stem or "/" in stem or stem in (".", ".."):
+                raise ValueError(f"output name template {name!r} gives the file name {stem!r}")
+            names.append(f"{stem}.{output.extension}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"output name template {name!r} gives several outputs the same name; add {{index}}")
+        return names
+
+    def save(self, directory: str | os.PathLike[str], name: str = DEFAULT_NAME) -> list[pathlib.Path]:
+        """Writes each output to `directory` (created if needed) as `<name>.<ext>` and returns the paths.
+
+        `name` is a template with the placeholders {request_id}, {seed}, {index} (the output's
+        position, from 0) and {model}; the default, "{seed}-{index}", gives two runs with the same
+        seeds the same names (what `ditserve metrics psnr A B` pairs) and overwrites a file of that
+        name. Raises ValueError for a bad template (see `file_names`).
+        """
         folder = pathlib.Path(directory)
+        names = self.file_names(name)
         folder.mkdir(parents=True, exist_ok=True)
-        return [output.save(folder / f"{stem}-{i}.{output.extension}") for i, output in enumerate(self.outputs)]
+        return [output.save(folder / file) for file, output in zip(names, self.outputs, strict=True)]
 
 
 # --- stream events -----------------------------------------------------------
@@ -336,6 +455,8 @@ class Queued:
     """Requests ahead of this one; 0 means next to run."""
     request_id: str
     """The request id (the caller's, or the one the engine assigned)."""
+    engine_id: str = ""
+    """The engine that accepted the request (see `Result.engine_id`)."""
 
 
 @dataclass(frozen=True)
@@ -348,6 +469,8 @@ class Started:
     """Total denoising steps."""
     queue_ms: float
     """Milliseconds spent queued."""
+    engine_id: str = ""
+    """The engine that runs the request (see `Result.engine_id`)."""
 
 
 @dataclass(frozen=True)
@@ -374,6 +497,8 @@ class Step:
     """Milliseconds this step took."""
     pruned_blocks: int | None = None
     """DBPrune: blocks that reused their stored residual; None for other cache types."""
+    calibrated: bool | None = None
+    """Cached step with a calibrator: True when it forecast the residual, False when it reused it as is."""
 
 
 @dataclass(frozen=True)

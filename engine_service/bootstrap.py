@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from engine_service.config import BatchingConfig, Limits
 
 if TYPE_CHECKING:
+    from engine_service.models.lora import LoraSource
     from engine_service.quant import SpeedConfig
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,17 @@ def parse_model_arg(value: str) -> ModelSource:
     if not sep or not name or not path:
         raise ValueError(f"--model expects NAME=PATH, got {value!r}")
     return ModelSource(name=name, path=path)
+
+
+def _loras_by_model(loras: Sequence[LoraSource], names: list[str], default_model: str) -> dict[str, list[LoraSource]]:
+    """The adapters of each model, in order; ValueError for a model that is not served."""
+    grouped: dict[str, list[LoraSource]] = {}
+    for source in loras:
+        model = source.model or default_model
+        if model not in names:
+            raise ValueError(f"--lora {source.name}: no model named {model!r} (models: {', '.join(names)})")
+        grouped.setdefault(model, []).append(source)
+    return grouped
 
 
 def parse_size(value: str) -> tuple[int, int]:
@@ -78,6 +91,8 @@ def build_engine(
     compile_cache: str | os.PathLike[str] | None = None,
     parallel=None,
     lockstep=None,
+    loras: Sequence[LoraSource] = (),
+    max_loras_per_request: int | None = None,
 ):
     """Load every model and return an AsyncEngine (not started). No source = the builtin default.
 
@@ -85,17 +100,31 @@ def build_engine(
     against the device before anything loads. ``warmup_sizes`` are run before SERVING (the
     model's default size when empty). ``compile_cache`` is a directory that keeps compiled
     graphs across restarts. With ``parallel`` (a ParallelConfig, inside a process group) every
-    model's transformer is split across the ranks; ``lockstep`` makes the engine hand its calls
-    to the other ranks.
+    model's transformer is split across the ranks; with ``lockstep`` (rank 0's transport) the
+    engine runs every call on all ranks (``runtime.executor.LockstepExecutor``). ``loras`` are
+    LoRA adapters loaded into their model (the default model when a source names none), which a
+    request may combine up to ``max_loras_per_request``; one that does not fit its model raises
+    LoraLoadError naming its file (default of ``max_loras_per_request``:
+    ``models.lora.DEFAULT_MAX_LORAS_PER_REQUEST``).
     """
     # Never reach for a model hub: every model comes from a local directory or from code.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
     from engine_service.models import load_builtin_default, load_local_model
+    from engine_service.models.lora import DEFAULT_MAX_LORAS_PER_REQUEST, load_loras
+    from engine_service.models.lora import check_quantize as check_lora_quantize
     from engine_service.quant import CompileCache, SpeedConfig, check_speed
     from engine_service.runtime.engine import AsyncEngine
+    from engine_service.runtime.executor import LockstepExecutor
 
+    limits = limits or Limits()
+    for width, height in warmup_sizes:
+        if width > limits.max_width or height > limits.max_height or width * height > limits.max_pixels:
+            raise ValueError(
+                f"--warmup-size {width}x{height} exceeds the limits (--max-width {limits.max_width}, "
+                f"--max-height {limits.max_height}, --max-pixels {limits.max_pixels})"
+            )
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     sources = sources or [ModelSource(name="default")]
@@ -109,6 +138,14 @@ def build_engine(
             check_speed(config, torch_device, torch_dtype)
         except ValueError as err:
             raise type(err)(f"model {name!r}: {err}") from err
+    loras_of = _loras_by_model(loras, names, default_model or names[0])
+    per_request = DEFAULT_MAX_LORAS_PER_REQUEST if max_loras_per_request is None else max_loras_per_request
+    if per_request < 1:
+        raise ValueError(f"--max-loras-per-request must be at least 1, got {per_request}")
+    if loras_of and parallel is not None and parallel.enabled:
+        raise ValueError("--lora with --parallel is not supported yet: adapters load into one process's model")
+    for name in loras_of:
+        check_lora_quantize(speeds[name].quantize, name)
     cache = None
     if compile_cache is not None:
         cache = CompileCache(compile_cache)
@@ -127,7 +164,16 @@ def build_engine(
             factor = model.spatial_factor
             if width % factor or height % factor:
                 raise ValueError(f"--warmup-size {width}x{height}: model {source.name!r} needs multiples of {factor}")
-        models[source.name] = dataclasses.replace(model, warmup_sizes=tuple(warmup_sizes))
+        adapters = None
+        if source.name in loras_of:
+            adapters = load_loras(
+                source.name,
+                model.pipeline,
+                loras_of[source.name],
+                max_per_request=per_request,
+                compiled=config.compile,
+            )
+        models[source.name] = dataclasses.replace(model, warmup_sizes=tuple(warmup_sizes), loras=adapters)
     default_model = default_model or names[0]
     if default_model not in models:
         raise ValueError(f"--default-model {default_model!r} is not among the loaded models: {', '.join(names)}")
@@ -140,9 +186,9 @@ def build_engine(
     return AsyncEngine(
         models,
         default_model,
-        limits or Limits(),
+        limits,
         str(torch_device),
         batching,
         compile_cache=cache,
-        lockstep=lockstep,
+        executor=LockstepExecutor(models, lockstep) if lockstep is not None and lockstep.is_leader else None,
     )

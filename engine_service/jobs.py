@@ -20,6 +20,15 @@ NO_CACHE_TAG = "none"
 DEFAULT_FPS = 16
 
 
+def denoising_steps(num_inference_steps: int, strength: float | None) -> int:
+    """Steps an image-to-image pipeline runs for ``num_inference_steps`` at ``strength``: diffusers
+    starts its schedule at ``int(steps - min(steps * strength, steps))``. Without a strength, all."""
+    if strength is None:
+        return num_inference_steps
+    start = int(max(num_inference_steps - min(num_inference_steps * strength, num_inference_steps), 0))
+    return num_inference_steps - start
+
+
 class OutputFormat(enum.Enum):
     """Encodings the engine produces."""
 
@@ -55,6 +64,18 @@ class JobSpec:
     """The cache configuration to run with; ``None`` = no caching."""
     runs_alone: bool = False
     """Never batched with other jobs (its model's pipeline takes a single random generator)."""
+    loras: tuple[tuple[str, float], ...] = ()
+    """LoRA adapters to run with, as (name, scale) pairs sorted by name, none at scale 0; empty = the base model."""
+    strength: float | None = None
+    """Image-to-image / inpainting strength in (0, 1]; ``None`` for models that take none."""
+    controlnet_conditioning_scales: tuple[float, ...] = ()
+    """One ControlNet conditioning scale per ``"control"`` input image, in request order."""
+
+    @property
+    def denoising_steps(self) -> int:
+        """Steps the pipeline runs: ``num_inference_steps``, or with a strength the last part of its
+        schedule, as diffusers' image-to-image pipelines cut it (``get_timesteps``)."""
+        return denoising_steps(self.num_inference_steps, self.strength)
 
     @property
     def cache_tag(self) -> str:
@@ -103,6 +124,8 @@ class StepEvent:
     cfg_cached: bool | None = None
     cfg_residual_diff: float | None = None
     pruned_blocks: int | None = None
+    calibrated: bool | None = None
+    """On a cached step with a calibrator: whether it forecast the residual (False: reused as is)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +160,8 @@ class StepRecord:
     cfg_cached: bool | None = None
     cfg_residual_diff: float | None = None
     pruned_blocks: int | None = None
+    calibrated: bool | None = None
+    """On a cached step with a calibrator: whether it forecast the residual (False: reused as is)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +189,8 @@ class JobResult:
     timings: Timings
     pruned_ratio: float | None = None
     """Pruned over prunable blocks (DBPrune); ``None`` for other policies."""
+    loras: tuple[tuple[str, float], ...] = ()
+    """The LoRA adapters the outputs were made with, as (name, scale) pairs."""
 
     @property
     def cached_steps(self) -> int:

@@ -79,24 +79,42 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def image_pairs(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> list[tuple[pathlib.Path, pathlib.Path]]:
-    """Two files, or the images of the same name in two folders (every image must have its partner)."""
+def image_pairs(
+    a: str | os.PathLike[str], b: str | os.PathLike[str], unpaired: list[str] | None = None
+) -> list[tuple[pathlib.Path, pathlib.Path]]:
+    """Two files, or the images of two folders paired by name.
+
+    Images pair by file name without its extension (``7-0.png`` with ``7-0.jpg``), which is what
+    ``ditserve generate`` runs with the same seeds write (``{seed}-{index}``); two folders of one
+    image each pair whatever the names. Images without a partner are appended to ``unpaired``
+    (when given) and skipped; no pair at all is a ValueError naming them.
+    """
     a, b = pathlib.Path(a), pathlib.Path(b)
     if a.is_file() and b.is_file():
         return [(a, b)]
     if a.is_dir() and b.is_dir():
-        names_a = {p.name for p in a.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-        names_b = {p.name for p in b.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-        unmatched = sorted(names_a ^ names_b)
-        if unmatched:
-            raise ValueError(f"images without a partner of the same name: {', '.join(unmatched)}")
-        if not names_a:
-            raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {a}")
-        return [(a / name, b / name) for name in sorted(names_a)]
+        images_a = {p.stem: p for p in sorted(a.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+        images_b = {p.stem: p for p in sorted(b.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+        if not images_a or not images_b:
+            raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {a if not images_a else b}")
+        if len(images_a) == len(images_b) == 1:
+            return [(next(iter(images_a.values())), next(iter(images_b.values())))]
+        common = sorted(images_a.keys() & images_b.keys())
+        lonely = sorted(
+            [str(images_a[stem]) for stem in images_a.keys() - images_b.keys()]
+            + [str(images_b[stem]) for stem in images_b.keys() - images_a.keys()]
+        )
+        if not common:
+            raise ValueError(f"no image in {a} has a partner of the same name in {b}: {', '.join(lonely)}")
+        if unpaired is not None:
+            unpaired.extend(lonely)
+        return [(images_a[stem], images_b[stem]) for stem in common]
     raise ValueError(f"expected two image files or two folders, got {a} and {b}")
 
 
-def compare(metric: str, a: str | os.PathLike[str], b: str | os.PathLike[str]) -> list[tuple[str, float]]:
-    """``metric`` ("psnr" or "ssim") for each image pair of ``a`` and ``b``, by file name."""
+def compare(
+    metric: str, a: str | os.PathLike[str], b: str | os.PathLike[str], unpaired: list[str] | None = None
+) -> list[tuple[str, float]]:
+    """``metric`` ("psnr" or "ssim") for each image pair of ``a`` and ``b`` (see ``image_pairs``)."""
     function = METRICS[metric]
-    return [(pa.name, function(load_image(pa), load_image(pb))) for pa, pb in image_pairs(a, b)]
+    return [(pa.name, function(load_image(pa), load_image(pb))) for pa, pb in image_pairs(a, b, unpaired)]

@@ -11,6 +11,7 @@
 #                  pip download -d wheels --python-version 3.12 --only-binary=:all: --no-deps \
 #                      diffusers torchao cache-dit ...
 # --results FILE where the parts append their rows (default: bench_gpu_results.jsonl; removed first)
+# PYTHON (environment): the interpreter (default: .venv/bin/python when there is one, else python3).
 # --cpu          a check of the whole run on any machine: a small model (--tiny), the eager compile backend,
 #                the GPU-only parts skipped
 # --parts LIST   the parts to run (default: all of scripts/bench_gpu.py's PARTS)
@@ -20,7 +21,7 @@
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
-python=${PYTHON:-python3}
+python=${PYTHON:-$( [[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3 )}
 wheels=""
 results=bench_gpu_results.jsonl
 cpu=0

@@ -195,7 +195,8 @@ def _text_encoders() -> dict:
 
 
 def _case_run(case, mode: str | None, speed=None, cache_plan=None, steps: int | None = None, size=None) -> dict:
-    """The tiny case's request run once through the engine's worker, split as ``mode`` says (None: whole).
+    """The tiny case's request run once through the engine's local executor, split as ``mode`` says
+    (None: whole).
 
     Returns the output images (frames of a video) and, as evidence of the split, per transformer that
     ran (Wan 2.2: two experts): the tokens reaching its output projection on this rank, and whether
@@ -204,7 +205,6 @@ def _case_run(case, mode: str | None, speed=None, cache_plan=None, steps: int | 
     """
     import dataclasses
     import io
-    import threading
 
     import numpy as np
     from PIL import Image
@@ -218,7 +218,8 @@ def _case_run(case, mode: str | None, speed=None, cache_plan=None, steps: int | 
     from engine_service.parallel import ParallelConfig
     from engine_service.parallel.ranks import parallelize_models
     from engine_service.runtime.engine import warmup_spec
-    from engine_service.runtime.worker import Member, Worker
+    from engine_service.runtime.executor import LocalExecutor
+    from engine_service.runtime.worker import Member
 
     device = torch.device("cpu")
     model = model_from_pipeline(case.name, case.build(), device, case.defaults, speed, defer_speed=mode is not None)
@@ -257,7 +258,8 @@ def _case_run(case, mode: str | None, speed=None, cache_plan=None, steps: int | 
             )
         ),
     )
-    (result,) = Worker({case.name: model}).run([Member(spec, threading.Event(), lambda _event: None)])
+    (decoded,) = LocalExecutor({case.name: model}).execute([Member(spec)])
+    result = decoded.encode()
     for hook in hooks:
         hook.remove()
     return {

@@ -119,7 +119,8 @@ def test_generate_takes_a_cache_policy_and_prints_each_decision(cli_server, tmp_
     assert result.returncode == 0, result.stderr
     assert "computed 1 / cached 2 of 3 steps, policy DBCache_F1B0_W1I1M0MC3_R1.0" in result.stdout
     bad = _run(["generate", "a cat", "--target", address, "--cache", "fast:warp=1"])
-    assert bad.returncode == 2 and "--cache" in bad.stderr and "warp=1" in bad.stderr
+    assert bad.returncode == 2 and "--cache" in bad.stderr and "'warp'" in bad.stderr
+    assert "valid fields: fn_compute_blocks" in bad.stderr
 
 
 def test_serve_refuses_an_unknown_default_cache_policy():
@@ -134,10 +135,17 @@ def test_generate_reports_a_bad_request_clearly(cli_server):
     assert "width" in result.stderr and "multiple of 8" in result.stderr
 
 
+def test_generate_sends_the_strength_the_model_then_refuses(cli_server):
+    _, address = cli_server
+    result = _run(["generate", "a cat", "--target", address, "--strength", "0.5"])
+    assert result.returncode == 1
+    assert "strength" in result.stderr and "takes no strength" in result.stderr
+
+
 def test_sigterm_stops_the_server_cleanly(cli_server):
     process, address = cli_server
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 0, process.stdout.read()
+    assert process.wait(timeout=120) == 0, process.stdout.read()
 
 
 def test_sigterm_drains_running_and_queued_work_then_exits_0():
@@ -169,7 +177,8 @@ def _drain(process: subprocess.Popen, address: str) -> None:
     streams: dict[str, list] = {"running": [], "queued": []}
 
     def consume(name: str, steps: int) -> None:
-        with Client(address, timeout=120) as client:
+        # A generous deadline: the running request must outlast the drain, not race a busy machine.
+        with Client(address, timeout=600) as client:
             try:
                 streams[name].extend(client.stream("a cat", width=256, height=256, num_inference_steps=steps))
             except errors.DitServeError as err:
@@ -201,7 +210,7 @@ def _drain(process: subprocess.Popen, address: str) -> None:
     with Client(address, timeout=10) as client, pytest.raises(errors.UnavailableError):
         client.generate("a cat", width=64, height=64, num_inference_steps=2)
     for thread in threads.values():
-        thread.join(60)
+        thread.join(600)
     assert isinstance(streams["running"][-1], Completed), streams["running"][-1]
     assert isinstance(streams["queued"][-1], Completed), streams["queued"][-1]
     assert process.wait(timeout=60) == 0, process.stdout.read()
@@ -263,3 +272,22 @@ def test_demo_generates_and_saves_an_image(tmp_path):
     # Its default prompt is "a yellow triangle on a blue background".
     image = np.asarray(Image.open(saved[0]).convert("RGB"))
     assert shapes.centre_and_corner_colours(image) == ("yellow", ["blue"] * 4)
+
+
+def test_calibrate_cache_writes_teacache_and_magcache_data_into_the_model_directory(local_model_dir, tmp_path):
+    import json
+    import shutil
+
+    directory = tmp_path / "model"
+    shutil.copytree(local_model_dir, directory)
+    (directory / "ditserve.json").write_text(json.dumps({"steps": 6}))
+    result = _run(["calibrate-cache", str(directory), "--steps", "6", "--prompts", "2", "--device", "cpu"], 300)
+    assert result.returncode == 0, result.stderr
+    written = json.loads((directory / "ditserve.json").read_text())
+    assert written["steps"] == 6  # the other keys stay
+    calibration = written["cache"]
+    assert calibration["steps"] == 6 and calibration["runs"] == 2 and len(calibration["magcache_ratios"]) == 6
+    assert len(calibration["teacache_coefficients"]) == 2 and calibration["magcache_ratios"][0] == 1.0
+    assert all(r > 0 for r in calibration["magcache_ratios"])
+    missing = _run(["calibrate-cache", str(tmp_path / "nowhere"), "--device", "cpu"])
+    assert missing.returncode == 2 and "model_index.json" in missing.stderr

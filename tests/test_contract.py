@@ -98,5 +98,5 @@ def test_the_base_install_is_the_client_only():
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     base = {dep.split(">")[0].split("=")[0].split("<")[0].strip().lower() for dep in project["dependencies"]}
-    assert base == {"grpcio", "grpcio-status", "protobuf", "tqdm"}
+    assert base == {"grpcio", "grpcio-status", "grpcio-health-checking", "protobuf", "tqdm"}
     assert "torch==2.13.0" in project["optional-dependencies"]["engine"]

@@ -4,9 +4,11 @@ Each case (tests/tiny_families) is served by its own engine on a free port and
 asked three times through the SDK: without cache (streamed, with a preview
 after every step where the family has previews), with residual threshold 0
 (must give the uncached output bit for bit) and with threshold 1 (every step
-after warmup is cached: all but one per expert). Outputs are checked for kind and shape.
-Requests the family's rules refuse (a frame count off its rule, a missing required
-input image) get INVALID_ARGUMENT naming the field, and the engine keeps serving.
+after warmup is cached: all but one per expert; an image-to-image pipeline runs only
+the steps its strength leaves). Outputs are checked for kind and shape. Requests the
+family's rules refuse (a frame count off its rule, a missing required input image, a
+strength out of range or for a model without one, a mask of another size than its
+image) get INVALID_ARGUMENT naming the field, and the engine keeps serving.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from client_sdk import CachePolicy, Client, Completed, InputImage, Preview
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import Limits, ServerConfig
-from engine_service.jobs import JobSpec, OutputFormat
+from engine_service.jobs import JobSpec, OutputFormat, denoising_steps
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
 from engine_service.models.registry import ModelLoadError, load_local_model
@@ -49,13 +51,24 @@ ALWAYS_CACHE = CachePolicy(
 )
 
 
-def _bad_requests(family, frames: int, images: list[InputImage]) -> list[tuple[dict, str]]:
+def _bad_requests(family, frames: int, images: list[InputImage], case_inputs=()) -> list[tuple[dict, str]]:
     """Requests the family's rules refuse, with the field each must be refused for."""
     bad = []
     if family.output_kind == "video" and (family.frame_stride > 1 or family.frame_counts is not None):
         bad.append(({"num_frames": frames + 1}, "num_frames"))
     if family.required_roles:
         bad.append(({"input_images": [i for i in images if i.role not in family.required_roles]}, "input_images"))
+    if family.default_strength is not None:
+        bad.append(({"strength": 1.5}, "strength"))
+    else:
+        bad.append(({"strength": 0.5}, "strength"))
+    masks = [index for index, image in enumerate(images) if image.role == "mask"]
+    if masks:
+        # Twice the image's width: large enough for any model's smallest input, not the image's size.
+        image_size = next(size for role, size in case_inputs if role == "image")
+        wrong_mask = input_image("mask", (2 * image_size[0], image_size[1]))
+        wrong = [wrong_mask if image.role == "mask" else image for image in images]
+        bad.append(({"input_images": wrong}, f"input_images[{masks[0]}].data"))
     return bad
 
 
@@ -107,13 +120,13 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         plain = next(event.result for event in events if isinstance(event, Completed))
         never = client.generate("a red circle", cache=NEVER_CACHE, **request)
         always = client.generate("a red circle", cache=ALWAYS_CACHE, **{**request, "output_format": None})
-        bad = _bad_requests(model.family, model.default_frames, request["input_images"])
+        bad = _bad_requests(model.family, model.default_frames, request["input_images"], case.inputs)
         refused = [_violated_fields(client, {**request, **fields}) for fields, _ in bad]
         again = client.generate("a red circle", **request)  # still serving, same output
 
     assert refused == [{field} for _, field in bad]
     assert [o.sha256 for o in again.outputs] == [o.sha256 for o in plain.outputs]
-    steps = model.default_steps
+    steps = denoising_steps(model.default_steps, model.family.default_strength)
     frames = model.default_frames if video else 1
     previews = [event for event in events if isinstance(event, Preview)]
     assert [p.step for p in previews] == (list(range(steps - 1)) if previews_every else [])

@@ -90,8 +90,20 @@ def test_cli_compares_two_files_and_two_folders(tmp_path, capsys):
     assert lines[0].split()[1] == f"{values[0]:.4f}" and lines[2].split()[1] == f"{np.mean(values):.4f}"
 
 
-def test_cli_refuses_folders_whose_images_do_not_pair_up(tmp_path, capsys):
-    _save(tmp_path / "full" / "x.png", _image(7))
-    _save(tmp_path / "cached" / "z.png", _image(7))
-    assert cli.main(["metrics", "psnr", str(tmp_path / "full"), str(tmp_path / "cached")]) == 2
-    assert "x.png, z.png" in capsys.readouterr().err
+def test_cli_pairs_folders_by_name_without_extension_and_reports_the_rest(tmp_path, capsys):
+    _save(tmp_path / "full" / "7-0.png", _image(7))
+    _save(tmp_path / "full" / "8-0.png", _image(8))
+    _save(tmp_path / "cached" / "7-0.webp", _image(7))
+    assert cli.main(["metrics", "psnr", str(tmp_path / "full"), str(tmp_path / "cached")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split()[0] == "7-0.png" and "8-0.png" in captured.err
+
+
+def test_cli_pairs_two_single_images_and_refuses_folders_that_share_no_name(tmp_path, capsys):
+    _save(tmp_path / "one" / "a1b2.png", _image(7))
+    _save(tmp_path / "two" / "c3d4.png", _offset(_image(7), 4))
+    assert cli.main(["metrics", "psnr", str(tmp_path / "one"), str(tmp_path / "two")]) == 0
+    assert f"{psnr(_image(7), _offset(_image(7), 4)):.4f} dB" in capsys.readouterr().out
+    _save(tmp_path / "one" / "x.png", _image(7))
+    assert cli.main(["metrics", "psnr", str(tmp_path / "one"), str(tmp_path / "two")]) == 2
+    assert "no image" in capsys.readouterr().err

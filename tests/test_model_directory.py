@@ -43,3 +43,14 @@ def test_a_bad_defaults_file_fails_loading_naming_it(model_copy, text, named):
     with pytest.raises(ModelLoadError) as raised:
         _load(model_copy)
     assert "ditserve.json" in str(raised.value) and named in str(raised.value)
+
+
+def test_a_missing_directory_is_named_as_missing(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        _load(tmp_path / "nowhere")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ModelLoadError, match="is a file"):
+        _load(tmp_path / "file")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="no model_index.json"):
+        _load(tmp_path / "empty")

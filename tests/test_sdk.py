@@ -31,7 +31,7 @@ def test_generate_returns_pil_images_and_metadata(client):
 
 def test_result_save_writes_files(client, tmp_path):
     result = client.generate("a cat", width=64, height=64, num_inference_steps=2, output_format="jpeg")
-    paths = result.save(tmp_path / "out", stem="cat")
+    paths = result.save(tmp_path / "out", name="cat-{index}")
     assert [p.name for p in paths] == ["cat-0.jpg"] and paths[0].read_bytes() == result.outputs[0].data
 
 

@@ -37,8 +37,8 @@ from client_sdk._core import (
     CHANNEL_OPTIONS,
     StreamAssembler,
     build_request,
+    check_health,
     merge_channel_options,
-    parse_health_status,
 )
 from client_sdk._proto import engine_pb2 as pb
 
@@ -153,11 +153,109 @@ def test_caller_channel_options_override_defaults():
     assert merged["grpc.max_receive_message_length"] == dict(CHANNEL_OPTIONS)["grpc.max_receive_message_length"]
 
 
-def test_parse_health_status():
-    assert parse_health_status(b"\x08\x01") == 1  # SERVING
-    assert parse_health_status(b"\x08\x02") == 2  # NOT_SERVING
-    assert parse_health_status(b"") == 0
-    assert parse_health_status(b"\x12\x02ab\x08\x01") == 1  # an unknown length-delimited field first
+def test_health_statuses_read_with_the_health_checking_messages():
+    from grpc_health.v1 import health_pb2
+
+    status = health_pb2.HealthCheckResponse
+    assert check_health(status.SERVING, "t", "") is None
+    assert check_health(status.NOT_SERVING, "t", "") == "health status NOT_SERVING"
+    assert check_health(status.SERVICE_UNKNOWN, "t", "") == "health status SERVICE_UNKNOWN"
+    with pytest.raises(errors.NotFoundError, match="no model named 'flux'"):
+        check_health(status.SERVICE_UNKNOWN, "t", "flux")
+
+
+def test_input_images_from_pil_numpy_pairs_and_mappings(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    def decoded(item):
+        image = Image.open(io.BytesIO(item.data))
+        return item.role, image.size, image.getpixel((0, 0))
+
+    pil = Image.new("RGB", (6, 4), (255, 0, 0))
+    array = np.zeros((4, 6, 3), np.uint8)
+    array[..., 1] = 255
+    path = tmp_path / "mask.png"
+    Image.new("L", (6, 4), 9).save(path)
+    request = build_request("x", input_images=[pil, ("mask", array), ("reference", path)])
+    assert [decoded(i) for i in request.input_images] == [
+        ("image", (6, 4), (255, 0, 0)),
+        ("mask", (6, 4), (0, 255, 0)),
+        ("reference", (6, 4), 9),
+    ]
+    assert [decoded(i) for i in build_request("x", input_images=pil).input_images] == [("image", (6, 4), (255, 0, 0))]
+    assert [decoded(i) for i in build_request("x", input_images=("mask", pil)).input_images] == [
+        ("mask", (6, 4), (255, 0, 0))
+    ]
+    by_role = build_request("x", input_images={"image": array, "mask": InputImage(b"m")}).input_images
+    assert [(i.role, i.data[:4]) for i in by_role] == [("image", b"\x89PNG"), ("mask", b"m")]
+    with pytest.raises(ValueError, match="uint8"):
+        build_request("x", input_images=array.astype(np.float32))
+    with pytest.raises(ValueError, match="H x W x 3"):
+        build_request("x", input_images=np.zeros((2, 4, 6, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("dbcache:Fn_compute_blocks=4", CachePolicy(preset="dbcache", fn_compute_blocks=4)),
+        ("dbcache:Fn=2,Bn=1,rdt=0.2,mcc=-1", CachePolicy("dbcache", 2, 1, 0.2, max_continuous_cached_steps=-1)),
+        ("fast:max-warmup-steps=2", CachePolicy(preset="fast", max_warmup_steps=2)),
+        (
+            "F1B0_W8I1M0MC3_R0.12",
+            CachePolicy("dbcache", 1, 0, 0.12, 8, 1, max_cached_steps=-1, max_continuous_cached_steps=3),
+        ),
+        (
+            "DBCache_F8B0_W4MC3_R0.08:taylorseer_order=1",
+            CachePolicy("dbcache", 8, 0, 0.08, 4, max_continuous_cached_steps=3, taylorseer_order=1),
+        ),
+    ],
+)
+def test_cache_policy_parse_reads_cache_dit_spellings_and_tags(text, expected):
+    assert CachePolicy.parse(text) == expected
+
+
+def test_cache_policy_parse_lists_the_valid_fields_for_an_unknown_one():
+    with pytest.raises(
+        ValueError, match="unknown cache policy field 'warp'; valid fields: fn_compute_blocks, "
+    ) as info:
+        CachePolicy.parse("fast:warp=1")
+    assert "rdt (residual_diff_threshold)" in str(info.value)
+    request = build_request("x", cache="dbcache:Fn=3")
+    assert request.cache.preset == "dbcache" and request.cache.fn_compute_blocks == 3
+
+
+def test_retry_policy_honours_retry_info_within_its_bounds():
+    import random
+
+    from client_sdk.retry import RetryPolicy, next_wait
+
+    def error(cls, seconds=None, reason=""):
+        details = []
+        if seconds is not None:
+            delay = duration_pb2.Duration()
+            delay.FromMilliseconds(int(seconds * 1000))
+            details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+        if reason:
+            details.append(error_details_pb2.ErrorInfo(reason=reason, domain="ditserve"))
+        return cls("x", details=tuple(details))
+
+    policy = RetryPolicy(max_attempts=3, initial_backoff_s=0.5, max_backoff_s=4.0, jitter=0.25)
+    rng = random.Random(0)
+    queue_full = error(errors.ResourceExhaustedError, 2.0, "QUEUE_FULL")
+    waits = [policy.delay(1, queue_full, rng) for _ in range(200)]
+    assert 2.0 <= min(waits) and max(waits) <= 2.5 and len({round(w, 6) for w in waits}) > 100
+    assert policy.delay(1, error(errors.ResourceExhaustedError, 60.0), rng) == 4.0
+    backoffs = [policy.delay(3, error(errors.UnavailableError), rng) for _ in range(200)]
+    assert 0.0 <= min(backoffs) and max(backoffs) <= 2.0
+    assert next_wait(policy, 1, queue_full, None, 0.0) is not None
+    assert next_wait(policy, 3, queue_full, None, 0.0) is None, "max_attempts counts the first call"
+    assert next_wait(policy, 1, queue_full, 1.0, 0.0) is None, "no wait runs past the deadline"
+    assert next_wait(None, 1, queue_full, None, 0.0) is None, "off unless asked for"
+    out_of_memory = error(errors.ResourceExhaustedError, reason="DEVICE_OUT_OF_MEMORY")
+    for never in (out_of_memory, error(errors.InvalidArgumentError), error(errors.InternalError)):
+        assert next_wait(policy, 1, never, None, 0.0) is None
+    assert next_wait(policy, 1, error(errors.UnavailableError, reason="RANK_LOST"), None, 0.0) is None
 
 
 # --- stream reassembly ---------------------------------------------------------
@@ -349,12 +447,18 @@ def _result(*outputs):
     return Result(tuple(outputs), stats, Timings(1, 2, 3, 4, 5, 15), seed=1, request_id="r", model="m")
 
 
-def test_result_save_names_files_by_stem_and_extension(tmp_path):
+def test_result_save_names_files_by_template_and_extension(tmp_path):
     result = _result(_output(b"a", "image/png"), _output(b"b", "image/jpeg"), _output(b"c", "video/mp4"))
-    paths = result.save(tmp_path / "new" / "dir", stem="cat")
-    assert [p.name for p in paths] == ["cat-0.png", "cat-1.jpg", "cat-2.mp4"]
+    paths = result.save(tmp_path / "new" / "dir", name="cat-{request_id}-{index}")
+    assert [p.name for p in paths] == ["cat-r-0.png", "cat-r-1.jpg", "cat-r-2.mp4"]
     assert [p.read_bytes() for p in paths] == [b"a", b"b", b"c"]
+    assert [p.name for p in result.save(tmp_path)] == ["1-0.png", "1-1.jpg", "1-2.mp4"], "default {seed}-{index}"
     assert "data" not in repr(result.outputs[0])
+    for bad, words in (("{prompt}", "may use"), ("{seed}/x", "file name")):
+        with pytest.raises(ValueError, match=words):
+            result.save(tmp_path, name=bad)
+    with pytest.raises(ValueError, match="same name"):
+        _result(_output(b"a", "image/png"), _output(b"b", "image/png")).save(tmp_path, name="{seed}")
 
 
 def test_output_image_decodes_with_pillow_and_refuses_video():

@@ -1,8 +1,8 @@
 """Bearer-token auth and TLS through the SDK, with certificates made here.
 
 One server speaks TLS and requires a token; another requires client certificates
-(mutual TLS). Health stays open without a token; everything else, reflection
-included, answers UNAUTHENTICATED without the right one.
+(mutual TLS). Health and reflection stay open without a token (grpcurl's health
+check needs reflection); every Engine method answers UNAUTHENTICATED without the right one.
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ def test_a_missing_or_wrong_token_is_unauthenticated(tls_server, pki, token):
         with pytest.raises(errors.UnauthenticatedError) as info:
             client.generate("a cat", **SMALL)
         assert ("missing" if token is None else "invalid") in info.value.message
+        assert info.value.reason == "UNAUTHENTICATED" and info.value.request_id
         with pytest.raises(errors.UnauthenticatedError):
             list(client.stream("a cat", **SMALL))
         with pytest.raises(errors.UnauthenticatedError):
@@ -118,19 +119,52 @@ def test_a_missing_or_wrong_token_is_unauthenticated(tls_server, pki, token):
         assert client.generate("a cat", **SMALL).outputs, "the server still serves the right token"
 
 
-def test_reflection_needs_the_token_too(tls_server, pki):
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+def test_the_bearer_scheme_is_case_insensitive(tls_server, pki, scheme):
+    from client_sdk._proto import engine_pb2, engine_pb2_grpc
+
+    credentials = grpc.ssl_channel_credentials(root_certificates=pki["ca"])
+    with grpc.secure_channel(tls_server.address, credentials) as channel:
+        stub = engine_pb2_grpc.EngineStub(channel)
+        reply = stub.ListModels(
+            engine_pb2.ListModelsRequest(), timeout=10, metadata=(("authorization", f"{scheme} {TOKEN}"),)
+        )
+        assert [m.name for m in reply.models] == ["default"]
+        with pytest.raises(grpc.RpcError) as info:
+            stub.ListModels(engine_pb2.ListModelsRequest(), timeout=10, metadata=(("authorization", f"Basic {TOKEN}"),))
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_an_empty_token_is_refused():
+    from engine_service.config import ServerConfig
+
+    for token in ("", "  "):
+        with pytest.raises(ValueError, match="must not be empty"):
+            ServerConfig(auth_token=token)
+
+
+def test_health_and_reflection_work_without_the_token_as_grpcurl_uses_them(tls_server, pki):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
     credentials = grpc.ssl_channel_credentials(root_certificates=pki["ca"])
     with grpc.secure_channel(tls_server.address, credentials) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        ask = reflection_pb2.ServerReflectionRequest(file_containing_symbol="grpc.health.v1.Health")
+        (reply,) = list(stub.ServerReflectionInfo(iter([ask]), timeout=10))
+        assert reply.file_descriptor_response.file_descriptor_proto
         ask = reflection_pb2.ServerReflectionRequest(list_services="")
-        with pytest.raises(grpc.RpcError) as info:
-            list(stub.ServerReflectionInfo(iter([ask]), timeout=10))
-        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        replies = list(
-            stub.ServerReflectionInfo(iter([ask]), timeout=10, metadata=(("authorization", f"Bearer {TOKEN}"),))
-        )
-        names = {s.name for s in replies[0].list_services_response.service}
+        names = {
+            s.name for r in stub.ServerReflectionInfo(iter([ask]), timeout=10) for s in r.list_services_response.service
+        }
         assert "ditserve.v1.Engine" in names
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = health.Check(health_pb2.HealthCheckRequest(service="ditserve.v1.Engine"), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        engine = channel.unary_unary("/ditserve.v1.Engine/Generate")
+        with pytest.raises(grpc.RpcError) as info:
+            engine(b"", timeout=10, metadata=(("x-request-id", "no-token-1"),))
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert dict(info.value.trailing_metadata())["x-request-id"] == "no-token-1"
 
 
 def test_a_plaintext_client_cannot_talk_to_a_tls_server(tls_server):

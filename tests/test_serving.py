@@ -102,18 +102,19 @@ class _Background:
 
 
 @pytest.mark.parametrize(
-    ("guidance", "error", "words"),
+    ("guidance", "error", "words", "reason"),
     [
-        (BUG_GUIDANCE, errors.InternalError, "injected pipeline failure"),
-        (OOM_GUIDANCE, errors.ResourceExhaustedError, "out of memory"),
+        (BUG_GUIDANCE, errors.InternalError, "injected pipeline failure", "PIPELINE_FAILED"),
+        (OOM_GUIDANCE, errors.ResourceExhaustedError, "out of memory", "DEVICE_OUT_OF_MEMORY"),
     ],
 )
-def test_a_pipeline_failure_fails_that_request_only(client, guidance, error, words):
+def test_a_pipeline_failure_fails_that_request_only(client, guidance, error, words, reason):
     before = client.generate("a cat", seed=5, **SMALL)
     failures = client.stats().models[0].failure.count
     with pytest.raises(error) as info:
         client.generate("a cat", seed=5, guidance_scale=guidance, request_id=f"boom-{guidance:g}", **SMALL)
     assert words in info.value.message and info.value.request_id == f"boom-{guidance:g}"
+    assert info.value.reason == reason and info.value.domain == "ditserve"
     client.wait_ready(timeout=5)  # still SERVING
     after = client.generate("a cat", seed=5, **SMALL)
     assert after.outputs[0].data == before.outputs[0].data, "the failure left state behind"
@@ -129,13 +130,43 @@ def test_a_full_queue_answers_resource_exhausted_with_a_retry_hint(client):
     with pytest.raises(errors.ResourceExhaustedError) as info:
         client.generate("a cat", **SMALL)
     assert info.value.retry_after is not None and info.value.retry_after >= 1.0
-    assert "queue is full" in info.value.message
+    assert "queue is full" in info.value.message and info.value.reason == "QUEUE_FULL"
     client.cancel("q-blocker")
     blocker.join()
     waiter.join()
     assert isinstance(blocker.error, errors.RequestCancelledError)
     assert waiter.error is None and waiter.events[-1].result.outputs
     assert client.generate("a cat", **SMALL).outputs, "the queue drained and takes work again"
+
+
+def test_a_retrying_call_waits_out_a_full_queue(client):
+    from client_sdk import RetryPolicy
+
+    blocker = _Background(client, request_id="r-blocker", **LONG)
+    _wait_for(lambda: blocker.steps() >= 1)
+    waiter = _Background(client, request_id="r-waiter", **SMALL)
+    waiter.wait_for(Queued)
+    rejected = client.stats().models[0].rejected
+    outcome: list = []
+    policy = RetryPolicy(max_attempts=5, initial_backoff_s=0.2, max_backoff_s=3.0)
+
+    def patient() -> None:
+        try:
+            outcome.append(client.generate("a cat", retry=policy, timeout=120, **SMALL))
+        except errors.DitServeError as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=patient)
+    thread.start()
+    _wait_for(lambda: client.stats().models[0].rejected > rejected)  # refused once: the queue is full
+    assert not outcome, outcome
+    client.cancel("r-blocker")
+    thread.join(120)
+    blocker.join()
+    waiter.join()
+    assert len(outcome) == 1 and outcome[0].outputs, outcome
+    with pytest.raises(ValueError, match="max_attempts"):
+        RetryPolicy(max_attempts=0)
 
 
 def test_a_deadline_that_passes_while_queued_removes_the_request(client):

@@ -1,4 +1,4 @@
-"""Cache acceleration for diffusion transformers: DBCache, DBPrune, step masks, calibrators.
+"""Cache acceleration for diffusion transformers: DBCache, DBPrune, TeaCache, MagCache, step masks, calibrators.
 
 Usable on its own, without the server::
 
@@ -16,7 +16,13 @@ Names, fields and defaults follow cache-dit 1.5, so code written for it migrates
 by changing the import. See docs/caching.md for the exact semantics.
 """
 
-from engine_service.cache.adapter import BLOCK_LAYOUTS, LAYOUT_PATTERNS, PER_BLOCK_LAYOUTS, BlockAdapter
+from engine_service.cache.adapter import (
+    BLOCK_LAYOUTS,
+    HINTED_LAYOUTS,
+    LAYOUT_PATTERNS,
+    PER_BLOCK_LAYOUTS,
+    BlockAdapter,
+)
 from engine_service.cache.api import (
     disable_cache,
     enable_cache,
@@ -27,6 +33,7 @@ from engine_service.cache.api import (
     strify,
     summary,
 )
+from engine_service.cache.calibration import IndicatorCalibration, calibrate
 from engine_service.cache.calibrators import FoCaCalibrator, TaylorSeerCalibrator
 from engine_service.cache.config import (
     BasicCacheConfig,
@@ -35,8 +42,10 @@ from engine_service.cache.config import (
     DBCacheConfig,
     DBPruneConfig,
     FoCaCalibratorConfig,
+    MagCacheConfig,
     ParamsModifier,
     TaylorSeerCalibratorConfig,
+    TeaCacheConfig,
 )
 from engine_service.cache.context import StepOutcome
 from engine_service.cache.masks import MASK_POLICIES, StepsMask, steps_mask
@@ -47,6 +56,7 @@ __all__ = [
     "BLOCK_LAYOUTS",
     "LAYOUT_PATTERNS",
     "PER_BLOCK_LAYOUTS",
+    "HINTED_LAYOUTS",
     "MASK_POLICIES",
     "BasicCacheConfig",
     "BlockAdapter",
@@ -58,12 +68,16 @@ __all__ = [
     "FoCaCalibrator",
     "FoCaCalibratorConfig",
     "ForwardPattern",
+    "IndicatorCalibration",
+    "MagCacheConfig",
     "ParamsModifier",
     "PatternError",
     "StepOutcome",
     "StepsMask",
     "TaylorSeerCalibrator",
     "TaylorSeerCalibratorConfig",
+    "TeaCacheConfig",
+    "calibrate",
     "detect_forward_pattern",
     "disable_cache",
     "enable_cache",

@@ -15,6 +15,8 @@ whole list. Some do work between their blocks (long skip connections, a fresh
 per-block input concatenated and cut off again): for those, listed in
 :data:`PER_BLOCK_LAYOUTS`, the transformer's own loop keeps running and the cache
 stands in for each block, so that work happens exactly as without a cache.
+Loops that add hints after blocks (ControlNet residuals, VACE hints; see
+:data:`HINTED_LAYOUTS`) are cached per block too, by a runner that places the hints.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "FluxTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
     "HunyuanVideoTransformer3DModel": (("transformer_blocks", "single_transformer_blocks"),),
     "OvisImageTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
+    # Its VACE blocks compute the control hints before the main loop: they are no part of the stack.
+    "WanVACETransformer3DModel": (("blocks",),),
     # Not merged: the lists' blocks have different patterns. (Its caption projections are no blocks.)
     "HiDreamImageTransformer2DModel": (("double_stream_blocks",), ("single_stream_blocks",)),
 }
@@ -53,6 +57,21 @@ PER_BLOCK_LAYOUTS: frozenset[str] = frozenset(
 )
 
 
+#: Transformers whose loop adds a hint to the hidden states after some of their blocks: Wan VACE
+#: (its control hints after each of its ``vace_layers``). Any transformer of a pipeline with a
+#: ``controlnet`` component is one too (FLUX, Qwen-Image, SD3... add the ControlNet's residuals
+#: after their blocks). The cache stands in for each block of those and places the hints (see
+#: ``PerBlockHintedCachedBlocks``).
+HINTED_LAYOUTS: frozenset[str] = frozenset({"WanVACETransformer3DModel"})
+#: Pipeline components whose presence means the transformer's loop adds hints between blocks.
+HINT_COMPONENTS: tuple[str, ...] = ("controlnet",)
+
+
+def pipeline_adds_hints(pipe: Any) -> bool:
+    """Whether ``pipe`` feeds its transformer residuals added between blocks (it has a ControlNet)."""
+    return any(isinstance(getattr(pipe, name, None), torch.nn.Module) for name in HINT_COMPONENTS)
+
+
 @dataclasses.dataclass
 class BlockAdapter:
     """Says where a model's blocks are, when the defaults do not.
@@ -68,6 +87,9 @@ class BlockAdapter:
       ``None`` detects it from the transformer calls per scheduler step.
     - ``per_block``: keep the transformer's own loop and stand in for each block (for loops
       that work between blocks); ``None`` = only for the transformers in ``PER_BLOCK_LAYOUTS``.
+    - ``hints``: the transformer's loop adds hints (ControlNet residuals, VACE hints) to the
+      hidden states after blocks; implies ``per_block``. ``None`` = for a pipeline with a
+      ``controlnet`` component and for the transformers in ``HINTED_LAYOUTS``.
     """
 
     pipe: Any = None
@@ -78,6 +100,7 @@ class BlockAdapter:
     params_modifiers: list[ParamsModifier] | None = None
     has_separate_cfg: bool | None = None
     per_block: bool | None = None
+    hints: bool | None = None
 
     def transformers(self) -> list[torch.nn.Module]:
         if self.transformer is not None:
@@ -97,9 +120,12 @@ class BlockAdapter:
             given = patterns[index]
             if given is None and kind in LAYOUT_PATTERNS and groups == default_groups(transformer):
                 given = LAYOUT_PATTERNS[kind]
+            hints = self.hints
+            if hints is None:
+                hints = kind in HINTED_LAYOUTS or (self.pipe is not None and pipeline_adds_hints(self.pipe))
             per_block = self.per_block if self.per_block is not None else kind in PER_BLOCK_LAYOUTS
             for group, pattern in zip(groups, _per_group(given, len(groups)), strict=True):
-                specs.append(GroupSpec(transformer, index, group, pattern, per_block))
+                specs.append(GroupSpec(transformer, index, group, pattern, per_block or hints, hints))
         return specs
 
     def _names_per_transformer(self, transformers: list[torch.nn.Module]) -> list[tuple[tuple[str, ...], ...]]:
@@ -123,6 +149,8 @@ class GroupSpec:
     pattern: ForwardPattern | None
     per_block: bool = False
     """Stand in for each block and let the transformer's loop run (see ``PER_BLOCK_LAYOUTS``)."""
+    hints: bool = False
+    """The loop adds hints to the hidden states after blocks (see ``HINTED_LAYOUTS``); implies per block."""
 
     @property
     def name(self) -> str:
@@ -212,11 +240,14 @@ def groups_for(target: Any, adapter: BlockAdapter | None) -> list[GroupSpec]:
 
 __all__ = [
     "BLOCK_LAYOUTS",
+    "HINTED_LAYOUTS",
+    "HINT_COMPONENTS",
     "LAYOUT_PATTERNS",
     "PER_BLOCK_LAYOUTS",
     "BlockAdapter",
     "GroupSpec",
     "default_groups",
     "groups_for",
+    "pipeline_adds_hints",
     "pipeline_transformers",
 ]

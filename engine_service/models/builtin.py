@@ -20,3 +20,6 @@ BUILTIN_CALL_DEFAULTS = {"max_sequence_length": 16}
 #: It was trained at 64x64 and draws well at 20 steps. It has no guidance embedding (like
 #: FLUX.1-schnell), so the guidance scale has no effect.
 BUILTIN_DEFAULTS = {"width": 64, "height": 64, "steps": 20, "guidance_scale": 1.0}
+#: LoRA adapters trained by this project for the builtin model (``scripts/train_demo_lora.py``), by name:
+#: ``outline`` draws each shape as a (rough) outline, its inside in the background colour.
+BUILTIN_LORAS = {"outline": BUILTIN_DIR.parent / "demo_loras" / "outline"}

@@ -26,4 +26,20 @@ def image_of(jobs: Sequence[JobSpec], role: str) -> Any | None:
     return found[0] if found else None
 
 
-__all__ = ["image_of", "images_of"]
+def controlnet_count(pipe: Any) -> int:
+    """ControlNets of a pipeline: the nets of a multi-ControlNet model (``nets``), else one."""
+    nets = getattr(pipe.controlnet, "nets", None)
+    return len(nets) if nets is not None else 1
+
+
+def control_kwargs(pipe: Any, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """``control_image`` and ``controlnet_conditioning_scale`` for a ControlNet pipeline: one image
+    and scale for a single ControlNet, lists in ControlNet order for a multi-ControlNet model."""
+    images = images_of(jobs, "control")
+    scales = list(jobs[0].controlnet_conditioning_scales)
+    if getattr(pipe.controlnet, "nets", None) is None:
+        return {"control_image": images[0], "controlnet_conditioning_scale": scales[0]}
+    return {"control_image": images, "controlnet_conditioning_scale": scales}
+
+
+__all__ = ["control_kwargs", "controlnet_count", "image_of", "images_of"]

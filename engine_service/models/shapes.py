@@ -58,15 +58,29 @@ def _signed_distance(shape: str, x: np.ndarray, y: np.ndarray, size: float) -> n
     raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
 
 
-def draw(colour: str, shape: str, background: str, rng: np.random.Generator, size: int = IMAGE_SIZE) -> np.ndarray:
-    """One antialiased image (uint8, H x W x 3): the shape near the centre at a random size."""
+def draw(
+    colour: str,
+    shape: str,
+    background: str,
+    rng: np.random.Generator,
+    size: int = IMAGE_SIZE,
+    outline: float | None = None,
+) -> np.ndarray:
+    """One antialiased image (uint8, H x W x 3): the shape near the centre at a random size.
+
+    ``outline``: draw only a band of this many pixels (at 64x64) inside the shape's edge, the
+    inside left in the background colour (the demo LoRA's style); None = a filled shape."""
     low, high = SIZE_RANGES[shape]
     scale = size / IMAGE_SIZE
     centre = size / 2 + rng.uniform(-CENTRE_JITTER, CENTRE_JITTER, size=2) * scale
     extent = rng.uniform(low, high) * scale
     coords = np.arange(size) + 0.5
     x, y = np.meshgrid(coords - centre[0], coords - centre[1])
-    coverage = np.clip(0.5 - _signed_distance(shape, x, y, extent), 0.0, 1.0)[..., None]
+    distance = _signed_distance(shape, x, y, extent)
+    coverage = np.clip(0.5 - distance, 0.0, 1.0)
+    if outline is not None:
+        coverage = coverage - np.clip(0.5 - distance - outline * scale, 0.0, 1.0)
+    coverage = coverage[..., None]
     image = coverage * np.array(COLOURS[colour]) + (1 - coverage) * np.array(COLOURS[background])
     return np.round(image).astype(np.uint8)
 

@@ -32,6 +32,8 @@ LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torc
 PromptCheck = Callable[["DiffusionPipeline", str], "str | None"]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
+#: pipeline -> how many control images a request must send (one per ControlNet of the pipeline).
+ControlCount = Callable[["DiffusionPipeline"], int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +101,23 @@ class FamilySpec:
     step_end_callback: bool = True
     """Whether ``__call__`` takes ``callback_on_step_end``. Without it the engine follows the steps
     through the scheduler's ``step`` (progress events, cancellation, per-step cache outcomes)."""
+    default_strength: float | None = None
+    """For image-to-image and inpainting pipelines: the ``strength`` a request gets when it sends none
+    (the pipeline runs about ``strength x steps`` steps). ``None`` = the pipeline takes no strength, and
+    a request that sends one is INVALID_ARGUMENT."""
+    control_count: ControlCount | None = None
+    """For ControlNet pipelines: how many ``"control"`` images a request must send, each with its own
+    ``controlnet_conditioning_scale``. ``None`` = the pipeline has no ControlNet."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """Request parameters beyond the common ones that the family takes (``ModelInfo.parameters``)."""
+        found = []
+        if self.default_strength is not None:
+            found.append("strength")
+        if self.control_count is not None:
+            found.append("controlnet_conditioning_scale")
+        return tuple(found)

@@ -1,9 +1,9 @@
 """Keeping the ranks of one engine in lockstep.
 
-Rank 0 runs the gRPC server and the engine; every other rank runs
-:func:`follow`. Before each pipeline call rank 0 broadcasts the call's job
-specs; at every step boundary it broadcasts which jobs are cancelled, so every
-rank drops the same jobs at the same step; after each call all ranks meet at a
+The transport only: which process runs what is the runtime's business
+(``engine_service.runtime.executor``). Before each pipeline call rank 0
+broadcasts the call's job specs; at every step boundary it broadcasts which
+jobs are cancelled, so every rank drops the same jobs at the same step; after each call all ranks meet at a
 monitored barrier; an idle rank 0 sends a heartbeat (a barrier) every few
 seconds. Messages travel over gloo groups (CPU tensors, pickled
 specs) even when the pipeline's own collectives run on NCCL.
@@ -20,13 +20,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
 
-from engine_service.errors import EngineError, RankLost
+from engine_service.errors import RankLost
 from engine_service.jobs import JobSpec
 
 logger = logging.getLogger(__name__)
@@ -129,27 +128,3 @@ class Lockstep:
                 self.settle()
                 continue
             return None if box[0] == _STOP else box[0]
-
-
-def follow(models: Mapping, lockstep: Lockstep) -> None:
-    """A follower rank's life: run every call rank 0 announces, until it says stop."""
-    from engine_service.runtime.worker import Member, Worker
-
-    worker = Worker(models, lockstep)
-    logger.info("rank %d of %d following rank 0", lockstep.rank, lockstep.world_size)
-    while True:
-        specs = lockstep.receive()
-        if specs is None:
-            logger.info("rank %d: stopped by rank 0", lockstep.rank)
-            return
-        members = [Member(spec, threading.Event(), _ignore) for spec in specs]
-        try:
-            worker.run(members)
-        except RankLost:
-            raise
-        except EngineError as err:  # rank 0 has the same failure and reports it
-            logger.warning("rank %d: request failed: %s", lockstep.rank, err)
-
-
-def _ignore(_event) -> None:
-    return None

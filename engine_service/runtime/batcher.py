@@ -1,10 +1,11 @@
 """Dynamic batching: which queued jobs may share one pipeline call, and picking them.
 
 Jobs are compatible when everything that shapes the pipeline call itself is equal:
-the model, width, height, steps, frames, guidance scale and cache policy (the
-``BatchKey``). Prompt, seed, number of outputs, output format and previews stay
-per job: the worker passes one prompt and one seeded ``torch.Generator`` per
-output, so a job's noise, and hence its image, does not depend on its neighbours.
+the model, width, height, steps, frames, guidance scale, cache policy and LoRA
+adapter set with its scales (the ``BatchKey``). Prompt, seed, number of outputs,
+output format and previews stay per job: the worker passes one prompt and one
+seeded ``torch.Generator`` per output, so a job's noise, and hence its image, does
+not depend on its neighbours.
 
 Jobs with the same cache policy batch too: each job of the call is a sample group of
 the cache, with its own state and its own decision at every step, taken from its own
@@ -45,6 +46,8 @@ class BatchKey:
     num_frames: int
     guidance_scale: float
     cache_policy: str
+    loras: tuple[tuple[str, float], ...]
+    """The LoRA adapter set and scales: one set per call, so only identical sets batch."""
 
 
 def batch_key(spec: JobSpec) -> BatchKey | None:
@@ -63,6 +66,7 @@ def batch_key(spec: JobSpec) -> BatchKey | None:
         num_frames=spec.num_frames,
         guidance_scale=spec.guidance_scale,
         cache_policy=spec.cache_tag,
+        loras=spec.loras,
     )
 
 

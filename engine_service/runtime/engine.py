@@ -1,10 +1,17 @@
-"""The asynchronous engine: admission, the bounded FIFO queue, batching, one worker thread,
-per-job event streams, cancellation.
+"""The asynchronous engine core: admission, the bounded FIFO queue, batching, one device
+thread, per-job event streams, cancellation.
 
-Everything here runs on the server's event loop except ``Worker.run``, which runs
-in the engine's single worker thread (one device, one pipeline call at a time).
-The worker reports events through ``loop.call_soon_threadsafe``, so a job's
-events arrive in order and always before its completion.
+Everything here runs on the server's event loop except the executor's calls, which run
+in the engine's single device thread (one device, one pipeline call at a time). The
+core hands each batch to its ``Executor`` (``executor.py``: this process alone, or every
+rank of a multi-process engine in lockstep) and never knows which. The worker hands a
+call's step events over once per step (one ``loop.call_soon_threadsafe`` for the whole
+batch), so a job's events arrive in order and always before its completion; a job whose
+caller reads only the completion (a unary Generate) gets no step events made at all.
+
+A call's decoded outputs are encoded (PNG, JPEG, WebP, MP4) on a small pool of encoder
+threads while the device thread starts the next batch: a job counts as running until its
+outputs are encoded, and its completion comes after them.
 
 Cancellation (Cancel, a client that goes away, a deadline): a queued job leaves
 the queue at once. A running job alone in its pipeline call stops at the next
@@ -24,7 +31,6 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -35,6 +41,7 @@ from engine_service.errors import (
     EngineNotReady,
     JobCancelled,
     JobFailed,
+    JobOutOfMemory,
     QueueFull,
     RankLost,
     UnknownRequest,
@@ -47,24 +54,24 @@ from engine_service.jobs import (
     JobSpec,
     JobStatus,
     OutputFormat,
+    PreviewEvent,
     QueuedEvent,
     StartedEvent,
-    StepEvent,
 )
 from engine_service.models import LoadedModel
 from engine_service.quant import CompileCache
 from engine_service.runtime.batcher import Batcher
+from engine_service.runtime.executor import Executor, LocalExecutor
 from engine_service.runtime.metrics import EngineMetrics
 from engine_service.runtime.stats import StatsRecorder
-from engine_service.runtime.worker import Member, Worker
-
-if TYPE_CHECKING:
-    from engine_service.parallel.lockstep import Lockstep
+from engine_service.runtime.worker import Decoded, Member, Outcome, Report
 
 logger = logging.getLogger(__name__)
 
 #: Seconds shutdown waits for a cancelled running job to reach its next step boundary.
 STOP_WAIT_S = 30.0
+#: Threads that encode outputs off the device thread (PIL and ffmpeg release the GIL while they work).
+ENCODE_THREADS = 2
 
 
 @dataclasses.dataclass
@@ -72,6 +79,17 @@ class _Finished:
     """End-of-stream marker on a job's event queue; ``error`` is None on success."""
 
     error: EngineError | None
+
+
+class _EventQueue(asyncio.Queue):
+    """A job's undelivered events. A preview replaces an older undelivered one, so a client that
+    reads slowly (or not at all) makes the queue hold at most one preview; the other events are
+    bounded by the request's steps."""
+
+    def _put(self, item) -> None:
+        if isinstance(item, PreviewEvent):
+            self._queue = collections.deque(e for e in self._queue if not isinstance(e, PreviewEvent))
+        self._queue.append(item)
 
 
 @dataclasses.dataclass(eq=False)
@@ -86,12 +104,19 @@ class Job:
     started_at: float | None = None
     announced_position: int = -1
     cancel_reason: str = "cancelled"
-    steps_run: int = 0
-    """Denoising steps reported for this job so far."""
+    step_events: bool = True
+    """Whether the caller reads step and preview events (False: only the completion)."""
+    member: Member | None = None
+    """The job in its pipeline call, once it runs."""
 
     @property
     def request_id(self) -> str:
         return self.spec.request_id
+
+    @property
+    def steps_run(self) -> int:
+        """Denoising steps the job has run so far."""
+        return 0 if self.member is None else self.member.steps_done
 
     def elapsed_ms(self) -> float:
         """Milliseconds since the job was accepted."""
@@ -109,8 +134,11 @@ class AsyncEngine:
         device: str,
         batching: BatchingConfig | None = None,
         compile_cache: CompileCache | None = None,
-        lockstep: Lockstep | None = None,
+        executor: Executor | None = None,
+        encode_threads: int = ENCODE_THREADS,
     ):
+        """``encode_threads``: threads that encode outputs; 0 encodes them on the device thread
+        right after each call (the next call waits for it; for comparison)."""
         self.models = dict(models)
         self._compile_cache = compile_cache
         self.default_model = default_model
@@ -122,18 +150,29 @@ class AsyncEngine:
         compiled = {name: model.compile_stats for name, model in self.models.items()}
         self.stats = StatsRecorder(list(self.models), self.metrics, compiled)
         self._batcher = Batcher(self.batching, limits.max_outputs)
-        self.lockstep = lockstep
-        """Set on rank 0 of a multi-process engine: the other ranks run every call with it."""
-        self._worker = Worker(self.models, lockstep)
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ditserve-worker")
+        self.executor = executor or LocalExecutor(self.models)
+        """Runs the pipeline calls: in this process, or on every rank of a multi-process engine."""
+        self._device = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ditserve-worker")
         self._pending: collections.deque[Job] = collections.deque()
         self._by_id: dict[str, Job] = {}
+        self._encoders = (
+            concurrent.futures.ThreadPoolExecutor(max_workers=encode_threads, thread_name_prefix="ditserve-encode")
+            if encode_threads > 0
+            else None
+        )
         self._running: list[Job] = []
         """The jobs of the pipeline call in progress (cancelled ones leave it at once)."""
+        self._undelivered: set[Job] = set()
+        """Finished jobs whose caller has not yet taken the result: they count against ``max_queue``."""
+        self._step_s: float | None = None
+        """Recent seconds per denoising step (moving average over finished requests), for retry hints."""
+        self._encoding: dict[Job, asyncio.Task] = {}
+        """Jobs whose call is done and whose outputs are being encoded."""
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
         self._ready = False
         self._accepting = False
+        self._warming_up = False
         self.broken: str | None = None
         """Why the engine stopped serving for good (a rank of a multi-process engine was lost)."""
         self._broken_listeners: list[Callable[[str], None]] = []
@@ -146,14 +185,16 @@ class AsyncEngine:
         return self._ready and self._accepting
 
     async def start(self) -> None:
-        """Warm every model up in the worker thread (at each warm-up size: compiled models build
+        """Warm every model up in the device thread (at each warm-up size: compiled models build
         their graphs here), save the compile cache, then start taking jobs."""
         loop = asyncio.get_running_loop()
+        self._warming_up = True  # stays True when this coroutine is cancelled mid-warm-up
         for name, model in self.models.items():
             for spec in warmup_specs(model, self._batcher.max_samples):
-                await loop.run_in_executor(self._executor, self._worker.warm_up, name, spec)
+                await loop.run_in_executor(self._device, self._warm_up, name, spec)
+        self._warming_up = False
         if self._compile_cache is not None:
-            await loop.run_in_executor(self._executor, self._compile_cache.save)
+            await loop.run_in_executor(self._device, self._compile_cache.save)
         self._loop_task = asyncio.create_task(self._run_loop(), name="ditserve-engine-loop")
         self._ready = True
         self._accepting = True
@@ -176,11 +217,13 @@ class AsyncEngine:
         """Stop accepting; let queued and running jobs finish within ``grace_s``; cancel the rest."""
         self._accepting = False
         deadline = time.monotonic() + grace_s
-        while (self._pending or self._running) and time.monotonic() < deadline:
+        while (self._pending or self._running or self._encoding) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         reason = "cancelled: the engine is shutting down"
         for job in list(self._pending):
             self._cancel_queued(job, reason)
+        for job in list(self._encoding):
+            self.cancel_job(job, reason)
         stuck = False
         if self._running:
             for job in list(self._running):
@@ -200,21 +243,30 @@ class AsyncEngine:
                 await self._loop_task
             except asyncio.CancelledError:
                 pass
-        self._executor.shutdown(wait=not stuck, cancel_futures=True)
+        # An abandoned warm-up call may still run on the device thread: never wait for it.
+        self._device.shutdown(wait=not (stuck or self._warming_up), cancel_futures=True)
+        if self._encoders is not None:
+            self._encoders.shutdown(wait=False, cancel_futures=True)
 
     # -- admission and events ----------------------------------------------
 
-    def submit(self, spec: JobSpec) -> Job:
-        """Queue a validated job. Raises EngineNotReady, DuplicateRequestId or QueueFull."""
+    def submit(self, spec: JobSpec, *, step_events: bool = True) -> Job:
+        """Queue a validated job. Raises EngineNotReady, DuplicateRequestId or QueueFull.
+
+        ``step_events=False``: the caller reads only the job's completion (a unary call), so
+        no step or preview events are made for it; its result still carries every step's record.
+        """
         if self.broken is not None:
             raise EngineNotReady(f"the engine is not serving: {self.broken}")
         if not self.ready:
             raise EngineNotReady("the engine is not serving (warming up or shutting down)")
         if spec.request_id in self._by_id:
             raise DuplicateRequestId(spec.request_id)
-        if len(self._pending) >= self.limits.max_queue:
+        if len(self._pending) + len(self._undelivered) >= self.limits.max_queue:
             raise QueueFull(self.limits.max_queue, retry_after=self._retry_hint_s())
-        job = Job(spec=spec, events=asyncio.Queue())
+        if self._pending and self._queued_input_pixels() + _input_pixels(spec) > self.limits.max_queued_input_pixels:
+            raise QueueFull(self.limits.max_queue, retry_after=self._retry_hint_s())
+        job = Job(spec=spec, events=_EventQueue(), step_events=step_events)
         self._pending.append(job)
         self._by_id[spec.request_id] = job
         self._announce_positions()
@@ -222,14 +274,20 @@ class AsyncEngine:
         return job
 
     async def events(self, job: Job) -> AsyncIterator[JobEvent]:
-        """The job's events in order, ending with CompletedEvent; raises JobCancelled or JobFailed."""
-        while True:
-            item = await job.events.get()
-            if isinstance(item, _Finished):
-                if item.error is not None:
-                    raise item.error
-                return
-            yield item
+        """The job's events in order, ending with CompletedEvent; raises JobCancelled or JobFailed.
+
+        A finished job counts against ``max_queue`` until this iterator ends or is closed.
+        """
+        try:
+            while True:
+                item = await job.events.get()
+                if isinstance(item, _Finished):
+                    if item.error is not None:
+                        raise item.error
+                    return
+                yield item
+        finally:
+            self._undelivered.discard(job)
 
     def cancel(self, request_id: str) -> str:
         """Cancel by id: ``"queued"`` (removed now) or ``"running"`` (stops at the next step)."""
@@ -246,19 +304,25 @@ class AsyncEngine:
         if job.status is JobStatus.RUNNING:
             job.cancel_reason = reason
             job.cancel_event.set()
-            if any(other is not job and not other.cancel_event.is_set() for other in self._running):
+            encoding = self._encoding.pop(job, None)
+            if encoding is not None:
+                # Its call is over: it leaves now, and its outputs are dropped when encoded.
+                encoding.cancel()
+                self._finish_cancelled(job)
+            elif any(other is not job and not other.cancel_event.is_set() for other in self._running):
                 # Others keep the pipeline call going: this job leaves it now, its outputs are dropped.
                 self._finish_cancelled(job)
             return "running"
+        self._undelivered.discard(job)  # its caller went away: the result will never be taken
         return job.status.name.lower()
 
     def run_on_worker(self, fn, *args) -> concurrent.futures.Future:
-        """Run ``fn(*args)`` on the engine's worker thread, between jobs (benchmarks, maintenance).
+        """Run ``fn(*args)`` on the engine's device thread, between jobs (benchmarks, maintenance).
 
         All device work of the engine happens on this one thread: on CPU, a second thread
         running torch ops brings a second OpenMP pool, and the two pools slow each other down.
         """
-        return self._executor.submit(fn, *args)
+        return self._device.submit(fn, *args)
 
     @property
     def queue_depth(self) -> int:
@@ -266,7 +330,9 @@ class AsyncEngine:
 
     @property
     def running(self) -> int:
-        return sum(1 for job in self._running if job.status is JobStatus.RUNNING)
+        """Jobs in the pipeline call in progress or having their outputs encoded."""
+        on_device = sum(1 for job in self._running if job.status is JobStatus.RUNNING)
+        return on_device + len(self._encoding)
 
     # -- internals ---------------------------------------------------------
 
@@ -303,8 +369,16 @@ class AsyncEngine:
                 job.announced_position = position
                 job.events.put_nowait(QueuedEvent(position=position, request_id=job.request_id))
 
+    def _queued_input_pixels(self) -> int:
+        return sum(_input_pixels(job.spec) for job in self._pending)
+
     def _retry_hint_s(self) -> float:
-        """A retry delay: the mean successful request time so far times the queue length, at least 1 s."""
+        """A retry delay: the steps left of the running and queued jobs at the recent time per step
+        (before any request finished, the mean successful request time times the queue length); at least 1 s."""
+        if self._step_s is not None:
+            left = sum(max(0, job.spec.denoising_steps - job.steps_run) for job in self._running)
+            left += sum(job.spec.denoising_steps for job in self._pending)
+            return max(1.0, left * self._step_s)
         done = [c.success for c in self.stats.models.values() if c.success.count]
         mean_s = sum(d.total_ms for d in done) / max(1, sum(d.count for d in done)) / 1000.0
         return max(1.0, mean_s * max(1, len(self._pending)))
@@ -314,11 +388,11 @@ class AsyncEngine:
         while True:
             if not self._pending:
                 self._wakeup.clear()
-                if self.lockstep is None:
+                if self.executor.heartbeat_s is None:
                     await self._wakeup.wait()
                     continue
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), self.lockstep.heartbeat_s)
+                    await asyncio.wait_for(self._wakeup.wait(), self.executor.heartbeat_s)
                 except asyncio.TimeoutError:
                     await self._heartbeat(loop)
                 continue
@@ -336,11 +410,11 @@ class AsyncEngine:
             await self._run_batch(loop, batch)
 
     async def _heartbeat(self, loop: asyncio.AbstractEventLoop) -> None:
-        """While idle, check that every rank of a multi-process engine still answers."""
+        """While idle, check that every process the executor needs still answers."""
         if self.broken is not None:
             return
         try:
-            await loop.run_in_executor(self._executor, self.lockstep.heartbeat)
+            await loop.run_in_executor(self._device, self.executor.check)
         except RankLost as err:
             self._break(str(err))
 
@@ -352,15 +426,17 @@ class AsyncEngine:
             job.started_at = started_at
             queue_ms = (started_at - job.accepted_at) * 1000.0
             job.events.put_nowait(
-                StartedEvent(seed=job.spec.seed, total_steps=job.spec.num_inference_steps, queue_ms=queue_ms)
+                StartedEvent(seed=job.spec.seed, total_steps=job.spec.denoising_steps, queue_ms=queue_ms)
             )
-            members.append(Member(job.spec, job.cancel_event, self._emitter(loop, job), queue_ms))
+            job.member = Member(job.spec, job.cancel_event, job.step_events, queue_ms)
+            members.append(job.member)
         self._running = list(jobs)
         self.metrics.record_batch(len(jobs))
         if len(jobs) > 1:
             logger.info("batch of %d: %s", len(jobs), ", ".join(job.request_id for job in jobs))
         try:
-            outcomes = await loop.run_in_executor(self._executor, self._worker.run, members)
+            run = self.executor.execute if self._encoders is not None else self._execute
+            outcomes = await loop.run_in_executor(self._device, run, members, self._reporter(loop))
         except RankLost as err:
             logger.error(
                 "request(s) %s failed and the engine stops serving: %s", ", ".join(j.request_id for j in jobs), err
@@ -373,40 +449,67 @@ class AsyncEngine:
             ids = ", ".join(job.request_id for job in jobs)
             logger.error("request(s) %s failed: %s", ids, err, exc_info=err.__cause__)
             for job in self._live(jobs):
-                self._finish(job, JobStatus.FAILED, type(err)(job.request_id, str(err)))
+                # The client learns that it failed, never the exception's text (the log has it).
+                self._finish(job, JobStatus.FAILED, type(err)(job.request_id, _failure_message(err, job)))
         except Exception as err:  # a bug in the worker itself: fail the jobs, keep serving
             logger.exception("request(s) %s: unexpected worker error", ", ".join(job.request_id for job in jobs))
             for job in self._live(jobs):
-                self._finish(job, JobStatus.FAILED, JobFailed(job.request_id, f"internal error: {type(err).__name__}"))
+                self._finish(job, JobStatus.FAILED, JobFailed(job.request_id, _failure_message(err, job)))
         else:
             for job, outcome in zip(jobs, outcomes, strict=True):
                 if job.status is not JobStatus.RUNNING:
                     continue  # left the call earlier
-                if isinstance(outcome, JobResult):
+                if isinstance(outcome, Decoded):
+                    # Encoded off the device thread, which takes the next batch meanwhile.
+                    self._encoding[job] = asyncio.create_task(self._encode(loop, job, outcome))
+                elif isinstance(outcome, JobResult):
                     self._complete(job, outcome)
                 else:
                     self._finish_cancelled(job)
         finally:
             self._running = []
 
+    async def _encode(self, loop: asyncio.AbstractEventLoop, job: Job, decoded: Decoded) -> None:
+        """Encode a finished job's outputs on an encoder thread, then complete it."""
+        try:
+            result = await loop.run_in_executor(self._encoders, decoded.encode)
+        except Exception as err:
+            if self._encoding.pop(job, None) is not None:
+                logger.exception("request %s: encoding failed", job.request_id)
+                self._finish(job, JobStatus.FAILED, JobFailed(job.request_id, f"encoding failed: {err}"))
+            return
+        if self._encoding.pop(job, None) is not None:
+            self._complete(job, result)
+
+    def _warm_up(self, name: str, spec: JobSpec) -> None:
+        """Device thread: run ``spec`` once on model ``name`` and discard the result."""
+        start = time.perf_counter()
+        self._execute([Member(spec)])
+        elapsed = time.perf_counter() - start
+        logger.info("warmed up model %r at %dx%d in %.2f s", name, spec.width, spec.height, elapsed)
+
+    def _execute(self, members: list[Member], report: Report | None = None) -> list[JobResult | JobCancelled]:
+        """Device thread: run one call through the executor and encode its outputs right here."""
+        return [_encoded(outcome) for outcome in self.executor.execute(members, report)]
+
     @staticmethod
     def _live(jobs: list[Job]) -> list[Job]:
         return [job for job in jobs if job.status is JobStatus.RUNNING]
 
-    def _emitter(self, loop: asyncio.AbstractEventLoop, job: Job):
-        """The worker's ``emit`` for ``job``: hands events to the loop, where they are counted and queued."""
+    def _reporter(self, loop: asyncio.AbstractEventLoop) -> Report:
+        """The worker's ``report`` for a call: hands one step's events to the loop in one go."""
+        jobs = {job.member: job for job in self._running}
 
-        def deliver(event: JobEvent) -> None:
-            if job.status is not JobStatus.RUNNING:
-                return  # left its call already; the stream has ended
-            if isinstance(event, StepEvent):
-                job.steps_run += 1
-            job.events.put_nowait(event)
+        def deliver(events: list[tuple[Member, JobEvent]]) -> None:
+            for member, event in events:
+                job = jobs[member]
+                if job.status is JobStatus.RUNNING:  # else it left its call already; its stream has ended
+                    job.events.put_nowait(event)
 
-        def emit(event: JobEvent) -> None:
-            loop.call_soon_threadsafe(deliver, event)
+        def report(events: list[tuple[Member, JobEvent]]) -> None:
+            loop.call_soon_threadsafe(deliver, events)
 
-        return emit
+        return report
 
     def _complete(self, job: Job, result: JobResult) -> None:
         total_ms = job.elapsed_ms()
@@ -423,8 +526,29 @@ class AsyncEngine:
             t.decode_ms,
             t.encode_ms,
         )
+        steps = result.computed_steps + result.cached_steps
+        if steps and t.denoise_ms > 0:
+            step_s = t.denoise_ms / 1000.0 / steps
+            self._step_s = step_s if self._step_s is None else 0.8 * self._step_s + 0.2 * step_s
         job.events.put_nowait(CompletedEvent(result))
+        self._undelivered.add(job)
         self._finish(job, JobStatus.FINISHED, None)
+
+
+def _input_pixels(spec: JobSpec) -> int:
+    """Pixels of the decoded input images ``spec`` holds."""
+    return sum(image.width * image.height for _role, image in spec.input_images)
+
+
+def _failure_message(err: Exception, job: Job) -> str:
+    """What the client of a failed job is told: no exception text, class name or address."""
+    if isinstance(err, JobOutOfMemory):
+        return f"request {job.request_id}: the device ran out of memory; retry smaller or later"
+    return f"request {job.request_id} failed inside the engine; the server log has the details"
+
+
+def _encoded(outcome: Outcome) -> JobResult | JobCancelled:
+    return outcome.encode() if isinstance(outcome, Decoded) else outcome
 
 
 def warmup_specs(model: LoadedModel, max_samples: int = 1) -> list[JobSpec]:
@@ -435,6 +559,10 @@ def warmup_specs(model: LoadedModel, max_samples: int = 1) -> list[JobSpec]:
     its own, so one and two cover every batch the engine can form."""
     sizes = model.warmup_sizes or ((model.default_width, model.default_height),)
     specs = [warmup_spec(model, width, height) for width, height in sizes]
+    if model.loras is not None and model.loras.hotswap:
+        # Compiled blocks get their graph with the adapter slots on, besides the base one.
+        lora_set = model.loras.warmup_set()
+        specs += [dataclasses.replace(spec, request_id=f"{spec.request_id}-lora", loras=lora_set) for spec in specs]
     if model.speed.compile and max_samples > 1:
         batch = specs[0]
         specs.append(dataclasses.replace(batch, request_id=f"{batch.request_id}-batch2", num_outputs=2))
@@ -445,11 +573,16 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     """A two-step request at ``width`` x ``height`` (default: the model's size).
 
     A family that requires input images gets a plain grey picture of that size for each
-    required role.
+    required role (and each ControlNet).
     """
     width = width or model.default_width
     height = height or model.default_height
-    images = tuple((role, Image.new("RGB", (width, height), (128, 128, 128))) for role in model.family.required_roles)
+    grey = Image.new("RGB", (width, height), (128, 128, 128))
+    # One picture per required role; a ControlNet model gets one control image per ControlNet.
+    roles = [role for role in model.family.required_roles if role != "control"]
+    if "control" in model.family.required_roles:
+        roles += ["control"] * max(model.control_images, 1)
+    images = tuple((role, grey) for role in roles)
     return JobSpec(
         request_id=f"warmup-{model.name}-{width}x{height}",
         model=model.name,
@@ -467,4 +600,7 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         output_quality=90,
         preview_every=0,
         input_images=images,
+        # Image-to-image pipelines run every step at strength 1.
+        strength=1.0 if model.family.default_strength is not None else None,
+        controlnet_conditioning_scales=(1.0,) * model.control_images,
     )

@@ -25,6 +25,7 @@ QUEUE_DEPTH = "ditserve_queue_depth"
 RUNNING = "ditserve_running_requests"
 BATCH_SIZE = "ditserve_batch_size"
 DEVICE_MEMORY = "ditserve_device_memory_bytes"
+LORA_REQUESTS = "ditserve_lora_requests"
 COMPILE_GRAPHS = "ditserve_compile_graphs"
 TRANSFORMER_CALLS = "ditserve_compile_calls"
 
@@ -62,6 +63,9 @@ class EngineMetrics:
         self.queue_depth = Gauge(QUEUE_DEPTH, "Requests waiting", registry=r)
         self.running = Gauge(RUNNING, "Requests running", registry=r)
         self.batch_size = Histogram(BATCH_SIZE, "Requests per pipeline call", buckets=_BATCH_BUCKETS, registry=r)
+        self.lora_requests = Counter(
+            LORA_REQUESTS, "Successful requests per LoRA adapter", ["model", "lora"], registry=r
+        )
         if device.startswith("cuda"):
             r.register(_DeviceMemory(device))
 
@@ -89,6 +93,9 @@ class EngineMetrics:
 
     def set_cached_ratio(self, model: str, ratio: float) -> None:
         self.cached_ratio.labels(model).set(ratio)
+
+    def record_lora(self, model: str, lora: str) -> None:
+        self.lora_requests.labels(model, lora).inc()
 
     def record_batch(self, size: int) -> None:
         self.batch_size.observe(size)

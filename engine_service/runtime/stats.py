@@ -42,6 +42,8 @@ class ModelCounters:
     cached_steps: int = 0
     last_request_unix_ms: int = 0
     cancelled_steps: int = 0
+    lora_requests: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Successful requests per LoRA adapter name."""
     compile_graphs: int = 0
     compiled_calls: int = 0
     eager_calls: int = 0
@@ -92,12 +94,16 @@ class StatsRecorder:
         c.steps += len(result.steps)
         c.cached_steps += result.cached_steps
         c.computed_steps += result.computed_steps
+        for name, _scale in result.loras:
+            c.lora_requests[name] = c.lora_requests.get(name, 0) + 1
         c._finished()
         if self._metrics is not None:
             self._metrics.record_success(
                 result.model, total_ms, result.timings, result.computed_steps, result.cached_steps
             )
             self._metrics.set_cached_ratio(result.model, c.cached_steps / c.steps if c.steps else 0.0)
+            for name, _scale in result.loras:
+                self._metrics.record_lora(result.model, name)
 
     def record_unfinished(
         self, model: str, outcome: str, total_ms: float, queue_ms: float | None, steps_run: int = 0

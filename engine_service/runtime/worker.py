@@ -1,20 +1,26 @@
-"""The worker: runs one pipeline call at a time on the device, in its own thread.
+"""The worker: runs one pipeline call at a time on the device, in the device thread.
 
 A call serves a batch of one or more compatible jobs (see ``batcher.py``): one
 prompt and one seeded generator per output, so each job's images are what it
-would get alone. The worker runs the call with the jobs' cache plan enabled
-(jobs with a cache plan run alone), turns ``callback_on_step_end`` into step
-events carrying the cache's decision for the step, sent to every job of the
-batch, drops a job whose cancel flag is set at the next step boundary, stops the
-call there when no job is left (raising from the callback skips the VAE decode),
-encodes each job's outputs, and always leaves the pipeline clean for the next
-call: the cache is removed after every run, whether it finished, failed or was
-cancelled.
+would get alone. The worker runs the call with the jobs' cache plan enabled,
+turns ``callback_on_step_end`` into step events carrying the cache's decision
+for the step, handed over once per step for every job of the batch that follows its
+steps (``Report``; none for a job nobody streams), drops a job whose cancel flag is
+set at the next step boundary, stops the call there when no job is left (raising
+from the callback skips the VAE decode), and always leaves the pipeline clean for
+the next call: the cache is removed after every run, whether it finished, failed
+or was cancelled. It hands back each job's decoded outputs (``Decoded``); encoding
+them (``Decoded.encode``) is left to the caller, so it can run off the device thread.
 
-In a multi-process engine (``engine_service.parallel``) every rank runs its own
-worker with a ``Lockstep``: rank 0 announces each call to the others, the
-ranks agree on cancelled jobs at every step boundary and meet after the call;
-only rank 0 decodes and encodes outputs and previews.
+The worker knows nothing of ranks. Two small strategies, given at construction,
+cover what differs between the processes of a multi-process engine
+(``runtime/executor.py``):
+
+* ``step_sync`` turns the cancel flags this process reads at a step boundary into
+  the flags every process acts on (one process: its own flags);
+* ``outputs`` says how a call ends: ``DECODE`` (decode to pixels, send previews,
+  hand back ``Decoded`` outputs) or ``STOP_AT_LATENTS`` (stop at the latents, no
+  previews, hand back nothing: another process answers the jobs).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -45,12 +51,7 @@ from engine_service.jobs import (
 from engine_service.models import LoadedModel
 from engine_service.runtime import encoding
 
-if TYPE_CHECKING:
-    from engine_service.parallel.lockstep import Lockstep
-
 logger = logging.getLogger(__name__)
-
-Emit = Callable[[JobEvent], None]
 
 
 @dataclasses.dataclass(eq=False)
@@ -58,20 +59,75 @@ class Member:
     """One job of a pipeline call, as the worker sees it."""
 
     spec: JobSpec
-    cancel: threading.Event
+    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     """Set by the engine; the worker drops the job at the next step boundary."""
-    emit: Emit
-    """Reports the job's events; called from the worker thread."""
+    follows_steps: bool = True
+    """Whether someone reads the job's step and preview events; False: none are made for it."""
     queue_ms: float = 0.0
     first_sample: int = 0
     """Index of the job's first output in the call's batch."""
+    steps_done: int = 0
+    """Denoising steps the job has run so far (written by the device thread)."""
 
     @property
     def cancelled(self) -> bool:
         return self.cancel.is_set()
 
 
-Outcome = JobResult | JobCancelled
+@dataclasses.dataclass(frozen=True, eq=False)
+class Decoded:
+    """One finished job's decoded outputs, not yet encoded.
+
+    ``pixels`` is (num_outputs, H, W, 3) for images or (num_outputs, F, H, W, 3) for
+    videos, float32 in [0, 1]. ``timings`` has every phase but ``encode_ms``.
+    """
+
+    spec: JobSpec
+    pixels: np.ndarray
+    kind: str
+    """The family's output kind: ``"image"`` or ``"video"``."""
+    steps: tuple[StepRecord, ...]
+    timings: Timings
+    pruned_ratio: float | None
+    cache_tag: str | None = None
+    """The cache tag of the run (it tells whether a calibrator forecast); ``None`` = the plan's."""
+
+    @property
+    def request_id(self) -> str:
+        return self.spec.request_id
+
+    def encode(self) -> JobResult:
+        """Encode the outputs as the job asks (PNG, JPEG, WebP, MP4, PNG frames); safe on any thread."""
+        start = time.perf_counter()
+        outputs = _encode(self.pixels, self.spec, self.kind)
+        encode_ms = (time.perf_counter() - start) * 1000.0
+        return JobResult(
+            request_id=self.spec.request_id,
+            model=self.spec.model,
+            seed=self.spec.seed,
+            outputs=tuple(outputs),
+            steps=self.steps,
+            cache_policy=self.cache_tag or self.spec.cache_tag,
+            timings=dataclasses.replace(self.timings, encode_ms=encode_ms),
+            pruned_ratio=self.pruned_ratio,
+            loras=self.spec.loras,
+        )
+
+
+Outcome = Decoded | JobCancelled
+
+Report = Callable[[list[tuple[Member, JobEvent]]], None]
+"""Takes one step's events (step events, previews) of the call's members, in order; called
+from the device thread at most once per step, and not at all for a step without events."""
+
+StepSync = Callable[[Sequence[bool]], list[bool]]
+"""At a step boundary: the cancel flags of the call's jobs as this process reads them -> the
+flags every process of the engine acts on (they must drop the same jobs at the same step)."""
+
+
+def own_flags(flags: Sequence[bool]) -> list[bool]:
+    """The step sync of a one-process engine: its own flags."""
+    return list(flags)
 
 
 class _Clock:
@@ -90,40 +146,90 @@ class _Clock:
         return 0.0 if t is None else (time.perf_counter() - t) * 1000.0
 
 
+class CallEnd(Protocol):
+    """How a pipeline call ends on this process: what it asks diffusers for and what it hands back."""
+
+    output_type: str
+    """diffusers' ``output_type`` of the call."""
+    previews: bool
+    """Whether previews are decoded and sent during the call."""
+
+    def collect(
+        self, output, model: LoadedModel, members: Sequence[Member], steps: list[list[StepRecord]], clock: _Clock
+    ) -> list[Outcome] | None: ...
+
+
+class _Decode:
+    """Decode to pixels and hand back each job's ``Decoded`` outputs (or its cancellation)."""
+
+    output_type = "np"
+    previews = True
+
+    def collect(self, output, model, members, steps, clock) -> list[Outcome]:
+        first = members[0].spec
+        decode_ms = clock.ms_since(clock.last_step_end)
+        decoded = _decoded(output, first, model.family.output_kind)
+        pruned_ratio = _pruned_ratio(cache.summary(model.pipeline, logging=False))
+        first_call = clock.first_transformer_call or clock.start
+        last_step = clock.last_step_end or first_call
+        outcomes: list[Outcome] = []
+        for group, (member, records) in enumerate(zip(members, steps, strict=True)):
+            spec = member.spec
+            if member.cancelled:
+                outcomes.append(JobCancelled(spec.request_id))
+                continue
+            timings = Timings(
+                queue_ms=member.queue_ms,
+                prepare_ms=(first_call - clock.start) * 1000.0,
+                denoise_ms=(last_step - first_call) * 1000.0,
+                decode_ms=decode_ms,
+            )
+            own = decoded[member.first_sample : member.first_sample + spec.num_outputs]
+            tag = cache.strify(model.pipeline, group if len(members) > 1 else None) if spec.cache else None
+            outcomes.append(Decoded(spec, own, model.family.output_kind, tuple(records), timings, pruned_ratio, tag))
+        return outcomes
+
+
+class _StopAtLatents:
+    """Stop at the latents: no VAE decode, no previews, nothing handed back."""
+
+    output_type = "latent"
+    previews = False
+
+    def collect(self, output, model, members, steps, clock) -> None:
+        return None
+
+
+DECODE: CallEnd = _Decode()
+"""The call ends in decoded outputs (the process that answers the jobs)."""
+STOP_AT_LATENTS: CallEnd = _StopAtLatents()
+"""The call ends at the latents (a process that only helps compute them)."""
+
+
 class Worker:
-    """Runs jobs on the loaded models. Not thread-safe: the engine calls it from one thread."""
+    """Runs pipeline calls on the loaded models. Not thread-safe: call it from one thread."""
 
-    def __init__(self, models: Mapping[str, LoadedModel], lockstep: Lockstep | None = None):
+    def __init__(
+        self,
+        models: Mapping[str, LoadedModel],
+        step_sync: StepSync = own_flags,
+        outputs: CallEnd = DECODE,
+    ):
         self._models = models
-        self._lockstep = lockstep
-        self._produces_outputs = lockstep is None or lockstep.is_leader
+        self._step_sync = step_sync
+        self._outputs = outputs
 
-    def warm_up(self, name: str, spec: JobSpec) -> None:
-        """Run ``spec`` once on model ``name`` and discard the result."""
-        start = time.perf_counter()
-        self.run([Member(spec, threading.Event(), lambda _event: None)])
-        elapsed = time.perf_counter() - start
-        logger.info("warmed up model %r at %dx%d in %.2f s", name, spec.width, spec.height, elapsed)
+    def run(self, members: Sequence[Member], report: Report | None = None) -> list[Outcome] | None:
+        """Run one pipeline call for ``members`` (compatible jobs of one model).
 
-    def run(self, members: Sequence[Member]) -> list[Outcome]:
-        """Run one pipeline call for ``members`` (compatible jobs of one model), one outcome each.
+        ``report`` takes the events of the members that follow their steps, one batch per step.
 
-        A member cancelled before the end gets JobCancelled; the others get their result.
-        Raises JobFailed (JobOutOfMemory when the device ran out of memory) when the
-        pipeline fails: every member of the call fails with it. Never leaves state behind.
+        With ``DECODE``: one outcome per member, ``Decoded`` or JobCancelled for a member
+        cancelled before the end. With ``STOP_AT_LATENTS``: None. Raises JobFailed
+        (JobOutOfMemory when the device ran out of memory) when the pipeline fails: every
+        member of the call fails with it; RankLost when the step sync lost a process.
+        Never leaves state behind.
         """
-        if all(m.cancelled for m in members):
-            return [JobCancelled(m.spec.request_id) for m in members]
-        if self._lockstep is None:
-            return self._run(members)
-        if self._lockstep.is_leader:
-            self._lockstep.announce([m.spec for m in members])
-        try:
-            return self._run(members)
-        finally:
-            self._lockstep.settle()
-
-    def _run(self, members: Sequence[Member]) -> list[Outcome]:
         first = members[0].spec
         model = self._models[first.model]
         pipe = model.pipeline
@@ -133,7 +239,7 @@ class Worker:
             offset += member.spec.num_outputs
         clock = _Clock()
         steps: list[list[StepRecord]] = [[] for _ in members]
-        callback = self._step_callback(model, members, clock, steps)
+        callback = self._step_callback(model, members, clock, steps, report)
         specs = [m.spec for m in members]
         kwargs = {**model.call_defaults, **model.family.build_call_kwargs(pipe, specs)}
         # One generator per output, shared by a job's outputs: a job's noise never depends on the batch.
@@ -142,10 +248,9 @@ class Worker:
             generator = torch.Generator(device="cpu").manual_seed(spec.seed)
             generators.extend([generator] * spec.num_outputs)
         hook = pipe.transformer.register_forward_pre_hook(clock.mark_transformer_call)
-        pruned_ratio = None
-        # Ranks other than 0 stop at the latents: only rank 0 decodes and encodes.
-        output_type = "np" if self._produces_outputs else "latent"
         try:
+            if model.loras is not None:
+                model.loras.activate(pipe, first.loras)  # members share their adapters (batcher.batch_key)
             if first.cache is not None:
                 # Members share a plan (batcher.batch_key); each decides on its own samples.
                 cache.enable_cache(pipe, first.cache.cache_config.copy(), first.cache.calibrator_config)
@@ -158,11 +263,11 @@ class Worker:
                 _steps_from_scheduler(pipe, None if model.family.step_end_callback else callback),
             ):
                 generator = generators if model.family.generator_per_output else generators[0]
-                output = pipe(**kwargs, generator=generator, output_type=output_type)
-            pruned_ratio = _pruned_ratio(cache.summary(pipe, logging=False))
+                output = pipe(**kwargs, generator=generator, output_type=self._outputs.output_type)
+            return self._outputs.collect(output, model, members, steps, clock)
         except JobCancelled:
             return [JobCancelled(m.spec.request_id) for m in members]
-        except RankLost:
+        except (RankLost, JobFailed):
             raise
         except torch.OutOfMemoryError as err:
             _free_device_memory()
@@ -172,41 +277,6 @@ class Worker:
         finally:
             hook.remove()
             self._reset(pipe)
-        if not self._produces_outputs:
-            return [JobCancelled(m.spec.request_id, "left to rank 0") for m in members]
-        decode_ms = clock.ms_since(clock.last_step_end)
-        decoded = _decoded(output, first, model.family.output_kind)
-        first_call = clock.first_transformer_call or clock.start
-        last_step = clock.last_step_end or first_call
-        outcomes: list[Outcome] = []
-        for member, records in zip(members, steps, strict=True):
-            spec = member.spec
-            if member.cancelled:
-                outcomes.append(JobCancelled(spec.request_id))
-                continue
-            encode_start = time.perf_counter()
-            own = decoded[member.first_sample : member.first_sample + spec.num_outputs]
-            outputs = _encode(own, spec, model.family.output_kind)
-            timings = Timings(
-                queue_ms=member.queue_ms,
-                prepare_ms=(first_call - clock.start) * 1000.0,
-                denoise_ms=(last_step - first_call) * 1000.0,
-                decode_ms=decode_ms,
-                encode_ms=(time.perf_counter() - encode_start) * 1000.0,
-            )
-            outcomes.append(
-                JobResult(
-                    request_id=spec.request_id,
-                    model=spec.model,
-                    seed=spec.seed,
-                    outputs=tuple(outputs),
-                    steps=tuple(records),
-                    cache_policy=spec.cache_tag,
-                    timings=timings,
-                    pruned_ratio=pruned_ratio,
-                )
-            )
-        return outcomes
 
     def _step_callback(
         self,
@@ -214,9 +284,12 @@ class Worker:
         members: Sequence[Member],
         clock: _Clock,
         steps: list[list[StepRecord]],
+        report: Report | None,
     ) -> Callable[..., dict]:
-        total = members[0].spec.num_inference_steps
+        total = members[0].spec.denoising_steps
         timesteps = _HostTimesteps()
+        previews = self._outputs.previews
+        followed = [member.follows_steps and report is not None for member in members]
 
         def on_step_end(pipe, index: int, timestep, callback_kwargs: dict) -> dict:
             now = time.perf_counter()
@@ -224,41 +297,45 @@ class Worker:
             clock.last_step_end = now
             cached_run = members[0].spec.cache is not None
             t = timesteps.value(pipe, index, timestep)
-            cancelled = [member.cancelled for member in members]
-            if self._lockstep is not None:
-                # Every rank drops the same jobs at the same step: rank 0's flags decide.
-                cancelled = self._lockstep.sync_cancels(cancelled)
+            # Every process of the engine drops the same jobs at the same step.
+            cancelled = self._step_sync([member.cancelled for member in members])
             # Cancel flags are read after the step so a job sees its progress up to the stop. A
             # cancelled job gets no more events; when none is left, raising here skips the
             # remaining steps and the VAE decode.
             live = []
+            events: list[tuple[Member, JobEvent]] = []
             for group, (member, records) in enumerate(zip(members, steps, strict=True)):
                 # With several members, each is a sample group of the cache with its own decisions.
                 record = _step_record(pipe, index, cached_run, group)
                 records.append(record)
                 if cancelled[group]:
                     continue
+                member.steps_done += 1
                 live.append(member)
-                member.emit(
-                    StepEvent(
-                        step=index,
-                        total_steps=total,
-                        timestep=t,
-                        elapsed_ms=(now - clock.start) * 1000.0,
-                        step_ms=(now - step_start) * 1000.0,
-                        cached=record.cached,
-                        residual_diff=record.residual_diff,
-                        cfg_cached=record.cfg_cached,
-                        cfg_residual_diff=record.cfg_residual_diff,
-                        pruned_blocks=record.pruned_blocks,
-                    )
+                if not followed[group]:
+                    continue  # nobody reads its step events: none are made
+                event = StepEvent(
+                    step=index,
+                    total_steps=total,
+                    timestep=t,
+                    elapsed_ms=(now - clock.start) * 1000.0,
+                    step_ms=(now - step_start) * 1000.0,
+                    cached=record.cached,
+                    residual_diff=record.residual_diff,
+                    cfg_cached=record.cfg_cached,
+                    cfg_residual_diff=record.cfg_residual_diff,
+                    pruned_blocks=record.pruned_blocks,
+                    calibrated=record.calibrated,
                 )
+                events.append((member, event))
             if not live:
                 raise JobCancelled(members[0].spec.request_id)
-            for member in live if self._produces_outputs else ():
-                every = member.spec.preview_every
+            for group, member in enumerate(members):
+                every = member.spec.preview_every if previews and followed[group] and not cancelled[group] else 0
                 if every and (index + 1) % every == 0 and index + 1 < total:
-                    member.emit(self._preview(model, member, index, callback_kwargs["latents"]))
+                    events.append((member, self._preview(model, member, index, callback_kwargs["latents"])))
+            if events:
+                report(events)  # one hand-over per step, whatever the batch size
             return {}
 
         return on_step_end
@@ -363,6 +440,7 @@ def _step_record(pipe, index: int, cached_run: bool, sample_group: int) -> StepR
         cfg_cached=cfg.cached if cfg else None,
         cfg_residual_diff=cfg.residual_diff if cfg else None,
         pruned_blocks=main.pruned_blocks if main else None,
+        calibrated=main.calibrated if main else None,
     )
 
 
@@ -389,4 +467,15 @@ def _encode(decoded: np.ndarray, spec: JobSpec, kind: str) -> list:
     return encoding.encode_images(decoded, spec.output_format, spec.output_quality)
 
 
-__all__ = ["Member", "Outcome", "Worker"]
+__all__ = [
+    "DECODE",
+    "STOP_AT_LATENTS",
+    "CallEnd",
+    "Decoded",
+    "Member",
+    "Outcome",
+    "Report",
+    "StepSync",
+    "Worker",
+    "own_flags",
+]

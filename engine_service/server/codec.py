@@ -26,6 +26,7 @@ def cache_stats(result: rt.JobResult) -> pb.CacheStats:
                 cfg_cached=s.cfg_cached,
                 cfg_residual_diff=s.cfg_residual_diff,
                 pruned_blocks=s.pruned_blocks,
+                calibrated=s.calibrated,
             ),
         )
         for s in result.steps
@@ -61,6 +62,7 @@ def response(result: rt.JobResult, chunked: frozenset[int] = frozenset()) -> pb.
         seed=result.seed,
         request_id=result.request_id,
         model=result.model,
+        loras=[pb.LoraAdapter(name=name, scale=scale) for name, scale in result.loras],
     )
 
 
@@ -84,6 +86,7 @@ def event(ev: rt.JobEvent) -> pb.GenerateEvent:
                     cfg_cached=ev.cfg_cached,
                     cfg_residual_diff=ev.cfg_residual_diff,
                     pruned_blocks=ev.pruned_blocks,
+                    calibrated=ev.calibrated,
                 ),
             )
         )
@@ -141,4 +144,39 @@ def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:
         input_roles=list(family.input_roles),
         source=model.source,
         num_transformer_blocks=model.num_transformer_blocks,
+        parameters=list(family.parameters),
+        required_roles=list(family.required_roles),
+        default_strength=family.default_strength,
+        control_images=model.control_images,
+        loras=[
+            pb.LoraInfo(
+                name=info.name,
+                source=info.source,
+                rank=info.rank,
+                layers=info.layers,
+                components=list(info.components),
+            )
+            for info in (model.loras.adapters.values() if model.loras is not None else ())
+        ],
+        max_loras_per_request=model.loras.max_per_request if model.loras is not None else 0,
     )
+
+
+#: Distributions whose versions ``ServerInfo.build`` reports.
+BUILD_PACKAGES = ("torch", "diffusers", "transformers", "grpcio", "protobuf")
+
+
+def server_info() -> pb.ServerInfo:
+    """This server's name, version, contract package and the versions of what it runs on."""
+    import importlib.metadata
+    import platform
+
+    from engine_service import __version__
+
+    build = {"python": platform.python_version()}
+    for name in BUILD_PACKAGES:
+        try:
+            build[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return pb.ServerInfo(name="ditserve", version=__version__, api=pb.DESCRIPTOR.package, build=build)

@@ -1,4 +1,5 @@
-"""Qwen-Image: text-to-image, Edit (one image) and Edit-Plus (one or more images).
+"""Qwen-Image: text-to-image, Edit (one image), Edit-Plus (one or more images), image-to-image,
+inpainting and ControlNet.
 
 A 2-layer ``QwenImageTransformer2DModel``, a 16x ``AutoencoderKLQwenImage`` (the edit pipelines encode
 input images at about 1024x1024 whatever the output size: 16x keeps that to 1024 tokens) and
@@ -13,8 +14,12 @@ import torch
 from diffusers import (
     AutoencoderKLQwenImage,
     FlowMatchEulerDiscreteScheduler,
+    QwenImageControlNetModel,
+    QwenImageControlNetPipeline,
     QwenImageEditPipeline,
     QwenImageEditPlusPipeline,
+    QwenImageImg2ImgPipeline,
+    QwenImageInpaintPipeline,
     QwenImagePipeline,
     QwenImageTransformer2DModel,
 )
@@ -127,6 +132,31 @@ def build_tiny_qwen_image_edit_plus() -> QwenImageEditPlusPipeline:
     return QwenImageEditPlusPipeline(**components, processor=_processor(components["tokenizer"]))
 
 
+def build_tiny_qwen_image_img2img() -> QwenImageImg2ImgPipeline:
+    return QwenImageImg2ImgPipeline(**_components())
+
+
+def build_tiny_qwen_image_inpaint() -> QwenImageInpaintPipeline:
+    return QwenImageInpaintPipeline(**_components())
+
+
+def build_tiny_qwen_image_controlnet() -> QwenImageControlNetPipeline:
+    from tiny_families.flux import wake_controlnet
+
+    torch.manual_seed(0)
+    controlnet = QwenImageControlNetModel(
+        patch_size=2,
+        in_channels=LATENT_CHANNELS * 4,
+        out_channels=LATENT_CHANNELS,
+        num_layers=1,  # one residual, added after both transformer blocks
+        attention_head_dim=16,
+        num_attention_heads=3,
+        joint_attention_dim=16,
+        axes_dims_rope=(8, 4, 4),
+    )
+    return QwenImageControlNetPipeline(**_components(), controlnet=wake_controlnet(controlnet))
+
+
 TEXT = {"max_sequence_length": 16}
 CASES = [
     TinyCase(
@@ -149,5 +179,27 @@ CASES = [
         build=build_tiny_qwen_image_edit_plus,
         defaults={"width": 32, "height": 32, "steps": 3, "guidance_scale": 1.0, "call_defaults": TEXT},
         inputs=(("image", (32, 32)), ("image", (24, 32))),  # several images, of different sizes
+    ),
+    # 4 steps at the default strength 0.6: the pipeline runs the last 3.
+    TinyCase(
+        name="qwen-image-img2img",
+        pipeline_class="QwenImageImg2ImgPipeline",
+        build=build_tiny_qwen_image_img2img,
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT},
+        inputs=(("image", (32, 32)),),
+    ),
+    TinyCase(
+        name="qwen-image-inpaint",
+        pipeline_class="QwenImageInpaintPipeline",
+        build=build_tiny_qwen_image_inpaint,
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT},
+        inputs=(("image", (32, 32)), ("mask", (32, 32))),
+    ),
+    TinyCase(
+        name="qwen-image-controlnet",
+        pipeline_class="QwenImageControlNetPipeline",
+        build=build_tiny_qwen_image_controlnet,
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT},
+        inputs=(("control", (32, 32)),),
     ),
 ]

@@ -1,4 +1,4 @@
-"""Wan 2.1 text- and image-to-video, and Wan 2.2 with two experts (high-noise and low-noise)."""
+"""Wan 2.1 text- and image-to-video, VACE, and Wan 2.2 with two experts (high-noise and low-noise)."""
 
 import torch
 from diffusers import (
@@ -7,6 +7,8 @@ from diffusers import (
     WanImageToVideoPipeline,
     WanPipeline,
     WanTransformer3DModel,
+    WanVACEPipeline,
+    WanVACETransformer3DModel,
 )
 from tiny_pipelines import TINY_WAN_TRANSFORMER, build_tiny_wan, tiny_clip_vision, tiny_umt5, tiny_wan_vae
 from tiny_tokenizers import small_t5_tokenizer
@@ -87,6 +89,18 @@ def build_wan22_ti2v_5b() -> WanPipeline:
     return WanPipeline(**{**_parts(), "vae": vae}, transformer=transformer, expand_timesteps=True)
 
 
+def build_wan_vace() -> WanVACEPipeline:
+    """Wan 2.1 VACE: 3 blocks, control hints after blocks 0 and 2 (VACE input: 16 + 16 latent channels
+    of the control video and 8 x 8 mask channels)."""
+    from tiny_families.flux import wake_controlnet
+
+    torch.manual_seed(0)
+    transformer = WanVACETransformer3DModel(
+        **TINY_WAN_TRANSFORMER, in_channels=16, num_layers=3, vace_layers=[0, 2], vace_in_channels=96
+    )
+    return WanVACEPipeline(**_parts(), transformer=wake_controlnet(transformer))
+
+
 CASES = [
     TinyCase(
         name="wan",
@@ -122,5 +136,11 @@ CASES = [
         defaults={**VIDEO, "steps": 6},
         inputs=(("image", (16, 16)),),
         experts=2,
+    ),
+    TinyCase(
+        name="wan-vace",
+        pipeline_class="WanVACEPipeline",
+        build=build_wan_vace,
+        defaults={**VIDEO, "steps": 4},
     ),
 ]

@@ -7,6 +7,27 @@ guidance embedding; the pipelines' true CFG (negative prompts) is not exposed.
 FLUX.1-schnell is a ``FluxPipeline`` without a guidance embedding: serve it
 like dev and ask for 4 steps (``guidance_scale`` has no effect on it).
 
+Image-to-image (``FluxImg2ImgPipeline``) re-noises the input image by the request's
+``strength`` and denoises from there: it runs about ``strength x steps`` steps.
+Inpainting (``FluxInpaintPipeline``) does the same inside a mask (white = repaint)
+and keeps the image's latents outside it; unlike Fill it runs the plain FLUX.1
+transformer.
+
+ControlNet (``FluxControlNetPipeline``: a FLUX.1 directory with a ``controlnet``
+component, one ControlNet or several) takes one ``control`` image per ControlNet,
+each with its ``controlnet_conditioning_scale``; the ControlNet's residuals are
+added after the transformer's blocks, so the cache places them per block.
+
+Kontext inpainting (``FluxKontextInpaintPipeline``) repaints the masked part of the
+``image`` (strength 1.0 by default). ControlNet image-to-image and inpainting
+(``FluxControlNetImg2ImgPipeline``, ``FluxControlNetInpaintPipeline``) take the
+control images and the image (and mask) with a strength.
+
+FLUX.1 Control (``FluxControlPipeline`` and its image-to-image and inpainting
+variants: Canny / Depth dev) is no ControlNet: its transformer takes the control
+image's latents as extra input channels. It needs one ``control`` image and takes no
+conditioning scale.
+
 Fill (inpainting/outpainting) takes an image and a mask (white = repaint);
 its transformer sees the masked image and the mask as extra channels. Kontext
 edits an image given in context (its latents join the token sequence); without
@@ -15,9 +36,11 @@ one it draws from text alone.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from engine_service.models.inputs import image_of
+from engine_service.models.inputs import control_kwargs, controlnet_count, image_of
+from engine_service.models.pipeline_calls import with_input_images
 from engine_service.models.spec import FamilySpec
 
 if TYPE_CHECKING:
@@ -43,6 +66,18 @@ def _call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, 
 
 def _fill_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
     return {**_call_kwargs(pipe, jobs), "image": image_of(jobs, "image"), "mask_image": image_of(jobs, "mask")}
+
+
+def _img2img_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_call_kwargs(pipe, jobs), "image": image_of(jobs, "image"), "strength": jobs[0].strength}
+
+
+def _inpaint_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_img2img_call_kwargs(pipe, jobs), "mask_image": image_of(jobs, "mask")}
+
+
+def _controlnet_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_call_kwargs(pipe, jobs), **control_kwargs(pipe, jobs)}
 
 
 def _kontext_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
@@ -112,4 +147,130 @@ FLUX_KONTEXT = FamilySpec(
     call_defaults={"max_sequence_length": 512},
     context_parallel=True,
     tensor_parallel=True,
+)
+
+FLUX_IMG2IMG = FamilySpec(
+    name="flux-img2img",
+    pipeline_classes=("FluxImg2ImgPipeline",),
+    output_kind="image",
+    latent_patch=2,
+    default_width=1024,
+    default_height=1024,
+    default_steps=28,
+    default_guidance_scale=3.5,
+    block_lists=_BLOCKS,
+    build_call_kwargs=_img2img_call_kwargs,
+    decode_latents=_decode_latents,
+    input_roles=("image",),
+    required_roles=("image",),
+    default_strength=0.6,
+    call_defaults={"max_sequence_length": 512},
+    context_parallel=True,
+    tensor_parallel=True,
+)
+
+FLUX_INPAINT = FamilySpec(
+    name="flux-inpaint",
+    pipeline_classes=("FluxInpaintPipeline",),
+    output_kind="image",
+    latent_patch=2,
+    default_width=1024,
+    default_height=1024,
+    default_steps=28,
+    default_guidance_scale=3.5,
+    block_lists=_BLOCKS,
+    build_call_kwargs=_inpaint_call_kwargs,
+    decode_latents=_decode_latents,
+    input_roles=("image", "mask"),
+    required_roles=("image", "mask"),
+    default_strength=0.6,
+    call_defaults={"max_sequence_length": 512},
+    context_parallel=True,
+    tensor_parallel=True,
+)
+
+FLUX_CONTROLNET = FamilySpec(
+    name="flux-controlnet",
+    pipeline_classes=("FluxControlNetPipeline",),
+    output_kind="image",
+    latent_patch=2,
+    default_width=1024,
+    default_height=1024,
+    default_steps=28,
+    default_guidance_scale=3.5,
+    block_lists=_BLOCKS,
+    build_call_kwargs=_controlnet_call_kwargs,
+    decode_latents=_decode_latents,
+    input_roles=("control",),
+    required_roles=("control",),
+    control_count=controlnet_count,
+    call_defaults={"max_sequence_length": 512},
+)
+
+_IMAGE = {"image": "image"}
+_IMAGE_AND_MASK = {"image": "image", "mask": "mask_image"}
+
+FLUX_KONTEXT_INPAINT = dataclasses.replace(
+    FLUX_KONTEXT,
+    name="flux-kontext-inpaint",
+    pipeline_classes=("FluxKontextInpaintPipeline",),
+    build_call_kwargs=with_input_images(_kontext_call_kwargs, _IMAGE_AND_MASK),
+    input_roles=("image", "mask"),
+    required_roles=("image", "mask"),
+    default_strength=1.0,
+)
+
+FLUX_CONTROLNET_IMG2IMG = dataclasses.replace(
+    FLUX_CONTROLNET,
+    name="flux-controlnet-img2img",
+    pipeline_classes=("FluxControlNetImg2ImgPipeline",),
+    build_call_kwargs=with_input_images(_controlnet_call_kwargs, _IMAGE),
+    input_roles=("image", "control"),
+    required_roles=("image", "control"),
+    default_strength=0.6,
+)
+
+FLUX_CONTROLNET_INPAINT = dataclasses.replace(
+    FLUX_CONTROLNET,
+    name="flux-controlnet-inpaint",
+    pipeline_classes=("FluxControlNetInpaintPipeline",),
+    build_call_kwargs=with_input_images(_controlnet_call_kwargs, _IMAGE_AND_MASK),
+    input_roles=("image", "mask", "control"),
+    required_roles=("image", "mask", "control"),
+    default_strength=0.6,
+)
+
+
+def _control_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_call_kwargs(pipe, jobs), "control_image": image_of(jobs, "control")}
+
+
+FLUX_CONTROL = dataclasses.replace(
+    FLUX,
+    name="flux-control",
+    pipeline_classes=("FluxControlPipeline",),
+    build_call_kwargs=_control_call_kwargs,
+    input_roles=("control",),
+    required_roles=("control",),
+    default_guidance_scale=10.0,
+)
+
+FLUX_CONTROL_IMG2IMG = dataclasses.replace(
+    FLUX_CONTROL,
+    name="flux-control-img2img",
+    pipeline_classes=("FluxControlImg2ImgPipeline",),
+    build_call_kwargs=with_input_images(_control_call_kwargs, _IMAGE),
+    input_roles=("image", "control"),
+    required_roles=("image", "control"),
+    default_strength=0.6,
+)
+
+FLUX_CONTROL_INPAINT = dataclasses.replace(
+    FLUX_CONTROL,
+    name="flux-control-inpaint",
+    pipeline_classes=("FluxControlInpaintPipeline",),
+    build_call_kwargs=with_input_images(_control_call_kwargs, _IMAGE_AND_MASK),
+    input_roles=("image", "mask", "control"),
+    required_roles=("image", "mask", "control"),
+    default_strength=0.6,
 )

@@ -10,6 +10,18 @@ input image at about 1024x1024 whatever the output size. Their processor
 (``Qwen2VLProcessor``) loads a video processor that transformers builds only with
 torchvision installed.
 
+Image-to-image (``QwenImageImg2ImgPipeline``) and inpainting
+(``QwenImageInpaintPipeline``, mask white = repaint) re-noise the input image by
+the request's ``strength`` and run about ``strength x steps`` steps.
+
+ControlNet (``QwenImageControlNetPipeline``: a Qwen-Image directory with a
+``controlnet`` component) takes one ``control`` image per ControlNet, each with its
+``controlnet_conditioning_scale``; the residuals are added after the transformer's
+blocks, and the cache places them per block.
+
+Edit inpainting (``QwenImageEditInpaintPipeline``) is known but not served: it
+renders at about 1024x1024 whatever the request's size.
+
 Qwen-Image-Lightning is Qwen-Image with a distillation LoRA fused in and a
 few-step schedule: serve the fused directory like any Qwen-Image model, with a
 ``ditserve.json`` of ``{"steps": 8, "guidance_scale": 1.0}`` (no CFG) in it; see
@@ -18,11 +30,12 @@ README "Models".
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from engine_service.models.inputs import image_of, images_of
+from engine_service.models.inputs import control_kwargs, controlnet_count, image_of, images_of
 from engine_service.models.spec import FamilySpec
 
 if TYPE_CHECKING:
@@ -54,6 +67,18 @@ def _edit_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[
 
 def _edit_plus_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
     return {**_call_kwargs(pipe, jobs), "image": images_of(jobs, "image")}
+
+
+def _img2img_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_call_kwargs(pipe, jobs), "image": image_of(jobs, "image"), "strength": jobs[0].strength}
+
+
+def _inpaint_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_img2img_call_kwargs(pipe, jobs), "mask_image": image_of(jobs, "mask")}
+
+
+def _controlnet_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_call_kwargs(pipe, jobs), **control_kwargs(pipe, jobs)}
 
 
 def _decode_latents(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
@@ -100,4 +125,49 @@ QWEN_IMAGE_EDIT_PLUS = FamilySpec(
     input_roles=("image",),
     required_roles=("image",),
     **_COMMON,
+)
+
+QWEN_IMAGE_IMG2IMG = FamilySpec(
+    name="qwen-image-img2img",
+    pipeline_classes=("QwenImageImg2ImgPipeline",),
+    build_call_kwargs=_img2img_call_kwargs,
+    input_roles=("image",),
+    required_roles=("image",),
+    default_strength=0.6,
+    **_COMMON,
+)
+
+QWEN_IMAGE_INPAINT = FamilySpec(
+    name="qwen-image-inpaint",
+    pipeline_classes=("QwenImageInpaintPipeline",),
+    build_call_kwargs=_inpaint_call_kwargs,
+    input_roles=("image", "mask"),
+    required_roles=("image", "mask"),
+    default_strength=0.6,
+    **_COMMON,
+)
+
+QWEN_IMAGE_CONTROLNET = FamilySpec(
+    name="qwen-image-controlnet",
+    pipeline_classes=("QwenImageControlNetPipeline",),
+    build_call_kwargs=_controlnet_call_kwargs,
+    input_roles=("control",),
+    required_roles=("control",),
+    control_count=controlnet_count,
+    **{**_COMMON, "context_parallel": False},
+)
+
+QWEN_IMAGE_EDIT_INPAINT = dataclasses.replace(
+    QWEN_IMAGE_EDIT,
+    unsupported_reason=(
+        "diffusers 0.42.1's pipeline renders at about 1024x1024 in the input image's aspect whatever the "
+        "request's size, and its mask latents then do not fit its image latents at other sizes (a shape error "
+        "on the tiny test model); the engine's sizes, previews and cache plans follow the request's width and height"
+    ),
+    name="qwen-image-edit-inpaint",
+    pipeline_classes=("QwenImageEditInpaintPipeline",),
+    build_call_kwargs=_inpaint_call_kwargs,
+    input_roles=("image", "mask"),
+    required_roles=("image", "mask"),
+    default_strength=0.6,
 )

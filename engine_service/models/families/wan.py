@@ -13,8 +13,17 @@ multiples of 32, read from the pipeline) and a timestep per token.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from engine_service.models.spec import FamilySpec
 from engine_service.models.video import mean_std, video_call_kwargs, video_preview
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from diffusers import DiffusionPipeline
+
+    from engine_service.jobs import JobSpec
 
 _COMMON = {
     "output_kind": "video",
@@ -53,13 +62,28 @@ WAN_I2V = FamilySpec(
     **_COMMON,
 )
 
+_video_call_kwargs = video_call_kwargs()
+
+
+def _single_prompt_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """VACE takes one prompt per call (not a list): its jobs run alone, their outputs as videos per prompt."""
+    (job,) = jobs
+    return {
+        **_video_call_kwargs(pipe, jobs),
+        "prompt": job.prompt,
+        "negative_prompt": job.negative_prompt,
+        "num_videos_per_prompt": job.num_outputs,
+    }
+
+
+#: VACE: the transformer adds control hints after each of its ``vace_layers``; the cache keeps its
+#: loop and places them (``HINTED_LAYOUTS``). Served as text-to-video: without a control video,
+#: mask or reference images the pipeline conditions on its empty control video.
 WAN_VACE = FamilySpec(
     name="wan-vace",
     pipeline_classes=("WanVACEPipeline",),
-    build_call_kwargs=video_call_kwargs(),
-    unsupported_reason=(
-        "the VACE transformer adds control hints to the hidden states between its blocks (after each "
-        "of its vace_layers); the block cache stands in for the whole block list and cannot place them"
-    ),
+    build_call_kwargs=_single_prompt_call_kwargs,
+    decode_latents=video_preview(mean_std),
+    generator_per_output=False,
     **_COMMON,
 )
