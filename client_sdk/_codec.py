@@ -228,6 +228,9 @@ def model_stats_from_proto(msg: engine_pb2.ModelStats) -> ModelStats:
         last_request_unix_ms=msg.last_request_unix_ms,
         cancelled_steps=msg.cancelled_steps,
         lora_requests=dict(msg.lora_requests),
+        compile_graphs=msg.compile_graphs,
+        compiled_calls=msg.compiled_calls,
+        eager_calls=msg.eager_calls,
     )
 
 

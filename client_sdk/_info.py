@@ -192,6 +192,12 @@ class ModelStats:
     """Denoising steps run by requests that were then cancelled."""
     lora_requests: Mapping[str, int] = field(default_factory=dict)
     """Requests that finished successfully with each LoRA adapter, by name."""
+    compile_graphs: int = 0
+    """With --compile: graphs built for the transformer's repeated blocks (warm-up included)."""
+    compiled_calls: int = 0
+    """With --compile: transformer calls in which every repeated block ran a compiled graph."""
+    eager_calls: int = 0
+    """With --compile: transformer calls in which some block ran uncompiled (past torch's recompile limit)."""
 
 
 @dataclass(frozen=True)

@@ -151,14 +151,15 @@ def build_engine(
         cache = CompileCache(compile_cache)
         cache.activate()
     models = {}
+    split = parallel is not None and parallel.enabled
     for source in sources:
         config = speeds[source.name]
         # With offload, the weights stay in host memory until diffusers' hooks move them.
         place = torch.device("cpu") if config.offload else torch_device
         if source.path is None:
-            model = load_builtin_default(place, torch_dtype, config, name=source.name)
+            model = load_builtin_default(place, torch_dtype, config, name=source.name, defer_speed=split)
         else:
-            model = load_local_model(source.name, source.path, place, torch_dtype, config)
+            model = load_local_model(source.name, source.path, place, torch_dtype, config, defer_speed=split)
         for width, height in warmup_sizes:
             factor = model.spatial_factor
             if width % factor or height % factor:
@@ -177,9 +178,10 @@ def build_engine(
     if default_model not in models:
         raise ValueError(f"--default-model {default_model!r} is not among the loaded models: {', '.join(names)}")
     logger.info("loaded %d model(s) on %s (%s)", len(models), torch_device, torch_dtype)
-    if parallel is not None and parallel.enabled:
+    if split:
         from engine_service.parallel.ranks import parallelize_models
 
+        # Split first, then quantize and compile the split layers.
         parallelize_models(models, parallel, torch_device)
     return AsyncEngine(
         models,

@@ -43,9 +43,15 @@ TINY = {**FLUX_DEV, "num_layers": 2, "num_single_layers": 4, "attention_head_dim
 
 
 def build(config: dict, device: torch.device, dtype: torch.dtype) -> FluxTransformer2DModel:
+    """A random transformer of ``config``, allocated on ``device`` in ``dtype`` (no float32 copy on the way)."""
     torch.manual_seed(0)
-    with torch.device(device):
-        model = FluxTransformer2DModel(**config).to(dtype)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = FluxTransformer2DModel(**config)
+    finally:
+        torch.set_default_dtype(default)
     return model.eval().requires_grad_(False)
 
 
@@ -150,6 +156,8 @@ def with_cache_dit(loop: Loop, mask: list[int]):
         num_inference_steps=loop.steps,
     )
     cache_dit.enable_cache(loop.transformer, cache_config=config)
+    # A fresh context: the run starts at step 0 of the mask, whatever ran before.
+    cache_dit.refresh_context(loop.transformer, cache_config=config, verbose=False)
     try:
         yield lambda: _only_cached_steps(cache_dit.summary(loop.transformer, logging=False))
     finally:

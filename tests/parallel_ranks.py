@@ -34,6 +34,37 @@ FLUX_SIZE = 48
 WAN_FRAMES = 9
 
 
+#: The speed stack split each way and whole, on the tiny FLUX case through the engine's worker:
+#: name -> (split, SpeedConfig fields, cache preset). Every speed flag and several cache policies.
+#: The whole model runs the same stack uncompiled: the eager compile backend runs the same ops (and
+#: tracing the whole model too would double the time of these runs). Ring with compile runs the same
+#: opaque attention op as Ulysses; it is left out for time.
+HYBRID_RUNS = {
+    "ulysses=2 compile int8-weight-only native-attention fast": (
+        "ulysses=2",
+        {"compile": True, "compile_backend": "eager", "quantize": "int8-weight-only", "attention_backend": "native"},
+        "fast",
+    ),
+    "tp=2 compile int8-weight-only text-encoder slow": (
+        "tp=2",
+        {"compile": True, "compile_backend": "eager", "quantize": "int8-weight-only", "quantize_text_encoder": True},
+        "slow",
+    ),
+}
+#: The same on four ranks: context x tensor parallel on one 2-D mesh, on a FLUX with 4 attention heads
+#: (tensor parallel leaves 2 per rank for Ulysses to split; the 2-head case refuses this split).
+HYBRID_RUNS_4 = {
+    "ulysses=2,tp=2 compile int8-weight-only fast": (
+        "ulysses=2,tp=2",
+        {"compile": True, "compile_backend": "eager", "quantize": "int8-weight-only"},
+        "fast",
+    ),
+}
+HYBRID_STEPS = 8
+#: 48x48: 9 image tokens, an odd sequence.
+HYBRID_SIZE = 48
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a.float() - b.float()) ** 2).mean())
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
@@ -163,12 +194,14 @@ def _text_encoders() -> dict:
     return results
 
 
-def _case_run(case, mode: str | None) -> dict:
-    """The tiny case's request run once through the engine's local executor, split as ``mode`` says (None: whole).
+def _case_run(case, mode: str | None, speed=None, cache_plan=None, steps: int | None = None, size=None) -> dict:
+    """The tiny case's request run once through the engine's local executor, split as ``mode`` says
+    (None: whole).
 
     Returns the output images (frames of a video) and, as evidence of the split, per transformer that
     ran (Wan 2.2: two experts): the tokens reaching its output projection on this rank, and whether
-    its weights are distributed.
+    its weights are distributed. With ``speed`` (a SpeedConfig), the stack is applied after the split;
+    ``cache_plan``, ``steps`` and ``size`` replace the request's defaults.
     """
     import dataclasses
     import io
@@ -189,7 +222,7 @@ def _case_run(case, mode: str | None) -> dict:
     from engine_service.runtime.worker import Member
 
     device = torch.device("cpu")
-    model = model_from_pipeline(case.name, case.build(), device, case.defaults)
+    model = model_from_pipeline(case.name, case.build(), device, case.defaults, speed, defer_speed=mode is not None)
     if mode is not None:
         parallelize_models({case.name: model}, ParallelConfig.parse(mode), device)
     transformers = {name: getattr(model.pipeline, name, None) for name in ("transformer", "transformer_2")}
@@ -207,18 +240,19 @@ def _case_run(case, mode: str | None) -> dict:
         (role, Image.open(io.BytesIO(input_image(role, size).data)).convert("L" if role == "mask" else "RGB"))
         for role, size in case.inputs
     )
-    width, height = CASE_SIZES.get(case.name, (model.default_width, model.default_height))
+    width, height = size or CASE_SIZES.get(case.name, (model.default_width, model.default_height))
     spec = dataclasses.replace(
         warmup_spec(model, width, height),
         request_id=f"{case.name}-{mode}",
         prompt="a red circle",
         negative_prompt="blurry" if model.family.uses_negative_prompt else "",
-        num_inference_steps=CASE_STEPS if case.experts == 1 else model.default_steps,
+        num_inference_steps=steps or (CASE_STEPS if case.experts == 1 else model.default_steps),
         seed=3,
         output_format=OutputFormat.PNG_FRAMES if model.family.output_kind == "video" else OutputFormat.PNG,
         input_images=images,
         # A threshold no diff falls under: every step is computed and its diff recorded.
-        cache=CachePlan(
+        cache=cache_plan
+        or CachePlan(
             cache.DBCacheConfig(
                 Fn_compute_blocks=1, Bn_compute_blocks=0, residual_diff_threshold=1e-9, max_warmup_steps=1
             )
@@ -233,7 +267,64 @@ def _case_run(case, mode: str | None) -> dict:
         "tokens": tokens,
         "diffs": [[step.residual_diff, step.cfg_residual_diff] for step in result.steps],
         "distributed": {name: any(isinstance(p, DTensor) for p in t.parameters()) for name, t in transformers.items()},
+        "cached_steps": [step.step for step in result.steps if step.cached],
+        "compile": dataclasses.asdict(model.compile_stats) if model.compile_stats is not None else None,
     }
+
+
+def build_four_head_flux():
+    """The tiny FLUX case's pipeline with 4 attention heads of 16 channels instead of 2."""
+    from diffusers import FluxPipeline, FluxTransformer2DModel
+    from tiny_pipelines import tiny_flux_components
+
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=16,
+        num_layers=2,
+        num_single_layers=4,
+        attention_head_dim=16,
+        num_attention_heads=4,
+        joint_attention_dim=32,
+        pooled_projection_dim=32,
+        guidance_embeds=True,
+        axes_dims_rope=[4, 4, 8],
+    ).eval()
+    return FluxPipeline(**tiny_flux_components(transformer=transformer))
+
+
+def _hybrid(results: dict, runs: dict, build=None) -> None:
+    """Each run of ``runs`` split and whole with the same speed stack and cache preset (on the tiny FLUX
+    case, or the pipeline ``build`` makes)."""
+    import dataclasses
+    import time
+
+    import torch._dynamo
+    from tiny_families import all_cases
+
+    from engine_service.cache.presets import make_plan
+    from engine_service.quant import SpeedConfig
+
+    (case,) = [case for case in all_cases() if case.name == "flux"]
+    if build is not None:
+        case = dataclasses.replace(case, build=build)
+    for name, (mode, fields, preset) in runs.items():
+        started = time.perf_counter()
+        speed = SpeedConfig(**fields)
+        plan = make_plan(preset, HYBRID_STEPS)
+        outcome = {}
+        whole = dataclasses.replace(speed, compile=False)
+        for label, split, stack in (("whole", None, whole), ("split", mode, speed)):
+            torch._dynamo.reset()  # the recompile limit counts per block class and process: start each run afresh
+            run = _case_run(case, split, stack, plan, HYBRID_STEPS, (HYBRID_SIZE, HYBRID_SIZE))
+            outcome[label] = {key: run[key] for key in ("cached_steps", "compile", "distributed", "tokens")}
+            outcome[label]["images"] = run["images"]
+        outcome["psnr"] = min(
+            psnr(torch.from_numpy(a) / 255.0, torch.from_numpy(b) / 255.0)
+            for a, b in zip(outcome["whole"].pop("images"), outcome["split"].pop("images"), strict=True)
+        )
+        outcome["seconds"] = time.perf_counter() - started
+        results["hybrid"][name] = outcome
 
 
 def _family_cases(results: dict) -> None:
@@ -279,6 +370,23 @@ def run_checks(rank: int, world_size: int, port: int, out: str) -> None:
             _split(pipe, family, "ulysses=2")
             results["cached_steps"][family] = {"single": single, "ulysses=2": _cached_steps(pipe, family, run)}
         _family_cases(results)
+    except Exception:
+        results["errors"].append(traceback.format_exc())
+    pathlib.Path(out, f"rank{rank}.json").write_text(json.dumps(results))
+    dist.destroy_process_group()
+
+
+def run_hybrid_checks(rank: int, world_size: int, port: int, out: str) -> None:
+    """The speed stack split: HYBRID_RUNS on two ranks, HYBRID_RUNS_4 (context x tensor parallel) on four."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=datetime.timedelta(minutes=5))
+    results: dict = {"hybrid": {}, "errors": []}
+    try:
+        if world_size == 2:
+            _hybrid(results, HYBRID_RUNS)
+        else:
+            _hybrid(results, HYBRID_RUNS_4, build_four_head_flux)
     except Exception:
         results["errors"].append(traceback.format_exc())
     pathlib.Path(out, f"rank{rank}.json").write_text(json.dumps(results))

@@ -49,6 +49,7 @@ CASE_SPLITS = [(name, mode) for name, modes in parallel_ranks.case_modes().items
         ("ring=2", (1, 2, 1), 2),
         ("ulysses=2,ring=2", (2, 2, 1), 4),
         (" tp=2 ", (1, 1, 2), 2),
+        ("ulysses=2,tp=2", (2, 1, 2), 4),
     ],
 )
 def test_parallel_flag_parses_degrees(text, degrees, world):
@@ -65,7 +66,6 @@ def test_parallel_flag_parses_degrees(text, degrees, world):
         ("ulysses=two", "whole number"),
         ("ulysses=0", "at least 1"),
         ("ring=2,ring=2", "twice"),
-        ("ulysses=2,tp=2", "cannot be combined"),
     ],
 )
 def test_bad_parallel_flag_is_refused_with_the_reason(text, message):
@@ -90,9 +90,14 @@ def test_serve_with_parallel_outside_torchrun_says_how_to_launch(monkeypatch, ca
     assert "torchrun --nproc-per-node 2 -m engine_service serve --parallel ulysses=2" in capsys.readouterr().err
 
 
-def test_parallel_refuses_the_speed_options():
-    import dataclasses
-
+@pytest.mark.parametrize(
+    ("speed", "split", "message"),
+    [
+        ({"quantize": "int8-dynamic"}, "tp=2", "--quantize int8-dynamic with --parallel tp=2"),
+        ({"offload": "model"}, "ulysses=2", "--offload model with --parallel ulysses=2"),
+    ],
+)
+def test_parallel_refuses_what_cannot_be_split_naming_both_flags(speed, split, message):
     import torch
 
     from engine_service.models import load_builtin_default
@@ -100,10 +105,27 @@ def test_parallel_refuses_the_speed_options():
     from engine_service.parallel.ranks import parallelize_models
     from engine_service.quant import SpeedConfig
 
-    model = load_builtin_default(torch.device("cpu"), torch.float32)
-    compiled = dataclasses.replace(model, speed=SpeedConfig(compile=True))
-    with pytest.raises(ParallelPlanError, match="cannot be combined with the speed options"):
-        parallelize_models({"default": compiled}, ParallelConfig.parse("ulysses=2"), torch.device("cpu"))
+    model = load_builtin_default(torch.device("cpu"), torch.float32, SpeedConfig(**speed), defer_speed=True)
+    with pytest.raises(ParallelPlanError, match=message):
+        parallelize_models({"default": model}, ParallelConfig.parse(split), torch.device("cpu"))
+    assert model.speed_pending  # refused before anything was split or applied
+
+
+@pytest.mark.parametrize(
+    ("backend", "split", "message"),
+    [
+        ("_native_math", "ulysses=2", "has no context-parallel support"),
+        ("native", "ring=2", "log-sum-exp"),
+    ],
+)
+def test_context_parallel_refuses_an_attention_backend_it_cannot_run_on(backend, split, message):
+    import torch
+
+    from engine_service.parallel import attention
+
+    with pytest.raises(ValueError, match=f"--attention-backend {backend} with --parallel {split}: .*{message}"):
+        attention.backend_for(ParallelConfig.parse(split), torch.device("cpu"), backend)
+    assert attention.backend_for(ParallelConfig.parse("ulysses=2"), torch.device("cpu"), "native") == "native"
 
 
 # -- the library on a 2-rank gloo group ------------------------------------------------
@@ -188,6 +210,66 @@ def test_rank_local_diffs_are_reduced_to_one_value(rank_results):
     first, second = (result["diffs"] for result in rank_results)
     assert first["local"] == 0.0 and second["local"] == 0.5
     assert first["reduced"] == second["reduced"] == pytest.approx(first["whole"], rel=1e-6)
+
+
+def _hybrid_results(tmp_path_factory, ranks: int) -> list[dict]:
+    """Every rank's results of tests/parallel_ranks.run_hybrid_checks on a group of ``ranks``."""
+    import torch.multiprocessing as mp
+
+    out = tmp_path_factory.mktemp(f"hybrid{ranks}")
+    mp.spawn(parallel_ranks.run_hybrid_checks, args=(ranks, free_port(), str(out)), nprocs=ranks)
+    results = [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(ranks)]
+    for rank, result in enumerate(results):
+        assert not result["errors"], f"rank {rank}:\n" + "\n".join(result["errors"])
+    return results
+
+
+@pytest.fixture(scope="module")
+def two_rank_hybrid(tmp_path_factory) -> list[dict]:
+    return _hybrid_results(tmp_path_factory, 2)
+
+
+@pytest.fixture(scope="module")
+def four_rank_results(tmp_path_factory) -> list[dict]:
+    return _hybrid_results(tmp_path_factory, 4)
+
+
+#: Tracing compiled blocks over DTensor weights takes minutes on two shared cores: the spawned groups
+#: of the speed-stack checks get more than the suite's 300 s.
+SPAWNED_GROUP_TIMEOUT_S = 900
+
+
+@pytest.mark.timeout(SPAWNED_GROUP_TIMEOUT_S)
+@pytest.mark.parametrize("run", list(parallel_ranks.HYBRID_RUNS))
+def test_speed_stack_split_matches_one_process_and_caches_the_same_steps(two_rank_hybrid, run):
+    """Compile, quantization (of the transformer and the text encoders), an attention backend and a cache
+    preset on a split model: the image of one process with the same stack, the same cached steps on every
+    rank, and every transformer call compiled."""
+    _check_hybrid([result["hybrid"][run] for result in two_rank_hybrid])
+
+
+def _check_hybrid(outcomes: list[dict]) -> None:
+    whole_cached = outcomes[0]["whole"]["cached_steps"]
+    assert whole_cached, "the preset cached no step"
+    for outcome in outcomes:
+        assert outcome["psnr"] >= 30.0
+        assert outcome["split"]["cached_steps"] == whole_cached  # every rank, as one process
+        compiled = outcome["split"]["compile"]
+        assert compiled["graphs"] > 0 and compiled["compiled_calls"] > 0 and compiled["eager_calls"] == 0
+
+
+@pytest.mark.timeout(SPAWNED_GROUP_TIMEOUT_S)
+@pytest.mark.parametrize("run", list(parallel_ranks.HYBRID_RUNS_4))
+def test_context_times_tensor_parallel_matches_one_process(four_rank_results, run):
+    """ulysses=2,tp=2 on one 2-D mesh: weights split over the tp ranks, the sequence over the ulysses ranks."""
+    outcomes = [result["hybrid"][run] for result in four_rank_results]
+    _check_hybrid(outcomes)
+    for rank, outcome in enumerate(outcomes):
+        (whole,) = outcome["whole"]["tokens"].values()
+        (split,) = outcome["split"]["tokens"].values()
+        assert outcome["split"]["distributed"]["transformer"]
+        # mesh (ring, ulysses, tp): ranks 0, 1 hold the first (longer) half of the odd sequence
+        assert split == (whole + 1 - rank // 2) // 2 < whole
 
 
 # -- the engine under torchrun ------------------------------------------------------------

@@ -335,7 +335,7 @@ class Duration(_message.Message):
     def __init__(self, count: _Optional[int] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class ModelStats(_message.Message):
-    __slots__ = ("model", "success", "failure", "cancelled", "rejected", "queue", "prepare", "denoise", "decode", "encode", "outputs", "steps", "computed_steps", "cached_steps", "last_request_unix_ms", "cancelled_steps", "lora_requests")
+    __slots__ = ("model", "success", "failure", "cancelled", "rejected", "queue", "prepare", "denoise", "decode", "encode", "outputs", "steps", "computed_steps", "cached_steps", "last_request_unix_ms", "cancelled_steps", "lora_requests", "compile_graphs", "compiled_calls", "eager_calls")
     class LoraRequestsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -360,6 +360,9 @@ class ModelStats(_message.Message):
     LAST_REQUEST_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_STEPS_FIELD_NUMBER: _ClassVar[int]
     LORA_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    COMPILE_GRAPHS_FIELD_NUMBER: _ClassVar[int]
+    COMPILED_CALLS_FIELD_NUMBER: _ClassVar[int]
+    EAGER_CALLS_FIELD_NUMBER: _ClassVar[int]
     model: str
     success: Duration
     failure: Duration
@@ -377,7 +380,10 @@ class ModelStats(_message.Message):
     last_request_unix_ms: int
     cancelled_steps: int
     lora_requests: _containers.ScalarMap[str, int]
-    def __init__(self, model: _Optional[str] = ..., success: _Optional[_Union[Duration, _Mapping]] = ..., failure: _Optional[_Union[Duration, _Mapping]] = ..., cancelled: _Optional[_Union[Duration, _Mapping]] = ..., rejected: _Optional[int] = ..., queue: _Optional[_Union[Duration, _Mapping]] = ..., prepare: _Optional[_Union[Duration, _Mapping]] = ..., denoise: _Optional[_Union[Duration, _Mapping]] = ..., decode: _Optional[_Union[Duration, _Mapping]] = ..., encode: _Optional[_Union[Duration, _Mapping]] = ..., outputs: _Optional[int] = ..., steps: _Optional[int] = ..., computed_steps: _Optional[int] = ..., cached_steps: _Optional[int] = ..., last_request_unix_ms: _Optional[int] = ..., cancelled_steps: _Optional[int] = ..., lora_requests: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    compile_graphs: int
+    compiled_calls: int
+    eager_calls: int
+    def __init__(self, model: _Optional[str] = ..., success: _Optional[_Union[Duration, _Mapping]] = ..., failure: _Optional[_Union[Duration, _Mapping]] = ..., cancelled: _Optional[_Union[Duration, _Mapping]] = ..., rejected: _Optional[int] = ..., queue: _Optional[_Union[Duration, _Mapping]] = ..., prepare: _Optional[_Union[Duration, _Mapping]] = ..., denoise: _Optional[_Union[Duration, _Mapping]] = ..., decode: _Optional[_Union[Duration, _Mapping]] = ..., encode: _Optional[_Union[Duration, _Mapping]] = ..., outputs: _Optional[int] = ..., steps: _Optional[int] = ..., computed_steps: _Optional[int] = ..., cached_steps: _Optional[int] = ..., last_request_unix_ms: _Optional[int] = ..., cancelled_steps: _Optional[int] = ..., lora_requests: _Optional[_Mapping[str, int]] = ..., compile_graphs: _Optional[int] = ..., compiled_calls: _Optional[int] = ..., eager_calls: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
     __slots__ = ("models", "queue_depth", "running", "uptime_s", "device", "engine_id", "server")

@@ -27,6 +27,7 @@ from engine_service.models.families import FAMILIES
 from engine_service.models.lora import ModelLoras
 from engine_service.models.spec import FamilySpec
 from engine_service.quant import SpeedConfig, apply_speed
+from engine_service.quant.compile import CompileStats
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,10 @@ class LoadedModel:
     cache_calibration: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """The ``cache`` entry of the directory's ``ditserve.json``: TeaCache coefficients and the
     MagCache curve written by ``ditserve calibrate-cache``; empty = not calibrated."""
+    speed_pending: bool = False
+    """The speed stack is still to be applied (:func:`apply_model_speed`): a multi-rank engine splits first."""
+    compile_stats: CompileStats | None = None
+    """What the compiled blocks did (graphs built, compiled and eager calls); None when not compiled."""
 
     @property
     def num_transformer_blocks(self) -> int:
@@ -117,6 +122,7 @@ def _finish(
     device: torch.device,
     overrides: Mapping[str, Any] | None = None,
     speed: SpeedConfig | None = None,
+    defer_speed: bool = False,
 ) -> LoadedModel:
     speed = speed or SpeedConfig()
     if speed.offload is None:
@@ -124,14 +130,12 @@ def _finish(
     pipeline.set_progress_bar_config(disable=True)
     if family.prepare_pipeline is not None:
         family.prepare_pipeline(pipeline)
-    if not speed.is_default:
-        apply_speed(pipeline, family.block_lists, speed, device, name)
     overrides = dict(overrides or {})
     native = family.native_size(pipeline) if family.native_size is not None else None
     if native is not None:
         overrides.setdefault("width", native[0])
         overrides.setdefault("height", native[1])
-    return LoadedModel(
+    model = LoadedModel(
         name=name,
         family=family,
         pipeline=pipeline,
@@ -147,7 +151,22 @@ def _finish(
         native_size=native,
         control_images=family.control_count(pipeline) if family.control_count is not None else 0,
         cache_calibration=dict(overrides.pop("cache", {})),
+        speed_pending=not speed.is_default,
     )
+    if not defer_speed:
+        apply_model_speed(model, device)
+    return model
+
+
+def apply_model_speed(model: LoadedModel, device: torch.device) -> None:
+    """Apply ``model.speed`` (attention backend, quantization, compile, offload) if still pending.
+
+    Loading applies it unless asked to defer: a multi-rank engine splits the transformer
+    across ranks first, then quantizes and compiles the split layers."""
+    if not model.speed_pending:
+        return
+    model.compile_stats = apply_speed(model.pipeline, model.family.block_lists, model.speed, device, model.name)
+    model.speed_pending = False
 
 
 def _load_directory(name: str, directory: pathlib.Path, dtype: torch.dtype) -> tuple[FamilySpec, DiffusionPipeline]:
@@ -270,14 +289,16 @@ def load_local_model(
     device: torch.device,
     dtype: torch.dtype,
     speed: SpeedConfig | None = None,
+    defer_speed: bool = False,
 ) -> LoadedModel:
     """Load a diffusers pipeline directory (``save_pretrained`` layout) without touching the network.
 
-    A ``ditserve.json`` in the directory may set the model's defaults (:data:`MODEL_DEFAULT_KEYS`)."""
+    A ``ditserve.json`` in the directory may set the model's defaults (:data:`MODEL_DEFAULT_KEYS`).
+    ``defer_speed`` leaves ``speed`` for :func:`apply_model_speed`."""
     directory = pathlib.Path(path)
     defaults = _directory_defaults(name, directory)
     family, pipeline = _load_directory(name, directory, dtype)
-    return _finish(name, family, pipeline, str(directory), device, defaults, speed=speed)
+    return _finish(name, family, pipeline, str(directory), device, defaults, speed=speed, defer_speed=defer_speed)
 
 
 def model_from_pipeline(
@@ -286,18 +307,24 @@ def model_from_pipeline(
     device: torch.device,
     defaults: Mapping[str, Any] | None = None,
     speed: SpeedConfig | None = None,
+    defer_speed: bool = False,
 ) -> LoadedModel:
     """Serve a pipeline built in code. ``defaults`` may set width, height, steps, guidance_scale,
-    frames and call_defaults in place of the family's; ``speed`` applies a speed stack."""
+    frames and call_defaults in place of the family's; ``speed`` applies a speed stack (or is left
+    for :func:`apply_model_speed` with ``defer_speed``)."""
     family = family_for_pipeline(type(pipeline).__name__)
-    return _finish(name, family, pipeline, "in-process", device, defaults, speed)
+    return _finish(name, family, pipeline, "in-process", device, defaults, speed, defer_speed)
 
 
 def load_builtin_default(
-    device: torch.device, dtype: torch.dtype, speed: SpeedConfig | None = None, name: str = BUILTIN_NAME
+    device: torch.device,
+    dtype: torch.dtype,
+    speed: SpeedConfig | None = None,
+    name: str = BUILTIN_NAME,
+    defer_speed: bool = False,
 ) -> LoadedModel:
     """The trained tiny FLUX pipeline shipped in the package (64x64, 20 steps), served as ``name``."""
     family, pipeline = _load_directory(name, BUILTIN_DIR, dtype)
     calibration = _directory_defaults(name, BUILTIN_DIR).get("cache", {})
     overrides = {**BUILTIN_DEFAULTS, "call_defaults": BUILTIN_CALL_DEFAULTS, "cache": calibration}
-    return _finish(name, family, pipeline, "builtin", device, overrides, speed)
+    return _finish(name, family, pipeline, "builtin", device, overrides, speed, defer_speed)

@@ -25,11 +25,6 @@ class ParallelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"--parallel {name} must be a whole number of at least 1, got {value!r}")
-        if self.tp > 1 and self.context_degree > 1:
-            raise ValueError(
-                "--parallel: tensor parallel (tp) and context parallel (ulysses, ring) cannot be combined yet; "
-                "choose one"
-            )
 
     @classmethod
     def parse(cls, text: str) -> ParallelConfig:

@@ -41,42 +41,99 @@ class ParallelPlanError(ValueError):
     """A model cannot be split the way ``--parallel`` asks."""
 
 
-def parallelize(pipe, family: str, plan: ParallelPlan, parallel: ParallelConfig, device: torch.device) -> None:
-    """Split ``pipe.transformer`` across the ranks of the default process group, as ``parallel`` asks."""
+def device_mesh(parallel: ParallelConfig, device: torch.device) -> DeviceMesh:
+    """The engine's one device mesh: dimensions ``ring`` x ``ulysses`` x ``tp`` (tensor parallel innermost, so
+    the ranks that exchange activations at every layer are neighbours)."""
+    return init_device_mesh(
+        device.type, (parallel.ring, parallel.ulysses, parallel.tp), mesh_dim_names=("ring", "ulysses", "tp")
+    )
+
+
+def parallelize(
+    pipe,
+    family: str,
+    plan: ParallelPlan,
+    parallel: ParallelConfig,
+    device: torch.device,
+    attention_backend: str | None = None,
+    compiled: bool = False,
+) -> None:
+    """Split ``pipe.transformer`` across the ranks of the default process group, as ``parallel`` asks.
+
+    Context and tensor parallel combine on one mesh (:func:`device_mesh`): the sequence is split over
+    the ``ring`` x ``ulysses`` ranks, the weights over the ``tp`` ranks of each context shard.
+    ``attention_backend`` (``--attention-backend``) is the backend context parallel runs on; None =
+    :func:`attention.backend_for`'s choice. ``compiled``: the blocks will be compiled, so context parallel
+    attention runs as one opaque op inside their graphs (:func:`attention.make_opaque`). Raises
+    ParallelPlanError (or AttentionBackendError, both ValueError) before anything is split when the plan,
+    the head count or the backend cannot serve the split."""
     if not parallel.enabled:
         return
     if not dist.is_initialized() or dist.get_world_size() != parallel.world_size:
         world = dist.get_world_size() if dist.is_initialized() else 1
         raise ParallelPlanError(f"--parallel {parallel} needs {parallel.world_size} processes, this run has {world}")
-    # Two-expert pipelines (Wan 2.2) carry a second transformer of the same class.
+    if parallel.context_degree > 1 and plan.context is None:
+        raise ParallelPlanError(f"family {family!r} has no context-parallel plan")
+    if parallel.tp > 1 and plan.tensor is None:
+        raise ParallelPlanError(f"family {family!r} has no tensor-parallel plan")
     transformers = [getattr(pipe, name) for name in TRANSFORMERS if getattr(pipe, name, None) is not None]
-    if parallel.context_degree > 1:
-        if plan.context is None:
-            raise ParallelPlanError(f"family {family!r} has no context-parallel plan")
+    if parallel.ulysses > 1:
         for transformer in transformers:
-            enable_context_parallel(transformer, plan.context, parallel, device)
+            _check_ulysses_heads(transformer, parallel)
+    backend = attention.backend_for(parallel, device, attention_backend) if parallel.context_degree > 1 else None
+    mesh = device_mesh(parallel, device)
     if parallel.tp > 1:
-        if plan.tensor is None:
-            raise ParallelPlanError(f"family {family!r} has no tensor-parallel plan")
-        mesh = init_device_mesh(device.type, (parallel.tp,), mesh_dim_names=("tp",))
         for transformer in transformers:
-            apply_tensor_plan(transformer, plan.tensor, mesh)
+            apply_tensor_plan(transformer, plan.tensor, mesh["tp"])
         for component, encoder_plan in plan.text_encoders.items():
             encoder = getattr(pipe, component, None)
             if encoder is None:
                 continue
             try:
-                apply_tensor_plan(encoder, encoder_plan.layers, mesh, encoder_plan.per_rank, optional=True)
+                apply_tensor_plan(encoder, encoder_plan.layers, mesh["tp"], encoder_plan.per_rank, optional=True)
             except ParallelPlanError as err:
                 # Checked before anything is split: the encoder stays whole on every rank.
                 logger.warning("%s runs whole on every rank: %s", component, err)
+    if parallel.context_degree > 1:
+        for transformer in transformers:
+            enable_context_parallel(transformer, plan.context, parallel, device, mesh, backend)
+            if compiled:
+                attention.make_opaque(backend, transformer._parallel_config)
 
 
-def enable_context_parallel(transformer, context_plan, parallel: ParallelConfig, device: torch.device) -> None:
-    """diffusers' context parallel on ``transformer``; uneven sequence lengths when one kind is used alone."""
+def _check_ulysses_heads(transformer, parallel: ParallelConfig) -> None:
+    """ParallelPlanError when Ulysses cannot share the attention heads each tensor-parallel rank keeps.
+
+    diffusers' Ulysses pads a head count that does not divide evenly, but only by fewer heads than
+    each rank then holds (H=3 over 2 ranks: yes; H=1 over 2: no); combined with Ring it pads nothing."""
+    heads = getattr(transformer.config, "num_attention_heads", None) if hasattr(transformer, "config") else None
+    if not isinstance(heads, int):
+        return
+    local = heads // parallel.tp
+    pad = -local % parallel.ulysses
+    if local == 0 or (pad and (parallel.ring > 1 or pad >= (local + pad) // parallel.ulysses)):
+        kept = f"; tensor parallel leaves {local} per rank" if parallel.tp > 1 else ""
+        raise ParallelPlanError(
+            f"--parallel {parallel}: {type(transformer).__name__} has {heads} attention heads{kept}, too few for "
+            f"Ulysses to share over {parallel.ulysses} ranks; use fewer ranks for ulysses or tp, or ring"
+        )
+
+
+def enable_context_parallel(
+    transformer,
+    context_plan,
+    parallel: ParallelConfig,
+    device: torch.device,
+    mesh: DeviceMesh | None = None,
+    backend: str | None = None,
+) -> None:
+    """diffusers' context parallel on ``transformer`` over ``mesh``'s ``ring`` and ``ulysses`` dimensions
+    (default: :func:`device_mesh`), attention on ``backend`` (default: :func:`attention.backend_for`'s
+    choice); uneven sequence lengths when one kind is used alone."""
     from diffusers import ContextParallelConfig
     from diffusers.models._modeling_parallel import ParallelConfig as DiffusersParallelConfig
 
+    mesh = mesh if mesh is not None else device_mesh(parallel, device)
     config = ContextParallelConfig(
         ulysses_degree=parallel.ulysses,
         ring_degree=parallel.ring,
@@ -88,8 +145,7 @@ def enable_context_parallel(transformer, context_plan, parallel: ParallelConfig,
 
     def resolve(model, cp_config):
         # enable_parallelism builds its mesh on "the" accelerator and divides by the accelerator
-        # count, which is 0 on a CPU-only host; build the same mesh on our device instead.
-        mesh = init_device_mesh(device.type, cp_config.mesh_shape, mesh_dim_names=cp_config.mesh_dim_names)
+        # count, which is 0 on a CPU-only host; it gets the engine's mesh instead.
         resolved = DiffusersParallelConfig(context_parallel_config=cp_config)
         resolved.setup(dist.get_rank(), dist.get_world_size(), device, mesh=mesh)
         model._parallel_config = resolved
@@ -97,7 +153,7 @@ def enable_context_parallel(transformer, context_plan, parallel: ParallelConfig,
 
     if config.ulysses_anything or config.ring_anything:
         _gather_uneven_with_padding()
-    transformer.set_attention_backend(attention.backend_for(parallel, device))
+    transformer.set_attention_backend(backend or attention.backend_for(parallel, device))
     transformer._resolve_parallel_config = types.MethodType(resolve, transformer)
     try:
         transformer.enable_parallelism(config=config, cp_plan=None if context_plan == MODEL_PLAN else context_plan)

@@ -7,7 +7,7 @@ import logging
 import torch
 
 from engine_service.quant.attention import check_attention_backend, set_attention_backend
-from engine_service.quant.compile import check_compile, compile_blocks
+from engine_service.quant.compile import CompileStats, check_compile, compile_blocks
 from engine_service.quant.config import SpeedConfig, SpeedConfigError
 from engine_service.quant.offload import check_offload, enable_offload
 from engine_service.quant.quantize import check_scheme, quantize_blocks, quantize_module
@@ -38,12 +38,14 @@ def text_encoders(pipeline) -> list[tuple[str, torch.nn.Module]]:
     ]
 
 
-def apply_speed(pipeline, block_lists: tuple[str, ...], config: SpeedConfig, device: torch.device, name: str) -> None:
+def apply_speed(
+    pipeline, block_lists: tuple[str, ...], config: SpeedConfig, device: torch.device, name: str
+) -> CompileStats | None:
     """Attention backend, quantization, compile, offload, in that order, on a loaded pipeline.
 
     With offload the pipeline is still on the CPU and offload hooks move it; otherwise
     it is on ``device`` already. Compile only wraps the blocks: the graphs are built by
-    the engine's warm-up.
+    the engine's warm-up. Returns the compiled blocks' stats (None without compile).
     """
     check_speed(config, device, pipeline.transformer.dtype)
     transformer = pipeline.transformer
@@ -58,9 +60,11 @@ def apply_speed(pipeline, block_lists: tuple[str, ...], config: SpeedConfig, dev
             for component, module in text_encoders(pipeline):
                 count = quantize_module(module, scheme)
                 logger.info("model %r: %s on %d linear layers of %s", name, config.quantize, count, component)
+    compiled = None
     if config.compile:
-        count = compile_blocks(transformer, config.compile_backend, config.compile_mode)
-        logger.info("model %r: %d blocks compiled with %s", name, count, config.compile_backend)
+        compiled = compile_blocks(transformer, config.compile_backend, config.compile_mode)
+        logger.info("model %r: %d blocks compiled with %s", name, compiled.blocks, config.compile_backend)
     if config.offload is not None:
         enable_offload(pipeline, config.offload, device)
         logger.info("model %r: %s CPU offload to %s", name, config.offload, device)
+    return compiled

@@ -32,6 +32,8 @@ class Scheme:
     """Lowest CUDA compute capability with the kernels (FP8 matmuls need 8.9: Ada, Hopper)."""
     dtypes: tuple[torch.dtype, ...] | None = None
     """Weight dtypes the kernels take; None = any."""
+    tensor_parallel_refusal: str | None = None
+    """Why the scheme cannot run on tensor-parallel (DTensor) shards; None = it can."""
 
 
 def _float8_row():
@@ -67,7 +69,12 @@ SCHEMES: dict[str, Scheme] = {
         needs_cuda=True,
         min_capability=(8, 9),
     ),
-    "int8-dynamic": Scheme("int8 dynamic per-token activations and int8 per-channel weights", _int8_dynamic),
+    "int8-dynamic": Scheme(
+        "int8 dynamic per-token activations and int8 per-channel weights",
+        _int8_dynamic,
+        tensor_parallel_refusal="its int8 x int8 matmul (aten._int_mm) has no DTensor sharding rule, so split "
+        "activations cannot reach it; int8-weight-only splits",
+    ),
     "int8-weight-only": Scheme("int8 per-channel weights, activations in the model dtype", _int8_weight_only),
     "int4-weight-only": Scheme(
         "int4 weights in groups of 128 (tinygemm), bfloat16 activations",

@@ -147,7 +147,8 @@ class AsyncEngine:
         self.batching = batching or BatchingConfig()
         self.metrics = EngineMetrics(device)
         self.metrics.bind_load(lambda: self.queue_depth, lambda: self.running)
-        self.stats = StatsRecorder(list(self.models), self.metrics)
+        compiled = {name: model.compile_stats for name, model in self.models.items()}
+        self.stats = StatsRecorder(list(self.models), self.metrics, compiled)
         self._batcher = Batcher(self.batching, limits.max_outputs)
         self.executor = executor or LocalExecutor(self.models)
         """Runs the pipeline calls: in this process, or on every rank of a multi-process engine."""
@@ -189,7 +190,7 @@ class AsyncEngine:
         loop = asyncio.get_running_loop()
         self._warming_up = True  # stays True when this coroutine is cancelled mid-warm-up
         for name, model in self.models.items():
-            for spec in warmup_specs(model):
+            for spec in warmup_specs(model, self._batcher.max_samples):
                 await loop.run_in_executor(self._device, self._warm_up, name, spec)
         self._warming_up = False
         if self._compile_cache is not None:
@@ -550,14 +551,21 @@ def _encoded(outcome: Outcome) -> JobResult | JobCancelled:
     return outcome.encode() if isinstance(outcome, Decoded) else outcome
 
 
-def warmup_specs(model: LoadedModel) -> list[JobSpec]:
-    """The requests run before the engine reports SERVING: one per warm-up size (default: the model's size)."""
+def warmup_specs(model: LoadedModel, max_samples: int = 1) -> list[JobSpec]:
+    """The requests run before the engine reports SERVING: one per warm-up size (default: the model's size).
+
+    A compiled model that may run calls of up to ``max_samples`` outputs also runs two outputs at the
+    first size: its graphs mark the batch dimension dynamic, and torch gives a batch of one graphs of
+    its own, so one and two cover every batch the engine can form."""
     sizes = model.warmup_sizes or ((model.default_width, model.default_height),)
     specs = [warmup_spec(model, width, height) for width, height in sizes]
     if model.loras is not None and model.loras.hotswap:
         # Compiled blocks get their graph with the adapter slots on, besides the base one.
         lora_set = model.loras.warmup_set()
         specs += [dataclasses.replace(spec, request_id=f"{spec.request_id}-lora", loras=lora_set) for spec in specs]
+    if model.speed.compile and max_samples > 1:
+        batch = specs[0]
+        specs.append(dataclasses.replace(batch, request_id=f"{batch.request_id}-batch2", num_outputs=2))
     return specs
 
 

@@ -7,10 +7,11 @@ requests and device memory are read when scraped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from engine_service.jobs import Timings
@@ -25,6 +26,8 @@ RUNNING = "ditserve_running_requests"
 BATCH_SIZE = "ditserve_batch_size"
 DEVICE_MEMORY = "ditserve_device_memory_bytes"
 LORA_REQUESTS = "ditserve_lora_requests"
+COMPILE_GRAPHS = "ditserve_compile_graphs"
+TRANSFORMER_CALLS = "ditserve_compile_calls"
 
 #: Request and phase durations span tens of milliseconds (tiny models, cached steps) to minutes (video).
 _SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120, 300, 600)
@@ -71,6 +74,10 @@ class EngineMetrics:
         self.queue_depth.set_function(queue_depth)
         self.running.set_function(running)
 
+    def bind_compile(self, compiled: Mapping[str, Any]) -> None:
+        """Read each compiled model's CompileStats (graphs built, compiled and eager calls) at each scrape."""
+        self.registry.register(_CompileCounters(compiled))
+
     def record_success(self, model: str, total_ms: float, timings: Timings, computed: int, cached: int) -> None:
         self._record_end(model, "success", total_ms, timings.queue_ms)
         for phase in PHASES:
@@ -98,6 +105,27 @@ class EngineMetrics:
         self.request_seconds.labels(model, status).observe(total_ms / 1000.0)
         if queue_ms is not None:
             self.phase_seconds.labels(model, "queue").observe(queue_ms / 1000.0)
+
+
+class _CompileCounters(Collector):
+    """What the compiled blocks of each model did, read at scrape time from its CompileStats."""
+
+    def __init__(self, compiled: Mapping[str, Any]):
+        self._compiled = dict(compiled)
+
+    def collect(self):
+        graphs = CounterMetricFamily(COMPILE_GRAPHS, "Graphs built for the compiled blocks", labels=["model"])
+        calls = CounterMetricFamily(
+            TRANSFORMER_CALLS,
+            "Transformer calls of compiled models: all blocks compiled, or some run eagerly past the recompile limit",
+            labels=["model", "mode"],
+        )
+        for model, stats in self._compiled.items():
+            graphs.add_metric([model], stats.graphs)
+            calls.add_metric([model, "compiled"], stats.compiled_calls)
+            calls.add_metric([model, "eager"], stats.eager_calls)
+        yield graphs
+        yield calls
 
 
 class _DeviceMemory(Collector):

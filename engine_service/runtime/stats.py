@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from engine_service.jobs import JobResult, Timings
 from engine_service.runtime.metrics import EngineMetrics
@@ -42,6 +44,9 @@ class ModelCounters:
     cancelled_steps: int = 0
     lora_requests: dict[str, int] = dataclasses.field(default_factory=dict)
     """Successful requests per LoRA adapter name."""
+    compile_graphs: int = 0
+    compiled_calls: int = 0
+    eager_calls: int = 0
 
     def _finished(self) -> None:
         self.last_request_unix_ms = int(time.time() * 1000)
@@ -50,17 +55,32 @@ class ModelCounters:
 class StatsRecorder:
     """Per-model counters, mirrored into Prometheus metrics. Updated and read on the engine's event loop only."""
 
-    def __init__(self, models: list[str], metrics: EngineMetrics | None = None):
+    def __init__(
+        self, models: list[str], metrics: EngineMetrics | None = None, compiled: Mapping[str, Any] | None = None
+    ):
         self._models = {name: ModelCounters() for name in models}
         self._metrics = metrics
+        self._compiled = {name: stats for name, stats in (compiled or {}).items() if stats is not None}
+        """Model -> its compiled blocks' CompileStats (updated by the device thread, read here)."""
+        if metrics is not None and self._compiled:
+            metrics.bind_compile(self._compiled)
         self.started_at = time.monotonic()
 
     def counters(self, model: str) -> ModelCounters:
+        self._read_compile(model)
         return self._models[model]
 
     @property
     def models(self) -> dict[str, ModelCounters]:
+        for name in self._compiled:
+            self._read_compile(name)
         return dict(self._models)
+
+    def _read_compile(self, model: str) -> None:
+        stats = self._compiled.get(model)
+        if stats is not None:
+            c = self._models[model]
+            c.compile_graphs, c.compiled_calls, c.eager_calls = stats.graphs, stats.compiled_calls, stats.eager_calls
 
     @property
     def uptime_s(self) -> float:
