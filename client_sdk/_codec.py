@@ -60,6 +60,7 @@ def step_stat_from_proto(msg: engine_pb2.StepStat) -> StepStat:
         cfg_cached=_optional(msg, "cfg_cached"),
         cfg_residual_diff=_optional(msg, "cfg_residual_diff"),
         pruned_blocks=_optional(msg, "pruned_blocks"),
+        calibrated=_optional(msg, "calibrated"),
     )
 
 
@@ -96,18 +97,19 @@ def result_from_proto(msg: engine_pb2.GenerateResponse, outputs: Sequence[Output
         seed=msg.seed,
         request_id=msg.request_id,
         model=msg.model,
+        engine_id=msg.engine_id,
         loras=tuple((item.name, item.scale) for item in msg.loras),
     )
 
 
 def queued_from_proto(msg: engine_pb2.QueuedEvent) -> Queued:
     """A Queued event."""
-    return Queued(position=msg.position, request_id=msg.request_id)
+    return Queued(position=msg.position, request_id=msg.request_id, engine_id=msg.engine_id)
 
 
 def started_from_proto(msg: engine_pb2.StartedEvent) -> Started:
     """A Started event."""
-    return Started(seed=msg.seed, total_steps=msg.total_steps, queue_ms=msg.queue_ms)
+    return Started(seed=msg.seed, total_steps=msg.total_steps, queue_ms=msg.queue_ms, engine_id=msg.engine_id)
 
 
 def step_from_proto(msg: engine_pb2.StepEvent) -> Step:
@@ -123,6 +125,7 @@ def step_from_proto(msg: engine_pb2.StepEvent) -> Step:
         elapsed_ms=msg.elapsed_ms,
         step_ms=msg.step_ms,
         pruned_blocks=_optional(msg, "pruned_blocks"),
+        calibrated=_optional(msg, "calibrated"),
     )
 
 
@@ -181,6 +184,8 @@ def limits_from_proto(msg: engine_pb2.Limits) -> Limits:
         max_input_image_bytes=msg.max_input_image_bytes,
         max_request_bytes=msg.max_request_bytes,
         max_queue=msg.max_queue,
+        max_input_pixels=msg.max_input_pixels,
+        max_queued_input_pixels=msg.max_queued_input_pixels,
     )
 
 
@@ -234,5 +239,6 @@ def stats_from_proto(msg: engine_pb2.StatsResponse) -> Stats:
         running=msg.running,
         uptime_s=msg.uptime_s,
         device=msg.device,
+        engine_id=msg.engine_id,
         server=server_info_from_proto(msg.server),
     )

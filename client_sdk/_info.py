@@ -116,6 +116,10 @@ class Limits:
     """Largest request message, in bytes."""
     max_queue: int
     """Requests that may wait at once; beyond it calls fail with ResourceExhaustedError."""
+    max_input_pixels: int = 0
+    """Largest input image, width x height from its header."""
+    max_queued_input_pixels: int = 0
+    """Decoded input-image pixels waiting requests may hold together."""
 
 
 @dataclass(frozen=True)
@@ -204,5 +208,7 @@ class Stats:
     """Seconds since the engine started."""
     device: str
     """The engine's device, e.g. "cuda:0" or "cpu"."""
+    engine_id: str = ""
+    """The engine's id (see `Result.engine_id`)."""
     server: ServerInfo = field(default_factory=ServerInfo)
     """The engine's name, version and build."""

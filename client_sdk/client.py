@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,8 @@ from client_sdk._core import (
     tls_credentials,
 )
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
-from client_sdk.errors import UnavailableError, from_rpc_error
+from client_sdk._targets import RouteBook, Targets, lost_engine_error, multi_target_options, resolved_addresses
+from client_sdk.errors import NotFoundError, UnavailableError, from_rpc_error
 from client_sdk.retry import RetryPolicy, deadline_of, next_wait, resolve
 from client_sdk.types import Event, ModelList, Result, Stats
 
@@ -37,7 +39,7 @@ __all__ = ["Client"]
 
 
 class Client:
-    """A blocking client for one ditserve engine.
+    """A blocking client for one ditserve engine, or several.
 
     Use it as a context manager, or call `close()` when done::
 
@@ -45,12 +47,19 @@ class Client:
             result = client.generate("a lighthouse at dusk", seed=7)
             result.save("out")
 
+    Given several engines (``Client(["10.0.0.1:50051", "10.0.0.2:50051"])``,
+    ``"ipv4:10.0.0.1:50051,10.0.0.2:50051"`` or ``"dns:///engines.internal:50051"``)
+    it balances calls with gRPC's ``round_robin`` over the engines whose health
+    is SERVING, retries a call an engine refused (UNAVAILABLE, before it accepted
+    it) on another, waits for a ready engine instead of failing at once, and
+    sends `cancel` to the engine that runs the request (see `client_sdk._targets`).
+
     Every failed call raises a `client_sdk.errors.APIError` subclass.
     """
 
     def __init__(
         self,
-        target: str,
+        target: str | Sequence[str],
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
@@ -62,7 +71,7 @@ class Client:
         private_key: bytes | None = None,
         retry: RetryPolicy | bool | None = None,
     ) -> None:
-        """Opens a channel to `target` ("host:port").
+        """Opens a channel to `target`: "host:port", any gRPC target, or a list of engine addresses.
 
         `timeout` is the default deadline of every call in seconds (None: no
         deadline); `metadata` is sent with every call; `channel_options` add to
@@ -78,17 +87,18 @@ class Client:
         engine asks to repeat later (full queue, warming up, unreachable); each call
         may override it with its own `retry=` (False: no retries). Off by default.
         """
-        self.target = target
-        """The engine address this client talks to."""
+        self._targets = Targets.parse(target)
+        self.target = self._targets.target
+        """The gRPC target this client talks to."""
         self._timeout = timeout
         self._metadata = auth_metadata(metadata, auth_token)
         self._retry = resolve(retry, None)
-        options = merge_channel_options(channel_options)
-        credentials = tls_credentials(tls, root_certificates, certificate_chain, private_key)
-        if credentials is None:
-            self._channel = grpc.insecure_channel(target, options=options)
-        else:
-            self._channel = grpc.secure_channel(target, credentials, options=options)
+        self._credentials = tls_credentials(tls, root_certificates, certificate_chain, private_key)
+        self._direct_options = merge_channel_options(channel_options)
+        extra = multi_target_options() if self._targets.multi else []
+        self._channel = self._open_channel(self.target, merge_channel_options([*extra, *(channel_options or ())]))
+        self._routes = RouteBook()
+        self._direct: dict[str, tuple[grpc.Channel, engine_pb2_grpc.EngineStub]] = {}
         self._stub = engine_pb2_grpc.EngineStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -106,6 +116,14 @@ class Client:
     def close(self) -> None:
         """Closes the channel; calls in flight are cancelled."""
         self._channel.close()
+        for channel, _ in self._direct.values():
+            channel.close()
+        self._direct.clear()
+
+    def _open_channel(self, target: str, options: list[tuple[str, Any]]) -> grpc.Channel:
+        if self._credentials is None:
+            return grpc.insecure_channel(target, options=options)
+        return grpc.secure_channel(target, self._credentials, options=options)
 
     def generate(
         self,
@@ -123,9 +141,25 @@ class Client:
         """
         request = build_request(prompt, **options)
         response: engine_pb2.GenerateResponse = self._unary(
-            self._stub.Generate, request, timeout, request_id=request.request_id, retry=retry
+            self._generate_once, request, timeout, request_id=request.request_id, retry=retry
         )
         return _codec.result_from_proto(response)
+
+    def _generate_once(self, request: engine_pb2.GenerateRequest, **call: Any) -> engine_pb2.GenerateResponse:
+        """One Generate call; the engine that accepts it is remembered while it runs (for `cancel`)."""
+        future = self._stub.Generate.future(request, **call)
+        request_id = ""
+        try:
+            request_id = self._routes.started(future.initial_metadata())  # sent as the engine accepts it
+            return future.result()
+        except grpc.RpcError as err:
+            lost = lost_engine_error(err, request.request_id or request_id, self._routes.route(request_id))
+            if lost is not None:
+                raise lost from err
+            raise
+        finally:
+            future.cancel()  # no-op once the call has finished
+            self._routes.finished(request_id)
 
     def stream(
         self,
@@ -152,7 +186,9 @@ class Client:
             assembler = StreamAssembler()
             call = self._stub.Stream(request, **self._call(_remaining(deadline)))
             started = False
+            request_id = ""
             try:
+                request_id = self._routes.started(call.initial_metadata())
                 for message in call:
                     event = assembler.feed(message)
                     if event is not None:
@@ -161,13 +197,16 @@ class Client:
                 assembler.finish()
                 return
             except grpc.RpcError as err:
-                error = from_rpc_error(err, request_id=request.request_id or None)
+                route = self._routes.route(request_id)
+                lost = lost_engine_error(err, request.request_id or request_id, route)
+                error = lost or from_rpc_error(err, request_id=request.request_id or request_id or None)
                 # A stream is retried only before its first event: later, the request was accepted.
-                wait = None if started else next_wait(policy, attempt, error, deadline, time.monotonic())
+                wait = None if started or route else next_wait(policy, attempt, error, deadline, time.monotonic())
                 if wait is None:
                     raise error from err
             finally:
                 call.cancel()  # no-op once the call has finished
+                self._routes.finished(request_id)
             time.sleep(wait)
             attempt += 1
 
@@ -188,12 +227,66 @@ class Client:
     def cancel(self, request_id: str, *, timeout: float | None = None) -> str:
         """Cancels a queued or running request; returns "queued" or "running".
 
-        Raises NotFoundError for an unknown or finished request id.
+        The Cancel goes to the engine that runs the request: for a request this
+        client started, the engine named in its response headers (behind Envoy,
+        with Envoy's route header); with several engines and a request started
+        elsewhere, each engine in turn until one knows it. Raises NotFoundError
+        for an unknown or finished request id.
         """
-        response: engine_pb2.CancelResponse = self._unary(
-            self._stub.Cancel, engine_pb2.CancelRequest(request_id=request_id), timeout
+        message = engine_pb2.CancelRequest(request_id=request_id)
+        route = self._routes.route(request_id)
+        if not self._targets.multi:
+            metadata = (*self._metadata, *(route.cancel_metadata() if route else ()))
+            options = call_options(timeout if timeout is not None else self._timeout, None, metadata)
+            try:
+                return self._stub.Cancel(message, **options).state
+            except grpc.RpcError as err:
+                raise from_rpc_error(err, request_id=request_id) from err
+        address = self._address_of(route.engine_id, timeout) if route and route.engine_id else None
+        candidates = [address] if address else self._engine_addresses()
+        last: Exception = NotFoundError(
+            f"no engine knows request {request_id!r}", code=grpc.StatusCode.NOT_FOUND, request_id=request_id
         )
-        return response.state
+        for candidate in candidates:
+            try:
+                return self._direct_stub(candidate).Cancel(message, **self._direct_call(timeout)).state
+            except grpc.RpcError as err:
+                last = from_rpc_error(err, request_id=request_id)
+                if err.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
+                    break
+        raise last
+
+    def _engine_addresses(self) -> list[str]:
+        """The engines' addresses: as listed, or as the DNS name resolves now."""
+        if self._targets.dns_name is None:
+            return list(self._targets.addresses)
+        host, port = self._targets.dns_name
+        return list(resolved_addresses(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
+
+    def _direct_stub(self, address: str) -> engine_pb2_grpc.EngineStub:
+        """A stub on a channel to one engine (kept until `close`)."""
+        if address not in self._direct:
+            options = self._direct_options
+            if self._targets.dns_name is not None and self._credentials is not None:
+                options = [*options, ("grpc.ssl_target_name_override", self._targets.dns_name[0])]
+            channel = self._open_channel(address, options)
+            self._direct[address] = (channel, engine_pb2_grpc.EngineStub(channel))
+        return self._direct[address][1]
+
+    def _direct_call(self, timeout: float | None) -> dict[str, Any]:
+        return call_options(timeout if timeout is not None else self._timeout, None, self._metadata)
+
+    def _address_of(self, engine_id: str, timeout: float | None) -> str | None:
+        """The address of the engine with id `engine_id`, asking each engine's Stats once when unknown."""
+        if (known := self._routes.address_of(engine_id)) is not None:
+            return known
+        for address in self._engine_addresses():
+            try:
+                stats = self._direct_stub(address).Stats(engine_pb2.StatsRequest(), **self._direct_call(timeout))
+            except grpc.RpcError:
+                continue
+            self._routes.learn(stats.engine_id, address)
+        return self._routes.address_of(engine_id)
 
     def wait_ready(self, timeout: float = 30.0, *, model: str = "") -> None:
         """Blocks until the engine's health (`grpc.health.v1.Health/Watch`) reports SERVING.

@@ -19,6 +19,7 @@ from client_sdk.types import (
     Event,
     ModelList,
     Queued,
+    ServerInfo,
     Started,
     Stats,
     Step,
@@ -26,7 +27,7 @@ from client_sdk.types import (
     Timings,
 )
 
-__all__ = ["step_table", "timings_line", "stats_table", "models_table", "ProgressBar"]
+__all__ = ["step_table", "timings_line", "stats_table", "models_table", "server_line", "ProgressBar"]
 
 _MIB = 1 << 20
 
@@ -119,9 +120,18 @@ def stats_table(stats: Stats) -> str:
     return f"{header}\n{_table(headers, rows)}"
 
 
+def server_line(info: ServerInfo) -> str:
+    """The engine's name, version and build on one line, e.g. "ditserve 0.1.0 (ditserve.v1; torch 2.13.0, ...)"."""
+    if not info.name:
+        return "server: did not say its version"
+    build = ", ".join(f"{name} {version}" for name, version in sorted(info.build.items()))
+    return f"server: {info.name} {info.version} ({info.api}; {build})"
+
+
 def models_table(models: ModelList) -> str:
-    """One row per served model (the default marked "*"), then the engine's limits."""
+    """One row per served model (the default marked "*", its LoRA adapters last), then the engine's limits."""
     headers = ["model", "family", "pipeline", "kind", "size", "steps", "guidance", "frames", "blocks", "inputs"]
+    headers.append("loras")
     rows = [
         [
             ("* " if m.is_default else "  ") + m.name,
@@ -134,6 +144,7 @@ def models_table(models: ModelList) -> str:
             str(m.default_frames),
             str(m.num_transformer_blocks),
             ",".join(m.input_roles) or "-",
+            ",".join(f"{a.name} (rank {a.rank})" for a in m.loras) or "-",
         ]
         for m in models.models
     ]
@@ -144,7 +155,7 @@ def models_table(models: ModelList) -> str:
         f"{lim.max_input_images} input images of {lim.max_input_image_bytes / _MIB:.1f} MiB, "
         f"requests of {lim.max_request_bytes / _MIB:.1f} MiB, queue {lim.max_queue}"
     )
-    return f"{_table(headers, rows, left=4)}\n{limits}"
+    return f"{_table(headers, rows, left=4)}\n{limits}\n{server_line(models.server)}"
 
 
 class ProgressBar:

@@ -116,11 +116,19 @@ class CachePolicy:
     cfg_diff_compute_separate: bool | None = None
     """False: the CFG branch reuses the conditional branch's diff of the same step."""
     cache_type: str = ""
-    """"dbcache" (default: one decision per step) or "dbprune" (one decision per block)."""
+    """"dbcache" (default: one decision per step), "dbprune" (one decision per block), "teacache"
+    (accumulated change of the first block's modulated input) or "magcache" (calibrated curve of
+    residual magnitude ratios)."""
     non_prune_block_ids: tuple[int, ...] | None = None
     """DBPrune: block indices that always run."""
     enable_dynamic_prune_threshold: bool | None = None
     """DBPrune: relax the threshold per step from the step's first diffs."""
+    teacache_coefficients: tuple[float, ...] | None = None
+    """TeaCache: rescaling polynomial, highest power first; None = the model's calibration."""
+    magcache_ratios: tuple[float, ...] | None = None
+    """MagCache: magnitude ratio per step of a calibration run; None = the model's calibration."""
+    magcache_retention_ratio: float | None = None
+    """MagCache: leading fraction of the steps that always compute (default 0.2)."""
 
     def to_proto(self) -> engine_pb2.CachePolicy:
         """The policy as a `ditserve.v1.CachePolicy`, with None fields left unset."""
@@ -143,14 +151,17 @@ class CachePolicy:
             "max_accumulated_residual_diff_threshold",
             "cfg_diff_compute_separate",
             "enable_dynamic_prune_threshold",
+            "magcache_retention_ratio",
         ):
             value = getattr(self, name)
             if value is not None:
                 setattr(msg, name, value)
         if self.steps_computation_mask is not None:
             msg.steps_computation_mask.extend(self.steps_computation_mask)
-        if self.non_prune_block_ids is not None:
-            msg.non_prune_block_ids.extend(self.non_prune_block_ids)
+        for name in ("non_prune_block_ids", "teacache_coefficients", "magcache_ratios"):
+            values = getattr(self, name)
+            if values is not None:
+                getattr(msg, name).extend(values)
         return msg
 
     @classmethod
@@ -179,7 +190,9 @@ class CachePolicy:
             name = _field_name(key, types)
             kind = str(types[name])
             try:
-                if "tuple" in kind:
+                if "tuple[float" in kind:
+                    values[name] = tuple(float(x) for x in raw.split("/") if x)
+                elif "tuple" in kind:
                     values[name] = tuple(int(x) for x in raw.split("/") if x)
                 elif "bool" in kind:
                     if raw.lower() not in ("true", "false", "1", "0"):
@@ -328,6 +341,8 @@ class StepStat:
     """The unconditional CFG branch's residual diff; None when none was computed."""
     pruned_blocks: int | None = None
     """DBPrune: blocks that reused their stored residual; None for other cache types."""
+    calibrated: bool | None = None
+    """Cached step with a calibrator: True when it forecast the residual, False when it reused it as is."""
 
 
 @dataclass(frozen=True)
@@ -382,6 +397,8 @@ class Result:
     """The request id (the caller's, or the one the engine assigned)."""
     model: str
     """The model that ran the request."""
+    engine_id: str = ""
+    """The engine that ran it (its host or pod name and start time; empty from engines before 0.2)."""
     loras: tuple[tuple[str, float], ...] = ()
     """The LoRA adapters the outputs were made with, as (name, scale) sorted by name; empty for the base model."""
 
@@ -438,6 +455,8 @@ class Queued:
     """Requests ahead of this one; 0 means next to run."""
     request_id: str
     """The request id (the caller's, or the one the engine assigned)."""
+    engine_id: str = ""
+    """The engine that accepted the request (see `Result.engine_id`)."""
 
 
 @dataclass(frozen=True)
@@ -450,6 +469,8 @@ class Started:
     """Total denoising steps."""
     queue_ms: float
     """Milliseconds spent queued."""
+    engine_id: str = ""
+    """The engine that runs the request (see `Result.engine_id`)."""
 
 
 @dataclass(frozen=True)
@@ -476,6 +497,8 @@ class Step:
     """Milliseconds this step took."""
     pruned_blocks: int | None = None
     """DBPrune: blocks that reused their stored residual; None for other cache types."""
+    calibrated: bool | None = None
+    """Cached step with a calibrator: True when it forecast the residual, False when it reused it as is."""
 
 
 @dataclass(frozen=True)

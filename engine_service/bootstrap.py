@@ -118,6 +118,13 @@ def build_engine(
     from engine_service.runtime.engine import AsyncEngine
     from engine_service.runtime.executor import LockstepExecutor
 
+    limits = limits or Limits()
+    for width, height in warmup_sizes:
+        if width > limits.max_width or height > limits.max_height or width * height > limits.max_pixels:
+            raise ValueError(
+                f"--warmup-size {width}x{height} exceeds the limits (--max-width {limits.max_width}, "
+                f"--max-height {limits.max_height}, --max-pixels {limits.max_pixels})"
+            )
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     sources = sources or [ModelSource(name="default")]
@@ -177,7 +184,7 @@ def build_engine(
     return AsyncEngine(
         models,
         default_model,
-        limits or Limits(),
+        limits,
         str(torch_device),
         batching,
         compile_cache=cache,

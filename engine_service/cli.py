@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import pathlib
 import sys
@@ -405,6 +406,7 @@ def _tls_from_args(args: argparse.Namespace):
         return None
     if not (args.tls_cert and args.tls_key):
         raise ValueError("--tls-cert and --tls-key go together (--tls-client-ca needs both)")
+    _check_pem(args.tls_cert, args.tls_key, args.tls_client_ca)
     try:
         return TLSConfig(
             cert_chain=pathlib.Path(args.tls_cert).read_bytes(),
@@ -413,6 +415,39 @@ def _tls_from_args(args: argparse.Namespace):
         )
     except OSError as err:
         raise ValueError(f"cannot read a TLS file: {err}") from err
+
+
+def _check_pem(cert: str, key: str, client_ca: str | None) -> None:
+    """Parse the TLS files as the server will use them; ValueError naming the flag that is wrong."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as err:
+        raise ValueError(
+            f"--tls-cert/--tls-key: not a PEM certificate chain and its matching private key ({err.strerror or err})"
+        ) from None
+    if client_ca:
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (OSError, ssl.SSLError) as err:
+            raise ValueError(f"--tls-client-ca: not a PEM CA certificate ({err.strerror or err})") from None
+
+
+def _check_serve_args(args: argparse.Namespace) -> None:
+    """The flag values a server cannot start with; ValueError naming the flag."""
+    import math
+
+    for flag, port in (("--port", args.port), ("--metrics-port", args.metrics_port)):
+        if port is not None and not 0 <= port <= 65535:
+            raise ValueError(f"{flag} must be between 0 and 65535, got {port}")
+    if args.metrics_port and args.metrics_port == args.port:
+        raise ValueError(f"--metrics-port and --port must differ, both are {args.port}")
+    if not (math.isfinite(args.grace) and args.grace >= 0):
+        raise ValueError(f"--grace must be a number of seconds >= 0, got {args.grace}")
+    if args.auth_token is not None and not args.auth_token.strip():
+        raise ValueError("--auth-token must not be empty: leave it out to serve without a token")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -433,11 +468,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engine_service.parallel import ParallelConfig
     from engine_service.parallel.ranks import start_ranks, stop_ranks
     from engine_service.runtime.executor import follow
-    from engine_service.server.app import EngineServer, serve_until_signalled
-    from engine_service.server.cache_policy import parse_policy
+    from engine_service.server.app import EngineServer, PortInUse, check_ports, serve_until_signalled
+    from engine_service.server.cache_policy import check_default_policy, parse_policy
 
     try:
-        parse_policy(args.cache_policy)
+        _check_serve_args(args)
+        default_cache = parse_policy(args.cache_policy)
         config = ServerConfig(
             host=args.host,
             port=args.port,
@@ -446,12 +482,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             auth_token=args.auth_token or os.environ.get(AUTH_TOKEN_ENV) or None,
             tls=_tls_from_args(args),
             metrics_port=args.metrics_port,
+            health_port=args.health_port,
+            max_connection_age_s=args.max_connection_age,
+            max_connection_age_grace_s=args.max_connection_age_grace,
         )
         batching = BatchingConfig(max_batch=args.max_batch, batch_window_ms=args.batch_window_ms)
         sources = _with_speed([parse_model_arg(value) for value in args.model], args)
         model_names = [source.name for source in sources]
         loras = [parse_lora_arg(value, model_names) for value in args.lora]
         parallel = ParallelConfig.parse(args.parallel)
+        if int(os.environ.get("RANK", "0")) == 0:
+            check_ports(config)  # fail before the models load; only rank 0 serves
         lockstep = start_ranks(parallel, args.device, args.parallel_timeout) if parallel.enabled else None
         engine = build_engine(
             sources,
@@ -467,7 +508,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             loras=loras,
             max_loras_per_request=args.max_loras_per_request,
         )
-    except (ValueError, RuntimeError, ModelLoadError) as err:
+        check_default_policy(default_cache, engine.models, engine.limits.max_steps)
+    except (ValueError, RuntimeError, ModelLoadError, PortInUse) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if lockstep is not None and not lockstep.is_leader:
@@ -476,9 +518,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     server = EngineServer(engine, config)
     try:
-        asyncio.run(serve_until_signalled(server))
+        abandoned = asyncio.run(serve_until_signalled(server))
+    except (PortInUse, OSError) as err:  # a port that cannot be bound
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     finally:
         stop_ranks(lockstep)
+    if abandoned:
+        # The abandoned warm-up call still runs on the worker thread, which a normal exit would join.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
@@ -551,6 +602,74 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_calibrate_cache(args: argparse.Namespace) -> int:
+    """Fit TeaCache and MagCache to a model from full-compute runs; store them in its ``ditserve.json``."""
+    import json
+
+    import torch
+
+    from engine_service import cache
+    from engine_service.models import load_builtin_default, load_local_model, shapes
+    from engine_service.models.builtin import BUILTIN_DIR, BUILTIN_NAME
+    from engine_service.models.registry import MODEL_DEFAULTS_FILE
+    from engine_service.runtime.engine import warmup_spec
+
+    device = torch.device(
+        "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    try:
+        if args.model == BUILTIN_NAME:
+            directory = BUILTIN_DIR
+            model = load_builtin_default(device, dtype)
+        else:
+            directory = pathlib.Path(args.model)
+            model = load_local_model(directory.name, directory, device, dtype)
+    except Exception as err:  # a missing or broken directory
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    steps = args.steps or model.default_steps
+    prompts = shapes.prompt_set(args.prompts) if args.model == BUILTIN_NAME else _CALIBRATION_PROMPTS[: args.prompts]
+    pipe = model.pipeline
+    base = warmup_spec(model)
+
+    def run(seed: int, prompt: str):
+        spec = dataclasses.replace(base, prompt=prompt, num_inference_steps=steps, seed=seed)
+        kwargs = {**model.call_defaults, **model.family.build_call_kwargs(pipe, [spec])}
+        with torch.inference_mode():
+            pipe(**kwargs, generator=torch.Generator().manual_seed(seed), output_type="latent")
+
+    started = time.perf_counter()
+    runs = [functools.partial(run, seed, prompt) for seed, prompt in enumerate(prompts)]
+    try:
+        result = cache.calibrate(pipe, runs, Fn_compute_blocks=args.fn_compute_blocks)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    path = directory / MODEL_DEFAULTS_FILE
+    contents = json.loads(path.read_text()) if path.is_file() else {}
+    contents["cache"] = result.as_json()
+    path.write_text(json.dumps(contents, indent=2) + "\n")
+    print(f"calibrated {args.model} on {len(runs)} runs of {steps} steps in {time.perf_counter() - started:.0f} s")
+    print(f"TeaCache coefficients: {', '.join(f'{c:.6g}' for c in result.teacache_coefficients)}")
+    print(f"MagCache ratios: {', '.join(f'{r:.4f}' for r in result.magcache_ratios)}")
+    print(f"written to {path}")
+    return 0
+
+
+#: Prompts for calibrating a model other than the builtin one.
+_CALIBRATION_PROMPTS = (
+    "a photo of a cat sitting on a windowsill",
+    "a mountain lake at sunrise, mist over the water",
+    "a red sports car on a coastal road",
+    "a bowl of fruit on a wooden table, soft light",
+    "an astronaut riding a horse on the moon",
+    "a city street at night in the rain, neon signs",
+    "a watercolor painting of a lighthouse",
+    "a close-up portrait of an old fisherman",
+)
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
     from engine_service.metrics import compare
 
@@ -581,7 +700,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the engine until SIGTERM/SIGINT")
-    serve.add_argument("--host", default="127.0.0.1", help="interface to bind; 0.0.0.0 for all (default: %(default)s)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind: an IPv4 or IPv6 address (::1 or [::1]) or a name; 0.0.0.0 for every IPv4 "
+        "interface, :: for every interface of both families (default: %(default)s)",
+    )
     serve.add_argument("--port", type=int, default=50051, help="port; 0 picks a free one (default: %(default)s)")
     serve.add_argument(
         "--model",
@@ -640,6 +764,30 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus metrics at http://HOST:PORT/metrics"
     )
+    scale = serve.add_argument_group("running many engines (see docs/deploy.md)")
+    scale.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        help="also serve grpc.health.v1.Health alone on this port, plaintext and without a token, for "
+        "Kubernetes gRPC probes when the main port uses TLS or --auth-token",
+    )
+    scale.add_argument(
+        "--max-connection-age",
+        type=float,
+        default=None,
+        metavar="S",
+        help="ask clients to reconnect (HTTP/2 GOAWAY) after S seconds, so L4 balancers spread long-lived "
+        "connections again (default: never)",
+    )
+    scale.add_argument(
+        "--max-connection-age-grace",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds calls on a connection past --max-connection-age may still run before it is closed "
+        "(default: until they finish)",
+    )
     parallel = serve.add_argument_group("parallelism (launch with torchrun, one process per device)")
     parallel.add_argument(
         "--parallel",
@@ -694,6 +842,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     demo.add_argument("--timeout", type=float, default=None, help="deadline in seconds (default: none)")
     demo.set_defaults(func=cmd_demo)
+
+    calibrate = sub.add_parser(
+        "calibrate-cache",
+        help="fit TeaCache and MagCache to a model from full-compute runs; writes its ditserve.json",
+    )
+    calibrate.add_argument("model", help='"default" (the builtin model) or a diffusers pipeline directory')
+    calibrate.add_argument("--steps", type=int, default=28, help="steps per run (default: %(default)s)")
+    calibrate.add_argument("--prompts", type=int, default=8, help="runs, one prompt each (default: %(default)s)")
+    calibrate.add_argument("--fn-compute-blocks", type=int, default=1, help="Fn of the requests (default: 1)")
+    calibrate.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    calibrate.set_defaults(func=cmd_calibrate_cache)
 
     metrics = sub.add_parser(
         "metrics", help="PSNR or SSIM between two images, or between the same-named images of two folders"

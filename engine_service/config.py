@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
+import time
 
 
 def _limit(default: int, help: str) -> int:
@@ -29,11 +32,29 @@ class Limits:
         32 * 1024 * 1024, "largest request message in bytes; gRPC itself refuses larger ones (RESOURCE_EXHAUSTED)"
     )
     max_queue: int = _limit(64, "requests that may wait at once; more get RESOURCE_EXHAUSTED with a retry hint")
+    max_input_pixels: int = _limit(
+        0, "largest input image, width x height as its header states, checked before decoding; 0 = max_pixels"
+    )
+    max_queued_input_pixels: int = _limit(
+        0,
+        "decoded input-image pixels all waiting requests may hold together; more get RESOURCE_EXHAUSTED "
+        "with a retry hint; 0 = 4 x max_input_images x max_input_pixels",
+    )
 
     def __post_init__(self) -> None:
+        derived = {"max_input_pixels": lambda: self.max_pixels}
+        derived["max_queued_input_pixels"] = lambda: 4 * self.max_input_images * self.max_input_pixels
+        for name, value in derived.items():
+            if getattr(self, name) == 0:
+                object.__setattr__(self, name, value())
         for field in dataclasses.fields(self):
             if getattr(self, field.name) < 1:
                 raise ValueError(f"{field.name} must be at least 1, got {getattr(self, field.name)}")
+        if self.max_queued_input_pixels < self.max_input_images * self.max_input_pixels:
+            raise ValueError(
+                "max_queued_input_pixels must hold one request's images at least "
+                f"(max_input_images x max_input_pixels = {self.max_input_images * self.max_input_pixels})"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +93,8 @@ class ServerConfig:
     """Where and how the gRPC server listens."""
 
     host: str = "127.0.0.1"
-    """Interface to bind; ``0.0.0.0`` for all."""
+    """Interface to bind: an IPv4 or IPv6 address (``::1``, or ``[::1]``) or a name; ``0.0.0.0`` for every
+    IPv4 interface, ``::`` for every interface of both families (dual stack)."""
     port: int = 50051
     """Port to bind; 0 picks a free one."""
     grace_s: float = 10.0
@@ -87,3 +109,54 @@ class ServerConfig:
     """When set, the port speaks TLS (mutual TLS when ``tls.client_ca`` is set); otherwise plaintext."""
     metrics_port: int | None = None
     """Port of the Prometheus metrics endpoint (HTTP ``/metrics`` on ``host``); None = no endpoint."""
+
+    health_port: int | None = None
+    """Port of a second, plaintext and unauthenticated gRPC server on ``host`` that serves only
+    ``grpc.health.v1.Health`` (for Kubernetes probes when the main port speaks TLS or needs a token);
+    None = no such port."""
+    max_connection_age_s: float | None = None
+    """Seconds after which the server asks a client connection to go away (HTTP/2 GOAWAY), so that
+    L4 balancers spread long-lived connections again; None = never."""
+    max_connection_age_grace_s: float | None = None
+    """Seconds calls on a connection past its age may still run before it is closed; None = until
+    they finish."""
+    engine_id: str = dataclasses.field(default_factory=lambda: default_engine_id())
+    """This engine's id in every response (``x-engine-id`` metadata, ``engine_id`` fields)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "host", bare_host(self.host))
+        if self.auth_token is not None and not self.auth_token.strip():
+            raise ValueError("the auth token must not be empty (leave it unset to serve without auth)")
+        for name in ("port", "metrics_port", "health_port"):
+            port = getattr(self, name)
+            if port is not None and not 0 <= port <= 65535:
+                raise ValueError(f"{name} must be between 0 and 65535, got {port}")
+        if self.metrics_port and self.metrics_port == self.port:
+            raise ValueError(f"the metrics port and the gRPC port must differ, both are {self.port}")
+        if not 0 <= self.grace_s <= 86_400:  # also refuses NaN
+            raise ValueError(f"the grace period must be between 0 and 86400 seconds, got {self.grace_s}")
+
+    @property
+    def address(self) -> str:
+        """``host:port`` as gRPC writes it (an IPv6 host in brackets)."""
+        return join_host_port(self.host, self.port)
+
+
+def bare_host(host: str) -> str:
+    """``host`` without the brackets of an IPv6 literal: ``[::1]`` -> ``::1``."""
+    host = host.strip()
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def join_host_port(host: str, port: int | None) -> str:
+    """``host:port``, with an IPv6 literal in brackets (``[::1]:50051``)."""
+    host = bare_host(host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def default_engine_id() -> str:
+    """The host (pod) name, the process id and the start time in UTC with milliseconds, e.g.
+    ``ditserve-7d9f-x2k4p/1/20261129T181502.123Z``: unique across restarts and replicas."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+    return f"{socket.gethostname()}/{os.getpid()}/{stamp}"

@@ -17,6 +17,16 @@ from __future__ import annotations
 
 import dataclasses
 
+#: The most characters of a client-given string an error message repeats.
+ECHO_CHARS = 64
+
+
+def excerpt(text: str, limit: int = ECHO_CHARS) -> str:
+    """``text`` as an error message may echo it: quoted, at most ``limit`` characters, then its length."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
 
 class EngineError(Exception):
     """Base of every error the engine reports to a caller."""
@@ -42,36 +52,36 @@ class ModelNotFound(EngineError):
     """Raised when the request names a model the engine does not serve."""
 
     def __init__(self, model: str, available: list[str]):
-        self.model = model
+        self.model = model[:ECHO_CHARS]
         self.available = tuple(available)
-        super().__init__(f"unknown model {model!r}; this engine serves: {', '.join(available)}")
+        super().__init__(f"unknown model {excerpt(model)}; this engine serves: {', '.join(available)}")
 
 
 class LoraNotFound(EngineError):
     """Raised when the request names a LoRA adapter its model does not have."""
 
     def __init__(self, lora: str, model: str, available: list[str]):
-        self.lora = lora
+        self.lora = lora[:ECHO_CHARS]
         self.model = model
         self.available = tuple(available)
         loaded = ", ".join(available) if available else "none"
-        super().__init__(f"unknown LoRA adapter {lora!r} for model {model!r}; its adapters: {loaded}")
+        super().__init__(f"unknown LoRA adapter {excerpt(lora)} for model {model!r}; its adapters: {loaded}")
 
 
 class DuplicateRequestId(EngineError):
     """Raised when a queued or running request already has the request id."""
 
     def __init__(self, request_id: str):
-        self.request_id = request_id
-        super().__init__(f"request id {request_id!r} is already queued or running")
+        self.request_id = request_id[:ECHO_CHARS]
+        super().__init__(f"request id {excerpt(request_id)} is already queued or running")
 
 
 class UnknownRequest(EngineError):
     """Raised by Cancel for an id that is neither queued nor running."""
 
     def __init__(self, request_id: str):
-        self.request_id = request_id
-        super().__init__(f"no queued or running request has id {request_id!r}")
+        self.request_id = request_id[:ECHO_CHARS]
+        super().__init__(f"no queued or running request has id {excerpt(request_id)}")
 
 
 class QueueFull(EngineError):

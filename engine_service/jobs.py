@@ -124,6 +124,8 @@ class StepEvent:
     cfg_cached: bool | None = None
     cfg_residual_diff: float | None = None
     pruned_blocks: int | None = None
+    calibrated: bool | None = None
+    """On a cached step with a calibrator: whether it forecast the residual (False: reused as is)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +160,8 @@ class StepRecord:
     cfg_cached: bool | None = None
     cfg_residual_diff: float | None = None
     pruned_blocks: int | None = None
+    calibrated: bool | None = None
+    """On a cached step with a calibrator: whether it forecast the residual (False: reused as is)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,8 +7,11 @@ engine serves them:
 - F1B0 DBCache with residual-difference thresholds 0.08 / 0.12 / 0.20 / 0.30
   (every other field at its DBCacheConfig default: 8 warmup steps, no caps);
 - F1B0 with each static step mask (slow / medium / fast / ultra);
+- F1B0 TeaCache and MagCache at two thresholds each, with the model's shipped
+  calibration (``ditserve calibrate-cache``); cache-dit has neither;
 
-each without a calibrator and with TaylorSeer of order 1 and 2. For each setting
+each without a calibrator and with TaylorSeer of order 1 and 2 (our default,
+damped forecast). For each setting
 it prints the computed steps (mean over prompts), and PSNR (mean and minimum, dB)
 and SSIM (mean) of the cached image against the reference, as a markdown table.
 When cache-dit is installed the same settings run through it on the same pipeline,
@@ -38,13 +41,19 @@ from engine_service.models import load_builtin_default, shapes
 from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULTS
 
 THRESHOLDS = (0.08, 0.12, 0.20, 0.30)
+TEACACHE_THRESHOLDS = (0.2, 0.4)
+MAGCACHE_THRESHOLDS = (0.06, 0.12)
 TAYLORSEER_ORDERS = (0, 1, 2)
 
-#: (label, DBCacheConfig fields) for every setting the table has, all F1B0.
+#: (label, configuration fields) for every setting the table has, all F1B0.
 SETTINGS: list[tuple[str, dict]] = [
     *((f"threshold {t:.2f}", {"residual_diff_threshold": t}) for t in THRESHOLDS),
     *((f"mask {policy}", {"mask_policy": policy}) for policy in cache.MASK_POLICIES),
+    *((f"TeaCache {t}", {"cache_type": "teacache", "residual_diff_threshold": t}) for t in TEACACHE_THRESHOLDS),
+    *((f"MagCache {t}", {"cache_type": "magcache", "residual_diff_threshold": t}) for t in MAGCACHE_THRESHOLDS),
 ]
+#: The default model's shipped TeaCache coefficients and MagCache curve (read in main).
+CALIBRATION: dict = {}
 
 
 def config_fields(fields: dict, steps: int) -> dict:
@@ -61,7 +70,15 @@ def config_fields(fields: dict, steps: int) -> dict:
 @contextlib.contextmanager
 def ditserve_cache(pipe, fields: dict, order: int) -> Iterator[Callable[[], int]]:
     calibrator = cache.TaylorSeerCalibratorConfig(taylorseer_order=order) if order else None
-    cache.enable_cache(pipe, cache.DBCacheConfig(**fields), calibrator_config=calibrator)
+    fields = dict(fields)
+    kind = fields.pop("cache_type", "dbcache")
+    if kind == "teacache":
+        config = cache.TeaCacheConfig(**fields, teacache_coefficients=CALIBRATION["teacache_coefficients"])
+    elif kind == "magcache":
+        config = cache.MagCacheConfig(**fields, magcache_ratios=CALIBRATION["magcache_ratios"])
+    else:
+        config = cache.DBCacheConfig(**fields)
+    cache.enable_cache(pipe, config, calibrator_config=calibrator)
     try:
         yield lambda: sum(len(s.cached_steps) for s in cache.summary(pipe, logging=False))
     finally:
@@ -135,7 +152,9 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    pipe = load_builtin_default(torch.device("cpu"), torch.float32).pipeline
+    model = load_builtin_default(torch.device("cpu"), torch.float32)
+    pipe = model.pipeline
+    CALIBRATION.update(model.cache_calibration)
     prompts = shapes.prompt_set(args.prompts)
     references = [generate(pipe, prompt, seed, args.steps) for seed, prompt in enumerate(prompts)]
 
@@ -152,6 +171,8 @@ def main() -> None:
     results: dict[tuple[str, str, int], dict] = {}
     for engine, enable in engines.items():
         for (label, setting), order in itertools.product(SETTINGS, TAYLORSEER_ORDERS):
+            if engine != "ditserve" and "cache_type" in setting:
+                continue  # cache-dit has no TeaCache or MagCache
             fields = config_fields(setting, args.steps)
             results[engine, label, order] = measure(pipe, enable, fields, order, prompts, references, args.steps)
 

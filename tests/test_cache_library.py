@@ -294,9 +294,11 @@ def test_two_experts_are_both_cached_each_in_its_own_context():
     assert not torch.equal(run_wan(wan22, steps=6), reference)
     high, low = cache.summary(wan22, logging=False)
     assert (high.name, low.name) == ("blocks", "transformer_2.blocks")
-    # Each expert counts its own steps and warms up on the first one it runs.
+    # Steps are the pipeline's; the low-noise expert computes its first step (no Fn residual of
+    # its own to compare with), then caches.
+    assert high.cached_steps == high.cfg_cached_steps == [1, 2]
+    assert low.cached_steps == low.cfg_cached_steps == [4, 5]
     for stats in (high, low):
-        assert stats.cached_steps == stats.cfg_cached_steps == [1, 2]
         assert stats.computed_steps == stats.cfg_computed_steps == 1
     outcomes = [cache.step_outcomes(wan22, step) for step in range(6)]
     assert [(main.cached, cfg.cached) for main, cfg in outcomes] == [(False, False)] + [(True, True)] * 2 + [
@@ -304,6 +306,40 @@ def test_two_experts_are_both_cached_each_in_its_own_context():
     ] + [(True, True)] * 2
     cache.disable_cache(wan22)
     assert torch.equal(run_wan(wan22, steps=6), reference)
+
+
+def _cached_pipeline_steps(pipe, steps: int) -> tuple[list[int], list[int]]:
+    outcomes = [cache.step_outcomes(pipe, step) for step in range(steps)]
+    return [s for s, (main, _) in enumerate(outcomes) if main.cached], [
+        s for s, (_, cfg) in enumerate(outcomes) if cfg is not None and cfg.cached
+    ]
+
+
+def test_two_experts_follow_the_mask_and_caps_of_the_request_pipeline_steps():
+    wan22 = build_wan22()  # 12 steps: the high-noise expert runs steps 0-5, the low-noise one 6-11
+    mask = cache.steps_mask(mask_policy="fast", total_steps=12)
+    assert "".join(map(str, mask)) == "111010010011"
+    cache.enable_cache(
+        wan22, DBCacheConfig(Fn_compute_blocks=1, steps_computation_mask=mask, steps_computation_policy="static")
+    )
+    run_wan(wan22, steps=12)
+    high, low = cache.summary(wan22, logging=False)
+    assert high.cached_steps == high.cfg_cached_steps == [3, 5]
+    # Step 6 is the low-noise expert's first: it reuses what the high-noise expert stored last.
+    assert low.cached_steps == low.cfg_cached_steps == [6, 8, 9]
+    assert _cached_pipeline_steps(wan22, 12) == ([3, 5, 6, 8, 9], [3, 5, 6, 8, 9])
+    assert cache.step_outcomes(wan22, 11)[0].cached is False
+    # Caps count the request: 2 cached steps per CFG branch over both experts, none in a row.
+    for caps, expected in (
+        ({"max_cached_steps": 2}, [1, 2]),
+        ({"max_continuous_cached_steps": 1}, [1, 3, 5, 7, 9, 11]),
+    ):
+        cache.enable_cache(
+            wan22, DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=1, **caps)
+        )
+        run_wan(wan22, steps=12)
+        assert _cached_pipeline_steps(wan22, 12) == (expected, expected), caps
+    cache.disable_cache(wan22)
 
 
 def test_one_shared_state_when_separate_cfg_is_off(wan):
@@ -315,6 +351,8 @@ def test_one_shared_state_when_separate_cfg_is_off(wan):
     stats = _only(cache.summary(wan, logging=False))
     # Every transformer call is a step of its own: 10 calls, 2 of warmup.
     assert stats.cached_steps == list(range(2, 10)) and stats.cfg_cached_steps == []
+    # Pipeline step 0 ran both of its calls (warmup): it is reported computed; step 1 cached both.
+    assert [cache.step_outcomes(wan, step)[0].cached for step in range(5)] == [False, True, True, True, True]
 
 
 # -- block groups, modifiers, pruning ---------------------------------------------------------
@@ -501,7 +539,7 @@ def test_taylorseer_is_exact_for_polynomial_residuals_of_its_order(order):
             steps_computation_policy="static",
             num_inference_steps=steps,
         ),
-        calibrator_config=TaylorSeerCalibratorConfig(taylorseer_order=order),
+        calibrator_config=TaylorSeerCalibratorConfig(taylorseer_order=order, taylorseer_forecast="newton"),
     )
     try:
         outputs = [stack(h, e, float(t)) for t in range(steps)]
@@ -533,16 +571,27 @@ def test_foca_is_exact_for_linear_residuals_within_its_horizon():
         assert torch.allclose(outputs[t][0], reference[t][0]), t
 
 
-def test_taylorseer_calibrator_extrapolates_newton_polynomials():
-    calibrator = cache.TaylorSeerCalibrator(order=2)
+def test_taylorseer_calibrator_extrapolates_newton_polynomials_or_damps_the_higher_terms():
+    calibrator = cache.TaylorSeerCalibrator(order=2, forecast="newton")
     for step in (2, 3, 5):
         calibrator.update(step, torch.tensor([float(step**2)]))
     assert calibrator.approximate(7).item() == pytest.approx(49.0)
+    # The default forecast is the Taylor series at step 5: 25 + f[3,5] 2 + f[2,3,5] 2^2 = 25 + 16 + 4.
+    damped = cache.TaylorSeerCalibrator(order=2)
+    for step in (2, 3, 5):
+        damped.update(step, torch.tensor([float(step**2)]))
+    assert damped.approximate(7).item() == pytest.approx(45.0) and damped.forecast
+    # Order 1 is the same line either way.
+    for forecast in ("taylor", "newton"):
+        line = cache.TaylorSeerCalibrator(order=1, forecast=forecast)
+        for step in (3, 5):
+            line.update(step, torch.tensor([float(step**2)]))
+        assert line.approximate(8).item() == pytest.approx(25.0 + 8.0 * 3)
     # Steps 0 and 1 move too fast to extrapolate from: until step 2 is computed, a forecast is a reuse.
     calibrator.reset()
     for step in (0, 1):
         calibrator.update(step, torch.tensor([float(step)]))
-    assert calibrator.approximate(2).item() == 1.0
+    assert calibrator.approximate(2).item() == 1.0 and not calibrator.forecast
     calibrator.update(2, torch.tensor([2.0]))
     assert calibrator.approximate(3).item() == 2.0
     calibrator.update(3, torch.tensor([3.0]))
@@ -553,6 +602,136 @@ def test_taylorseer_calibrator_extrapolates_newton_polynomials():
 
     with pytest.raises(ValueError, match="calibrator_cache_type"):
         make_calibrator(TaylorSeerCalibratorConfig(calibrator_cache_type="hidden_states"))
+
+
+class _TextDroppingBlock(torch.nn.Module):
+    def __init__(self, seed: int):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(4, 4, generator=torch.Generator().manual_seed(seed)) * 0.3)
+
+    def forward(self, hidden_states, encoder_hidden_states):
+        context = encoder_hidden_states.mean(dim=1, keepdim=True)
+        hidden_states = hidden_states + torch.tanh((hidden_states + context) @ self.weight)
+        encoder_hidden_states = encoder_hidden_states + torch.tanh(encoder_hidden_states @ self.weight.T)
+        return hidden_states, encoder_hidden_states
+
+
+class _TextDroppingTransformer(torch.nn.Module):
+    """Drops text tokens inside a run, as Qwen-Image 2 style text KV dropping does."""
+
+    def __init__(self):
+        super().__init__()
+        self.transformer_blocks = torch.nn.ModuleList(_TextDroppingBlock(i) for i in range(4))
+
+    def forward(self, hidden_states, encoder_hidden_states):
+        for block in self.transformer_blocks:
+            hidden_states, encoder_hidden_states = block(hidden_states, encoder_hidden_states)
+        return hidden_states, encoder_hidden_states
+
+
+@pytest.mark.parametrize(
+    "calibrator",
+    [None, TaylorSeerCalibratorConfig(taylorseer_order=1), TaylorSeerCalibratorConfig(taylorseer_order=2),
+     cache.FoCaCalibratorConfig(), "dbprune"],
+    ids=["none", "taylorseer1", "taylorseer2", "foca", "dbprune"],
+)  # fmt: skip
+def test_a_stored_residual_that_no_longer_fits_forces_a_compute(calibrator):
+    transformer = _TextDroppingTransformer().eval()
+    hidden, text = torch.randn(1, 5, 4), torch.randn(1, 6, 4)
+    fields = {"Fn_compute_blocks": 1, "residual_diff_threshold": 1.0, "max_warmup_steps": 2, "num_inference_steps": 9}
+    if calibrator == "dbprune":
+        cache.enable_cache(transformer, DBPruneConfig(**fields))
+    else:
+        cache.enable_cache(transformer, DBCacheConfig(**fields), calibrator_config=calibrator)
+    # Text tokens: 6 until step 3, then 4; from step 6 on a batch of two samples.
+    inputs = [(hidden * (1 + 0.1 * t), text[:, : 6 if t < 4 else 4]) for t in range(6)]
+    inputs += [
+        (torch.cat([h, h]), torch.cat([e, e])) for h, e in [(hidden * (1 + 0.1 * t), text[:, :4]) for t in (6, 7, 8)]
+    ]
+    try:
+        with torch.no_grad():
+            outputs = [transformer(h, e) for h, e in inputs]
+        cached = [cache.step_outcomes(transformer, t)[0].cached for t in range(9)]
+    finally:
+        cache.disable_cache(transformer)
+    assert cached == [False, False, True, True, False, True, False, True, True]
+    assert [tuple(o[1].shape) for o in outputs] == [(1, 6, 4)] * 4 + [(1, 4, 4)] * 2 + [(2, 4, 4)] * 3
+    with torch.no_grad():  # the step where the text shrank is computed: the output is exact
+        assert torch.allclose(outputs[4][0], transformer(*inputs[4])[0])
+
+
+def test_a_calibrator_that_never_forecast_is_reported_inactive():
+    stack = _Stack(ForwardPattern.Pattern_3, coefficients=(1.0, 0.5), num_blocks=3)
+    h = torch.zeros(1, 2, 2)
+
+    def run(max_cached_steps: int, max_continuous_cached_steps: int = -1) -> tuple[str, list]:
+        cache.enable_cache(
+            stack,
+            DBCacheConfig(
+                Fn_compute_blocks=1,
+                residual_diff_threshold=1.0,
+                max_warmup_steps=1,
+                max_cached_steps=max_cached_steps,
+                max_continuous_cached_steps=max_continuous_cached_steps,
+                num_inference_steps=8,
+            ),
+            calibrator_config=TaylorSeerCalibratorConfig(taylorseer_order=1),
+        )
+        try:
+            for t in range(8):
+                stack(h, None, t)
+            return cache.strify(stack), [cache.step_outcomes(stack, t)[0].calibrated for t in range(8)]
+        finally:
+            cache.disable_cache(stack)
+
+    # Step 1 is the only cached step: one computed step to extrapolate from, the residual is reused.
+    tag, calibrated = run(max_cached_steps=1)
+    assert tag.endswith("_T0O1") and calibrated == [None, False] + [None] * 6
+    tag, calibrated = run(max_cached_steps=-1, max_continuous_cached_steps=2)
+    assert tag.endswith("_T1O1") and calibrated == [None, False, False, None, True, True, None, True]
+
+
+def _run_stack(stack, config, steps: int, growth: float = 0.01) -> tuple[list[int], dict[str, float]]:
+    """Run a bare stack on inputs that grow by ``growth`` per step; its cached steps and diffs."""
+    h = torch.ones(1, 2, 2, dtype=torch.float64)
+    cache.enable_cache(stack, config)
+    try:
+        outputs = [stack(h * (1 + growth * t), None, float(t)) for t in range(steps)]
+        stats = _only(cache.summary(stack, logging=False))
+    finally:
+        cache.disable_cache(stack)
+    assert all(torch.isfinite(o[0]).all() for o in outputs)
+    return stats.cached_steps, stats.residual_diffs
+
+
+def test_teacache_accumulates_the_rescaled_change_of_the_first_blocks_input():
+    stack = _Stack(ForwardPattern.Pattern_3, coefficients=(1.0, 0.5), num_blocks=3)
+    # No norm1 in these blocks: the signal is the first block's input, changing by ~1% a step.
+    config = cache.TeaCacheConfig(residual_diff_threshold=0.025, num_inference_steps=8)
+    cached, diffs = _run_stack(stack, config, 8)
+    # 0 warms up; two steps of ~0.01 stay under 0.025, the third computes; the last step computes.
+    assert cached == [1, 2, 4, 5]
+    assert diffs["2"] == pytest.approx(diffs["1"] + 0.01 / 1.01, rel=1e-6) and diffs["3"] > 0.025
+    # The polynomial rescales each change (here y = 2x): one step fits under the threshold.
+    config = cache.TeaCacheConfig(residual_diff_threshold=0.025, num_inference_steps=8, teacache_coefficients=[2, 0])
+    assert _run_stack(stack, config, 8)[0] == [1, 3, 5]
+    config = cache.TeaCacheConfig(residual_diff_threshold=0.0, num_inference_steps=8)
+    assert _run_stack(stack, config, 8)[0] == []
+
+
+def test_magcache_follows_its_calibrated_curve_and_resamples_it():
+    stack = _Stack(ForwardPattern.Pattern_3, coefficients=(1.0, 0.5), num_blocks=3)
+    fields = {"residual_diff_threshold": 0.25, "num_inference_steps": 8, "magcache_retention_ratio": 0.0}
+    # Ratio 0.9 per step: one step accumulates |1 - 0.9| = 0.1, two 0.1 + 0.19 = 0.29 > 0.25.
+    cached, diffs = _run_stack(stack, cache.MagCacheConfig(magcache_ratios=[1.0] + [0.9] * 7, **fields), 8)
+    assert cached == [1, 3, 5] and diffs["1"] == pytest.approx(0.1) and diffs["2"] == pytest.approx(0.29)
+    # A curve of 4 steps is read at 8 points (step 2: 0.914); the first quarter of the steps computes.
+    config = cache.MagCacheConfig(magcache_ratios=[1.0, 0.9, 0.9, 0.9], **{**fields, "magcache_retention_ratio": 0.25})
+    cached, diffs = _run_stack(stack, config, 8)
+    assert cached == [2, 4, 6] and diffs["2"] == pytest.approx(1 - (1 - 0.1 * 6 / 7))
+    with pytest.raises(ValueError, match="magcache_ratios"):
+        cache.enable_cache(stack, cache.MagCacheConfig(num_inference_steps=8))
+    cache.disable_cache(stack)
 
 
 def test_a_bare_transformer_starts_a_new_run_after_num_inference_steps():

@@ -239,3 +239,97 @@ def test_wan_caches_each_cfg_branch_on_its_own(stub, proto_stubs):
     assert all(e.HasField("residual_diff") and e.HasField("cfg_residual_diff") for e in step_events[2:])
     assert all(e.cached == (e.residual_diff < 0.08) for e in step_events[2:])
     assert all(e.cfg_cached == (e.cfg_residual_diff < 0.08) for e in step_events[2:])
+
+
+def test_with_separate_cfg_off_a_step_is_cached_only_when_all_its_calls_were(stub, proto_stubs):
+    pb = proto_stubs.pb
+    frames = {"width": 16, "height": 16, "num_inference_steps": 4, "output_format": pb.OUTPUT_FORMAT_PNG_FRAMES}
+    policy = {
+        "residual_diff_threshold": 1.0,
+        "max_warmup_steps": 1,
+        "max_continuous_cached_steps": -1,
+        "enable_separate_cfg": False,
+    }
+    steps = stub.Generate(_wan(pb, cache=policy, **frames), timeout=60).cache_stats.steps
+    # Every call is a step of its own: call 0 (warmup) computed, call 1 (step 0's CFG call) cached.
+    assert [s.cached for s in steps] == [False, True, True, True]
+    assert not any(s.HasField("cfg_cached") for s in steps)
+
+
+def test_the_policy_tag_prints_thresholds_as_given_and_an_idle_calibrator_as_inactive(stub, proto_stubs):
+    pb = proto_stubs.pb
+    policy = {"residual_diff_threshold": 0.2, "max_accumulated_residual_diff_threshold": 0.7}
+    assert "_R0.2_" in stub.Generate(_request(pb, cache=policy), timeout=60).cache_stats.policy
+    policy = {"residual_diff_threshold": 1.0, "max_warmup_steps": 1, "max_cached_steps": 1, "taylorseer_order": 1}
+    stats = stub.Generate(_request(pb, cache=policy), timeout=60).cache_stats
+    # Step 1 is the only cached step, with one computed step to extrapolate from.
+    assert stats.policy.endswith("_T0O1") and stats.cached_steps == 1
+    assert [s.calibrated for s in stats.steps if s.HasField("calibrated")] == [False]
+    policy = {"residual_diff_threshold": 1.0, "max_warmup_steps": 3, "taylorseer_order": 1}
+    stats = stub.Generate(_request(pb, cache=policy), timeout=60).cache_stats
+    assert stats.policy.endswith("_T1O1")
+    # Steps 0-2 computed (step 2 is the first that enters a difference), 3-5 cached, 6 computed, 7 cached.
+    calibrated = [s.calibrated if s.HasField("calibrated") else None for s in stats.steps]
+    assert calibrated == [None] * 3 + [False] * 3 + [None, True]
+
+
+def test_teacache_and_magcache_cache_steps_and_stay_within_25_db_of_full_compute(stub, proto_stubs):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from engine_service.metrics import psnr
+
+    def pixels(response) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(response.outputs[0].data)).convert("RGB"))
+
+    pb = proto_stubs.pb
+    fields = {"prompt": "a red circle on a blue background", "num_inference_steps": 28, "seed": 3}
+    full = stub.Generate(_request(pb, **fields), timeout=300)
+    for kind, tag in (("teacache", "TeaCache_"), ("magcache", "MagCache_")):
+        response = stub.Generate(_request(pb, cache={"cache_type": kind}, **fields), timeout=300)
+        stats = response.cache_stats
+        # The builtin model ships its calibration: the coefficients / curve come from it.
+        assert stats.policy.startswith(tag) and stats.cached_steps > 0, stats.policy
+        assert not stats.steps[-1].cached
+        assert all(s.HasField("residual_diff") for s in stats.steps if s.cached)
+        assert psnr(pixels(response), pixels(full)) >= 25.0, kind
+
+
+# -- Wan 2.2: two experts, one request ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wan22_address():
+    """An engine serving a tiny Wan 2.2 (two experts; the low-noise one runs steps 6-11 of 12)."""
+    import torch
+    from tiny_families.wan import build_wan22
+
+    from engine_service.config import Limits, ServerConfig
+    from engine_service.models import model_from_pipeline
+    from engine_service.runtime.engine import AsyncEngine
+    from engine_service.server.background import BackgroundServer
+
+    defaults = {"width": 16, "height": 16, "frames": 5, "steps": 12, "call_defaults": {"max_sequence_length": 16}}
+    model = model_from_pipeline("wan22", build_wan22(), torch.device("cpu"), defaults)
+    engine = AsyncEngine({"wan22": model}, "wan22", Limits(), "cpu")
+    server = BackgroundServer(engine, ServerConfig(host="127.0.0.1", port=0, metrics_port=0)).start()
+    yield server.address
+    server.stop()
+
+
+def test_two_experts_follow_the_mask_and_caps_over_the_request(wan22_address):
+    with Client(wan22_address, timeout=120) as client:
+        fast = client.generate("a cat", negative_prompt="blurry", num_inference_steps=12, cache="fast")
+        steps = fast.cache_stats.steps
+        assert [s.step for s in steps if s.cached] == [3, 5, 6, 8, 9]
+        assert [s.step for s in steps if s.cfg_cached] == [3, 5, 6, 8, 9]
+        assert fast.cache_stats.computed_steps == 7 and not steps[-1].cached
+        capped = client.generate(
+            "a cat",
+            negative_prompt="blurry",
+            num_inference_steps=12,
+            cache=CachePolicy(residual_diff_threshold=1.0, max_warmup_steps=1, max_cached_steps=2),
+        )
+        assert capped.cache_stats.cached_steps == 2 and capped.cache_stats.cfg_cached_steps == 2

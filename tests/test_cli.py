@@ -272,3 +272,22 @@ def test_demo_generates_and_saves_an_image(tmp_path):
     # Its default prompt is "a yellow triangle on a blue background".
     image = np.asarray(Image.open(saved[0]).convert("RGB"))
     assert shapes.centre_and_corner_colours(image) == ("yellow", ["blue"] * 4)
+
+
+def test_calibrate_cache_writes_teacache_and_magcache_data_into_the_model_directory(local_model_dir, tmp_path):
+    import json
+    import shutil
+
+    directory = tmp_path / "model"
+    shutil.copytree(local_model_dir, directory)
+    (directory / "ditserve.json").write_text(json.dumps({"steps": 6}))
+    result = _run(["calibrate-cache", str(directory), "--steps", "6", "--prompts", "2", "--device", "cpu"], 300)
+    assert result.returncode == 0, result.stderr
+    written = json.loads((directory / "ditserve.json").read_text())
+    assert written["steps"] == 6  # the other keys stay
+    calibration = written["cache"]
+    assert calibration["steps"] == 6 and calibration["runs"] == 2 and len(calibration["magcache_ratios"]) == 6
+    assert len(calibration["teacache_coefficients"]) == 2 and calibration["magcache_ratios"][0] == 1.0
+    assert all(r > 0 for r in calibration["magcache_ratios"])
+    missing = _run(["calibrate-cache", str(tmp_path / "nowhere"), "--device", "cpu"])
+    assert missing.returncode == 2 and "model_index.json" in missing.stderr

@@ -50,6 +50,8 @@ EXCLUDED = {
     'ditserve generate "a cat turns its head" --model wan-i2v --input-image cat.png --frames 9': "the session "
     "engine serves no image-to-video model; tests/test_cli_client.py runs these flags on a tiny Wan I2V directory",
     "ditserve demo": "tests/test_cli.py::test_demo_generates_and_saves_an_image runs it",
+    'ditserve generate "a red circle on a blue background" --lora outline:1': "the session engine loads no "
+    "adapter; tests/test_lora.py::test_the_cli_generates_with_an_adapter runs --lora against an engine that does",
 }
 
 

@@ -12,7 +12,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from client_sdk import Client, errors
+from client_sdk import Client, console, errors
 
 SMALL = {"width": 64, "height": 64, "num_inference_steps": 2}
 
@@ -153,6 +153,8 @@ def test_list_models_and_stats_report_the_server_version(address):
         for info in (client.list_models().server, client.stats().server):
             assert (info.name, info.version, info.api) == ("ditserve", __version__, "ditserve.v1")
             assert {"python", "torch", "diffusers"} <= set(info.build)
+        line = console.models_table(client.list_models()).splitlines()[-1]
+        assert line.startswith(f"server: ditserve {__version__} (ditserve.v1; diffusers ")
 
 
 def test_wait_ready_watches_health_per_model(address):

@@ -26,6 +26,7 @@ from tests.conftest import scrape
 
 PROMPT = "a red circle on a blue background"
 FAST = {"num_inference_steps": 8, "seed": 11}
+QUICK = {"num_inference_steps": 4, "seed": 11}
 #: Pixel tolerance (of 255) between a request alone and batched: float rounding only.
 TOLERANCE = 2
 
@@ -99,11 +100,11 @@ def _graphs() -> int:
 
 def test_no_adapter_is_the_base_model_bit_for_bit(lora_server):
     with Client(lora_server.address, timeout=120) as client:
-        before = client.generate(PROMPT, model="plain", **FAST)
-        empty = client.generate(PROMPT, model="default", loras=[], **FAST)
-        after_adapter = client.generate(PROMPT, loras={"outline": 1.0}, **FAST)
-        again = client.generate(PROMPT, model="default", **FAST)
-        zero = client.generate(PROMPT, loras=[("outline", 0.0)], **FAST)
+        before = client.generate(PROMPT, model="plain", **QUICK)
+        empty = client.generate(PROMPT, model="default", loras=[], **QUICK)
+        after_adapter = client.generate(PROMPT, loras={"outline": 1.0}, **QUICK)
+        again = client.generate(PROMPT, model="default", **QUICK)
+        zero = client.generate(PROMPT, loras=[("outline", 0.0)], **QUICK)
     assert empty.outputs[0].data == before.outputs[0].data
     assert again.outputs[0].data == before.outputs[0].data, "the adapter stayed on after its request"
     assert zero.outputs[0].data == before.outputs[0].data and zero.loras == ()
@@ -160,12 +161,11 @@ def test_concurrent_requests_with_different_adapters_each_get_their_own_image(lo
 
 def test_compiled_adapters_hot_swap_without_new_graphs(lora_server):
     sets = [{"outline": 1.0}, {"inverse": 1.0}, None, {"outline": 0.5, "inverse": 0.25}, {"outline": 1.0}]
-    quick = {"num_inference_steps": 4, "seed": 11}
     with Client(lora_server.address, timeout=120) as client:
-        eager = [client.generate(PROMPT, model="default", loras=s, **quick) for s in sets[:2]]
+        eager = [client.generate(PROMPT, model="default", loras=s, **QUICK) for s in sets[:2]]
         built = _graphs()
         assert built > 0, "warm-up compiled nothing"
-        results = [client.generate(PROMPT, model="compiled", loras=sets[i % len(sets)], **quick) for i in range(10)]
+        results = [client.generate(PROMPT, model="compiled", loras=sets[i % len(sets)], **QUICK) for i in range(10)]
     assert _graphs() == built, "switching adapters compiled new graphs"
     base = _pixels(results[2])
     for index in (0, 1):
@@ -220,7 +220,7 @@ def test_list_models_stats_and_metrics_report_adapters(lora_server):
 def test_bad_adapter_choices_get_a_clear_status_and_the_server_keeps_serving(lora_server, loras, code, needle):
     with Client(lora_server.address, timeout=120) as client:
         with pytest.raises(code) as caught:
-            client.generate(PROMPT, loras=loras, **FAST)
+            client.generate(PROMPT, loras=loras, **QUICK)
         assert needle in str(caught.value)
         if code is errors.InvalidArgumentError:
             assert caught.value.field_violations[0].field.startswith("loras")
@@ -232,14 +232,17 @@ def test_bad_adapter_choices_get_a_clear_status_and_the_server_keeps_serving(lor
 def test_an_adapter_of_another_model_is_not_found(lora_server):
     with Client(lora_server.address, timeout=120) as client:
         with pytest.raises(errors.NotFoundError, match="for model 'plain'"):
-            client.generate(PROMPT, model="plain", loras={"outline": 1.0}, **FAST)
+            client.generate(PROMPT, model="plain", loras={"outline": 1.0}, **QUICK)
 
 
 def test_the_cli_generates_with_an_adapter(lora_server, tmp_path, capsys):
     from engine_service.cli import main
 
-    code = main(["generate", PROMPT, "--target", lora_server.address, "--steps", "2", "--lora", "outline:0.5"])
-    code_out = main(["generate", PROMPT, "--target", lora_server.address, "--out", str(tmp_path), "--lora", "nope"])
+    assert main(["models", "--target", lora_server.address]) == 0
+    assert "outline (rank 4),inverse (rank 4),half (rank 4)" in capsys.readouterr().out
+    target = ["--target", lora_server.address, "--out", str(tmp_path)]
+    code = main(["generate", PROMPT, *target, "--steps", "2", "--lora", "outline:0.5"])
+    code_out = main(["generate", PROMPT, *target, "--lora", "nope"])
     err = capsys.readouterr()
     assert code == 0 and "loras outline:0.5" in err.out
     assert code_out == 1 and "unknown LoRA adapter 'nope'" in err.err

@@ -119,6 +119,30 @@ def test_a_missing_or_wrong_token_is_unauthenticated(tls_server, pki, token):
         assert client.generate("a cat", **SMALL).outputs, "the server still serves the right token"
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+def test_the_bearer_scheme_is_case_insensitive(tls_server, pki, scheme):
+    from client_sdk._proto import engine_pb2, engine_pb2_grpc
+
+    credentials = grpc.ssl_channel_credentials(root_certificates=pki["ca"])
+    with grpc.secure_channel(tls_server.address, credentials) as channel:
+        stub = engine_pb2_grpc.EngineStub(channel)
+        reply = stub.ListModels(
+            engine_pb2.ListModelsRequest(), timeout=10, metadata=(("authorization", f"{scheme} {TOKEN}"),)
+        )
+        assert [m.name for m in reply.models] == ["default"]
+        with pytest.raises(grpc.RpcError) as info:
+            stub.ListModels(engine_pb2.ListModelsRequest(), timeout=10, metadata=(("authorization", f"Basic {TOKEN}"),))
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_an_empty_token_is_refused():
+    from engine_service.config import ServerConfig
+
+    for token in ("", "  "):
+        with pytest.raises(ValueError, match="must not be empty"):
+            ServerConfig(auth_token=token)
+
+
 def test_health_and_reflection_work_without_the_token_as_grpcurl_uses_them(tls_server, pki):
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 

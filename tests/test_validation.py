@@ -82,7 +82,20 @@ BAD_REQUESTS = [
                 "non_prune_block_ids",
             ),
             ("preset none with overrides", {"preset": "none", "fn_compute_blocks": 1}, "preset"),
+            ("TeaCache coefficients without TeaCache", {"teacache_coefficients": [1.0]}, "teacache_coefficients"),
+            ("MagCache curve with a zero", {"cache_type": "magcache", "magcache_ratios": [1, 0]}, "magcache_ratios"),
+            (
+                "MagCache retention above 1",
+                {"cache_type": "magcache", "magcache_retention_ratio": 1.5},
+                "magcache_retention_ratio",
+            ),
         ]
+    ),
+    (
+        "cache: MagCache on a model without a calibrated curve",
+        {"model": "local", "cache": {"cache_type": "magcache"}},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "cache.magcache_ratios",
     ),
 ]
 

@@ -23,7 +23,7 @@ OUTPUT_FORMAT_MP4: OutputFormat
 OUTPUT_FORMAT_PNG_FRAMES: OutputFormat
 
 class CachePolicy(_message.Message):
-    __slots__ = ("preset", "fn_compute_blocks", "bn_compute_blocks", "residual_diff_threshold", "max_warmup_steps", "warmup_interval", "max_cached_steps", "max_continuous_cached_steps", "enable_separate_cfg", "steps_computation_mask", "steps_computation_policy", "taylorseer_order", "calibrator", "max_accumulated_residual_diff_threshold", "cfg_diff_compute_separate", "cache_type", "non_prune_block_ids", "enable_dynamic_prune_threshold")
+    __slots__ = ("preset", "fn_compute_blocks", "bn_compute_blocks", "residual_diff_threshold", "max_warmup_steps", "warmup_interval", "max_cached_steps", "max_continuous_cached_steps", "enable_separate_cfg", "steps_computation_mask", "steps_computation_policy", "taylorseer_order", "calibrator", "max_accumulated_residual_diff_threshold", "cfg_diff_compute_separate", "cache_type", "non_prune_block_ids", "enable_dynamic_prune_threshold", "teacache_coefficients", "magcache_ratios", "magcache_retention_ratio")
     PRESET_FIELD_NUMBER: _ClassVar[int]
     FN_COMPUTE_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     BN_COMPUTE_BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,9 @@ class CachePolicy(_message.Message):
     CACHE_TYPE_FIELD_NUMBER: _ClassVar[int]
     NON_PRUNE_BLOCK_IDS_FIELD_NUMBER: _ClassVar[int]
     ENABLE_DYNAMIC_PRUNE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TEACACHE_COEFFICIENTS_FIELD_NUMBER: _ClassVar[int]
+    MAGCACHE_RATIOS_FIELD_NUMBER: _ClassVar[int]
+    MAGCACHE_RETENTION_RATIO_FIELD_NUMBER: _ClassVar[int]
     preset: str
     fn_compute_blocks: int
     bn_compute_blocks: int
@@ -60,7 +63,10 @@ class CachePolicy(_message.Message):
     cache_type: str
     non_prune_block_ids: _containers.RepeatedScalarFieldContainer[int]
     enable_dynamic_prune_threshold: bool
-    def __init__(self, preset: _Optional[str] = ..., fn_compute_blocks: _Optional[int] = ..., bn_compute_blocks: _Optional[int] = ..., residual_diff_threshold: _Optional[float] = ..., max_warmup_steps: _Optional[int] = ..., warmup_interval: _Optional[int] = ..., max_cached_steps: _Optional[int] = ..., max_continuous_cached_steps: _Optional[int] = ..., enable_separate_cfg: _Optional[bool] = ..., steps_computation_mask: _Optional[_Iterable[int]] = ..., steps_computation_policy: _Optional[str] = ..., taylorseer_order: _Optional[int] = ..., calibrator: _Optional[str] = ..., max_accumulated_residual_diff_threshold: _Optional[float] = ..., cfg_diff_compute_separate: _Optional[bool] = ..., cache_type: _Optional[str] = ..., non_prune_block_ids: _Optional[_Iterable[int]] = ..., enable_dynamic_prune_threshold: _Optional[bool] = ...) -> None: ...
+    teacache_coefficients: _containers.RepeatedScalarFieldContainer[float]
+    magcache_ratios: _containers.RepeatedScalarFieldContainer[float]
+    magcache_retention_ratio: float
+    def __init__(self, preset: _Optional[str] = ..., fn_compute_blocks: _Optional[int] = ..., bn_compute_blocks: _Optional[int] = ..., residual_diff_threshold: _Optional[float] = ..., max_warmup_steps: _Optional[int] = ..., warmup_interval: _Optional[int] = ..., max_cached_steps: _Optional[int] = ..., max_continuous_cached_steps: _Optional[int] = ..., enable_separate_cfg: _Optional[bool] = ..., steps_computation_mask: _Optional[_Iterable[int]] = ..., steps_computation_policy: _Optional[str] = ..., taylorseer_order: _Optional[int] = ..., calibrator: _Optional[str] = ..., max_accumulated_residual_diff_threshold: _Optional[float] = ..., cfg_diff_compute_separate: _Optional[bool] = ..., cache_type: _Optional[str] = ..., non_prune_block_ids: _Optional[_Iterable[int]] = ..., enable_dynamic_prune_threshold: _Optional[bool] = ..., teacache_coefficients: _Optional[_Iterable[float]] = ..., magcache_ratios: _Optional[_Iterable[float]] = ..., magcache_retention_ratio: _Optional[float] = ...) -> None: ...
 
 class InputImage(_message.Message):
     __slots__ = ("data", "role", "controlnet_conditioning_scale")
@@ -155,20 +161,22 @@ class Output(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., num_frames: _Optional[int] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class StepStat(_message.Message):
-    __slots__ = ("step", "cached", "residual_diff", "cfg_cached", "cfg_residual_diff", "pruned_blocks")
+    __slots__ = ("step", "cached", "residual_diff", "cfg_cached", "cfg_residual_diff", "pruned_blocks", "calibrated")
     STEP_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     RESIDUAL_DIFF_FIELD_NUMBER: _ClassVar[int]
     CFG_CACHED_FIELD_NUMBER: _ClassVar[int]
     CFG_RESIDUAL_DIFF_FIELD_NUMBER: _ClassVar[int]
     PRUNED_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATED_FIELD_NUMBER: _ClassVar[int]
     step: int
     cached: bool
     residual_diff: float
     cfg_cached: bool
     cfg_residual_diff: float
     pruned_blocks: int
-    def __init__(self, step: _Optional[int] = ..., cached: _Optional[bool] = ..., residual_diff: _Optional[float] = ..., cfg_cached: _Optional[bool] = ..., cfg_residual_diff: _Optional[float] = ..., pruned_blocks: _Optional[int] = ...) -> None: ...
+    calibrated: bool
+    def __init__(self, step: _Optional[int] = ..., cached: _Optional[bool] = ..., residual_diff: _Optional[float] = ..., cfg_cached: _Optional[bool] = ..., cfg_residual_diff: _Optional[float] = ..., pruned_blocks: _Optional[int] = ..., calibrated: _Optional[bool] = ...) -> None: ...
 
 class CacheStats(_message.Message):
     __slots__ = ("policy", "steps", "computed_steps", "cached_steps", "cfg_cached_steps", "pruned_ratio")
@@ -203,13 +211,14 @@ class Timings(_message.Message):
     def __init__(self, queue_ms: _Optional[float] = ..., prepare_ms: _Optional[float] = ..., denoise_ms: _Optional[float] = ..., decode_ms: _Optional[float] = ..., encode_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("outputs", "cache_stats", "timings", "seed", "request_id", "model", "loras")
+    __slots__ = ("outputs", "cache_stats", "timings", "seed", "request_id", "model", "engine_id", "loras")
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     CACHE_STATS_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     LORAS_FIELD_NUMBER: _ClassVar[int]
     outputs: _containers.RepeatedCompositeFieldContainer[Output]
     cache_stats: CacheStats
@@ -217,29 +226,34 @@ class GenerateResponse(_message.Message):
     seed: int
     request_id: str
     model: str
+    engine_id: str
     loras: _containers.RepeatedCompositeFieldContainer[LoraAdapter]
-    def __init__(self, outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., cache_stats: _Optional[_Union[CacheStats, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., seed: _Optional[int] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., loras: _Optional[_Iterable[_Union[LoraAdapter, _Mapping]]] = ...) -> None: ...
+    def __init__(self, outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., cache_stats: _Optional[_Union[CacheStats, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., seed: _Optional[int] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., engine_id: _Optional[str] = ..., loras: _Optional[_Iterable[_Union[LoraAdapter, _Mapping]]] = ...) -> None: ...
 
 class QueuedEvent(_message.Message):
-    __slots__ = ("position", "request_id")
+    __slots__ = ("position", "request_id", "engine_id")
     POSITION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     position: int
     request_id: str
-    def __init__(self, position: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    engine_id: str
+    def __init__(self, position: _Optional[int] = ..., request_id: _Optional[str] = ..., engine_id: _Optional[str] = ...) -> None: ...
 
 class StartedEvent(_message.Message):
-    __slots__ = ("seed", "total_steps", "queue_ms")
+    __slots__ = ("seed", "total_steps", "queue_ms", "engine_id")
     SEED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     seed: int
     total_steps: int
     queue_ms: float
-    def __init__(self, seed: _Optional[int] = ..., total_steps: _Optional[int] = ..., queue_ms: _Optional[float] = ...) -> None: ...
+    engine_id: str
+    def __init__(self, seed: _Optional[int] = ..., total_steps: _Optional[int] = ..., queue_ms: _Optional[float] = ..., engine_id: _Optional[str] = ...) -> None: ...
 
 class StepEvent(_message.Message):
-    __slots__ = ("step", "total_steps", "timestep", "cached", "residual_diff", "cfg_cached", "cfg_residual_diff", "elapsed_ms", "step_ms", "pruned_blocks")
+    __slots__ = ("step", "total_steps", "timestep", "cached", "residual_diff", "cfg_cached", "cfg_residual_diff", "elapsed_ms", "step_ms", "pruned_blocks", "calibrated")
     STEP_FIELD_NUMBER: _ClassVar[int]
     TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
     TIMESTEP_FIELD_NUMBER: _ClassVar[int]
@@ -250,6 +264,7 @@ class StepEvent(_message.Message):
     ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
     STEP_MS_FIELD_NUMBER: _ClassVar[int]
     PRUNED_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATED_FIELD_NUMBER: _ClassVar[int]
     step: int
     total_steps: int
     timestep: float
@@ -260,7 +275,8 @@ class StepEvent(_message.Message):
     elapsed_ms: float
     step_ms: float
     pruned_blocks: int
-    def __init__(self, step: _Optional[int] = ..., total_steps: _Optional[int] = ..., timestep: _Optional[float] = ..., cached: _Optional[bool] = ..., residual_diff: _Optional[float] = ..., cfg_cached: _Optional[bool] = ..., cfg_residual_diff: _Optional[float] = ..., elapsed_ms: _Optional[float] = ..., step_ms: _Optional[float] = ..., pruned_blocks: _Optional[int] = ...) -> None: ...
+    calibrated: bool
+    def __init__(self, step: _Optional[int] = ..., total_steps: _Optional[int] = ..., timestep: _Optional[float] = ..., cached: _Optional[bool] = ..., residual_diff: _Optional[float] = ..., cfg_cached: _Optional[bool] = ..., cfg_residual_diff: _Optional[float] = ..., elapsed_ms: _Optional[float] = ..., step_ms: _Optional[float] = ..., pruned_blocks: _Optional[int] = ..., calibrated: _Optional[bool] = ...) -> None: ...
 
 class PreviewEvent(_message.Message):
     __slots__ = ("step", "data", "mime_type", "width", "height")
@@ -364,20 +380,22 @@ class ModelStats(_message.Message):
     def __init__(self, model: _Optional[str] = ..., success: _Optional[_Union[Duration, _Mapping]] = ..., failure: _Optional[_Union[Duration, _Mapping]] = ..., cancelled: _Optional[_Union[Duration, _Mapping]] = ..., rejected: _Optional[int] = ..., queue: _Optional[_Union[Duration, _Mapping]] = ..., prepare: _Optional[_Union[Duration, _Mapping]] = ..., denoise: _Optional[_Union[Duration, _Mapping]] = ..., decode: _Optional[_Union[Duration, _Mapping]] = ..., encode: _Optional[_Union[Duration, _Mapping]] = ..., outputs: _Optional[int] = ..., steps: _Optional[int] = ..., computed_steps: _Optional[int] = ..., cached_steps: _Optional[int] = ..., last_request_unix_ms: _Optional[int] = ..., cancelled_steps: _Optional[int] = ..., lora_requests: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("models", "queue_depth", "running", "uptime_s", "device", "server")
+    __slots__ = ("models", "queue_depth", "running", "uptime_s", "device", "engine_id", "server")
     MODELS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelStats]
     queue_depth: int
     running: int
     uptime_s: float
     device: str
+    engine_id: str
     server: ServerInfo
-    def __init__(self, models: _Optional[_Iterable[_Union[ModelStats, _Mapping]]] = ..., queue_depth: _Optional[int] = ..., running: _Optional[int] = ..., uptime_s: _Optional[float] = ..., device: _Optional[str] = ..., server: _Optional[_Union[ServerInfo, _Mapping]] = ...) -> None: ...
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelStats, _Mapping]]] = ..., queue_depth: _Optional[int] = ..., running: _Optional[int] = ..., uptime_s: _Optional[float] = ..., device: _Optional[str] = ..., engine_id: _Optional[str] = ..., server: _Optional[_Union[ServerInfo, _Mapping]] = ...) -> None: ...
 
 class ServerInfo(_message.Message):
     __slots__ = ("name", "version", "api", "build")
@@ -403,7 +421,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_width", "max_height", "max_pixels", "max_steps", "max_outputs", "max_frames", "max_prompt_chars", "max_input_images", "max_input_image_bytes", "max_request_bytes", "max_queue")
+    __slots__ = ("max_width", "max_height", "max_pixels", "max_steps", "max_outputs", "max_frames", "max_prompt_chars", "max_input_images", "max_input_image_bytes", "max_request_bytes", "max_queue", "max_input_pixels", "max_queued_input_pixels")
     MAX_WIDTH_FIELD_NUMBER: _ClassVar[int]
     MAX_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     MAX_PIXELS_FIELD_NUMBER: _ClassVar[int]
@@ -415,6 +433,8 @@ class Limits(_message.Message):
     MAX_INPUT_IMAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    MAX_INPUT_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUED_INPUT_PIXELS_FIELD_NUMBER: _ClassVar[int]
     max_width: int
     max_height: int
     max_pixels: int
@@ -426,7 +446,9 @@ class Limits(_message.Message):
     max_input_image_bytes: int
     max_request_bytes: int
     max_queue: int
-    def __init__(self, max_width: _Optional[int] = ..., max_height: _Optional[int] = ..., max_pixels: _Optional[int] = ..., max_steps: _Optional[int] = ..., max_outputs: _Optional[int] = ..., max_frames: _Optional[int] = ..., max_prompt_chars: _Optional[int] = ..., max_input_images: _Optional[int] = ..., max_input_image_bytes: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., max_queue: _Optional[int] = ...) -> None: ...
+    max_input_pixels: int
+    max_queued_input_pixels: int
+    def __init__(self, max_width: _Optional[int] = ..., max_height: _Optional[int] = ..., max_pixels: _Optional[int] = ..., max_steps: _Optional[int] = ..., max_outputs: _Optional[int] = ..., max_frames: _Optional[int] = ..., max_prompt_chars: _Optional[int] = ..., max_input_images: _Optional[int] = ..., max_input_image_bytes: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., max_queue: _Optional[int] = ..., max_input_pixels: _Optional[int] = ..., max_queued_input_pixels: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "family", "pipeline_class", "is_default", "output_kind", "default_width", "default_height", "default_steps", "default_guidance_scale", "default_frames", "spatial_factor", "supports_negative_prompt", "input_roles", "source", "num_transformer_blocks", "parameters", "required_roles", "default_strength", "control_images", "loras", "max_loras_per_request")
@@ -475,14 +497,16 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., family: _Optional[str] = ..., pipeline_class: _Optional[str] = ..., is_default: _Optional[bool] = ..., output_kind: _Optional[str] = ..., default_width: _Optional[int] = ..., default_height: _Optional[int] = ..., default_steps: _Optional[int] = ..., default_guidance_scale: _Optional[float] = ..., default_frames: _Optional[int] = ..., spatial_factor: _Optional[int] = ..., supports_negative_prompt: _Optional[bool] = ..., input_roles: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., num_transformer_blocks: _Optional[int] = ..., parameters: _Optional[_Iterable[str]] = ..., required_roles: _Optional[_Iterable[str]] = ..., default_strength: _Optional[float] = ..., control_images: _Optional[int] = ..., loras: _Optional[_Iterable[_Union[LoraInfo, _Mapping]]] = ..., max_loras_per_request: _Optional[int] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("models", "limits", "server")
+    __slots__ = ("models", "limits", "engine_id", "server")
     MODELS_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
     limits: Limits
+    engine_id: str
     server: ServerInfo
-    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., server: _Optional[_Union[ServerInfo, _Mapping]] = ...) -> None: ...
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., engine_id: _Optional[str] = ..., server: _Optional[_Union[ServerInfo, _Mapping]] = ...) -> None: ...
 
 class CancelRequest(_message.Message):
     __slots__ = ("request_id",)

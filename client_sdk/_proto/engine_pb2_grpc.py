@@ -109,6 +109,17 @@ class EngineServicer:
     def Cancel(self, request, context):
         """Cancels a queued or running request by its request_id. A queued request
         leaves the queue at once; a running one stops at the next step boundary.
+        The request id is the capability: any caller allowed to use the engine
+        (holding its token, when it has one) may cancel any request whose id it
+        knows. Server-assigned ids are 128 random bits, learned only from the
+        request's own replies; a caller that chooses its own ids should make them
+        unguessable too, or another caller can cancel the request, and learn
+        from Cancel or ALREADY_EXISTS that the id is live.
+        Each engine knows only its own requests: with several engines, Cancel must
+        reach the engine that accepted the request. Generate and Stream send
+        x-request-id and x-engine-id in their initial metadata as soon as the
+        engine accepts the request (before any work), so a client or proxy can
+        route the Cancel there; an error before that point means no engine ran it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

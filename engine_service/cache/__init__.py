@@ -1,4 +1,4 @@
-"""Cache acceleration for diffusion transformers: DBCache, DBPrune, step masks, calibrators.
+"""Cache acceleration for diffusion transformers: DBCache, DBPrune, TeaCache, MagCache, step masks, calibrators.
 
 Usable on its own, without the server::
 
@@ -33,6 +33,7 @@ from engine_service.cache.api import (
     strify,
     summary,
 )
+from engine_service.cache.calibration import IndicatorCalibration, calibrate
 from engine_service.cache.calibrators import FoCaCalibrator, TaylorSeerCalibrator
 from engine_service.cache.config import (
     BasicCacheConfig,
@@ -41,8 +42,10 @@ from engine_service.cache.config import (
     DBCacheConfig,
     DBPruneConfig,
     FoCaCalibratorConfig,
+    MagCacheConfig,
     ParamsModifier,
     TaylorSeerCalibratorConfig,
+    TeaCacheConfig,
 )
 from engine_service.cache.context import StepOutcome
 from engine_service.cache.masks import MASK_POLICIES, StepsMask, steps_mask
@@ -65,12 +68,16 @@ __all__ = [
     "FoCaCalibrator",
     "FoCaCalibratorConfig",
     "ForwardPattern",
+    "IndicatorCalibration",
+    "MagCacheConfig",
     "ParamsModifier",
     "PatternError",
     "StepOutcome",
     "StepsMask",
     "TaylorSeerCalibrator",
     "TaylorSeerCalibratorConfig",
+    "TeaCacheConfig",
+    "calibrate",
     "detect_forward_pattern",
     "disable_cache",
     "enable_cache",

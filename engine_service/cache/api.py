@@ -34,7 +34,7 @@ from engine_service.cache.config import (
     DBPruneConfig,
     ParamsModifier,
 )
-from engine_service.cache.context import CacheContext, StepOutcome
+from engine_service.cache.context import CacheContext, RunLedger, StepOutcome
 from engine_service.cache.patterns import PatternError, detect_forward_pattern, hidden_param_name
 from engine_service.cache.stats import CacheStats, stats_of
 
@@ -236,6 +236,9 @@ def enable_cache(
     clock = _Clock(watches_scheduler, bool(cache_config.cfg_compute_first))
 
     states: dict[int, _TransformerState] = {}
+    # The contexts of the n-th block group of each of a pipeline's transformers (experts) count the
+    # request's steps together.
+    ledgers: dict[int, RunLedger] = {}
     for index, spec in enumerate(specs):
         config, calibrator = _group_config(cache_config, calibrator_config, modifiers[index] if modifiers else None)
         separate = config.enable_separate_cfg
@@ -262,6 +265,8 @@ def enable_cache(
                 cached = PerBlockHintedCachedBlocks
             runner = cached(context, blocks, pattern, hidden_name)
         state = states.setdefault(id(spec.transformer), _TransformerState(spec.transformer, clock))
+        if watches_scheduler:
+            context.share_ledger(ledgers.setdefault(len(state.groups), RunLedger()))
         state.groups.append((spec, context, runner))
     for state in states.values():
         state.install()
@@ -381,25 +386,33 @@ def _merge(outcomes: list[StepOutcome | None]) -> StepOutcome | None:
         return None
     diffs = [o.residual_diff for o in present if o.residual_diff is not None]
     pruned = [o.pruned_blocks for o in present if o.pruned_blocks is not None]
+    calibrated = [o.calibrated for o in present if o.calibrated is not None]
     return StepOutcome(
         cached=all(o.cached for o in present),
         residual_diff=diffs[0] if diffs else None,
         pruned_blocks=sum(pruned) if pruned else None,
+        calibrated=any(calibrated) if calibrated else None,
     )
 
 
-def strify(target: Any) -> str:
-    """A tag for the cache settings of ``target`` (a pipeline, transformer or configuration)."""
+def strify(target: Any, sample_group: int | None = None) -> str:
+    """A tag for the cache settings of ``target`` (a pipeline, transformer or configuration).
+
+    For a pipeline or transformer, the calibrator's part tells whether it forecast at all in
+    the last run (``T0O1`` / ``FoCa0`` when no cached step got a forecast, e.g. fewer than two
+    computed steps to difference); ``sample_group`` reads one sample group's run.
+    """
     if isinstance(target, (BasicCacheConfig, CalibratorConfig)):
         return target.strify()
     contexts = _contexts(target)
     if not contexts:
         return "NONE"
+    active = any(context.calibrator_active(sample_group) for context in contexts)
     tags = []
     for context in contexts:
         tag = context.cache_config.strify()
         if context.calibrator_config is not None and context.calibrator_config.enabled():
-            tag += "_" + context.calibrator_config.strify()
+            tag += "_" + context.calibrator_config.strify(active=active)
         if tag not in tags:
             tags.append(tag)
     return "+".join(tags)

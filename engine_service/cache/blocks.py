@@ -14,11 +14,13 @@ then passes its input through, except the first, which adds the cached residual.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.distributed as dist
 
+from engine_service.cache.config import CacheType
 from engine_service.cache.context import CacheContext
 from engine_service.cache.patterns import BlockCall, ForwardPattern, PatternError
 
@@ -44,6 +46,37 @@ def _first_blocks_residual(after: torch.Tensor, before: torch.Tensor) -> torch.T
         if piece.shape == after.shape:
             return after - piece
     return after
+
+
+@contextlib.contextmanager
+def _first_block_signal(context: CacheContext, block: torch.nn.Module, hidden: torch.Tensor) -> Iterator[None]:
+    """TeaCache: hand the context the first block's timestep-modulated input while ``block`` runs.
+
+    That is the (first) output of the block's ``norm1``, the adaptive norm that applies the
+    timestep modulation in most DiT blocks; without one, the block's input hidden states.
+    """
+    if context.indicator != CacheType.TeaCache:
+        yield
+        return
+    norm = getattr(block, "norm1", None)
+    if not isinstance(norm, torch.nn.Module):
+        context.set_signal(hidden)
+        yield
+        return
+    captured: list[torch.Tensor] = []
+
+    def capture(_module, _inputs, output):
+        if not captured:
+            first = output[0] if isinstance(output, (tuple, list)) else output
+            if isinstance(first, torch.Tensor):
+                captured.append(first)
+
+    handle = norm.register_forward_hook(capture)
+    try:
+        yield
+    finally:
+        handle.remove()
+        context.set_signal(captured[0] if captured else hidden)
 
 
 class _GroupRunner(torch.nn.Module):
@@ -86,8 +119,9 @@ class CachedBlocks(_GroupRunner):
         context, blocks = self.context, self.blocks
         hidden, encoder = call.hidden, call.encoder
         start = hidden
-        for block in blocks[: self.first]:
-            hidden, encoder = call.run(block, hidden, encoder)
+        with _first_block_signal(context, blocks[0], hidden):
+            for block in blocks[: self.first]:
+                hidden, encoder = call.run(block, hidden, encoder)
         fn_residual = _first_blocks_residual(hidden, start)
         rows = context.group_rows(hidden)
         if rows is not None:
@@ -106,7 +140,7 @@ class CachedBlocks(_GroupRunner):
     def _middle(self, call: BlockCall, hidden, encoder, fn_residual):
         """One decision for the whole batch."""
         context = self.context
-        if context.decide(fn_residual):
+        if context.decide(fn_residual, hidden, encoder):
             cached_hidden, cached_encoder = context.cached_residuals()
             hidden = hidden + cached_hidden
             if cached_encoder is not None and encoder is not None:
@@ -125,7 +159,9 @@ class CachedBlocks(_GroupRunner):
         group gets its own stored residual, a computed group stores its own rows.
         """
         context = self.context
-        decisions = context.decide_groups([fn_residual.index_select(0, group_rows) for group_rows in rows])
+        decisions = context.decide_groups(
+            [fn_residual.index_select(0, group_rows) for group_rows in rows], hidden, encoder
+        )
         middle_start, middle_encoder = hidden, encoder
         if all(decisions):
             hidden, encoder = hidden.clone(), None if encoder is None else encoder.clone()
@@ -166,7 +202,7 @@ class PrunedBlocks(_GroupRunner):
                 hidden, encoder = call.run(block, hidden, encoder)
                 continue
             prunable += 1
-            if context.may_prune(block_id, hidden):
+            if context.may_prune(block_id, hidden, encoder):
                 stored_hidden, stored_encoder = context.state.block_residuals[block_id]
                 hidden = hidden + stored_hidden
                 if stored_encoder is not None and encoder is not None:
@@ -242,7 +278,8 @@ class PerBlockCachedBlocks(_PerBlockRunner):
         if index == 0:
             self._start = hidden
         if index < self.first or index >= self.last:
-            out_hidden, out_encoder = call.run(block, hidden, encoder)
+            with _first_block_signal(self.context, block, hidden) if index == 0 else contextlib.nullcontext():
+                out_hidden, out_encoder = call.run(block, hidden, encoder)
             if index == self.first - 1:
                 start = self._start
                 self._fn_residual = out_hidden - start if out_hidden.shape == start.shape else out_hidden
@@ -262,9 +299,11 @@ class PerBlockCachedBlocks(_PerBlockRunner):
         rows = context.group_rows(hidden)
         self._rows = rows
         if rows is None:
-            self._decisions = [context.decide(fn_residual)]
+            self._decisions = [context.decide(fn_residual, hidden, encoder)]
         else:
-            self._decisions = context.decide_groups([fn_residual.index_select(0, group_rows) for group_rows in rows])
+            self._decisions = context.decide_groups(
+                [fn_residual.index_select(0, group_rows) for group_rows in rows], hidden, encoder
+            )
         self._cached = all(self._decisions)
         self._middle_start = (hidden, encoder)
         if self._cached:
@@ -364,7 +403,7 @@ class PerBlockPrunedBlocks(_PerBlockRunner):
             hidden, encoder = call.run(self.blocks[index], hidden, encoder)
         else:
             self._prunable += 1
-            if context.may_prune(index, hidden):
+            if context.may_prune(index, hidden, encoder):
                 stored_hidden, stored_encoder = context.state.block_residuals[index]
                 hidden = hidden + stored_hidden
                 if stored_encoder is not None and encoder is not None:

@@ -4,14 +4,20 @@ A calibrator sees the residual of every computed step (``update``) and is asked
 for an estimate at a cached step (``approximate``). It never decides *whether*
 a step is cached; it only changes what a cached step adds.
 
-- TaylorSeer of order n extrapolates the polynomial through the last n + 1
-  computed residuals (Newton's divided differences, so uneven spacing between
-  computed steps is handled exactly): a residual that is a polynomial of degree
-  <= n in the step index is forecast exactly. Order 1 is linear extrapolation
-  from the last two computed steps. Steps 0 and 1 never enter a difference:
-  the first steps of a denoising run move too fast to extrapolate from, so a
-  cached step before step 3 reuses the last computed residual as it is (as
-  cache-dit does).
+- TaylorSeer of order n keeps the divided differences f[x_k..x_n] of the last
+  n + 1 computed residuals (so uneven spacing between computed steps is
+  handled). Its default forecast (``"taylor"``) is the Taylor series at the last
+  computed step, with the k-th derivative estimated as k! f[x_{n-k}..x_n]:
+  ``sum_k f[x_{n-k}..x_n] e^k`` for a step e after it. Against the interpolating
+  polynomial (``"newton"``: ``sum_k f[..] e (e + h_1) ... (e + h_{k-1})``, h_j the
+  distance back to the j-th previous computed step) the higher terms are damped,
+  which matters over the long gaps of the fast and ultra step masks, where the
+  exact polynomial overshoots; ``"newton"`` forecasts a polynomial residual of
+  degree <= n exactly. Order 1 is linear extrapolation from the last two
+  computed steps either way, as in cache-dit (TaylorSeer, arXiv 2503.06923).
+  Steps 0 and 1 never enter a difference: the first steps of a denoising run
+  move too fast to extrapolate from, so a cached step before step 3 reuses the
+  last computed residual as it is (as cache-dit does).
 - FoCa takes a Heun (trapezoid) step from the last computed residual, averaging
   the slope between the last two computed residuals and the slope of its own
   running forecast; beyond 3 steps the forecast is damped toward the anchor.
@@ -27,6 +33,9 @@ from engine_service.cache.config import CalibratorConfig
 
 
 class Calibrator(Protocol):
+    #: Whether the last ``approximate`` forecast (False: it returned the stored value as it is).
+    forecast: bool
+
     def update(self, step: int, value: torch.Tensor) -> None: ...
 
     def approximate(self, step: int) -> torch.Tensor: ...
@@ -34,25 +43,37 @@ class Calibrator(Protocol):
     def reset(self) -> None: ...
 
 
+#: TaylorSeer forecasts: the Taylor series at the last computed step, or the interpolating polynomial.
+TAYLORSEER_FORECASTS = ("taylor", "newton")
+
+
 class TaylorSeerCalibrator:
-    """Polynomial extrapolation of order ``order`` over the computed steps from ``FIRST_NODE`` on."""
+    """Extrapolation of order ``order`` over the computed steps from ``FIRST_NODE`` on.
+
+    ``forecast`` is ``"taylor"`` (damped higher terms, the default) or ``"newton"`` (exact
+    for polynomials of degree <= order); see the module docstring.
+    """
 
     #: The first step whose residual may take part in a divided difference.
     FIRST_NODE = 2
 
-    def __init__(self, order: int = 1):
+    def __init__(self, order: int = 1, forecast: str = "taylor"):
         if not 1 <= order <= 4:
             raise ValueError(f"taylorseer_order must be between 1 and 4, got {order}")
+        if forecast not in TAYLORSEER_FORECASTS:
+            raise ValueError(f"taylorseer_forecast must be one of {', '.join(TAYLORSEER_FORECASTS)}, got {forecast!r}")
         self.order = order
+        self.newton = forecast == "newton"
         self.reset()
 
     def reset(self) -> None:
         self._nodes: list[int] = []
         # _diffs[i] = f[x_{n-i}, ..., x_n], the divided differences ending at the newest node.
         self._diffs: list[torch.Tensor] = []
+        self.forecast = False
 
     def update(self, step: int, value: torch.Tensor) -> None:
-        if self._diffs and self._diffs[0].shape != value.shape:
+        if self._diffs and not _same_layout(self._diffs[0], value):
             self.reset()
         if (self._nodes and step <= self._nodes[-1]) or step <= self.FIRST_NODE:
             self.reset()  # a new run, or a node that no difference may reach back to
@@ -66,10 +87,11 @@ class TaylorSeerCalibrator:
         if not self._diffs:
             raise RuntimeError("TaylorSeer has no computed step to extrapolate from")
         estimate = self._diffs[0]
-        factor = 1.0
+        factor, elapsed = 1.0, float(step - self._nodes[-1])
         for i in range(1, len(self._diffs)):
-            factor *= float(step - self._nodes[-i])
+            factor *= float(step - self._nodes[-i]) if self.newton else elapsed
             estimate = estimate + self._diffs[i] * factor
+        self.forecast = len(self._diffs) > 1
         return estimate
 
 
@@ -83,12 +105,13 @@ class FoCaCalibrator:
         self._previous_anchor: tuple[int, torch.Tensor] | None = None
         self._running: tuple[int, torch.Tensor] | None = None
         self._previous_running: tuple[int, torch.Tensor] | None = None
+        self.forecast = False
 
     def __init__(self) -> None:
         self.reset()
 
     def update(self, step: int, value: torch.Tensor) -> None:
-        if self._anchor is not None and self._anchor[1].shape != value.shape:
+        if self._anchor is not None and not _same_layout(self._anchor[1], value):
             self.reset()
         self._previous_anchor = self._anchor
         self._anchor = (step, value)
@@ -99,8 +122,10 @@ class FoCaCalibrator:
         if self._anchor is None:
             raise RuntimeError("FoCa has no computed step to forecast from")
         anchor_step, anchor = self._anchor
+        self.forecast = False
         if self._previous_anchor is None or self._previous_running is None or self._running is None:
             return anchor
+        self.forecast = True
         slope_anchor = _slope(self._previous_anchor, self._anchor)
         slope_running = _slope(self._previous_running, self._running)
         elapsed = float(step - anchor_step)
@@ -113,6 +138,10 @@ class FoCaCalibrator:
         self._previous_running = self._running
         self._running = (step, forecast)
         return forecast
+
+
+def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and a.device == b.device
 
 
 def _slope(earlier: tuple[int, torch.Tensor], later: tuple[int, torch.Tensor]) -> torch.Tensor:
@@ -132,10 +161,19 @@ def make_calibrator(config: CalibratorConfig | None) -> Calibrator | None:
     kind = (config.calibrator_type or "taylorseer").lower()
     if kind == "taylorseer":
         order = getattr(config, "taylorseer_order", None) or config.calibrator_kwargs.get("taylorseer_order", 1)
-        return TaylorSeerCalibrator(order=int(order))
+        forecast = getattr(config, "taylorseer_forecast", None) or config.calibrator_kwargs.get(
+            "taylorseer_forecast", "taylor"
+        )
+        return TaylorSeerCalibrator(order=int(order), forecast=forecast)
     if kind == "foca":
         return FoCaCalibrator()
     raise ValueError(f'calibrator_type must be "taylorseer" or "foca", got {config.calibrator_type!r}')
 
 
-__all__ = ["Calibrator", "FoCaCalibrator", "TaylorSeerCalibrator", "make_calibrator"]
+__all__ = [
+    "TAYLORSEER_FORECASTS",
+    "Calibrator",
+    "FoCaCalibrator",
+    "TaylorSeerCalibrator",
+    "make_calibrator",
+]

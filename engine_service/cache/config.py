@@ -23,6 +23,8 @@ class CacheType(str, enum.Enum):
     NONE = "NONE"
     DBCache = "DBCache"
     DBPrune = "DBPrune"
+    TeaCache = "TeaCache"
+    MagCache = "MagCache"
 
     def __str__(self) -> str:
         return self.value
@@ -176,6 +178,72 @@ class DBPruneConfig(BasicCacheConfig):
 
 
 @dataclasses.dataclass
+class TeaCacheConfig(BasicCacheConfig):
+    """TeaCache: decide from how much the first block's timestep-modulated input changed.
+
+    The signal is the output of the first block's ``norm1`` (the adaptive norm that applies
+    the timestep modulation: FLUX, SD3, PixArt, HunyuanVideo...; its normalised input where
+    ``norm1`` does not modulate, e.g. Wan; the block's input where it has none). At every step
+    its relative L1 change ``x`` against the previous step is rescaled by the polynomial
+    ``teacache_coefficients`` (highest power first, fitted per model by
+    ``ditserve calibrate-cache``) and accumulated; the step reuses the middle blocks' residual
+    while the sum stays below ``residual_diff_threshold``, and a computed step resets it. The
+    first step after the warmup and the last step always compute. Warmup, step masks, caps and
+    calibrators apply as for DBCache. Source: Liu et al., "Timestep Embedding Tells: It's Time
+    to Cache for Video Diffusion Model" (TeaCache, CVPR 2025).
+    """
+
+    cache_type: CacheType = CacheType.TeaCache
+    Fn_compute_blocks: int = 1
+    residual_diff_threshold: float = 0.4
+    max_warmup_steps: int = 1
+    teacache_coefficients: list[float] | None = None
+    """Rescaling polynomial, highest power first (``numpy.polyval`` order); ``None`` = no rescaling."""
+
+    def strify(self) -> str:
+        return super().strify() + ("_C" if self.teacache_coefficients else "")
+
+    def validate(self, num_blocks: int | None = None) -> None:
+        super().validate(num_blocks)
+        if self.teacache_coefficients is not None and not self.teacache_coefficients:
+            raise ValueError("teacache_coefficients must hold at least one coefficient")
+
+
+@dataclasses.dataclass
+class MagCacheConfig(BasicCacheConfig):
+    """MagCache: decide from a calibrated curve of residual magnitude ratios.
+
+    ``magcache_ratios[t]`` is ``mean|R(t)| / mean|R(t-1)|`` of the middle blocks' residual ``R``
+    in one full-compute run of ``len(magcache_ratios)`` steps (``ditserve calibrate-cache``);
+    runs of another length read it linearly interpolated. After a computed step the ratios of
+    the following steps multiply up to ``g`` and ``|1 - g|`` accumulates into an error; a step
+    reuses the residual while that error stays below ``residual_diff_threshold`` and at most
+    ``max_continuous_cached_steps`` steps in a row (MagCache's K). The first
+    ``magcache_retention_ratio`` of the steps and the last step always compute. Source: Ma et
+    al., "MagCache: Fast Video Generation with Magnitude-Aware Cache" (2025).
+    """
+
+    cache_type: CacheType = CacheType.MagCache
+    Fn_compute_blocks: int = 1
+    residual_diff_threshold: float = 0.12
+    max_warmup_steps: int = 0
+    max_continuous_cached_steps: int = 4
+    magcache_ratios: list[float] | None = None
+    """The calibrated magnitude-ratio curve, one entry per step of the calibration run."""
+    magcache_retention_ratio: float = 0.2
+    """Leading fraction of the steps that always compute."""
+
+    def validate(self, num_blocks: int | None = None) -> None:
+        super().validate(num_blocks)
+        if not self.magcache_ratios:
+            raise ValueError("magcache_ratios is required: calibrate it from a full run (ditserve calibrate-cache)")
+        if any(not r > 0 for r in self.magcache_ratios):
+            raise ValueError("magcache_ratios must all be positive")
+        if not 0.0 <= self.magcache_retention_ratio <= 1.0:
+            raise ValueError(f"magcache_retention_ratio must be between 0 and 1, got {self.magcache_retention_ratio}")
+
+
+@dataclasses.dataclass
 class CalibratorConfig(_Overridable):
     """Whether and how a cached step's reused residual is replaced by a forecast."""
 
@@ -185,7 +253,7 @@ class CalibratorConfig(_Overridable):
     calibrator_cache_type: str = "residual"
     calibrator_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    def strify(self) -> str:
+    def strify(self, active: bool = True) -> str:
         return "T0O0"
 
     def enabled(self) -> bool:
@@ -200,9 +268,15 @@ class TaylorSeerCalibratorConfig(CalibratorConfig):
     enable_encoder_calibrator: bool = True
     calibrator_type: str = "taylorseer"
     taylorseer_order: int = 1
+    taylorseer_forecast: str = "taylor"
+    """``"taylor"``: Taylor series at the last computed step, higher terms damped (order 1 is
+    cache-dit's); ``"newton"``: the polynomial through the last ``order + 1`` computed steps,
+    exact for polynomial residuals but overshooting over long gaps."""
 
-    def strify(self) -> str:
-        return f"T{int(self.enable_calibrator)}O{self.taylorseer_order}"
+    def strify(self, active: bool = True) -> str:
+        """``T1O2`` (``T0O2`` when the calibrator never forecast in a run), ``N`` added for newton."""
+        tag = f"T{int(bool(self.enable_calibrator) and active)}O{self.taylorseer_order}"
+        return tag + ("N" if self.taylorseer_forecast == "newton" else "")
 
 
 @dataclasses.dataclass
@@ -213,8 +287,9 @@ class FoCaCalibratorConfig(CalibratorConfig):
     enable_encoder_calibrator: bool = True
     calibrator_type: str = "foca"
 
-    def strify(self) -> str:
-        return "FoCa"
+    def strify(self, active: bool = True) -> str:
+        """``FoCa`` (``FoCa0`` when it never forecast in a run)."""
+        return "FoCa" if active else "FoCa0"
 
 
 @dataclasses.dataclass
@@ -235,6 +310,8 @@ __all__ = [
     "DBCacheConfig",
     "DBPruneConfig",
     "FoCaCalibratorConfig",
+    "MagCacheConfig",
     "ParamsModifier",
     "TaylorSeerCalibratorConfig",
+    "TeaCacheConfig",
 ]

@@ -8,6 +8,11 @@ field overrides:
   steps in a row (cache-dit's command-line defaults).
 - ``slow`` / ``medium`` / ``fast`` / ``ultra``: F1B0 with the static step mask of
   that name for the run's step count (18 / 15 / 11 / 8 computed of 28).
+
+With ``cache_type`` ``teacache`` or ``magcache`` a preset gives F1B0 (and its step
+mask) and the rest comes from ``TeaCacheConfig`` / ``MagCacheConfig``'s defaults,
+with the model's calibration (``ditserve calibrate-cache``) filling in the
+coefficients or the curve the request does not give.
 """
 
 from __future__ import annotations
@@ -21,14 +26,22 @@ from engine_service.cache.config import (
     DBCacheConfig,
     DBPruneConfig,
     FoCaCalibratorConfig,
+    MagCacheConfig,
     TaylorSeerCalibratorConfig,
+    TeaCacheConfig,
 )
 from engine_service.cache.masks import MASK_POLICIES, steps_mask
 
 NO_CACHE = "none"
 NAMED_PRESETS = ("dbcache", *MASK_POLICIES)
 CALIBRATORS = ("none", "taylorseer", "foca")
-CACHE_TYPES = ("dbcache", "dbprune")
+CACHE_TYPES = ("dbcache", "dbprune", "teacache", "magcache")
+_CONFIG_CLASSES = {
+    "dbcache": DBCacheConfig,
+    "dbprune": DBPruneConfig,
+    "teacache": TeaCacheConfig,
+    "magcache": MagCacheConfig,
+}
 
 _DBCACHE_BASE: dict[str, Any] = {
     "Fn_compute_blocks": 1,
@@ -56,17 +69,19 @@ class CachePlan:
         return tag
 
 
-def preset_fields(preset: str, total_steps: int) -> dict[str, Any]:
+def preset_fields(preset: str, total_steps: int, cache_type: str = "dbcache") -> dict[str, Any]:
     """The configuration fields of a named preset for a run of ``total_steps`` steps.
 
     Raises ``ValueError`` for an unknown name or a step count the mask presets do not cover.
     """
+    indicator = cache_type in ("teacache", "magcache")
+    base = {"Fn_compute_blocks": 1, "Bn_compute_blocks": 0} if indicator else dict(_DBCACHE_BASE)
     if preset == "dbcache":
-        return dict(_DBCACHE_BASE)
+        return base
     if preset in MASK_POLICIES:
         mask = steps_mask(total_steps=total_steps, mask_policy=preset)
         return {
-            **_DBCACHE_BASE,
+            **base,
             "max_continuous_cached_steps": -1,
             "steps_computation_mask": list(mask),
             "steps_computation_policy": "static",
@@ -81,15 +96,28 @@ def make_plan(
     cache_type: str = "dbcache",
     calibrator: str = "none",
     taylorseer_order: int = 1,
+    calibration: dict[str, Any] | None = None,
 ) -> CachePlan:
-    """A plan from a named preset, with ``overrides`` (configuration field names) applied on top."""
-    fields = preset_fields(preset, total_steps)
-    fields.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    fields["num_inference_steps"] = total_steps
+    """A plan from a named preset, with ``overrides`` (configuration field names) applied on top.
+
+    ``calibration`` is the model's ``ditserve calibrate-cache`` result: it gives TeaCache's
+    ``teacache_coefficients`` and MagCache's ``magcache_ratios`` unless ``overrides`` do.
+    Raises ``ValueError`` for a bad name or value (MagCache without a curve included).
+    """
     if cache_type not in CACHE_TYPES:
         raise ValueError(f"cache_type must be one of {', '.join(CACHE_TYPES)}, got {cache_type!r}")
-    config_class = DBPruneConfig if cache_type == "dbprune" else DBCacheConfig
-    config = config_class(**fields)
+    fields = preset_fields(preset, total_steps, cache_type)
+    fields.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    fields["num_inference_steps"] = total_steps
+    calibrated = calibration or {}
+    if cache_type == "teacache" and not fields.get("teacache_coefficients"):
+        fields["teacache_coefficients"] = calibrated.get("teacache_coefficients")
+    if cache_type == "magcache" and not fields.get("magcache_ratios"):
+        fields["magcache_ratios"] = calibrated.get("magcache_ratios")
+        if not fields["magcache_ratios"]:
+            raise ValueError("the model has no MagCache curve: calibrate it (ditserve calibrate-cache) or give one")
+    config = _CONFIG_CLASSES[cache_type](**fields)
+    config.validate()
     if calibrator == "taylorseer":
         calibrator_config: CalibratorConfig | None = TaylorSeerCalibratorConfig(taylorseer_order=taylorseer_order)
     elif calibrator == "foca":

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from engine_service.models.inputs import image_of
+
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     import torch
     from diffusers import DiffusionPipeline
 
     from engine_service.jobs import JobSpec
+    from engine_service.models.spec import CallKwargsBuilder
 
 
 def prompts(jobs: Sequence[JobSpec]) -> list[str]:
@@ -49,6 +52,23 @@ def text_to_image_with_negative(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]
     return {**text_to_image(pipe, jobs), "negative_prompt": negative_prompts(jobs)}
 
 
+def with_input_images(
+    builder: CallKwargsBuilder, images: Mapping[str, str], *, strength: bool = True
+) -> CallKwargsBuilder:
+    """``builder`` plus the request's input images (role -> pipeline keyword, e.g. ``{"image": "image",
+    "mask": "mask_image"}``) and, for image-to-image and inpainting pipelines, its ``strength``."""
+
+    def build(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+        kwargs = builder(pipe, jobs)
+        for role, keyword in images.items():
+            kwargs[keyword] = image_of(jobs, role)
+        if strength:
+            kwargs["strength"] = jobs[0].strength
+        return kwargs
+
+    return build
+
+
 def decode_vae_latents(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
     """Previews for pipelines whose step latents are plain (N, C, h, w) VAE latents: undo the VAE's
     scaling (and shift, where it has one), decode, and map to images in [0, 1] as (N, H, W, 3)."""
@@ -72,4 +92,5 @@ __all__ = [
     "prompts",
     "text_to_image",
     "text_to_image_with_negative",
+    "with_input_images",
 ]

@@ -66,6 +66,9 @@ class LoadedModel:
     """Control images every request must send (one per ControlNet); 0 for pipelines without one."""
     loras: ModelLoras | None = None
     """Its LoRA adapters (``--lora``), chosen per request; ``None`` = none loaded."""
+    cache_calibration: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The ``cache`` entry of the directory's ``ditserve.json``: TeaCache coefficients and the
+    MagCache curve written by ``ditserve calibrate-cache``; empty = not calibrated."""
 
     @property
     def num_transformer_blocks(self) -> int:
@@ -143,6 +146,7 @@ def _finish(
         speed=speed,
         native_size=native,
         control_images=family.control_count(pipeline) if family.control_count is not None else 0,
+        cache_calibration=dict(overrides.pop("cache", {})),
     )
 
 
@@ -154,9 +158,12 @@ def _load_directory(name: str, directory: pathlib.Path, dtype: torch.dtype) -> t
     if not index_file.is_file():
         raise ModelLoadError(f"model {name!r}: {directory} is not a diffusers pipeline directory (no model_index.json)")
     try:
-        pipeline_class = json.loads(index_file.read_text())["_class_name"]
-    except (ValueError, KeyError) as err:
+        index = json.loads(index_file.read_text())
+    except (OSError, ValueError) as err:
         raise ModelLoadError(f"model {name!r}: unreadable {index_file}: {err}") from err
+    pipeline_class = index.get("_class_name") if isinstance(index, dict) else None
+    if not isinstance(pipeline_class, str):
+        raise ModelLoadError(f"model {name!r}: {index_file} must be a JSON object with a string _class_name")
     family = family_for_pipeline(pipeline_class)
     logger.info("loading model %r (%s, family %s) from %s", name, pipeline_class, family.name, directory)
     try:
@@ -185,7 +192,7 @@ def _quiet_loading():
 #: Optional file in a model directory with the model's own defaults, in place of its family's.
 MODEL_DEFAULTS_FILE = "ditserve.json"
 #: What that file may set: request defaults, and fixed keyword arguments added to every pipeline call.
-MODEL_DEFAULT_KEYS = ("width", "height", "steps", "guidance_scale", "frames", "call_defaults")
+MODEL_DEFAULT_KEYS = ("width", "height", "steps", "guidance_scale", "frames", "call_defaults", "cache")
 
 
 def _directory_defaults(name: str, directory: pathlib.Path) -> dict[str, Any]:
@@ -204,7 +211,57 @@ def _directory_defaults(name: str, directory: pathlib.Path) -> dict[str, Any]:
         raise ModelLoadError(
             f"model {name!r}: {path} sets unknown keys {', '.join(unknown)}; known: {', '.join(MODEL_DEFAULT_KEYS)}"
         )
+    problems = check_model_defaults(defaults)
+    if problems:
+        raise ModelLoadError(f"model {name!r}: {path}: {'; '.join(problems)}")
     return defaults
+
+
+#: Pipeline call arguments the engine sets on every call (from the request or itself): ``call_defaults``
+#: may not set them, since the request's value would silently win or the call would get the name twice.
+ENGINE_CALL_ARGUMENTS = (
+    "prompt",
+    "negative_prompt",
+    "width",
+    "height",
+    "num_inference_steps",
+    "guidance_scale",
+    "num_images_per_prompt",
+    "num_videos_per_prompt",
+    "num_frames",
+    "image",
+    "mask_image",
+    "generator",
+    "latents",
+    "output_type",
+    "return_dict",
+    "callback_on_step_end",
+    "callback_on_step_end_tensor_inputs",
+)
+
+
+def check_model_defaults(defaults: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the values of a model's defaults (``ditserve.json``); empty when nothing is."""
+
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    problems = []
+    for key in ("width", "height", "steps", "frames"):
+        if key in defaults and not (whole(defaults[key]) and defaults[key] >= 1):
+            problems.append(f"{key} must be a positive whole number, got {defaults[key]!r}")
+    if "guidance_scale" in defaults:
+        value = defaults["guidance_scale"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+            problems.append(f"guidance_scale must be a number between 0 and 100, got {value!r}")
+    call = defaults.get("call_defaults", {})
+    if not isinstance(call, dict):
+        problems.append("call_defaults must be a JSON object of pipeline keyword arguments")
+    else:
+        clash = sorted(set(call) & set(ENGINE_CALL_ARGUMENTS))
+        if clash:
+            problems.append(f"call_defaults may not set {', '.join(clash)}: the engine sets them on every call")
+    return problems
 
 
 def load_local_model(
@@ -241,5 +298,6 @@ def load_builtin_default(
 ) -> LoadedModel:
     """The trained tiny FLUX pipeline shipped in the package (64x64, 20 steps), served as ``name``."""
     family, pipeline = _load_directory(name, BUILTIN_DIR, dtype)
-    overrides = {**BUILTIN_DEFAULTS, "call_defaults": BUILTIN_CALL_DEFAULTS}
+    calibration = _directory_defaults(name, BUILTIN_DIR).get("cache", {})
+    overrides = {**BUILTIN_DEFAULTS, "call_defaults": BUILTIN_CALL_DEFAULTS, "cache": calibration}
     return _finish(name, family, pipeline, "builtin", device, overrides, speed)

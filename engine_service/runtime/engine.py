@@ -41,6 +41,7 @@ from engine_service.errors import (
     EngineNotReady,
     JobCancelled,
     JobFailed,
+    JobOutOfMemory,
     QueueFull,
     RankLost,
     UnknownRequest,
@@ -53,6 +54,7 @@ from engine_service.jobs import (
     JobSpec,
     JobStatus,
     OutputFormat,
+    PreviewEvent,
     QueuedEvent,
     StartedEvent,
 )
@@ -77,6 +79,17 @@ class _Finished:
     """End-of-stream marker on a job's event queue; ``error`` is None on success."""
 
     error: EngineError | None
+
+
+class _EventQueue(asyncio.Queue):
+    """A job's undelivered events. A preview replaces an older undelivered one, so a client that
+    reads slowly (or not at all) makes the queue hold at most one preview; the other events are
+    bounded by the request's steps."""
+
+    def _put(self, item) -> None:
+        if isinstance(item, PreviewEvent):
+            self._queue = collections.deque(e for e in self._queue if not isinstance(e, PreviewEvent))
+        self._queue.append(item)
 
 
 @dataclasses.dataclass(eq=False)
@@ -148,12 +161,17 @@ class AsyncEngine:
         )
         self._running: list[Job] = []
         """The jobs of the pipeline call in progress (cancelled ones leave it at once)."""
+        self._undelivered: set[Job] = set()
+        """Finished jobs whose caller has not yet taken the result: they count against ``max_queue``."""
+        self._step_s: float | None = None
+        """Recent seconds per denoising step (moving average over finished requests), for retry hints."""
         self._encoding: dict[Job, asyncio.Task] = {}
         """Jobs whose call is done and whose outputs are being encoded."""
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
         self._ready = False
         self._accepting = False
+        self._warming_up = False
         self.broken: str | None = None
         """Why the engine stopped serving for good (a rank of a multi-process engine was lost)."""
         self._broken_listeners: list[Callable[[str], None]] = []
@@ -169,9 +187,11 @@ class AsyncEngine:
         """Warm every model up in the device thread (at each warm-up size: compiled models build
         their graphs here), save the compile cache, then start taking jobs."""
         loop = asyncio.get_running_loop()
+        self._warming_up = True  # stays True when this coroutine is cancelled mid-warm-up
         for name, model in self.models.items():
             for spec in warmup_specs(model):
                 await loop.run_in_executor(self._device, self._warm_up, name, spec)
+        self._warming_up = False
         if self._compile_cache is not None:
             await loop.run_in_executor(self._device, self._compile_cache.save)
         self._loop_task = asyncio.create_task(self._run_loop(), name="ditserve-engine-loop")
@@ -222,7 +242,8 @@ class AsyncEngine:
                 await self._loop_task
             except asyncio.CancelledError:
                 pass
-        self._device.shutdown(wait=not stuck, cancel_futures=True)
+        # An abandoned warm-up call may still run on the device thread: never wait for it.
+        self._device.shutdown(wait=not (stuck or self._warming_up), cancel_futures=True)
         if self._encoders is not None:
             self._encoders.shutdown(wait=False, cancel_futures=True)
 
@@ -240,9 +261,11 @@ class AsyncEngine:
             raise EngineNotReady("the engine is not serving (warming up or shutting down)")
         if spec.request_id in self._by_id:
             raise DuplicateRequestId(spec.request_id)
-        if len(self._pending) >= self.limits.max_queue:
+        if len(self._pending) + len(self._undelivered) >= self.limits.max_queue:
             raise QueueFull(self.limits.max_queue, retry_after=self._retry_hint_s())
-        job = Job(spec=spec, events=asyncio.Queue(), step_events=step_events)
+        if self._pending and self._queued_input_pixels() + _input_pixels(spec) > self.limits.max_queued_input_pixels:
+            raise QueueFull(self.limits.max_queue, retry_after=self._retry_hint_s())
+        job = Job(spec=spec, events=_EventQueue(), step_events=step_events)
         self._pending.append(job)
         self._by_id[spec.request_id] = job
         self._announce_positions()
@@ -250,14 +273,20 @@ class AsyncEngine:
         return job
 
     async def events(self, job: Job) -> AsyncIterator[JobEvent]:
-        """The job's events in order, ending with CompletedEvent; raises JobCancelled or JobFailed."""
-        while True:
-            item = await job.events.get()
-            if isinstance(item, _Finished):
-                if item.error is not None:
-                    raise item.error
-                return
-            yield item
+        """The job's events in order, ending with CompletedEvent; raises JobCancelled or JobFailed.
+
+        A finished job counts against ``max_queue`` until this iterator ends or is closed.
+        """
+        try:
+            while True:
+                item = await job.events.get()
+                if isinstance(item, _Finished):
+                    if item.error is not None:
+                        raise item.error
+                    return
+                yield item
+        finally:
+            self._undelivered.discard(job)
 
     def cancel(self, request_id: str) -> str:
         """Cancel by id: ``"queued"`` (removed now) or ``"running"`` (stops at the next step)."""
@@ -283,6 +312,7 @@ class AsyncEngine:
                 # Others keep the pipeline call going: this job leaves it now, its outputs are dropped.
                 self._finish_cancelled(job)
             return "running"
+        self._undelivered.discard(job)  # its caller went away: the result will never be taken
         return job.status.name.lower()
 
     def run_on_worker(self, fn, *args) -> concurrent.futures.Future:
@@ -338,8 +368,16 @@ class AsyncEngine:
                 job.announced_position = position
                 job.events.put_nowait(QueuedEvent(position=position, request_id=job.request_id))
 
+    def _queued_input_pixels(self) -> int:
+        return sum(_input_pixels(job.spec) for job in self._pending)
+
     def _retry_hint_s(self) -> float:
-        """A retry delay: the mean successful request time so far times the queue length, at least 1 s."""
+        """A retry delay: the steps left of the running and queued jobs at the recent time per step
+        (before any request finished, the mean successful request time times the queue length); at least 1 s."""
+        if self._step_s is not None:
+            left = sum(max(0, job.spec.denoising_steps - job.steps_run) for job in self._running)
+            left += sum(job.spec.denoising_steps for job in self._pending)
+            return max(1.0, left * self._step_s)
         done = [c.success for c in self.stats.models.values() if c.success.count]
         mean_s = sum(d.total_ms for d in done) / max(1, sum(d.count for d in done)) / 1000.0
         return max(1.0, mean_s * max(1, len(self._pending)))
@@ -410,11 +448,12 @@ class AsyncEngine:
             ids = ", ".join(job.request_id for job in jobs)
             logger.error("request(s) %s failed: %s", ids, err, exc_info=err.__cause__)
             for job in self._live(jobs):
-                self._finish(job, JobStatus.FAILED, type(err)(job.request_id, str(err)))
+                # The client learns that it failed, never the exception's text (the log has it).
+                self._finish(job, JobStatus.FAILED, type(err)(job.request_id, _failure_message(err, job)))
         except Exception as err:  # a bug in the worker itself: fail the jobs, keep serving
             logger.exception("request(s) %s: unexpected worker error", ", ".join(job.request_id for job in jobs))
             for job in self._live(jobs):
-                self._finish(job, JobStatus.FAILED, JobFailed(job.request_id, f"internal error: {type(err).__name__}"))
+                self._finish(job, JobStatus.FAILED, JobFailed(job.request_id, _failure_message(err, job)))
         else:
             for job, outcome in zip(jobs, outcomes, strict=True):
                 if job.status is not JobStatus.RUNNING:
@@ -486,8 +525,25 @@ class AsyncEngine:
             t.decode_ms,
             t.encode_ms,
         )
+        steps = result.computed_steps + result.cached_steps
+        if steps and t.denoise_ms > 0:
+            step_s = t.denoise_ms / 1000.0 / steps
+            self._step_s = step_s if self._step_s is None else 0.8 * self._step_s + 0.2 * step_s
         job.events.put_nowait(CompletedEvent(result))
+        self._undelivered.add(job)
         self._finish(job, JobStatus.FINISHED, None)
+
+
+def _input_pixels(spec: JobSpec) -> int:
+    """Pixels of the decoded input images ``spec`` holds."""
+    return sum(image.width * image.height for _role, image in spec.input_images)
+
+
+def _failure_message(err: Exception, job: Job) -> str:
+    """What the client of a failed job is told: no exception text, class name or address."""
+    if isinstance(err, JobOutOfMemory):
+        return f"request {job.request_id}: the device ran out of memory; retry smaller or later"
+    return f"request {job.request_id} failed inside the engine; the server log has the details"
 
 
 def _encoded(outcome: Outcome) -> JobResult | JobCancelled:
@@ -516,7 +572,8 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     grey = Image.new("RGB", (width, height), (128, 128, 128))
     # One picture per required role; a ControlNet model gets one control image per ControlNet.
     roles = [role for role in model.family.required_roles if role != "control"]
-    roles += ["control"] * model.control_images
+    if "control" in model.family.required_roles:
+        roles += ["control"] * max(model.control_images, 1)
     images = tuple((role, grey) for role in roles)
     return JobSpec(
         request_id=f"warmup-{model.name}-{width}x{height}",

@@ -89,6 +89,8 @@ class Decoded:
     steps: tuple[StepRecord, ...]
     timings: Timings
     pruned_ratio: float | None
+    cache_tag: str | None = None
+    """The cache tag of the run (it tells whether a calibrator forecast); ``None`` = the plan's."""
 
     @property
     def request_id(self) -> str:
@@ -105,7 +107,7 @@ class Decoded:
             seed=self.spec.seed,
             outputs=tuple(outputs),
             steps=self.steps,
-            cache_policy=self.spec.cache_tag,
+            cache_policy=self.cache_tag or self.spec.cache_tag,
             timings=dataclasses.replace(self.timings, encode_ms=encode_ms),
             pruned_ratio=self.pruned_ratio,
             loras=self.spec.loras,
@@ -171,7 +173,7 @@ class _Decode:
         first_call = clock.first_transformer_call or clock.start
         last_step = clock.last_step_end or first_call
         outcomes: list[Outcome] = []
-        for member, records in zip(members, steps, strict=True):
+        for group, (member, records) in enumerate(zip(members, steps, strict=True)):
             spec = member.spec
             if member.cancelled:
                 outcomes.append(JobCancelled(spec.request_id))
@@ -183,7 +185,8 @@ class _Decode:
                 decode_ms=decode_ms,
             )
             own = decoded[member.first_sample : member.first_sample + spec.num_outputs]
-            outcomes.append(Decoded(spec, own, model.family.output_kind, tuple(records), timings, pruned_ratio))
+            tag = cache.strify(model.pipeline, group if len(members) > 1 else None) if spec.cache else None
+            outcomes.append(Decoded(spec, own, model.family.output_kind, tuple(records), timings, pruned_ratio, tag))
         return outcomes
 
 
@@ -322,6 +325,7 @@ class Worker:
                     cfg_cached=record.cfg_cached,
                     cfg_residual_diff=record.cfg_residual_diff,
                     pruned_blocks=record.pruned_blocks,
+                    calibrated=record.calibrated,
                 )
                 events.append((member, event))
             if not live:
@@ -436,6 +440,7 @@ def _step_record(pipe, index: int, cached_run: bool, sample_group: int) -> StepR
         cfg_cached=cfg.cached if cfg else None,
         cfg_residual_diff=cfg.residual_diff if cfg else None,
         pruned_blocks=main.pruned_blocks if main else None,
+        calibrated=main.calibrated if main else None,
     )
 
 

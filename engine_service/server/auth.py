@@ -23,7 +23,7 @@ from engine_service.server import status
 logger = logging.getLogger(__name__)
 
 AUTHORIZATION_KEY = "authorization"
-BEARER_PREFIX = "Bearer "
+BEARER_SCHEME = "bearer"
 #: Method prefixes callable without a token: health and both versions of reflection.
 OPEN_METHOD_PREFIXES = (
     "/grpc.health.v1.Health/",
@@ -36,7 +36,7 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     """Rejects calls whose bearer token does not match (UNAUTHENTICATED)."""
 
     def __init__(self, token: str):
-        if not token:
+        if not token or not token.strip():
             raise ValueError("the auth token must not be empty")
         self._expected = token.encode()
 
@@ -57,10 +57,11 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         if not values:
             return "missing authorization metadata (expected 'authorization: Bearer <token>')"
         value = values[0] if isinstance(values[0], str) else values[0].decode(errors="replace")
-        if not value.startswith(BEARER_PREFIX):
+        scheme, _, credentials = value.strip().partition(" ")
+        if scheme.lower() != BEARER_SCHEME:  # auth schemes are case-insensitive (RFC 7235, section 2.1)
             return "the authorization metadata must be 'Bearer <token>'"
         # Constant-time comparison: the reply time must not reveal how much of the token matched.
-        if not hmac.compare_digest(value[len(BEARER_PREFIX) :].strip().encode(), self._expected):
+        if not hmac.compare_digest(credentials.strip().encode(), self._expected):
             return "invalid bearer token"
         return None
 

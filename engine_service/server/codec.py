@@ -26,6 +26,7 @@ def cache_stats(result: rt.JobResult) -> pb.CacheStats:
                 cfg_cached=s.cfg_cached,
                 cfg_residual_diff=s.cfg_residual_diff,
                 pruned_blocks=s.pruned_blocks,
+                calibrated=s.calibrated,
             ),
         )
         for s in result.steps
@@ -85,6 +86,7 @@ def event(ev: rt.JobEvent) -> pb.GenerateEvent:
                     cfg_cached=ev.cfg_cached,
                     cfg_residual_diff=ev.cfg_residual_diff,
                     pruned_blocks=ev.pruned_blocks,
+                    calibrated=ev.calibrated,
                 ),
             )
         )

@@ -11,6 +11,7 @@ its poll interval.
 from __future__ import annotations
 
 import http.server
+import socket
 import threading
 from collections.abc import Callable
 
@@ -49,12 +50,28 @@ def _handler(registry: CollectorRegistry, readiness: Callable[[], str | None]) -
     return Handler
 
 
+def _server_class(host: str, port: int) -> type[http.server.ThreadingHTTPServer]:
+    """ThreadingHTTPServer of the address family ``host`` resolves to (IPv4 or IPv6); ``::`` is dual
+    stack. Raises OSError when ``host`` does not resolve."""
+    family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = family
+
+        def server_bind(self) -> None:
+            if family == socket.AF_INET6 and host == "::":
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            super().server_bind()
+
+    return Server
+
+
 class HttpEndpoint:
     """``/metrics``, ``/healthz`` and ``/readyz`` on ``host:port`` (0 picks a free port)."""
 
     def __init__(self, host: str, port: int, registry: CollectorRegistry, readiness: Callable[[], str | None]):
         """``readiness()`` returns None when ready, else why not (shown in the 503 reply)."""
-        self._server = http.server.ThreadingHTTPServer((host, port), _handler(registry, readiness))
+        self._server = _server_class(host, port)((host, port), _handler(registry, readiness))
         self._server.daemon_threads = True
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(

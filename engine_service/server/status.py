@@ -28,12 +28,17 @@ from engine_service.server.validation import REQUEST_ID_PATTERN
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
+#: Metadata key of the engine's id, in the trailing metadata of every Engine RPC and in the initial
+#: metadata of an accepted Generate or Stream.
+ENGINE_ID_KEY = "x-engine-id"
 #: Trailer read by gRPC's retry policy: how long to wait before retrying, in milliseconds.
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
 #: The ``google.rpc.ErrorInfo`` domain of every error this engine sends.
 ERROR_DOMAIN = "ditserve"
 #: The id of the request the current RPC handles; sent with every error status.
 current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_request_id", default=None)
+#: The id of the engine answering the current RPC; sent with every status.
+current_engine_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_engine_id", default=None)
 
 
 def incoming_request_id(context: grpc.aio.ServicerContext) -> str:
@@ -152,11 +157,22 @@ async def abort(context: grpc.aio.ServicerContext, err: Exception) -> None:
     if not isinstance(err, errors.EngineError):
         logger.error("unexpected %s handling request %s", type(err).__name__, current_request_id.get(), exc_info=err)
     status = to_status(err)
+    # abort_with_status replaces trailing metadata set earlier, so the ids travel with the status.
+    extra = ((ENGINE_ID_KEY, engine_id),) if (engine_id := current_engine_id.get()) else ()
     request_id = current_request_id.get()
     if request_id:
-        # abort_with_status replaces trailing metadata set earlier, so the id travels with the status.
-        status = status._replace(trailing_metadata=(*status.trailing_metadata, (REQUEST_ID_KEY, request_id)))
+        extra += ((REQUEST_ID_KEY, request_id),)
+    if extra:
+        status = status._replace(trailing_metadata=(*status.trailing_metadata, *extra))
     await context.abort_with_status(status)
+
+
+def _mark_engine(servicer, context: grpc.aio.ServicerContext) -> None:
+    """Put the servicer's engine id in the RPC's trailing metadata and in ``current_engine_id``."""
+    engine_id = getattr(servicer, "engine_id", "")
+    if engine_id:
+        current_engine_id.set(engine_id)
+        context.set_trailing_metadata(((ENGINE_ID_KEY, engine_id),))
 
 
 def unary(method):
@@ -164,6 +180,7 @@ def unary(method):
 
     @functools.wraps(method)
     async def wrapper(self, request, context):
+        _mark_engine(self, context)
         current_request_id.set(incoming_request_id(context))
         try:
             return await method(self, request, context)
@@ -180,6 +197,7 @@ def server_streaming(method):
 
     @functools.wraps(method)
     async def wrapper(self, request, context):
+        _mark_engine(self, context)
         current_request_id.set(incoming_request_id(context))
         try:
             async for item in method(self, request, context):

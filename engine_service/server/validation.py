@@ -7,17 +7,19 @@ travel to the client in a ``google.rpc.BadRequest``.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import re
 import secrets
 import uuid
+import warnings
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from client_sdk._proto import engine_pb2 as pb
 from engine_service.config import Limits
-from engine_service.errors import FieldViolation, InvalidRequest, LoraNotFound, ModelNotFound
+from engine_service.errors import FieldViolation, InvalidRequest, LoraNotFound, ModelNotFound, excerpt
 from engine_service.jobs import DEFAULT_FPS, JobSpec, OutputFormat, denoising_steps
 from engine_service.models import LoadedModel, lora
 from engine_service.server import cache_policy
@@ -29,6 +31,10 @@ MAX_FPS = 120
 MAX_CONTROL_SCALE = 10.0
 DEFAULT_QUALITY = 90
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: Longest model name a request may give.
+MAX_MODEL_CHARS = 256
+#: The encodings an input image may have (Pillow format names); the contract names PNG and JPEG.
+INPUT_IMAGE_FORMATS = ("PNG", "JPEG")
 _IMAGE_FORMATS = {
     pb.OUTPUT_FORMAT_PNG: OutputFormat.PNG,
     pb.OUTPUT_FORMAT_JPEG: OutputFormat.JPEG,
@@ -40,17 +46,28 @@ _VIDEO_FORMATS = {pb.OUTPUT_FORMAT_MP4: OutputFormat.MP4, pb.OUTPUT_FORMAT_PNG_F
 def resolve_model(request: pb.GenerateRequest, models: dict[str, LoadedModel], default_model: str) -> LoadedModel:
     """The model the request names (empty = default); ModelNotFound otherwise."""
     name = request.model or default_model
+    if len(name) > MAX_MODEL_CHARS:
+        raise InvalidRequest(
+            [FieldViolation("model", f"is {len(name)} characters long; the limit is {MAX_MODEL_CHARS}")]
+        )
     if name not in models:
         raise ModelNotFound(name, sorted(models))
     return models[name]
 
 
 def validate(
-    request: pb.GenerateRequest, model: LoadedModel, limits: Limits, default_cache: pb.CachePolicy | None = None
+    request: pb.GenerateRequest,
+    model: LoadedModel,
+    limits: Limits,
+    default_cache: pb.CachePolicy | None = None,
+    *,
+    decode: bool = True,
 ) -> JobSpec:
     """Turn a request into a JobSpec, or raise InvalidRequest naming every bad field.
 
-    ``default_cache`` is the server's default cache policy (none when omitted).
+    ``default_cache`` is the server's default cache policy (none when omitted). Input images
+    are checked from their headers; with ``decode=False`` they stay undecoded (opened lazily)
+    and the caller runs ``decode_input_images`` off the event loop.
     """
     v = _Violations()
     prompt = _text(v, "prompt", request.prompt, limits, required=True)
@@ -91,10 +108,16 @@ def validate(
     policy = cache_policy.effective_policy(request, default_cache or pb.CachePolicy(preset="none"))
     # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength).
     run_steps = denoising_steps(steps, strength) if steps else 0
-    cache = cache_policy.plan_for(policy, run_steps, model.cache_group_sizes, v.add) if run_steps else None
+    cache = (
+        cache_policy.plan_for(
+            policy, run_steps, model.cache_group_sizes, v.add, limits.max_steps, model.cache_calibration
+        )
+        if run_steps
+        else None
+    )
     loras = _loras(v, request, model)
     v.raise_if_any()
-    return JobSpec(
+    spec = JobSpec(
         request_id=request_id or uuid.uuid4().hex,
         model=model.name,
         prompt=prompt,
@@ -117,6 +140,7 @@ def validate(
         controlnet_conditioning_scales=scales,
         loras=loras,
     )
+    return decode_input_images(spec) if decode and images else spec
 
 
 class _Violations:
@@ -247,6 +271,11 @@ def _loras(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -> l
 
 
 def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -> tuple:
+    """Check every input image's role, byte size, format and header size; decode none of them.
+
+    The images come back opened lazily (only their headers read): ``decode_input_images``
+    decodes them, off the event loop.
+    """
     items = request.input_images
     given = {item.role or "image" for item in items}
     for role in model.family.required_roles:
@@ -260,34 +289,65 @@ def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -
     if len(items) > limits.max_input_images:
         v.add("input_images", f"{len(items)} images exceed the limit of {limits.max_input_images}")
         return ()
-    decoded, indices = [], []
+    opened, indices = [], []
     for index, item in enumerate(items):
+        field = f"input_images[{index}]"
         role = item.role or "image"
         if role not in model.family.input_roles:
-            v.add(f"input_images[{index}].role", f"{role!r} is not one of {', '.join(model.family.input_roles)}")
-        if len(item.data) > limits.max_input_image_bytes:
-            v.add(
-                f"input_images[{index}].data",
-                f"{len(item.data)} bytes exceed the limit of {limits.max_input_image_bytes}",
-            )
-            continue
+            v.add(f"{field}.role", f"{excerpt(role)} is not one of {', '.join(model.family.input_roles)}")
+        image = _open_image(v, f"{field}.data", item.data, model, limits)
+        if image is not None:
+            opened.append((role, image))
+            indices.append(index)
+    _check_mask_sizes(v, opened, indices)
+    return tuple(opened)
+
+
+def _open_image(v: _Violations, field: str, data: bytes, model: LoadedModel, limits: Limits) -> Image.Image | None:
+    """``data`` opened as a PNG or JPEG, its header checked against the limits; None after a violation."""
+    if len(data) > limits.max_input_image_bytes:
+        v.add(field, f"{len(data)} bytes exceed the limit of {limits.max_input_image_bytes}")
+        return None
+    try:
+        # Reads the header only. Pillow raises many types on hostile headers; none of their text is sent.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below is ours
+            image = Image.open(io.BytesIO(data), formats=INPUT_IMAGE_FORMATS)
+        width, height = image.size
+    except Image.DecompressionBombError:  # a header that claims far more than Pillow's own ceiling
+        v.add(field, f"exceeds the limit of {limits.max_input_pixels} pixels")
+        return None
+    except Exception:
+        v.add(field, "is not a PNG or JPEG image")
+        return None
+    if width * height > limits.max_input_pixels:
+        v.add(field, f"{width}x{height} exceeds the limit of {limits.max_input_pixels} pixels")
+        return None
+    least = max(model.family.min_input_side, model.spatial_factor)
+    if min(width, height) < least:
+        v.add(field, f"{width}x{height} is too small: {model.family.name} needs {least} pixels a side at least")
+        return None
+    return image
+
+
+def decode_input_images(spec: JobSpec) -> JobSpec:
+    """``spec`` with its input images decoded to RGB. Blocking (run it off the event loop).
+
+    Raises InvalidRequest naming ``input_images[i].data`` for an image that is truncated or
+    corrupt. The decoded size is the header's, which validation bounded by ``max_input_pixels``.
+    """
+    v = _Violations()
+    decoded = []
+    for index, (role, image) in enumerate(spec.input_images):
         try:
-            image = Image.open(io.BytesIO(item.data))
             image.load()
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            v.add(f"input_images[{index}].data", f"not a decodable PNG or JPEG image ({err})")
-            continue
-        least = model.family.min_input_side
-        if min(image.size) < least:
-            v.add(
-                f"input_images[{index}].data",
-                f"{image.width}x{image.height} is too small: {model.family.name} needs {least} pixels a side at least",
-            )
-            continue
-        decoded.append((role, image.convert("RGB")))
-        indices.append(index)
-    _check_mask_sizes(v, decoded, indices)
-    return tuple(decoded)
+            decoded.append((role, image.convert("RGB")))
+        except Exception:
+            v.add(f"input_images[{index}].data", "is truncated or corrupt: its image data does not decode")
+        finally:
+            image.close()
+    v.raise_if_any()
+    return dataclasses.replace(spec, input_images=tuple(decoded))
 
 
 def _check_mask_sizes(v: _Violations, decoded: list, indices: list[int]) -> None:
@@ -328,9 +388,10 @@ def _control_scales(v: _Violations, request: pb.GenerateRequest, model: LoadedMo
     for index, item in enumerate(request.input_images):
         role = item.role or "image"
         field = f"input_images[{index}].controlnet_conditioning_scale"
-        if role != "control":
+        if role != "control" or model.family.control_count is None:
             if item.HasField("controlnet_conditioning_scale"):
-                v.add(field, f"only a 'control' image carries a ControlNet scale; this one has role {role!r}")
+                why = f"this one has role {role!r}" if role != "control" else f"model {model.name!r} has no ControlNet"
+                v.add(field, f"only a 'control' image of a ControlNet model carries a ControlNet scale; {why}")
             continue
         value = item.controlnet_conditioning_scale if item.HasField("controlnet_conditioning_scale") else 1.0
         if not math.isfinite(value) or not 0.0 <= value <= MAX_CONTROL_SCALE:

@@ -1,7 +1,14 @@
-"""Chroma: 2 double-stream + 2 single-stream blocks, a tiny T5, 8x VAE."""
+"""Chroma: 2 double-stream + 2 single-stream blocks, a tiny T5, 8x VAE; text-to-image, image-to-image
+and inpainting on the same modules."""
 
 import torch
-from diffusers import ChromaPipeline, ChromaTransformer2DModel, FlowMatchEulerDiscreteScheduler
+from diffusers import (
+    ChromaImg2ImgPipeline,
+    ChromaInpaintPipeline,
+    ChromaPipeline,
+    ChromaTransformer2DModel,
+    FlowMatchEulerDiscreteScheduler,
+)
 from tiny_pipelines import tiny_t5, tiny_vae
 from tiny_tokenizers import small_t5_tokenizer
 
@@ -38,5 +45,19 @@ CASES = [
         pipeline_class="ChromaPipeline",
         build=build_tiny_chroma,
         defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+    ),
+    TinyCase(
+        name="chroma-img2img",
+        pipeline_class="ChromaImg2ImgPipeline",
+        build=lambda: ChromaImg2ImgPipeline.from_pipe(build_tiny_chroma()),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+        inputs=(("image", (32, 32)),),
+    ),
+    TinyCase(
+        name="chroma-inpaint",
+        pipeline_class="ChromaInpaintPipeline",
+        build=lambda: ChromaInpaintPipeline.from_pipe(build_tiny_chroma()),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+        inputs=(("image", (32, 32)), ("mask", (32, 32))),
     ),
 ]

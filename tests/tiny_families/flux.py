@@ -6,11 +6,17 @@ All three use the same tiny modules: 2 double-stream + 4 single-stream blocks, 8
 
 import torch
 from diffusers import (
+    FluxControlImg2ImgPipeline,
+    FluxControlInpaintPipeline,
+    FluxControlNetImg2ImgPipeline,
+    FluxControlNetInpaintPipeline,
     FluxControlNetModel,
     FluxControlNetPipeline,
+    FluxControlPipeline,
     FluxFillPipeline,
     FluxImg2ImgPipeline,
     FluxInpaintPipeline,
+    FluxKontextInpaintPipeline,
     FluxKontextPipeline,
 )
 from tiny_pipelines import build_tiny_flux, tiny_flux_components
@@ -68,6 +74,14 @@ def build_tiny_flux_controlnet() -> FluxControlNetPipeline:
     return FluxControlNetPipeline(**components, controlnet=wake_controlnet(controlnet))
 
 
+#: FLUX.1 Control's transformer takes the noisy latents and the control image's latents (16 + 16).
+CONTROL_IN_CHANNELS = 16 + 16
+
+
+def build_tiny_flux_control() -> FluxControlPipeline:
+    return FluxControlPipeline(**tiny_flux_components(in_channels=CONTROL_IN_CHANNELS, out_channels=16))
+
+
 TEXT_ONLY = {"max_sequence_length": 16}
 CASES = [
     TinyCase(
@@ -91,26 +105,68 @@ CASES = [
         defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {**TEXT_ONLY, "_auto_resize": False}},
         inputs=(("image", (32, 32)),),
     ),
-    # 6 steps at the default strength 0.6: the pipeline runs the last 4.
+    # 4 steps at the default strength 0.6: the pipeline runs the last 3.
     TinyCase(
         name="flux-img2img",
         pipeline_class="FluxImg2ImgPipeline",
         build=build_tiny_flux_img2img,
-        defaults={"width": 32, "height": 32, "steps": 6, "call_defaults": TEXT_ONLY},
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT_ONLY},
         inputs=(("image", (32, 32)),),
     ),
     TinyCase(
         name="flux-inpaint",
         pipeline_class="FluxInpaintPipeline",
         build=build_tiny_flux_inpaint,
-        defaults={"width": 32, "height": 32, "steps": 6, "call_defaults": TEXT_ONLY},
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT_ONLY},
         inputs=(("image", (32, 32)), ("mask", (32, 32))),
     ),
     TinyCase(
         name="flux-controlnet",
         pipeline_class="FluxControlNetPipeline",
         build=build_tiny_flux_controlnet,
-        defaults={"width": 32, "height": 32, "steps": 5, "call_defaults": TEXT_ONLY},
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT_ONLY},
         inputs=(("control", (32, 32)),),
+    ),
+    TinyCase(
+        name="flux-kontext-inpaint",
+        pipeline_class="FluxKontextInpaintPipeline",
+        build=lambda: FluxKontextInpaintPipeline.from_pipe(build_tiny_flux_kontext()),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {**TEXT_ONLY, "_auto_resize": False}},
+        inputs=(("image", (32, 32)), ("mask", (32, 32))),
+    ),
+    TinyCase(
+        name="flux-controlnet-img2img",
+        pipeline_class="FluxControlNetImg2ImgPipeline",
+        build=lambda: FluxControlNetImg2ImgPipeline.from_pipe(build_tiny_flux_controlnet()),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT_ONLY},
+        inputs=(("image", (32, 32)), ("control", (32, 32))),
+    ),
+    TinyCase(
+        name="flux-controlnet-inpaint",
+        pipeline_class="FluxControlNetInpaintPipeline",
+        build=lambda: FluxControlNetInpaintPipeline.from_pipe(build_tiny_flux_controlnet()),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT_ONLY},
+        inputs=(("image", (32, 32)), ("mask", (32, 32)), ("control", (32, 32))),
+    ),
+    TinyCase(
+        name="flux-control",
+        pipeline_class="FluxControlPipeline",
+        build=build_tiny_flux_control,
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT_ONLY},
+        inputs=(("control", (32, 32)),),
+    ),
+    TinyCase(
+        name="flux-control-img2img",
+        pipeline_class="FluxControlImg2ImgPipeline",
+        build=lambda: FluxControlImg2ImgPipeline.from_pipe(build_tiny_flux_control()),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT_ONLY},
+        inputs=(("image", (32, 32)), ("control", (32, 32))),
+    ),
+    TinyCase(
+        name="flux-control-inpaint",
+        pipeline_class="FluxControlInpaintPipeline",
+        build=lambda: FluxControlInpaintPipeline.from_pipe(build_tiny_flux_control()),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT_ONLY},
+        inputs=(("image", (32, 32)), ("mask", (32, 32)), ("control", (32, 32))),
     ),
 ]

@@ -180,19 +180,19 @@ CASES = [
         defaults={"width": 32, "height": 32, "steps": 3, "guidance_scale": 1.0, "call_defaults": TEXT},
         inputs=(("image", (32, 32)), ("image", (24, 32))),  # several images, of different sizes
     ),
-    # 5 steps at the default strength 0.6: the pipeline runs the last 3.
+    # 4 steps at the default strength 0.6: the pipeline runs the last 3.
     TinyCase(
         name="qwen-image-img2img",
         pipeline_class="QwenImageImg2ImgPipeline",
         build=build_tiny_qwen_image_img2img,
-        defaults={"width": 32, "height": 32, "steps": 5, "call_defaults": TEXT},
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT},
         inputs=(("image", (32, 32)),),
     ),
     TinyCase(
         name="qwen-image-inpaint",
         pipeline_class="QwenImageInpaintPipeline",
         build=build_tiny_qwen_image_inpaint,
-        defaults={"width": 32, "height": 32, "steps": 5, "call_defaults": TEXT},
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT},
         inputs=(("image", (32, 32)), ("mask", (32, 32))),
     ),
     TinyCase(

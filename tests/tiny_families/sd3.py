@@ -1,27 +1,33 @@
-"""Stable Diffusion 3: 4 MMDiT blocks (the last one context-pre-only), two CLIP and one T5 encoder."""
+"""Stable Diffusion 3: 4 MMDiT blocks (the last one context-pre-only), two CLIP and one T5 encoder;
+text-to-image, image-to-image and inpainting on the same modules."""
 
 import torch
-from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline
-from tiny_pipelines import TINY_CLIP, TINY_T5, tiny_flux_components
+from diffusers import (
+    SD3Transformer2DModel,
+    StableDiffusion3Img2ImgPipeline,
+    StableDiffusion3InpaintPipeline,
+    StableDiffusion3Pipeline,
+)
+from tiny_pipelines import TINY_CLIP, TINY_T5, tiny_flux_components, tiny_vae
 from tiny_tokenizers import byte_level_clip_tokenizer, small_t5_tokenizer
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
 from tiny_families import TinyCase
 
 
-def build_tiny_sd3(seed: int = 0) -> StableDiffusion3Pipeline:
+def build_tiny_sd3(seed: int = 0, latent_channels: int = 4) -> StableDiffusion3Pipeline:
     torch.manual_seed(seed)
     transformer = SD3Transformer2DModel(
         sample_size=32,
         patch_size=2,
-        in_channels=4,
+        in_channels=latent_channels,
         num_layers=4,
         attention_head_dim=8,
         num_attention_heads=4,
         caption_projection_dim=32,
         joint_attention_dim=32,
         pooled_projection_dim=64,
-        out_channels=4,
+        out_channels=latent_channels,
     )
     encoders = []
     for _ in range(2):
@@ -29,7 +35,7 @@ def build_tiny_sd3(seed: int = 0) -> StableDiffusion3Pipeline:
         encoders.append(CLIPTextModelWithProjection(CLIPTextConfig(**TINY_CLIP)))
     torch.manual_seed(seed)
     text_encoder_3 = T5EncoderModel(T5Config(**TINY_T5))
-    vae = tiny_flux_components(seed)["vae"]  # 8x, 4 latent channels
+    vae = tiny_vae(seed, latent_channels)  # 8x
     for module in (transformer, *encoders, text_encoder_3):
         module.eval()
     return StableDiffusion3Pipeline(
@@ -51,5 +57,20 @@ CASES = [
         pipeline_class="StableDiffusion3Pipeline",
         build=build_tiny_sd3,
         defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+    ),
+    TinyCase(
+        name="sd3-img2img",
+        pipeline_class="StableDiffusion3Img2ImgPipeline",
+        build=lambda: StableDiffusion3Img2ImgPipeline.from_pipe(build_tiny_sd3()),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+        inputs=(("image", (32, 32)),),
+    ),
+    TinyCase(
+        name="sd3-inpaint",
+        pipeline_class="StableDiffusion3InpaintPipeline",
+        # The inpainting pipeline wants SD3's 16 latent channels (or 33 for an inpainting transformer).
+        build=lambda: StableDiffusion3InpaintPipeline.from_pipe(build_tiny_sd3(latent_channels=16)),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+        inputs=(("image", (32, 32)), ("mask", (32, 32))),
     ),
 ]

@@ -1,7 +1,13 @@
 """Z-Image: 2 noise-refiner, 2 context-refiner and 2 main blocks, a tiny Qwen3 encoder, 8x VAE."""
 
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+from diffusers import (
+    FlowMatchEulerDiscreteScheduler,
+    ZImageImg2ImgPipeline,
+    ZImageInpaintPipeline,
+    ZImagePipeline,
+    ZImageTransformer2DModel,
+)
 from tiny_pipelines import tiny_vae
 from tiny_tokenizers import byte_level_qwen2_tokenizer
 from transformers import Qwen3Config, Qwen3Model
@@ -60,5 +66,19 @@ CASES = [
         pipeline_class="ZImagePipeline",
         build=build_tiny_z_image,
         defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+    ),
+    TinyCase(
+        name="z-image-img2img",
+        pipeline_class="ZImageImg2ImgPipeline",
+        build=lambda: ZImageImg2ImgPipeline.from_pipe(build_tiny_z_image()),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+        inputs=(("image", (32, 32)),),
+    ),
+    TinyCase(
+        name="z-image-inpaint",
+        pipeline_class="ZImageInpaintPipeline",
+        build=lambda: ZImageInpaintPipeline.from_pipe(build_tiny_z_image()),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+        inputs=(("image", (32, 32)), ("mask", (32, 32))),
     ),
 ]

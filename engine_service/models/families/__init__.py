@@ -4,7 +4,7 @@ from engine_service.models.families.allegro import ALLEGRO
 from engine_service.models.families.amused import AMUSED
 from engine_service.models.families.auraflow import AURAFLOW
 from engine_service.models.families.bria import BRIA
-from engine_service.models.families.chroma import CHROMA
+from engine_service.models.families.chroma import CHROMA, CHROMA_IMG2IMG, CHROMA_INPAINT
 from engine_service.models.families.chronoedit import CHRONOEDIT
 from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
 from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4
@@ -13,11 +13,17 @@ from engine_service.models.families.cosmos import COSMOS
 from engine_service.models.families.dit import DIT
 from engine_service.models.families.flux import (
     FLUX,
+    FLUX_CONTROL,
+    FLUX_CONTROL_IMG2IMG,
+    FLUX_CONTROL_INPAINT,
     FLUX_CONTROLNET,
+    FLUX_CONTROLNET_IMG2IMG,
+    FLUX_CONTROLNET_INPAINT,
     FLUX_FILL,
     FLUX_IMG2IMG,
     FLUX_INPAINT,
     FLUX_KONTEXT,
+    FLUX_KONTEXT_INPAINT,
 )
 from engine_service.models.families.flux2 import FLUX2, FLUX2_KLEIN
 from engine_service.models.families.hidream import HIDREAM
@@ -44,16 +50,17 @@ from engine_service.models.families.qwen_image import (
     QWEN_IMAGE,
     QWEN_IMAGE_CONTROLNET,
     QWEN_IMAGE_EDIT,
+    QWEN_IMAGE_EDIT_INPAINT,
     QWEN_IMAGE_EDIT_PLUS,
     QWEN_IMAGE_IMG2IMG,
     QWEN_IMAGE_INPAINT,
 )
 from engine_service.models.families.sana import SANA
-from engine_service.models.families.sd3 import SD3
+from engine_service.models.families.sd3 import SD3, SD3_CONTROLNET, SD3_IMG2IMG, SD3_INPAINT
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.visualcloze import VISUALCLOZE
 from engine_service.models.families.wan import WAN, WAN_I2V, WAN_VACE
-from engine_service.models.families.z_image import Z_IMAGE
+from engine_service.models.families.z_image import Z_IMAGE, Z_IMAGE_IMG2IMG, Z_IMAGE_INPAINT
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
@@ -64,6 +71,12 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FLUX_IMG2IMG,
     FLUX_INPAINT,
     FLUX_CONTROLNET,
+    FLUX_CONTROLNET_IMG2IMG,
+    FLUX_CONTROLNET_INPAINT,
+    FLUX_KONTEXT_INPAINT,
+    FLUX_CONTROL,
+    FLUX_CONTROL_IMG2IMG,
+    FLUX_CONTROL_INPAINT,
     WAN,
     QWEN_IMAGE,
     QWEN_IMAGE_EDIT,
@@ -71,15 +84,23 @@ FAMILIES: tuple[FamilySpec, ...] = (
     QWEN_IMAGE_IMG2IMG,
     QWEN_IMAGE_INPAINT,
     QWEN_IMAGE_CONTROLNET,
+    QWEN_IMAGE_EDIT_INPAINT,
     SD3,
+    SD3_IMG2IMG,
+    SD3_INPAINT,
+    SD3_CONTROLNET,
     PIXART,
     AURAFLOW,
     CHROMA,
+    CHROMA_IMG2IMG,
+    CHROMA_INPAINT,
     BRIA,
     SANA,
     LUMINA,
     LUMINA2,
     Z_IMAGE,
+    Z_IMAGE_IMG2IMG,
+    Z_IMAGE_INPAINT,
     FLUX2,
     FLUX2_KLEIN,
     WAN_I2V,

@@ -18,6 +18,16 @@ component, one ControlNet or several) takes one ``control`` image per ControlNet
 each with its ``controlnet_conditioning_scale``; the ControlNet's residuals are
 added after the transformer's blocks, so the cache places them per block.
 
+Kontext inpainting (``FluxKontextInpaintPipeline``) repaints the masked part of the
+``image`` (strength 1.0 by default). ControlNet image-to-image and inpainting
+(``FluxControlNetImg2ImgPipeline``, ``FluxControlNetInpaintPipeline``) take the
+control images and the image (and mask) with a strength.
+
+FLUX.1 Control (``FluxControlPipeline`` and its image-to-image and inpainting
+variants: Canny / Depth dev) is no ControlNet: its transformer takes the control
+image's latents as extra input channels. It needs one ``control`` image and takes no
+conditioning scale.
+
 Fill (inpainting/outpainting) takes an image and a mask (white = repaint);
 its transformer sees the masked image and the mask as extra channels. Kontext
 edits an image given in context (its latents join the token sequence); without
@@ -26,9 +36,11 @@ one it draws from text alone.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from engine_service.models.inputs import control_kwargs, controlnet_count, image_of
+from engine_service.models.pipeline_calls import with_input_images
 from engine_service.models.spec import FamilySpec
 
 if TYPE_CHECKING:
@@ -193,4 +205,72 @@ FLUX_CONTROLNET = FamilySpec(
     required_roles=("control",),
     control_count=controlnet_count,
     call_defaults={"max_sequence_length": 512},
+)
+
+_IMAGE = {"image": "image"}
+_IMAGE_AND_MASK = {"image": "image", "mask": "mask_image"}
+
+FLUX_KONTEXT_INPAINT = dataclasses.replace(
+    FLUX_KONTEXT,
+    name="flux-kontext-inpaint",
+    pipeline_classes=("FluxKontextInpaintPipeline",),
+    build_call_kwargs=with_input_images(_kontext_call_kwargs, _IMAGE_AND_MASK),
+    input_roles=("image", "mask"),
+    required_roles=("image", "mask"),
+    default_strength=1.0,
+)
+
+FLUX_CONTROLNET_IMG2IMG = dataclasses.replace(
+    FLUX_CONTROLNET,
+    name="flux-controlnet-img2img",
+    pipeline_classes=("FluxControlNetImg2ImgPipeline",),
+    build_call_kwargs=with_input_images(_controlnet_call_kwargs, _IMAGE),
+    input_roles=("image", "control"),
+    required_roles=("image", "control"),
+    default_strength=0.6,
+)
+
+FLUX_CONTROLNET_INPAINT = dataclasses.replace(
+    FLUX_CONTROLNET,
+    name="flux-controlnet-inpaint",
+    pipeline_classes=("FluxControlNetInpaintPipeline",),
+    build_call_kwargs=with_input_images(_controlnet_call_kwargs, _IMAGE_AND_MASK),
+    input_roles=("image", "mask", "control"),
+    required_roles=("image", "mask", "control"),
+    default_strength=0.6,
+)
+
+
+def _control_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_call_kwargs(pipe, jobs), "control_image": image_of(jobs, "control")}
+
+
+FLUX_CONTROL = dataclasses.replace(
+    FLUX,
+    name="flux-control",
+    pipeline_classes=("FluxControlPipeline",),
+    build_call_kwargs=_control_call_kwargs,
+    input_roles=("control",),
+    required_roles=("control",),
+    default_guidance_scale=10.0,
+)
+
+FLUX_CONTROL_IMG2IMG = dataclasses.replace(
+    FLUX_CONTROL,
+    name="flux-control-img2img",
+    pipeline_classes=("FluxControlImg2ImgPipeline",),
+    build_call_kwargs=with_input_images(_control_call_kwargs, _IMAGE),
+    input_roles=("image", "control"),
+    required_roles=("image", "control"),
+    default_strength=0.6,
+)
+
+FLUX_CONTROL_INPAINT = dataclasses.replace(
+    FLUX_CONTROL,
+    name="flux-control-inpaint",
+    pipeline_classes=("FluxControlInpaintPipeline",),
+    build_call_kwargs=with_input_images(_control_call_kwargs, _IMAGE_AND_MASK),
+    input_roles=("image", "mask", "control"),
+    required_roles=("image", "mask", "control"),
+    default_strength=0.6,
 )

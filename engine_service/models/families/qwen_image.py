@@ -19,6 +19,9 @@ ControlNet (``QwenImageControlNetPipeline``: a Qwen-Image directory with a
 ``controlnet_conditioning_scale``; the residuals are added after the transformer's
 blocks, and the cache places them per block.
 
+Edit inpainting (``QwenImageEditInpaintPipeline``) is known but not served: it
+renders at about 1024x1024 whatever the request's size.
+
 Qwen-Image-Lightning is Qwen-Image with a distillation LoRA fused in and a
 few-step schedule: serve the fused directory like any Qwen-Image model, with a
 ``ditserve.json`` of ``{"steps": 8, "guidance_scale": 1.0}`` (no CFG) in it; see
@@ -27,6 +30,7 @@ README "Models".
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -151,4 +155,19 @@ QWEN_IMAGE_CONTROLNET = FamilySpec(
     required_roles=("control",),
     control_count=controlnet_count,
     **{**_COMMON, "context_parallel": False},
+)
+
+QWEN_IMAGE_EDIT_INPAINT = dataclasses.replace(
+    QWEN_IMAGE_EDIT,
+    unsupported_reason=(
+        "diffusers 0.42.1's pipeline renders at about 1024x1024 in the input image's aspect whatever the "
+        "request's size, and its mask latents then do not fit its image latents at other sizes (a shape error "
+        "on the tiny test model); the engine's sizes, previews and cache plans follow the request's width and height"
+    ),
+    name="qwen-image-edit-inpaint",
+    pipeline_classes=("QwenImageEditInpaintPipeline",),
+    build_call_kwargs=_inpaint_call_kwargs,
+    input_roles=("image", "mask"),
+    required_roles=("image", "mask"),
+    default_strength=0.6,
 )

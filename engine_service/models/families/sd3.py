@@ -3,13 +3,31 @@
 Three text encoders (two CLIP, one T5). True classifier-free guidance: with a
 guidance scale above 1 the pipeline runs the negative prompt (empty when the
 request has none) and the prompt as one batch of two per transformer call.
+Image-to-image and inpainting (``StableDiffusion3Img2ImgPipeline``,
+``StableDiffusion3InpaintPipeline``) add an ``image`` (and a ``mask``, white = repaint)
+and the request's ``strength``.
+
+ControlNet (``StableDiffusion3ControlNetPipeline``) is known but not served: it
+samples the control image's latents outside the request's generator.
+
 SD 3.5 Large Turbo is served the same way with 4 steps and guidance 0 or 1.
 """
 
 from __future__ import annotations
 
-from engine_service.models.pipeline_calls import decode_vae_latents, text_to_image_with_negative
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from engine_service.models.inputs import control_kwargs, controlnet_count
+from engine_service.models.pipeline_calls import decode_vae_latents, text_to_image_with_negative, with_input_images
 from engine_service.models.spec import FamilySpec
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from diffusers import DiffusionPipeline
+
+    from engine_service.jobs import JobSpec
 
 SD3 = FamilySpec(
     name="sd3",
@@ -25,4 +43,44 @@ SD3 = FamilySpec(
     decode_latents=decode_vae_latents,
     uses_negative_prompt=True,
     call_defaults={"max_sequence_length": 256},
+)
+
+SD3_IMG2IMG = dataclasses.replace(
+    SD3,
+    name="sd3-img2img",
+    pipeline_classes=("StableDiffusion3Img2ImgPipeline",),
+    build_call_kwargs=with_input_images(text_to_image_with_negative, {"image": "image"}),
+    input_roles=("image",),
+    required_roles=("image",),
+    default_strength=0.6,
+)
+
+SD3_INPAINT = dataclasses.replace(
+    SD3,
+    name="sd3-inpaint",
+    pipeline_classes=("StableDiffusion3InpaintPipeline",),
+    build_call_kwargs=with_input_images(text_to_image_with_negative, {"image": "image", "mask": "mask_image"}),
+    input_roles=("image", "mask"),
+    required_roles=("image", "mask"),
+    default_strength=0.6,
+)
+
+
+def _controlnet_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**text_to_image_with_negative(pipe, jobs), **control_kwargs(pipe, jobs)}
+
+
+SD3_CONTROLNET = dataclasses.replace(
+    SD3,
+    name="sd3-controlnet",
+    pipeline_classes=("StableDiffusion3ControlNetPipeline",),
+    build_call_kwargs=_controlnet_call_kwargs,
+    input_roles=("control",),
+    required_roles=("control",),
+    control_count=controlnet_count,
+    unsupported_reason=(
+        "diffusers 0.42.1's pipeline encodes the control image by sampling the VAE's latent distribution "
+        "from the process-wide random state, not the request's generator: the same request and seed give a "
+        "different image each time"
+    ),
 )

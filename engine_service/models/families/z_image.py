@@ -9,7 +9,9 @@ same way with its few-step defaults (about 8 steps, guidance 0 or 1: no CFG).
 
 from __future__ import annotations
 
-from engine_service.models.pipeline_calls import decode_vae_latents, text_to_image_with_negative
+import dataclasses
+
+from engine_service.models.pipeline_calls import decode_vae_latents, text_to_image_with_negative, with_input_images
 from engine_service.models.spec import FamilySpec
 
 Z_IMAGE = FamilySpec(
@@ -26,4 +28,25 @@ Z_IMAGE = FamilySpec(
     decode_latents=decode_vae_latents,
     uses_negative_prompt=True,
     call_defaults={"max_sequence_length": 512},
+)
+
+#: Image-to-image (strength 0.6 by default) and inpainting (1.0: the masked area is drawn anew).
+Z_IMAGE_IMG2IMG = dataclasses.replace(
+    Z_IMAGE,
+    name="z-image-img2img",
+    pipeline_classes=("ZImageImg2ImgPipeline",),
+    build_call_kwargs=with_input_images(text_to_image_with_negative, {"image": "image"}),
+    input_roles=("image",),
+    required_roles=("image",),
+    default_strength=0.6,
+)
+
+Z_IMAGE_INPAINT = dataclasses.replace(
+    Z_IMAGE,
+    name="z-image-inpaint",
+    pipeline_classes=("ZImageInpaintPipeline",),
+    build_call_kwargs=with_input_images(text_to_image_with_negative, {"image": "image", "mask": "mask_image"}),
+    input_roles=("image", "mask"),
+    required_roles=("image", "mask"),
+    default_strength=1.0,
 )
