@@ -51,7 +51,7 @@ ALWAYS_CACHE = CachePolicy(
 )
 
 
-def _bad_requests(family, frames: int, images: list[InputImage]) -> list[tuple[dict, str]]:
+def _bad_requests(family, frames: int, images: list[InputImage], case_inputs=()) -> list[tuple[dict, str]]:
     """Requests the family's rules refuse, with the field each must be refused for."""
     bad = []
     if family.output_kind == "video" and (family.frame_stride > 1 or family.frame_counts is not None):
@@ -64,7 +64,10 @@ def _bad_requests(family, frames: int, images: list[InputImage]) -> list[tuple[d
         bad.append(({"strength": 0.5}, "strength"))
     masks = [index for index, image in enumerate(images) if image.role == "mask"]
     if masks:
-        wrong = [input_image("mask", (16, 8)) if image.role == "mask" else image for image in images]
+        # Twice the image's width: large enough for any model's smallest input, not the image's size.
+        image_size = next(size for role, size in case_inputs if role == "image")
+        wrong_mask = input_image("mask", (2 * image_size[0], image_size[1]))
+        wrong = [wrong_mask if image.role == "mask" else image for image in images]
         bad.append(({"input_images": wrong}, f"input_images[{masks[0]}].data"))
     return bad
 
@@ -117,7 +120,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         plain = next(event.result for event in events if isinstance(event, Completed))
         never = client.generate("a red circle", cache=NEVER_CACHE, **request)
         always = client.generate("a red circle", cache=ALWAYS_CACHE, **{**request, "output_format": None})
-        bad = _bad_requests(model.family, model.default_frames, request["input_images"])
+        bad = _bad_requests(model.family, model.default_frames, request["input_images"], case.inputs)
         refused = [_violated_fields(client, {**request, **fields}) for fields, _ in bad]
         again = client.generate("a red circle", **request)  # still serving, same output
 

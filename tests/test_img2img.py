@@ -77,7 +77,7 @@ def test_list_models_says_which_roles_and_parameters_each_model_takes(client):
         ("flux-img2img", {"strength": float("nan")}, "strength"),
         ("flux-img2img", {"strength": 0.0}, "strength"),  # no step left to run
         ("flux-img2img", {"input_images": []}, "input_images"),
-        ("qwen-inpaint", {"input_images": [IMAGE, input_image("mask", (32, 16))]}, "input_images[1].data"),
+        ("qwen-inpaint", {"input_images": [IMAGE, input_image("mask", (64, 32))]}, "input_images[1].data"),
         ("qwen-inpaint", {"input_images": [IMAGE]}, "input_images"),
     ],
 )
@@ -86,4 +86,6 @@ def test_a_bad_strength_or_mask_is_refused_naming_the_field(client, model, reque
     with pytest.raises(InvalidArgumentError) as raised:
         client.generate("a red circle", **{**request, **request_fields})
     assert [v.field for v in raised.value.field_violations] == [field]
+    if field.endswith(".data"):
+        assert "the mask is 64x32 but the image is 32x32" in raised.value.field_violations[0].description
     assert client.generate("a red circle", model="flux-img2img", input_images=[IMAGE], num_inference_steps=2).outputs
