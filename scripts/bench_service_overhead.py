@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import pathlib
 import statistics
 import sys
@@ -37,6 +38,13 @@ ENCODING_HEADER = (
 
 def overhead_rows(engine, model_name: str, sizes: list[int], runs: int, steps: int, prompt: str = "a cat") -> list[str]:
     """One markdown row per size: median direct call vs median Generate, for model ``model_name`` of ``engine``."""
+    return overhead_tables(engine, model_name, sizes, runs, [steps], prompt)[steps]
+
+
+def overhead_tables(
+    engine, model_name: str, sizes: list[int], runs: int, step_counts: list[int], prompt: str = "a cat"
+) -> dict[int, list[str]]:
+    """``overhead_rows`` for each step count, all through one server (it stops ``engine`` at the end)."""
     import torch
 
     from client_sdk import Client
@@ -46,7 +54,7 @@ def overhead_rows(engine, model_name: str, sizes: list[int], runs: int, steps: i
     pipe = model.pipeline
     sync = torch.cuda.synchronize if engine.device.startswith("cuda") else (lambda: None)
 
-    def direct(size: int) -> float:
+    def direct(size: int, steps: int) -> float:
         start = time.perf_counter()
         with torch.inference_mode():
             pipe(
@@ -61,30 +69,31 @@ def overhead_rows(engine, model_name: str, sizes: list[int], runs: int, steps: i
         sync()
         return (time.perf_counter() - start) * 1000.0
 
-    def direct_on_worker(size: int) -> float:
-        return engine.run_on_worker(direct, size).result()
+    def direct_on_worker(size: int, steps: int) -> float:
+        return engine.run_on_worker(direct, size, steps).result()
 
-    rows = []
+    tables: dict[int, list[str]] = {}
     with BackgroundServer(engine) as server, Client(server.address, timeout=600) as client:
-        for size in sizes:
+        for size, steps in itertools.product(sizes, step_counts):
             request = dict(model=model_name, width=size, height=size, num_inference_steps=steps, seed=0)
             for _ in range(2):  # warm both paths at this size
-                direct_on_worker(size)
+                direct_on_worker(size, steps)
                 client.generate(prompt, **request)
             direct_ms, served_ms, encode_ms, nbytes = [], [], [], 0
             for _ in range(runs):
-                direct_ms.append(direct_on_worker(size))
+                direct_ms.append(direct_on_worker(size, steps))
                 start = time.perf_counter()
                 result = client.generate(prompt, **request)
                 served_ms.append((time.perf_counter() - start) * 1000.0)
                 encode_ms.append(result.timings.encode_ms)
                 nbytes = result.outputs[0].size_bytes
             d, s = statistics.median(direct_ms), statistics.median(served_ms)
-            rows.append(
+            tables.setdefault(steps, []).append(
                 f"| {size}² | {d:.1f} | {s:.1f} | {s - d:.1f} | {100 * (s - d) / d:.1f} % | "
                 f"{statistics.median(encode_ms):.1f} | {nbytes} |"
             )
-    return rows
+            print(f"{steps} steps: {tables[steps][-1]}  served / direct {s / d:.3f}", flush=True)
+    return tables
 
 
 # -- encoding on the device thread or off it ---------------------------------------------
@@ -176,10 +185,10 @@ def main() -> None:
         f"device {engine.device}, model {model.name} ({type(model.pipeline).__name__}), "
         f"median of {args.runs}, alternated, torch threads {torch.get_num_threads()}"
     )
-    for steps in args.steps:
+    tables = overhead_tables(engine, engine.default_model, args.sizes, args.runs, args.steps)
+    for steps, rows in tables.items():
         print(f"\n{steps} steps\n{TABLE_HEADER}")
-        for row in overhead_rows(engine, engine.default_model, args.sizes, args.runs, steps):
-            print(row, flush=True)
+        print("\n".join(rows))
 
 
 if __name__ == "__main__":
