@@ -9,6 +9,7 @@ code runs. Streaming-request methods (reflection) keep gRPC's own handling.
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import grpc
@@ -46,6 +47,14 @@ class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
         kwargs = {"request_deserializer": safe_deserialize, "response_serializer": handler.response_serializer}
         if handler.response_streaming:
             stream = handler.unary_stream
+            if not inspect.isasyncgenfunction(stream):
+                # A handler that writes with context.write() (grpc_health's Watch) stays a coroutine.
+                async def checked_writer(request, context: grpc.aio.ServicerContext):
+                    if request is _MALFORMED:
+                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_MESSAGE)
+                    await stream(request, context)
+
+                return grpc.unary_stream_rpc_method_handler(checked_writer, **kwargs)
 
             async def checked_stream(request, context: grpc.aio.ServicerContext):
                 if request is _MALFORMED:
