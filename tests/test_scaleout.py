@@ -323,6 +323,20 @@ def test_every_response_names_its_engine(engines):
     assert len({e.engine_id for e in engines}) == len(engines)
 
 
+def test_health_watch_streams_serving_on_both_ports(engines):
+    """Client-side health checking (the multi-engine client's service config) runs on Health/Watch."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    engine = engines[0]
+    for port in (engine.port, engine.health_port):
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service="ditserve.v1.Engine"), timeout=30
+            )
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            watch.cancel()
+
+
 def test_container_healthcheck_asks_the_health_port(engines):
     engine = engines[2]
     check = [sys.executable, str(DEPLOY / "healthcheck.py")]
