@@ -139,13 +139,6 @@ PLANS: dict[str, ParallelPlan] = {
     "flux": FLUX_PLAN,
     "flux-fill": FLUX_PLAN,
     "flux-kontext": FLUX_PLAN,
-    # Image-to-image, inpainting and Control variants call the same transformer class: the same plan.
-    "flux-img2img": FLUX_PLAN,
-    "flux-inpaint": FLUX_PLAN,
-    "flux-kontext-inpaint": FLUX_PLAN,
-    "flux-control": FLUX_PLAN,
-    "flux-control-img2img": FLUX_PLAN,
-    "flux-control-inpaint": FLUX_PLAN,
     # Wan 2.1 I2V (with its CLIP image tokens, never split) and Wan 2.2 run Wan's transformer class.
     "wan": WAN_PLAN,
     "wan-i2v": WAN_PLAN,
@@ -154,9 +147,6 @@ PLANS: dict[str, ParallelPlan] = {
     "qwen-image": MODEL_CONTEXT_PLAN,
     "qwen-image-edit": MODEL_CONTEXT_PLAN,
     "qwen-image-edit-plus": MODEL_CONTEXT_PLAN,
-    "qwen-image-img2img": MODEL_CONTEXT_PLAN,
-    "qwen-image-inpaint": MODEL_CONTEXT_PLAN,
-    "qwen-image-edit-inpaint": MODEL_CONTEXT_PLAN,
     "chronoedit": MODEL_CONTEXT_PLAN,
     # LTX-Video has a diffusers plan but no entry here: its attention mask carries every head, which
     # diffusers 0.42's Ulysses attention does not slice to the rank's heads, and its Ring attention
