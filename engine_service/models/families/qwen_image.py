@@ -134,7 +134,7 @@ QWEN_IMAGE_IMG2IMG = FamilySpec(
     input_roles=("image",),
     required_roles=("image",),
     default_strength=0.6,
-    **_COMMON,
+    **{**_COMMON, "context_parallel": False},  # split runs of this variant are not tested yet
 )
 
 QWEN_IMAGE_INPAINT = FamilySpec(
@@ -144,7 +144,7 @@ QWEN_IMAGE_INPAINT = FamilySpec(
     input_roles=("image", "mask"),
     required_roles=("image", "mask"),
     default_strength=0.6,
-    **_COMMON,
+    **{**_COMMON, "context_parallel": False},  # split runs of this variant are not tested yet
 )
 
 QWEN_IMAGE_CONTROLNET = FamilySpec(
@@ -165,6 +165,8 @@ QWEN_IMAGE_EDIT_INPAINT = dataclasses.replace(
         "on the tiny test model); the engine's sizes, previews and cache plans follow the request's width and height"
     ),
     name="qwen-image-edit-inpaint",
+    context_parallel=False,  # split runs of this variant are not tested yet
+    tensor_parallel=False,
     pipeline_classes=("QwenImageEditInpaintPipeline",),
     build_call_kwargs=_inpaint_call_kwargs,
     input_roles=("image", "mask"),
