@@ -178,7 +178,7 @@ CASES = [
         pipeline_class="QwenImageEditPlusPipeline",
         build=build_tiny_qwen_image_edit_plus,
         defaults={"width": 32, "height": 32, "steps": 3, "guidance_scale": 1.0, "call_defaults": TEXT},
-        inputs=(("image", (32, 32)), ("image", (24, 32))),  # several images, of different sizes
+        inputs=(("image", (32, 32)), ("image", (48, 32))),  # several images, of different sizes
     ),
     # 4 steps at the default strength 0.6: the pipeline runs the last 3.
     TinyCase(
