@@ -31,6 +31,7 @@ from engine_service.models.families.hunyuan_video import (
     HUNYUAN_SKYREELS_I2V,
     HUNYUAN_VIDEO,
     HUNYUAN_VIDEO_15,
+    HUNYUAN_VIDEO_15_I2V,
     HUNYUAN_VIDEO_FRAMEPACK,
     HUNYUAN_VIDEO_I2V,
 )
@@ -111,6 +112,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HUNYUAN_SKYREELS_I2V,
     HUNYUAN_VIDEO_I2V,
     HUNYUAN_VIDEO_15,
+    HUNYUAN_VIDEO_15_I2V,
     HUNYUAN_VIDEO_FRAMEPACK,
     LTX_VIDEO,
     LTX_VIDEO_I2V,
