@@ -57,6 +57,7 @@ from engine_service.models.families.qwen_image import (
     QWEN_IMAGE_INPAINT,
 )
 from engine_service.models.families.sana import SANA
+from engine_service.models.families.sana_video import SANA_VIDEO, SANA_VIDEO_I2V
 from engine_service.models.families.sd3 import SD3, SD3_CONTROLNET, SD3_IMG2IMG, SD3_INPAINT
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.visualcloze import VISUALCLOZE
@@ -116,6 +117,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HUNYUAN_VIDEO_FRAMEPACK,
     LTX_VIDEO,
     LTX_VIDEO_I2V,
+    SANA_VIDEO,
+    SANA_VIDEO_I2V,
     SKYREELS_V2,
     SKYREELS_V2_I2V,
     SKYREELS_V2_DF,
