@@ -11,6 +11,7 @@ from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4
 from engine_service.models.families.consisid import CONSISID
 from engine_service.models.families.cosmos import COSMOS
 from engine_service.models.families.dit import DIT
+from engine_service.models.families.easyanimate import EASYANIMATE, EASYANIMATE_CONTROL, EASYANIMATE_I2V
 from engine_service.models.families.flux import (
     FLUX,
     FLUX_CONTROL,
@@ -129,6 +130,9 @@ FAMILIES: tuple[FamilySpec, ...] = (
     CONSISID,
     KANDINSKY5_VIDEO,
     LONGCAT_VIDEO,
+    EASYANIMATE,
+    EASYANIMATE_I2V,
+    EASYANIMATE_CONTROL,
     HUNYUANDIT,
     COGVIEW4,
     COGVIEW3PLUS,
