@@ -27,6 +27,7 @@ from engine_service.models.families.flux import (
     FLUX_KONTEXT_INPAINT,
 )
 from engine_service.models.families.flux2 import FLUX2, FLUX2_KLEIN
+from engine_service.models.families.helios import HELIOS, HELIOS_PYRAMID
 from engine_service.models.families.hidream import HIDREAM
 from engine_service.models.families.hunyuan_video import (
     HUNYUAN_SKYREELS_I2V,
@@ -62,7 +63,7 @@ from engine_service.models.families.sana_video import SANA_VIDEO, SANA_VIDEO_I2V
 from engine_service.models.families.sd3 import SD3, SD3_CONTROLNET, SD3_IMG2IMG, SD3_INPAINT
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.visualcloze import VISUALCLOZE
-from engine_service.models.families.wan import WAN, WAN_I2V, WAN_VACE
+from engine_service.models.families.wan import WAN, WAN_ANIMATE, WAN_I2V, WAN_VACE
 from engine_service.models.families.z_image import Z_IMAGE, Z_IMAGE_IMG2IMG, Z_IMAGE_INPAINT
 from engine_service.models.spec import FamilySpec
 
@@ -133,6 +134,9 @@ FAMILIES: tuple[FamilySpec, ...] = (
     EASYANIMATE,
     EASYANIMATE_I2V,
     EASYANIMATE_CONTROL,
+    WAN_ANIMATE,
+    HELIOS,
+    HELIOS_PYRAMID,
     HUNYUANDIT,
     COGVIEW4,
     COGVIEW3PLUS,
