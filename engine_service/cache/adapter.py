@@ -51,9 +51,15 @@ LAYOUT_PATTERNS: dict[str, tuple[ForwardPattern, ...]] = {
 #: and leaves the loop to the transformer: HunyuanDiT (long skip connections from the first
 #: half of its blocks into the second), HiDream (a per-block text state concatenated before
 #: each block and cut off after it, and a block counter shared by both lists), Chroma (each
-#: block's own slice of the timestep modulation, cut in the loop).
+#: block's own slice of the timestep modulation, cut in the loop), Qwen-Image 2.1 (each block's own
+#: layer of the text/condition key-value cache, picked in the loop).
 PER_BLOCK_LAYOUTS: frozenset[str] = frozenset(
-    {"HunyuanDiT2DModel", "HiDreamImageTransformer2DModel", "ChromaTransformer2DModel"}
+    {
+        "HunyuanDiT2DModel",
+        "HiDreamImageTransformer2DModel",
+        "ChromaTransformer2DModel",
+        "QwenImage21Transformer2DModel",
+    }
 )
 
 

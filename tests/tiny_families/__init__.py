@@ -37,6 +37,10 @@ class TinyCase:
     experts: int = 1
     """Transformers that take turns over the steps (Wan 2.2: 2). Each caches in its own context and
     warms up on the first step it runs, so with threshold 1 the run caches ``steps - experts`` steps."""
+    reshaped_steps: int = 0
+    """Steps after the warm-up whose block input changes shape (Qwen-Image 2.1 runs only the target image's
+    tokens once its text keys and values are kept): the cache computes them, so with threshold 1 the run
+    caches that many steps fewer."""
 
 
 def all_cases() -> list[TinyCase]:

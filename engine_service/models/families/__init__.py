@@ -55,6 +55,7 @@ from engine_service.models.families.qwen_image import (
     QWEN_IMAGE_IMG2IMG,
     QWEN_IMAGE_INPAINT,
 )
+from engine_service.models.families.qwen_image21 import QWEN_IMAGE_21
 from engine_service.models.families.sana import SANA
 from engine_service.models.families.sd3 import SD3, SD3_CONTROLNET, SD3_IMG2IMG, SD3_INPAINT
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
@@ -85,6 +86,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     QWEN_IMAGE_INPAINT,
     QWEN_IMAGE_CONTROLNET,
     QWEN_IMAGE_EDIT_INPAINT,
+    QWEN_IMAGE_21,
     SD3,
     SD3_IMG2IMG,
     SD3_INPAINT,
