@@ -62,6 +62,11 @@ PER_BLOCK_LAYOUTS: frozenset[str] = frozenset(
     }
 )
 
+#: Pipelines that hand each block of their transformer its own layer of a key-value cache (of
+#: reference tokens kept after the first step), so the cache stands in for each block: FLUX.2
+#: Klein KV (its transformer class also serves pipelines without that cache).
+PER_BLOCK_PIPELINES: frozenset[str] = frozenset({"Flux2KleinKVPipeline"})
+
 
 #: Transformers whose loop adds a hint to the hidden states after some of their blocks: Wan VACE
 #: (its control hints after each of its ``vace_layers``). Any transformer of a pipeline with a
@@ -92,7 +97,8 @@ class BlockAdapter:
     - ``has_separate_cfg``: whether the pipeline runs CFG as a second transformer call;
       ``None`` detects it from the transformer calls per scheduler step.
     - ``per_block``: keep the transformer's own loop and stand in for each block (for loops
-      that work between blocks); ``None`` = only for the transformers in ``PER_BLOCK_LAYOUTS``.
+      that work between blocks); ``None`` = only for the transformers in ``PER_BLOCK_LAYOUTS`` and
+      the pipelines in ``PER_BLOCK_PIPELINES``.
     - ``hints``: the transformer's loop adds hints (ControlNet residuals, VACE hints) to the
       hidden states after blocks; implies ``per_block``. ``None`` = for a pipeline with a
       ``controlnet`` component and for the transformers in ``HINTED_LAYOUTS``.
@@ -129,7 +135,9 @@ class BlockAdapter:
             hints = self.hints
             if hints is None:
                 hints = kind in HINTED_LAYOUTS or (self.pipe is not None and pipeline_adds_hints(self.pipe))
-            per_block = self.per_block if self.per_block is not None else kind in PER_BLOCK_LAYOUTS
+            per_block = self.per_block
+            if per_block is None:
+                per_block = kind in PER_BLOCK_LAYOUTS or type(self.pipe).__name__ in PER_BLOCK_PIPELINES
             for group, pattern in zip(groups, _per_group(given, len(groups)), strict=True):
                 specs.append(GroupSpec(transformer, index, group, pattern, per_block or hints, hints))
         return specs
@@ -250,6 +258,7 @@ __all__ = [
     "HINT_COMPONENTS",
     "LAYOUT_PATTERNS",
     "PER_BLOCK_LAYOUTS",
+    "PER_BLOCK_PIPELINES",
     "BlockAdapter",
     "GroupSpec",
     "default_groups",

@@ -25,7 +25,7 @@ from engine_service.models.families.flux import (
     FLUX_KONTEXT,
     FLUX_KONTEXT_INPAINT,
 )
-from engine_service.models.families.flux2 import FLUX2, FLUX2_KLEIN
+from engine_service.models.families.flux2 import FLUX2, FLUX2_KLEIN, FLUX2_KLEIN_INPAINT, FLUX2_KLEIN_KV
 from engine_service.models.families.hidream import HIDREAM
 from engine_service.models.families.hunyuan_video import (
     HUNYUAN_SKYREELS_I2V,
@@ -105,6 +105,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
     Z_IMAGE_INPAINT,
     FLUX2,
     FLUX2_KLEIN,
+    FLUX2_KLEIN_INPAINT,
+    FLUX2_KLEIN_KV,
     WAN_I2V,
     WAN_VACE,
     COGVIDEOX,
