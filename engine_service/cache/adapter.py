@@ -35,6 +35,7 @@ BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "FluxTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
     "HunyuanVideoTransformer3DModel": (("transformer_blocks", "single_transformer_blocks"),),
     "OvisImageTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
+    "LongCatImageTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
     # Its VACE blocks compute the control hints before the main loop: they are no part of the stack.
     "WanVACETransformer3DModel": (("blocks",),),
     # Not merged: the lists' blocks have different patterns. (Its caption projections are no blocks.)

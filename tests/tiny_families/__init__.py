@@ -43,6 +43,18 @@ class TinyCase:
     caches that many steps fewer."""
 
 
+def scale_weights(*modules: Any, factor: float) -> None:
+    """Multiply every parameter of ``modules`` by ``factor``, in place. Default-initialized tiny blocks
+    barely move the pixels; scaled up, another prompt, guidance scale or input image changes the image
+    by many uint8 levels, so tests can see them."""
+    import torch
+
+    with torch.no_grad():
+        for module in modules:
+            for param in module.parameters():
+                param.mul_(factor)
+
+
 def all_cases() -> list[TinyCase]:
     """Every case of every module in this package, in module order."""
     cases: list[TinyCase] = []

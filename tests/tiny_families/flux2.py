@@ -14,7 +14,7 @@ from diffusers import (
 from tiny_tokenizers import byte_level_qwen2_tokenizer, qwen_vl_tokenizer
 from transformers import Mistral3Config, Mistral3ForConditionalGeneration, Qwen3Config, Qwen3ForCausalLM
 
-from tiny_families import TinyCase
+from tiny_families import TinyCase, scale_weights
 
 #: Renders FLUX.2 dev's conversations (system and user turns whose content is a list of text parts).
 PARTS_TEMPLATE = (
@@ -132,14 +132,9 @@ def build_tiny_flux2_klein() -> Flux2KleinPipeline:
     return Flux2KleinPipeline(**_klein_components())
 
 
-def _louder(components: dict, factor: float = 3.0) -> dict:
-    """Default-initialized blocks barely move the tiny model's pixels: scaled up, another prompt, guidance
-    scale or reference image changes the image by many uint8 levels."""
+def _louder(components: dict) -> dict:
     transformer = components["transformer"]
-    with torch.no_grad():
-        for blocks in (transformer.transformer_blocks, transformer.single_transformer_blocks):
-            for param in blocks.parameters():
-                param.mul_(factor)
+    scale_weights(transformer.transformer_blocks, transformer.single_transformer_blocks, factor=3.0)
     return components
 
 

@@ -17,7 +17,7 @@ from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VL
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 from transformers.processing_utils import ProcessorMixin
 
-from tiny_families import TinyCase
+from tiny_families import TinyCase, scale_weights
 from tiny_families.flux2 import PARTS_TEMPLATE
 
 LATENT_CHANNELS = 4
@@ -52,11 +52,7 @@ def build_tiny_qwen_image21() -> QwenImage21Pipeline:
         context_in_dim=16,
         axes_dims_rope=(4, 6, 6),
     )
-    with torch.no_grad():
-        # Default-initialized blocks barely move the tiny model's pixels: scaled up, another prompt, guidance
-        # scale or condition image changes the image by many uint8 levels.
-        for param in transformer.transformer_blocks.parameters():
-            param.mul_(6.0)
+    scale_weights(transformer.transformer_blocks, factor=6.0)
     torch.manual_seed(0)
     vae = AutoencoderKLQwenImage21(
         base_dim=4,
@@ -68,10 +64,8 @@ def build_tiny_qwen_image21() -> QwenImage21Pipeline:
         latents_mean=[0.0] * LATENT_CHANNELS,
         latents_std=[1.0] * LATENT_CHANNELS,
     )
-    with torch.no_grad():
-        # The random encoder maps different pictures to nearly the same latents: spread them apart.
-        for param in vae.encoder.conv_out.parameters():
-            param.mul_(20.0)
+    # The random encoder maps different pictures to nearly the same latents: spread them apart.
+    scale_weights(vae.encoder.conv_out, factor=20.0)
     torch.manual_seed(0)
     text_encoder = Qwen3VLForConditionalGeneration(
         Qwen3VLConfig(
