@@ -6,7 +6,7 @@ from engine_service.models.families.auraflow import AURAFLOW
 from engine_service.models.families.bria import BRIA
 from engine_service.models.families.chroma import CHROMA, CHROMA_IMG2IMG, CHROMA_INPAINT
 from engine_service.models.families.chronoedit import CHRONOEDIT
-from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
+from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_FUN_CONTROL, COGVIDEOX_I2V, COGVIDEOX_V2V
 from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4
 from engine_service.models.families.consisid import CONSISID
 from engine_service.models.families.cosmos import COSMOS
@@ -46,6 +46,13 @@ from engine_service.models.families.longcat_video import LONGCAT_VIDEO
 from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_I2V
 from engine_service.models.families.lumina import LUMINA, LUMINA2
 from engine_service.models.families.mochi import MOCHI
+from engine_service.models.families.non_visual import (
+    ACE_STEP,
+    LONGCAT_AUDIO_DIT,
+    RFD4_PROTEINA,
+    STABLE_AUDIO,
+    STABLE_AUDIO_3,
+)
 from engine_service.models.families.omnigen import OMNIGEN
 from engine_service.models.families.ovis_image import OVIS_IMAGE
 from engine_service.models.families.pixart import PIXART
@@ -65,7 +72,7 @@ from engine_service.models.families.sana_video import SANA_VIDEO, SANA_VIDEO_I2V
 from engine_service.models.families.sd3 import SD3, SD3_CONTROLNET, SD3_IMG2IMG, SD3_INPAINT
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.visualcloze import VISUALCLOZE
-from engine_service.models.families.wan import WAN, WAN_ANIMATE, WAN_I2V, WAN_VACE
+from engine_service.models.families.wan import LUCY_EDIT, WAN, WAN_ANIMATE, WAN_I2V, WAN_V2V, WAN_VACE
 from engine_service.models.families.z_image import Z_IMAGE, Z_IMAGE_IMG2IMG, Z_IMAGE_INPAINT
 from engine_service.models.spec import FamilySpec
 
@@ -114,8 +121,12 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FLUX2_KLEIN_KV,
     WAN_I2V,
     WAN_VACE,
+    WAN_V2V,
+    LUCY_EDIT,
     COGVIDEOX,
     COGVIDEOX_I2V,
+    COGVIDEOX_V2V,
+    COGVIDEOX_FUN_CONTROL,
     HUNYUAN_VIDEO,
     HUNYUAN_SKYREELS_I2V,
     HUNYUAN_VIDEO_I2V,
@@ -156,6 +167,11 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HUNYUANIMAGE,
     AMUSED,
     VISUALCLOZE,
+    ACE_STEP,
+    STABLE_AUDIO,
+    STABLE_AUDIO_3,
+    LONGCAT_AUDIO_DIT,
+    RFD4_PROTEINA,
 )
 
 __all__ = ["FAMILIES"]
