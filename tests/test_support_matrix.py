@@ -94,8 +94,6 @@ NOT_YET_ENTERED = {
     "QwenImageLayeredPipeline",
     "SanaControlNetPipeline",
     "SanaPAGPipeline",
-    "SanaSprintImg2ImgPipeline",
-    "SanaSprintPipeline",
     "SanaWMPipeline",
     "StableDiffusion3ControlNetInpaintingPipeline",
     "StableDiffusion3PAGImg2ImgPipeline",
