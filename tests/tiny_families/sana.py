@@ -4,6 +4,7 @@ import torch
 from diffusers import (
     AutoencoderDC,
     FlowMatchEulerDiscreteScheduler,
+    SanaPAGPipeline,
     SanaPipeline,
     SanaSprintImg2ImgPipeline,
     SanaSprintPipeline,
@@ -140,3 +141,12 @@ CASES += [
         inputs=(("image", (32, 32)),),
     ),
 ]
+
+CASES.append(
+    TinyCase(
+        name="sana-pag",
+        pipeline_class="SanaPAGPipeline",
+        build=lambda: SanaPAGPipeline(**build_tiny_sana().components, pag_applied_layers=["transformer_blocks.1"]),
+        defaults=CASES[0].defaults,
+    )
+)

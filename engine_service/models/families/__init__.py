@@ -37,7 +37,7 @@ from engine_service.models.families.hunyuan_video import (
     HUNYUAN_VIDEO_FRAMEPACK,
     HUNYUAN_VIDEO_I2V,
 )
-from engine_service.models.families.hunyuandit import HUNYUANDIT
+from engine_service.models.families.hunyuandit import HUNYUANDIT, HUNYUANDIT_PAG
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
@@ -55,7 +55,7 @@ from engine_service.models.families.non_visual import (
 )
 from engine_service.models.families.omnigen import OMNIGEN
 from engine_service.models.families.ovis_image import OVIS_IMAGE
-from engine_service.models.families.pixart import PIXART
+from engine_service.models.families.pixart import PIXART, PIXART_SIGMA_PAG
 from engine_service.models.families.prx import PRX
 from engine_service.models.families.qwen_image import (
     QWEN_IMAGE,
@@ -67,9 +67,16 @@ from engine_service.models.families.qwen_image import (
     QWEN_IMAGE_INPAINT,
 )
 from engine_service.models.families.qwen_image21 import QWEN_IMAGE_21
-from engine_service.models.families.sana import SANA, SANA_SPRINT, SANA_SPRINT_IMG2IMG
+from engine_service.models.families.sana import SANA, SANA_PAG, SANA_SPRINT, SANA_SPRINT_IMG2IMG
 from engine_service.models.families.sana_video import SANA_VIDEO, SANA_VIDEO_I2V
-from engine_service.models.families.sd3 import SD3, SD3_CONTROLNET, SD3_IMG2IMG, SD3_INPAINT
+from engine_service.models.families.sd3 import (
+    SD3,
+    SD3_CONTROLNET,
+    SD3_IMG2IMG,
+    SD3_INPAINT,
+    SD3_PAG,
+    SD3_PAG_IMG2IMG,
+)
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.visualcloze import VISUALCLOZE
 from engine_service.models.families.wan import LUCY_EDIT, WAN, WAN_ANIMATE, WAN_I2V, WAN_V2V, WAN_VACE
@@ -103,13 +110,17 @@ FAMILIES: tuple[FamilySpec, ...] = (
     SD3_IMG2IMG,
     SD3_INPAINT,
     SD3_CONTROLNET,
+    SD3_PAG,
+    SD3_PAG_IMG2IMG,
     PIXART,
+    PIXART_SIGMA_PAG,
     AURAFLOW,
     CHROMA,
     CHROMA_IMG2IMG,
     CHROMA_INPAINT,
     BRIA,
     SANA,
+    SANA_PAG,
     SANA_SPRINT,
     SANA_SPRINT_IMG2IMG,
     LUMINA,
@@ -156,6 +167,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HELIOS,
     HELIOS_PYRAMID,
     HUNYUANDIT,
+    HUNYUANDIT_PAG,
     COGVIEW4,
     COGVIEW3PLUS,
     HIDREAM,

@@ -5,9 +5,16 @@ the transformer's loop and stands in for each block (``PER_BLOCK_LAYOUTS`` in th
 cache library). Two text encoders (a bilingual BERT-like CLIP and mT5); CFG runs
 in the same batch. Latents are 8x VAE with 2x2 patches. The pipeline snaps sizes to
 its trained resolutions and resizes the result back (``use_resolution_binning``).
+
+Perturbed-attention guidance (``HunyuanDiTPAGPipeline``): the same transformer; each step the
+pipeline adds a third batch branch whose self-attention in ``pag_applied_layers``
+is replaced by identity, and moves the prediction away from it by ``pag_scale``
+(3.0, the pipeline's default; a model may set another in its call defaults).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from engine_service.models.pipeline_calls import text_to_image_with_negative
 from engine_service.models.spec import FamilySpec
@@ -26,3 +33,5 @@ HUNYUANDIT = FamilySpec(
     uses_negative_prompt=True,
     call_defaults={"use_resolution_binning": True},
 )
+
+HUNYUANDIT_PAG = dataclasses.replace(HUNYUANDIT, name="hunyuandit-pag", pipeline_classes=("HunyuanDiTPAGPipeline",))

@@ -10,10 +10,16 @@ Sana Sprint (``SanaSprintPipeline``, ``SanaSprintImg2ImgPipeline``) is the
 timestep-distilled Sana (sCM): 1 to 4 steps (2 by default) of the same blocks,
 guidance embedded in the transformer (no negative prompt, one transformer call
 per step); the image-to-image pipeline takes ``strength`` (0.6 by default).
+
+Perturbed-attention guidance (``SanaPAGPipeline``): the same transformer; each step the
+pipeline adds a third batch branch whose self-attention in ``pag_applied_layers``
+is replaced by identity, and moves the prediction away from it by ``pag_scale``
+(3.0, the pipeline's default; a model may set another in its call defaults).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from engine_service.models.pipeline_calls import (
@@ -47,6 +53,8 @@ SANA = FamilySpec(
     uses_negative_prompt=True,
     call_defaults={"max_sequence_length": 300},
 )
+
+SANA_PAG = dataclasses.replace(SANA, name="sana-pag", pipeline_classes=("SanaPAGPipeline",))
 
 
 def _sprint_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
