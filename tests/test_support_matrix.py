@@ -62,7 +62,6 @@ NOT_YET_ENTERED = {
     "BriaFibo2Pipeline",
     "BriaFiboEditPipeline",
     "BriaFiboPipeline",
-    "CogView4ControlPipeline",
     "Cosmos3OmniPipeline",
     "ErnieImagePipeline",
     "GlmImagePipeline",

@@ -7,7 +7,7 @@ from engine_service.models.families.bria import BRIA
 from engine_service.models.families.chroma import CHROMA, CHROMA_IMG2IMG, CHROMA_INPAINT
 from engine_service.models.families.chronoedit import CHRONOEDIT
 from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_FUN_CONTROL, COGVIDEOX_I2V, COGVIDEOX_V2V
-from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4
+from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4, COGVIEW4_CONTROL
 from engine_service.models.families.consisid import CONSISID
 from engine_service.models.families.cosmos import COSMOS
 from engine_service.models.families.dit import DIT
@@ -169,6 +169,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HUNYUANDIT,
     HUNYUANDIT_PAG,
     COGVIEW4,
+    COGVIEW4_CONTROL,
     COGVIEW3PLUS,
     HIDREAM,
     DIT,
