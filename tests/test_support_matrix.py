@@ -86,7 +86,6 @@ NOT_YET_ENTERED = {
     "MotifVideoImage2VideoPipeline",
     "MotifVideoPipeline",
     "NucleusMoEImagePipeline",
-    "PRXPixelPipeline",
     "QwenImageControlNetInpaintPipeline",
     "QwenImageLayeredPipeline",
     "SanaControlNetPipeline",

@@ -56,7 +56,7 @@ from engine_service.models.families.non_visual import (
 from engine_service.models.families.omnigen import OMNIGEN
 from engine_service.models.families.ovis_image import OVIS_IMAGE
 from engine_service.models.families.pixart import PIXART, PIXART_SIGMA_PAG
-from engine_service.models.families.prx import PRX
+from engine_service.models.families.prx import PRX, PRX_PIXEL
 from engine_service.models.families.qwen_image import (
     QWEN_IMAGE,
     QWEN_IMAGE_CONTROLNET,
@@ -179,6 +179,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     LONGCAT_IMAGE,
     LONGCAT_IMAGE_EDIT,
     PRX,
+    PRX_PIXEL,
     HUNYUANIMAGE,
     AMUSED,
     VISUALCLOZE,
