@@ -80,7 +80,6 @@ NOT_YET_ENTERED = {
     "LTX2ImageToVideoPipeline",
     "LTX2InContextPipeline",
     "LTX2Pipeline",
-    "LTXConditionPipeline",
     "LTXI2VLongMultiPromptPipeline",
     "LattePipeline",
     "MotifVideoImage2VideoPipeline",

@@ -4,6 +4,13 @@ The VAE compresses 8 frames into one latent frame (frame counts are 8k + 1) and
 32x spatially; the transformer takes one latent pixel per token. The model is
 conditioned on the frame rate, so the request's ``fps`` is passed as
 ``frame_rate``.
+
+LTX-Video condition (``LTXConditionPipeline``, LTX-Video 0.9.5 and later) is
+text-to-video, or image-to-video with an optional input image: the image is
+encoded as the first latent frame and kept close to it (a per-token timestep).
+The request's image is the condition at frame 0 with the pipeline's default
+condition strength (1.0); the noise of the condition draws from one generator, so
+its jobs run alone.
 """
 
 from __future__ import annotations
@@ -41,5 +48,15 @@ LTX_VIDEO_I2V = FamilySpec(
     decode_latents=video_preview(ltx_mean_std, frame="last", latents=packed_tokens, decode=ltx_decode),
     input_roles=("image",),
     required_roles=("image",),
+    **_COMMON,
+)
+
+LTX_VIDEO_CONDITION = FamilySpec(
+    name="ltx-video-condition",
+    pipeline_classes=("LTXConditionPipeline",),
+    build_call_kwargs=video_call_kwargs(images={"image": "image"}, fps="frame_rate"),
+    decode_latents=video_preview(ltx_mean_std, frame="last", latents=packed_tokens, decode=ltx_decode),
+    input_roles=("image",),
+    generator_per_output=False,
     **_COMMON,
 )
