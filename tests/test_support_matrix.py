@@ -55,8 +55,6 @@ SIGNATURE_UNAVAILABLE = {
 #: DiT pipeline classes of the installed diffusers that no family entry claims yet (neither served
 #: nor refused with a reason). This set may only shrink: a new class must get a family entry.
 NOT_YET_ENTERED = {
-    "AmusedImg2ImgPipeline",
-    "AmusedInpaintPipeline",
     "AnyFlowFARPipeline",
     "AnyFlowPipeline",
     "BriaFibo2Pipeline",
@@ -70,8 +68,6 @@ NOT_YET_ENTERED = {
     "Ideogram4Pipeline",
     "JoyImageEditPipeline",
     "JoyImageEditPlusPipeline",
-    "Kandinsky6SRPipeline",
-    "Kandinsky6TI2VAPipeline",
     "Krea2Pipeline",
     "LTX2ConditionPipeline",
     "LTX2DFRPipeline",
@@ -80,7 +76,6 @@ NOT_YET_ENTERED = {
     "LTX2ImageToVideoPipeline",
     "LTX2InContextPipeline",
     "LTX2Pipeline",
-    "LTXI2VLongMultiPromptPipeline",
     "LattePipeline",
     "MotifVideoImage2VideoPipeline",
     "MotifVideoPipeline",
@@ -88,7 +83,6 @@ NOT_YET_ENTERED = {
     "QwenImageControlNetInpaintPipeline",
     "QwenImageLayeredPipeline",
     "SanaControlNetPipeline",
-    "SanaWMPipeline",
     "StableDiffusion3ControlNetInpaintingPipeline",
     "VQDiffusionPipeline",
     "ZImageControlNetInpaintPipeline",

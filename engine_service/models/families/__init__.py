@@ -1,7 +1,7 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
 from engine_service.models.families.allegro import ALLEGRO
-from engine_service.models.families.amused import AMUSED
+from engine_service.models.families.amused import AMUSED, AMUSED_IMG2IMG
 from engine_service.models.families.auraflow import AURAFLOW
 from engine_service.models.families.bria import BRIA
 from engine_service.models.families.chroma import CHROMA, CHROMA_IMG2IMG, CHROMA_INPAINT
@@ -41,9 +41,10 @@ from engine_service.models.families.hunyuandit import HUNYUANDIT, HUNYUANDIT_PAG
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
+from engine_service.models.families.kandinsky6 import KANDINSKY6, KANDINSKY6_SR
 from engine_service.models.families.longcat_image import LONGCAT_IMAGE, LONGCAT_IMAGE_EDIT
 from engine_service.models.families.longcat_video import LONGCAT_VIDEO
-from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_CONDITION, LTX_VIDEO_I2V
+from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_CONDITION, LTX_VIDEO_I2V, LTX_VIDEO_LONG
 from engine_service.models.families.lumina import LUMINA, LUMINA2
 from engine_service.models.families.mochi import MOCHI
 from engine_service.models.families.non_visual import (
@@ -68,7 +69,7 @@ from engine_service.models.families.qwen_image import (
 )
 from engine_service.models.families.qwen_image21 import QWEN_IMAGE_21
 from engine_service.models.families.sana import SANA, SANA_PAG, SANA_SPRINT, SANA_SPRINT_IMG2IMG
-from engine_service.models.families.sana_video import SANA_VIDEO, SANA_VIDEO_I2V
+from engine_service.models.families.sana_video import SANA_VIDEO, SANA_VIDEO_I2V, SANA_WM
 from engine_service.models.families.sd3 import (
     SD3,
     SD3_CONTROLNET,
@@ -149,8 +150,10 @@ FAMILIES: tuple[FamilySpec, ...] = (
     LTX_VIDEO,
     LTX_VIDEO_I2V,
     LTX_VIDEO_CONDITION,
+    LTX_VIDEO_LONG,
     SANA_VIDEO,
     SANA_VIDEO_I2V,
+    SANA_WM,
     SKYREELS_V2,
     SKYREELS_V2_I2V,
     SKYREELS_V2_DF,
@@ -160,6 +163,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
     COSMOS,
     CONSISID,
     KANDINSKY5_VIDEO,
+    KANDINSKY6,
+    KANDINSKY6_SR,
     LONGCAT_VIDEO,
     EASYANIMATE,
     EASYANIMATE_I2V,
@@ -183,6 +188,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     PRX_PIXEL,
     HUNYUANIMAGE,
     AMUSED,
+    AMUSED_IMG2IMG,
     VISUALCLOZE,
     ACE_STEP,
     STABLE_AUDIO,
