@@ -79,7 +79,6 @@ NOT_YET_ENTERED = {
     "LattePipeline",
     "MotifVideoImage2VideoPipeline",
     "MotifVideoPipeline",
-    "NucleusMoEImagePipeline",
     "QwenImageControlNetInpaintPipeline",
     "QwenImageLayeredPipeline",
     "SanaControlNetPipeline",

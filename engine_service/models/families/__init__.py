@@ -54,6 +54,7 @@ from engine_service.models.families.non_visual import (
     STABLE_AUDIO,
     STABLE_AUDIO_3,
 )
+from engine_service.models.families.nucleusmoe_image import NUCLEUSMOE_IMAGE
 from engine_service.models.families.omnigen import OMNIGEN
 from engine_service.models.families.ovis_image import OVIS_IMAGE
 from engine_service.models.families.pixart import PIXART, PIXART_SIGMA_PAG
@@ -190,6 +191,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     AMUSED,
     AMUSED_IMG2IMG,
     VISUALCLOZE,
+    NUCLEUSMOE_IMAGE,
     ACE_STEP,
     STABLE_AUDIO,
     STABLE_AUDIO_3,
