@@ -2,7 +2,7 @@
 
 from engine_service.models.families.allegro import ALLEGRO
 from engine_service.models.families.amused import AMUSED, AMUSED_IMG2IMG
-from engine_service.models.families.anyflow import ANYFLOW
+from engine_service.models.families.anyflow import ANYFLOW, ANYFLOW_FAR
 from engine_service.models.families.auraflow import AURAFLOW
 from engine_service.models.families.bria import BRIA
 from engine_service.models.families.chroma import CHROMA, CHROMA_IMG2IMG, CHROMA_INPAINT
@@ -169,6 +169,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     KANDINSKY6_SR,
     LONGCAT_VIDEO,
     ANYFLOW,
+    ANYFLOW_FAR,
     EASYANIMATE,
     EASYANIMATE_I2V,
     EASYANIMATE_CONTROL,

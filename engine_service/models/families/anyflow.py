@@ -8,6 +8,11 @@ pipeline keeps its latents frames-first (N, F, C, h, w). CFG, off at the
 default guidance 1.0, batches the negative prompt into the same call. Its
 video-continuation input (``video``, frames to continue) is not exposed: a
 request's inputs are still images.
+
+AnyFlow-FAR (``AnyFlowFARPipeline``) is known but not served: it samples the
+video chunk by chunk (``chunk_partition``), each chunk a whole loop of steps
+attending to the earlier chunks through a key-value cache it fills between them,
+while the engine follows one denoising loop per request.
 """
 
 from __future__ import annotations
@@ -31,4 +36,25 @@ ANYFLOW = FamilySpec(
     frame_stride=4,
     uses_negative_prompt=True,
     call_defaults={"max_sequence_length": 512},
+)
+
+ANYFLOW_FAR = FamilySpec(
+    name="anyflow-far",
+    pipeline_classes=("AnyFlowFARPipeline",),
+    output_kind="video",
+    latent_patch=2,
+    default_width=832,
+    default_height=480,
+    default_steps=50,
+    default_guidance_scale=1.0,
+    block_lists=("blocks",),
+    build_call_kwargs=video_call_kwargs(),
+    default_frames=81,
+    frame_stride=4,
+    uses_negative_prompt=True,
+    unsupported_reason=(
+        "it samples the video chunk by chunk (chunk_partition), each chunk a whole loop of num_inference_steps "
+        "attending to the earlier chunks through a key-value cache filled between them, while the engine "
+        "follows one denoising loop per request (progress, cancellation, the cache's warmup and step counts)"
+    ),
 )
