@@ -20,7 +20,9 @@ ControlNet (``QwenImageControlNetPipeline``: a Qwen-Image directory with a
 blocks, and the cache places them per block.
 
 Edit inpainting (``QwenImageEditInpaintPipeline``) is known but not served: it
-renders at about 1024x1024 whatever the request's size.
+renders at about 1024x1024 whatever the request's size. ControlNet inpainting
+(``QwenImageControlNetInpaintPipeline``) is known but not served: it samples the
+masked image's latents outside the request's generator.
 
 Qwen-Image-Lightning is Qwen-Image with a distillation LoRA fused in and a
 few-step schedule: serve the fused directory like any Qwen-Image model, with a
@@ -159,6 +161,19 @@ QWEN_IMAGE_CONTROLNET = FamilySpec(
     required_roles=("control",),
     control_count=controlnet_count,
     **{**_COMMON, "context_parallel": False},
+)
+
+QWEN_IMAGE_CONTROLNET_INPAINT = dataclasses.replace(
+    QWEN_IMAGE_CONTROLNET,
+    name="qwen-image-controlnet-inpaint",
+    pipeline_classes=("QwenImageControlNetInpaintPipeline",),
+    input_roles=("control", "mask"),
+    required_roles=("control", "mask"),
+    unsupported_reason=(
+        "diffusers 0.42.1's pipeline encodes the masked image by sampling the VAE's latent distribution "
+        "from the process-wide random state, not the request's generator: the same request and seed give a "
+        "different image each time"
+    ),
 )
 
 QWEN_IMAGE_EDIT_INPAINT = dataclasses.replace(

@@ -8,7 +8,9 @@ Image-to-image and inpainting (``StableDiffusion3Img2ImgPipeline``,
 and the request's ``strength``.
 
 ControlNet (``StableDiffusion3ControlNetPipeline``) is known but not served: it
-samples the control image's latents outside the request's generator.
+samples the control image's latents outside the request's generator; so does
+its inpainting ControlNet (``StableDiffusion3ControlNetInpaintingPipeline``), for
+the masked image.
 
 SD 3.5 Large Turbo is served the same way with 4 steps and guidance 0 or 1.
 
@@ -86,6 +88,19 @@ SD3_CONTROLNET = dataclasses.replace(
     control_count=controlnet_count,
     unsupported_reason=(
         "diffusers 0.42.1's pipeline encodes the control image by sampling the VAE's latent distribution "
+        "from the process-wide random state, not the request's generator: the same request and seed give a "
+        "different image each time"
+    ),
+)
+
+SD3_CONTROLNET_INPAINT = dataclasses.replace(
+    SD3_CONTROLNET,
+    name="sd3-controlnet-inpaint",
+    pipeline_classes=("StableDiffusion3ControlNetInpaintingPipeline",),
+    input_roles=("control", "mask"),
+    required_roles=("control", "mask"),
+    unsupported_reason=(
+        "diffusers 0.42.1's pipeline encodes the masked image by sampling the VAE's latent distribution "
         "from the process-wide random state, not the request's generator: the same request and seed give a "
         "different image each time"
     ),
