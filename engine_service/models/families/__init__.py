@@ -38,6 +38,7 @@ from engine_service.models.families.hunyuandit import HUNYUANDIT
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
+from engine_service.models.families.krea2 import KREA2
 from engine_service.models.families.longcat_image import LONGCAT_IMAGE, LONGCAT_IMAGE_EDIT
 from engine_service.models.families.longcat_video import LONGCAT_VIDEO
 from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_I2V
@@ -139,6 +140,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     OVIS_IMAGE,
     LONGCAT_IMAGE,
     LONGCAT_IMAGE_EDIT,
+    KREA2,
     PRX,
     HUNYUANIMAGE,
     AMUSED,
