@@ -1,0 +1,87 @@
+"""Bria Fibo: 2 double-stream + 2 single-stream blocks, a 2-layer SmolLM3 text encoder (width 16; the
+released vocabulary size, as the pipeline encodes an empty prompt as token 128000) over the byte-level
+Qwen tokenizer, a 16x Wan 2.2-style VAE with 16 latent channels."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKLWan, BriaFiboPipeline, BriaFiboTransformer2DModel, FlowMatchEulerDiscreteScheduler
+from tiny_tokenizers import byte_level_qwen2_tokenizer
+from transformers import SmolLM3Config, SmolLM3ForCausalLM
+
+from tiny_families import TinyCase, scale_weights
+
+LATENT_CHANNELS = 16
+TEXT_WIDTH = 16
+
+
+def _vae() -> AutoencoderKLWan:
+    torch.manual_seed(0)
+    return AutoencoderKLWan(
+        base_dim=3,
+        z_dim=LATENT_CHANNELS,
+        in_channels=12,
+        out_channels=12,
+        is_residual=True,
+        patch_size=2,
+        latents_mean=[0.0] * LATENT_CHANNELS,
+        latents_std=[1.0] * LATENT_CHANNELS,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        scale_factor_spatial=16,
+        scale_factor_temporal=4,
+        temperal_downsample=[False, True, True],
+    )
+
+
+def _smollm3() -> SmolLM3ForCausalLM:
+    torch.manual_seed(0)
+    return SmolLM3ForCausalLM(
+        SmolLM3Config(
+            hidden_size=TEXT_WIDTH,
+            intermediate_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            pad_token_id=0,
+        )
+    )
+
+
+def _fibo_components() -> dict:
+    torch.manual_seed(0)
+    transformer = BriaFiboTransformer2DModel(
+        patch_size=1,
+        in_channels=LATENT_CHANNELS,
+        num_layers=2,  # two groups (double and single), two blocks each
+        num_single_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        joint_attention_dim=2 * TEXT_WIDTH,  # the encoder's last two layers, side by side
+        axes_dims_rope=[2, 2, 4],
+        text_encoder_dim=TEXT_WIDTH,
+    )
+    scale_weights(transformer.transformer_blocks, transformer.single_transformer_blocks, factor=3.0)
+    modules = {"transformer": transformer, "vae": _vae(), "text_encoder": _smollm3()}
+    for module in modules.values():
+        module.eval()
+    return {
+        **modules,
+        "scheduler": FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True),
+        "tokenizer": byte_level_qwen2_tokenizer(),
+    }
+
+
+def build_tiny_bria_fibo() -> BriaFiboPipeline:
+    return BriaFiboPipeline(**_fibo_components())
+
+
+CASES = [
+    TinyCase(
+        name="bria-fibo",
+        pipeline_class="BriaFiboPipeline",
+        build=build_tiny_bria_fibo,
+        defaults={"width": 32, "height": 32, "steps": 4},
+    ),
+]
