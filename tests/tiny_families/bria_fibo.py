@@ -5,7 +5,13 @@ Qwen tokenizer, a 16x Wan 2.2-style VAE with 16 latent channels."""
 from __future__ import annotations
 
 import torch
-from diffusers import AutoencoderKLWan, BriaFiboPipeline, BriaFiboTransformer2DModel, FlowMatchEulerDiscreteScheduler
+from diffusers import (
+    AutoencoderKLWan,
+    BriaFiboEditPipeline,
+    BriaFiboPipeline,
+    BriaFiboTransformer2DModel,
+    FlowMatchEulerDiscreteScheduler,
+)
 from tiny_tokenizers import byte_level_qwen2_tokenizer
 from transformers import SmolLM3Config, SmolLM3ForCausalLM
 
@@ -77,11 +83,22 @@ def build_tiny_bria_fibo() -> BriaFiboPipeline:
     return BriaFiboPipeline(**_fibo_components())
 
 
+def build_tiny_bria_fibo_edit() -> BriaFiboEditPipeline:
+    return BriaFiboEditPipeline(**_fibo_components())
+
+
 CASES = [
     TinyCase(
         name="bria-fibo",
         pipeline_class="BriaFiboPipeline",
         build=build_tiny_bria_fibo,
         defaults={"width": 32, "height": 32, "steps": 4},
+    ),
+    TinyCase(
+        name="bria-fibo-edit",
+        pipeline_class="BriaFiboEditPipeline",
+        build=build_tiny_bria_fibo_edit,
+        defaults={"width": 32, "height": 32, "steps": 4},
+        inputs=(("image", (32, 32)), ("mask", (32, 32))),
     ),
 ]

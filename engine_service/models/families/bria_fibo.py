@@ -7,23 +7,70 @@ block (two groups: the double-stream and the single-stream list). Fibo is traine
 structured (JSON) captions; any prompt text is accepted. Latents are 16x Wan 2.2 VAE
 latents, one token each (sizes multiples of 16). CFG runs in one batch with the
 negative prompt (an empty one is the encoder's begin-of-text token) above guidance 1.
+
+Fibo Edit (``BriaFiboEditPipeline``) takes one required ``image`` (encoded at its own
+size, up to about 1024x1024) and an optional ``mask`` of its size (the masked region is
+regenerated). Its prompt must be a JSON object with an ``edit_instruction``; any other
+prompt is sent as ``{"edit_instruction": prompt}``.
 """
 
 from __future__ import annotations
 
+import json
+from typing import TYPE_CHECKING, Any
+
+from engine_service.models.inputs import image_of
 from engine_service.models.pipeline_calls import text_to_image_with_negative
 from engine_service.models.spec import FamilySpec
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from diffusers import DiffusionPipeline
+
+    from engine_service.jobs import JobSpec
+
+
+def _edit_instruction(prompt: str) -> str:
+    """``prompt`` if it is a JSON object with an ``edit_instruction``, else one made of it."""
+    try:
+        parsed = json.loads(prompt)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and "edit_instruction" in parsed:
+        return prompt
+    return json.dumps({"edit_instruction": prompt})
+
+
+def _edit_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    kwargs = text_to_image_with_negative(pipe, jobs)
+    kwargs["prompt"] = [_edit_instruction(prompt) for prompt in kwargs["prompt"]]
+    return {**kwargs, "image": image_of(jobs, "image"), "mask": image_of(jobs, "mask")}
+
+
+_COMMON: dict[str, Any] = {
+    "output_kind": "image",
+    "latent_patch": 1,
+    "default_width": 1024,
+    "default_height": 1024,
+    "default_steps": 50,
+    "default_guidance_scale": 5.0,
+    "block_lists": ("transformer_blocks", "single_transformer_blocks"),
+    "uses_negative_prompt": True,
+}
 
 BRIA_FIBO = FamilySpec(
     name="bria-fibo",
     pipeline_classes=("BriaFiboPipeline",),
-    output_kind="image",
-    latent_patch=1,
-    default_width=1024,
-    default_height=1024,
-    default_steps=50,
-    default_guidance_scale=5.0,
-    block_lists=("transformer_blocks", "single_transformer_blocks"),
     build_call_kwargs=text_to_image_with_negative,
-    uses_negative_prompt=True,
+    **_COMMON,
+)
+
+BRIA_FIBO_EDIT = FamilySpec(
+    name="bria-fibo-edit",
+    pipeline_classes=("BriaFiboEditPipeline",),
+    build_call_kwargs=_edit_call_kwargs,
+    input_roles=("image", "mask"),
+    required_roles=("image",),
+    **_COMMON,
 )
