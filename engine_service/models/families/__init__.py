@@ -4,7 +4,7 @@ from engine_service.models.families.allegro import ALLEGRO
 from engine_service.models.families.amused import AMUSED
 from engine_service.models.families.auraflow import AURAFLOW
 from engine_service.models.families.bria import BRIA
-from engine_service.models.families.bria_fibo import BRIA_FIBO, BRIA_FIBO_EDIT
+from engine_service.models.families.bria_fibo import BRIA_FIBO, BRIA_FIBO2, BRIA_FIBO_EDIT
 from engine_service.models.families.chroma import CHROMA, CHROMA_IMG2IMG, CHROMA_INPAINT
 from engine_service.models.families.chronoedit import CHRONOEDIT
 from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
@@ -144,6 +144,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     KREA2,
     BRIA_FIBO,
     BRIA_FIBO_EDIT,
+    BRIA_FIBO2,
     PRX,
     HUNYUANIMAGE,
     AMUSED,

@@ -12,6 +12,15 @@ Fibo Edit (``BriaFiboEditPipeline``) takes one required ``image`` (encoded at it
 size, up to about 1024x1024) and an optional ``mask`` of its size (the masked region is
 regenerated). Its prompt must be a JSON object with an ``edit_instruction``; any other
 prompt is sent as ``{"edit_instruction": prompt}``.
+
+Fibo 2 (``BriaFibo2Pipeline``) is another architecture: a Qwen3-VL encoder whose layer
+bundles feed a Perceiver (gist tokens) and the main list's injection blocks, which read
+their own bundle in the transformer's loop (the cache stands in for each block of the
+main list; the noise refiner before it is no part of the stack). Served for
+text-to-image: a JSON caption is put in the form Fibo 2 was trained with, and the text
+of its ``text_render`` entries is drawn and shown to the encoder as images from the
+step whose noise level is 0.9 or less. CFG as a second transformer call above
+guidance 1; an empty negative prompt is the pipeline's default (an empty caption).
 """
 
 from __future__ import annotations
@@ -64,6 +73,28 @@ BRIA_FIBO = FamilySpec(
     pipeline_classes=("BriaFiboPipeline",),
     build_call_kwargs=text_to_image_with_negative,
     **_COMMON,
+)
+
+
+def _fibo2_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    kwargs = text_to_image_with_negative(pipe, jobs)
+    if not any(kwargs["negative_prompt"]):
+        kwargs["negative_prompt"] = None  # the pipeline's own: an empty caption
+    return kwargs
+
+
+BRIA_FIBO2 = FamilySpec(
+    name="bria-fibo2",
+    pipeline_classes=("BriaFibo2Pipeline",),
+    output_kind="image",
+    latent_patch=2,
+    default_width=1024,
+    default_height=1024,
+    default_steps=30,
+    default_guidance_scale=5.0,
+    block_lists=("layers",),
+    build_call_kwargs=_fibo2_call_kwargs,
+    uses_negative_prompt=True,
 )
 
 BRIA_FIBO_EDIT = FamilySpec(
