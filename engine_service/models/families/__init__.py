@@ -64,7 +64,7 @@ from engine_service.models.families.sd3 import SD3, SD3_CONTROLNET, SD3_IMG2IMG,
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.visualcloze import VISUALCLOZE
 from engine_service.models.families.wan import WAN, WAN_I2V, WAN_VACE
-from engine_service.models.families.z_image import Z_IMAGE, Z_IMAGE_IMG2IMG, Z_IMAGE_INPAINT
+from engine_service.models.families.z_image import Z_IMAGE, Z_IMAGE_CONTROLNET, Z_IMAGE_IMG2IMG, Z_IMAGE_INPAINT
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
@@ -106,6 +106,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     Z_IMAGE,
     Z_IMAGE_IMG2IMG,
     Z_IMAGE_INPAINT,
+    Z_IMAGE_CONTROLNET,
     FLUX2,
     FLUX2_KLEIN,
     FLUX2_KLEIN_INPAINT,
