@@ -59,7 +59,7 @@ from engine_service.models.families.qwen_image import (
     QWEN_IMAGE_INPAINT,
 )
 from engine_service.models.families.qwen_image21 import QWEN_IMAGE_21
-from engine_service.models.families.sana import SANA
+from engine_service.models.families.sana import SANA, SANA_CONTROLNET
 from engine_service.models.families.sd3 import SD3, SD3_CONTROLNET, SD3_IMG2IMG, SD3_INPAINT
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.visualcloze import VISUALCLOZE
@@ -101,6 +101,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     CHROMA_INPAINT,
     BRIA,
     SANA,
+    SANA_CONTROLNET,
     LUMINA,
     LUMINA2,
     Z_IMAGE,
