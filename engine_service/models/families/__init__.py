@@ -35,7 +35,7 @@ from engine_service.models.families.hunyuan_video import (
     HUNYUAN_VIDEO_FRAMEPACK,
     HUNYUAN_VIDEO_I2V,
 )
-from engine_service.models.families.hunyuandit import HUNYUANDIT
+from engine_service.models.families.hunyuandit import HUNYUANDIT, HUNYUANDIT_CONTROLNET
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
@@ -134,6 +134,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     KANDINSKY5_VIDEO,
     LONGCAT_VIDEO,
     HUNYUANDIT,
+    HUNYUANDIT_CONTROLNET,
     COGVIEW4,
     COGVIEW3PLUS,
     HIDREAM,
