@@ -2,8 +2,8 @@
 
 Each case runs one tiny pipeline twice, through ``engine_service.cache`` and through
 cache-dit, with the same DBCache configuration, and compares the cached steps, the
-residual diffs and the output. Calibrated outputs are not compared: cache-dit's
-TaylorSeer first extrapolates after three computed steps, ours after two.
+residual diffs and the output. TaylorSeer of order 1 is compared forecast by forecast
+on the calibrator itself (bit for bit); higher orders damp differently by design.
 """
 
 from __future__ import annotations
@@ -85,3 +85,23 @@ def test_wan_cfg_branches_cache_the_same_steps_as_cache_dit(wan):
     ours, theirs = _both(wan, lambda p: run_wan(p, steps=12), residual_diff_threshold=0.1)
     assert ours[1][0].cfg_cached_steps, "the case should cache CFG calls"
     _assert_same(ours, theirs, cfg=True)
+
+
+def test_taylorseer_order_1_forecasts_bit_for_bit_as_cache_dit():
+    from cache_dit.caching.cache_contexts.calibrators import TaylorSeerCalibrator as TheirTaylorSeer
+
+    ours, theirs = cache.TaylorSeerCalibrator(order=1), TheirTaylorSeer(n_derivatives=1)
+    generator = torch.Generator().manual_seed(0)
+    # Step 2 cached among the first steps, then gaps of 1 to 5 steps (a long one after unit-spaced steps).
+    computed = {0, 1, 3, 4, 5, 10, 11, 13, 17, 22, 23}
+    forecasts = 0
+    for step in range(24):
+        theirs.mark_step_begin()  # cache-dit counts every transformer call of the branch
+        if step in computed:
+            residual = torch.randn(2, 8, 4, generator=generator) * (1.0 + step)
+            ours.update(step, residual)
+            theirs.update(residual)
+        else:
+            assert torch.equal(ours.approximate(step), theirs.approximate()), step
+            forecasts += ours.forecast
+    assert forecasts == 24 - len(computed) - 1, "every cached step after step 3 should extrapolate"
