@@ -21,9 +21,10 @@ a step is cached; it only changes what a cached step adds.
   gap h_n, ``f[..]`` with ``(k h_n)`` in place of the span. Order 1 is linear
   extrapolation from the last two computed steps in all three, the same
   arithmetic as cache-dit (TaylorSeer, arXiv 2503.06923).
-  Steps 0 and 1 never enter a difference: the first steps of a denoising run
-  move too fast to extrapolate from, so a cached step before step 3 reuses the
-  last computed residual as it is (as cache-dit does).
+  A computed step 0, 1 or 2 starts the differences afresh: the first steps of a
+  denoising run move too fast to extrapolate from, so a cached step before step 3
+  reuses the last computed residual as it is, and steps 0 and 1 enter a
+  difference only when step 2 was cached (all as cache-dit does on a run).
 - FoCa takes a Heun (trapezoid) step from the last computed residual, averaging
   the slope between the last two computed residuals and the slope of its own
   running forecast; beyond 3 steps the forecast is damped toward the anchor.
