@@ -1,8 +1,8 @@
-"""FLUX.1 and Qwen-Image ControlNet through the engine: control images, their scales, and the cache.
+"""FLUX.1, Qwen-Image, Z-Image and Sana ControlNet through the engine: control images, their scales, and the cache.
 
 The FLUX ControlNet pipeline is saved to a directory (the base pipeline plus its
 ``controlnet/`` component) and loaded as ``--model NAME=PATH`` loads it; the Qwen-Image
-one is served as built. Their ControlNets add residuals after the transformer's blocks:
+one, Z-Image's and Sana's are served as built. Their ControlNets add residuals after the transformer's blocks:
 with DBCache at threshold 0 the image is bit-identical to no cache, and at threshold 1
 (every step after the first cached) it stays within 30 dB of full compute.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import FluxPipeline
-from tiny_families import input_image
+from tiny_families import all_cases, input_image
 from tiny_families.flux import build_tiny_flux_controlnet
 from tiny_families.qwen_image import build_tiny_qwen_image_controlnet
 
@@ -31,6 +31,8 @@ from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
 
 STEPS = 8
+#: Tiny family cases served as built, beside FLUX.1 and Qwen-Image.
+BUILT_CASES = ("z-image-controlnet", "sana-controlnet")
 TEXT = {"max_sequence_length": 16}
 CONTROL = input_image("control", (32, 32))
 IMAGE = input_image("image", (32, 32))
@@ -72,6 +74,9 @@ def client(directories):
         {"width": 32, "height": 32, "steps": STEPS, "guidance_scale": 1.0, "call_defaults": TEXT},
     )
     models = {"flux-controlnet": flux, "qwen-controlnet": qwen, "flux-attached": attached, "flux-two-nets": two}
+    for case in all_cases():
+        if case.name in BUILT_CASES:
+            models[case.name] = model_from_pipeline(case.name, case.build(), cpu, {**case.defaults, "steps": STEPS})
     engine = AsyncEngine(models, "flux-controlnet", Limits(), "cpu")
     with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client:
         yield client
@@ -81,7 +86,7 @@ def _pixels(result) -> np.ndarray:
     return np.asarray(result.outputs[0].image.convert("RGB"))
 
 
-@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet"])
+@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet", *BUILT_CASES])
 def test_cache_places_the_controlnet_residuals_exactly_once(client, model):
     request = {"model": model, "seed": 4, "input_images": [CONTROL]}
     full = client.generate("a red circle", **request)
@@ -93,7 +98,7 @@ def test_cache_places_the_controlnet_residuals_exactly_once(client, model):
     assert psnr(_pixels(always), _pixels(full)) >= 30.0
 
 
-@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet"])
+@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet", *BUILT_CASES])
 def test_the_conditioning_scale_steers_the_image(client, model):
     def run(scale):
         control = InputImage(CONTROL.data, "control", scale)
@@ -106,7 +111,7 @@ def test_the_conditioning_scale_steers_the_image(client, model):
 
 def test_list_models_says_a_controlnet_model_takes_control_images_and_their_scale(client):
     info = {m.name: m for m in client.list_models().models}
-    for name in ("flux-controlnet", "qwen-controlnet"):
+    for name in ("flux-controlnet", "qwen-controlnet", *BUILT_CASES):
         assert info[name].parameters == ("controlnet_conditioning_scale",)
         assert info[name].input_roles == info[name].required_roles == ("control",)
         assert info[name].control_images == 1 and info[name].default_strength is None
