@@ -15,7 +15,7 @@ import pathlib
 import numpy as np
 import pytest
 import torch
-from diffusers import FluxPipeline
+from diffusers import FluxPipeline, SanaPipeline, ZImagePipeline
 from tiny_families import all_cases, input_image
 from tiny_families.flux import build_tiny_flux_controlnet
 from tiny_families.qwen_image import build_tiny_qwen_image_controlnet
@@ -33,6 +33,8 @@ from engine_service.server.background import BackgroundServer
 STEPS = 8
 #: Tiny family cases served as built, beside FLUX.1 and Qwen-Image.
 BUILT_CASES = ("z-image-controlnet", "sana-controlnet")
+#: Their base pipelines, saved as the directories a ControlNet is attached to.
+BASE_PIPELINES = {"z-image-controlnet": ZImagePipeline, "sana-controlnet": SanaPipeline}
 TEXT = {"max_sequence_length": 16}
 CONTROL = input_image("control", (32, 32))
 IMAGE = input_image("image", (32, 32))
@@ -57,7 +59,7 @@ def directories(tmp_path_factory) -> dict[str, pathlib.Path]:
 
 
 @pytest.fixture(scope="module")
-def client(directories):
+def client(directories, tmp_path_factory):
     cpu = torch.device("cpu")
     flux = load_local_model("flux-controlnet", directories["whole"], cpu, torch.float32)
     flux.default_width = flux.default_height = 32
@@ -75,8 +77,18 @@ def client(directories):
     )
     models = {"flux-controlnet": flux, "qwen-controlnet": qwen, "flux-attached": attached, "flux-two-nets": two}
     for case in all_cases():
-        if case.name in BUILT_CASES:
-            models[case.name] = model_from_pipeline(case.name, case.build(), cpu, {**case.defaults, "steps": STEPS})
+        if case.name not in BUILT_CASES:
+            continue
+        defaults = {**case.defaults, "steps": STEPS}
+        pipeline = case.build()
+        models[case.name] = model_from_pipeline(case.name, pipeline, cpu, defaults)
+        # The same pipeline as its base model directory with the ControlNet attached at start-up.
+        base, net = tmp_path_factory.mktemp(f"{case.name}-base"), tmp_path_factory.mktemp(f"{case.name}-net")
+        BASE_PIPELINES[case.name].from_pipe(pipeline).save_pretrained(base)
+        (base / "ditserve.json").write_text(json.dumps(defaults))
+        pipeline.controlnet.save_pretrained(net)
+        attached_name = f"{case.name}-attached"
+        models[attached_name] = load_local_model(attached_name, base, cpu, torch.float32, controlnets=[str(net)])
     engine = AsyncEngine(models, "flux-controlnet", Limits(), "cpu")
     with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client:
         yield client
@@ -139,6 +151,10 @@ def test_a_controlnet_attached_at_start_up_steers_the_base_model_as_the_saved_pi
     whole = client.generate("a red circle", model="flux-controlnet", **request)
     attached = client.generate("a red circle", model="flux-attached", **request)
     assert attached.outputs[0].sha256 == whole.outputs[0].sha256
+    for name in BUILT_CASES:
+        built = client.generate("a red circle", model=name, **request)
+        attached = client.generate("a red circle", model=f"{name}-attached", **request)
+        assert attached.outputs[0].sha256 == built.outputs[0].sha256, name
     info = {m.name: m for m in client.list_models().models}
     assert info["flux-attached"].input_roles == ("control",) and info["flux-attached"].control_images == 1
     assert info["flux-two-nets"].control_images == 2

@@ -33,6 +33,7 @@ SANA = FamilySpec(
     decode_latents=decode_vae_latents,
     uses_negative_prompt=True,
     call_defaults={"max_sequence_length": 300},
+    controlnet_pipeline="SanaControlNetPipeline",
 )
 
 
@@ -48,4 +49,5 @@ SANA_CONTROLNET = dataclasses.replace(
     input_roles=("control",),
     required_roles=("control",),
     control_count=controlnet_count,
+    controlnet_pipeline=None,
 )

@@ -29,6 +29,7 @@ Z_IMAGE = FamilySpec(
     decode_latents=decode_vae_latents,
     uses_negative_prompt=True,
     call_defaults={"max_sequence_length": 512},
+    controlnet_pipeline="ZImageControlNetPipeline",
 )
 
 #: Image-to-image (strength 0.6 by default) and inpainting (1.0: the masked area is drawn anew).
@@ -40,6 +41,7 @@ Z_IMAGE_IMG2IMG = dataclasses.replace(
     input_roles=("image",),
     required_roles=("image",),
     default_strength=0.6,
+    controlnet_pipeline=None,
 )
 
 Z_IMAGE_INPAINT = dataclasses.replace(
@@ -50,6 +52,7 @@ Z_IMAGE_INPAINT = dataclasses.replace(
     input_roles=("image", "mask"),
     required_roles=("image", "mask"),
     default_strength=1.0,
+    controlnet_pipeline=None,
 )
 
 
@@ -67,4 +70,5 @@ Z_IMAGE_CONTROLNET = dataclasses.replace(
     input_roles=("control",),
     required_roles=("control",),
     control_count=controlnet_count,
+    controlnet_pipeline=None,
 )
