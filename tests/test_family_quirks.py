@@ -4,7 +4,7 @@ DiT is class-conditional (the prompt names a class), renders one size and has no
 step callback; aMUSEd takes a single random generator, so its jobs never batch;
 HunyuanVideo 1.5 has no step callback either (the engine follows its scheduler's
 steps, which cancellation stops) and its image-to-video pipeline renders its
-resolution buckets only.
+resolution buckets only; its VAE cannot decode a batch, so the engine decodes video by video.
 """
 
 from __future__ import annotations
@@ -123,3 +123,9 @@ def test_an_image_to_video_size_off_the_resolution_buckets_is_invalid(client):
     # A bucket of another aspect ratio than the image: the image is cropped to it, the video has its size.
     video = client.generate("a red circle", model="hv15-i2v", width=32, height=16, input_images=[image])
     assert (video.outputs[0].width, video.outputs[0].height) == (32, 16)
+
+
+def test_a_request_for_two_videos_gets_both_although_the_vae_cannot_decode_a_batch(client):
+    videos = client.generate("a red circle", model="hv15", num_outputs=2, seed=4).outputs
+    assert [video.num_frames for video in videos] == [VIDEO["frames"]] * 2
+    assert videos[0].sha256 != videos[1].sha256
