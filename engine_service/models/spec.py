@@ -111,6 +111,10 @@ class FamilySpec:
     """For image-to-image and inpainting pipelines: the ``strength`` a request gets when it sends none
     (the pipeline runs about ``strength x steps`` steps). ``None`` = the pipeline takes no strength, and
     a request that sends one is INVALID_ARGUMENT."""
+    controlnet_pipeline: str | None = None
+    """The diffusers pipeline class that runs this family's model with ControlNets attached
+    (``serve --controlnet NAME=PATH:MODEL``); it must be a served family. ``None`` = no ControlNet
+    can be attached (a directory that already holds a ``controlnet`` component is its own family)."""
     control_count: ControlCount | None = None
     """For ControlNet pipelines: how many ``"control"`` images a request must send, each with its own
     ``controlnet_conditioning_scale``. ``None`` = the pipeline has no ControlNet."""

@@ -26,7 +26,7 @@ from engine_service.models.families.flux import (
     FLUX_KONTEXT,
     FLUX_KONTEXT_INPAINT,
 )
-from engine_service.models.families.flux2 import FLUX2, FLUX2_KLEIN
+from engine_service.models.families.flux2 import FLUX2, FLUX2_KLEIN, FLUX2_KLEIN_INPAINT, FLUX2_KLEIN_KV
 from engine_service.models.families.helios import HELIOS, HELIOS_PYRAMID
 from engine_service.models.families.hidream import HIDREAM
 from engine_service.models.families.hunyuan_video import (
@@ -41,6 +41,7 @@ from engine_service.models.families.hunyuandit import HUNYUANDIT
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
+from engine_service.models.families.longcat_image import LONGCAT_IMAGE, LONGCAT_IMAGE_EDIT
 from engine_service.models.families.longcat_video import LONGCAT_VIDEO
 from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_I2V
 from engine_service.models.families.lumina import LUMINA, LUMINA2
@@ -58,6 +59,7 @@ from engine_service.models.families.qwen_image import (
     QWEN_IMAGE_IMG2IMG,
     QWEN_IMAGE_INPAINT,
 )
+from engine_service.models.families.qwen_image21 import QWEN_IMAGE_21
 from engine_service.models.families.sana import SANA
 from engine_service.models.families.sana_video import SANA_VIDEO, SANA_VIDEO_I2V
 from engine_service.models.families.sd3 import SD3, SD3_CONTROLNET, SD3_IMG2IMG, SD3_INPAINT
@@ -89,6 +91,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     QWEN_IMAGE_INPAINT,
     QWEN_IMAGE_CONTROLNET,
     QWEN_IMAGE_EDIT_INPAINT,
+    QWEN_IMAGE_21,
     SD3,
     SD3_IMG2IMG,
     SD3_INPAINT,
@@ -107,6 +110,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
     Z_IMAGE_INPAINT,
     FLUX2,
     FLUX2_KLEIN,
+    FLUX2_KLEIN_INPAINT,
+    FLUX2_KLEIN_KV,
     WAN_I2V,
     WAN_VACE,
     COGVIDEOX,
@@ -145,6 +150,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
     KANDINSKY5_IMAGE,
     OMNIGEN,
     OVIS_IMAGE,
+    LONGCAT_IMAGE,
+    LONGCAT_IMAGE_EDIT,
     PRX,
     HUNYUANIMAGE,
     AMUSED,
