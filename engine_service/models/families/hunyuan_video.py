@@ -28,7 +28,8 @@ calls; the request's guidance scale becomes the guider's scale. The image-to-vid
 pipeline takes no width or height: it snaps the input image's aspect ratio to the
 resolution buckets of the transformer's ``target_size`` and crops the image to that
 bucket. The engine crops the input image to the request's size first, and refuses
-sizes that are not a bucket, so the video has the size asked for. diffusers 0.42.1's
+sizes that are not a bucket, so the video has the size asked for; the default size
+is the checkpoint's 16:9 bucket. diffusers 0.42.1's
 HunyuanVideo 1.5 VAE cannot decode more than one video at once (its causal attention
 mask does not broadcast over the batch), so the engine has it decode one at a time.
 
@@ -114,6 +115,13 @@ def _decode_one_video_at_a_time(pipe: DiffusionPipeline) -> None:
         return DecoderOutput(sample=videos) if return_dict else (videos,)
 
     vae.decode = decode_each
+
+
+def _hunyuan_15_default_bucket(pipe: DiffusionPipeline) -> tuple[int, int]:
+    """The bucket of the 16:9 videos the text-to-video pipeline makes by default, as (width, height):
+    848x480 for the 480p checkpoints."""
+    height, width = pipe.video_processor.calculate_default_height_width(9, 16, pipe.target_size)
+    return width, height
 
 
 def _hunyuan_15_bucket(pipe: DiffusionPipeline, width: int, height: int) -> str | None:
@@ -215,6 +223,7 @@ HUNYUAN_VIDEO_15_I2V = FamilySpec(
     uses_negative_prompt=True,
     input_roles=("image",),
     required_roles=("image",),
+    default_size=_hunyuan_15_default_bucket,
     check_size=_hunyuan_15_bucket,
     prepare_pipeline=_decode_one_video_at_a_time,
     step_end_callback=False,
