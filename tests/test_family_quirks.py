@@ -4,7 +4,7 @@ DiT is class-conditional (the prompt names a class), renders one size and has no
 step callback; aMUSEd takes a single random generator, so its jobs never batch;
 HunyuanVideo 1.5 has no step callback either (the engine follows its scheduler's
 steps, which cancellation stops) and its image-to-video pipeline renders its
-resolution buckets only.
+resolution buckets only; its VAE cannot decode a batch, so the engine decodes video by video.
 """
 
 from __future__ import annotations
@@ -123,3 +123,18 @@ def test_an_image_to_video_size_off_the_resolution_buckets_is_invalid(client):
     # A bucket of another aspect ratio than the image: the image is cropped to it, the video has its size.
     video = client.generate("a red circle", model="hv15-i2v", width=32, height=16, input_images=[image])
     assert (video.outputs[0].width, video.outputs[0].height) == (32, 16)
+
+
+def test_a_request_for_two_videos_gets_both_although_the_vae_cannot_decode_a_batch(client):
+    videos = client.generate("a red circle", model="hv15", num_outputs=2, seed=4).outputs
+    assert [video.num_frames for video in videos] == [VIDEO["frames"]] * 2
+    assert videos[0].sha256 != videos[1].sha256
+
+
+def test_the_image_to_video_default_size_is_the_checkpoints_16_9_bucket():
+    pipeline = build_hunyuan_video15(HunyuanVideo15ImageToVideoPipeline)
+    model = model_from_pipeline("hv15-i2v", pipeline, torch.device("cpu"), {"frames": 5})
+    # target_size 32 has no 16:9 bucket; the pipeline's own choice for 16:9 is 32x32 (the family's
+    # default, for the 480p checkpoints, is 848x480).
+    assert (model.default_width, model.default_height) == (32, 32)
+    assert model.family.check_size(pipeline, model.default_width, model.default_height) is None

@@ -55,18 +55,13 @@ SIGNATURE_UNAVAILABLE = {
 #: DiT pipeline classes of the installed diffusers that no family entry claims yet (neither served
 #: nor refused with a reason). This set may only shrink: a new class must get a family entry.
 NOT_YET_ENTERED = {
-    "BriaFibo2Pipeline",
-    "BriaFiboEditPipeline",
-    "BriaFiboPipeline",
     "Cosmos3OmniPipeline",
     "ErnieImagePipeline",
     "GlmImagePipeline",
-    "HunyuanDiTControlNetPipeline",
     "HunyuanImageRefinerPipeline",
     "Ideogram4Pipeline",
     "JoyImageEditPipeline",
     "JoyImageEditPlusPipeline",
-    "Krea2Pipeline",
     "LTX2ConditionPipeline",
     "LTX2DFRPipeline",
     "LTX2DFRTemporalRefinePipeline",
@@ -78,10 +73,8 @@ NOT_YET_ENTERED = {
     "MotifVideoImage2VideoPipeline",
     "MotifVideoPipeline",
     "QwenImageLayeredPipeline",
-    "SanaControlNetPipeline",
     "VQDiffusionPipeline",
     "ZImageControlNetInpaintPipeline",
-    "ZImageControlNetPipeline",
     "ZImageOmniPipeline",
 }
 

@@ -132,9 +132,10 @@ def _finish(
         family.prepare_pipeline(pipeline)
     overrides = dict(overrides or {})
     native = family.native_size(pipeline) if family.native_size is not None else None
-    if native is not None:
-        overrides.setdefault("width", native[0])
-        overrides.setdefault("height", native[1])
+    default_size = native or (family.default_size(pipeline) if family.default_size is not None else None)
+    if default_size is not None:
+        overrides.setdefault("width", default_size[0])
+        overrides.setdefault("height", default_size[1])
     model = LoadedModel(
         name=name,
         family=family,

@@ -99,6 +99,10 @@ class FamilySpec:
     native_size: NativeSize | None = None
     """For pipelines that render one size only (no width/height arguments): that size, read from the
     pipeline. It is the default size and any other is INVALID_ARGUMENT. ``None`` = any size."""
+    default_size: NativeSize | None = None
+    """The default (width, height) read from the loaded pipeline, for a family whose sizes depend on
+    the checkpoint (resolution buckets); it replaces ``default_width`` and ``default_height``, and a
+    model's own defaults override it. ``None`` = the family's defaults."""
     check_size: SizeCheck | None = None
     """Refuses sizes the pipeline would not render as asked, e.g. a pipeline that snaps its output to
     resolution buckets (INVALID_ARGUMENT on ``width`` with the reason); ``None`` = any size of the

@@ -10,7 +10,8 @@ as the first frame of a still video and a mask that keeps that frame only, as
 EasyAnimate's own image-to-video helper does. The noise the pipeline adds to the kept
 frame draws from one generator, so these requests run alone. Inpainting a whole input video, the
 pipeline's ``strength`` and ControlNet-like control videos
-(``EasyAnimateControlPipeline``) are not exposed: the engine's inputs are images.
+(``EasyAnimateControlPipeline``) are not exposed: the engine's inputs are images (and
+diffusers 0.42.1's control pipeline fails on every call).
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ EASYANIMATE_CONTROL = FamilySpec(
     pipeline_classes=("EasyAnimateControlPipeline",),
     build_call_kwargs=_text_to_video_kwargs,
     unsupported_reason=(
-        "its conditions are videos (a control video of per-frame depth, pose or edges, or a camera "
-        "trajectory video), while a request's inputs are still images"
+        "diffusers 0.42.1's pipeline fails on every call (its __call__ passes encode_prompt a "
+        "text_encoder_index argument it does not take); and its conditions are videos (a control video of "
+        "per-frame depth, pose or edges, or a camera trajectory video), while a request's inputs are still images"
     ),
     **_COMMON,
 )

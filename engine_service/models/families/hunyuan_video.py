@@ -28,7 +28,10 @@ calls; the request's guidance scale becomes the guider's scale. The image-to-vid
 pipeline takes no width or height: it snaps the input image's aspect ratio to the
 resolution buckets of the transformer's ``target_size`` and crops the image to that
 bucket. The engine crops the input image to the request's size first, and refuses
-sizes that are not a bucket, so the video has the size asked for.
+sizes that are not a bucket, so the video has the size asked for; the default size
+is the checkpoint's 16:9 bucket. diffusers 0.42.1's
+HunyuanVideo 1.5 VAE cannot decode more than one video at once (its causal attention
+mask does not broadcast over the batch), so the engine has it decode one at a time.
 
 FramePack (``HunyuanVideoFramepackPipeline``) is known but not served: it samples
 the video in sections, each a whole denoising loop with the scheduler's timesteps
@@ -37,7 +40,11 @@ set anew, while the engine follows one loop of ``num_inference_steps`` per reque
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
+
+import torch
+from diffusers.models.autoencoders.vae import DecoderOutput
 
 from engine_service.models.inputs import image_of
 from engine_service.models.spec import FamilySpec
@@ -87,6 +94,34 @@ def _hunyuan_15_i2v_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> 
     # (a bucket, see _hunyuan_15_bucket), the image picks exactly that one.
     kwargs["image"] = pipe.video_processor.resize(image_of(jobs, "image"), height, width, resize_mode="crop")
     return kwargs
+
+
+def _decode_one_video_at_a_time(pipe: DiffusionPipeline) -> None:
+    """Make ``pipe.vae.decode`` decode a batch of latents (N, C, F, h, w) video by video.
+
+    diffusers 0.42.1's ``AutoencoderKLHunyuanVideo15`` builds its causal attention mask as
+    (N, L, L) against (N, 1, L, C) queries, which does not broadcast for N > 1. Each video
+    decodes independently of the others, so decoding them one by one gives what a working
+    batched decode would.
+    """
+    vae = pipe.vae
+    decode = vae.decode
+
+    @functools.wraps(decode)
+    def decode_each(z: torch.Tensor, return_dict: bool = True, **kwargs: Any):
+        if z.shape[0] == 1:
+            return decode(z, return_dict=return_dict, **kwargs)
+        videos = torch.cat([decode(z[i : i + 1], return_dict=False, **kwargs)[0] for i in range(z.shape[0])])
+        return DecoderOutput(sample=videos) if return_dict else (videos,)
+
+    vae.decode = decode_each
+
+
+def _hunyuan_15_default_bucket(pipe: DiffusionPipeline) -> tuple[int, int]:
+    """The bucket of the 16:9 videos the text-to-video pipeline makes by default, as (width, height):
+    848x480 for the 480p checkpoints."""
+    height, width = pipe.video_processor.calculate_default_height_width(9, 16, pipe.target_size)
+    return width, height
 
 
 def _hunyuan_15_bucket(pipe: DiffusionPipeline, width: int, height: int) -> str | None:
@@ -167,6 +202,7 @@ HUNYUAN_VIDEO_15 = FamilySpec(
     default_frames=121,
     frame_stride=4,
     uses_negative_prompt=True,
+    prepare_pipeline=_decode_one_video_at_a_time,
     step_end_callback=False,
 )
 
@@ -187,7 +223,9 @@ HUNYUAN_VIDEO_15_I2V = FamilySpec(
     uses_negative_prompt=True,
     input_roles=("image",),
     required_roles=("image",),
+    default_size=_hunyuan_15_default_bucket,
     check_size=_hunyuan_15_bucket,
+    prepare_pipeline=_decode_one_video_at_a_time,
     step_end_callback=False,
 )
 

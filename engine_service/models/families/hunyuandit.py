@@ -10,12 +10,17 @@ Perturbed-attention guidance (``HunyuanDiTPAGPipeline``): the same transformer; 
 pipeline adds a third batch branch whose self-attention in ``pag_applied_layers``
 is replaced by identity, and moves the prediction away from it by ``pag_scale``
 (3.0, the pipeline's default; a model may set another in its call defaults).
+
+ControlNet (``HunyuanDiTControlNetPipeline``) is known but not served: it encodes the
+control image by sampling the VAE's latent distribution from the process-wide random
+state, not the request's generator.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from engine_service.models.inputs import control_kwargs, controlnet_count
 from engine_service.models.pipeline_calls import text_to_image_with_negative
 from engine_service.models.spec import FamilySpec
 
@@ -35,3 +40,23 @@ HUNYUANDIT = FamilySpec(
 )
 
 HUNYUANDIT_PAG = dataclasses.replace(HUNYUANDIT, name="hunyuandit-pag", pipeline_classes=("HunyuanDiTPAGPipeline",))
+
+
+def _controlnet_call_kwargs(pipe, jobs):
+    return {**text_to_image_with_negative(pipe, jobs), **control_kwargs(pipe, jobs)}
+
+
+HUNYUANDIT_CONTROLNET = dataclasses.replace(
+    HUNYUANDIT,
+    unsupported_reason=(
+        "diffusers 0.42.1's pipeline encodes the control image by sampling the VAE's latent distribution from the "
+        "process-wide random state, not the request's generator: the same request and seed give a different image "
+        "each time"
+    ),
+    name="hunyuandit-controlnet",
+    pipeline_classes=("HunyuanDiTControlNetPipeline",),
+    build_call_kwargs=_controlnet_call_kwargs,
+    input_roles=("control",),
+    required_roles=("control",),
+    control_count=controlnet_count,
+)

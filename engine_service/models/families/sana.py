@@ -15,6 +15,10 @@ Perturbed-attention guidance (``SanaPAGPipeline``): the same transformer; each s
 pipeline adds a third batch branch whose self-attention in ``pag_applied_layers``
 is replaced by identity, and moves the prediction away from it by ``pag_scale``
 (3.0, the pipeline's default; a model may set another in its call defaults).
+
+ControlNet (``SanaControlNetPipeline``) takes one ``control`` image with its
+``controlnet_conditioning_scale``; its hints are added after the transformer's blocks,
+and the cache stands in for each block and places them once.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from engine_service.models.inputs import control_kwargs, controlnet_count
 from engine_service.models.pipeline_calls import (
     decode_vae_latents,
     text_to_image,
@@ -52,9 +57,26 @@ SANA = FamilySpec(
     decode_latents=decode_vae_latents,
     uses_negative_prompt=True,
     call_defaults={"max_sequence_length": 300},
+    controlnet_pipeline="SanaControlNetPipeline",
 )
 
-SANA_PAG = dataclasses.replace(SANA, name="sana-pag", pipeline_classes=("SanaPAGPipeline",))
+
+def _controlnet_call_kwargs(pipe, jobs):
+    return {**text_to_image_with_negative(pipe, jobs), **control_kwargs(pipe, jobs)}
+
+
+SANA_CONTROLNET = dataclasses.replace(
+    SANA,
+    name="sana-controlnet",
+    pipeline_classes=("SanaControlNetPipeline",),
+    build_call_kwargs=_controlnet_call_kwargs,
+    input_roles=("control",),
+    required_roles=("control",),
+    control_count=controlnet_count,
+    controlnet_pipeline=None,
+)
+
+SANA_PAG = dataclasses.replace(SANA, name="sana-pag", pipeline_classes=("SanaPAGPipeline",), controlnet_pipeline=None)
 
 
 def _sprint_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
