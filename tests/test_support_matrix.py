@@ -58,7 +58,6 @@ NOT_YET_ENTERED = {
     "Cosmos3OmniPipeline",
     "ErnieImagePipeline",
     "GlmImagePipeline",
-    "HunyuanImageRefinerPipeline",
     "Ideogram4Pipeline",
     "JoyImageEditPipeline",
     "JoyImageEditPlusPipeline",

@@ -40,7 +40,7 @@ from engine_service.models.families.hunyuan_video import (
     HUNYUAN_VIDEO_I2V,
 )
 from engine_service.models.families.hunyuandit import HUNYUANDIT, HUNYUANDIT_CONTROLNET, HUNYUANDIT_PAG
-from engine_service.models.families.hunyuanimage import HUNYUANIMAGE
+from engine_service.models.families.hunyuanimage import HUNYUANIMAGE, HUNYUANIMAGE_REFINER
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
 from engine_service.models.families.kandinsky6 import KANDINSKY6, KANDINSKY6_SR
@@ -204,6 +204,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     PRX,
     PRX_PIXEL,
     HUNYUANIMAGE,
+    HUNYUANIMAGE_REFINER,
     AMUSED,
     AMUSED_IMG2IMG,
     VISUALCLOZE,
