@@ -72,7 +72,6 @@ NOT_YET_ENTERED = {
     "MotifVideoImage2VideoPipeline",
     "MotifVideoPipeline",
     "QwenImageLayeredPipeline",
-    "VQDiffusionPipeline",
     "ZImageControlNetInpaintPipeline",
     "ZImageOmniPipeline",
 }

@@ -86,6 +86,7 @@ from engine_service.models.families.sd3 import (
 )
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.visualcloze import VISUALCLOZE
+from engine_service.models.families.vq_diffusion import VQ_DIFFUSION
 from engine_service.models.families.wan import LUCY_EDIT, WAN, WAN_ANIMATE, WAN_I2V, WAN_V2V, WAN_VACE
 from engine_service.models.families.z_image import Z_IMAGE, Z_IMAGE_CONTROLNET, Z_IMAGE_IMG2IMG, Z_IMAGE_INPAINT
 from engine_service.models.spec import FamilySpec
@@ -206,6 +207,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HUNYUANIMAGE,
     HUNYUANIMAGE_REFINER,
     AMUSED,
+    VQ_DIFFUSION,
     AMUSED_IMG2IMG,
     VISUALCLOZE,
     NUCLEUSMOE_IMAGE,
