@@ -71,7 +71,6 @@ NOT_YET_ENTERED = {
     "LattePipeline",
     "MotifVideoImage2VideoPipeline",
     "MotifVideoPipeline",
-    "QwenImageLayeredPipeline",
     "ZImageControlNetInpaintPipeline",
     "ZImageOmniPipeline",
 }

@@ -71,6 +71,7 @@ from engine_service.models.families.qwen_image import (
     QWEN_IMAGE_EDIT_PLUS,
     QWEN_IMAGE_IMG2IMG,
     QWEN_IMAGE_INPAINT,
+    QWEN_IMAGE_LAYERED,
 )
 from engine_service.models.families.qwen_image21 import QWEN_IMAGE_21
 from engine_service.models.families.sana import SANA, SANA_CONTROLNET, SANA_PAG, SANA_SPRINT, SANA_SPRINT_IMG2IMG
@@ -114,6 +115,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     QWEN_IMAGE_CONTROLNET,
     QWEN_IMAGE_CONTROLNET_INPAINT,
     QWEN_IMAGE_EDIT_INPAINT,
+    QWEN_IMAGE_LAYERED,
     QWEN_IMAGE_21,
     SD3,
     SD3_IMG2IMG,
