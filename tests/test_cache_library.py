@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -261,6 +262,42 @@ def test_state_resets_at_every_call_even_after_a_failure(flux):
         hook.remove()
     assert torch.equal(run_flux(flux), first)
     assert _only(cache.summary(flux, logging=False)).cached_steps == first_steps
+
+
+def test_a_deep_copy_of_the_scheduler_steps_on_its_own_and_leaves_the_run_alone(flux):
+    # LTX-2 deep-copies its scheduler and steps the copy for its audio track, beside the original.
+    config = DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=2)
+    cache.enable_cache(flux, config)
+    run_flux(flux)
+    expected = _only(cache.summary(flux, logging=False)).cached_steps
+    twin = copy.deepcopy(flux.scheduler)
+    twin.set_timesteps(3)
+    assert len(twin.timesteps) == 3 and len(flux.scheduler.timesteps) == 8
+    sample = torch.zeros(1, 4)
+    twin.step(torch.ones(1, 4), twin.timesteps[0], sample)
+    assert twin.step_index == 1 and flux.scheduler.step_index == 8
+
+    def step_a_copy_too(pipe, index, timestep, callback_kwargs):
+        if index == 0:
+            pipe._twin = copy.deepcopy(pipe.scheduler)
+            pipe._twin.set_timesteps(8)
+        pipe._twin.step(torch.zeros(1, 4), pipe._twin.timesteps[index], sample)
+        return callback_kwargs
+
+    with torch.inference_mode():
+        flux(
+            "a red circle",
+            width=64,
+            height=64,
+            num_inference_steps=8,
+            guidance_scale=3.5,
+            max_sequence_length=64,
+            generator=torch.Generator().manual_seed(3),
+            callback_on_step_end=step_a_copy_too,
+        )
+    assert _only(cache.summary(flux, logging=False)).cached_steps == expected
+    assert flux._twin.step_index == 8
+    del flux._twin
 
 
 # -- CFG as a second transformer call (Wan) -----------------------------------------------------
