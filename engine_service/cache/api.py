@@ -269,12 +269,12 @@ def enable_cache(
         if isinstance(config, DBPruneConfig) or config.cache_type == CacheType.DBPrune:
             ids = getattr(config, "non_prune_block_ids", None) or ()
             pruned = PerBlockPrunedBlocks if spec.per_block else PrunedBlocks
-            runner: torch.nn.Module = pruned(context, blocks, pattern, hidden_name, ids)
+            runner: torch.nn.Module = pruned(context, blocks, pattern, hidden_name, ids, spec.encoder_name)
         else:
             cached = PerBlockCachedBlocks if spec.per_block else CachedBlocks
             if spec.hints:
                 cached = PerBlockHintedCachedBlocks
-            runner = cached(context, blocks, pattern, hidden_name)
+            runner = cached(context, blocks, pattern, hidden_name, spec.encoder_name)
         state = states.setdefault(id(spec.transformer), _TransformerState(spec.transformer, clock))
         if watches_scheduler:
             context.share_ledger(ledgers.setdefault(len(state.groups), RunLedger()))
