@@ -6,6 +6,7 @@ from diffusers import (
     AutoencoderKLLTX2Audio,
     AutoencoderKLLTX2Video,
     FlowMatchEulerDiscreteScheduler,
+    LTX2ConditionPipeline,
     LTX2ImageToVideoPipeline,
     LTX2Pipeline,
     LTX2VideoTransformer3DModel,
@@ -26,7 +27,7 @@ VIDEO = {"width": 32, "height": 32, "frames": 9, "steps": 3, "call_defaults": {"
 TEXT_WIDTH = 32
 
 
-def _build(pipeline_class) -> LTX2Pipeline | LTX2ImageToVideoPipeline:
+def _build(pipeline_class) -> LTX2Pipeline | LTX2ImageToVideoPipeline | LTX2ConditionPipeline:
     tokenizer = small_gemma_tokenizer()
     torch.manual_seed(0)
     text_encoder = Gemma3TextModel(
@@ -151,6 +152,13 @@ CASES = [
         name="ltx2-i2v",
         pipeline_class="LTX2ImageToVideoPipeline",
         build=lambda: _build(LTX2ImageToVideoPipeline),
+        defaults=VIDEO,
+        inputs=(("image", (32, 32)),),
+    ),
+    TinyCase(
+        name="ltx2-condition",
+        pipeline_class="LTX2ConditionPipeline",
+        build=lambda: _build(LTX2ConditionPipeline),
         defaults=VIDEO,
         inputs=(("image", (32, 32)),),
     ),

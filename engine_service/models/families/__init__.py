@@ -43,7 +43,7 @@ from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
 from engine_service.models.families.longcat_image import LONGCAT_IMAGE, LONGCAT_IMAGE_EDIT
 from engine_service.models.families.longcat_video import LONGCAT_VIDEO
-from engine_service.models.families.ltx2 import LTX2, LTX2_I2V
+from engine_service.models.families.ltx2 import LTX2, LTX2_CONDITION, LTX2_I2V
 from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_I2V
 from engine_service.models.families.lumina import LUMINA, LUMINA2
 from engine_service.models.families.mochi import MOCHI
@@ -127,6 +127,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     LTX_VIDEO_I2V,
     LTX2,
     LTX2_I2V,
+    LTX2_CONDITION,
     SANA_VIDEO,
     SANA_VIDEO_I2V,
     SKYREELS_V2,

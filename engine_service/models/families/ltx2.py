@@ -16,8 +16,18 @@ defaults. A model may switch them back on through its ``call_defaults``, without
 
 from __future__ import annotations
 
-from engine_service.models.spec import FamilySpec
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+from engine_service.models.spec import CallKwargsBuilder, FamilySpec
 from engine_service.models.video import ltx_decode, ltx_mean_std, packed_tokens, video_call_kwargs, video_preview
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+    from engine_service.jobs import JobSpec
 
 #: One transformer call per step: CFG only (``audio_stg_scale`` 0 falls back to ``stg_scale``).
 CFG_ONLY = {"stg_scale": 0.0, "audio_stg_scale": 0.0, "modality_scale": 1.0, "audio_modality_scale": 1.0}
@@ -49,6 +59,31 @@ LTX2_I2V = FamilySpec(
     name="ltx2-i2v",
     pipeline_classes=("LTX2ImageToVideoPipeline",),
     build_call_kwargs=video_call_kwargs(images={"image": "image"}, fps="frame_rate"),
+    decode_latents=video_preview(ltx_mean_std, frame="last", latents=packed_tokens, decode=ltx_decode),
+    input_roles=("image",),
+    required_roles=("image",),
+    **_COMMON,
+)
+
+
+def _first_frame_condition() -> CallKwargsBuilder:
+    """The condition pipeline's kwargs: the input image as a full-strength condition on frame 0."""
+    base = video_call_kwargs(images={"image": "conditions"}, fps="frame_rate")
+
+    def build(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+        kwargs = base(pipe, jobs)
+        kwargs["conditions"] = [LTX2VideoCondition(frames=kwargs["conditions"], index=0, strength=1.0)]
+        return kwargs
+
+    return build
+
+
+#: The condition pipeline (images or clips at any frame index, each with a strength), served with
+#: one condition: the input image as the first frame at full strength.
+LTX2_CONDITION = FamilySpec(
+    name="ltx2-condition",
+    pipeline_classes=("LTX2ConditionPipeline",),
+    build_call_kwargs=_first_frame_condition(),
     decode_latents=video_preview(ltx_mean_std, frame="last", latents=packed_tokens, decode=ltx_decode),
     input_roles=("image",),
     required_roles=("image",),
