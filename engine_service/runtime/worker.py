@@ -31,7 +31,6 @@ import functools
 import logging
 import threading
 import time
-import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -412,18 +411,15 @@ def _steps_from_scheduler(pipe, callback: Callable[..., dict] | None):
     index = 0
 
     @functools.wraps(step)
-    def step_and_report(owner, model_output, timestep, *args, **kwargs):
+    def step_and_report(model_output, timestep, *args, **kwargs):
         nonlocal index
-        if owner is not scheduler:  # a deep copy the pipeline steps for another track: not a step of the run
-            return type(owner).step(owner, model_output, timestep, *args, **kwargs)
         out = step(model_output, timestep, *args, **kwargs)
         latents = out.prev_sample if hasattr(out, "prev_sample") else out[0]
         callback(pipe, index, timestep, {"latents": latents})
         index += 1
         return out
 
-    # Bound to the scheduler, so that ``copy.deepcopy`` binds it to the copy, which it then passes by.
-    scheduler.step = types.MethodType(step_and_report, scheduler)
+    scheduler.step = step_and_report
     try:
         yield
     finally:
