@@ -87,5 +87,7 @@ LTX2_CONDITION = FamilySpec(
     decode_latents=video_preview(ltx_mean_std, frame="last", latents=packed_tokens, decode=ltx_decode),
     input_roles=("image",),
     required_roles=("image",),
+    # It takes no list of generators (diffusers warns and draws every sample from the first one).
+    generator_per_output=False,
     **_COMMON,
 )
