@@ -40,6 +40,10 @@ BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "WanVACETransformer3DModel": (("blocks",),),
     # Not merged: the lists' blocks have different patterns. (Its caption projections are no blocks.)
     "HiDreamImageTransformer2DModel": (("double_stream_blocks",), ("single_stream_blocks",)),
+    # Not merged (the single blocks take the joined sequence); its per-block caption projections are no blocks.
+    "BriaFiboTransformer2DModel": (("transformer_blocks",), ("single_transformer_blocks",)),
+    # Its noise refiner runs the image tokens alone before the main list: no part of the stack.
+    "BriaFibo2Transformer2DModel": (("layers",),),
 }
 
 #: Transformer class name -> the forward pattern of each block group of its default layout,
@@ -61,13 +65,17 @@ LAYOUT_STREAMS: dict[str, str] = {"LTX2VideoTransformer3DModel": "audio_hidden_s
 #: half of its blocks into the second), HiDream (a per-block text state concatenated before
 #: each block and cut off after it, and a block counter shared by both lists), Chroma (each
 #: block's own slice of the timestep modulation, cut in the loop), Qwen-Image 2.1 (each block's own
-#: layer of the text/condition key-value cache, picked in the loop).
+#: layer of the text/condition key-value cache, picked in the loop), Bria Fibo (each block's own text
+#: encoder layer written into the text states before it, and the single blocks' sequence joined in the loop),
+#: Bria Fibo 2 (its injection blocks each read their own bundle of text-encoder layers, picked in the loop).
 PER_BLOCK_LAYOUTS: frozenset[str] = frozenset(
     {
         "HunyuanDiT2DModel",
         "HiDreamImageTransformer2DModel",
         "ChromaTransformer2DModel",
         "QwenImage21Transformer2DModel",
+        "BriaFiboTransformer2DModel",
+        "BriaFibo2Transformer2DModel",
     }
 )
 
