@@ -12,6 +12,11 @@ and a modality-isolation call without the audio-video cross-attention (``modalit
 ``audio_modality_scale``). The engine keeps the standard batched CFG only (one call per step,
 as the cache counts steps and branches): STG and modality guidance are off in the call
 defaults. A model may switch them back on through its ``call_defaults``, without the cache.
+
+The other LTX-2 pipelines are known, not served: the DFR passes and refine rounds, the latent
+upsampler and the diffusion decoder are stages of multi-call recipes (latents in, or no prompt
+and no denoising loop of their own), and the in-context and HDR pipelines are conditioned on a
+reference video, which a request cannot send.
 """
 
 from __future__ import annotations
@@ -89,5 +94,90 @@ LTX2_CONDITION = FamilySpec(
     required_roles=("image",),
     # It takes no list of generators (diffusers warns and draws every sample from the first one).
     generator_per_output=False,
+    **_COMMON,
+)
+
+# Known, not served: the other LTX-2 pipelines of diffusers 0.42.1 are stages of multi-call
+# recipes, take a video or latents as their input, or make output the engine cannot carry.
+
+#: One Diffusion Fidelity Rendering pass (LTX-2.5).
+LTX2_DFR = FamilySpec(
+    name="ltx2-dfr",
+    pipeline_classes=("LTX2DFRPipeline",),
+    build_call_kwargs=video_call_kwargs(fps="frame_rate"),
+    unsupported_reason=(
+        "it is one pass of the Diffusion Fidelity Rendering recipe, whose caller chains separate calls (a "
+        "half-resolution pass, a latent upsample, a full-resolution pass fed the upsampled latents, keyframe "
+        "slots and an in-context reference, then temporal refine rounds); a pass runs the distilled sigma "
+        "schedule (8 sigmas) without classifier-free guidance and takes no num_inference_steps and no "
+        "guidance_scale, so a request's steps and guidance would change nothing, and its default keyframe slots "
+        "need an LTX-2.5 transformer with keyframe position embeddings"
+    ),
+    **_COMMON,
+)
+
+#: A temporal refine round of the DFR recipe.
+LTX2_DFR_TEMPORAL_REFINE = FamilySpec(
+    name="ltx2-dfr-temporal-refine",
+    pipeline_classes=("LTX2DFRTemporalRefinePipeline",),
+    build_call_kwargs=video_call_kwargs(fps="frame_rate"),
+    unsupported_reason=(
+        "it is a processing stage that takes the previous DFR pass's video, audio and keyframe latents and "
+        "keyframe positions (all required), not a prompt-to-video pipeline; it doubles the frames with a "
+        "temporal latent upsampler and denoises the canvas tile by tile, each tile a whole denoising loop of "
+        "its own, while the engine follows one loop per request"
+    ),
+    **_COMMON,
+)
+
+#: HDR generation from a reference SDR video (HDR IC-LoRA).
+LTX2_HDR = FamilySpec(
+    name="ltx2-hdr",
+    pipeline_classes=("LTX2HDRPipeline",),
+    build_call_kwargs=video_call_kwargs(fps="frame_rate"),
+    unsupported_reason=(
+        "its input is a reference SDR video (LTX2HDRReferenceCondition), which the contract cannot send (a "
+        "request's inputs are still images), and its output is linear HDR values in [0, inf) after an inverse "
+        "LogC3 transform, which the engine's 8-bit MP4 and PNG frames cannot carry"
+    ),
+    **_COMMON,
+)
+
+#: In-context (IC-LoRA) conditioning on a reference video.
+LTX2_IN_CONTEXT = FamilySpec(
+    name="ltx2-in-context",
+    pipeline_classes=("LTX2InContextPipeline",),
+    build_call_kwargs=video_call_kwargs(fps="frame_rate"),
+    unsupported_reason=(
+        "its conditioning input is a reference video (LTX2ReferenceCondition: a pose, depth or edge video the "
+        "IC-LoRA follows frame by frame), which the contract cannot send (a request's inputs are still images); "
+        "without one it is LTX2ConditionPipeline, which is served (ltx2-condition)"
+    ),
+    **_COMMON,
+)
+
+#: The spatial latent upsampler between the two stages of a two-stage recipe.
+LTX2_LATENT_UPSAMPLE = FamilySpec(
+    name="ltx2-latent-upsample",
+    pipeline_classes=("LTX2LatentUpsamplePipeline",),
+    build_call_kwargs=video_call_kwargs(),
+    unsupported_reason=(
+        "it is a processing stage that takes latents or a video (a first stage's output) and upsamples them "
+        "with a latent upsampler model, not a prompt-to-video pipeline: no prompt, no denoising loop and no "
+        "transformer to cache"
+    ),
+    **_COMMON,
+)
+
+#: LTX-2.5's diffusion decoder: latents to pixels.
+LTX2_DIFFUSION_DECODE = FamilySpec(
+    name="ltx2-diffusion-decode",
+    pipeline_classes=("LTX2VideoDiffusionDecodePipeline",),
+    build_call_kwargs=video_call_kwargs(),
+    unsupported_reason=(
+        "it is a decoder that takes an LTX-2 pipeline's latents (its only required input) and denoises pixels "
+        "from them, not a prompt-to-video pipeline: no prompt, no guidance, and its steps run inside the "
+        "decoder model's decode call"
+    ),
     **_COMMON,
 )
