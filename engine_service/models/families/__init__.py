@@ -47,6 +47,17 @@ from engine_service.models.families.kandinsky6 import KANDINSKY6, KANDINSKY6_SR
 from engine_service.models.families.krea2 import KREA2
 from engine_service.models.families.longcat_image import LONGCAT_IMAGE, LONGCAT_IMAGE_EDIT
 from engine_service.models.families.longcat_video import LONGCAT_VIDEO
+from engine_service.models.families.ltx2 import (
+    LTX2,
+    LTX2_CONDITION,
+    LTX2_DFR,
+    LTX2_DFR_TEMPORAL_REFINE,
+    LTX2_DIFFUSION_DECODE,
+    LTX2_HDR,
+    LTX2_I2V,
+    LTX2_IN_CONTEXT,
+    LTX2_LATENT_UPSAMPLE,
+)
 from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_CONDITION, LTX_VIDEO_I2V, LTX_VIDEO_LONG
 from engine_service.models.families.lumina import LUMINA, LUMINA2
 from engine_service.models.families.mochi import MOCHI
@@ -164,6 +175,15 @@ FAMILIES: tuple[FamilySpec, ...] = (
     LTX_VIDEO_I2V,
     LTX_VIDEO_CONDITION,
     LTX_VIDEO_LONG,
+    LTX2,
+    LTX2_I2V,
+    LTX2_CONDITION,
+    LTX2_IN_CONTEXT,
+    LTX2_HDR,
+    LTX2_DFR,
+    LTX2_DFR_TEMPORAL_REFINE,
+    LTX2_LATENT_UPSAMPLE,
+    LTX2_DIFFUSION_DECODE,
     SANA_VIDEO,
     SANA_VIDEO_I2V,
     SANA_WM,
