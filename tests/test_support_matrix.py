@@ -59,7 +59,6 @@ NOT_YET_ENTERED = {
     "ErnieImagePipeline",
     "GlmImagePipeline",
     "Ideogram4Pipeline",
-    "JoyImageEditPipeline",
     "JoyImageEditPlusPipeline",
     "LattePipeline",
     "MotifVideoImage2VideoPipeline",
