@@ -14,6 +14,7 @@ from engine_service.models.families.consisid import CONSISID
 from engine_service.models.families.cosmos import COSMOS
 from engine_service.models.families.dit import DIT
 from engine_service.models.families.easyanimate import EASYANIMATE, EASYANIMATE_CONTROL, EASYANIMATE_I2V
+from engine_service.models.families.ernie_image import ERNIE_IMAGE
 from engine_service.models.families.flux import (
     FLUX,
     FLUX_CONTROL,
@@ -235,6 +236,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     AMUSED_IMG2IMG,
     VISUALCLOZE,
     NUCLEUSMOE_IMAGE,
+    ERNIE_IMAGE,
     ACE_STEP,
     STABLE_AUDIO,
     STABLE_AUDIO_3,
