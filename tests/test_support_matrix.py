@@ -59,7 +59,6 @@ NOT_YET_ENTERED = {
     "GlmImagePipeline",
     "Ideogram4Pipeline",
     "JoyImageEditPlusPipeline",
-    "LattePipeline",
     "MotifVideoImage2VideoPipeline",
     "MotifVideoPipeline",
     "ZImageControlNetInpaintPipeline",

@@ -47,6 +47,7 @@ from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
 from engine_service.models.families.kandinsky6 import KANDINSKY6, KANDINSKY6_SR
 from engine_service.models.families.krea2 import KREA2
+from engine_service.models.families.latte import LATTE
 from engine_service.models.families.longcat_image import LONGCAT_IMAGE, LONGCAT_IMAGE_EDIT
 from engine_service.models.families.longcat_video import LONGCAT_VIDEO
 from engine_service.models.families.ltx2 import (
@@ -237,6 +238,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     VISUALCLOZE,
     NUCLEUSMOE_IMAGE,
     ERNIE_IMAGE,
+    LATTE,
     ACE_STEP,
     STABLE_AUDIO,
     STABLE_AUDIO_3,
