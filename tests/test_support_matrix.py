@@ -60,7 +60,6 @@ NOT_YET_ENTERED = {
     "Ideogram4Pipeline",
     "JoyImageEditPlusPipeline",
     "MotifVideoImage2VideoPipeline",
-    "MotifVideoPipeline",
     "ZImageControlNetInpaintPipeline",
     "ZImageOmniPipeline",
 }

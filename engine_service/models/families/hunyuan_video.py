@@ -70,21 +70,21 @@ def _image_to_video_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> 
     return kwargs
 
 
-def _guided(build: CallKwargsBuilder) -> CallKwargsBuilder:
+def guided(build: CallKwargsBuilder) -> CallKwargsBuilder:
     """``build``'s keyword arguments for a pipeline whose guider runs CFG: the request's guidance
     scale goes to the guider (its scale lives in its configuration), not to the call."""
 
-    def guided(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    def with_guider_scale(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
         kwargs = build(pipe, jobs)
         guidance = kwargs.pop("guidance_scale")
         if pipe.guider.guidance_scale != guidance:
             pipe.guider = pipe.guider.new(guidance_scale=guidance)
         return kwargs
 
-    return guided
+    return with_guider_scale
 
 
-_HUNYUAN_15_I2V_KWARGS = _guided(video_call_kwargs(images={"image": "image"}))
+_HUNYUAN_15_I2V_KWARGS = guided(video_call_kwargs(images={"image": "image"}))
 
 
 def _hunyuan_15_i2v_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
@@ -197,7 +197,7 @@ HUNYUAN_VIDEO_15 = FamilySpec(
     default_steps=50,
     default_guidance_scale=6.0,
     block_lists=("transformer_blocks",),
-    build_call_kwargs=_guided(video_call_kwargs()),
+    build_call_kwargs=guided(video_call_kwargs()),
     decode_latents=video_preview(scaling_factor),
     default_frames=121,
     frame_stride=4,
