@@ -5,6 +5,7 @@ step callback; aMUSEd takes a single random generator, so its jobs never batch;
 HunyuanVideo 1.5 has no step callback either (the engine follows its scheduler's
 steps, which cancellation stops) and its image-to-video pipeline renders its
 resolution buckets only; its VAE cannot decode a batch, so the engine decodes video by video.
+A Motif-Video checkpoint with decoder layers fails to load (the cache cannot follow them).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tiny_families import input_image
 from tiny_families.amused import build_tiny_amused
 from tiny_families.dit import build_tiny_dit
 from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
+from tiny_families.motif_video import build_tiny_motif_video
 
 from client_sdk import AsyncClient, Client, Step
 from client_sdk.errors import InvalidArgumentError
@@ -138,3 +140,12 @@ def test_the_image_to_video_default_size_is_the_checkpoints_16_9_bucket():
     # default, for the 480p checkpoints, is 848x480).
     assert (model.default_width, model.default_height) == (32, 32)
     assert model.family.check_size(pipeline, model.default_width, model.default_height) is None
+
+
+def test_a_motif_video_checkpoint_with_decoder_layers_fails_to_load():
+    pipeline = build_tiny_motif_video()
+    config = dict(pipeline.transformer.config)
+    config["num_decoder_layers"] = 1
+    pipeline.transformer = type(pipeline.transformer).from_config(config).eval()
+    with pytest.raises(ValueError, match="num_decoder_layers=1"):
+        model_from_pipeline("motif-video", pipeline, torch.device("cpu"), {"width": 32, "height": 32, "frames": 5})
