@@ -59,7 +59,6 @@ NOT_YET_ENTERED = {
     "GlmImagePipeline",
     "Ideogram4Pipeline",
     "JoyImageEditPlusPipeline",
-    "MotifVideoImage2VideoPipeline",
     "ZImageControlNetInpaintPipeline",
     "ZImageOmniPipeline",
 }

@@ -8,19 +8,20 @@ import torch
 from diffusers import (
     AutoencoderKLWan,
     FlowMatchEulerDiscreteScheduler,
+    MotifVideoImage2VideoPipeline,
     MotifVideoPipeline,
     MotifVideoTransformer3DModel,
 )
 from diffusers.guiders import ClassifierFreeGuidance
 from tiny_tokenizers import small_gemma_tokenizer
-from transformers import T5Gemma2Encoder, T5Gemma2EncoderConfig
+from transformers import SiglipImageProcessor, T5Gemma2Encoder, T5Gemma2EncoderConfig
 
 from tiny_families import TinyCase, scale_weights
 
 LATENT_CHANNELS = 4
 
 
-def build_tiny_motif_video() -> MotifVideoPipeline:
+def _components(image_embed_dim: int | None = None) -> dict:
     tokenizer = small_gemma_tokenizer(model_max_length=32)
     torch.manual_seed(0)
     text_encoder = T5Gemma2Encoder(
@@ -63,6 +64,7 @@ def build_tiny_motif_video() -> MotifVideoPipeline:
         num_decoder_layers=0,
         text_embed_dim=16,
         rope_axes_dim=(4, 6, 6),
+        image_embed_dim=image_embed_dim,
     )
     scale_weights(transformer.transformer_blocks, transformer.single_transformer_blocks, factor=3.0)
     torch.manual_seed(0)
@@ -77,13 +79,24 @@ def build_tiny_motif_video() -> MotifVideoPipeline:
     )
     for module in (text_encoder, transformer, vae):
         module.eval()
-    return MotifVideoPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=transformer,
-        guider=ClassifierFreeGuidance(guidance_scale=5.0),
+    return {
+        "scheduler": FlowMatchEulerDiscreteScheduler(),
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "transformer": transformer,
+        "guider": ClassifierFreeGuidance(guidance_scale=5.0),
+    }
+
+
+def build_tiny_motif_video() -> MotifVideoPipeline:
+    return MotifVideoPipeline(**_components())
+
+
+def build_tiny_motif_video_i2v() -> MotifVideoImage2VideoPipeline:
+    """The first frame conditions by its latents and by SigLIP features of the encoder's vision tower (width 16)."""
+    return MotifVideoImage2VideoPipeline(
+        **_components(image_embed_dim=16), feature_extractor=SiglipImageProcessor(size={"height": 28, "width": 28})
     )
 
 
@@ -93,5 +106,12 @@ CASES = [
         pipeline_class="MotifVideoPipeline",
         build=build_tiny_motif_video,
         defaults={"width": 32, "height": 32, "frames": 5, "steps": 3, "call_defaults": {"max_sequence_length": 16}},
+    ),
+    TinyCase(
+        name="motif-video-i2v",
+        pipeline_class="MotifVideoImage2VideoPipeline",
+        build=build_tiny_motif_video_i2v,
+        defaults={"width": 32, "height": 32, "frames": 5, "steps": 3, "call_defaults": {"max_sequence_length": 16}},
+        inputs=(("image", (32, 32)),),
     ),
 ]

@@ -64,7 +64,7 @@ from engine_service.models.families.ltx2 import (
 from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_CONDITION, LTX_VIDEO_I2V, LTX_VIDEO_LONG
 from engine_service.models.families.lumina import LUMINA, LUMINA2
 from engine_service.models.families.mochi import MOCHI
-from engine_service.models.families.motif_video import MOTIF_VIDEO
+from engine_service.models.families.motif_video import MOTIF_VIDEO, MOTIF_VIDEO_I2V
 from engine_service.models.families.non_visual import (
     ACE_STEP,
     LONGCAT_AUDIO_DIT,
@@ -241,6 +241,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     ERNIE_IMAGE,
     LATTE,
     MOTIF_VIDEO,
+    MOTIF_VIDEO_I2V,
     ACE_STEP,
     STABLE_AUDIO,
     STABLE_AUDIO_3,

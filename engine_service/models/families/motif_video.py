@@ -1,4 +1,4 @@
-"""Motif-Video text-to-video (``MotifVideoPipeline``).
+"""Motif-Video text-to-video and image-to-video (``MotifVideoPipeline``, ``MotifVideoImage2VideoPipeline``).
 
 Dual-stream then single-stream blocks (HunyuanVideo-like) over Wan-VAE latents
 (8x spatial, 4x temporal) in 2x2 patches, conditioned on a T5Gemma 2 encoder.
@@ -14,6 +14,7 @@ streams: loading such a checkpoint fails.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from engine_service.models.families.hunyuan_video import guided
@@ -51,3 +52,15 @@ MOTIF_VIDEO = FamilySpec(
     uses_negative_prompt=True,
     prepare_pipeline=_refuse_decoder_layers,
 )
+
+MOTIF_VIDEO_I2V = dataclasses.replace(
+    MOTIF_VIDEO,
+    name="motif-video-i2v",
+    pipeline_classes=("MotifVideoImage2VideoPipeline",),
+    build_call_kwargs=guided(video_call_kwargs(images={"image": "image"})),
+    decode_latents=video_preview(mean_std, frame="last"),
+    input_roles=("image",),
+    required_roles=("image",),
+)
+"""Image-to-video: the input image's latents fill the first latent frame of an extra condition input (with a
+mask), and SigLIP features of it from the text encoder's vision tower join the text context."""
