@@ -9,7 +9,7 @@ from diffusers import (
     Flux2Pipeline,
     Flux2Transformer2DModel,
 )
-from tiny_tokenizers import byte_level_qwen2_tokenizer, qwen_vl_tokenizer
+from tiny_tokenizers import qwen_vl_tokenizer
 from transformers import Mistral3Config, Mistral3ForConditionalGeneration, Qwen3Config, Qwen3ForCausalLM
 
 from tiny_families import TinyCase
@@ -103,7 +103,9 @@ def build_tiny_flux2(seed: int = 0) -> Flux2Pipeline:
 
 
 def build_tiny_flux2_klein(seed: int = 0) -> Flux2KleinPipeline:
-    tokenizer = byte_level_qwen2_tokenizer()
+    # Chat markers as single tokens, as in Qwen3's: spelled in bytes, "<|im_start|>user\n" alone fills the
+    # 16 tokens kept, and every prompt (and CFG's empty one) would encode alike.
+    tokenizer = qwen_vl_tokenizer()
     transformer, vae = _transformer_and_vae(seed, guidance_embeds=False)
     torch.manual_seed(seed)
     text_encoder = Qwen3ForCausalLM(
