@@ -25,6 +25,8 @@ class ModelSource:
     path: str | None = None
     speed: SpeedConfig | None = None
     """This model's speed stack; None = the engine-wide one given to ``build_engine``."""
+    controlnets: tuple[str, ...] = ()
+    """ControlNet model directories attached to the pipeline at ``path`` (``--controlnet``)."""
 
 
 def parse_model_arg(value: str) -> ModelSource:
@@ -33,6 +35,22 @@ def parse_model_arg(value: str) -> ModelSource:
     if not sep or not name or not path:
         raise ValueError(f"--model expects NAME=PATH, got {value!r}")
     return ModelSource(name=name, path=path)
+
+
+def parse_controlnet_arg(value: str, sources: Sequence[ModelSource]) -> ModelSource:
+    """Parse ``NAME=PATH[,PATH...]:MODEL`` from ``--controlnet``: a model NAME that runs the
+    ``--model`` MODEL's directory (with its speed stack) steered by the ControlNet(s) at PATH."""
+    name, sep, rest = value.partition("=")
+    paths, colon, base = rest.rpartition(":")
+    if not sep or not name or not colon or not paths or not base:
+        raise ValueError(
+            f"--controlnet expects NAME=PATH:MODEL (PATH may list several, comma-separated), got {value!r}"
+        )
+    by_name = {source.name: source for source in sources if source.path is not None}
+    if base not in by_name:
+        served = ", ".join(by_name) or "none"
+        raise ValueError(f"--controlnet {name}: MODEL {base!r} is not a --model NAME=PATH (those given: {served})")
+    return dataclasses.replace(by_name[base], name=name, controlnets=tuple(path for path in paths.split(",") if path))
 
 
 def _loras_by_model(loras: Sequence[LoraSource], names: list[str], default_model: str) -> dict[str, list[LoraSource]]:
@@ -159,7 +177,9 @@ def build_engine(
         if source.path is None:
             model = load_builtin_default(place, torch_dtype, config, name=source.name, defer_speed=split)
         else:
-            model = load_local_model(source.name, source.path, place, torch_dtype, config, defer_speed=split)
+            model = load_local_model(
+                source.name, source.path, place, torch_dtype, config, defer_speed=split, controlnets=source.controlnets
+            )
         for width, height in warmup_sizes:
             factor = model.spatial_factor
             if width % factor or height % factor:

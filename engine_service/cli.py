@@ -461,7 +461,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
     import os
 
-    from engine_service.bootstrap import build_engine, parse_model_arg, parse_size
+    from engine_service.bootstrap import build_engine, parse_controlnet_arg, parse_model_arg, parse_size
     from engine_service.config import BatchingConfig, ServerConfig
     from engine_service.models import ModelLoadError
     from engine_service.models.lora import parse_lora_arg
@@ -488,6 +488,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         batching = BatchingConfig(max_batch=args.max_batch, batch_window_ms=args.batch_window_ms)
         sources = _with_speed([parse_model_arg(value) for value in args.model], args)
+        sources += [parse_controlnet_arg(value, sources) for value in args.controlnet]
         model_names = [source.name for source in sources]
         loras = [parse_lora_arg(value, model_names) for value in args.lora]
         parallel = ParallelConfig.parse(args.parallel)
@@ -713,6 +714,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=PATH",
         help="serve the diffusers directory PATH as NAME (repeatable); none = the builtin default",
+    )
+    serve.add_argument(
+        "--controlnet",
+        action="append",
+        default=[],
+        metavar="NAME=PATH[,PATH...]:MODEL",
+        help="also serve as NAME the --model MODEL steered by the ControlNet model directory PATH (several, "
+        "comma-separated: a multi-ControlNet model taking one control image each); NAME loads its own copy of "
+        "MODEL's weights (repeatable)",
     )
     serve.add_argument("--default-model", help="model used when a request names none (default: the first)")
     serve.add_argument(

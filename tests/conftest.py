@@ -8,6 +8,7 @@ loop, and tests talk to it over gRPC on a free loopback port like any client.
 from __future__ import annotations
 
 import importlib
+import os
 import pathlib
 import socket
 import subprocess
@@ -17,6 +18,11 @@ import types
 
 import grpc
 import pytest
+
+# One intra-op thread per process, set before torch loads and inherited by every server and rank the
+# tests start: the tiny models gain nothing from more, and the suite runs engines beside the test
+# process on two cores, where threads that wait on each other cost many times their work.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PROTO_ROOT = REPO / "proto"

@@ -581,6 +581,10 @@ def test_taylorseer_calibrator_extrapolates_newton_polynomials_or_damps_the_high
     for step in (2, 3, 5):
         damped.update(step, torch.tensor([float(step**2)]))
     assert damped.approximate(7).item() == pytest.approx(45.0) and damped.forecast
+    # Beyond the span its difference covers (5 - 2 = 3 steps) the quadratic term stops growing:
+    # 25 + 8 * 5 + 1 * 3^2 at step 10 (undamped 25 + 40 + 25; the polynomial through the steps, 100).
+    assert damped.approximate(10).item() == pytest.approx(74.0)
+    assert calibrator.approximate(10).item() == pytest.approx(100.0)
     # Order 1 is the same line either way.
     for forecast in ("taylor", "newton"):
         line = cache.TaylorSeerCalibrator(order=1, forecast=forecast)

@@ -9,19 +9,24 @@ with DBCache at threshold 0 the image is bit-identical to no cache, and at thres
 
 from __future__ import annotations
 
+import json
+import pathlib
+
 import numpy as np
 import pytest
 import torch
+from diffusers import FluxPipeline
 from tiny_families import input_image
 from tiny_families.flux import build_tiny_flux_controlnet
 from tiny_families.qwen_image import build_tiny_qwen_image_controlnet
 
 from client_sdk import CachePolicy, Client, InputImage
 from client_sdk.errors import InvalidArgumentError
+from engine_service.bootstrap import ModelSource, parse_controlnet_arg
 from engine_service.config import Limits
 from engine_service.metrics import psnr
 from engine_service.models import model_from_pipeline
-from engine_service.models.registry import load_local_model
+from engine_service.models.registry import ModelLoadError, load_local_model
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
 
@@ -36,22 +41,38 @@ ALWAYS = CachePolicy(
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("flux-controlnet")
-    build_tiny_flux_controlnet().save_pretrained(directory)
-    assert (directory / "controlnet" / "config.json").is_file()
+def directories(tmp_path_factory) -> dict[str, pathlib.Path]:
+    """The tiny FLUX ControlNet pipeline saved whole, and as its base pipeline and ControlNet apart."""
+    pipeline = build_tiny_flux_controlnet()
+    found = {name: tmp_path_factory.mktemp(name) for name in ("whole", "base", "controlnet")}
+    pipeline.save_pretrained(found["whole"])
+    assert (found["whole"] / "controlnet" / "config.json").is_file()
+    FluxPipeline.from_pipe(pipeline).save_pretrained(found["base"])
+    defaults = {"width": 32, "height": 32, "steps": STEPS, "call_defaults": TEXT}
+    (found["base"] / "ditserve.json").write_text(json.dumps(defaults))
+    pipeline.controlnet.save_pretrained(found["controlnet"])
+    return found
+
+
+@pytest.fixture(scope="module")
+def client(directories):
     cpu = torch.device("cpu")
-    flux = load_local_model("flux-controlnet", directory, cpu, torch.float32)
+    flux = load_local_model("flux-controlnet", directories["whole"], cpu, torch.float32)
     flux.default_width = flux.default_height = 32
     flux.default_steps = STEPS
     flux.call_defaults = {**flux.call_defaults, **TEXT}
+    # As ``serve --controlnet NAME=PATH:MODEL`` loads them: the base directory with one or two ControlNets.
+    net = str(directories["controlnet"])
+    attached = load_local_model("flux-attached", directories["base"], cpu, torch.float32, controlnets=[net])
+    two = load_local_model("flux-two-nets", directories["base"], cpu, torch.float32, controlnets=[net, net])
     qwen = model_from_pipeline(
         "qwen-controlnet",
         build_tiny_qwen_image_controlnet(),
         cpu,
         {"width": 32, "height": 32, "steps": STEPS, "guidance_scale": 1.0, "call_defaults": TEXT},
     )
-    engine = AsyncEngine({"flux-controlnet": flux, "qwen-controlnet": qwen}, "flux-controlnet", Limits(), "cpu")
+    models = {"flux-controlnet": flux, "qwen-controlnet": qwen, "flux-attached": attached, "flux-two-nets": two}
+    engine = AsyncEngine(models, "flux-controlnet", Limits(), "cpu")
     with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client:
         yield client
 
@@ -106,3 +127,83 @@ def test_bad_control_images_are_refused_naming_the_field(client, images, field):
         client.generate("a red circle", model="flux-controlnet", input_images=images)
     assert field in {v.field for v in raised.value.field_violations}
     assert client.generate("a red circle", model="flux-controlnet", input_images=[CONTROL], num_inference_steps=1)
+
+
+def test_a_controlnet_attached_at_start_up_steers_the_base_model_as_the_saved_pipeline_does(client):
+    request = {"seed": 4, "input_images": [CONTROL]}
+    whole = client.generate("a red circle", model="flux-controlnet", **request)
+    attached = client.generate("a red circle", model="flux-attached", **request)
+    assert attached.outputs[0].sha256 == whole.outputs[0].sha256
+    info = {m.name: m for m in client.list_models().models}
+    assert info["flux-attached"].input_roles == ("control",) and info["flux-attached"].control_images == 1
+    assert info["flux-two-nets"].control_images == 2
+
+
+def test_two_attached_controlnets_take_one_control_image_each(client):
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", model="flux-two-nets", input_images=[CONTROL])
+    assert "input_images" in {v.field for v in raised.value.field_violations}
+    quiet = InputImage(CONTROL.data, "control", 0.0)
+    one = client.generate("a red circle", model="flux-two-nets", seed=4, input_images=[CONTROL, quiet])
+    both = client.generate("a red circle", model="flux-two-nets", seed=4, input_images=[CONTROL, CONTROL])
+    single = client.generate("a red circle", model="flux-attached", seed=4, input_images=[CONTROL])
+    assert psnr(_pixels(one), _pixels(single)) > psnr(_pixels(both), _pixels(single))
+
+
+def test_controlnet_argument_names_a_served_model_and_its_paths():
+    base = ModelSource("flux", "/models/flux")
+    source = parse_controlnet_arg("canny=/nets/a,/nets/b:flux", [base])
+    assert (source.name, source.path, source.controlnets) == ("canny", "/models/flux", ("/nets/a", "/nets/b"))
+    for bad, words in [
+        ("canny=/nets/a", "NAME=PATH:MODEL"),
+        ("=/nets/a:flux", "NAME=PATH:MODEL"),
+        ("canny=/nets/a:schnell", "'schnell' is not a --model"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            parse_controlnet_arg(bad, [base])
+
+
+def _mismatched_controlnet(directory: pathlib.Path) -> str:
+    controlnet = build_tiny_flux_controlnet().controlnet
+    config = {**controlnet.config, "joint_attention_dim": 48}
+    type(controlnet).from_config(config).save_pretrained(directory)
+    return str(directory)
+
+
+def _controlnet_of_another_model(directory: pathlib.Path) -> str:
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps({"_class_name": "SD3ControlNetModel"}))
+    return str(directory)
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda d: str(d / "missing"), ["does not exist"]),
+        (_controlnet_of_another_model, ["SD3ControlNetModel", "takes FluxControlNetModel"]),
+        (_mismatched_controlnet, ["does not fit", "joint_attention_dim", "48"]),
+    ],
+    ids=["missing", "another model's", "other dimensions"],
+)
+def test_a_controlnet_that_cannot_steer_the_model_fails_to_load_naming_it(directories, tmp_path, make, words):
+    path = make(tmp_path / "net")
+    with pytest.raises(ModelLoadError) as raised:
+        load_local_model("m", directories["base"], torch.device("cpu"), torch.float32, controlnets=[path])
+    assert path in str(raised.value) and all(word in str(raised.value) for word in words), raised.value
+
+
+def test_a_model_that_takes_no_controlnet_says_which_do(directories):
+    net = str(directories["controlnet"])
+    with pytest.raises(ModelLoadError, match="flux-controlnet model takes no ControlNet .*flux, "):
+        load_local_model("m", directories["whole"], torch.device("cpu"), torch.float32, controlnets=[net])
+
+
+def test_every_family_controlnet_pipeline_is_a_served_controlnet_family():
+    from engine_service.models.families import FAMILIES
+    from engine_service.models.registry import family_for_pipeline
+
+    named = [family.controlnet_pipeline for family in FAMILIES if family.controlnet_pipeline is not None]
+    assert {"FluxControlNetPipeline", "QwenImageControlNetPipeline"} <= set(named)
+    for pipeline_class in named:
+        target = family_for_pipeline(pipeline_class)
+        assert target.unsupported_reason is None and target.control_count is not None, pipeline_class

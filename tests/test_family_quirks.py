@@ -1,17 +1,24 @@
 """Families whose pipelines differ from plain text-to-image, through a batching engine and the SDK.
 
 DiT is class-conditional (the prompt names a class), renders one size and has no
-step callback; aMUSEd takes a single random generator, so its jobs never batch.
+step callback; aMUSEd takes a single random generator, so its jobs never batch;
+HunyuanVideo 1.5 has no step callback either (the engine follows its scheduler's
+steps, which cancellation stops) and its image-to-video pipeline renders its
+resolution buckets only; its VAE cannot decode a batch, so the engine decodes video by video.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import torch
+from diffusers import HunyuanVideo15ImageToVideoPipeline
+from tiny_families import input_image
 from tiny_families.amused import build_tiny_amused
 from tiny_families.dit import build_tiny_dit
+from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
 
 from client_sdk import AsyncClient, Client, Step
 from client_sdk.errors import InvalidArgumentError
@@ -27,6 +34,10 @@ def server():
     models = {
         "dit": model_from_pipeline("dit", build_tiny_dit(), cpu, {"steps": 2}),
         "amused": model_from_pipeline("amused", build_tiny_amused(), cpu, {"width": 8, "height": 8, "steps": 3}),
+        "hv15": model_from_pipeline("hv15", build_hunyuan_video15(), cpu, VIDEO),
+        "hv15-i2v": model_from_pipeline(
+            "hv15-i2v", build_hunyuan_video15(HunyuanVideo15ImageToVideoPipeline), cpu, VIDEO
+        ),
     }
     batching = BatchingConfig(max_batch=4, batch_window_ms=300)
     engine = AsyncEngine(models, "dit", Limits(), "cpu", batching)
@@ -88,3 +99,42 @@ def test_a_single_generator_pipeline_gives_each_request_the_image_it_gets_alone(
     crowd = asyncio.run(_together(server.address, requests))
     assert [r.outputs[0].sha256 for r in crowd] == alone
     assert len(set(alone)) == 3
+
+
+def test_leaving_the_stream_of_a_pipeline_without_step_callback_stops_it_at_a_step(client):
+    before = client.stats(model="hv15").models[0]
+    for event in client.stream("a red circle", model="hv15", num_inference_steps=200, preview_every=1):
+        if isinstance(event, Step):
+            break
+    deadline = time.monotonic() + 60
+    while client.stats(model="hv15").models[0].cancelled.count == before.cancelled.count:
+        assert time.monotonic() < deadline, "the left stream's job was not cancelled"
+        time.sleep(0.05)
+    after = client.stats(model="hv15").models[0]
+    assert after.cancelled_steps - before.cancelled_steps < 200
+    assert client.generate("a red circle", model="hv15").outputs  # the pipeline serves the next request
+
+
+def test_an_image_to_video_size_off_the_resolution_buckets_is_invalid(client):
+    image = input_image("image", (48, 32))
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", model="hv15-i2v", width=48, height=32, input_images=[image])
+    assert "the nearest to 48x32 is 32x32" in _fields(info.value)["width"]
+    # A bucket of another aspect ratio than the image: the image is cropped to it, the video has its size.
+    video = client.generate("a red circle", model="hv15-i2v", width=32, height=16, input_images=[image])
+    assert (video.outputs[0].width, video.outputs[0].height) == (32, 16)
+
+
+def test_a_request_for_two_videos_gets_both_although_the_vae_cannot_decode_a_batch(client):
+    videos = client.generate("a red circle", model="hv15", num_outputs=2, seed=4).outputs
+    assert [video.num_frames for video in videos] == [VIDEO["frames"]] * 2
+    assert videos[0].sha256 != videos[1].sha256
+
+
+def test_the_image_to_video_default_size_is_the_checkpoints_16_9_bucket():
+    pipeline = build_hunyuan_video15(HunyuanVideo15ImageToVideoPipeline)
+    model = model_from_pipeline("hv15-i2v", pipeline, torch.device("cpu"), {"frames": 5})
+    # target_size 32 has no 16:9 bucket; the pipeline's own choice for 16:9 is 32x32 (the family's
+    # default, for the 480p checkpoints, is 848x480).
+    assert (model.default_width, model.default_height) == (32, 32)
+    assert model.family.check_size(pipeline, model.default_width, model.default_height) is None

@@ -64,6 +64,8 @@ def model_copy(local_model_dir, tmp_path) -> pathlib.Path:
         (["--cache-policy", "dbcache:max_cached_steps=5000"], ["max_cached_steps"]),
         (["--cache-policy", "dbcache:fn_compute_blocks=500"], ["fn_compute_blocks", "default"]),
         (["--warmup-size", "4096x4096"], ["--warmup-size", "limits"]),
+        (["--controlnet", "canny=/nets/canny:flux"], ["--controlnet", "'flux' is not a --model"]),
+        (["--controlnet", "canny=/nets/canny"], ["--controlnet", "NAME=PATH:MODEL"]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )

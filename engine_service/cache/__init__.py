@@ -21,6 +21,7 @@ from engine_service.cache.adapter import (
     HINTED_LAYOUTS,
     LAYOUT_PATTERNS,
     PER_BLOCK_LAYOUTS,
+    PER_BLOCK_PIPELINES,
     BlockAdapter,
 )
 from engine_service.cache.api import (
@@ -56,6 +57,7 @@ __all__ = [
     "BLOCK_LAYOUTS",
     "LAYOUT_PATTERNS",
     "PER_BLOCK_LAYOUTS",
+    "PER_BLOCK_PIPELINES",
     "HINTED_LAYOUTS",
     "MASK_POLICIES",
     "BasicCacheConfig",

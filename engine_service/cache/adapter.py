@@ -35,6 +35,7 @@ BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "FluxTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
     "HunyuanVideoTransformer3DModel": (("transformer_blocks", "single_transformer_blocks"),),
     "OvisImageTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
+    "LongCatImageTransformer2DModel": (("transformer_blocks", "single_transformer_blocks"),),
     # Its VACE blocks compute the control hints before the main loop: they are no part of the stack.
     "WanVACETransformer3DModel": (("blocks",),),
     # Not merged: the lists' blocks have different patterns. (Its caption projections are no blocks.)
@@ -51,10 +52,21 @@ LAYOUT_PATTERNS: dict[str, tuple[ForwardPattern, ...]] = {
 #: and leaves the loop to the transformer: HunyuanDiT (long skip connections from the first
 #: half of its blocks into the second), HiDream (a per-block text state concatenated before
 #: each block and cut off after it, and a block counter shared by both lists), Chroma (each
-#: block's own slice of the timestep modulation, cut in the loop).
+#: block's own slice of the timestep modulation, cut in the loop), Qwen-Image 2.1 (each block's own
+#: layer of the text/condition key-value cache, picked in the loop).
 PER_BLOCK_LAYOUTS: frozenset[str] = frozenset(
-    {"HunyuanDiT2DModel", "HiDreamImageTransformer2DModel", "ChromaTransformer2DModel"}
+    {
+        "HunyuanDiT2DModel",
+        "HiDreamImageTransformer2DModel",
+        "ChromaTransformer2DModel",
+        "QwenImage21Transformer2DModel",
+    }
 )
+
+#: Pipelines that hand each block of their transformer its own layer of a key-value cache (of
+#: reference tokens kept after the first step), so the cache stands in for each block: FLUX.2
+#: Klein KV (its transformer class also serves pipelines without that cache).
+PER_BLOCK_PIPELINES: frozenset[str] = frozenset({"Flux2KleinKVPipeline"})
 
 
 #: Transformers whose loop adds a hint to the hidden states after some of their blocks: Wan VACE
@@ -86,7 +98,8 @@ class BlockAdapter:
     - ``has_separate_cfg``: whether the pipeline runs CFG as a second transformer call;
       ``None`` detects it from the transformer calls per scheduler step.
     - ``per_block``: keep the transformer's own loop and stand in for each block (for loops
-      that work between blocks); ``None`` = only for the transformers in ``PER_BLOCK_LAYOUTS``.
+      that work between blocks); ``None`` = only for the transformers in ``PER_BLOCK_LAYOUTS`` and
+      the pipelines in ``PER_BLOCK_PIPELINES``.
     - ``hints``: the transformer's loop adds hints (ControlNet residuals, VACE hints) to the
       hidden states after blocks; implies ``per_block``. ``None`` = for a pipeline with a
       ``controlnet`` component and for the transformers in ``HINTED_LAYOUTS``.
@@ -123,7 +136,9 @@ class BlockAdapter:
             hints = self.hints
             if hints is None:
                 hints = kind in HINTED_LAYOUTS or (self.pipe is not None and pipeline_adds_hints(self.pipe))
-            per_block = self.per_block if self.per_block is not None else kind in PER_BLOCK_LAYOUTS
+            per_block = self.per_block
+            if per_block is None:
+                per_block = kind in PER_BLOCK_LAYOUTS or type(self.pipe).__name__ in PER_BLOCK_PIPELINES
             for group, pattern in zip(groups, _per_group(given, len(groups)), strict=True):
                 specs.append(GroupSpec(transformer, index, group, pattern, per_block or hints, hints))
         return specs
@@ -244,6 +259,7 @@ __all__ = [
     "HINT_COMPONENTS",
     "LAYOUT_PATTERNS",
     "PER_BLOCK_LAYOUTS",
+    "PER_BLOCK_PIPELINES",
     "BlockAdapter",
     "GroupSpec",
     "default_groups",

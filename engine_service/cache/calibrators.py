@@ -7,17 +7,24 @@ a step is cached; it only changes what a cached step adds.
 - TaylorSeer of order n keeps the divided differences f[x_k..x_n] of the last
   n + 1 computed residuals (so uneven spacing between computed steps is
   handled). Its default forecast (``"taylor"``) is the Taylor series at the last
-  computed step, with the k-th derivative estimated as k! f[x_{n-k}..x_n]:
-  ``sum_k f[x_{n-k}..x_n] e^k`` for a step e after it. Against the interpolating
-  polynomial (``"newton"``: ``sum_k f[..] e (e + h_1) ... (e + h_{k-1})``, h_j the
-  distance back to the j-th previous computed step) the higher terms are damped,
-  which matters over the long gaps of the fast and ultra step masks, where the
-  exact polynomial overshoots; ``"newton"`` forecasts a polynomial residual of
-  degree <= n exactly. Order 1 is linear extrapolation from the last two
-  computed steps either way, as in cache-dit (TaylorSeer, arXiv 2503.06923).
-  Steps 0 and 1 never enter a difference: the first steps of a denoising run
-  move too fast to extrapolate from, so a cached step before step 3 reuses the
-  last computed residual as it is (as cache-dit does).
+  computed step, with the k-th derivative estimated as k! f[x_{n-k}..x_n], and
+  each term of order k >= 2 carried no farther than the span s_k = x_n - x_{n-k}
+  its difference was measured over: ``sum_k f[x_{n-k}..x_n] min(e, s_k)^k`` for a
+  step e after x_n (beyond s_k the forecast goes on along the first-order line).
+  Against the interpolating polynomial (``"newton"``:
+  ``sum_k f[..] e (e + h_1) ... (e + h_{k-1})``, h_j the distance back to the j-th
+  previous computed step) the higher terms are damped, which matters over long
+  gaps between computed steps (fast and ultra step masks, high thresholds, the
+  first gap after unit-spaced warm-up steps), where the exact polynomial
+  overshoots; ``"newton"`` forecasts a polynomial residual of degree <= n
+  exactly. cache-dit damps differently: it divides every difference by the last
+  gap h_n, ``f[..]`` with ``(k h_n)`` in place of the span. Order 1 is linear
+  extrapolation from the last two computed steps in all three, the same
+  arithmetic as cache-dit (TaylorSeer, arXiv 2503.06923).
+  A computed step 0, 1 or 2 starts the differences afresh: the first steps of a
+  denoising run move too fast to extrapolate from, so a cached step before step 3
+  reuses the last computed residual as it is, and steps 0 and 1 enter a
+  difference only when step 2 was cached (all as cache-dit does on a run).
 - FoCa takes a Heun (trapezoid) step from the last computed residual, averaging
   the slope between the last two computed residuals and the slope of its own
   running forecast; beyond 3 steps the forecast is damped toward the anchor.
@@ -50,8 +57,11 @@ TAYLORSEER_FORECASTS = ("taylor", "newton")
 class TaylorSeerCalibrator:
     """Extrapolation of order ``order`` over the computed steps from ``FIRST_NODE`` on.
 
-    ``forecast`` is ``"taylor"`` (damped higher terms, the default) or ``"newton"`` (exact
-    for polynomials of degree <= order); see the module docstring.
+    ``forecast`` is ``"taylor"`` (damped higher terms, each carried at most as far as the
+    span of computed steps it was measured over; the default) or ``"newton"`` (exact for
+    polynomials of degree <= order); see the module docstring. ``update(step, value)``
+    takes the residual of a computed step (any shape); ``approximate(step)`` returns a
+    tensor of that shape and raises ``RuntimeError`` before any ``update``.
     """
 
     #: The first step whose residual may take part in a divided difference.
@@ -89,7 +99,11 @@ class TaylorSeerCalibrator:
         estimate = self._diffs[0]
         factor, elapsed = 1.0, float(step - self._nodes[-1])
         for i in range(1, len(self._diffs)):
-            factor *= float(step - self._nodes[-i]) if self.newton else elapsed
+            if self.newton:
+                factor *= float(step - self._nodes[-i])
+            else:
+                # A difference over the span s_i says nothing about the curve beyond s_i steps.
+                factor = min(elapsed, float(self._nodes[-1] - self._nodes[-1 - i])) ** i if i > 1 else elapsed
             estimate = estimate + self._diffs[i] * factor
         self.forecast = len(self._diffs) > 1
         return estimate

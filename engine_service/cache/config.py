@@ -269,9 +269,10 @@ class TaylorSeerCalibratorConfig(CalibratorConfig):
     calibrator_type: str = "taylorseer"
     taylorseer_order: int = 1
     taylorseer_forecast: str = "taylor"
-    """``"taylor"``: Taylor series at the last computed step, higher terms damped (order 1 is
-    cache-dit's); ``"newton"``: the polynomial through the last ``order + 1`` computed steps,
-    exact for polynomial residuals but overshooting over long gaps."""
+    """``"taylor"``: Taylor series at the last computed step, each higher term carried no farther
+    than the span of computed steps it was measured over (order 1 is cache-dit's); ``"newton"``:
+    the polynomial through the last ``order + 1`` computed steps, exact for polynomial residuals
+    but overshooting over long gaps."""
 
     def strify(self, active: bool = True) -> str:
         """``T1O2`` (``T0O2`` when the calibrator never forecast in a run), ``N`` added for newton."""

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -132,9 +132,10 @@ def _finish(
         family.prepare_pipeline(pipeline)
     overrides = dict(overrides or {})
     native = family.native_size(pipeline) if family.native_size is not None else None
-    if native is not None:
-        overrides.setdefault("width", native[0])
-        overrides.setdefault("height", native[1])
+    default_size = native or (family.default_size(pipeline) if family.default_size is not None else None)
+    if default_size is not None:
+        overrides.setdefault("width", default_size[0])
+        overrides.setdefault("height", default_size[1])
     model = LoadedModel(
         name=name,
         family=family,
@@ -283,6 +284,90 @@ def check_model_defaults(defaults: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+#: Config keys a ControlNet shares with the transformer it steers; where both configs have one, the
+#: values must agree (the ControlNet's residuals are added to the transformer's hidden states).
+_CONTROLNET_MATCHING_KEYS = (
+    "in_channels",
+    "patch_size",
+    "num_attention_heads",
+    "attention_head_dim",
+    "joint_attention_dim",
+    "pooled_projection_dim",
+    "caption_channels",
+    "cross_attention_dim",
+)
+
+
+def _load_controlnet(name: str, path: str, dtype: torch.dtype, accepted: tuple[type, ...]) -> torch.nn.Module:
+    """One ControlNet model directory (``config.json`` + weights), checked against the classes the
+    pipeline takes."""
+    import diffusers
+
+    directory = pathlib.Path(path)
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        what = "has no config.json" if directory.is_dir() else "does not exist"
+        raise ModelLoadError(f"model {name!r}: ControlNet {directory} {what} (a ControlNet model directory)")
+    try:
+        class_name = json.loads(config_file.read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError) as err:
+        raise ModelLoadError(f"model {name!r}: unreadable {config_file}: {err}") from err
+    names = sorted({kind.__name__ for kind in accepted if isinstance(kind, type)})
+    if class_name not in names:
+        raise ModelLoadError(
+            f"model {name!r}: ControlNet {directory} is a {class_name}; this model takes {' or '.join(names)}"
+        )
+    try:
+        with _quiet_loading():
+            return getattr(diffusers, class_name).from_pretrained(str(directory), local_files_only=True, dtype=dtype)
+    except Exception as err:  # diffusers raises many types for broken weights
+        raise ModelLoadError(f"model {name!r}: loading ControlNet {directory} failed: {err}") from err
+
+
+def _check_controlnet_fits(name: str, path: str, controlnet: torch.nn.Module, transformer: torch.nn.Module) -> None:
+    theirs, ours = controlnet.config, transformer.config
+    for key in _CONTROLNET_MATCHING_KEYS:
+        if key in theirs and key in ours and theirs[key] != ours[key]:
+            raise ModelLoadError(
+                f"model {name!r}: ControlNet {path} does not fit the model's transformer: "
+                f"{key} is {theirs[key]!r} there and {ours[key]!r} in the transformer"
+            )
+
+
+def attach_controlnets(
+    name: str, family: FamilySpec, pipeline: DiffusionPipeline, paths: Sequence[str], dtype: torch.dtype
+) -> tuple[FamilySpec, DiffusionPipeline]:
+    """The family's ControlNet pipeline (``FamilySpec.controlnet_pipeline``) over ``pipeline``'s
+    components, steered by the ControlNets at ``paths`` (several: a multi-ControlNet model, one
+    ``control`` image each, in this order).
+
+    Raises ModelLoadError naming the path for a family that takes no ControlNet, a ControlNet of
+    another model class, or one whose dimensions do not fit the transformer."""
+    import diffusers
+
+    if family.controlnet_pipeline is None:
+        takers = sorted(f.name for f in FAMILIES if f.controlnet_pipeline is not None)
+        raise ModelLoadError(
+            f"model {name!r}: a {family.name} model takes no ControlNet (families that do: {', '.join(takers)})"
+        )
+    if not paths:
+        raise ModelLoadError(f"model {name!r}: no ControlNet given")
+    variant = getattr(diffusers, family.controlnet_pipeline)
+    accepted = variant._get_signature_types()["controlnet"]
+    nets = [_load_controlnet(name, path, dtype, accepted) for path in paths]
+    for path, net in zip(paths, nets, strict=True):
+        _check_controlnet_fits(name, path, net, pipeline.transformer)
+    controlnet: Any = nets[0]
+    if len(nets) > 1:
+        multi = [kind for kind in accepted if isinstance(kind, type) and "Multi" in kind.__name__]
+        if not multi:
+            raise ModelLoadError(f"model {name!r}: {family.controlnet_pipeline} takes one ControlNet, got {len(nets)}")
+        controlnet = multi[0](nets)
+    with _quiet_loading():
+        steered = variant.from_pipe(pipeline, controlnet=controlnet)
+    return family_for_pipeline(variant.__name__), steered
+
+
 def load_local_model(
     name: str,
     path: str | os.PathLike[str],
@@ -290,15 +375,22 @@ def load_local_model(
     dtype: torch.dtype,
     speed: SpeedConfig | None = None,
     defer_speed: bool = False,
+    controlnets: Sequence[str] = (),
 ) -> LoadedModel:
     """Load a diffusers pipeline directory (``save_pretrained`` layout) without touching the network.
 
     A ``ditserve.json`` in the directory may set the model's defaults (:data:`MODEL_DEFAULT_KEYS`).
-    ``defer_speed`` leaves ``speed`` for :func:`apply_model_speed`."""
+    ``defer_speed`` leaves ``speed`` for :func:`apply_model_speed`. ``controlnets`` are ControlNet
+    model directories to attach (:func:`attach_controlnets`): the model then runs the family's
+    ControlNet pipeline."""
     directory = pathlib.Path(path)
     defaults = _directory_defaults(name, directory)
     family, pipeline = _load_directory(name, directory, dtype)
-    return _finish(name, family, pipeline, str(directory), device, defaults, speed=speed, defer_speed=defer_speed)
+    source = str(directory)
+    if controlnets:
+        family, pipeline = attach_controlnets(name, family, pipeline, controlnets, dtype)
+        source = f"{directory} + ControlNet {', '.join(controlnets)}"
+    return _finish(name, family, pipeline, source, device, defaults, speed=speed, defer_speed=defer_speed)
 
 
 def model_from_pipeline(

@@ -32,6 +32,8 @@ LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torc
 PromptCheck = Callable[["DiffusionPipeline", str], "str | None"]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
+#: (pipeline, width, height) -> why the pipeline would not render this size as asked, or ``None`` when it would.
+SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 #: pipeline -> how many control images a request must send (one per ControlNet of the pipeline).
 ControlCount = Callable[["DiffusionPipeline"], int]
 
@@ -95,6 +97,14 @@ class FamilySpec:
     native_size: NativeSize | None = None
     """For pipelines that render one size only (no width/height arguments): that size, read from the
     pipeline. It is the default size and any other is INVALID_ARGUMENT. ``None`` = any size."""
+    default_size: NativeSize | None = None
+    """The default (width, height) read from the loaded pipeline, for a family whose sizes depend on
+    the checkpoint (resolution buckets); it replaces ``default_width`` and ``default_height``, and a
+    model's own defaults override it. ``None`` = the family's defaults."""
+    check_size: SizeCheck | None = None
+    """Refuses sizes the pipeline would not render as asked, e.g. a pipeline that snaps its output to
+    resolution buckets (INVALID_ARGUMENT on ``width`` with the reason); ``None`` = any size of the
+    spatial factor. The family's default size must pass it."""
     generator_per_output: bool = True
     """Whether ``__call__`` takes a list of generators, one per output. Without it the pipeline gets
     the job's one generator, and its jobs never join a batch (an output must not depend on its batch)."""
@@ -105,6 +115,10 @@ class FamilySpec:
     """For image-to-image and inpainting pipelines: the ``strength`` a request gets when it sends none
     (the pipeline runs about ``strength x steps`` steps). ``None`` = the pipeline takes no strength, and
     a request that sends one is INVALID_ARGUMENT."""
+    controlnet_pipeline: str | None = None
+    """The diffusers pipeline class that runs this family's model with ControlNets attached
+    (``serve --controlnet NAME=PATH:MODEL``); it must be a served family. ``None`` = no ControlNet
+    can be attached (a directory that already holds a ``controlnet`` component is its own family)."""
     control_count: ControlCount | None = None
     """For ControlNet pipelines: how many ``"control"`` images a request must send, each with its own
     ``controlnet_conditioning_scale``. ``None`` = the pipeline has no ControlNet."""

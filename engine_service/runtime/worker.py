@@ -452,12 +452,17 @@ def _pruned_ratio(stats: list[cache.CacheStats]) -> float | None:
 
 
 def _decoded(output, spec: JobSpec, kind: str) -> np.ndarray:
-    """The call's images (N, H, W, 3) or videos (N, F, H, W, 3), floats in [0, 1]."""
+    """The call's images (N, H, W, 3) or videos (N, F, H, W, 3), floats in [0, 1]. An RGBA output (a VAE
+    that decodes alpha, as Qwen-Image 2.1's) is composited over white."""
     attribute = "frames" if kind == "video" else "images"
     decoded = getattr(output, attribute, None)
     if decoded is None:
         raise JobFailed(spec.request_id, f"the pipeline returned no {attribute}")
-    return np.asarray(decoded, dtype=np.float32)
+    pixels = np.asarray(decoded, dtype=np.float32)
+    if pixels.shape[-1] == 4:
+        alpha = pixels[..., 3:]
+        pixels = pixels[..., :3] * alpha + (1.0 - alpha)
+    return pixels
 
 
 def _encode(decoded: np.ndarray, spec: JobSpec, kind: str) -> list:

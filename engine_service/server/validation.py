@@ -81,6 +81,11 @@ def validate(
     native = model.native_size
     if native is not None and width and height and (width, height) != native:
         v.add("width", f"model {model.name!r} ({model.family.name}) renders {native[0]}x{native[1]} only")
+    check_size = model.family.check_size
+    if check_size is not None and width and height:
+        problem = check_size(model.pipeline, width, height)
+        if problem:
+            v.add("width", problem)
     check_prompt = model.family.check_prompt
     if check_prompt is not None and prompt.strip():
         problem = check_prompt(model.pipeline, prompt)

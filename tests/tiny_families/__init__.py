@@ -40,6 +40,22 @@ class TinyCase:
     experts: int = 1
     """Transformers that take turns over the steps (Wan 2.2: 2). Each caches in its own context and
     warms up on the first step it runs, so with threshold 1 the run caches ``steps - experts`` steps."""
+    reshaped_steps: int = 0
+    """Steps after the warm-up whose block input changes shape (Qwen-Image 2.1 runs only the target image's
+    tokens once its text keys and values are kept): the cache computes them, so with threshold 1 the run
+    caches that many steps fewer."""
+
+
+def scale_weights(*modules: Any, factor: float) -> None:
+    """Multiply every parameter of ``modules`` by ``factor``, in place. Default-initialized tiny blocks
+    barely move the pixels; scaled up, another prompt, guidance scale or input image changes the image
+    by many uint8 levels, so tests can see them."""
+    import torch
+
+    with torch.no_grad():
+        for module in modules:
+            for param in module.parameters():
+                param.mul_(factor)
 
 
 def louder_vae(vae: torch.nn.Module, gain: float = 2.0) -> torch.nn.Module:

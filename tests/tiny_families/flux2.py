@@ -1,18 +1,20 @@
-"""FLUX.2 dev and Klein: 2 double-stream + 2 single-stream blocks, a 1-layer Mistral 3 (dev) or 2-layer Qwen3
-(Klein) text encoder, an 8x VAE with 4 latent channels."""
+"""FLUX.2 dev and Klein (text-to-image, inpainting, KV): 2 double-stream + 2 single-stream blocks, a 1-layer
+Mistral 3 (dev) or 2-layer Qwen3 (Klein) text encoder, an 8x VAE with 4 latent channels."""
 
 import torch
 from diffusers import (
     AutoencoderKLFlux2,
     FlowMatchEulerDiscreteScheduler,
+    Flux2KleinInpaintPipeline,
+    Flux2KleinKVPipeline,
     Flux2KleinPipeline,
     Flux2Pipeline,
     Flux2Transformer2DModel,
 )
-from tiny_tokenizers import qwen_vl_tokenizer
+from tiny_tokenizers import byte_level_qwen2_tokenizer, qwen_vl_tokenizer
 from transformers import Mistral3Config, Mistral3ForConditionalGeneration, Qwen3Config, Qwen3ForCausalLM
 
-from tiny_families import TinyCase
+from tiny_families import TinyCase, scale_weights
 
 #: Renders FLUX.2 dev's conversations (system and user turns whose content is a list of text parts).
 PARTS_TEMPLATE = (
@@ -102,10 +104,8 @@ def build_tiny_flux2(seed: int = 0) -> Flux2Pipeline:
     )
 
 
-def build_tiny_flux2_klein(seed: int = 0) -> Flux2KleinPipeline:
-    # Chat markers as single tokens, as in Qwen3's: spelled in bytes, "<|im_start|>user\n" alone fills the
-    # 16 tokens kept, and every prompt (and CFG's empty one) would encode alike.
-    tokenizer = qwen_vl_tokenizer()
+def _klein_components(seed: int = 0) -> dict:
+    tokenizer = byte_level_qwen2_tokenizer()
     transformer, vae = _transformer_and_vae(seed, guidance_embeds=False)
     torch.manual_seed(seed)
     text_encoder = Qwen3ForCausalLM(
@@ -119,17 +119,37 @@ def build_tiny_flux2_klein(seed: int = 0) -> Flux2KleinPipeline:
             max_position_embeddings=512,
         )
     ).eval()
-    return Flux2KleinPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=transformer,
-        vae=vae,
-    )
+    return {
+        "scheduler": FlowMatchEulerDiscreteScheduler(),
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "transformer": transformer,
+        "vae": vae,
+    }
+
+
+def build_tiny_flux2_klein() -> Flux2KleinPipeline:
+    return Flux2KleinPipeline(**_klein_components())
+
+
+def _louder(components: dict) -> dict:
+    transformer = components["transformer"]
+    scale_weights(transformer.transformer_blocks, transformer.single_transformer_blocks, factor=3.0)
+    return components
+
+
+def build_tiny_flux2_klein_inpaint() -> Flux2KleinInpaintPipeline:
+    return Flux2KleinInpaintPipeline(**_louder(_klein_components()), is_distilled=False)
+
+
+def build_tiny_flux2_klein_kv() -> Flux2KleinKVPipeline:
+    return Flux2KleinKVPipeline(**_louder(_klein_components()))
 
 
 #: The tiny encoders have one or two layers: take the first layer's hidden states.
 CALL = {"max_sequence_length": 16, "text_encoder_out_layers": (1,)}
+#: Klein's chat template puts 17 byte tokens ("<|im_start|>user\n") before the prompt: room for the prompt.
+KLEIN_CALL = {**CALL, "max_sequence_length": 48}
 CASES = [
     TinyCase(
         name="flux2",
@@ -142,7 +162,23 @@ CASES = [
         pipeline_class="Flux2KleinPipeline",
         build=build_tiny_flux2_klein,
         # Guidance above 1 on a base (not distilled) Klein model: CFG as a second transformer call.
-        defaults={"width": 32, "height": 32, "steps": 4, "guidance_scale": 4.0, "call_defaults": CALL},
+        defaults={"width": 32, "height": 32, "steps": 4, "guidance_scale": 4.0, "call_defaults": KLEIN_CALL},
         inputs=(("image", (64, 64)),),  # reference images must be 64x64 at least
+    ),
+    # 4 steps at the default strength 0.8: the pipeline runs the last 3, with CFG (a base model).
+    TinyCase(
+        name="flux2-klein-inpaint",
+        pipeline_class="Flux2KleinInpaintPipeline",
+        build=build_tiny_flux2_klein_inpaint,
+        defaults={"width": 32, "height": 32, "steps": 4, "guidance_scale": 4.0, "call_defaults": KLEIN_CALL},
+        inputs=(("image", (64, 64)), ("mask", (64, 64))),  # resized to the request's 32x32
+    ),
+    TinyCase(
+        name="flux2-klein-kv",
+        pipeline_class="Flux2KleinKVPipeline",
+        build=build_tiny_flux2_klein_kv,
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": KLEIN_CALL},
+        inputs=(("image", (64, 64)),),
+        reshaped_steps=1,  # step 1, the first without the reference tokens
     ),
 ]

@@ -11,6 +11,7 @@ from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4
 from engine_service.models.families.consisid import CONSISID
 from engine_service.models.families.cosmos import COSMOS
 from engine_service.models.families.dit import DIT
+from engine_service.models.families.easyanimate import EASYANIMATE, EASYANIMATE_CONTROL, EASYANIMATE_I2V
 from engine_service.models.families.flux import (
     FLUX,
     FLUX_CONTROL,
@@ -25,12 +26,14 @@ from engine_service.models.families.flux import (
     FLUX_KONTEXT,
     FLUX_KONTEXT_INPAINT,
 )
-from engine_service.models.families.flux2 import FLUX2, FLUX2_KLEIN
+from engine_service.models.families.flux2 import FLUX2, FLUX2_KLEIN, FLUX2_KLEIN_INPAINT, FLUX2_KLEIN_KV
+from engine_service.models.families.helios import HELIOS, HELIOS_PYRAMID
 from engine_service.models.families.hidream import HIDREAM
 from engine_service.models.families.hunyuan_video import (
     HUNYUAN_SKYREELS_I2V,
     HUNYUAN_VIDEO,
     HUNYUAN_VIDEO_15,
+    HUNYUAN_VIDEO_15_I2V,
     HUNYUAN_VIDEO_FRAMEPACK,
     HUNYUAN_VIDEO_I2V,
 )
@@ -38,6 +41,7 @@ from engine_service.models.families.hunyuandit import HUNYUANDIT
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
+from engine_service.models.families.longcat_image import LONGCAT_IMAGE, LONGCAT_IMAGE_EDIT
 from engine_service.models.families.longcat_video import LONGCAT_VIDEO
 from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_I2V
 from engine_service.models.families.lumina import LUMINA, LUMINA2
@@ -55,11 +59,13 @@ from engine_service.models.families.qwen_image import (
     QWEN_IMAGE_IMG2IMG,
     QWEN_IMAGE_INPAINT,
 )
+from engine_service.models.families.qwen_image21 import QWEN_IMAGE_21
 from engine_service.models.families.sana import SANA
+from engine_service.models.families.sana_video import SANA_VIDEO, SANA_VIDEO_I2V
 from engine_service.models.families.sd3 import SD3, SD3_CONTROLNET, SD3_IMG2IMG, SD3_INPAINT
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.visualcloze import VISUALCLOZE
-from engine_service.models.families.wan import WAN, WAN_I2V, WAN_VACE
+from engine_service.models.families.wan import WAN, WAN_ANIMATE, WAN_I2V, WAN_VACE
 from engine_service.models.families.z_image import Z_IMAGE, Z_IMAGE_IMG2IMG, Z_IMAGE_INPAINT
 from engine_service.models.spec import FamilySpec
 
@@ -85,6 +91,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     QWEN_IMAGE_INPAINT,
     QWEN_IMAGE_CONTROLNET,
     QWEN_IMAGE_EDIT_INPAINT,
+    QWEN_IMAGE_21,
     SD3,
     SD3_IMG2IMG,
     SD3_INPAINT,
@@ -103,6 +110,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
     Z_IMAGE_INPAINT,
     FLUX2,
     FLUX2_KLEIN,
+    FLUX2_KLEIN_INPAINT,
+    FLUX2_KLEIN_KV,
     WAN_I2V,
     WAN_VACE,
     COGVIDEOX,
@@ -111,9 +120,12 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HUNYUAN_SKYREELS_I2V,
     HUNYUAN_VIDEO_I2V,
     HUNYUAN_VIDEO_15,
+    HUNYUAN_VIDEO_15_I2V,
     HUNYUAN_VIDEO_FRAMEPACK,
     LTX_VIDEO,
     LTX_VIDEO_I2V,
+    SANA_VIDEO,
+    SANA_VIDEO_I2V,
     SKYREELS_V2,
     SKYREELS_V2_I2V,
     SKYREELS_V2_DF,
@@ -124,6 +136,12 @@ FAMILIES: tuple[FamilySpec, ...] = (
     CONSISID,
     KANDINSKY5_VIDEO,
     LONGCAT_VIDEO,
+    EASYANIMATE,
+    EASYANIMATE_I2V,
+    EASYANIMATE_CONTROL,
+    WAN_ANIMATE,
+    HELIOS,
+    HELIOS_PYRAMID,
     HUNYUANDIT,
     COGVIEW4,
     COGVIEW3PLUS,
@@ -132,6 +150,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
     KANDINSKY5_IMAGE,
     OMNIGEN,
     OVIS_IMAGE,
+    LONGCAT_IMAGE,
+    LONGCAT_IMAGE_EDIT,
     PRX,
     HUNYUANIMAGE,
     AMUSED,

@@ -110,6 +110,7 @@ FLUX = FamilySpec(
     call_defaults={"max_sequence_length": 512},
     context_parallel=True,
     tensor_parallel=True,
+    controlnet_pipeline="FluxControlNetPipeline",
 )
 
 FLUX_FILL = FamilySpec(
@@ -164,6 +165,7 @@ FLUX_IMG2IMG = FamilySpec(
     input_roles=("image",),
     required_roles=("image",),
     default_strength=0.6,
+    controlnet_pipeline="FluxControlNetImg2ImgPipeline",
     call_defaults={"max_sequence_length": 512},
     # context_parallel and tensor_parallel stay off: split runs of this variant are not tested yet
 )
@@ -183,6 +185,7 @@ FLUX_INPAINT = FamilySpec(
     input_roles=("image", "mask"),
     required_roles=("image", "mask"),
     default_strength=0.6,
+    controlnet_pipeline="FluxControlNetInpaintPipeline",
     call_defaults={"max_sequence_length": 512},
     # context_parallel and tensor_parallel stay off: split runs of this variant are not tested yet
 )
@@ -251,6 +254,7 @@ FLUX_CONTROL = dataclasses.replace(
     context_parallel=False,  # split runs of this variant are not tested yet
     tensor_parallel=False,
     pipeline_classes=("FluxControlPipeline",),
+    controlnet_pipeline=None,
     build_call_kwargs=_control_call_kwargs,
     input_roles=("control",),
     required_roles=("control",),

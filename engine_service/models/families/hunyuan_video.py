@@ -21,9 +21,19 @@ has none, it is the true CFG scale (``true_cfg_scale``): above 1 the negative pr
 runs as a second transformer call per step. A checkpoint with the embedding ignores
 the negative prompt.
 
-HunyuanVideo 1.5 (``HunyuanVideo15Pipeline``) is known but not served: its call
-takes no ``callback_on_step_end``, which the engine needs for per-step progress,
-cancellation and cache statistics.
+HunyuanVideo 1.5 (``HunyuanVideo15Pipeline``, ``HunyuanVideo15ImageToVideoPipeline``) is
+a new architecture: one list of blocks over a 16x VAE (4 frames per latent frame), one
+latent pixel per token, a Qwen2.5-VL and a ByT5 (for quoted text) text encoder. Its
+call takes no ``callback_on_step_end``: the engine follows its steps through the
+scheduler's ``step``. CFG is run by the pipeline's guider as separate transformer
+calls; the request's guidance scale becomes the guider's scale. The image-to-video
+pipeline takes no width or height: it snaps the input image's aspect ratio to the
+resolution buckets of the transformer's ``target_size`` and crops the image to that
+bucket. The engine crops the input image to the request's size first, and refuses
+sizes that are not a bucket, so the video has the size asked for; the default size
+is the checkpoint's 16:9 bucket. diffusers 0.42.1's
+HunyuanVideo 1.5 VAE cannot decode more than one video at once (its causal attention
+mask does not broadcast over the batch), so the engine has it decode one at a time.
 
 FramePack (``HunyuanVideoFramepackPipeline``) is known but not served: it samples
 the video in sections, each a whole denoising loop with the scheduler's timesteps
@@ -32,8 +42,13 @@ set anew, while the engine follows one loop of ``num_inference_steps`` per reque
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
+import torch
+from diffusers.models.autoencoders.vae import DecoderOutput
+
+from engine_service.models.inputs import image_of
 from engine_service.models.spec import FamilySpec
 from engine_service.models.video import first_temporal_tile, scaling_factor, video_call_kwargs, video_preview
 
@@ -43,6 +58,7 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
 
     from engine_service.jobs import JobSpec
+    from engine_service.models.spec import CallKwargsBuilder
 
 _IMAGE_TO_VIDEO_KWARGS = video_call_kwargs(negative_prompt=False, images={"image": "image"})
 #: Frames a "latent_concat" HunyuanVideo-I2V checkpoint cuts off the front of its video.
@@ -58,6 +74,70 @@ def _image_to_video_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> 
     if pipe.transformer.config.image_condition_type == "latent_concat":
         kwargs["num_frames"] += _LATENT_CONCAT_DROPPED_FRAMES
     return kwargs
+
+
+def _guided(build: CallKwargsBuilder) -> CallKwargsBuilder:
+    """``build``'s keyword arguments for a pipeline whose guider runs CFG: the request's guidance
+    scale goes to the guider (its scale lives in its configuration), not to the call."""
+
+    def guided(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+        kwargs = build(pipe, jobs)
+        guidance = kwargs.pop("guidance_scale")
+        if pipe.guider.guidance_scale != guidance:
+            pipe.guider = pipe.guider.new(guidance_scale=guidance)
+        return kwargs
+
+    return guided
+
+
+_HUNYUAN_15_I2V_KWARGS = _guided(video_call_kwargs(images={"image": "image"}))
+
+
+def _hunyuan_15_i2v_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    kwargs = _HUNYUAN_15_I2V_KWARGS(pipe, jobs)
+    width, height = kwargs.pop("width"), kwargs.pop("height")
+    # The pipeline picks the bucket nearest the image's aspect ratio: cropped to the request's size
+    # (a bucket, see _hunyuan_15_bucket), the image picks exactly that one.
+    kwargs["image"] = pipe.video_processor.resize(image_of(jobs, "image"), height, width, resize_mode="crop")
+    return kwargs
+
+
+def _decode_one_video_at_a_time(pipe: DiffusionPipeline) -> None:
+    """Make ``pipe.vae.decode`` decode a batch of latents (N, C, F, h, w) video by video.
+
+    diffusers 0.42.1's ``AutoencoderKLHunyuanVideo15`` builds its causal attention mask as
+    (N, L, L) against (N, 1, L, C) queries, which does not broadcast for N > 1. Each video
+    decodes independently of the others, so decoding them one by one gives what a working
+    batched decode would.
+    """
+    vae = pipe.vae
+    decode = vae.decode
+
+    @functools.wraps(decode)
+    def decode_each(z: torch.Tensor, return_dict: bool = True, **kwargs: Any):
+        if z.shape[0] == 1:
+            return decode(z, return_dict=return_dict, **kwargs)
+        videos = torch.cat([decode(z[i : i + 1], return_dict=False, **kwargs)[0] for i in range(z.shape[0])])
+        return DecoderOutput(sample=videos) if return_dict else (videos,)
+
+    vae.decode = decode_each
+
+
+def _hunyuan_15_default_bucket(pipe: DiffusionPipeline) -> tuple[int, int]:
+    """The bucket of the 16:9 videos the text-to-video pipeline makes by default, as (width, height):
+    848x480 for the 480p checkpoints."""
+    height, width = pipe.video_processor.calculate_default_height_width(9, 16, pipe.target_size)
+    return width, height
+
+
+def _hunyuan_15_bucket(pipe: DiffusionPipeline, width: int, height: int) -> str | None:
+    bucket_height, bucket_width = pipe.video_processor.calculate_default_height_width(height, width, pipe.target_size)
+    if (bucket_width, bucket_height) == (width, height):
+        return None
+    return (
+        f"HunyuanVideo 1.5 image-to-video renders the resolution buckets of its target size {pipe.target_size} "
+        f"only; the nearest to {width}x{height} is {bucket_width}x{bucket_height}"
+    )
 
 
 HUNYUAN_VIDEO = FamilySpec(
@@ -118,20 +198,42 @@ HUNYUAN_VIDEO_15 = FamilySpec(
     name="hunyuan-video-1.5",
     pipeline_classes=("HunyuanVideo15Pipeline",),
     output_kind="video",
-    latent_patch=2,
-    default_width=1280,
-    default_height=720,
+    latent_patch=1,
+    default_width=848,
+    default_height=480,
     default_steps=50,
     default_guidance_scale=6.0,
     block_lists=("transformer_blocks",),
-    build_call_kwargs=video_call_kwargs(),
+    build_call_kwargs=_guided(video_call_kwargs()),
+    decode_latents=video_preview(scaling_factor),
     default_frames=121,
     frame_stride=4,
     uses_negative_prompt=True,
-    unsupported_reason=(
-        "diffusers 0.42.1's HunyuanVideo15Pipeline takes no callback_on_step_end, which the engine needs "
-        "for per-step progress, cancellation and cache statistics"
-    ),
+    prepare_pipeline=_decode_one_video_at_a_time,
+    step_end_callback=False,
+)
+
+HUNYUAN_VIDEO_15_I2V = FamilySpec(
+    name="hunyuan-video-1.5-i2v",
+    pipeline_classes=("HunyuanVideo15ImageToVideoPipeline",),
+    output_kind="video",
+    latent_patch=1,
+    default_width=848,
+    default_height=480,
+    default_steps=50,
+    default_guidance_scale=6.0,
+    block_lists=("transformer_blocks",),
+    build_call_kwargs=_hunyuan_15_i2v_kwargs,
+    decode_latents=video_preview(scaling_factor, frame="last"),
+    default_frames=121,
+    frame_stride=4,
+    uses_negative_prompt=True,
+    input_roles=("image",),
+    required_roles=("image",),
+    default_size=_hunyuan_15_default_bucket,
+    check_size=_hunyuan_15_bucket,
+    prepare_pipeline=_decode_one_video_at_a_time,
+    step_end_callback=False,
 )
 
 HUNYUAN_VIDEO_FRAMEPACK = FamilySpec(

@@ -106,7 +106,11 @@ _COMMON: dict[str, Any] = {
 }
 
 QWEN_IMAGE = FamilySpec(
-    name="qwen-image", pipeline_classes=("QwenImagePipeline",), build_call_kwargs=_call_kwargs, **_COMMON
+    name="qwen-image",
+    pipeline_classes=("QwenImagePipeline",),
+    build_call_kwargs=_call_kwargs,
+    controlnet_pipeline="QwenImageControlNetPipeline",
+    **_COMMON,
 )
 
 QWEN_IMAGE_EDIT = FamilySpec(

@@ -9,6 +9,12 @@ pipeline's ``boundary_ratio``). The cache caches both, each in its own context:
 each expert warms up on the first step it runs and compares a step only with its
 own previous steps. Wan 2.2 TI2V-5B is one transformer with a 16x VAE (sizes are
 multiples of 32, read from the pipeline) and a timestep per token.
+
+Wan-Animate (``WanAnimatePipeline``) is known but not served: it animates a
+reference image after a pose video and a face video (and, to replace a person, a
+background video and a mask video), generated in segments of
+``segment_frame_length`` frames, each a whole denoising loop conditioned on the
+last frames of the one before.
 """
 
 from __future__ import annotations
@@ -86,4 +92,19 @@ WAN_VACE = FamilySpec(
     decode_latents=video_preview(mean_std),
     generator_per_output=False,
     **_COMMON,
+)
+
+WAN_ANIMATE = FamilySpec(
+    name="wan-animate",
+    pipeline_classes=("WanAnimatePipeline",),
+    build_call_kwargs=video_call_kwargs(images={"image": "image"}),
+    input_roles=("image",),
+    required_roles=("image",),
+    unsupported_reason=(
+        "it animates the reference image after a pose video and a face video (and, to replace a person, "
+        "a background video and a mask video), while a request's inputs are still images; and it generates "
+        "segments of segment_frame_length frames, each a whole denoising loop conditioned on the last "
+        "frames of the one before, while the engine follows one denoising loop per request"
+    ),
+    **{**_COMMON, "default_width": 1280, "default_height": 720, "default_steps": 20, "default_guidance_scale": 1.0},
 )
