@@ -12,8 +12,9 @@ one fewer and one more) each change the pixels, so that a dropped guidance scale
 ignored input image or a cache that never takes effect fails here. Requests the
 family's rules refuse (a frame count off its rule, a missing required input image, a
 strength out of range or for a model without one, a mask of another size than its
-image, a size off the family's size check) get INVALID_ARGUMENT naming the field, and
-the engine keeps serving (in its default format: MP4 for a video).
+image, a size off the family's size check, a guidance scale for a model that takes
+none) get INVALID_ARGUMENT naming the field, and the engine keeps serving (in its
+default format: MP4 for a video).
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def _bad_requests(model, images: list[InputImage], case_inputs=()) -> list[tuple
     """Requests the family's rules refuse, with the field each must be refused for."""
     family, frames = model.family, model.default_frames
     bad = []
+    if not family.takes_guidance:
+        bad.append(({"guidance_scale": model.default_guidance_scale + 1.0}, "guidance_scale"))
     if family.check_size is not None:
         # One spatial factor wider than the default: off the rule of every family that checks sizes.
         bad.append(({"width": model.default_width + model.spatial_factor}, "width"))
@@ -169,7 +172,9 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         never = client.generate("a red circle", cache=NEVER_CACHE, **request)
         always = client.generate("a red circle", cache=ALWAYS_CACHE, **request)
         guidance = _other_guidance(model.default_guidance_scale)
-        guided = client.generate("a red circle", **{**request, "guidance_scale": guidance})
+        guided = None  # a model that takes no guidance scale refuses one (a bad request below)
+        if model.family.takes_guidance:
+            guided = client.generate("a red circle", **{**request, "guidance_scale": guidance})
         inputs = {
             role: [client.generate("a red circle", **{**request, "input_images": images}) for images in variants]
             for role, variants in other_inputs.items()
@@ -183,7 +188,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
 
     assert refused == [{field} for _, field in bad]
     assert pixels(always) != pixels(plain), "the cached steps did not change the output"
-    assert pixels(guided) != pixels(plain), f"guidance {guidance} gave the output of {model.default_guidance_scale}"
+    assert guided is None or pixels(guided) != pixels(plain), f"guidance {guidance} gave the default's output"
     for role, results in inputs.items():
         assert all(pixels(result) != pixels(plain) for result in results), f"another {role!r} input changed nothing"
         assert len({tuple(pixels(result)) for result in results}) == len(results), f"{role!r} inputs alike"
