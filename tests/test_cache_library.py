@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -263,6 +264,42 @@ def test_state_resets_at_every_call_even_after_a_failure(flux):
     assert _only(cache.summary(flux, logging=False)).cached_steps == first_steps
 
 
+def test_a_deep_copy_of_the_scheduler_steps_on_its_own_and_leaves_the_run_alone(flux):
+    # LTX-2 deep-copies its scheduler and steps the copy for its audio track, beside the original.
+    config = DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=2)
+    cache.enable_cache(flux, config)
+    run_flux(flux)
+    expected = _only(cache.summary(flux, logging=False)).cached_steps
+    twin = copy.deepcopy(flux.scheduler)
+    twin.set_timesteps(3)
+    assert len(twin.timesteps) == 3 and len(flux.scheduler.timesteps) == 8
+    sample = torch.zeros(1, 4)
+    twin.step(torch.ones(1, 4), twin.timesteps[0], sample)
+    assert twin.step_index == 1 and flux.scheduler.step_index == 8
+
+    def step_a_copy_too(pipe, index, timestep, callback_kwargs):
+        if index == 0:
+            pipe._twin = copy.deepcopy(pipe.scheduler)
+            pipe._twin.set_timesteps(8)
+        pipe._twin.step(torch.zeros(1, 4), pipe._twin.timesteps[index], sample)
+        return callback_kwargs
+
+    with torch.inference_mode():
+        flux(
+            "a red circle",
+            width=64,
+            height=64,
+            num_inference_steps=8,
+            guidance_scale=3.5,
+            max_sequence_length=64,
+            generator=torch.Generator().manual_seed(3),
+            callback_on_step_end=step_a_copy_too,
+        )
+    assert _only(cache.summary(flux, logging=False)).cached_steps == expected
+    assert flux._twin.step_index == 8
+    del flux._twin
+
+
 # -- CFG as a second transformer call (Wan) -----------------------------------------------------
 
 
@@ -519,6 +556,67 @@ def test_every_forward_pattern_is_detected_and_cached(pattern):
     finally:
         cache.disable_cache(stack)
     assert "forward" not in stack.__dict__
+
+
+class _AudioVideoBlock(torch.nn.Module):
+    """Like LTX-2's blocks: takes and returns the video and the audio hidden states, each updated
+    from the other (cross-attention between the tracks), with the text a fixed argument."""
+
+    def __init__(self, index: int):
+        super().__init__()
+        self.index = index
+
+    def forward(self, hidden_states, audio_hidden_states, encoder_hidden_states, t):
+        video = hidden_states + (self.index + 1) * t + 0.5 * audio_hidden_states.mean() + encoder_hidden_states
+        audio_hidden_states = audio_hidden_states - (self.index + 1) * t + 0.25 * hidden_states.mean()
+        return video, audio_hidden_states
+
+
+class _AudioVideoStack(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.transformer_blocks = torch.nn.ModuleList(_AudioVideoBlock(i) for i in range(4))
+
+    def forward(self, hidden_states, audio_hidden_states, t):
+        text = torch.zeros_like(hidden_states)
+        for block in self.transformer_blocks:
+            hidden_states, audio_hidden_states = block(
+                hidden_states=hidden_states, audio_hidden_states=audio_hidden_states, encoder_hidden_states=text, t=t
+            )
+        return hidden_states, audio_hidden_states
+
+
+def test_a_second_stream_named_by_the_layout_is_carried_through_the_blocks_and_cached():
+    stack = _AudioVideoStack()
+    h, a = torch.zeros(1, 3, 2), torch.ones(1, 5, 2)
+    reference = [stack(h, a, t) for t in range(6)]
+    adapter = BlockAdapter(
+        transformer=stack, forward_pattern=ForwardPattern.Pattern_0, encoder_name="audio_hidden_states"
+    )
+    config = DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.0, num_inference_steps=6)
+    cache.enable_cache(adapter, config)
+    try:
+        for t in range(6):
+            got = stack(h, a, t)
+            assert torch.equal(got[0], reference[t][0]) and torch.equal(got[1], reference[t][1])
+        cache.refresh_context(
+            stack, cache_config=DBCacheConfig().reset(residual_diff_threshold=1.0, max_warmup_steps=2)
+        )
+        outputs = [stack(h, a, t) for t in range(6)]
+        assert _only(cache.summary(stack, logging=False)).cached_steps == [2, 3, 4, 5]
+        # A cached step adds step 1's middle residual to both tracks of this step's Fn output.
+        video_fn, audio_fn = stack.transformer_blocks[0](h, a, torch.zeros_like(h), 4)
+        after_fn, after_fn_audio = stack.transformer_blocks[0](h, a, torch.zeros_like(h), 1)
+        middle_video, middle_audio = reference[1][0] - after_fn, reference[1][1] - after_fn_audio
+        assert torch.allclose(outputs[4][0], video_fn + middle_video)
+        assert torch.allclose(outputs[4][1], audio_fn + middle_audio)
+    finally:
+        cache.disable_cache(stack)
+
+
+def test_ltx2_carries_its_audio_as_the_second_stream_by_layout_data():
+    assert cache.LAYOUT_STREAMS["LTX2VideoTransformer3DModel"] == "audio_hidden_states"
+    assert cache.LAYOUT_PATTERNS["LTX2VideoTransformer3DModel"] == (ForwardPattern.Pattern_0,)
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4])

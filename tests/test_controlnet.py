@@ -1,8 +1,8 @@
-"""FLUX.1 and Qwen-Image ControlNet through the engine: control images, their scales, and the cache.
+"""FLUX.1, Qwen-Image, Z-Image and Sana ControlNet through the engine: control images, their scales, and the cache.
 
 The FLUX ControlNet pipeline is saved to a directory (the base pipeline plus its
 ``controlnet/`` component) and loaded as ``--model NAME=PATH`` loads it; the Qwen-Image
-one is served as built. Their ControlNets add residuals after the transformer's blocks:
+one, Z-Image's and Sana's are served as built. Their ControlNets add residuals after the transformer's blocks:
 with DBCache at threshold 0 the image is bit-identical to no cache, and at threshold 1
 (every step after the first cached) it stays within 30 dB of full compute.
 """
@@ -15,10 +15,12 @@ import pathlib
 import numpy as np
 import pytest
 import torch
-from diffusers import FluxPipeline
+from diffusers import FluxPipeline, SanaPipeline, ZImagePipeline
 from tiny_families import input_image
 from tiny_families.flux import build_tiny_flux_controlnet
 from tiny_families.qwen_image import build_tiny_qwen_image_controlnet
+from tiny_families.sana import CASES as SANA_CASES
+from tiny_families.z_image import CASES as Z_IMAGE_CASES
 
 from client_sdk import CachePolicy, Client, InputImage
 from client_sdk.errors import InvalidArgumentError
@@ -31,6 +33,10 @@ from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
 
 STEPS = 8
+#: Tiny family cases served as built, beside FLUX.1 and Qwen-Image.
+BUILT_CASES = ("z-image-controlnet", "sana-controlnet")
+#: Their base pipelines, saved as the directories a ControlNet is attached to.
+BASE_PIPELINES = {"z-image-controlnet": ZImagePipeline, "sana-controlnet": SanaPipeline}
 TEXT = {"max_sequence_length": 16}
 CONTROL = input_image("control", (32, 32))
 IMAGE = input_image("image", (32, 32))
@@ -55,7 +61,7 @@ def directories(tmp_path_factory) -> dict[str, pathlib.Path]:
 
 
 @pytest.fixture(scope="module")
-def client(directories):
+def client(directories, tmp_path_factory):
     cpu = torch.device("cpu")
     flux = load_local_model("flux-controlnet", directories["whole"], cpu, torch.float32)
     flux.default_width = flux.default_height = 32
@@ -72,6 +78,19 @@ def client(directories):
         {"width": 32, "height": 32, "steps": STEPS, "guidance_scale": 1.0, "call_defaults": TEXT},
     )
     models = {"flux-controlnet": flux, "qwen-controlnet": qwen, "flux-attached": attached, "flux-two-nets": two}
+    for case in [*Z_IMAGE_CASES, *SANA_CASES]:
+        if case.name not in BUILT_CASES:
+            continue
+        defaults = {**case.defaults, "steps": STEPS}
+        pipeline = case.build()
+        models[case.name] = model_from_pipeline(case.name, pipeline, cpu, defaults)
+        # The same pipeline as its base model directory with the ControlNet attached at start-up.
+        base, net = tmp_path_factory.mktemp(f"{case.name}-base"), tmp_path_factory.mktemp(f"{case.name}-net")
+        BASE_PIPELINES[case.name].from_pipe(pipeline).save_pretrained(base)
+        (base / "ditserve.json").write_text(json.dumps(defaults))
+        pipeline.controlnet.save_pretrained(net)
+        attached_name = f"{case.name}-attached"
+        models[attached_name] = load_local_model(attached_name, base, cpu, torch.float32, controlnets=[str(net)])
     engine = AsyncEngine(models, "flux-controlnet", Limits(), "cpu")
     with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client:
         yield client
@@ -81,7 +100,7 @@ def _pixels(result) -> np.ndarray:
     return np.asarray(result.outputs[0].image.convert("RGB"))
 
 
-@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet"])
+@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet", *BUILT_CASES])
 def test_cache_places_the_controlnet_residuals_exactly_once(client, model):
     request = {"model": model, "seed": 4, "input_images": [CONTROL]}
     full = client.generate("a red circle", **request)
@@ -93,7 +112,7 @@ def test_cache_places_the_controlnet_residuals_exactly_once(client, model):
     assert psnr(_pixels(always), _pixels(full)) >= 30.0
 
 
-@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet"])
+@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet", *BUILT_CASES])
 def test_the_conditioning_scale_steers_the_image(client, model):
     def run(scale):
         control = InputImage(CONTROL.data, "control", scale)
@@ -106,7 +125,7 @@ def test_the_conditioning_scale_steers_the_image(client, model):
 
 def test_list_models_says_a_controlnet_model_takes_control_images_and_their_scale(client):
     info = {m.name: m for m in client.list_models().models}
-    for name in ("flux-controlnet", "qwen-controlnet"):
+    for name in ("flux-controlnet", "qwen-controlnet", *BUILT_CASES):
         assert info[name].parameters == ("controlnet_conditioning_scale",)
         assert info[name].input_roles == info[name].required_roles == ("control",)
         assert info[name].control_images == 1 and info[name].default_strength is None
@@ -134,6 +153,10 @@ def test_a_controlnet_attached_at_start_up_steers_the_base_model_as_the_saved_pi
     whole = client.generate("a red circle", model="flux-controlnet", **request)
     attached = client.generate("a red circle", model="flux-attached", **request)
     assert attached.outputs[0].sha256 == whole.outputs[0].sha256
+    for name in BUILT_CASES:
+        built = client.generate("a red circle", model=name, **request)
+        attached = client.generate("a red circle", model=f"{name}-attached", **request)
+        assert attached.outputs[0].sha256 == built.outputs[0].sha256, name
     info = {m.name: m for m in client.list_models().models}
     assert info["flux-attached"].input_roles == ("control",) and info["flux-attached"].control_images == 1
     assert info["flux-two-nets"].control_images == 2

@@ -20,6 +20,7 @@ from engine_service.cache.adapter import (
     BLOCK_LAYOUTS,
     HINTED_LAYOUTS,
     LAYOUT_PATTERNS,
+    LAYOUT_STREAMS,
     PER_BLOCK_LAYOUTS,
     PER_BLOCK_PIPELINES,
     BlockAdapter,
@@ -56,6 +57,7 @@ from engine_service.cache.stats import CacheStats
 __all__ = [
     "BLOCK_LAYOUTS",
     "LAYOUT_PATTERNS",
+    "LAYOUT_STREAMS",
     "PER_BLOCK_LAYOUTS",
     "PER_BLOCK_PIPELINES",
     "HINTED_LAYOUTS",

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from engine_service.cache.config import ParamsModifier
-from engine_service.cache.patterns import ForwardPattern
+from engine_service.cache.patterns import ENCODER_NAME, ForwardPattern
 
 #: Transformer class name -> its block groups, in execution order. A tuple of several
 #: attribute names is one group: lists that run back to back with the same arguments.
@@ -40,26 +40,42 @@ BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "WanVACETransformer3DModel": (("blocks",),),
     # Not merged: the lists' blocks have different patterns. (Its caption projections are no blocks.)
     "HiDreamImageTransformer2DModel": (("double_stream_blocks",), ("single_stream_blocks",)),
+    # Not merged (the single blocks take the joined sequence); its per-block caption projections are no blocks.
+    "BriaFiboTransformer2DModel": (("transformer_blocks",), ("single_transformer_blocks",)),
+    # Its noise refiner runs the image tokens alone before the main list: no part of the stack.
+    "BriaFibo2Transformer2DModel": (("layers",),),
 }
 
 #: Transformer class name -> the forward pattern of each block group of its default layout,
 #: where reading the block's ``forward`` cannot tell (wrapper blocks, masks before the encoder).
 LAYOUT_PATTERNS: dict[str, tuple[ForwardPattern, ...]] = {
     "HiDreamImageTransformer2DModel": (ForwardPattern.Pattern_0, ForwardPattern.Pattern_3),
+    # (H, audio) in, (H, audio) out: Pattern_0 with the audio as E (see LAYOUT_STREAMS).
+    "LTX2VideoTransformer3DModel": (ForwardPattern.Pattern_0,),
 }
+
+#: Transformer class name -> the block parameter that takes the second stream of its default
+#: layout, where that is not ``encoder_hidden_states``: LTX-2's blocks take and return the video
+#: and the audio hidden states together, so the cache carries the audio as the second stream
+#: (its residual stored and added like an encoder residual; the text stays a fixed argument).
+LAYOUT_STREAMS: dict[str, str] = {"LTX2VideoTransformer3DModel": "audio_hidden_states"}
 
 #: Transformers whose loop does work between blocks, so the cache stands in for each block
 #: and leaves the loop to the transformer: HunyuanDiT (long skip connections from the first
 #: half of its blocks into the second), HiDream (a per-block text state concatenated before
 #: each block and cut off after it, and a block counter shared by both lists), Chroma (each
 #: block's own slice of the timestep modulation, cut in the loop), Qwen-Image 2.1 (each block's own
-#: layer of the text/condition key-value cache, picked in the loop).
+#: layer of the text/condition key-value cache, picked in the loop), Bria Fibo (each block's own text
+#: encoder layer written into the text states before it, and the single blocks' sequence joined in the loop),
+#: Bria Fibo 2 (its injection blocks each read their own bundle of text-encoder layers, picked in the loop).
 PER_BLOCK_LAYOUTS: frozenset[str] = frozenset(
     {
         "HunyuanDiT2DModel",
         "HiDreamImageTransformer2DModel",
         "ChromaTransformer2DModel",
         "QwenImage21Transformer2DModel",
+        "BriaFiboTransformer2DModel",
+        "BriaFibo2Transformer2DModel",
     }
 )
 
@@ -103,6 +119,8 @@ class BlockAdapter:
     - ``hints``: the transformer's loop adds hints (ControlNet residuals, VACE hints) to the
       hidden states after blocks; implies ``per_block``. ``None`` = for a pipeline with a
       ``controlnet`` component and for the transformers in ``HINTED_LAYOUTS``.
+    - ``encoder_name``: the block parameter that takes the second stream (E); ``None`` =
+      ``encoder_hidden_states``, or the default layout's entry in ``LAYOUT_STREAMS``.
     """
 
     pipe: Any = None
@@ -114,6 +132,7 @@ class BlockAdapter:
     has_separate_cfg: bool | None = None
     per_block: bool | None = None
     hints: bool | None = None
+    encoder_name: str | None = None
 
     def transformers(self) -> list[torch.nn.Module]:
         if self.transformer is not None:
@@ -131,8 +150,12 @@ class BlockAdapter:
         for index, (transformer, groups) in enumerate(zip(transformers, names, strict=True)):
             kind = type(transformer).__name__
             given = patterns[index]
-            if given is None and kind in LAYOUT_PATTERNS and groups == default_groups(transformer):
+            default_layout = groups == default_groups(transformer)
+            if given is None and kind in LAYOUT_PATTERNS and default_layout:
                 given = LAYOUT_PATTERNS[kind]
+            encoder_name = self.encoder_name
+            if encoder_name is None:
+                encoder_name = LAYOUT_STREAMS.get(kind, ENCODER_NAME) if default_layout else ENCODER_NAME
             hints = self.hints
             if hints is None:
                 hints = kind in HINTED_LAYOUTS or (self.pipe is not None and pipeline_adds_hints(self.pipe))
@@ -140,7 +163,7 @@ class BlockAdapter:
             if per_block is None:
                 per_block = kind in PER_BLOCK_LAYOUTS or type(self.pipe).__name__ in PER_BLOCK_PIPELINES
             for group, pattern in zip(groups, _per_group(given, len(groups)), strict=True):
-                specs.append(GroupSpec(transformer, index, group, pattern, per_block or hints, hints))
+                specs.append(GroupSpec(transformer, index, group, pattern, per_block or hints, hints, encoder_name))
         return specs
 
     def _names_per_transformer(self, transformers: list[torch.nn.Module]) -> list[tuple[tuple[str, ...], ...]]:
@@ -166,6 +189,8 @@ class GroupSpec:
     """Stand in for each block and let the transformer's loop run (see ``PER_BLOCK_LAYOUTS``)."""
     hints: bool = False
     """The loop adds hints to the hidden states after blocks (see ``HINTED_LAYOUTS``); implies per block."""
+    encoder_name: str = ENCODER_NAME
+    """The block parameter that takes the second stream (E) (see ``LAYOUT_STREAMS``)."""
 
     @property
     def name(self) -> str:
@@ -258,6 +283,7 @@ __all__ = [
     "HINTED_LAYOUTS",
     "HINT_COMPONENTS",
     "LAYOUT_PATTERNS",
+    "LAYOUT_STREAMS",
     "PER_BLOCK_LAYOUTS",
     "PER_BLOCK_PIPELINES",
     "BlockAdapter",

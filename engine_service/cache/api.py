@@ -7,12 +7,18 @@ and ``step`` wrappers that start a fresh run (with the run's step count) and
 count steps, so the transformer calls of one step can be told apart (CFG). Every
 change is an instance attribute, recorded and removed by :func:`disable_cache`,
 which leaves the modules exactly as they were.
+
+The scheduler wrappers are methods bound to the scheduler they were installed on,
+and count only for that object: a pipeline that deep-copies its scheduler (LTX-2
+steps a copy for its audio track) gets a copy whose ``set_timesteps`` and ``step``
+are the scheduler class's own, so the copy neither resets nor advances the run.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import types
 from collections.abc import Sequence
 from typing import Any
 
@@ -146,7 +152,9 @@ class _PipelineState:
         set_timesteps, step = scheduler.set_timesteps, scheduler.step
 
         @functools.wraps(set_timesteps)
-        def set_timesteps_and_reset(*args, **kwargs):
+        def set_timesteps_and_reset(owner, *args, **kwargs):
+            if owner is not scheduler:  # a deep copy of the scheduler: not the pipeline's clock
+                return type(owner).set_timesteps(owner, *args, **kwargs)
             result = set_timesteps(*args, **kwargs)
             timesteps = getattr(scheduler, "timesteps", None)
             total = len(timesteps) if timesteps is not None else None
@@ -156,12 +164,15 @@ class _PipelineState:
             return result
 
         @functools.wraps(step)
-        def counted_step(*args, **kwargs):
+        def counted_step(owner, *args, **kwargs):
+            if owner is not scheduler:
+                return type(owner).step(owner, *args, **kwargs)
             self.clock.on_scheduler_step()
             return step(*args, **kwargs)
 
-        scheduler.set_timesteps = set_timesteps_and_reset
-        scheduler.step = counted_step
+        # Bound methods: ``copy.deepcopy`` binds them to the copy, which the owner check then passes by.
+        scheduler.set_timesteps = types.MethodType(set_timesteps_and_reset, scheduler)
+        scheduler.step = types.MethodType(counted_step, scheduler)
         self.pipe.__dict__[_STATE] = self
 
     def uninstall(self) -> None:
@@ -258,12 +269,12 @@ def enable_cache(
         if isinstance(config, DBPruneConfig) or config.cache_type == CacheType.DBPrune:
             ids = getattr(config, "non_prune_block_ids", None) or ()
             pruned = PerBlockPrunedBlocks if spec.per_block else PrunedBlocks
-            runner: torch.nn.Module = pruned(context, blocks, pattern, hidden_name, ids)
+            runner: torch.nn.Module = pruned(context, blocks, pattern, hidden_name, ids, spec.encoder_name)
         else:
             cached = PerBlockCachedBlocks if spec.per_block else CachedBlocks
             if spec.hints:
                 cached = PerBlockHintedCachedBlocks
-            runner = cached(context, blocks, pattern, hidden_name)
+            runner = cached(context, blocks, pattern, hidden_name, spec.encoder_name)
         state = states.setdefault(id(spec.transformer), _TransformerState(spec.transformer, clock))
         if watches_scheduler:
             context.share_ledger(ledgers.setdefault(len(state.groups), RunLedger()))

@@ -22,7 +22,7 @@ import torch.distributed as dist
 
 from engine_service.cache.config import CacheType
 from engine_service.cache.context import CacheContext
-from engine_service.cache.patterns import BlockCall, ForwardPattern, PatternError
+from engine_service.cache.patterns import ENCODER_NAME, BlockCall, ForwardPattern, PatternError
 
 
 def _residual(after: torch.Tensor | None, before: torch.Tensor | None) -> torch.Tensor | None:
@@ -82,19 +82,27 @@ def _first_block_signal(context: CacheContext, block: torch.nn.Module, hidden: t
 class _GroupRunner(torch.nn.Module):
     """Common parts: the blocks (not registered as children), their pattern and context."""
 
-    def __init__(self, context: CacheContext, blocks: Sequence[torch.nn.Module], pattern: ForwardPattern, hidden: str):
+    def __init__(
+        self,
+        context: CacheContext,
+        blocks: Sequence[torch.nn.Module],
+        pattern: ForwardPattern,
+        hidden: str,
+        encoder: str = ENCODER_NAME,
+    ):
         super().__init__()
         # A plain tuple: the runner must not re-register the transformer's own blocks.
         object.__setattr__(self, "blocks", tuple(blocks))
         object.__setattr__(self, "context", context)
         self.pattern = pattern
         self.hidden_name = hidden
+        self.encoder_name = encoder
         config = context.cache_config
         self.first = config.Fn_compute_blocks
         self.last = len(self.blocks) - config.Bn_compute_blocks
 
     def _call(self, args: tuple, kwargs: dict) -> BlockCall:
-        return BlockCall(self.pattern, self.hidden_name, args, kwargs)
+        return BlockCall(self.pattern, self.hidden_name, args, kwargs, self.encoder_name)
 
     def __getattr__(self, name: str):
         # Standing at the list's first position, the runner answers reads of the first block's
@@ -187,8 +195,8 @@ class CachedBlocks(_GroupRunner):
 class PrunedBlocks(_GroupRunner):
     """DBPrune: every block outside Fn, Bn and the never-pruned ids may add its stored residual instead."""
 
-    def __init__(self, context, blocks, pattern, hidden, non_prune_block_ids: Sequence[int] = ()):
-        super().__init__(context, blocks, pattern, hidden)
+    def __init__(self, context, blocks, pattern, hidden, non_prune_block_ids: Sequence[int] = (), encoder=ENCODER_NAME):
+        super().__init__(context, blocks, pattern, hidden, encoder)
         self.protected = frozenset(non_prune_block_ids)
 
     def forward(self, *args, **kwargs):
@@ -244,8 +252,8 @@ class BlockSlot(torch.nn.Module):
 class _PerBlockRunner(_GroupRunner):
     """A runner called once per block, in order, by the transformer's loop."""
 
-    def __init__(self, context, blocks, pattern, hidden):
-        super().__init__(context, blocks, pattern, hidden)
+    def __init__(self, context, blocks, pattern, hidden, encoder=ENCODER_NAME):
+        super().__init__(context, blocks, pattern, hidden, encoder)
         self._expected = 0
 
     def slots(self) -> list[BlockSlot]:
@@ -390,8 +398,8 @@ class PerBlockHintedCachedBlocks(PerBlockCachedBlocks):
 class PerBlockPrunedBlocks(_PerBlockRunner):
     """DBPrune with the transformer's loop kept: each prunable block decides on its own input."""
 
-    def __init__(self, context, blocks, pattern, hidden, non_prune_block_ids: Sequence[int] = ()):
-        super().__init__(context, blocks, pattern, hidden)
+    def __init__(self, context, blocks, pattern, hidden, non_prune_block_ids: Sequence[int] = (), encoder=ENCODER_NAME):
+        super().__init__(context, blocks, pattern, hidden, encoder)
         self.protected = frozenset(non_prune_block_ids)
 
     def on_block(self, index: int, call: BlockCall, hidden, encoder):

@@ -1,6 +1,7 @@
 """Forward patterns: how a transformer block takes and returns its hidden states.
 
-H = hidden_states, E = encoder_hidden_states.
+H = hidden_states, E = encoder_hidden_states, or another second stream the block
+updates beside H (LTX-2's ``audio_hidden_states``), named by the block group's layout.
 
 =========  ===========  ============
 pattern    block takes  block returns
@@ -155,12 +156,21 @@ class BlockCall:
 
     The runner that stands in for a block list receives exactly the arguments the
     first block would have received. ``BlockCall`` remembers where H and E sit
-    (positional or keyword) so every block is called the same way.
+    (positional or keyword) so every block is called the same way. ``encoder_name`` is
+    the parameter that takes E (``encoder_hidden_states`` unless the layout names another
+    stream, e.g. LTX-2's ``audio_hidden_states``).
     """
 
     __slots__ = ("args", "kwargs", "pattern", "_h_key", "_e_key", "hidden", "encoder")
 
-    def __init__(self, pattern: ForwardPattern, hidden_name: str, args: tuple, kwargs: dict[str, Any]):
+    def __init__(
+        self,
+        pattern: ForwardPattern,
+        hidden_name: str,
+        args: tuple,
+        kwargs: dict[str, Any],
+        encoder_name: str = ENCODER_NAME,
+    ):
         self.pattern = pattern
         self.args = list(args)
         self.kwargs = dict(kwargs)
@@ -171,8 +181,8 @@ class BlockCall:
         self._e_key: int | str | None = None
         self.encoder: torch.Tensor | None = None
         if pattern.takes_encoder:
-            if ENCODER_NAME in kwargs:
-                self._e_key = ENCODER_NAME
+            if encoder_name in kwargs:
+                self._e_key = encoder_name
             else:
                 self._e_key = 1 if self._h_key == 0 else 0
             self.encoder = self._get(self._e_key)

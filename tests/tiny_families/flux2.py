@@ -171,7 +171,8 @@ CASES = [
         pipeline_class="Flux2KleinInpaintPipeline",
         build=build_tiny_flux2_klein_inpaint,
         defaults={"width": 32, "height": 32, "steps": 4, "guidance_scale": 4.0, "call_defaults": KLEIN_CALL},
-        inputs=(("image", (64, 64)), ("mask", (64, 64))),  # resized to the request's 32x32
+        # Image and mask are resized to the request's 32x32; the reference is encoded at its own size.
+        inputs=(("image", (64, 64)), ("mask", (64, 64)), ("reference", (64, 64))),
     ),
     TinyCase(
         name="flux2-klein-kv",

@@ -1,7 +1,14 @@
-"""Sana: 3 linear-attention blocks, a tiny Gemma-2 encoder, a 2x deep-compression autoencoder."""
+"""Sana (and its ControlNet): 3 linear-attention blocks, a tiny Gemma-2 encoder, a 2x deep-compression autoencoder."""
 
 import torch
-from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline, SanaTransformer2DModel
+from diffusers import (
+    AutoencoderDC,
+    FlowMatchEulerDiscreteScheduler,
+    SanaControlNetModel,
+    SanaControlNetPipeline,
+    SanaPipeline,
+    SanaTransformer2DModel,
+)
 from tiny_tokenizers import small_gemma_tokenizer
 from transformers import Gemma2Config, Gemma2Model
 
@@ -83,3 +90,36 @@ CASES = [
         },
     ),
 ]
+
+
+def build_tiny_sana_controlnet() -> SanaControlNetPipeline:
+    from tiny_families.flux import wake_controlnet
+
+    base = build_tiny_sana()
+    torch.manual_seed(0)
+    # 2 ControlNet blocks: hints after the transformer's blocks 1 and 2.
+    controlnet = SanaControlNetModel(
+        patch_size=1,
+        in_channels=4,
+        out_channels=4,
+        num_layers=2,
+        num_attention_heads=2,
+        attention_head_dim=4,
+        num_cross_attention_heads=2,
+        cross_attention_head_dim=4,
+        cross_attention_dim=8,
+        caption_channels=8,
+        sample_size=32,
+    )
+    return SanaControlNetPipeline(**base.components, controlnet=wake_controlnet(controlnet))
+
+
+CASES.append(
+    TinyCase(
+        name="sana-controlnet",
+        pipeline_class="SanaControlNetPipeline",
+        build=build_tiny_sana_controlnet,
+        defaults=CASES[0].defaults,
+        inputs=(("control", (32, 32)),),
+    )
+)

@@ -3,6 +3,8 @@
 import torch
 from diffusers import (
     FlowMatchEulerDiscreteScheduler,
+    ZImageControlNetModel,
+    ZImageControlNetPipeline,
     ZImageImg2ImgPipeline,
     ZImageInpaintPipeline,
     ZImagePipeline,
@@ -84,3 +86,34 @@ CASES = [
         inputs=(("image", (32, 32)), ("mask", (32, 32))),
     ),
 ]
+
+
+def build_tiny_z_image_controlnet() -> ZImageControlNetPipeline:
+    from tiny_families.flux import wake_controlnet
+
+    base = build_tiny_z_image()
+    torch.manual_seed(0)
+    # Hints after both main layers; the ControlNet shares the transformer's embedders and refiners.
+    controlnet = ZImageControlNetModel(
+        control_layers_places=[0, 1],
+        control_in_dim=16,
+        all_patch_size=(2,),
+        all_f_patch_size=(1,),
+        dim=32,
+        n_refiner_layers=2,
+        n_heads=2,
+        n_kv_heads=2,
+    )
+    return ZImageControlNetPipeline(**base.components, controlnet=wake_controlnet(controlnet))
+
+
+CASES.append(
+    TinyCase(
+        name="z-image-controlnet",
+        pipeline_class="ZImageControlNetPipeline",
+        build=build_tiny_z_image_controlnet,
+        # The chat template's 17 byte tokens before the prompt leave it room only past 16.
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 48}},
+        inputs=(("control", (32, 32)),),
+    )
+)

@@ -4,6 +4,7 @@ from engine_service.models.families.allegro import ALLEGRO
 from engine_service.models.families.amused import AMUSED
 from engine_service.models.families.auraflow import AURAFLOW
 from engine_service.models.families.bria import BRIA
+from engine_service.models.families.bria_fibo import BRIA_FIBO, BRIA_FIBO2, BRIA_FIBO_EDIT
 from engine_service.models.families.chroma import CHROMA, CHROMA_IMG2IMG, CHROMA_INPAINT
 from engine_service.models.families.chronoedit import CHRONOEDIT
 from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
@@ -37,12 +38,24 @@ from engine_service.models.families.hunyuan_video import (
     HUNYUAN_VIDEO_FRAMEPACK,
     HUNYUAN_VIDEO_I2V,
 )
-from engine_service.models.families.hunyuandit import HUNYUANDIT
+from engine_service.models.families.hunyuandit import HUNYUANDIT, HUNYUANDIT_CONTROLNET
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
+from engine_service.models.families.krea2 import KREA2
 from engine_service.models.families.longcat_image import LONGCAT_IMAGE, LONGCAT_IMAGE_EDIT
 from engine_service.models.families.longcat_video import LONGCAT_VIDEO
+from engine_service.models.families.ltx2 import (
+    LTX2,
+    LTX2_CONDITION,
+    LTX2_DFR,
+    LTX2_DFR_TEMPORAL_REFINE,
+    LTX2_DIFFUSION_DECODE,
+    LTX2_HDR,
+    LTX2_I2V,
+    LTX2_IN_CONTEXT,
+    LTX2_LATENT_UPSAMPLE,
+)
 from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_I2V
 from engine_service.models.families.lumina import LUMINA, LUMINA2
 from engine_service.models.families.mochi import MOCHI
@@ -60,13 +73,13 @@ from engine_service.models.families.qwen_image import (
     QWEN_IMAGE_INPAINT,
 )
 from engine_service.models.families.qwen_image21 import QWEN_IMAGE_21
-from engine_service.models.families.sana import SANA
+from engine_service.models.families.sana import SANA, SANA_CONTROLNET
 from engine_service.models.families.sana_video import SANA_VIDEO, SANA_VIDEO_I2V
 from engine_service.models.families.sd3 import SD3, SD3_CONTROLNET, SD3_IMG2IMG, SD3_INPAINT
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.visualcloze import VISUALCLOZE
 from engine_service.models.families.wan import WAN, WAN_ANIMATE, WAN_I2V, WAN_VACE
-from engine_service.models.families.z_image import Z_IMAGE, Z_IMAGE_IMG2IMG, Z_IMAGE_INPAINT
+from engine_service.models.families.z_image import Z_IMAGE, Z_IMAGE_CONTROLNET, Z_IMAGE_IMG2IMG, Z_IMAGE_INPAINT
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
@@ -103,11 +116,13 @@ FAMILIES: tuple[FamilySpec, ...] = (
     CHROMA_INPAINT,
     BRIA,
     SANA,
+    SANA_CONTROLNET,
     LUMINA,
     LUMINA2,
     Z_IMAGE,
     Z_IMAGE_IMG2IMG,
     Z_IMAGE_INPAINT,
+    Z_IMAGE_CONTROLNET,
     FLUX2,
     FLUX2_KLEIN,
     FLUX2_KLEIN_INPAINT,
@@ -124,6 +139,15 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HUNYUAN_VIDEO_FRAMEPACK,
     LTX_VIDEO,
     LTX_VIDEO_I2V,
+    LTX2,
+    LTX2_I2V,
+    LTX2_CONDITION,
+    LTX2_IN_CONTEXT,
+    LTX2_HDR,
+    LTX2_DFR,
+    LTX2_DFR_TEMPORAL_REFINE,
+    LTX2_LATENT_UPSAMPLE,
+    LTX2_DIFFUSION_DECODE,
     SANA_VIDEO,
     SANA_VIDEO_I2V,
     SKYREELS_V2,
@@ -143,6 +167,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HELIOS,
     HELIOS_PYRAMID,
     HUNYUANDIT,
+    HUNYUANDIT_CONTROLNET,
     COGVIEW4,
     COGVIEW3PLUS,
     HIDREAM,
@@ -152,6 +177,10 @@ FAMILIES: tuple[FamilySpec, ...] = (
     OVIS_IMAGE,
     LONGCAT_IMAGE,
     LONGCAT_IMAGE_EDIT,
+    KREA2,
+    BRIA_FIBO,
+    BRIA_FIBO_EDIT,
+    BRIA_FIBO2,
     PRX,
     HUNYUANIMAGE,
     AMUSED,

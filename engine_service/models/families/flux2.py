@@ -11,8 +11,9 @@ defaults here: 4 steps) ignore guidance. Both take optional reference images
 Klein inpainting (``Flux2KleinInpaintPipeline``) takes a required ``image`` and ``mask``
 (white = repaint) and the request's ``strength`` (about ``strength x steps`` steps run);
 the pipeline renders at its input image's size, so the engine hands it the image and mask
-resized to the request's width and height. It runs CFG (an empty negative prompt) only
-for base models with guidance above 1.
+resized to the request's width and height. An optional ``reference`` image (the first
+sent) conditions the inpainting beside the image. It runs CFG (an empty negative prompt)
+only for base models with guidance above 1.
 
 Klein KV (``Flux2KleinKVPipeline``, distilled, no guidance: a request's
 ``guidance_scale`` is refused) keeps the attention keys and
@@ -58,6 +59,7 @@ def _inpaint_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> di
         **text_to_image(pipe, jobs),
         "image": image.resize(size, Image.Resampling.BICUBIC),
         "mask_image": mask.resize(size, Image.Resampling.NEAREST),
+        "image_reference": image_of(jobs, "reference"),
         "strength": first.strength,
     }
 
@@ -96,7 +98,7 @@ FLUX2_KLEIN_INPAINT = FamilySpec(
     **{
         **_COMMON,
         "build_call_kwargs": _inpaint_call_kwargs,
-        "input_roles": ("image", "mask"),
+        "input_roles": ("image", "mask", "reference"),
         "required_roles": ("image", "mask"),
         "context_parallel": False,  # split runs of this variant are not tested yet
     },

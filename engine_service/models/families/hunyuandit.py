@@ -5,10 +5,17 @@ the transformer's loop and stands in for each block (``PER_BLOCK_LAYOUTS`` in th
 cache library). Two text encoders (a bilingual BERT-like CLIP and mT5); CFG runs
 in the same batch. Latents are 8x VAE with 2x2 patches. The pipeline snaps sizes to
 its trained resolutions and resizes the result back (``use_resolution_binning``).
+
+ControlNet (``HunyuanDiTControlNetPipeline``) is known but not served: it encodes the
+control image by sampling the VAE's latent distribution from the process-wide random
+state, not the request's generator.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+from engine_service.models.inputs import control_kwargs, controlnet_count
 from engine_service.models.pipeline_calls import text_to_image_with_negative
 from engine_service.models.spec import FamilySpec
 
@@ -25,4 +32,24 @@ HUNYUANDIT = FamilySpec(
     build_call_kwargs=text_to_image_with_negative,
     uses_negative_prompt=True,
     call_defaults={"use_resolution_binning": True},
+)
+
+
+def _controlnet_call_kwargs(pipe, jobs):
+    return {**text_to_image_with_negative(pipe, jobs), **control_kwargs(pipe, jobs)}
+
+
+HUNYUANDIT_CONTROLNET = dataclasses.replace(
+    HUNYUANDIT,
+    unsupported_reason=(
+        "diffusers 0.42.1's pipeline encodes the control image by sampling the VAE's latent distribution from the "
+        "process-wide random state, not the request's generator: the same request and seed give a different image "
+        "each time"
+    ),
+    name="hunyuandit-controlnet",
+    pipeline_classes=("HunyuanDiTControlNetPipeline",),
+    build_call_kwargs=_controlnet_call_kwargs,
+    input_roles=("control",),
+    required_roles=("control",),
+    control_count=controlnet_count,
 )

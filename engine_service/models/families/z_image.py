@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from engine_service.models.inputs import control_kwargs, controlnet_count
 from engine_service.models.pipeline_calls import decode_vae_latents, text_to_image_with_negative, with_input_images
 from engine_service.models.spec import FamilySpec
 
@@ -28,6 +29,7 @@ Z_IMAGE = FamilySpec(
     decode_latents=decode_vae_latents,
     uses_negative_prompt=True,
     call_defaults={"max_sequence_length": 512},
+    controlnet_pipeline="ZImageControlNetPipeline",
 )
 
 #: Image-to-image (strength 0.6 by default) and inpainting (1.0: the masked area is drawn anew).
@@ -39,6 +41,7 @@ Z_IMAGE_IMG2IMG = dataclasses.replace(
     input_roles=("image",),
     required_roles=("image",),
     default_strength=0.6,
+    controlnet_pipeline=None,
 )
 
 Z_IMAGE_INPAINT = dataclasses.replace(
@@ -49,4 +52,23 @@ Z_IMAGE_INPAINT = dataclasses.replace(
     input_roles=("image", "mask"),
     required_roles=("image", "mask"),
     default_strength=1.0,
+    controlnet_pipeline=None,
+)
+
+
+def _controlnet_call_kwargs(pipe, jobs):
+    return {**text_to_image_with_negative(pipe, jobs), **control_kwargs(pipe, jobs)}
+
+
+#: ControlNet (Z-Image Fun ControlNet): its hints are added after the transformer's main layers; the cache
+#: stands in for each block and places them once.
+Z_IMAGE_CONTROLNET = dataclasses.replace(
+    Z_IMAGE,
+    name="z-image-controlnet",
+    pipeline_classes=("ZImageControlNetPipeline",),
+    build_call_kwargs=_controlnet_call_kwargs,
+    input_roles=("control",),
+    required_roles=("control",),
+    control_count=controlnet_count,
+    controlnet_pipeline=None,
 )

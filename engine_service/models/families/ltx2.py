@@ -1,0 +1,183 @@
+"""LTX-2 text- and image-to-video: one transformer makes a video and its audio track together.
+
+Each block carries the video and the audio hidden states (cross-attention between the two
+tracks); the cache carries the audio as the blocks' second stream (``LAYOUT_STREAMS``). The
+engine returns the video only: the audio the pipeline decodes (its audio VAE and vocoder) is
+dropped. The VAE compresses 8 frames into one latent frame and 32x spatially; the model is
+conditioned on the frame rate, so the request's ``fps`` is passed as ``frame_rate``.
+
+diffusers' defaults run up to three transformer calls per step: the CFG batch, a
+spatio-temporal guidance (STG) call with block 28 perturbed (``stg_scale``, ``audio_stg_scale``)
+and a modality-isolation call without the audio-video cross-attention (``modality_scale``,
+``audio_modality_scale``). The engine keeps the standard batched CFG only (one call per step,
+as the cache counts steps and branches): STG and modality guidance are off in the call
+defaults. A model may switch them back on through its ``call_defaults``, without the cache.
+
+The other LTX-2 pipelines are known, not served: the DFR passes and refine rounds, the latent
+upsampler and the diffusion decoder are stages of multi-call recipes (latents in, or no prompt
+and no denoising loop of their own), and the in-context and HDR pipelines are conditioned on a
+reference video, which a request cannot send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+from engine_service.models.spec import CallKwargsBuilder, FamilySpec
+from engine_service.models.video import ltx_decode, ltx_mean_std, packed_tokens, video_call_kwargs, video_preview
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+    from engine_service.jobs import JobSpec
+
+#: One transformer call per step: CFG only (``audio_stg_scale`` 0 falls back to ``stg_scale``).
+CFG_ONLY = {"stg_scale": 0.0, "audio_stg_scale": 0.0, "modality_scale": 1.0, "audio_modality_scale": 1.0}
+
+_COMMON = {
+    "output_kind": "video",
+    "latent_patch": 1,
+    "default_width": 768,
+    "default_height": 512,
+    "default_steps": 30,
+    "default_guidance_scale": 3.0,
+    "block_lists": ("transformer_blocks",),
+    "default_frames": 121,
+    "frame_stride": 8,
+    "uses_negative_prompt": True,
+    "call_defaults": CFG_ONLY,
+}
+
+LTX2 = FamilySpec(
+    name="ltx2",
+    pipeline_classes=("LTX2Pipeline",),
+    build_call_kwargs=video_call_kwargs(fps="frame_rate"),
+    decode_latents=video_preview(ltx_mean_std, latents=packed_tokens, decode=ltx_decode, leading_latent_frames=None),
+    **_COMMON,
+)
+
+#: Image-to-video: the input image is the first frame.
+LTX2_I2V = FamilySpec(
+    name="ltx2-i2v",
+    pipeline_classes=("LTX2ImageToVideoPipeline",),
+    build_call_kwargs=video_call_kwargs(images={"image": "image"}, fps="frame_rate"),
+    decode_latents=video_preview(ltx_mean_std, frame="last", latents=packed_tokens, decode=ltx_decode),
+    input_roles=("image",),
+    required_roles=("image",),
+    **_COMMON,
+)
+
+
+def _first_frame_condition() -> CallKwargsBuilder:
+    """The condition pipeline's kwargs: the input image as a full-strength condition on frame 0."""
+    base = video_call_kwargs(images={"image": "conditions"}, fps="frame_rate")
+
+    def build(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+        kwargs = base(pipe, jobs)
+        kwargs["conditions"] = [LTX2VideoCondition(frames=kwargs["conditions"], index=0, strength=1.0)]
+        return kwargs
+
+    return build
+
+
+#: The condition pipeline (images or clips at any frame index, each with a strength), served with
+#: one condition: the input image as the first frame at full strength.
+LTX2_CONDITION = FamilySpec(
+    name="ltx2-condition",
+    pipeline_classes=("LTX2ConditionPipeline",),
+    build_call_kwargs=_first_frame_condition(),
+    decode_latents=video_preview(ltx_mean_std, frame="last", latents=packed_tokens, decode=ltx_decode),
+    input_roles=("image",),
+    required_roles=("image",),
+    # It takes no list of generators (diffusers warns and draws every sample from the first one).
+    generator_per_output=False,
+    **_COMMON,
+)
+
+# Known, not served: the other LTX-2 pipelines of diffusers 0.42.1 are stages of multi-call
+# recipes, take a video or latents as their input, or make output the engine cannot carry.
+
+#: One Diffusion Fidelity Rendering pass (LTX-2.5).
+LTX2_DFR = FamilySpec(
+    name="ltx2-dfr",
+    pipeline_classes=("LTX2DFRPipeline",),
+    build_call_kwargs=video_call_kwargs(fps="frame_rate"),
+    unsupported_reason=(
+        "it is one pass of the Diffusion Fidelity Rendering recipe, whose caller chains separate calls (a "
+        "half-resolution pass, a latent upsample, a full-resolution pass fed the upsampled latents, keyframe "
+        "slots and an in-context reference, then temporal refine rounds); a pass runs the distilled sigma "
+        "schedule (8 sigmas) without classifier-free guidance and takes no num_inference_steps and no "
+        "guidance_scale, so a request's steps and guidance would change nothing, and its default keyframe slots "
+        "need an LTX-2.5 transformer with keyframe position embeddings"
+    ),
+    **_COMMON,
+)
+
+#: A temporal refine round of the DFR recipe.
+LTX2_DFR_TEMPORAL_REFINE = FamilySpec(
+    name="ltx2-dfr-temporal-refine",
+    pipeline_classes=("LTX2DFRTemporalRefinePipeline",),
+    build_call_kwargs=video_call_kwargs(fps="frame_rate"),
+    unsupported_reason=(
+        "it is a processing stage that takes the previous DFR pass's video, audio and keyframe latents and "
+        "keyframe positions (all required), not a prompt-to-video pipeline; it doubles the frames with a "
+        "temporal latent upsampler and denoises the canvas tile by tile, each tile a whole denoising loop of "
+        "its own, while the engine follows one loop per request"
+    ),
+    **_COMMON,
+)
+
+#: HDR generation from a reference SDR video (HDR IC-LoRA).
+LTX2_HDR = FamilySpec(
+    name="ltx2-hdr",
+    pipeline_classes=("LTX2HDRPipeline",),
+    build_call_kwargs=video_call_kwargs(fps="frame_rate"),
+    unsupported_reason=(
+        "its input is a reference SDR video (LTX2HDRReferenceCondition), which the contract cannot send (a "
+        "request's inputs are still images), and its output is linear HDR values in [0, inf) after an inverse "
+        "LogC3 transform, which the engine's 8-bit MP4 and PNG frames cannot carry"
+    ),
+    **_COMMON,
+)
+
+#: In-context (IC-LoRA) conditioning on a reference video.
+LTX2_IN_CONTEXT = FamilySpec(
+    name="ltx2-in-context",
+    pipeline_classes=("LTX2InContextPipeline",),
+    build_call_kwargs=video_call_kwargs(fps="frame_rate"),
+    unsupported_reason=(
+        "its conditioning input is a reference video (LTX2ReferenceCondition: a pose, depth or edge video the "
+        "IC-LoRA follows frame by frame), which the contract cannot send (a request's inputs are still images); "
+        "without one it is LTX2ConditionPipeline, which is served (ltx2-condition)"
+    ),
+    **_COMMON,
+)
+
+#: The spatial latent upsampler between the two stages of a two-stage recipe.
+LTX2_LATENT_UPSAMPLE = FamilySpec(
+    name="ltx2-latent-upsample",
+    pipeline_classes=("LTX2LatentUpsamplePipeline",),
+    build_call_kwargs=video_call_kwargs(),
+    unsupported_reason=(
+        "it is a processing stage that takes latents or a video (a first stage's output) and upsamples them "
+        "with a latent upsampler model, not a prompt-to-video pipeline: no prompt, no denoising loop and no "
+        "transformer to cache"
+    ),
+    **_COMMON,
+)
+
+#: LTX-2.5's diffusion decoder: latents to pixels.
+LTX2_DIFFUSION_DECODE = FamilySpec(
+    name="ltx2-diffusion-decode",
+    pipeline_classes=("LTX2VideoDiffusionDecodePipeline",),
+    build_call_kwargs=video_call_kwargs(),
+    unsupported_reason=(
+        "it is a decoder that takes an LTX-2 pipeline's latents (its only required input) and denoises pixels "
+        "from them, not a prompt-to-video pipeline: no prompt, no guidance, and its steps run inside the "
+        "decoder model's decode call"
+    ),
+    **_COMMON,
+)
