@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
     from engine_service.jobs import JobSpec
 
-OutputKind = Literal["image", "video"]
+#: What a pipeline generates. The engine serves ``"image"`` and ``"video"``; the others name what a
+#: known-but-refused pipeline makes (an audio or protein DiT), for the support matrix.
+OutputKind = Literal["image", "video", "audio", "protein structure"]
 
 #: (pipeline, the jobs of one call) -> keyword arguments for ``pipeline.__call__``. The jobs share
 #: their batch key (size, steps, guidance, ...); the builder lists one prompt per output, in job order.
@@ -47,7 +49,7 @@ class FamilySpec:
     pipeline_classes: tuple[str, ...]
     """diffusers pipeline class names (``model_index.json`` ``_class_name``) this entry serves."""
     output_kind: OutputKind
-    """``"image"`` or ``"video"``."""
+    """``"image"`` or ``"video"`` (``"audio"`` and ``"protein structure"`` only on refused entries)."""
     latent_patch: int
     """Pixels of one transformer token per VAE latent pixel: the spatial factor is VAE scale x this."""
     default_width: int

@@ -1,7 +1,7 @@
 """HunyuanDiT text-to-image: 4 blocks with long skips, BERT + T5 text encoders, in-batch CFG."""
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, HunyuanDiT2DModel, HunyuanDiTPipeline
+from diffusers import AutoencoderKL, DDPMScheduler, HunyuanDiT2DModel, HunyuanDiTPAGPipeline, HunyuanDiTPipeline
 from tiny_pipelines import TINY_T5
 from tiny_tokenizers import small_bert_tokenizer, small_t5_tokenizer
 from transformers import BertConfig, BertModel, T5Config, T5EncoderModel
@@ -54,6 +54,12 @@ CASES = [
         name="hunyuandit",
         pipeline_class="HunyuanDiTPipeline",
         build=build_tiny_hunyuandit,
+        defaults={"width": 16, "height": 16, "steps": 4, "call_defaults": {"use_resolution_binning": False}},
+    ),
+    TinyCase(
+        name="hunyuandit-pag",
+        pipeline_class="HunyuanDiTPAGPipeline",
+        build=lambda: HunyuanDiTPAGPipeline(**build_tiny_hunyuandit().components, pag_applied_layers=["blocks.1"]),
         defaults={"width": 16, "height": 16, "steps": 4, "call_defaults": {"use_resolution_binning": False}},
     ),
 ]

@@ -4,8 +4,10 @@ import torch
 from diffusers import (
     AdaptiveProjectedMixGuidance,
     AutoencoderKLHunyuanImage,
+    AutoencoderKLHunyuanImageRefiner,
     FlowMatchEulerDiscreteScheduler,
     HunyuanImagePipeline,
+    HunyuanImageRefinerPipeline,
     HunyuanImageTransformer2DModel,
 )
 from tiny_tokenizers import byte_level_qwen2_tokenizer
@@ -116,3 +118,46 @@ CASES = [
         defaults={"width": 16, "height": 16, "steps": 4},
     ),
 ]
+
+
+def build_tiny_hunyuanimage_refiner() -> HunyuanImageRefinerPipeline:
+    """The base case's Qwen2.5-VL encoder with a guidance-distilled 3D transformer (latents beside the input
+    image's latents) and a 5-level refiner VAE (16x, its two latent frames packed as channels)."""
+    base = build_tiny_hunyuanimage()
+    torch.manual_seed(0)
+    transformer = HunyuanImageTransformer2DModel(
+        in_channels=16,
+        out_channels=8,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        num_layers=2,
+        num_single_layers=2,
+        num_refiner_layers=1,
+        patch_size=(1, 1, 1),
+        guidance_embeds=True,
+        text_embed_dim=32,
+        text_embed_2_dim=None,
+        rope_axes_dim=(2, 2, 4),
+    ).eval()
+    torch.manual_seed(0)
+    vae = AutoencoderKLHunyuanImageRefiner(latent_channels=4, block_out_channels=(8, 8, 8, 8, 8), layers_per_block=1)
+    pipeline = HunyuanImageRefinerPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae.eval(),
+        text_encoder=base.text_encoder,
+        tokenizer=base.tokenizer,
+        transformer=transformer,
+    )
+    pipeline.tokenizer_max_length = 512  # the template alone is about 230 byte-level tokens
+    return pipeline
+
+
+CASES.append(
+    TinyCase(
+        name="hunyuanimage-refiner",
+        pipeline_class="HunyuanImageRefinerPipeline",
+        build=build_tiny_hunyuanimage_refiner,
+        defaults={"width": 32, "height": 32, "steps": 4},
+        inputs=(("image", (32, 32)),),
+    )
+)

@@ -4,6 +4,7 @@ import torch
 from diffusers import (
     AutoencoderKLLTXVideo,
     FlowMatchEulerDiscreteScheduler,
+    LTXConditionPipeline,
     LTXImageToVideoPipeline,
     LTXPipeline,
     LTXVideoTransformer3DModel,
@@ -65,6 +66,13 @@ CASES = [
         name="ltx-video-i2v",
         pipeline_class="LTXImageToVideoPipeline",
         build=lambda: _build(LTXImageToVideoPipeline),
+        defaults=VIDEO,
+        inputs=(("image", (32, 32)),),
+    ),
+    TinyCase(
+        name="ltx-video-condition",
+        pipeline_class="LTXConditionPipeline",
+        build=lambda: _build(LTXConditionPipeline),
         defaults=VIDEO,
         inputs=(("image", (32, 32)),),
     ),

@@ -1,7 +1,13 @@
 """PixArt-Alpha and PixArt-Sigma: 2 DiT blocks with cross-attention to a tiny T5, 8x VAE."""
 
 import torch
-from diffusers import DDIMScheduler, PixArtAlphaPipeline, PixArtSigmaPipeline, PixArtTransformer2DModel
+from diffusers import (
+    DDIMScheduler,
+    PixArtAlphaPipeline,
+    PixArtSigmaPAGPipeline,
+    PixArtSigmaPipeline,
+    PixArtTransformer2DModel,
+)
 from tiny_pipelines import tiny_t5, tiny_vae
 from tiny_tokenizers import small_t5_tokenizer
 
@@ -49,6 +55,12 @@ CASES = [
         name="pixart-sigma",
         pipeline_class="PixArtSigmaPipeline",
         build=lambda: PixArtSigmaPipeline(**_components()),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": CALL},
+    ),
+    TinyCase(
+        name="pixart-sigma-pag",
+        pipeline_class="PixArtSigmaPAGPipeline",
+        build=lambda: PixArtSigmaPAGPipeline(**_components(), pag_applied_layers=["transformer_blocks.1"]),
         defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": CALL},
     ),
 ]

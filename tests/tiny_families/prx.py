@@ -1,7 +1,13 @@
-"""PRX: one list of blocks, a T5Gemma text encoder, in-batch CFG."""
+"""PRX: one list of blocks, a T5Gemma text encoder, in-batch CFG; PRXPixel: the same over RGB pixels."""
 
 import torch
-from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, PRXPipeline, PRXTransformer2DModel
+from diffusers import (
+    AutoencoderKL,
+    FlowMatchEulerDiscreteScheduler,
+    PRXPipeline,
+    PRXPixelPipeline,
+    PRXTransformer2DModel,
+)
 from tiny_tokenizers import byte_level_qwen2_tokenizer
 from transformers.models.t5gemma.configuration_t5gemma import T5GemmaModuleConfig
 from transformers.models.t5gemma.modeling_t5gemma import T5GemmaEncoder
@@ -73,11 +79,49 @@ def build_tiny_prx() -> PRXPipeline:
     )
 
 
+def build_tiny_prx_pixel() -> PRXPixelPipeline:
+    """PRX's tiny text encoder with a pixel-space transformer (RGB in, 4x4 pixel patches, a bottleneck
+    input projection and resolution embeddings, as the released model's)."""
+    components = build_tiny_prx().components
+    torch.manual_seed(0)
+    transformer = PRXTransformer2DModel(
+        patch_size=4,
+        in_channels=3,
+        context_in_dim=8,
+        hidden_size=8,
+        mlp_ratio=2.0,
+        num_heads=2,
+        depth=3,
+        axes_dim=[2, 2],
+        bottleneck_size=8,
+        resolution_embeds=True,
+    ).eval()
+    # The blocks' modulation starts at zero (gates 0: every block passes its input through, the prompt
+    # never reaches the image); random modulation makes the blocks, and the prompt, count.
+    with torch.no_grad():
+        for block in transformer.blocks:
+            for param in block.modulation.parameters():
+                param.normal_(0.0, 0.3)
+    return PRXPixelPipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=components["text_encoder"],
+        tokenizer=components["tokenizer"],
+        prompt_max_tokens=16,
+    )
+
+
 CASES = [
     TinyCase(
         name="prx",
         pipeline_class="PRXPipeline",
         build=build_tiny_prx,
         defaults={"width": 16, "height": 16, "steps": 4, "call_defaults": {"use_resolution_binning": False}},
+    ),
+    TinyCase(
+        name="prx-pixel",
+        pipeline_class="PRXPixelPipeline",
+        build=build_tiny_prx_pixel,
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"use_resolution_binning": False}},
     ),
 ]

@@ -6,13 +6,17 @@ from diffusers import (
     FlowMatchEulerDiscreteScheduler,
     SanaControlNetModel,
     SanaControlNetPipeline,
+    SanaPAGPipeline,
     SanaPipeline,
+    SanaSprintImg2ImgPipeline,
+    SanaSprintPipeline,
     SanaTransformer2DModel,
+    SCMScheduler,
 )
 from tiny_tokenizers import small_gemma_tokenizer
 from transformers import Gemma2Config, Gemma2Model
 
-from tiny_families import TinyCase
+from tiny_families import TinyCase, scale_weights
 
 
 def build_tiny_sana(seed: int = 0) -> SanaPipeline:
@@ -121,5 +125,63 @@ CASES.append(
         build=build_tiny_sana_controlnet,
         defaults=CASES[0].defaults,
         inputs=(("control", (32, 32)),),
+    )
+)
+
+
+def build_tiny_sana_sprint(pipeline_class=SanaSprintPipeline) -> SanaSprintPipeline:
+    """Sana's tiny components with a guidance-embedding transformer (qk-normed, as Sana Sprint's) and
+    the sCM scheduler."""
+    components = build_tiny_sana().components
+    torch.manual_seed(0)
+    transformer = SanaTransformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        out_channels=4,
+        num_layers=3,
+        num_attention_heads=2,
+        attention_head_dim=4,
+        num_cross_attention_heads=2,
+        cross_attention_head_dim=4,
+        cross_attention_dim=8,
+        caption_channels=8,
+        sample_size=32,
+        qk_norm="rms_norm_across_heads",
+        guidance_embeds=True,
+    ).eval()
+    # Embedded guidance moves the tiny image by about one level at default weights.
+    scale_weights(transformer.time_embed, transformer.transformer_blocks, factor=3.0)
+    return pipeline_class(**{**components, "transformer": transformer, "scheduler": SCMScheduler()})
+
+
+_SPRINT_DEFAULTS = {
+    "width": 32,
+    "height": 32,
+    "steps": 3,
+    "call_defaults": {"max_sequence_length": 16, "complex_human_instruction": None, "use_resolution_binning": False},
+}
+
+CASES += [
+    TinyCase(
+        name="sana-sprint",
+        pipeline_class="SanaSprintPipeline",
+        build=build_tiny_sana_sprint,
+        defaults=_SPRINT_DEFAULTS,
+    ),
+    TinyCase(
+        name="sana-sprint-img2img",
+        pipeline_class="SanaSprintImg2ImgPipeline",
+        build=lambda: build_tiny_sana_sprint(SanaSprintImg2ImgPipeline),
+        defaults=_SPRINT_DEFAULTS,
+        inputs=(("image", (32, 32)),),
+    ),
+]
+
+CASES.append(
+    TinyCase(
+        name="sana-pag",
+        pipeline_class="SanaPAGPipeline",
+        build=lambda: SanaPAGPipeline(**build_tiny_sana().components, pag_applied_layers=["transformer_blocks.1"]),
+        defaults=CASES[0].defaults,
     )
 )

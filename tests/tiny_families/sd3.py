@@ -6,6 +6,8 @@ from diffusers import (
     SD3Transformer2DModel,
     StableDiffusion3Img2ImgPipeline,
     StableDiffusion3InpaintPipeline,
+    StableDiffusion3PAGImg2ImgPipeline,
+    StableDiffusion3PAGPipeline,
     StableDiffusion3Pipeline,
 )
 from tiny_pipelines import TINY_CLIP, TINY_T5, tiny_flux_components, tiny_vae
@@ -72,5 +74,18 @@ CASES = [
         build=lambda: StableDiffusion3InpaintPipeline.from_pipe(build_tiny_sd3(latent_channels=16)),
         defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
         inputs=(("image", (32, 32)), ("mask", (32, 32))),
+    ),
+    TinyCase(
+        name="sd3-pag",
+        pipeline_class="StableDiffusion3PAGPipeline",
+        build=lambda: StableDiffusion3PAGPipeline.from_pipe(build_tiny_sd3(), pag_applied_layers=["blocks.1"]),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+    ),
+    TinyCase(
+        name="sd3-pag-img2img",
+        pipeline_class="StableDiffusion3PAGImg2ImgPipeline",
+        build=lambda: StableDiffusion3PAGImg2ImgPipeline.from_pipe(build_tiny_sd3(), pag_applied_layers=["blocks.1"]),
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+        inputs=(("image", (32, 32)),),
     ),
 ]

@@ -1,14 +1,15 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
 from engine_service.models.families.allegro import ALLEGRO
-from engine_service.models.families.amused import AMUSED
+from engine_service.models.families.amused import AMUSED, AMUSED_IMG2IMG
+from engine_service.models.families.anyflow import ANYFLOW, ANYFLOW_FAR
 from engine_service.models.families.auraflow import AURAFLOW
 from engine_service.models.families.bria import BRIA
 from engine_service.models.families.bria_fibo import BRIA_FIBO, BRIA_FIBO2, BRIA_FIBO_EDIT
 from engine_service.models.families.chroma import CHROMA, CHROMA_IMG2IMG, CHROMA_INPAINT
 from engine_service.models.families.chronoedit import CHRONOEDIT
-from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_I2V
-from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4
+from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_FUN_CONTROL, COGVIDEOX_I2V, COGVIDEOX_V2V
+from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4, COGVIEW4_CONTROL
 from engine_service.models.families.consisid import CONSISID
 from engine_service.models.families.cosmos import COSMOS
 from engine_service.models.families.dit import DIT
@@ -38,10 +39,12 @@ from engine_service.models.families.hunyuan_video import (
     HUNYUAN_VIDEO_FRAMEPACK,
     HUNYUAN_VIDEO_I2V,
 )
-from engine_service.models.families.hunyuandit import HUNYUANDIT, HUNYUANDIT_CONTROLNET
-from engine_service.models.families.hunyuanimage import HUNYUANIMAGE
+from engine_service.models.families.hunyuandit import HUNYUANDIT, HUNYUANDIT_CONTROLNET, HUNYUANDIT_PAG
+from engine_service.models.families.hunyuanimage import HUNYUANIMAGE, HUNYUANIMAGE_REFINER
+from engine_service.models.families.joyimage import JOYIMAGE_EDIT
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
+from engine_service.models.families.kandinsky6 import KANDINSKY6, KANDINSKY6_SR
 from engine_service.models.families.krea2 import KREA2
 from engine_service.models.families.longcat_image import LONGCAT_IMAGE, LONGCAT_IMAGE_EDIT
 from engine_service.models.families.longcat_video import LONGCAT_VIDEO
@@ -56,29 +59,48 @@ from engine_service.models.families.ltx2 import (
     LTX2_IN_CONTEXT,
     LTX2_LATENT_UPSAMPLE,
 )
-from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_I2V
+from engine_service.models.families.ltx_video import LTX_VIDEO, LTX_VIDEO_CONDITION, LTX_VIDEO_I2V, LTX_VIDEO_LONG
 from engine_service.models.families.lumina import LUMINA, LUMINA2
 from engine_service.models.families.mochi import MOCHI
+from engine_service.models.families.non_visual import (
+    ACE_STEP,
+    LONGCAT_AUDIO_DIT,
+    RFD4_PROTEINA,
+    STABLE_AUDIO,
+    STABLE_AUDIO_3,
+)
+from engine_service.models.families.nucleusmoe_image import NUCLEUSMOE_IMAGE
 from engine_service.models.families.omnigen import OMNIGEN
 from engine_service.models.families.ovis_image import OVIS_IMAGE
-from engine_service.models.families.pixart import PIXART
-from engine_service.models.families.prx import PRX
+from engine_service.models.families.pixart import PIXART, PIXART_SIGMA_PAG
+from engine_service.models.families.prx import PRX, PRX_PIXEL
 from engine_service.models.families.qwen_image import (
     QWEN_IMAGE,
     QWEN_IMAGE_CONTROLNET,
+    QWEN_IMAGE_CONTROLNET_INPAINT,
     QWEN_IMAGE_EDIT,
     QWEN_IMAGE_EDIT_INPAINT,
     QWEN_IMAGE_EDIT_PLUS,
     QWEN_IMAGE_IMG2IMG,
     QWEN_IMAGE_INPAINT,
+    QWEN_IMAGE_LAYERED,
 )
 from engine_service.models.families.qwen_image21 import QWEN_IMAGE_21
-from engine_service.models.families.sana import SANA, SANA_CONTROLNET
-from engine_service.models.families.sana_video import SANA_VIDEO, SANA_VIDEO_I2V
-from engine_service.models.families.sd3 import SD3, SD3_CONTROLNET, SD3_IMG2IMG, SD3_INPAINT
+from engine_service.models.families.sana import SANA, SANA_CONTROLNET, SANA_PAG, SANA_SPRINT, SANA_SPRINT_IMG2IMG
+from engine_service.models.families.sana_video import SANA_VIDEO, SANA_VIDEO_I2V, SANA_WM
+from engine_service.models.families.sd3 import (
+    SD3,
+    SD3_CONTROLNET,
+    SD3_CONTROLNET_INPAINT,
+    SD3_IMG2IMG,
+    SD3_INPAINT,
+    SD3_PAG,
+    SD3_PAG_IMG2IMG,
+)
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
 from engine_service.models.families.visualcloze import VISUALCLOZE
-from engine_service.models.families.wan import WAN, WAN_ANIMATE, WAN_I2V, WAN_VACE
+from engine_service.models.families.vq_diffusion import VQ_DIFFUSION
+from engine_service.models.families.wan import LUCY_EDIT, WAN, WAN_ANIMATE, WAN_I2V, WAN_V2V, WAN_VACE
 from engine_service.models.families.z_image import Z_IMAGE, Z_IMAGE_CONTROLNET, Z_IMAGE_IMG2IMG, Z_IMAGE_INPAINT
 from engine_service.models.spec import FamilySpec
 
@@ -103,19 +125,28 @@ FAMILIES: tuple[FamilySpec, ...] = (
     QWEN_IMAGE_IMG2IMG,
     QWEN_IMAGE_INPAINT,
     QWEN_IMAGE_CONTROLNET,
+    QWEN_IMAGE_CONTROLNET_INPAINT,
     QWEN_IMAGE_EDIT_INPAINT,
+    QWEN_IMAGE_LAYERED,
     QWEN_IMAGE_21,
     SD3,
     SD3_IMG2IMG,
     SD3_INPAINT,
     SD3_CONTROLNET,
+    SD3_CONTROLNET_INPAINT,
+    SD3_PAG,
+    SD3_PAG_IMG2IMG,
     PIXART,
+    PIXART_SIGMA_PAG,
     AURAFLOW,
     CHROMA,
     CHROMA_IMG2IMG,
     CHROMA_INPAINT,
     BRIA,
     SANA,
+    SANA_PAG,
+    SANA_SPRINT,
+    SANA_SPRINT_IMG2IMG,
     SANA_CONTROLNET,
     LUMINA,
     LUMINA2,
@@ -129,8 +160,12 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FLUX2_KLEIN_KV,
     WAN_I2V,
     WAN_VACE,
+    WAN_V2V,
+    LUCY_EDIT,
     COGVIDEOX,
     COGVIDEOX_I2V,
+    COGVIDEOX_V2V,
+    COGVIDEOX_FUN_CONTROL,
     HUNYUAN_VIDEO,
     HUNYUAN_SKYREELS_I2V,
     HUNYUAN_VIDEO_I2V,
@@ -139,6 +174,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HUNYUAN_VIDEO_FRAMEPACK,
     LTX_VIDEO,
     LTX_VIDEO_I2V,
+    LTX_VIDEO_CONDITION,
+    LTX_VIDEO_LONG,
     LTX2,
     LTX2_I2V,
     LTX2_CONDITION,
@@ -150,6 +187,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     LTX2_DIFFUSION_DECODE,
     SANA_VIDEO,
     SANA_VIDEO_I2V,
+    SANA_WM,
     SKYREELS_V2,
     SKYREELS_V2_I2V,
     SKYREELS_V2_DF,
@@ -159,7 +197,11 @@ FAMILIES: tuple[FamilySpec, ...] = (
     COSMOS,
     CONSISID,
     KANDINSKY5_VIDEO,
+    KANDINSKY6,
+    KANDINSKY6_SR,
     LONGCAT_VIDEO,
+    ANYFLOW,
+    ANYFLOW_FAR,
     EASYANIMATE,
     EASYANIMATE_I2V,
     EASYANIMATE_CONTROL,
@@ -167,8 +209,10 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HELIOS,
     HELIOS_PYRAMID,
     HUNYUANDIT,
+    HUNYUANDIT_PAG,
     HUNYUANDIT_CONTROLNET,
     COGVIEW4,
+    COGVIEW4_CONTROL,
     COGVIEW3PLUS,
     HIDREAM,
     DIT,
@@ -182,9 +226,20 @@ FAMILIES: tuple[FamilySpec, ...] = (
     BRIA_FIBO_EDIT,
     BRIA_FIBO2,
     PRX,
+    PRX_PIXEL,
     HUNYUANIMAGE,
+    HUNYUANIMAGE_REFINER,
     AMUSED,
+    VQ_DIFFUSION,
+    JOYIMAGE_EDIT,
+    AMUSED_IMG2IMG,
     VISUALCLOZE,
+    NUCLEUSMOE_IMAGE,
+    ACE_STEP,
+    STABLE_AUDIO,
+    STABLE_AUDIO_3,
+    LONGCAT_AUDIO_DIT,
+    RFD4_PROTEINA,
 )
 
 __all__ = ["FAMILIES"]

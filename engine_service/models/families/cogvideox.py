@@ -5,7 +5,9 @@ The VAE compresses 4 frames into one latent frame (frame counts are 4k + 1) and
 1.5 also packs 2 latent frames into a token (``patch_size_t``): the pipeline pads
 the latent frames and cuts the padding off again, so the same frame rule holds.
 Image-to-video checkpoints with learned positional embeddings (CogVideoX-5b-I2V)
-only work at their training size, 720x480.
+only work at their training size, 720x480. Video-to-video and CogVideoX-Fun
+Control are known but not served: their input is a video (to transform, or a
+control video), and a request's inputs are still images.
 """
 
 from __future__ import annotations
@@ -49,5 +51,26 @@ COGVIDEOX_I2V = FamilySpec(
     decode_latents=video_preview(scaling_factor, frame="last", latents=frames_first),
     input_roles=("image",),
     required_roles=("image",),
+    **_COMMON,
+)
+
+_VIDEO_INPUT = "while a request's inputs are still images (PNG or JPEG), never a video"
+
+#: Video-to-video: it noises the latents of an input video by ``strength`` and denoises them.
+COGVIDEOX_V2V = FamilySpec(
+    name="cogvideox-v2v",
+    pipeline_classes=("CogVideoXVideoToVideoPipeline",),
+    build_call_kwargs=video_call_kwargs(),
+    default_strength=0.8,
+    unsupported_reason="it transforms an input video (noised by strength and denoised again), " + _VIDEO_INPUT,
+    **_COMMON,
+)
+
+#: CogVideoX-Fun Control: the transformer takes a control video's latents beside the noise.
+COGVIDEOX_FUN_CONTROL = FamilySpec(
+    name="cogvideox-fun-control",
+    pipeline_classes=("CogVideoXFunControlPipeline",),
+    build_call_kwargs=video_call_kwargs(),
+    unsupported_reason="its condition is a control video (per-frame depth, pose or edges), " + _VIDEO_INPUT,
     **_COMMON,
 )

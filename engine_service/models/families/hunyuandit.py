@@ -6,6 +6,11 @@ cache library). Two text encoders (a bilingual BERT-like CLIP and mT5); CFG runs
 in the same batch. Latents are 8x VAE with 2x2 patches. The pipeline snaps sizes to
 its trained resolutions and resizes the result back (``use_resolution_binning``).
 
+Perturbed-attention guidance (``HunyuanDiTPAGPipeline``): the same transformer; each step the
+pipeline adds a third batch branch whose self-attention in ``pag_applied_layers``
+is replaced by identity, and moves the prediction away from it by ``pag_scale``
+(3.0, the pipeline's default; a model may set another in its call defaults).
+
 ControlNet (``HunyuanDiTControlNetPipeline``) is known but not served: it encodes the
 control image by sampling the VAE's latent distribution from the process-wide random
 state, not the request's generator.
@@ -33,6 +38,8 @@ HUNYUANDIT = FamilySpec(
     uses_negative_prompt=True,
     call_defaults={"use_resolution_binning": True},
 )
+
+HUNYUANDIT_PAG = dataclasses.replace(HUNYUANDIT, name="hunyuandit-pag", pipeline_classes=("HunyuanDiTPAGPipeline",))
 
 
 def _controlnet_call_kwargs(pipe, jobs):

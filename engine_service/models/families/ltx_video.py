@@ -4,6 +4,18 @@ The VAE compresses 8 frames into one latent frame (frame counts are 8k + 1) and
 32x spatially; the transformer takes one latent pixel per token. The model is
 conditioned on the frame rate, so the request's ``fps`` is passed as
 ``frame_rate``.
+
+LTX-Video condition (``LTXConditionPipeline``, LTX-Video 0.9.5 and later) is
+text-to-video, or image-to-video with an optional input image: the image is
+encoded as the first latent frame and kept close to it (a per-token timestep).
+The request's image is the condition at frame 0 with the pipeline's default
+condition strength (1.0); the noise of the condition draws from one generator, so
+its jobs run alone.
+
+The long multi-prompt image-to-video pipeline (``LTXI2VLongMultiPromptPipeline``)
+is known but not served: it samples the video in temporal windows, each a whole
+denoising loop with the scheduler's timesteps set anew and fused with the windows
+before it, while the engine follows one denoising loop per request.
 """
 
 from __future__ import annotations
@@ -42,4 +54,28 @@ LTX_VIDEO_I2V = FamilySpec(
     input_roles=("image",),
     required_roles=("image",),
     **_COMMON,
+)
+
+LTX_VIDEO_CONDITION = FamilySpec(
+    name="ltx-video-condition",
+    pipeline_classes=("LTXConditionPipeline",),
+    build_call_kwargs=video_call_kwargs(images={"image": "image"}, fps="frame_rate"),
+    decode_latents=video_preview(ltx_mean_std, frame="last", latents=packed_tokens, decode=ltx_decode),
+    input_roles=("image",),
+    generator_per_output=False,
+    **_COMMON,
+)
+
+LTX_VIDEO_LONG = FamilySpec(
+    name="ltx-video-long",
+    pipeline_classes=("LTXI2VLongMultiPromptPipeline",),
+    build_call_kwargs=video_call_kwargs(images={"image": "cond_image"}, fps="frame_rate"),
+    input_roles=("image",),
+    required_roles=("image",),
+    unsupported_reason=(
+        "it samples the video in temporal windows of temporal_tile_size frames, each a whole denoising loop "
+        "with the scheduler's timesteps set anew and fused with the windows before it, while the engine "
+        "follows one denoising loop per request (progress, cancellation, the cache's warmup and step counts)"
+    ),
+    **{**_COMMON, "default_steps": 8, "default_guidance_scale": 1.0, "default_width": 704, "default_height": 512},
 )

@@ -5,9 +5,16 @@ the negative prompt with the prompt in one transformer call. The pipelines snap
 sizes to their trained aspect-ratio bins and resize back, so the output has the
 requested size. Captions are used as given (``clean_caption`` needs extra
 packages and changes prompts).
+
+Perturbed-attention guidance (``PixArtSigmaPAGPipeline``): the same transformer; each step the
+pipeline adds a third batch branch whose self-attention in ``pag_applied_layers``
+is replaced by identity, and moves the prediction away from it by ``pag_scale``
+(3.0, the pipeline's default; a model may set another in its call defaults).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from engine_service.models.pipeline_calls import decode_vae_latents, text_to_image_with_negative
 from engine_service.models.spec import FamilySpec
@@ -28,3 +35,5 @@ PIXART = FamilySpec(
     call_defaults={"clean_caption": False, "max_sequence_length": 300},
     step_end_callback=False,  # only the older callback(step, timestep, latents)
 )
+
+PIXART_SIGMA_PAG = dataclasses.replace(PIXART, name="pixart-sigma-pag", pipeline_classes=("PixArtSigmaPAGPipeline",))

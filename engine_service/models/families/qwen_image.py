@@ -20,7 +20,12 @@ ControlNet (``QwenImageControlNetPipeline``: a Qwen-Image directory with a
 blocks, and the cache places them per block.
 
 Edit inpainting (``QwenImageEditInpaintPipeline``) is known but not served: it
-renders at about 1024x1024 whatever the request's size.
+renders at about 1024x1024 whatever the request's size. ControlNet inpainting
+(``QwenImageControlNetInpaintPipeline``) is known but not served: it samples the
+masked image's latents outside the request's generator. Layered
+(``QwenImageLayeredPipeline``) is known but not served: it splits an input image
+into ``layers`` RGBA images at 640² or 1024² pixels in the input's aspect, taking
+no width or height.
 
 Qwen-Image-Lightning is Qwen-Image with a distillation LoRA fused in and a
 few-step schedule: serve the fused directory like any Qwen-Image model, with a
@@ -159,6 +164,32 @@ QWEN_IMAGE_CONTROLNET = FamilySpec(
     required_roles=("control",),
     control_count=controlnet_count,
     **{**_COMMON, "context_parallel": False},
+)
+
+QWEN_IMAGE_CONTROLNET_INPAINT = dataclasses.replace(
+    QWEN_IMAGE_CONTROLNET,
+    name="qwen-image-controlnet-inpaint",
+    pipeline_classes=("QwenImageControlNetInpaintPipeline",),
+    input_roles=("control", "mask"),
+    required_roles=("control", "mask"),
+    unsupported_reason=(
+        "diffusers 0.42.1's pipeline encodes the masked image by sampling the VAE's latent distribution "
+        "from the process-wide random state, not the request's generator: the same request and seed give a "
+        "different image each time"
+    ),
+)
+
+QWEN_IMAGE_LAYERED = dataclasses.replace(
+    QWEN_IMAGE_EDIT,
+    name="qwen-image-layered",
+    pipeline_classes=("QwenImageLayeredPipeline",),
+    context_parallel=False,
+    tensor_parallel=False,
+    unsupported_reason=(
+        "it decomposes an input image into `layers` RGBA images (several outputs per prompt) at about 640x640 or "
+        "1024x1024 pixels in the input image's aspect, taking no width or height; the engine's output count, "
+        "sizes, previews and cache plans follow the request"
+    ),
 )
 
 QWEN_IMAGE_EDIT_INPAINT = dataclasses.replace(

@@ -7,6 +7,10 @@ of 32. Classifier-free guidance batches the negative prompt with the prompt in o
 call. The pipeline takes the frame count as ``frames``; it snaps sizes to its
 aspect-ratio bins and resizes back, so the output has the requested size. The
 image-to-video pipeline keeps the input image's latents as the first latent frame.
+
+Sana-WM (``SanaWMPipeline``, a world model over the LTX-2 video VAE) is known but
+not served: it follows a camera trajectory (camera-to-world poses and intrinsics,
+or action strings) besides the first-frame image, and a request cannot carry one.
 """
 
 from __future__ import annotations
@@ -94,4 +98,26 @@ SANA_VIDEO_I2V = FamilySpec(
     input_roles=("image",),
     required_roles=("image",),
     **_COMMON,
+)
+
+SANA_WM = FamilySpec(
+    name="sana-wm",
+    pipeline_classes=("SanaWMPipeline",),
+    output_kind="video",
+    latent_patch=1,
+    default_width=1280,
+    default_height=704,
+    default_steps=60,
+    default_guidance_scale=5.0,
+    block_lists=("blocks",),
+    build_call_kwargs=video_call_kwargs(images={"image": "image"}, fps="fps"),
+    default_frames=161,
+    frame_stride=8,
+    uses_negative_prompt=True,
+    input_roles=("image",),
+    required_roles=("image",),
+    unsupported_reason=(
+        "it moves the camera along a trajectory that every call must give (camera-to-world poses with "
+        "intrinsics, or action strings, per frame) besides the first-frame image, and a request cannot carry one"
+    ),
 )

@@ -8,9 +8,17 @@ Image-to-image and inpainting (``StableDiffusion3Img2ImgPipeline``,
 and the request's ``strength``.
 
 ControlNet (``StableDiffusion3ControlNetPipeline``) is known but not served: it
-samples the control image's latents outside the request's generator.
+samples the control image's latents outside the request's generator; so does
+its inpainting ControlNet (``StableDiffusion3ControlNetInpaintingPipeline``), for
+the masked image.
 
 SD 3.5 Large Turbo is served the same way with 4 steps and guidance 0 or 1.
+
+Perturbed-attention guidance (``StableDiffusion3PAGPipeline``,
+``StableDiffusion3PAGImg2ImgPipeline``): the same transformer; each step the
+pipeline adds a third batch branch whose self-attention in ``pag_applied_layers``
+is replaced by identity, and moves the prediction away from it by ``pag_scale``
+(3.0, the pipeline's default; a model may set another in its call defaults).
 """
 
 from __future__ import annotations
@@ -83,4 +91,22 @@ SD3_CONTROLNET = dataclasses.replace(
         "from the process-wide random state, not the request's generator: the same request and seed give a "
         "different image each time"
     ),
+)
+
+SD3_CONTROLNET_INPAINT = dataclasses.replace(
+    SD3_CONTROLNET,
+    name="sd3-controlnet-inpaint",
+    pipeline_classes=("StableDiffusion3ControlNetInpaintingPipeline",),
+    input_roles=("control", "mask"),
+    required_roles=("control", "mask"),
+    unsupported_reason=(
+        "diffusers 0.42.1's pipeline encodes the masked image by sampling the VAE's latent distribution "
+        "from the process-wide random state, not the request's generator: the same request and seed give a "
+        "different image each time"
+    ),
+)
+
+SD3_PAG = dataclasses.replace(SD3, name="sd3-pag", pipeline_classes=("StableDiffusion3PAGPipeline",))
+SD3_PAG_IMG2IMG = dataclasses.replace(
+    SD3_IMG2IMG, name="sd3-pag-img2img", pipeline_classes=("StableDiffusion3PAGImg2ImgPipeline",)
 )

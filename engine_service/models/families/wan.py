@@ -14,7 +14,9 @@ Wan-Animate (``WanAnimatePipeline``) is known but not served: it animates a
 reference image after a pose video and a face video (and, to replace a person, a
 background video and a mask video), generated in segments of
 ``segment_frame_length`` frames, each a whole denoising loop conditioned on the
-last frames of the one before.
+last frames of the one before. Wan video-to-video (``WanVideoToVideoPipeline``)
+and Lucy Edit (``LucyEditPipeline``, a Wan 2.2 TI2V-5B video editor) are known
+but not served: their input is a video, and a request's inputs are still images.
 """
 
 from __future__ import annotations
@@ -107,4 +109,26 @@ WAN_ANIMATE = FamilySpec(
         "frames of the one before, while the engine follows one denoising loop per request"
     ),
     **{**_COMMON, "default_width": 1280, "default_height": 720, "default_steps": 20, "default_guidance_scale": 1.0},
+)
+
+_VIDEO_INPUT = "while a request's inputs are still images (PNG or JPEG), never a video"
+
+#: Video-to-video: it noises the latents of an input video by ``strength`` and denoises them.
+WAN_V2V = FamilySpec(
+    name="wan-v2v",
+    pipeline_classes=("WanVideoToVideoPipeline",),
+    build_call_kwargs=video_call_kwargs(),
+    default_strength=0.8,
+    unsupported_reason="it transforms an input video (noised by strength and denoised again), " + _VIDEO_INPUT,
+    **_COMMON,
+)
+
+#: Lucy Edit (Decart): a Wan 2.2 TI2V-5B transformer that edits an input video after the prompt.
+LUCY_EDIT = FamilySpec(
+    name="lucy-edit",
+    pipeline_classes=("LucyEditPipeline",),
+    build_call_kwargs=video_call_kwargs(),
+    unsupported_reason="it edits an input video after the prompt (its latents join the noise channels), "
+    + _VIDEO_INPUT,
+    **_COMMON,
 )

@@ -1,0 +1,60 @@
+"""AnyFlow text-to-video (``AnyFlowPipeline``): a flow-map-distilled Wan 2.1 transformer, one list of blocks.
+
+The transformer takes two timesteps per token, the current one and the target of
+the step (``r``), and predicts the mean velocity between them
+(``FlowMapEulerDiscreteScheduler``), so few steps suffice. The Wan 2.1 VAE (4
+frames per latent frame, 8x spatially) with 2x2 latent patches per token. The
+pipeline keeps its latents frames-first (N, F, C, h, w). CFG, off at the
+default guidance 1.0, batches the negative prompt into the same call. Its
+video-continuation input (``video``, frames to continue) is not exposed: a
+request's inputs are still images.
+
+AnyFlow-FAR (``AnyFlowFARPipeline``) is known but not served: it samples the
+video chunk by chunk (``chunk_partition``), each chunk a whole loop of steps
+attending to the earlier chunks through a key-value cache it fills between them,
+while the engine follows one denoising loop per request.
+"""
+
+from __future__ import annotations
+
+from engine_service.models.spec import FamilySpec
+from engine_service.models.video import frames_first, mean_std, video_call_kwargs, video_preview
+
+ANYFLOW = FamilySpec(
+    name="anyflow",
+    pipeline_classes=("AnyFlowPipeline",),
+    output_kind="video",
+    latent_patch=2,
+    default_width=832,
+    default_height=480,
+    default_steps=50,
+    default_guidance_scale=1.0,
+    block_lists=("blocks",),
+    build_call_kwargs=video_call_kwargs(),
+    decode_latents=video_preview(mean_std, latents=frames_first),
+    default_frames=81,
+    frame_stride=4,
+    uses_negative_prompt=True,
+    call_defaults={"max_sequence_length": 512},
+)
+
+ANYFLOW_FAR = FamilySpec(
+    name="anyflow-far",
+    pipeline_classes=("AnyFlowFARPipeline",),
+    output_kind="video",
+    latent_patch=2,
+    default_width=832,
+    default_height=480,
+    default_steps=50,
+    default_guidance_scale=1.0,
+    block_lists=("blocks",),
+    build_call_kwargs=video_call_kwargs(),
+    default_frames=81,
+    frame_stride=4,
+    uses_negative_prompt=True,
+    unsupported_reason=(
+        "it samples the video chunk by chunk (chunk_partition), each chunk a whole loop of num_inference_steps "
+        "attending to the earlier chunks through a key-value cache filled between them, while the engine "
+        "follows one denoising loop per request (progress, cancellation, the cache's warmup and step counts)"
+    ),
+)
