@@ -63,7 +63,6 @@ NOT_YET_ENTERED = {
     "LattePipeline",
     "MotifVideoImage2VideoPipeline",
     "MotifVideoPipeline",
-    "ZImageControlNetInpaintPipeline",
     "ZImageOmniPipeline",
 }
 

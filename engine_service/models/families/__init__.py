@@ -101,7 +101,13 @@ from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_
 from engine_service.models.families.visualcloze import VISUALCLOZE
 from engine_service.models.families.vq_diffusion import VQ_DIFFUSION
 from engine_service.models.families.wan import LUCY_EDIT, WAN, WAN_ANIMATE, WAN_I2V, WAN_V2V, WAN_VACE
-from engine_service.models.families.z_image import Z_IMAGE, Z_IMAGE_CONTROLNET, Z_IMAGE_IMG2IMG, Z_IMAGE_INPAINT
+from engine_service.models.families.z_image import (
+    Z_IMAGE,
+    Z_IMAGE_CONTROLNET,
+    Z_IMAGE_CONTROLNET_INPAINT,
+    Z_IMAGE_IMG2IMG,
+    Z_IMAGE_INPAINT,
+)
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
@@ -154,6 +160,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     Z_IMAGE_IMG2IMG,
     Z_IMAGE_INPAINT,
     Z_IMAGE_CONTROLNET,
+    Z_IMAGE_CONTROLNET_INPAINT,
     FLUX2,
     FLUX2_KLEIN,
     FLUX2_KLEIN_INPAINT,
