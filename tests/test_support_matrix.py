@@ -57,7 +57,6 @@ SIGNATURE_UNAVAILABLE = {
 NOT_YET_ENTERED = {
     "Cosmos3OmniPipeline",
     "ErnieImagePipeline",
-    "GlmImagePipeline",
     "Ideogram4Pipeline",
     "JoyImageEditPlusPipeline",
     "LattePipeline",

@@ -29,6 +29,7 @@ from engine_service.models.families.flux import (
     FLUX_KONTEXT_INPAINT,
 )
 from engine_service.models.families.flux2 import FLUX2, FLUX2_KLEIN, FLUX2_KLEIN_INPAINT, FLUX2_KLEIN_KV
+from engine_service.models.families.glm_image import GLM_IMAGE
 from engine_service.models.families.helios import HELIOS, HELIOS_PYRAMID
 from engine_service.models.families.hidream import HIDREAM
 from engine_service.models.families.hunyuan_video import (
@@ -229,6 +230,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     LONGCAT_IMAGE,
     LONGCAT_IMAGE_EDIT,
     KREA2,
+    GLM_IMAGE,
     BRIA_FIBO,
     BRIA_FIBO_EDIT,
     BRIA_FIBO2,
