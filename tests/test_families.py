@@ -1,14 +1,20 @@
 """Every supported model family, run through the engine from a tiny offline pipeline.
 
 Each case (tests/tiny_families) is served by its own engine on a free port and
-asked three times through the SDK: without cache (streamed, with a preview
-after every step where the family has previews), with residual threshold 0
-(must give the uncached output bit for bit) and with threshold 1 (every step
-after warmup is cached: all but one per expert and those whose block input changed shape; an
-image-to-image pipeline runs only the steps its strength leaves). Outputs are checked for kind and shape. Requests the
+asked through the SDK: without cache (streamed, with a preview after every step
+where the family has previews), with residual threshold 0 (must give the uncached
+output bit for bit) and with threshold 1 (every step after warmup is cached: all but
+one per expert and those whose block input changed shape; an image-to-image pipeline
+runs only the steps its strength leaves). Outputs are checked for kind and shape. Each
+case must see what a request asks: the cached output, another guidance scale, and
+another picture for each input role it sends (for a role sent with several pictures:
+one fewer and one more) each change the pixels, so that a dropped guidance scale, an
+ignored input image or a cache that never takes effect fails here. Requests the
 family's rules refuse (a frame count off its rule, a missing required input image, a
 strength out of range or for a model without one, a mask of another size than its
-image, a size off the family's size check) get INVALID_ARGUMENT naming the field, and the engine keeps serving.
+image, a size off the family's size check, a guidance scale for a model that takes
+none) get INVALID_ARGUMENT naming the field, and the engine keeps serving (in its
+default format: MP4 for a video).
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ def _bad_requests(model, images: list[InputImage], case_inputs=()) -> list[tuple
     """Requests the family's rules refuse, with the field each must be refused for."""
     family, frames = model.family, model.default_frames
     bad = []
+    if not family.takes_guidance:
+        bad.append(({"guidance_scale": model.default_guidance_scale + 1.0}, "guidance_scale"))
     if family.check_size is not None:
         # One spatial factor wider than the default: off the rule of every family that checks sizes.
         bad.append(({"width": model.default_width + model.spatial_factor}, "width"))
@@ -74,6 +82,43 @@ def _bad_requests(model, images: list[InputImage], case_inputs=()) -> list[tuple
         wrong = [wrong_mask if image.role == "mask" else image for image in images]
         bad.append(({"input_images": wrong}, f"input_images[{masks[0]}].data"))
     return bad
+
+
+def _other_guidance(default: float) -> float:
+    """A guidance scale that must change the output: CFG off (1) from a higher default, else 3 more."""
+    return 1.0 if default > 1.0 else default + 3.0
+
+
+def _other_picture(role: str, size: tuple[int, int]) -> InputImage:
+    """Another picture than ``input_image(role, size)``: other colours, a mask white on its left half."""
+    width, height = size
+    if role == "mask":
+        image = Image.new("L", size, 0)
+        image.paste(255, (0, 0, width // 2, height))
+    else:
+        image = Image.new("RGB", size, (200, 40, 90))
+        image.paste((20, 220, 120), (0, 0, width // 2, height // 2))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return InputImage(data=buffer.getvalue(), role=role)
+
+
+def _other_inputs(case: TinyCase) -> dict[str, list[list[InputImage]]]:
+    """Per input role of the case, the input lists that must each give another output: the role's
+    picture replaced by another, or for a role sent several times, one picture fewer and one more."""
+    images = [input_image(role, size) for role, size in case.inputs]
+    variants = {}
+    for role in dict.fromkeys(role for role, _ in case.inputs):
+        at = [index for index, (other, _) in enumerate(case.inputs) if other == role]
+        if len(at) == 1:
+            variants[role] = [
+                [_other_picture(role, case.inputs[at[0]][1]) if i == at[0] else image for i, image in enumerate(images)]
+            ]
+        else:
+            fewer = [image for i, image in enumerate(images) if i != at[-1]]
+            more = images[: at[-1] + 1] + [_other_picture(role, case.inputs[at[-1]][1])] + images[at[-1] + 1 :]
+            variants[role] = [fewer, more]
+    return variants
 
 
 def _violated_fields(client: Client, request: dict) -> set[str]:
@@ -112,9 +157,11 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         "model": case.name,
         "seed": 3,
         "input_images": [input_image(role, size) for role, size in case.inputs],
-        # Frames as PNGs compare exactly; the MP4 path is checked by the always-cached request.
+        "strength": case.strength,
+        # Frames as PNGs compare exactly; the MP4 path is checked by the last request.
         "output_format": "png_frames" if video else "png",
     }
+    other_inputs = _other_inputs(case)
     with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client, warnings.catch_warnings():
         # NaN pixels (a tiny model gone wrong) surface as this warning when encoded: make them fail the request.
         warnings.filterwarnings("error", "invalid value encountered in cast", RuntimeWarning)
@@ -123,14 +170,30 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         events = list(client.stream("a red circle", preview_every=previews_every, **request))
         plain = next(event.result for event in events if isinstance(event, Completed))
         never = client.generate("a red circle", cache=NEVER_CACHE, **request)
-        always = client.generate("a red circle", cache=ALWAYS_CACHE, **{**request, "output_format": None})
+        always = client.generate("a red circle", cache=ALWAYS_CACHE, **request)
+        guidance = _other_guidance(model.default_guidance_scale)
+        guided = None  # a model that takes no guidance scale refuses one (a bad request below)
+        if model.family.takes_guidance:
+            guided = client.generate("a red circle", **{**request, "guidance_scale": guidance})
+        inputs = {
+            role: [client.generate("a red circle", **{**request, "input_images": images}) for images in variants]
+            for role, variants in other_inputs.items()
+        }
         bad = _bad_requests(model, request["input_images"], case.inputs)
         refused = [_violated_fields(client, {**request, **fields}) for fields, _ in bad]
-        again = client.generate("a red circle", **request)  # still serving, same output
+        again = client.generate("a red circle", **{**request, "output_format": None})  # still serving
+
+    def pixels(result):
+        return [o.sha256 for o in result.outputs]
 
     assert refused == [{field} for _, field in bad]
-    assert [o.sha256 for o in again.outputs] == [o.sha256 for o in plain.outputs]
-    steps = denoising_steps(model.default_steps, model.family.default_strength)
+    assert pixels(always) != pixels(plain), "the cached steps did not change the output"
+    assert guided is None or pixels(guided) != pixels(plain), f"guidance {guidance} gave the default's output"
+    for role, results in inputs.items():
+        assert all(pixels(result) != pixels(plain) for result in results), f"another {role!r} input changed nothing"
+        assert len({tuple(pixels(result)) for result in results}) == len(results), f"{role!r} inputs alike"
+    strength = case.strength if case.strength is not None else model.family.default_strength
+    steps = denoising_steps(model.default_steps, strength)
     frames = model.default_frames if video else 1
     previews = [event for event in events if isinstance(event, Preview)]
     assert [p.step for p in previews] == (list(range(steps - 1)) if previews_every else [])
@@ -143,9 +206,14 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     for output in plain.outputs:
         assert (output.mime_type, output.num_frames) == ("image/png", 1)
         assert output.image.size == (model.default_width, model.default_height)
-    (result,) = always.outputs
-    assert (result.width, result.height) == (model.default_width, model.default_height)
-    assert (result.mime_type, result.num_frames) == (("video/mp4", frames) if video else ("image/png", 1))
+    if video:
+        (result,) = again.outputs
+        assert (result.mime_type, result.num_frames) == ("video/mp4", frames)
+        assert (result.width, result.height) == (model.default_width, model.default_height)
+        shown = iio.imread(result.data, extension=".mp4", plugin="FFMPEG")
+        assert shown.shape == (frames, model.default_height, model.default_width, 3)
+    else:
+        assert pixels(again) == pixels(plain)
 
 
 def test_a_streamed_video_arrives_in_chunks_and_reassembles_to_the_generated_mp4():

@@ -73,6 +73,10 @@ class FamilySpec:
     frame_counts: tuple[int, ...] | None = None
     """The only frame counts the pipeline makes, when it ignores other requests (ChronoEdit: 5);
     ``None`` = any count of the ``frame_stride`` rule. Other counts are INVALID_ARGUMENT."""
+    takes_guidance: bool = True
+    """Whether the model takes a guidance scale. ``False`` for a distilled pipeline whose call has no
+    guidance input at all (FLUX.2 Klein KV): a request that sets ``guidance_scale`` is INVALID_ARGUMENT
+    rather than silently ignored."""
     uses_negative_prompt: bool = False
     """Whether the pipeline takes ``negative_prompt`` with the request's guidance."""
     input_roles: tuple[str, ...] = ()

@@ -93,6 +93,8 @@ def validate(
             v.add("prompt", problem)
     steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps)
     guidance = _guidance(v, request, model.default_guidance_scale)
+    if request.HasField("guidance_scale") and not model.family.takes_guidance:
+        v.add("guidance_scale", f"model {model.name!r} ({model.family.name}) takes no guidance scale; leave it unset")
     seed = _int_range(v, request, "seed", secrets.randbelow(MAX_SEED + 1), 0, MAX_SEED)
     outputs = _int_range(v, request, "num_outputs", 1, 1, limits.max_outputs)
     is_video = model.family.output_kind == "video"

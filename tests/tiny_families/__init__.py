@@ -15,6 +15,7 @@ import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from PIL import Image
 
 from client_sdk import InputImage
@@ -34,6 +35,8 @@ class TinyCase:
     """Model defaults for ``model_from_pipeline``: width, height, steps, frames, call_defaults."""
     inputs: tuple[tuple[str, tuple[int, int]], ...] = ()
     """Input images a request sends, as ``(role, (width, height))``."""
+    strength: float | None = None
+    """The ``strength`` a request sends (``None`` = the family's default)."""
     experts: int = 1
     """Transformers that take turns over the steps (Wan 2.2: 2). Each caches in its own context and
     warms up on the first step it runs, so with threshold 1 the run caches ``steps - experts`` steps."""
@@ -53,6 +56,17 @@ def scale_weights(*modules: Any, factor: float) -> None:
         for module in modules:
             for param in module.parameters():
                 param.mul_(factor)
+
+
+def louder_vae(vae: torch.nn.Module, gain: float = 2.0) -> torch.nn.Module:
+    """Multiplies a Wan-style VAE's 3-D convolution weights by ``gain``. At init scale its few-channel
+    layers decode every latent to nearly the same picture (a change of guidance, cache or input image
+    would not reach a uint8 pixel); at 2x they pass it on without saturating."""
+    with torch.no_grad():
+        for weight in vae.parameters():
+            if weight.dim() == 5:
+                weight.mul_(gain)
+    return vae
 
 
 def all_cases() -> list[TinyCase]:

@@ -9,11 +9,11 @@ from diffusers import (
 from tiny_pipelines import TINY_WAN_TRANSFORMER, tiny_clip_vision, tiny_umt5, tiny_wan_vae
 from tiny_tokenizers import small_t5_tokenizer
 
-from tiny_families import TinyCase
+from tiny_families import TinyCase, louder_vae
 
 
 def build_chronoedit() -> ChronoEditPipeline:
-    vae = tiny_wan_vae()
+    vae = louder_vae(tiny_wan_vae())  # at init scale a change of guidance would not reach a pixel
     text_encoder = tiny_umt5()
     torch.manual_seed(0)
     transformer = ChronoEditTransformer3DModel(**TINY_WAN_TRANSFORMER, in_channels=36, num_layers=2, image_dim=4).eval()

@@ -162,7 +162,7 @@ CASES = [
         pipeline_class="Flux2KleinPipeline",
         build=build_tiny_flux2_klein,
         # Guidance above 1 on a base (not distilled) Klein model: CFG as a second transformer call.
-        defaults={"width": 32, "height": 32, "steps": 4, "guidance_scale": 4.0, "call_defaults": CALL},
+        defaults={"width": 32, "height": 32, "steps": 4, "guidance_scale": 4.0, "call_defaults": KLEIN_CALL},
         inputs=(("image", (64, 64)),),  # reference images must be 64x64 at least
     ),
     # 4 steps at the default strength 0.8: the pipeline runs the last 3, with CFG (a base model).

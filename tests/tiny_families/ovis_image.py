@@ -49,13 +49,18 @@ def build_tiny_ovis_image() -> OvisImagePipeline:
     )
     for module in (transformer, vae, text_encoder):
         module.eval()
-    return OvisImagePipeline(
+    pipe = OvisImagePipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(),
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=byte_level_qwen2_tokenizer(),
         transformer=transformer,
     )
+    # The pipeline drops the first 28 hidden states (chat header and system prompt in Ovis' tokenizer); this
+    # byte-level one spells them in over a hundred, so every prompt would encode alike: drop what it spells.
+    (marked,) = pipe._get_messages("\x00")
+    pipe.user_prompt_begin_id = len(pipe.tokenizer(marked[: marked.index("\x00")]).input_ids)
+    return pipe
 
 
 CASES = [

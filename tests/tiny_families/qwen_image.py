@@ -28,7 +28,7 @@ from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Q
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 from transformers.processing_utils import ProcessorMixin
 
-from tiny_families import TinyCase
+from tiny_families import TinyCase, louder_vae
 
 LATENT_CHANNELS = 4
 
@@ -58,6 +58,7 @@ def _components(seed: int = 0) -> dict:
         latents_mean=[0.0] * LATENT_CHANNELS,
         latents_std=[1.0] * LATENT_CHANNELS,
     )
+    louder_vae(vae)
     torch.manual_seed(seed)
     text_encoder = Qwen2_5_VLForConditionalGeneration(
         Qwen2_5_VLConfig(
@@ -118,26 +119,38 @@ def _processor(tokenizer) -> Qwen2VLProcessor:
     return ImageOnlyQwen2VLProcessor(image_processor=images, tokenizer=tokenizer)
 
 
+def _drop_system_prompt(pipe):
+    """The pipelines drop the first 34 (64 for the editors) hidden states: the system prompt in Qwen's
+    tokenizer. This byte-level one spells it in over a hundred, so the prompt would fall past the
+    ``max_sequence_length`` cut (every prompt encoding alike) or, in the editors, drown among the template's
+    states: drop what it spells."""
+    template = pipe.prompt_template_encode
+    system = template[: template.index("<|im_start|>user\n") + len("<|im_start|>user\n")]
+    pipe.prompt_template_encode_start_idx = len(pipe.tokenizer(system).input_ids)
+    return pipe
+
+
 def build_tiny_qwen_image() -> QwenImagePipeline:
-    return QwenImagePipeline(**_components())
+    return _drop_system_prompt(QwenImagePipeline(**_components()))
 
 
 def build_tiny_qwen_image_edit() -> QwenImageEditPipeline:
     components = _components()
-    return QwenImageEditPipeline(**components, processor=_processor(components["tokenizer"]))
+    return _drop_system_prompt(QwenImageEditPipeline(**components, processor=_processor(components["tokenizer"])))
 
 
 def build_tiny_qwen_image_edit_plus() -> QwenImageEditPlusPipeline:
     components = _components()
-    return QwenImageEditPlusPipeline(**components, processor=_processor(components["tokenizer"]))
+    pipe = QwenImageEditPlusPipeline(**components, processor=_processor(components["tokenizer"]))
+    return _drop_system_prompt(pipe)
 
 
 def build_tiny_qwen_image_img2img() -> QwenImageImg2ImgPipeline:
-    return QwenImageImg2ImgPipeline(**_components())
+    return _drop_system_prompt(QwenImageImg2ImgPipeline(**_components()))
 
 
 def build_tiny_qwen_image_inpaint() -> QwenImageInpaintPipeline:
-    return QwenImageInpaintPipeline(**_components())
+    return _drop_system_prompt(QwenImageInpaintPipeline(**_components()))
 
 
 def build_tiny_qwen_image_controlnet() -> QwenImageControlNetPipeline:
@@ -154,7 +167,7 @@ def build_tiny_qwen_image_controlnet() -> QwenImageControlNetPipeline:
         joint_attention_dim=16,
         axes_dims_rope=(8, 4, 4),
     )
-    return QwenImageControlNetPipeline(**_components(), controlnet=wake_controlnet(controlnet))
+    return _drop_system_prompt(QwenImageControlNetPipeline(**_components(), controlnet=wake_controlnet(controlnet)))
 
 
 TEXT = {"max_sequence_length": 16}

@@ -13,7 +13,7 @@ from diffusers import (
 from tiny_pipelines import TINY_WAN_TRANSFORMER, build_tiny_wan, tiny_clip_vision, tiny_umt5, tiny_wan_vae
 from tiny_tokenizers import small_t5_tokenizer
 
-from tiny_families import TinyCase
+from tiny_families import TinyCase, louder_vae
 
 #: 5 frames of 16x16: 2 latent frames of 2x2 latent pixels.
 VIDEO = {"width": 16, "height": 16, "frames": 5, "call_defaults": {"max_sequence_length": 16}}
@@ -55,9 +55,12 @@ def build_wan22() -> WanPipeline:
 
 
 def build_wan22_i2v() -> WanImageToVideoPipeline:
-    """Wan 2.2 A14B image-to-video: two experts, no image encoder."""
+    """Wan 2.2 A14B image-to-video: two experts, no image encoder (the image reaches the model only
+    through its latents, so the VAE must carry it)."""
+    parts = _parts()
+    louder_vae(parts["vae"])
     return WanImageToVideoPipeline(
-        **_parts(),
+        **parts,
         transformer=_transformer(in_channels=36),
         transformer_2=_transformer(in_channels=36),
         boundary_ratio=BOUNDARY_RATIO,

@@ -12,14 +12,16 @@ from diffusers import (
     ZImageTransformer2DModel,
 )
 from tiny_pipelines import tiny_vae
-from tiny_tokenizers import byte_level_qwen2_tokenizer
+from tiny_tokenizers import qwen_vl_tokenizer
 from transformers import Qwen3Config, Qwen3Model
 
 from tiny_families import TinyCase
 
 
 def build_tiny_z_image(seed: int = 0) -> ZImagePipeline:
-    tokenizer = byte_level_qwen2_tokenizer()
+    # Chat markers as single tokens, as in Qwen3's: spelled in bytes, the chat header fills most of the 16
+    # tokens kept, and the prompt and CFG's empty one would encode alike.
+    tokenizer = qwen_vl_tokenizer()
     torch.manual_seed(seed)
     transformer = ZImageTransformer2DModel(
         all_patch_size=(2,),

@@ -15,7 +15,8 @@ resized to the request's width and height. An optional ``reference`` image (the 
 sent) conditions the inpainting beside the image. It runs CFG (an empty negative prompt)
 only for base models with guidance above 1.
 
-Klein KV (``Flux2KleinKVPipeline``, distilled, no guidance) keeps the attention keys and
+Klein KV (``Flux2KleinKVPipeline``, distilled, no guidance: a request's
+``guidance_scale`` is refused) keeps the attention keys and
 values of its reference images after the first step; later steps run without the
 reference tokens. Each block then reads its own key-value layer, so the cache stands in
 for each block, and it computes the step where the block input shrank.
@@ -108,5 +109,6 @@ FLUX2_KLEIN_KV = FamilySpec(
     pipeline_classes=("Flux2KleinKVPipeline",),
     default_steps=4,
     default_guidance_scale=1.0,
+    takes_guidance=False,
     **{**_COMMON, "build_call_kwargs": _kv_call_kwargs, "context_parallel": False},
 )

@@ -16,8 +16,10 @@ transformer takes the image latents beside the noise (``image_condition_type``
 ``"latent_concat"``) drop the first 4 frames of the decoded video, so they are asked
 for 4 more than the request's count; ``"token_replace"`` checkpoints keep the image
 latents as the first latent frame. ``guidance_scale`` feeds the guidance embedding
-where the transformer has one (diffusers' default for this pipeline is 1.0); true
-CFG is not exposed.
+where the transformer has one (diffusers' default for this pipeline is 1.0); where it
+has none, it is the true CFG scale (``true_cfg_scale``): above 1 the negative prompt
+runs as a second transformer call per step. A checkpoint with the embedding ignores
+the negative prompt.
 
 HunyuanVideo 1.5 (``HunyuanVideo15Pipeline``, ``HunyuanVideo15ImageToVideoPipeline``) is
 a new architecture: one list of blocks over a 16x VAE (4 frames per latent frame), one
@@ -65,6 +67,10 @@ _LATENT_CONCAT_DROPPED_FRAMES = 4
 
 def _image_to_video_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
     kwargs = _IMAGE_TO_VIDEO_KWARGS(pipe, jobs)
+    if not pipe.transformer.config.guidance_embeds:
+        # No embedding would take the scale (the pipeline drops it): it is true CFG's, on the negative prompt.
+        kwargs["true_cfg_scale"] = kwargs.pop("guidance_scale")
+        kwargs["negative_prompt"] = [job.negative_prompt for job in jobs for _ in range(job.num_outputs)]
     if pipe.transformer.config.image_condition_type == "latent_concat":
         kwargs["num_frames"] += _LATENT_CONCAT_DROPPED_FRAMES
     return kwargs
@@ -183,6 +189,7 @@ HUNYUAN_VIDEO_I2V = FamilySpec(
     decode_latents=video_preview(scaling_factor, frame="last"),
     default_frames=129,
     frame_stride=4,
+    uses_negative_prompt=True,
     input_roles=("image",),
     required_roles=("image",),
 )
