@@ -3,6 +3,7 @@
 import torch
 from diffusers import (
     FlowMatchEulerDiscreteScheduler,
+    ZImageControlNetInpaintPipeline,
     ZImageControlNetModel,
     ZImageControlNetPipeline,
     ZImageImg2ImgPipeline,
@@ -115,5 +116,35 @@ CASES.append(
         # The chat template's 17 byte tokens before the prompt leave it room only past 16.
         defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 48}},
         inputs=(("control", (32, 32)),),
+    )
+)
+
+
+def build_tiny_z_image_controlnet_inpaint() -> ZImageControlNetInpaintPipeline:
+    from tiny_families.flux import wake_controlnet
+
+    base = build_tiny_z_image()
+    torch.manual_seed(0)
+    # The control input is the control image's latents, the mask and the masked image's latents: 16 + 1 + 16.
+    controlnet = ZImageControlNetModel(
+        control_layers_places=[0, 1],
+        control_in_dim=33,
+        all_patch_size=(2,),
+        all_f_patch_size=(1,),
+        dim=32,
+        n_refiner_layers=2,
+        n_heads=2,
+        n_kv_heads=2,
+    )
+    return ZImageControlNetInpaintPipeline(**base.components, controlnet=wake_controlnet(controlnet))
+
+
+CASES.append(
+    TinyCase(
+        name="z-image-controlnet-inpaint",
+        pipeline_class="ZImageControlNetInpaintPipeline",
+        build=build_tiny_z_image_controlnet_inpaint,
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 48}},
+        inputs=(("control", (32, 32)), ("image", (32, 32)), ("mask", (32, 32))),
     )
 )

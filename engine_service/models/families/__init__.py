@@ -30,6 +30,7 @@ from engine_service.models.families.flux import (
     FLUX_KONTEXT_INPAINT,
 )
 from engine_service.models.families.flux2 import FLUX2, FLUX2_KLEIN, FLUX2_KLEIN_INPAINT, FLUX2_KLEIN_KV
+from engine_service.models.families.glm_image import GLM_IMAGE
 from engine_service.models.families.helios import HELIOS, HELIOS_PYRAMID
 from engine_service.models.families.hidream import HIDREAM
 from engine_service.models.families.hunyuan_video import (
@@ -104,7 +105,13 @@ from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_
 from engine_service.models.families.visualcloze import VISUALCLOZE
 from engine_service.models.families.vq_diffusion import VQ_DIFFUSION
 from engine_service.models.families.wan import LUCY_EDIT, WAN, WAN_ANIMATE, WAN_I2V, WAN_V2V, WAN_VACE
-from engine_service.models.families.z_image import Z_IMAGE, Z_IMAGE_CONTROLNET, Z_IMAGE_IMG2IMG, Z_IMAGE_INPAINT
+from engine_service.models.families.z_image import (
+    Z_IMAGE,
+    Z_IMAGE_CONTROLNET,
+    Z_IMAGE_CONTROLNET_INPAINT,
+    Z_IMAGE_IMG2IMG,
+    Z_IMAGE_INPAINT,
+)
 from engine_service.models.spec import FamilySpec
 
 #: Every supported family, looked up by pipeline class name.
@@ -157,6 +164,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     Z_IMAGE_IMG2IMG,
     Z_IMAGE_INPAINT,
     Z_IMAGE_CONTROLNET,
+    Z_IMAGE_CONTROLNET_INPAINT,
     FLUX2,
     FLUX2_KLEIN,
     FLUX2_KLEIN_INPAINT,
@@ -225,6 +233,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     LONGCAT_IMAGE,
     LONGCAT_IMAGE_EDIT,
     KREA2,
+    GLM_IMAGE,
     BRIA_FIBO,
     BRIA_FIBO_EDIT,
     BRIA_FIBO2,

@@ -72,3 +72,16 @@ Z_IMAGE_CONTROLNET = dataclasses.replace(
     control_count=controlnet_count,
     controlnet_pipeline=None,
 )
+
+#: ControlNet inpainting (Z-Image Fun ControlNet 2.1): the ControlNet reads the control image's latents, the mask
+#: and the masked input image's latents (33 channels); the image is drawn from noise, with no strength.
+Z_IMAGE_CONTROLNET_INPAINT = dataclasses.replace(
+    Z_IMAGE_CONTROLNET,
+    name="z-image-controlnet-inpaint",
+    pipeline_classes=("ZImageControlNetInpaintPipeline",),
+    build_call_kwargs=with_input_images(
+        _controlnet_call_kwargs, {"image": "image", "mask": "mask_image"}, strength=False
+    ),
+    input_roles=("control", "image", "mask"),
+    required_roles=("control", "image", "mask"),
+)
