@@ -9,7 +9,8 @@ its trained resolutions and resizes the result back (``use_resolution_binning``)
 Perturbed-attention guidance (``HunyuanDiTPAGPipeline``): the same transformer; each step the
 pipeline adds a third batch branch whose self-attention in ``pag_applied_layers``
 is replaced by identity, and moves the prediction away from it by ``pag_scale``
-(3.0, the pipeline's default; a model may set another in its call defaults).
+(3.0, the pipeline's default; a model may set another in its call defaults). It runs
+only with CFG: at guidance 1 or below (where diffusers 0.42.1's call fails) PAG is off too.
 
 ControlNet (``HunyuanDiTControlNetPipeline``) is known but not served: it encodes the
 control image by sampling the VAE's latent distribution from the process-wide random
@@ -39,7 +40,22 @@ HUNYUANDIT = FamilySpec(
     call_defaults={"use_resolution_binning": True},
 )
 
-HUNYUANDIT_PAG = dataclasses.replace(HUNYUANDIT, name="hunyuandit-pag", pipeline_classes=("HunyuanDiTPAGPipeline",))
+
+def _pag_call_kwargs(pipe, jobs):
+    kwargs = text_to_image_with_negative(pipe, jobs)
+    if jobs[0].guidance_scale <= 1.0:
+        # diffusers 0.42.1 sizes PAG's size and style conditions for three branches even without CFG's
+        # unconditional one, and the call fails: without CFG the request runs without PAG.
+        kwargs["pag_scale"] = 0.0
+    return kwargs
+
+
+HUNYUANDIT_PAG = dataclasses.replace(
+    HUNYUANDIT,
+    name="hunyuandit-pag",
+    pipeline_classes=("HunyuanDiTPAGPipeline",),
+    build_call_kwargs=_pag_call_kwargs,
+)
 
 
 def _controlnet_call_kwargs(pipe, jobs):
