@@ -196,7 +196,11 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     steps = denoising_steps(model.default_steps, strength)
     frames = model.default_frames if video else 1
     previews = [event for event in events if isinstance(event, Preview)]
-    assert [p.step for p in previews] == (list(range(steps - 1)) if previews_every else [])
+    # A preview replaces an older one the client has not read yet (docs/serving.md), so a loaded machine
+    # may skip some; the newest, of the last step but one, always arrives, and steps only go forward.
+    shown = [p.step for p in previews]
+    assert shown == sorted(set(shown)) and set(shown) <= set(range(steps - 1))
+    assert shown[-1:] == ([steps - 2] if previews_every and steps > 1 else [])
     assert all((p.width, p.height) == (model.default_width, model.default_height) for p in previews)
     assert all(Image.open(io.BytesIO(p.data)).size == (p.width, p.height) for p in previews)
     assert [o.sha256 for o in never.outputs] == [o.sha256 for o in plain.outputs]
