@@ -69,6 +69,47 @@ def louder_vae(vae: torch.nn.Module, gain: float = 2.0) -> torch.nn.Module:
     return vae
 
 
+def tiny_qwen3vl_config(
+    tokenizer: Any, *, layers: int = 2, width: int = 16, max_positions: int = 1024, **vision: Any
+) -> Any:
+    """A Qwen3-VL config of 2-head, 8-wide layers (``layers`` text layers of ``width``) for ``tokenizer``
+    (its vision markers become the config's token ids); ``vision`` adds or overrides vision settings
+    on a one-block, 16-wide vision tower whose output is ``width`` wide."""
+    from transformers import Qwen3VLConfig
+
+    token = tokenizer.convert_tokens_to_ids
+    return Qwen3VLConfig(
+        text_config={
+            "hidden_size": width,
+            "intermediate_size": 16,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 1000000.0,
+                "mrope_section": [1, 1, 2],
+                "mrope_interleaved": True,
+            },
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": max_positions,
+        },
+        vision_config={
+            "depth": 1,
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_heads": 2,
+            "out_hidden_size": width,
+            **vision,
+        },
+        image_token_id=token("<|image_pad|>"),
+        video_token_id=token("<|video_pad|>"),
+        vision_start_token_id=token("<|vision_start|>"),
+        vision_end_token_id=token("<|vision_end|>"),
+    )
+
+
 def all_cases() -> list[TinyCase]:
     """Every case of every module in this package, in module order."""
     cases: list[TinyCase] = []

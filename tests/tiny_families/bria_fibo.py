@@ -15,10 +15,10 @@ from diffusers import (
     FlowMatchEulerDiscreteScheduler,
 )
 from tiny_tokenizers import byte_level_qwen2_tokenizer, qwen_vl_tokenizer
-from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, SmolLM3Config, SmolLM3ForCausalLM
+from transformers import Qwen3VLForConditionalGeneration, SmolLM3Config, SmolLM3ForCausalLM
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-from tiny_families import TinyCase, scale_weights
+from tiny_families import TinyCase, scale_weights, tiny_qwen3vl_config
 from tiny_families.flux2 import _transformer_and_vae
 from tiny_families.qwen_image21 import ImageOnlyQwen3VLProcessor
 
@@ -113,7 +113,6 @@ def build_tiny_bria_fibo2() -> BriaFibo2Pipeline:
     """Fibo 2: 2 main blocks (both inject a text bundle) and 1 noise-refiner block of width 32, a Perceiver
     of 4-8 gist tokens, and a 3-layer Qwen3-VL encoder (width 16) whose bundles are its three layers."""
     tokenizer = qwen_vl_tokenizer()
-    token = tokenizer.convert_tokens_to_ids
     torch.manual_seed(0)
     transformer = BriaFibo2Transformer2DModel(
         in_channels=4,
@@ -136,36 +135,7 @@ def build_tiny_bria_fibo2() -> BriaFibo2Pipeline:
     _, vae = _transformer_and_vae(0, guidance_embeds=False)
     torch.manual_seed(0)
     text_encoder = Qwen3VLForConditionalGeneration(
-        Qwen3VLConfig(
-            text_config={
-                "hidden_size": TEXT_WIDTH,
-                "intermediate_size": 16,
-                "num_hidden_layers": 3,
-                "num_attention_heads": 2,
-                "num_key_value_heads": 2,
-                "head_dim": 8,
-                "rope_parameters": {
-                    "rope_type": "default",
-                    "rope_theta": 1000000.0,
-                    "mrope_section": [1, 1, 2],
-                    "mrope_interleaved": True,
-                },
-                "vocab_size": len(tokenizer),
-                "max_position_embeddings": 4096,
-            },
-            vision_config={
-                "depth": 1,
-                "hidden_size": 16,
-                "intermediate_size": 16,
-                "num_heads": 2,
-                "out_hidden_size": TEXT_WIDTH,
-                "deepstack_visual_indexes": [0],
-            },
-            image_token_id=token("<|image_pad|>"),
-            video_token_id=token("<|video_pad|>"),
-            vision_start_token_id=token("<|vision_start|>"),
-            vision_end_token_id=token("<|vision_end|>"),
-        )
+        tiny_qwen3vl_config(tokenizer, layers=3, width=TEXT_WIDTH, max_positions=4096, deepstack_visual_indexes=[0])
     )
     for module in (transformer, vae, text_encoder):
         module.eval()

@@ -7,16 +7,15 @@ from __future__ import annotations
 import torch
 from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, Krea2Pipeline, Krea2Transformer2DModel
 from tiny_tokenizers import qwen_vl_tokenizer
-from transformers import Qwen3VLConfig, Qwen3VLModel
+from transformers import Qwen3VLModel
 
-from tiny_families import TinyCase, scale_weights
+from tiny_families import TinyCase, scale_weights, tiny_qwen3vl_config
 
 LATENT_CHANNELS = 4
 
 
 def build_tiny_krea2() -> Krea2Pipeline:
     tokenizer = qwen_vl_tokenizer()
-    token = tokenizer.convert_tokens_to_ids
     torch.manual_seed(0)
     transformer = Krea2Transformer2DModel(
         in_channels=LATENT_CHANNELS * 4,
@@ -48,37 +47,7 @@ def build_tiny_krea2() -> Krea2Pipeline:
     # The random decoder maps different latents to nearly the same pixels: scaled, they differ.
     scale_weights(vae.decoder, factor=1.5)
     torch.manual_seed(0)
-    text_encoder = Qwen3VLModel(
-        Qwen3VLConfig(
-            text_config={
-                "hidden_size": 16,
-                "intermediate_size": 16,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 2,
-                "num_key_value_heads": 2,
-                "head_dim": 8,
-                "rope_parameters": {
-                    "rope_type": "default",
-                    "rope_theta": 1000000.0,
-                    "mrope_section": [1, 1, 2],
-                    "mrope_interleaved": True,
-                },
-                "vocab_size": len(tokenizer),
-                "max_position_embeddings": 1024,
-            },
-            vision_config={
-                "depth": 1,
-                "hidden_size": 16,
-                "intermediate_size": 16,
-                "num_heads": 2,
-                "out_hidden_size": 16,
-            },
-            image_token_id=token("<|image_pad|>"),
-            video_token_id=token("<|video_pad|>"),
-            vision_start_token_id=token("<|vision_start|>"),
-            vision_end_token_id=token("<|vision_end|>"),
-        )
-    )
+    text_encoder = Qwen3VLModel(tiny_qwen3vl_config(tokenizer))
     for module in (transformer, vae, text_encoder):
         module.eval()
     pipe = Krea2Pipeline(

@@ -11,10 +11,10 @@ from diffusers import (
     NucleusMoEImageTransformer2DModel,
 )
 from tiny_tokenizers import qwen_vl_tokenizer
-from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+from transformers import Qwen3VLForConditionalGeneration
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-from tiny_families import TinyCase, scale_weights
+from tiny_families import TinyCase, scale_weights, tiny_qwen3vl_config
 from tiny_families.flux2 import PARTS_TEMPLATE
 from tiny_families.qwen_image21 import ImageOnlyQwen3VLProcessor
 
@@ -23,7 +23,6 @@ LATENT_CHANNELS = 4
 
 def build_tiny_nucleusmoe_image() -> NucleusMoEImagePipeline:
     tokenizer = qwen_vl_tokenizer()
-    token = tokenizer.convert_tokens_to_ids
     torch.manual_seed(0)
     transformer = NucleusMoEImageTransformer2DModel(
         patch_size=2,
@@ -54,37 +53,8 @@ def build_tiny_nucleusmoe_image() -> NucleusMoEImagePipeline:
     scale_weights(vae.decoder, factor=1.5)
     torch.manual_seed(0)
     text_encoder = Qwen3VLForConditionalGeneration(
-        Qwen3VLConfig(
-            text_config={
-                "hidden_size": 16,
-                "intermediate_size": 16,
-                "num_hidden_layers": 3,
-                "num_attention_heads": 2,
-                "num_key_value_heads": 2,
-                "head_dim": 8,
-                "rope_parameters": {
-                    "rope_type": "default",
-                    "rope_theta": 1000000.0,
-                    "mrope_section": [1, 1, 2],
-                    "mrope_interleaved": True,
-                },
-                "vocab_size": len(tokenizer),
-                "max_position_embeddings": 1024,
-            },
-            vision_config={
-                "depth": 1,
-                "hidden_size": 16,
-                "intermediate_size": 16,
-                "num_heads": 2,
-                "out_hidden_size": 16,
-                "patch_size": 16,
-                "deepstack_visual_indexes": [0],
-                "num_position_embeddings": 64,
-            },
-            image_token_id=token("<|image_pad|>"),
-            video_token_id=token("<|video_pad|>"),
-            vision_start_token_id=token("<|vision_start|>"),
-            vision_end_token_id=token("<|vision_end|>"),
+        tiny_qwen3vl_config(
+            tokenizer, layers=3, patch_size=16, deepstack_visual_indexes=[0], num_position_embeddings=64
         )
     ).eval()
     processor = ImageOnlyQwen3VLProcessor(

@@ -13,11 +13,11 @@ from diffusers import (
     QwenImage21Transformer2DModel,
 )
 from tiny_tokenizers import qwen_vl_tokenizer
-from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor
+from transformers import Qwen3VLForConditionalGeneration, Qwen3VLProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 from transformers.processing_utils import ProcessorMixin
 
-from tiny_families import TinyCase, scale_weights
+from tiny_families import TinyCase, scale_weights, tiny_qwen3vl_config
 from tiny_families.flux2 import PARTS_TEMPLATE
 
 LATENT_CHANNELS = 4
@@ -41,7 +41,6 @@ class ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
 
 def build_tiny_qwen_image21() -> QwenImage21Pipeline:
     tokenizer = qwen_vl_tokenizer()
-    token = tokenizer.convert_tokens_to_ids
     torch.manual_seed(0)
     transformer = QwenImage21Transformer2DModel(
         in_channels=LATENT_CHANNELS,
@@ -68,38 +67,7 @@ def build_tiny_qwen_image21() -> QwenImage21Pipeline:
     scale_weights(vae.encoder.conv_out, factor=20.0)
     torch.manual_seed(0)
     text_encoder = Qwen3VLForConditionalGeneration(
-        Qwen3VLConfig(
-            text_config={
-                "hidden_size": 16,
-                "intermediate_size": 16,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 2,
-                "num_key_value_heads": 2,
-                "head_dim": 8,
-                "rope_parameters": {
-                    "rope_type": "default",
-                    "rope_theta": 1000000.0,
-                    "mrope_section": [1, 1, 2],
-                    "mrope_interleaved": True,
-                },
-                "vocab_size": len(tokenizer),
-                "max_position_embeddings": 1024,
-            },
-            vision_config={
-                "depth": 2,
-                "hidden_size": 16,
-                "intermediate_size": 16,
-                "num_heads": 2,
-                "out_hidden_size": 16,
-                "patch_size": 16,
-                "deepstack_visual_indexes": [1],
-                "num_position_embeddings": 64,
-            },
-            image_token_id=token("<|image_pad|>"),
-            video_token_id=token("<|video_pad|>"),
-            vision_start_token_id=token("<|vision_start|>"),
-            vision_end_token_id=token("<|vision_end|>"),
-        )
+        tiny_qwen3vl_config(tokenizer, depth=2, patch_size=16, deepstack_visual_indexes=[1], num_position_embeddings=64)
     )
     # The encoder sees a condition image as (64 / 16)² patches, merged 2x2 into 4 vision slots: one per
     # 2x2 group of the image's 16x latent tokens.
