@@ -26,6 +26,7 @@ from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULT
 from engine_service.models.families import FAMILIES
 from engine_service.models.lora import ModelLoras
 from engine_service.models.spec import FamilySpec
+from engine_service.models.vl_processors import image_only_processors
 from engine_service.quant import SpeedConfig, apply_speed
 from engine_service.quant.compile import CompileStats
 
@@ -188,7 +189,11 @@ def _load_directory(name: str, directory: pathlib.Path, dtype: torch.dtype) -> t
     logger.info("loading model %r (%s, family %s) from %s", name, pipeline_class, family.name, directory)
     try:
         with _quiet_loading():
-            pipeline = DiffusionPipeline.from_pretrained(str(directory), local_files_only=True, dtype=dtype)
+            # Qwen-VL processors whose video processor cannot be built here load without it.
+            processors = image_only_processors(directory, index)
+            pipeline = DiffusionPipeline.from_pretrained(
+                str(directory), local_files_only=True, dtype=dtype, **processors
+            )
     except Exception as err:  # diffusers raises many types for a broken directory
         raise ModelLoadError(f"model {name!r}: loading {directory} failed: {err}") from err
     return family, pipeline
