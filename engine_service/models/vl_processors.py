@@ -1,11 +1,12 @@
 """Qwen-VL processors without their video processor, for hosts without torchvision.
 
-Qwen-Image's editors (``processor``), Qwen-Image 2.1 (``processor``) and Kandinsky 5/6
-(``tokenizer``) take a Qwen-VL processor as a pipeline component: ``Qwen2VLProcessor``,
-``Qwen2_5_VLProcessor`` or ``Qwen3VLProcessor``. In transformers 5.24 these processors always
-build a video processor too, and every Qwen-VL video processor requires torchvision, so
-``from_pretrained`` of such a processor raises on a host without torchvision, which ditserve
-does not install (no CPU torchvision build fits its torch pin).
+Qwen-Image's editors, Qwen-Image 2.1, Nucleus-MoE and Bria Fibo (``processor``), LongCat-Image
+(``text_processor``) and Kandinsky 5/6 (``tokenizer``) take a Qwen-VL processor as a pipeline
+component: ``Qwen2VLProcessor``, ``Qwen2_5_VLProcessor`` or ``Qwen3VLProcessor``. In
+transformers 5.24 these processors always build a video processor too, and every Qwen-VL video
+processor requires torchvision, so ``from_pretrained`` of such a processor raises on a host
+without torchvision, which ditserve does not install (no CPU torchvision build fits its torch
+pin).
 
 The classes here are the real processors with the video processor dropped: their ``__init__``
 takes no ``video_processor``, so ``ProcessorMixin`` treats the image processor and the
@@ -41,7 +42,7 @@ class _WithoutVideo:
 
 
 class ImageOnlyQwen2VLProcessor(_WithoutVideo, Qwen2VLProcessor):
-    """``Qwen2VLProcessor`` (Qwen-Image's editors) without its video processor."""
+    """``Qwen2VLProcessor`` (Qwen-Image's editors, LongCat-Image) without its video processor."""
 
 
 class ImageOnlyQwen2_5_VLProcessor(_WithoutVideo, Qwen2_5_VLProcessor):  # noqa: N801 (transformers' name)
