@@ -11,8 +11,9 @@ pin).
 The classes here are the real processors with the video processor dropped: their ``__init__``
 takes no ``video_processor``, so ``ProcessorMixin`` treats the image processor and the
 tokenizer as their only parts, and ``from_pretrained`` loads exactly those (the tokenizer, the
-image processor from ``preprocessor_config.json``, in its PIL backend when torchvision is
-missing, and the chat template) as the real class would. What is dropped: video inputs
+image processor from ``preprocessor_config.json`` or, as transformers 5 saves it,
+``processor_config.json``, in its PIL backend when torchvision is missing, and the chat
+template) as the real class would. What is dropped: video inputs
 (``videos=``), which no diffusers pipeline passes; text and image processing is the real
 class's code. Checked against transformers 5.24.0 and diffusers 0.42.1.
 """
