@@ -22,6 +22,7 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import logging as diffusers_logging
 
 from engine_service.cache.adapter import groups_for
+from engine_service.errors import ModelLoadError
 from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULTS, BUILTIN_DIR, BUILTIN_NAME
 from engine_service.models.families import FAMILIES
 from engine_service.models.lora import ModelLoras
@@ -31,10 +32,6 @@ from engine_service.quant import SpeedConfig, apply_speed
 from engine_service.quant.compile import CompileStats
 
 logger = logging.getLogger(__name__)
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded (missing directory, unsupported pipeline, bad weights). Fatal at start-up."""
 
 
 @dataclasses.dataclass
@@ -130,7 +127,10 @@ def _finish(
         pipeline.to(device)  # with offload, diffusers' hooks move each component when it runs
     pipeline.set_progress_bar_config(disable=True)
     if family.prepare_pipeline is not None:
-        family.prepare_pipeline(pipeline)
+        try:
+            family.prepare_pipeline(pipeline)
+        except ModelLoadError as err:
+            raise ModelLoadError(f"model {name!r}: {err}") from err
     overrides = dict(overrides or {})
     native = family.native_size(pipeline) if family.native_size is not None else None
     default_size = native or (family.default_size(pipeline) if family.default_size is not None else None)
