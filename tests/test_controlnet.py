@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -213,6 +214,18 @@ def test_a_controlnet_that_cannot_steer_the_model_fails_to_load_naming_it(direct
     with pytest.raises(ModelLoadError) as raised:
         load_local_model("m", directories["base"], torch.device("cpu"), torch.float32, controlnets=[path])
     assert path in str(raised.value) and all(word in str(raised.value) for word in words), raised.value
+
+
+def test_a_directory_whose_controlnet_component_does_not_fit_fails_to_load_naming_it(directories, tmp_path):
+    # As ``serve --model NAME=PATH`` loads it: the saved pipeline with another ControlNet in ``controlnet/``.
+    whole = tmp_path / "whole"
+    shutil.copytree(directories["whole"], whole)
+    shutil.rmtree(whole / "controlnet")
+    _mismatched_controlnet(whole / "controlnet")
+    with pytest.raises(ModelLoadError) as raised:
+        load_local_model("m", whole, torch.device("cpu"), torch.float32)
+    words = [str(whole / "controlnet"), "does not fit", "joint_attention_dim", "48"]
+    assert all(word in str(raised.value) for word in words), raised.value
 
 
 def test_a_model_that_takes_no_controlnet_says_which_do(directories):

@@ -387,10 +387,15 @@ def load_local_model(
     A ``ditserve.json`` in the directory may set the model's defaults (:data:`MODEL_DEFAULT_KEYS`).
     ``defer_speed`` leaves ``speed`` for :func:`apply_model_speed`. ``controlnets`` are ControlNet
     model directories to attach (:func:`attach_controlnets`): the model then runs the family's
-    ControlNet pipeline."""
+    ControlNet pipeline. A directory's own ``controlnet`` component, like an attached one, must fit
+    the transformer: else ModelLoadError naming ``PATH/controlnet``."""
     directory = pathlib.Path(path)
     defaults = _directory_defaults(name, directory)
     family, pipeline = _load_directory(name, directory, dtype)
+    if family.control_count is not None and getattr(pipeline, "controlnet", None) is not None:
+        # A directory's own ``controlnet/`` component is held to what an attached ControlNet is.
+        for net in getattr(pipeline.controlnet, "nets", None) or [pipeline.controlnet]:
+            _check_controlnet_fits(name, str(directory / "controlnet"), net, pipeline.transformer)
     source = str(directory)
     if controlnets:
         family, pipeline = attach_controlnets(name, family, pipeline, controlnets, dtype)
