@@ -42,7 +42,9 @@ def parse_controlnet_arg(value: str, sources: Sequence[ModelSource]) -> ModelSou
     ``--model`` MODEL's directory (with its speed stack) steered by the ControlNet(s) at PATH."""
     name, sep, rest = value.partition("=")
     paths, colon, base = rest.rpartition(":")
-    if not sep or not name or not colon or not paths or not base:
+    # Every comma-separated PATH must name a directory: an empty one would attach fewer ControlNets
+    # than written (none at all: NAME would serve MODEL unsteered).
+    if not sep or not name or not colon or not base or not all(paths.split(",")):
         raise ValueError(
             f"--controlnet expects NAME=PATH:MODEL (PATH may list several, comma-separated), got {value!r}"
         )
@@ -50,7 +52,7 @@ def parse_controlnet_arg(value: str, sources: Sequence[ModelSource]) -> ModelSou
     if base not in by_name:
         served = ", ".join(by_name) or "none"
         raise ValueError(f"--controlnet {name}: MODEL {base!r} is not a --model NAME=PATH (those given: {served})")
-    return dataclasses.replace(by_name[base], name=name, controlnets=tuple(path for path in paths.split(",") if path))
+    return dataclasses.replace(by_name[base], name=name, controlnets=tuple(paths.split(",")))
 
 
 def _loras_by_model(loras: Sequence[LoraSource], names: list[str], default_model: str) -> dict[str, list[LoraSource]]:

@@ -181,6 +181,9 @@ def test_controlnet_argument_names_a_served_model_and_its_paths():
     for bad, words in [
         ("canny=/nets/a", "NAME=PATH:MODEL"),
         ("=/nets/a:flux", "NAME=PATH:MODEL"),
+        ("canny=,:flux", "NAME=PATH:MODEL"),  # no ControlNet at all: it would serve flux unsteered
+        ("canny=/nets/a,:flux", "NAME=PATH:MODEL"),
+        ("canny=/nets/a,,/nets/b:flux", "NAME=PATH:MODEL"),
         ("canny=/nets/a:schnell", "'schnell' is not a --model"),
     ]:
         with pytest.raises(ValueError, match=words):
