@@ -17,6 +17,7 @@ from client_sdk.types import (
     CacheStats,
     Completed,
     Event,
+    ModelInfo,
     ModelList,
     Queued,
     ServerInfo,
@@ -128,10 +129,32 @@ def server_line(info: ServerInfo) -> str:
     return f"server: {info.name} {info.version} ({info.api}; {build})"
 
 
+def _inputs(model: ModelInfo) -> str:
+    """The input roles a model takes: ``image, mask`` (required), ``image (optional)``, ``control x2``
+    (a multi-ControlNet model: one control image per ControlNet)."""
+    roles = []
+    for role in model.input_roles:
+        text = f"{role} x{model.control_images}" if role == "control" and model.control_images > 1 else role
+        roles.append(text if role in model.required_roles else f"{text} (optional)")
+    return ", ".join(roles) or "-"
+
+
+def _parameters(model: ModelInfo) -> str:
+    """The request parameters a model takes beyond the common ones, with their defaults."""
+    shown = [
+        f"strength (default {model.default_strength:.3g})"
+        if name == "strength" and model.default_strength is not None
+        else name
+        for name in model.parameters
+    ]
+    return ", ".join(shown) or "-"
+
+
 def models_table(models: ModelList) -> str:
-    """One row per served model (the default marked "*", its LoRA adapters last), then the engine's limits."""
+    """One row per served model (the default marked "*"; its input roles, extra request parameters, and
+    LoRA adapters last), then the engine's limits."""
     headers = ["model", "family", "pipeline", "kind", "size", "steps", "guidance", "frames", "blocks", "inputs"]
-    headers.append("loras")
+    headers += ["parameters", "loras"]
     rows = [
         [
             ("* " if m.is_default else "  ") + m.name,
@@ -143,7 +166,8 @@ def models_table(models: ModelList) -> str:
             f"{m.default_guidance_scale:g}",
             str(m.default_frames),
             str(m.num_transformer_blocks),
-            ",".join(m.input_roles) or "-",
+            _inputs(m),
+            _parameters(m),
             ",".join(f"{a.name} (rank {a.rank})" for a in m.loras) or "-",
         ]
         for m in models.models

@@ -25,6 +25,7 @@ from tiny_families.z_image import CASES as Z_IMAGE_CASES
 
 from client_sdk import CachePolicy, Client, InputImage
 from client_sdk.errors import InvalidArgumentError
+from engine_service import cli
 from engine_service.bootstrap import ModelSource, parse_controlnet_arg
 from engine_service.config import Limits
 from engine_service.metrics import psnr
@@ -62,7 +63,8 @@ def directories(tmp_path_factory) -> dict[str, pathlib.Path]:
 
 
 @pytest.fixture(scope="module")
-def client(directories, tmp_path_factory):
+def served(directories, tmp_path_factory):
+    """The engine's address and an SDK client of it."""
     cpu = torch.device("cpu")
     flux = load_local_model("flux-controlnet", directories["whole"], cpu, torch.float32)
     flux.default_width = flux.default_height = 32
@@ -94,7 +96,12 @@ def client(directories, tmp_path_factory):
         models[attached_name] = load_local_model(attached_name, base, cpu, torch.float32, controlnets=[str(net)])
     engine = AsyncEngine(models, "flux-controlnet", Limits(), "cpu")
     with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client:
-        yield client
+        yield server.address, client
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    return served[1]
 
 
 def _pixels(result) -> np.ndarray:
@@ -161,6 +168,13 @@ def test_a_controlnet_attached_at_start_up_steers_the_base_model_as_the_saved_pi
     info = {m.name: m for m in client.list_models().models}
     assert info["flux-attached"].input_roles == ("control",) and info["flux-attached"].control_images == 1
     assert info["flux-two-nets"].control_images == 2
+
+
+def test_the_models_command_says_how_many_control_images_a_model_takes(served, capsys):
+    assert cli.main(["models", "--target", served[0]]) == 0
+    rows = {line[2:].split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith(("* ", "  "))}
+    assert " control x2 " in rows["flux-two-nets"] and " control " in rows["flux-attached"]
+    assert all("controlnet_conditioning_scale" in rows[name] for name in ("flux-two-nets", "qwen-controlnet"))
 
 
 def test_two_attached_controlnets_take_one_control_image_each(client):

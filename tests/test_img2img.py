@@ -17,6 +17,7 @@ from tiny_families.qwen_image import build_tiny_qwen_image_inpaint
 
 from client_sdk import Client, Completed, Started, Step
 from client_sdk.errors import InvalidArgumentError
+from engine_service import cli
 from engine_service.config import Limits
 from engine_service.models import model_from_pipeline
 from engine_service.runtime.engine import AsyncEngine
@@ -28,7 +29,8 @@ MASK = input_image("mask", (32, 32))
 
 
 @pytest.fixture(scope="module")
-def client():
+def served():
+    """The engine's address and an SDK client of it."""
     cpu = torch.device("cpu")
     models = {
         "flux-img2img": model_from_pipeline("flux-img2img", build_tiny_flux_img2img(), cpu, {**SIZE, "steps": 10}),
@@ -38,7 +40,12 @@ def client():
     }
     engine = AsyncEngine(models, "flux-img2img", Limits(), "cpu")
     with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client:
-        yield client
+        yield server.address, client
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    return served[1]
 
 
 def _run(client: Client, model: str, images, strength: float | None):
@@ -67,6 +74,13 @@ def test_list_models_says_which_roles_and_parameters_each_model_takes(client):
     assert (img2img.input_roles, img2img.required_roles) == (("image",), ("image",))
     assert inpaint.parameters == ("strength",) and inpaint.required_roles == ("image", "mask")
     assert img2img.control_images == inpaint.control_images == 0
+
+
+def test_the_models_command_says_which_roles_and_parameters_each_model_takes(served, capsys):
+    assert cli.main(["models", "--target", served[0]]) == 0
+    rows = {line[2:].split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith(("* ", "  "))}
+    assert "strength (default 0.6)" in rows["flux-img2img"] and "strength (default 0.6)" in rows["qwen-inpaint"]
+    assert " image, mask " in rows["qwen-inpaint"]
 
 
 @pytest.mark.parametrize(
