@@ -131,6 +131,26 @@ def _input_images(values: list[str]) -> list:
     return images
 
 
+def _with_controlnet_scales(images: list, scales: list[float]) -> list:
+    """``images`` with the ``--controlnet-scale`` values given to their ``control`` images, in order (one
+    scale per control image, or none: the engine's 1.0); ValueError when the counts differ."""
+    from client_sdk import InputImage
+
+    if not scales:
+        return images
+    controls = [index for index, (role, _) in enumerate(images) if role == "control"]
+    if len(scales) != len(controls):
+        raise ValueError(
+            f"--controlnet-scale: {len(scales)} scale(s) for {len(controls)} control image(s); "
+            "give one per --input-image control=PATH, in the same order"
+        )
+    scaled = list(images)
+    for index, scale in zip(controls, scales, strict=True):
+        role, path = images[index]
+        scaled[index] = InputImage.from_path(path, role, scale)
+    return scaled
+
+
 def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
     from client_sdk import CachePolicy, Client, Completed, Preview, Step, console, errors
 
@@ -140,7 +160,7 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
         print(f"error: --cache: {err}", file=sys.stderr)
         return 2
     try:
-        images = _input_images(args.input_image)
+        images = _with_controlnet_scales(_input_images(args.input_image), args.controlnet_scale)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -246,6 +266,15 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         metavar="[ROLE=]PATH",
         help="an input image (PNG or JPEG) for editing, fill or image-to-video models, repeatable; "
         "ROLE is image (the default), mask, reference or control, as the model takes them",
+    )
+    parser.add_argument(
+        "--controlnet-scale",
+        type=float,
+        action="append",
+        default=[],
+        metavar="SCALE",
+        help="ControlNet models: how strongly each control image steers (controlnet_conditioning_scale, 0-10), "
+        "one per --input-image control=PATH in the same order (default: 1 each)",
     )
     parser.add_argument(
         "--preview-every", type=int, default=0, metavar="N", help="save a preview every N steps (default: none)"

@@ -9,6 +9,7 @@ with DBCache at threshold 0 the image is bit-identical to no cache, and at thres
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 import shutil
@@ -175,6 +176,23 @@ def test_the_models_command_says_how_many_control_images_a_model_takes(served, c
     rows = {line[2:].split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith(("* ", "  "))}
     assert " control x2 " in rows["flux-two-nets"] and " control " in rows["flux-attached"]
     assert all("controlnet_conditioning_scale" in rows[name] for name in ("flux-two-nets", "qwen-controlnet"))
+
+
+def test_generate_sends_a_conditioning_scale_per_control_image(served, tmp_path, capsys):
+    address, client = served
+    control = tmp_path / "control.png"
+    control.write_bytes(CONTROL.data)
+    quiet = InputImage(CONTROL.data, "control", 0.0)
+    sdk = client.generate("a red circle", model="flux-two-nets", seed=4, input_images=[CONTROL, quiet])
+    command = ["generate", "a red circle", "--target", address, "--model", "flux-two-nets", "--seed", "4"]
+    command += ["--input-image", f"control={control}"] * 2 + ["--out", str(tmp_path), "--name", "cli"]
+    assert cli.main([*command, "--controlnet-scale", "1", "--controlnet-scale", "0"]) == 0
+    assert hashlib.sha256((tmp_path / "cli.png").read_bytes()).hexdigest() == sdk.outputs[0].sha256
+    capsys.readouterr()
+    assert cli.main([*command, "--controlnet-scale", "1"]) == 2  # one scale for two control images
+    assert "--controlnet-scale: 1 scale(s) for 2 control image(s)" in capsys.readouterr().err
+    assert cli.main([*command, "--controlnet-scale", "1", "--controlnet-scale", "nan"]) == 1
+    assert "input_images[1].controlnet_conditioning_scale" in capsys.readouterr().err
 
 
 def test_two_attached_controlnets_take_one_control_image_each(client):
