@@ -17,7 +17,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from diffusers import FluxPipeline, SanaPipeline, ZImagePipeline
+from diffusers import FluxPipeline, QwenImagePipeline, SanaPipeline, ZImagePipeline
 from tiny_families import input_image
 from tiny_families.flux import build_tiny_flux_controlnet
 from tiny_families.qwen_image import build_tiny_qwen_image_controlnet
@@ -261,6 +261,17 @@ def test_a_directory_whose_controlnet_component_does_not_fit_fails_to_load_namin
         load_local_model("m", whole, torch.device("cpu"), torch.float32)
     words = [str(whole / "controlnet"), "does not fit", "joint_attention_dim", "48"]
     assert all(word in str(raised.value) for word in words), raised.value
+
+
+def test_a_qwen_image_model_takes_one_controlnet(tmp_path):
+    # diffusers 0.42.1's QwenImageMultiControlNetModel runs one ControlNet: two would fail every request.
+    pipeline = build_tiny_qwen_image_controlnet()
+    QwenImagePipeline.from_pipe(pipeline).save_pretrained(tmp_path / "base")
+    pipeline.controlnet.save_pretrained(tmp_path / "net")
+    nets = [str(tmp_path / "net")] * 2
+    with pytest.raises(ModelLoadError, match="QwenImageControlNetPipeline runs at most 1 ControlNet") as raised:
+        load_local_model("m", tmp_path / "base", torch.device("cpu"), torch.float32, controlnets=nets)
+    assert nets[0] in str(raised.value)
 
 
 def test_a_model_that_takes_no_controlnet_says_which_do(directories):

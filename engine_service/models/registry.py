@@ -358,6 +358,12 @@ def attach_controlnets(
     if not paths:
         raise ModelLoadError(f"model {name!r}: no ControlNet given")
     variant = getattr(diffusers, family.controlnet_pipeline)
+    most = family_for_pipeline(variant.__name__).max_controlnets
+    if most is not None and len(paths) > most:
+        raise ModelLoadError(
+            f"model {name!r}: {variant.__name__} runs at most {most} ControlNet(s) at once, got {len(paths)}: "
+            f"{', '.join(paths)}"
+        )
     accepted = variant._get_signature_types()["controlnet"]
     nets = [_load_controlnet(name, path, dtype, accepted) for path in paths]
     for path, net in zip(paths, nets, strict=True):

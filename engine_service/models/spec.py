@@ -129,6 +129,10 @@ class FamilySpec:
     control_count: ControlCount | None = None
     """For ControlNet pipelines: how many ``"control"`` images a request must send, each with its own
     ``controlnet_conditioning_scale``. ``None`` = the pipeline has no ControlNet."""
+    max_controlnets: int | None = None
+    """For ControlNet pipelines whose multi-ControlNet model runs fewer nets than it is given: the most
+    ControlNets one model may attach (``serve --controlnet NAME=PATH,PATH:MODEL``); more fail to load
+    naming them. ``None`` = any number (or one, for a pipeline without a multi-ControlNet model)."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""

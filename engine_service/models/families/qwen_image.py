@@ -15,9 +15,10 @@ Image-to-image (``QwenImageImg2ImgPipeline``) and inpainting
 the request's ``strength`` and run about ``strength x steps`` steps.
 
 ControlNet (``QwenImageControlNetPipeline``: a Qwen-Image directory with a
-``controlnet`` component) takes one ``control`` image per ControlNet, each with its
+``controlnet`` component) takes one ``control`` image, with its
 ``controlnet_conditioning_scale``; the residuals are added after the transformer's
-blocks, and the cache places them per block.
+blocks, and the cache places them per block. One ControlNet only: diffusers 0.42.1's
+``QwenImageMultiControlNetModel`` refuses several at the first step.
 
 Edit inpainting (``QwenImageEditInpaintPipeline``) is known but not served: it
 renders at about 1024x1024 whatever the request's size. ControlNet inpainting
@@ -163,6 +164,9 @@ QWEN_IMAGE_CONTROLNET = FamilySpec(
     input_roles=("control",),
     required_roles=("control",),
     control_count=controlnet_count,
+    # diffusers 0.42.1's QwenImageMultiControlNetModel runs a single ControlNet (a ControlNet-Union) and
+    # raises at the first step for more.
+    max_controlnets=1,
     **{**_COMMON, "context_parallel": False},
 )
 
