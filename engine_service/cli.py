@@ -549,7 +549,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = EngineServer(engine, config)
     try:
         abandoned = asyncio.run(serve_until_signalled(server))
-    except (PortInUse, OSError) as err:  # a port that cannot be bound
+    except (PortInUse, OSError, ModelLoadError) as err:  # a port that cannot be bound, a failed warm-up
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:

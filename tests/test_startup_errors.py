@@ -111,6 +111,8 @@ def test_tls_files_that_are_not_pem_are_refused(capsys, tmp_path):
         ("ditserve.json", {"guidance_scale": "high"}, ["guidance_scale"]),
         ("ditserve.json", {"call_defaults": {"output_type": "pil"}}, ["call_defaults", "output_type"]),
         ("ditserve.json", {"call_defaults": ["max_sequence_length"]}, ["call_defaults"]),
+        # Loads, but the pipeline refuses every call: the warm-up run fails.
+        ("ditserve.json", {"call_defaults": {"max_sequence_length": 4096}}, ["'m'", "warm-up", "max_sequence_length"]),
     ],
     ids=lambda v: json.dumps(v) if not isinstance(v, str) else v,
 )

@@ -42,6 +42,7 @@ from engine_service.errors import (
     JobCancelled,
     JobFailed,
     JobOutOfMemory,
+    ModelLoadError,
     QueueFull,
     RankLost,
     UnknownRequest,
@@ -482,9 +483,14 @@ class AsyncEngine:
             self._complete(job, result)
 
     def _warm_up(self, name: str, spec: JobSpec) -> None:
-        """Device thread: run ``spec`` once on model ``name`` and discard the result."""
+        """Device thread: run ``spec`` once on model ``name`` and discard the result. A failed run
+        raises ModelLoadError naming the model: it could not serve any request like it."""
         start = time.perf_counter()
-        self._execute([Member(spec)])
+        try:
+            self._execute([Member(spec)])
+        except JobFailed as err:
+            size = f"{spec.width}x{spec.height}"
+            raise ModelLoadError(f"model {name!r}: the warm-up run at {size} failed: {err}") from err
         elapsed = time.perf_counter() - start
         logger.info("warmed up model %r at %dx%d in %.2f s", name, spec.width, spec.height, elapsed)
 

@@ -308,6 +308,7 @@ async def serve_until_signalled(server: EngineServer) -> bool:
     else:
         if warm.exception() is not None:
             stopped.cancel()
+            await server.stop(grace_s=0.0)
             warm.result()  # a failed warm-up raises here
         await stopped
         logger.info("signal received; draining for up to %.0f s", server.config.grace_s)
