@@ -43,7 +43,7 @@ from engine_service.models.families.hunyuan_video import (
 )
 from engine_service.models.families.hunyuandit import HUNYUANDIT, HUNYUANDIT_CONTROLNET, HUNYUANDIT_PAG
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE, HUNYUANIMAGE_REFINER
-from engine_service.models.families.joyimage import JOYIMAGE_EDIT
+from engine_service.models.families.joyimage import JOYIMAGE_EDIT, JOYIMAGE_EDIT_PLUS
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
 from engine_service.models.families.kandinsky6 import KANDINSKY6, KANDINSKY6_SR
@@ -244,6 +244,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     AMUSED,
     VQ_DIFFUSION,
     JOYIMAGE_EDIT,
+    JOYIMAGE_EDIT_PLUS,
     AMUSED_IMG2IMG,
     VISUALCLOZE,
     NUCLEUSMOE_IMAGE,
