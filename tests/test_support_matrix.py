@@ -57,7 +57,6 @@ SIGNATURE_UNAVAILABLE = {
 NOT_YET_ENTERED = {
     "Cosmos3OmniPipeline",
     "Ideogram4Pipeline",
-    "ZImageOmniPipeline",
 }
 
 

@@ -111,6 +111,7 @@ from engine_service.models.families.z_image import (
     Z_IMAGE_CONTROLNET_INPAINT,
     Z_IMAGE_IMG2IMG,
     Z_IMAGE_INPAINT,
+    Z_IMAGE_OMNI,
 )
 from engine_service.models.spec import FamilySpec
 
@@ -163,6 +164,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     Z_IMAGE,
     Z_IMAGE_IMG2IMG,
     Z_IMAGE_INPAINT,
+    Z_IMAGE_OMNI,
     Z_IMAGE_CONTROLNET,
     Z_IMAGE_CONTROLNET_INPAINT,
     FLUX2,
