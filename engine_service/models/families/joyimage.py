@@ -6,7 +6,9 @@ latents. diffusers 0.42.1's pipeline encodes that image by sampling the VAE's
 latent distribution from the process-wide random state, not the request's
 generator, so the same request and seed would give a different image each time.
 Edit Plus takes one or more reference images and encodes them with the VAE's
-latent mode (no sampling), so it is served.
+latent mode (no sampling), so it is served. Like Qwen-Image 2.1, its processor
+(``Qwen3VLProcessor``) loads a video processor that transformers builds only with
+torchvision installed.
 """
 
 from __future__ import annotations
