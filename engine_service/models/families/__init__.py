@@ -43,6 +43,7 @@ from engine_service.models.families.hunyuan_video import (
 )
 from engine_service.models.families.hunyuandit import HUNYUANDIT, HUNYUANDIT_CONTROLNET, HUNYUANDIT_PAG
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE, HUNYUANIMAGE_REFINER
+from engine_service.models.families.ideogram4 import IDEOGRAM4
 from engine_service.models.families.joyimage import JOYIMAGE_EDIT
 from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
@@ -248,6 +249,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     VISUALCLOZE,
     NUCLEUSMOE_IMAGE,
     ERNIE_IMAGE,
+    IDEOGRAM4,
     LATTE,
     MOTIF_VIDEO,
     MOTIF_VIDEO_I2V,
