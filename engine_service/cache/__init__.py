@@ -19,6 +19,7 @@ by changing the import. See docs/caching.md for the exact semantics.
 from engine_service.cache.adapter import (
     BLOCK_LAYOUTS,
     HINTED_LAYOUTS,
+    LAYOUT_HIDDEN,
     LAYOUT_PATTERNS,
     LAYOUT_STREAMS,
     PER_BLOCK_LAYOUTS,
@@ -57,6 +58,7 @@ from engine_service.cache.stats import CacheStats
 __all__ = [
     "BLOCK_LAYOUTS",
     "LAYOUT_PATTERNS",
+    "LAYOUT_HIDDEN",
     "LAYOUT_STREAMS",
     "PER_BLOCK_LAYOUTS",
     "PER_BLOCK_PIPELINES",

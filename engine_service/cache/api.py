@@ -203,15 +203,16 @@ def _pattern_of(spec: GroupSpec) -> tuple[Any, str]:
     first_blocks = [getattr(spec.transformer, name)[0] for name in spec.names if len(getattr(spec.transformer, name))]
     if not first_blocks:
         raise ValueError(f"block group {spec.name} of {type(spec.transformer).__name__} is empty")
+    hidden_name = spec.hidden_name or hidden_param_name(first_blocks[0])
     if spec.pattern is not None:
-        return spec.pattern, hidden_param_name(first_blocks[0])
+        return spec.pattern, hidden_name
     patterns = {detect_forward_pattern(block) for block in first_blocks}
     if len(patterns) != 1:
         raise PatternError(
             f"the lists of block group {spec.name} have different forward patterns "
             f"({', '.join(sorted(p.name for p in patterns))}); they cannot cache as one group"
         )
-    return patterns.pop(), hidden_param_name(first_blocks[0])
+    return patterns.pop(), hidden_name
 
 
 def enable_cache(
