@@ -12,6 +12,7 @@ from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_FUN_CO
 from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4, COGVIEW4_CONTROL
 from engine_service.models.families.consisid import CONSISID
 from engine_service.models.families.cosmos import COSMOS
+from engine_service.models.families.cosmos3 import COSMOS3_OMNI
 from engine_service.models.families.dit import DIT
 from engine_service.models.families.easyanimate import EASYANIMATE, EASYANIMATE_CONTROL, EASYANIMATE_I2V
 from engine_service.models.families.ernie_image import ERNIE_IMAGE
@@ -207,6 +208,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     ALLEGRO,
     CHRONOEDIT,
     COSMOS,
+    COSMOS3_OMNI,
     CONSISID,
     KANDINSKY5_VIDEO,
     KANDINSKY6,
