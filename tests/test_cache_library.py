@@ -678,6 +678,48 @@ def test_a_layout_may_name_the_second_positional_stream_as_the_one_the_cache_dec
         cache.disable_cache(stack)
 
 
+def test_a_transformer_of_the_cfg_branch_caches_as_that_branch_of_each_step():
+    """Ideogram 4 runs its unconditional branch through a second, separately trained transformer
+    every step: both are cached, the second as the step's CFG branch, in contexts of its own."""
+    from tiny_families.ideogram4 import build_tiny_ideogram4
+
+    pipe = build_tiny_ideogram4()
+
+    def run():
+        generator = torch.Generator().manual_seed(3)
+        return pipe(
+            prompt=["a red circle"],
+            width=32,
+            height=32,
+            num_inference_steps=4,
+            guidance_scale=7.0,
+            guidance_schedule=None,
+            max_sequence_length=64,
+            generator=generator,
+            output_type="pt",
+        ).images
+
+    reference = run()
+
+    def config(threshold: float) -> DBCacheConfig:
+        return DBCacheConfig(
+            Fn_compute_blocks=1, Bn_compute_blocks=0, max_warmup_steps=1, residual_diff_threshold=threshold
+        )
+
+    try:
+        cache.enable_cache(pipe, config(0.0))
+        assert torch.equal(run(), reference)
+        cache.enable_cache(pipe, config(1.0))
+        cached = run()
+        main, cfg = cache.summary(pipe, logging=False)
+        assert (main.name, main.cached_steps, main.cfg_computed_steps) == ("layers", [1, 2, 3], 0)
+        assert (cfg.name, cfg.cfg_cached_steps, cfg.computed_steps) == ("cfg_transformer.layers", [1, 2, 3], 0)
+        assert all(cache.step_outcomes(pipe, step)[1].cached for step in (1, 2, 3))
+        assert not torch.equal(cached, reference)
+    finally:
+        cache.disable_cache(pipe)
+
+
 def test_cosmos3_decides_on_its_generated_tokens_by_layout_data():
     assert cache.LAYOUT_HIDDEN["Cosmos3OmniTransformer"] == "gen_seq"
     assert cache.LAYOUT_STREAMS["Cosmos3OmniTransformer"] == "und_seq"

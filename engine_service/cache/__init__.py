@@ -18,6 +18,7 @@ by changing the import. See docs/caching.md for the exact semantics.
 
 from engine_service.cache.adapter import (
     BLOCK_LAYOUTS,
+    CFG_TRANSFORMERS,
     HINTED_LAYOUTS,
     LAYOUT_HIDDEN,
     LAYOUT_PATTERNS,
@@ -57,6 +58,7 @@ from engine_service.cache.stats import CacheStats
 
 __all__ = [
     "BLOCK_LAYOUTS",
+    "CFG_TRANSFORMERS",
     "LAYOUT_PATTERNS",
     "LAYOUT_HIDDEN",
     "LAYOUT_STREAMS",

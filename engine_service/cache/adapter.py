@@ -222,13 +222,26 @@ class GroupSpec:
         return [block for name in self.names for block in getattr(self.transformer, name)]
 
 
+#: Pipeline components that denoise the unconditional branch of CFG on their own: a second transformer
+#: called once per step beside ``transformer`` (Ideogram 4's asymmetric CFG, trained separately). Its
+#: calls are the CFG branch of the step (as a pipeline's second call of one transformer would be), in
+#: contexts of its own.
+CFG_TRANSFORMERS: tuple[str, ...] = ("unconditional_transformer",)
+
+
 def pipeline_transformers(pipe: Any) -> list[torch.nn.Module]:
-    """The pipeline's denoising transformers: ``transformer`` and, for two experts, ``transformer_2``."""
-    found = [getattr(pipe, name, None) for name in ("transformer", "transformer_2")]
+    """The pipeline's denoising transformers: ``transformer``, for two experts ``transformer_2``, and
+    a transformer of the CFG branch (``CFG_TRANSFORMERS``)."""
+    found = [getattr(pipe, name, None) for name in ("transformer", "transformer_2", *CFG_TRANSFORMERS)]
     transformers = [t for t in found if isinstance(t, torch.nn.Module)]
     if not transformers:
         raise ValueError(f"{type(pipe).__name__} has no transformer to cache")
     return transformers
+
+
+def runs_cfg_branch(pipe: Any, transformer: torch.nn.Module) -> bool:
+    """Whether ``transformer`` is ``pipe``'s transformer of the CFG branch (see ``CFG_TRANSFORMERS``)."""
+    return pipe is not None and any(getattr(pipe, name, None) is transformer for name in CFG_TRANSFORMERS)
 
 
 def default_groups(transformer: torch.nn.Module) -> tuple[tuple[str, ...], ...]:
@@ -302,6 +315,7 @@ def groups_for(target: Any, adapter: BlockAdapter | None) -> list[GroupSpec]:
 
 __all__ = [
     "BLOCK_LAYOUTS",
+    "CFG_TRANSFORMERS",
     "HINTED_LAYOUTS",
     "HINT_COMPONENTS",
     "LAYOUT_HIDDEN",
@@ -315,4 +329,5 @@ __all__ = [
     "groups_for",
     "pipeline_adds_hints",
     "pipeline_transformers",
+    "runs_cfg_branch",
 ]

@@ -13,10 +13,10 @@ engine sends the request's ``guidance_scale`` as that constant scale (default 7.
 the schedule's main value); ``1.0`` uses the conditional prediction alone (the
 unconditional transformer still runs).
 
-The cache works on ``transformer`` (the conditional pass). The unconditional
-transformer is not cached: it computes at every step, so a cached step saves the
-middle blocks of the conditional pass only, and the output at threshold 0 is the
-uncached one bit for bit. The prompt upsampler (``prompt_upsampling``, an
+The cache works on both transformers: the unconditional one is the CFG branch of
+each step (``CFG_TRANSFORMERS`` of the cache), with contexts and decisions of its
+own, as a second CFG call of one transformer would have (``cfg_cached`` in step
+events); threshold 0 gives the uncached output bit for bit. The prompt upsampler (``prompt_upsampling``, an
 optional sampling head) is off: a request's prompt is encoded as sent.
 """
 
