@@ -7,8 +7,9 @@ latent distribution from the process-wide random state, not the request's
 generator, so the same request and seed would give a different image each time.
 Edit Plus takes one or more reference images and encodes them with the VAE's
 latent mode (no sampling), so it is served. Like Qwen-Image 2.1, its processor
-(``Qwen3VLProcessor``) loads a video processor that transformers builds only with
-torchvision installed.
+(``Qwen3VLProcessor``) comes with a video processor that transformers builds only
+with torchvision installed; without it the processor loads image-only
+(``vl_processors``).
 """
 
 from __future__ import annotations
