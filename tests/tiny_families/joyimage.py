@@ -1,6 +1,6 @@
 """JoyImage Edit Plus: a 2-block ``JoyImageEditPlusTransformer3DModel`` (width 32, 2x2 patches), a 32x Wan VAE
 (32x32-pixel patches, no down stage) and a tiny Qwen3-VL encoder (2 text layers and one vision block, width 16)
-with the Qwen3-VL processor of the Qwen-Image 2.1 case.
+with an image-only Qwen3-VL processor set up as the Qwen-Image 2.1 case's.
 
 The pipeline resizes every reference image to a ~1 MP bucket of its aspect (a fixed table: neither the request's
 size nor a pipeline setting changes it), so each request encodes one 1024x1024 reference. The 32x VAE works on
