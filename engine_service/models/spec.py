@@ -117,6 +117,11 @@ class FamilySpec:
     generator_per_output: bool = True
     """Whether ``__call__`` takes a list of generators, one per output. Without it the pipeline gets
     the job's one generator, and its jobs never join a batch (an output must not depend on its batch)."""
+    seeds_process_rng: bool = False
+    """Whether the pipeline also draws noise from torch's process-wide random state, not only from the
+    request's generator (e.g. ``vae.encode(image).latent_dist.sample()`` without a generator). The
+    engine then seeds that state from the job's seed for the call, restoring it afterwards, and the
+    family's jobs never join a batch: the same request and seed give the same output."""
     step_end_callback: bool = True
     """Whether ``__call__`` takes ``callback_on_step_end``. Without it the engine follows the steps
     through the scheduler's ``step`` (progress events, cancellation, per-step cache outcomes)."""

@@ -31,7 +31,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -52,6 +52,8 @@ from engine_service.models import LoadedModel
 from engine_service.runtime import encoding
 
 if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
     from engine_service.models.spec import FamilySpec
 
 logger = logging.getLogger(__name__)
@@ -264,6 +266,7 @@ class Worker:
             with (
                 torch.inference_mode(),
                 _steps_from_scheduler(pipe, None if model.family.step_end_callback else callback),
+                _seeded_process_rng(pipe, first.seed if model.family.seeds_process_rng else None),
             ):
                 generator = generators if model.family.generator_per_output else generators[0]
                 output = pipe(**kwargs, generator=generator, output_type=self._outputs.output_type)
@@ -395,6 +398,25 @@ class _HostTimesteps:
             return None
         begin = getattr(scheduler, "begin_index", None) or 0
         return [float(v) for v in values[begin:].tolist()]
+
+
+@contextlib.contextmanager
+def _seeded_process_rng(pipe: DiffusionPipeline, seed: int | None) -> Iterator[None]:
+    """With a ``seed``, torch's process-wide random state (CPU and the pipeline's accelerator) is seeded
+    with it for the block and restored afterwards, for pipelines that draw from it besides the request's
+    generator (``FamilySpec.seeds_process_rng``); ``None`` = left alone."""
+    if seed is None:
+        yield
+        return
+    device = pipe._execution_device
+    if device.type == "cpu":
+        devices, device_type = [], "cuda"  # the CPU state alone
+    else:
+        index = device.index if device.index is not None else getattr(torch, device.type).current_device()
+        devices, device_type = [index], device.type
+    with torch.random.fork_rng(devices=devices, device_type=device_type):
+        torch.manual_seed(seed)
+        yield
 
 
 def _free_device_memory() -> None:

@@ -143,7 +143,7 @@ def validate(
         preview_every=preview_every,
         input_images=images,
         cache=cache,
-        runs_alone=not model.family.generator_per_output,
+        runs_alone=not model.family.generator_per_output or model.family.seeds_process_rng,
         strength=strength,
         controlnet_conditioning_scales=scales,
         loras=loras,
