@@ -44,6 +44,8 @@ BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "BriaFiboTransformer2DModel": (("transformer_blocks",), ("single_transformer_blocks",)),
     # Its noise refiner runs the image tokens alone before the main list: no part of the stack.
     "BriaFibo2Transformer2DModel": (("layers",),),
+    # Its text blocks refine the prompt tokens before the visual blocks: no part of the stack.
+    "Kandinsky5Transformer3DModel": (("visual_transformer_blocks",),),
 }
 
 #: Transformer class name -> the forward pattern of each block group of its default layout,

@@ -453,11 +453,12 @@ def _pruned_ratio(stats: list[cache.CacheStats]) -> float | None:
 
 def _decoded(output, spec: JobSpec, kind: str) -> np.ndarray:
     """The call's images (N, H, W, 3) or videos (N, F, H, W, 3), floats in [0, 1]. An RGBA output (a VAE
-    that decodes alpha, as Qwen-Image 2.1's) is composited over white."""
-    attribute = "frames" if kind == "video" else "images"
-    decoded = getattr(output, attribute, None)
+    that decodes alpha, as Qwen-Image 2.1's) is composited over white. Image pipelines return ``images``
+    (Kandinsky 5's: ``image``), video pipelines ``frames``."""
+    attributes = ("frames",) if kind == "video" else ("images", "image")
+    decoded = next((found for name in attributes if (found := getattr(output, name, None)) is not None), None)
     if decoded is None:
-        raise JobFailed(spec.request_id, f"the pipeline returned no {attribute}")
+        raise JobFailed(spec.request_id, f"the pipeline returned no {attributes[0]}")
     pixels = np.asarray(decoded, dtype=np.float32)
     if pixels.shape[-1] == 4:
         alpha = pixels[..., 3:]

@@ -44,7 +44,7 @@ from engine_service.models.families.hunyuan_video import (
 from engine_service.models.families.hunyuandit import HUNYUANDIT, HUNYUANDIT_CONTROLNET, HUNYUANDIT_PAG
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE, HUNYUANIMAGE_REFINER
 from engine_service.models.families.joyimage import JOYIMAGE_EDIT
-from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
+from engine_service.models.families.kandinsky5 import KANDINSKY5_I2I, KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
 from engine_service.models.families.kandinsky6 import KANDINSKY6, KANDINSKY6_SR
 from engine_service.models.families.krea2 import KREA2
@@ -228,6 +228,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HIDREAM,
     DIT,
     KANDINSKY5_IMAGE,
+    KANDINSKY5_I2I,
     OMNIGEN,
     OVIS_IMAGE,
     LONGCAT_IMAGE,

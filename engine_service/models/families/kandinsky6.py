@@ -9,9 +9,13 @@ request's inputs are still images.
 
 from __future__ import annotations
 
-from engine_service.models.families.kandinsky5 import _REASON as _QWEN_VL_PROCESSOR
 from engine_service.models.spec import FamilySpec
 from engine_service.models.video import video_call_kwargs
+
+_QWEN_VL_PROCESSOR = (
+    "its Qwen2.5-VL processor (the tokenizer component) needs torchvision, which ditserve does not "
+    "install; transformers cannot build the processor without it"
+)
 
 _COMMON = {
     "output_kind": "video",
