@@ -24,7 +24,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from tiny_families import TinyCase
-from tiny_families.hunyuan_video import build_hunyuan_video
+from tiny_families.hunyuan_video import tiny_hunyuan_video_vae
 from tiny_families.qwen_image import ImageOnlyQwen2VLProcessor, tiny_qwen25_vl
 
 LATENT_CHANNELS = 4
@@ -102,7 +102,8 @@ def build_kandinsky5(pipeline_class):
     text_encoder = tiny_qwen25_vl(tokenizer)
     torch.manual_seed(0)
     text_encoder_2 = _clip_text_encoder()
-    vae = build_hunyuan_video().vae if video else _image_vae()
+    torch.manual_seed(0)
+    vae = tiny_hunyuan_video_vae() if video else _image_vae()
     for module in (transformer, text_encoder, text_encoder_2, vae):
         module.eval()
     images = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=56 * 56)
@@ -135,5 +136,19 @@ CASES = [
         # Room for the input image's 4 vision tokens beside the prompt.
         defaults={"width": 32, "height": 32, "steps": 3, "call_defaults": {"max_sequence_length": 64}},
         inputs=(("image", (32, 32)),),
+    ),
+    TinyCase(
+        name="kandinsky5-t2v",
+        pipeline_class="Kandinsky5T2VPipeline",
+        build=lambda: build_kandinsky5(Kandinsky5T2VPipeline),
+        defaults={"width": 16, "height": 16, "frames": 5, "steps": 3, "call_defaults": TEXT},
+    ),
+    # 17 frames: the fewest the pipeline decodes (5 latent frames; it renormalises the first 4 to the next).
+    TinyCase(
+        name="kandinsky5-i2v",
+        pipeline_class="Kandinsky5I2VPipeline",
+        build=lambda: build_kandinsky5(Kandinsky5I2VPipeline),
+        defaults={"width": 16, "height": 16, "frames": 17, "steps": 3, "call_defaults": TEXT},
+        inputs=(("image", (16, 16)),),
     ),
 ]
