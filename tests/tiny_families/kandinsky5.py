@@ -4,7 +4,8 @@ One builder for the four pipelines: a ``Kandinsky5Transformer3DModel`` of 1 text
 (width 16, 2 heads), the tiny Qwen2.5-VL of the Qwen-Image cases behind an image-only Qwen2-VL
 processor, a CLIP text encoder for the pooled embedding, and an 8x VAE: a 4-level ``AutoencoderKL``
 for images (the image pipelines assume 8x), the 8x/4x HunyuanVideo VAE of the HunyuanVideo case for
-videos. The image pipelines snap sizes to their ``resolutions`` list; the tiny ones list tiny sizes.
+videos (the Kandinsky 6 case shares the text components and the video VAE). The image pipelines
+snap sizes to their ``resolutions`` list; the tiny ones list tiny sizes.
 """
 
 from __future__ import annotations
@@ -78,6 +79,23 @@ def _start_after_system_prompt(pipe):
     return pipe
 
 
+def text_components(tokenizer) -> dict:
+    """The tiny Qwen2.5-VL (behind an image-only processor of few vision patches), CLIP and scheduler that
+    Kandinsky 5 and 6 share, for ``tokenizer`` (a :func:`qwen_vl_tokenizer`)."""
+    torch.manual_seed(0)
+    text_encoder = tiny_qwen25_vl(tokenizer).eval()
+    torch.manual_seed(0)
+    text_encoder_2 = _clip_text_encoder().eval()
+    images = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=56 * 56)
+    return {
+        "text_encoder": text_encoder,
+        "tokenizer": ImageOnlyQwen2VLProcessor(image_processor=images, tokenizer=tokenizer),
+        "text_encoder_2": text_encoder_2,
+        "tokenizer_2": byte_level_clip_tokenizer(),
+        "scheduler": FlowMatchEulerDiscreteScheduler(shift=5.0),
+    }
+
+
 def build_kandinsky5(pipeline_class):
     """The tiny pipeline of ``pipeline_class`` (one of the four Kandinsky 5 classes)."""
     video = pipeline_class in (Kandinsky5T2VPipeline, Kandinsky5I2VPipeline)
@@ -96,26 +114,11 @@ def build_kandinsky5(pipeline_class):
         num_visual_blocks=2,
         axes_dims=(2, 4, 2),
         visual_cond=pipeline_class in (Kandinsky5I2IPipeline, Kandinsky5I2VPipeline),
-    )
+    ).eval()
     open_modulation(transformer)
     torch.manual_seed(0)
-    text_encoder = tiny_qwen25_vl(tokenizer)
-    torch.manual_seed(0)
-    text_encoder_2 = _clip_text_encoder()
-    torch.manual_seed(0)
     vae = tiny_hunyuan_video_vae() if video else _image_vae()
-    for module in (transformer, text_encoder, text_encoder_2, vae):
-        module.eval()
-    images = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=56 * 56)
-    pipe = pipeline_class(
-        transformer=transformer,
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=ImageOnlyQwen2VLProcessor(image_processor=images, tokenizer=tokenizer),
-        text_encoder_2=text_encoder_2,
-        tokenizer_2=byte_level_clip_tokenizer(),
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0),
-    )
+    pipe = pipeline_class(transformer=transformer, vae=vae.eval(), **text_components(tokenizer))
     if not video:
         pipe.resolutions = list(RESOLUTIONS)
     return _start_after_system_prompt(pipe)
