@@ -11,6 +11,8 @@ EngineError
  ├ JobCancelled         the request was cancelled (client, deadline or Cancel)                  recoverable
  └ JobFailed            the pipeline raised; the engine stays healthy                           recoverable
     └ JobOutOfMemory     the device ran out of memory for this call; retry smaller or later     recoverable
+
+ModelLoadError           a model could not be loaded; fatal at start-up, never a request's status
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ def excerpt(text: str, limit: int = ECHO_CHARS) -> str:
     if len(text) <= limit:
         return repr(text)
     return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded (missing directory, unsupported pipeline or checkpoint, bad weights).
+
+    Fatal at start-up: the engine does not start serving. Raised by the model loaders and by a
+    family's ``prepare_pipeline`` when it refuses a checkpoint it cannot serve."""
 
 
 class EngineError(Exception):

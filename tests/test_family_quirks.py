@@ -25,6 +25,7 @@ from tiny_families.motif_video import build_tiny_motif_video
 from client_sdk import AsyncClient, Client, Step
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import BatchingConfig, Limits
+from engine_service.errors import ModelLoadError
 from engine_service.models import model_from_pipeline
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
@@ -147,5 +148,5 @@ def test_a_motif_video_checkpoint_with_decoder_layers_fails_to_load():
     config = dict(pipeline.transformer.config)
     config["num_decoder_layers"] = 1
     pipeline.transformer = type(pipeline.transformer).from_config(config).eval()
-    with pytest.raises(ValueError, match="num_decoder_layers=1"):
+    with pytest.raises(ModelLoadError, match="model 'motif-video': MotifVideoPipeline with num_decoder_layers=1"):
         model_from_pipeline("motif-video", pipeline, torch.device("cpu"), {"width": 32, "height": 32, "frames": 5})

@@ -22,18 +22,16 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import logging as diffusers_logging
 
 from engine_service.cache.adapter import groups_for
+from engine_service.errors import ModelLoadError
 from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULTS, BUILTIN_DIR, BUILTIN_NAME
 from engine_service.models.families import FAMILIES
 from engine_service.models.lora import ModelLoras
 from engine_service.models.spec import FamilySpec
+from engine_service.models.vl_processors import image_only_processors
 from engine_service.quant import SpeedConfig, apply_speed
 from engine_service.quant.compile import CompileStats
 
 logger = logging.getLogger(__name__)
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded (missing directory, unsupported pipeline, bad weights). Fatal at start-up."""
 
 
 @dataclasses.dataclass
@@ -129,7 +127,10 @@ def _finish(
         pipeline.to(device)  # with offload, diffusers' hooks move each component when it runs
     pipeline.set_progress_bar_config(disable=True)
     if family.prepare_pipeline is not None:
-        family.prepare_pipeline(pipeline)
+        try:
+            family.prepare_pipeline(pipeline)
+        except ModelLoadError as err:
+            raise ModelLoadError(f"model {name!r}: {err}") from err
     overrides = dict(overrides or {})
     native = family.native_size(pipeline) if family.native_size is not None else None
     default_size = native or (family.default_size(pipeline) if family.default_size is not None else None)
@@ -188,7 +189,11 @@ def _load_directory(name: str, directory: pathlib.Path, dtype: torch.dtype) -> t
     logger.info("loading model %r (%s, family %s) from %s", name, pipeline_class, family.name, directory)
     try:
         with _quiet_loading():
-            pipeline = DiffusionPipeline.from_pretrained(str(directory), local_files_only=True, dtype=dtype)
+            # Qwen-VL processors whose video processor cannot be built here load without it.
+            processors = image_only_processors(directory, index)
+            pipeline = DiffusionPipeline.from_pretrained(
+                str(directory), local_files_only=True, dtype=dtype, **processors
+            )
     except Exception as err:  # diffusers raises many types for a broken directory
         raise ModelLoadError(f"model {name!r}: loading {directory} failed: {err}") from err
     return family, pipeline

@@ -97,7 +97,8 @@ class FamilySpec:
     """Whether the family has a tensor-parallel plan."""
     prepare_pipeline: Callable[[DiffusionPipeline], None] | None = None
     """Called once on a loaded pipeline before it serves (e.g. to switch on a VAE mode the
-    pipeline cannot decode without); ``None`` = nothing to do."""
+    pipeline cannot decode without); ``None`` = nothing to do. Raises
+    :class:`engine_service.errors.ModelLoadError` to refuse a checkpoint it cannot serve."""
     check_prompt: PromptCheck | None = None
     """Refuses prompts the model cannot take (INVALID_ARGUMENT on ``prompt`` with the reason);
     ``None`` = any prompt."""

@@ -18,9 +18,9 @@ from tiny_tokenizers import byte_level_qwen2_tokenizer, qwen_vl_tokenizer
 from transformers import Qwen3VLForConditionalGeneration, SmolLM3Config, SmolLM3ForCausalLM
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+from engine_service.models.vl_processors import ImageOnlyQwen3VLProcessor
 from tiny_families import TinyCase, scale_weights, tiny_qwen3vl_config
 from tiny_families.flux2 import _transformer_and_vae
-from tiny_families.qwen_image21 import ImageOnlyQwen3VLProcessor
 
 LATENT_CHANNELS = 16
 TEXT_WIDTH = 16

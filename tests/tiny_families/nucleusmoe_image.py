@@ -14,9 +14,9 @@ from tiny_tokenizers import qwen_vl_tokenizer
 from transformers import Qwen3VLForConditionalGeneration
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+from engine_service.models.vl_processors import ImageOnlyQwen3VLProcessor
 from tiny_families import TinyCase, scale_weights, tiny_qwen3vl_config
 from tiny_families.flux2 import PARTS_TEMPLATE
-from tiny_families.qwen_image21 import ImageOnlyQwen3VLProcessor
 
 LATENT_CHANNELS = 4
 

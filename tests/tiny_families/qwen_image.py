@@ -26,8 +26,8 @@ from diffusers import (
 from tiny_tokenizers import qwen_vl_tokenizer
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-from transformers.processing_utils import ProcessorMixin
 
+from engine_service.models.vl_processors import ImageOnlyQwen2VLProcessor
 from tiny_families import TinyCase, louder_vae
 
 LATENT_CHANNELS = 4
@@ -104,18 +104,6 @@ def _components(seed: int = 0) -> dict:
         "text_encoder": text_encoder,
         "tokenizer": tokenizer,
     }
-
-
-class ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
-    """Qwen2-VL's processor without its video processor, which transformers builds only with torchvision
-    (not installed here); the edit pipelines give it text and images only."""
-
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        self.video_token = "<|video_pad|>"
-        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
-        self.image_token = "<|image_pad|>"
-        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
-        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
 
 
 def _processor(tokenizer) -> Qwen2VLProcessor:

@@ -13,30 +13,16 @@ from diffusers import (
     QwenImage21Transformer2DModel,
 )
 from tiny_tokenizers import qwen_vl_tokenizer
-from transformers import Qwen3VLForConditionalGeneration, Qwen3VLProcessor
+from transformers import Qwen3VLForConditionalGeneration
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-from transformers.processing_utils import ProcessorMixin
 
+from engine_service.models.vl_processors import ImageOnlyQwen3VLProcessor
 from tiny_families import TinyCase, scale_weights, tiny_qwen3vl_config
 from tiny_families.flux2 import PARTS_TEMPLATE
 
 LATENT_CHANNELS = 4
 #: The side the pipeline resizes condition images to, for the encoder and the VAE alike.
 CONDITION_SIDE = 64
-
-
-class ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
-    """Qwen3-VL's processor without its video processor, which transformers builds only with torchvision;
-    the pipeline gives it text and images only."""
-
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        token = tokenizer.convert_tokens_to_ids
-        self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
-        self.image_token_id, self.video_token_id = token(self.image_token), token(self.video_token)
-        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
-        self.vision_start_token, self.vision_end_token = "<|vision_start|>", "<|vision_end|>"
-        self.vision_start_token_id = token(self.vision_start_token)
-        self.vision_end_token_id = token(self.vision_end_token)
 
 
 def build_tiny_qwen_image21() -> QwenImage21Pipeline:

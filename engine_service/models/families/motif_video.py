@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from engine_service.errors import ModelLoadError
 from engine_service.models.families.hunyuan_video import guided
 from engine_service.models.spec import FamilySpec
 from engine_service.models.video import mean_std, video_call_kwargs, video_preview
@@ -26,10 +27,10 @@ if TYPE_CHECKING:
 
 
 def _refuse_decoder_layers(pipe: DiffusionPipeline) -> None:
-    """Raises ValueError, which fails the load, for a transformer with decoder layers (see the module docstring)."""
+    """Raises ModelLoadError, which fails the load, for a transformer with decoder layers (see the module docstring)."""
     decoder_layers = pipe.transformer.config.num_decoder_layers
     if decoder_layers:
-        raise ValueError(
+        raise ModelLoadError(
             f"MotifVideoPipeline with num_decoder_layers={decoder_layers} is not supported: the last single-stream "
             "blocks decode a copy of the input hidden states, a second stream the block cache cannot follow"
         )

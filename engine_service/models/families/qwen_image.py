@@ -7,8 +7,8 @@ negative prompt (an empty request negative prompt becomes ``" "``, as Qwen-Image
 is meant to be run); at 1 there is no CFG. Edit takes one image; Edit-Plus one or
 more (all sent with role ``image``, in order). The edit pipelines encode the
 input image at about 1024x1024 whatever the output size. Their processor
-(``Qwen2VLProcessor``) loads a video processor that transformers builds only with
-torchvision installed.
+(``Qwen2VLProcessor``) comes with a video processor that transformers builds only with
+torchvision installed; without it the processor loads image-only (``vl_processors``).
 
 Image-to-image (``QwenImageImg2ImgPipeline``) and inpainting
 (``QwenImageInpaintPipeline``, mask white = repaint) re-noise the input image by

@@ -16,8 +16,9 @@ a second transformer call per step runs the negative prompt (an empty one become
 images are optional (role ``image``, any number, in order); the pipeline resizes
 each to about ``output_resolution``² pixels (1024² by default) for the encoder and
 the VAE. The released VAE decodes RGBA; the engine returns the image composited
-over white. Like the Qwen-Image editors, its processor (``Qwen3VLProcessor``) loads a
-video processor that transformers builds only with torchvision installed.
+over white. Like the Qwen-Image editors, its processor (``Qwen3VLProcessor``) comes with a
+video processor that transformers builds only with torchvision installed; without it
+the processor loads image-only (``vl_processors``).
 """
 
 from __future__ import annotations
