@@ -1,7 +1,7 @@
 """Kandinsky 5: text-to-image, image editing (I2I), text-to-video and image-to-video.
 
 One builder for the four pipelines: a ``Kandinsky5Transformer3DModel`` of 1 text and 2 visual blocks
-(width 16, 2 heads), the tiny Qwen2.5-VL of the Qwen-Image cases behind an image-only Qwen2-VL
+(width 16, 2 heads), the tiny Qwen2.5-VL of the Qwen-Image cases behind an image-only Qwen2.5-VL
 processor, a CLIP text encoder for the pooled embedding, and an 8x VAE: a 4-level ``AutoencoderKL``
 for images (the image pipelines assume 8x), the 8x/4x HunyuanVideo VAE of the HunyuanVideo case for
 videos (the Kandinsky 6 case shares the text components and the video VAE). The image pipelines
@@ -24,9 +24,10 @@ from tiny_tokenizers import byte_level_clip_tokenizer, qwen_vl_tokenizer
 from transformers import CLIPTextConfig, CLIPTextModel
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+from engine_service.models.vl_processors import ImageOnlyQwen2_5_VLProcessor
 from tiny_families import TinyCase
 from tiny_families.hunyuan_video import tiny_hunyuan_video_vae
-from tiny_families.qwen_image import ImageOnlyQwen2VLProcessor, tiny_qwen25_vl
+from tiny_families.qwen_image import tiny_qwen25_vl
 
 LATENT_CHANNELS = 4
 #: The sizes the tiny image pipelines render (the released ones list about 1 megapixel each).
@@ -89,7 +90,7 @@ def text_components(tokenizer) -> dict:
     images = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=56 * 56)
     return {
         "text_encoder": text_encoder,
-        "tokenizer": ImageOnlyQwen2VLProcessor(image_processor=images, tokenizer=tokenizer),
+        "tokenizer": ImageOnlyQwen2_5_VLProcessor(image_processor=images, tokenizer=tokenizer),
         "text_encoder_2": text_encoder_2,
         "tokenizer_2": byte_level_clip_tokenizer(),
         "scheduler": FlowMatchEulerDiscreteScheduler(shift=5.0),
