@@ -17,6 +17,10 @@ decodes, renormalisation included.
 
 The pipeline pads a batch's prompts to the longest and the transformer attends to that
 padding (it takes no text mask), so each job runs alone (``generator_per_output=False``).
+
+The 10-second checkpoints (``attention_type="nabla"``) attend through a flex-attention block
+mask over 8x8-token tiles: they need the ``flex`` attention backend and sizes that are
+multiples of 128, which this entry does not check.
 """
 
 from __future__ import annotations
