@@ -38,6 +38,8 @@ NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
 SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 #: pipeline -> how many control images a request must send (one per ControlNet of the pipeline).
 ControlCount = Callable[["DiffusionPipeline"], int]
+#: what ``pipeline.__call__`` returned -> the call's decoded images (N, H, W, 3) or videos (N, F, H, W, 3).
+OutputReader = Callable[[Any], Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +136,13 @@ class FamilySpec:
     control_count: ControlCount | None = None
     """For ControlNet pipelines: how many ``"control"`` images a request must send, each with its own
     ``controlnet_conditioning_scale``. ``None`` = the pipeline has no ControlNet."""
+    max_outputs: int | None = None
+    """The most outputs one request may ask for, for a pipeline that makes fewer per call than its
+    prompt list asks (Cosmos 3 makes one sample per call): more is INVALID_ARGUMENT on
+    ``num_outputs``. ``None`` = the server's limit."""
+    read_output: OutputReader | None = None
+    """Reads the decoded outputs from what the pipeline returned, for a pipeline that does not return
+    them as ``images`` (image) or ``frames`` (video) with a leading output axis; ``None`` = those."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""

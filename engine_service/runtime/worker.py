@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -50,6 +50,9 @@ from engine_service.jobs import (
 )
 from engine_service.models import LoadedModel
 from engine_service.runtime import encoding
+
+if TYPE_CHECKING:
+    from engine_service.models.spec import FamilySpec
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +171,7 @@ class _Decode:
     def collect(self, output, model, members, steps, clock) -> list[Outcome]:
         first = members[0].spec
         decode_ms = clock.ms_since(clock.last_step_end)
-        decoded = _decoded(output, first, model.family.output_kind)
+        decoded = _decoded(output, first, model.family)
         pruned_ratio = _pruned_ratio(cache.summary(model.pipeline, logging=False))
         first_call = clock.first_transformer_call or clock.start
         last_step = clock.last_step_end or first_call
@@ -451,14 +454,16 @@ def _pruned_ratio(stats: list[cache.CacheStats]) -> float | None:
     return sum(sum(s.pruned_blocks) + sum(s.cfg_pruned_blocks) for s in stats) / actual
 
 
-def _decoded(output, spec: JobSpec, kind: str) -> np.ndarray:
+def _decoded(output, spec: JobSpec, family: FamilySpec) -> np.ndarray:
     """The call's images (N, H, W, 3) or videos (N, F, H, W, 3), floats in [0, 1]. An RGBA output (a VAE
-    that decodes alpha, as Qwen-Image 2.1's) is composited over white. Image pipelines return ``images``
-    (Kandinsky 5's: ``image``), video pipelines ``frames``."""
-    attributes = ("frames",) if kind == "video" else ("images", "image")
-    decoded = next((found for name in attributes if (found := getattr(output, name, None)) is not None), None)
+    that decodes alpha, as Qwen-Image 2.1's) is composited over white."""
+    attribute = "frames" if family.output_kind == "video" else "images"
+    if family.read_output is not None:
+        decoded = family.read_output(output)
+    else:
+        decoded = getattr(output, attribute, None)
     if decoded is None:
-        raise JobFailed(spec.request_id, f"the pipeline returned no {attributes[0]}")
+        raise JobFailed(spec.request_id, f"the pipeline returned no {attribute}")
     pixels = np.asarray(decoded, dtype=np.float32)
     if pixels.shape[-1] == 4:
         alpha = pixels[..., 3:]

@@ -96,7 +96,8 @@ def validate(
     if request.HasField("guidance_scale") and not model.family.takes_guidance:
         v.add("guidance_scale", f"model {model.name!r} ({model.family.name}) takes no guidance scale; leave it unset")
     seed = _int_range(v, request, "seed", secrets.randbelow(MAX_SEED + 1), 0, MAX_SEED)
-    outputs = _int_range(v, request, "num_outputs", 1, 1, limits.max_outputs)
+    most = limits.max_outputs if model.family.max_outputs is None else min(limits.max_outputs, model.family.max_outputs)
+    outputs = _int_range(v, request, "num_outputs", 1, 1, most)
     is_video = model.family.output_kind == "video"
     frames, fps = _video_fields(v, request, model, limits, is_video)
     output_format = _output_format(v, request.output_format, is_video)

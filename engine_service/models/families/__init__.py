@@ -12,6 +12,7 @@ from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_FUN_CO
 from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4, COGVIEW4_CONTROL
 from engine_service.models.families.consisid import CONSISID
 from engine_service.models.families.cosmos import COSMOS
+from engine_service.models.families.cosmos3 import COSMOS3_OMNI
 from engine_service.models.families.dit import DIT
 from engine_service.models.families.easyanimate import EASYANIMATE, EASYANIMATE_CONTROL, EASYANIMATE_I2V
 from engine_service.models.families.ernie_image import ERNIE_IMAGE
@@ -43,6 +44,7 @@ from engine_service.models.families.hunyuan_video import (
 )
 from engine_service.models.families.hunyuandit import HUNYUANDIT, HUNYUANDIT_CONTROLNET, HUNYUANDIT_PAG
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE, HUNYUANIMAGE_REFINER
+from engine_service.models.families.ideogram4 import IDEOGRAM4
 from engine_service.models.families.joyimage import JOYIMAGE_EDIT
 from engine_service.models.families.kandinsky5 import KANDINSKY5_I2I, KANDINSKY5_IMAGE
 from engine_service.models.families.kandinsky5_video import KANDINSKY5_I2V, KANDINSKY5_VIDEO
@@ -206,6 +208,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     ALLEGRO,
     CHRONOEDIT,
     COSMOS,
+    COSMOS3_OMNI,
     CONSISID,
     KANDINSKY5_VIDEO,
     KANDINSKY5_I2V,
@@ -250,6 +253,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     VISUALCLOZE,
     NUCLEUSMOE_IMAGE,
     ERNIE_IMAGE,
+    IDEOGRAM4,
     LATTE,
     MOTIF_VIDEO,
     MOTIF_VIDEO_I2V,

@@ -62,6 +62,11 @@ def decode_channels_last(pipe: DiffusionPipeline, latents: torch.Tensor, job: Jo
     return (decoded / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
 
 
+def read_image(output: Any) -> Any:
+    """The pipelines return their images as ``image`` (diffusers' ``KandinskyImagePipelineOutput``), not ``images``."""
+    return output.image
+
+
 def _edit_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
     """The editor encodes one input image per prompt (and per negative prompt): one copy each."""
     kwargs = text_to_image_with_negative(pipe, jobs)
@@ -82,6 +87,7 @@ _COMMON: dict[str, Any] = {
     "default_size": first_resolution,
     "check_size": listed_resolution,
     "generator_per_output": False,
+    "read_output": read_image,
 }
 
 KANDINSKY5_IMAGE = FamilySpec(
