@@ -619,6 +619,20 @@ def test_ltx2_carries_its_audio_as_the_second_stream_by_layout_data():
     assert cache.LAYOUT_PATTERNS["LTX2VideoTransformer3DModel"] == (ForwardPattern.Pattern_0,)
 
 
+def test_kandinsky_caches_its_visual_blocks_only_and_kandinsky6_carries_its_audio_as_the_second_stream():
+    from diffusers import Kandinsky5T2VPipeline
+    from tiny_families.kandinsky5 import build_kandinsky5
+    from tiny_families.kandinsky6 import build_kandinsky6
+
+    from engine_service.cache.adapter import groups_for
+
+    (k5,) = groups_for(build_kandinsky5(Kandinsky5T2VPipeline), None)
+    (k6,) = groups_for(build_kandinsky6(), None)
+    # Without the layout entries, each text-block list would be a group of its own, before the visual one.
+    assert k5.names == k6.names == ("visual_transformer_blocks",)
+    assert k6.pattern == ForwardPattern.Pattern_0 and k6.encoder_name == "aud"
+
+
 class _TextFirstBlock(torch.nn.Module):
     """Like Cosmos 3's blocks: take the text tokens first and the generated tokens second, both
     batch-less ``[tokens, C]``, by position; the text attends only to itself (the same every step),

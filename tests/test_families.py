@@ -10,10 +10,10 @@ case must see what a request asks: the cached output, another guidance scale, an
 another picture for each input role it sends (for a role sent with several pictures:
 one fewer and one more) each change the pixels, so that a dropped guidance scale, an
 ignored input image or a cache that never takes effect fails here. Requests the
-family's rules refuse (a frame count off its rule, a missing required input image, a
-strength out of range or for a model without one, a mask of another size than its
-image, a size off the family's size check, a guidance scale for a model that takes
-none) get INVALID_ARGUMENT naming the field, and the engine keeps serving (in its
+family's rules refuse (a frame count off its rule or below its least, a missing
+required input image, a strength out of range or for a model without one, a mask of
+another size than its image, a size off the family's size check, a guidance scale for
+a model that takes none) get INVALID_ARGUMENT naming the field, and the engine keeps serving (in its
 default format: MP4 for a video).
 """
 
@@ -70,6 +70,8 @@ def _bad_requests(model, images: list[InputImage], case_inputs=()) -> list[tuple
         bad.append(({"width": model.default_width + model.spatial_factor}, "width"))
     if family.output_kind == "video" and (family.frame_stride > 1 or family.frame_counts is not None):
         bad.append(({"num_frames": frames + 1}, "num_frames"))
+    if family.output_kind == "video" and family.min_frames > 1:
+        bad.append(({"num_frames": family.min_frames - family.frame_stride}, "num_frames"))
     if family.required_roles:
         bad.append(({"input_images": [i for i in images if i.role not in family.required_roles]}, "input_images"))
     if family.max_outputs is not None:

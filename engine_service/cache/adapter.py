@@ -44,6 +44,9 @@ BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "BriaFiboTransformer2DModel": (("transformer_blocks",), ("single_transformer_blocks",)),
     # Its noise refiner runs the image tokens alone before the main list: no part of the stack.
     "BriaFibo2Transformer2DModel": (("layers",),),
+    # Their text blocks refine the prompt tokens before the visual blocks: no part of the stack.
+    "Kandinsky5Transformer3DModel": (("visual_transformer_blocks",),),
+    "Kandinsky6Transformer3DModel": (("visual_transformer_blocks",),),
 }
 
 #: Transformer class name -> the forward pattern of each block group of its default layout,
@@ -54,15 +57,19 @@ LAYOUT_PATTERNS: dict[str, tuple[ForwardPattern, ...]] = {
     "LTX2VideoTransformer3DModel": (ForwardPattern.Pattern_0,),
     # (text, generated) in and out: Pattern_1 with the generated tokens as H (see LAYOUT_HIDDEN).
     "Cosmos3OmniTransformer": (ForwardPattern.Pattern_1,),
+    # (video, audio) in, (video, audio) out, the audio None when the pipeline makes no audio track.
+    "Kandinsky6Transformer3DModel": (ForwardPattern.Pattern_0,),
 }
 
 #: Transformer class name -> the block parameter that takes the second stream of its default
-#: layout, where that is not ``encoder_hidden_states``: LTX-2's blocks take and return the video
-#: and the audio hidden states together, so the cache carries the audio as the second stream
+#: layout, where that is not ``encoder_hidden_states``: LTX-2's and Kandinsky 6's blocks take and return
+#: the video and the audio hidden states together, so the cache carries the audio as the second stream
 #: (its residual stored and added like an encoder residual; the text stays a fixed argument).
 LAYOUT_STREAMS: dict[str, str] = {
     "LTX2VideoTransformer3DModel": "audio_hidden_states",
     "Cosmos3OmniTransformer": "und_seq",
+    # Kandinsky 6's fused blocks take the video tokens as ``vis`` and the audio tokens as ``aud``.
+    "Kandinsky6Transformer3DModel": "aud",
 }
 
 #: Transformer class name -> the block parameter that takes H (the stream the cache decides on) of its

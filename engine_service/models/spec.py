@@ -72,6 +72,9 @@ class FamilySpec:
     """Frames of a default video; 1 for image families."""
     frame_stride: int = 1
     """Video frame counts must be ``k * frame_stride + 1`` (the VAE's temporal compression)."""
+    min_frames: int = 1
+    """The fewest frames the pipeline makes correctly (Kandinsky 5 image-to-video: 17); fewer are
+    INVALID_ARGUMENT."""
     frame_counts: tuple[int, ...] | None = None
     """The only frame counts the pipeline makes, when it ignores other requests (ChronoEdit: 5);
     ``None`` = any count of the ``frame_stride`` rule. Other counts are INVALID_ARGUMENT."""
@@ -116,7 +119,9 @@ class FamilySpec:
     spatial factor. The family's default size must pass it."""
     generator_per_output: bool = True
     """Whether ``__call__`` takes a list of generators, one per output. Without it the pipeline gets
-    the job's one generator, and its jobs never join a batch (an output must not depend on its batch)."""
+    the job's one generator, and its jobs never join a batch (an output must not depend on its batch).
+    Also ``False`` for a pipeline whose outputs depend on the other prompts of its call (Kandinsky 5
+    pads them to the longest and attends to the padding)."""
     seeds_process_rng: bool = False
     """Whether the pipeline also draws noise from torch's process-wide random state, not only from the
     request's generator (e.g. ``vae.encode(image).latent_dist.sample()`` without a generator). The

@@ -223,6 +223,9 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
             "num_frames",
             f"must be a multiple of {stride} plus 1 for {model.family.name} (e.g. {stride + 1}); got {frames}",
         )
+    fewest = model.family.min_frames
+    if frames and frames < fewest:
+        v.add("num_frames", f"{model.family.name} makes at least {fewest} frames; got {frames}")
     counts = model.family.frame_counts
     if frames and counts is not None and frames not in counts:
         allowed = ", ".join(map(str, counts))

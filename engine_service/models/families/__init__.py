@@ -46,8 +46,8 @@ from engine_service.models.families.hunyuandit import HUNYUANDIT, HUNYUANDIT_CON
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE, HUNYUANIMAGE_REFINER
 from engine_service.models.families.ideogram4 import IDEOGRAM4
 from engine_service.models.families.joyimage import JOYIMAGE_EDIT, JOYIMAGE_EDIT_PLUS
-from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
-from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
+from engine_service.models.families.kandinsky5 import KANDINSKY5_I2I, KANDINSKY5_IMAGE
+from engine_service.models.families.kandinsky5_video import KANDINSKY5_I2V, KANDINSKY5_VIDEO
 from engine_service.models.families.kandinsky6 import KANDINSKY6, KANDINSKY6_SR
 from engine_service.models.families.krea2 import KREA2
 from engine_service.models.families.latte import LATTE
@@ -213,6 +213,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     COSMOS3_OMNI,
     CONSISID,
     KANDINSKY5_VIDEO,
+    KANDINSKY5_I2V,
     KANDINSKY6,
     KANDINSKY6_SR,
     LONGCAT_VIDEO,
@@ -233,6 +234,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HIDREAM,
     DIT,
     KANDINSKY5_IMAGE,
+    KANDINSKY5_I2I,
     OMNIGEN,
     OVIS_IMAGE,
     LONGCAT_IMAGE,
