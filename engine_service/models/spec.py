@@ -30,8 +30,9 @@ CallKwargsBuilder = Callable[["DiffusionPipeline", "Sequence[JobSpec]"], dict[st
 #: (pipeline, latents as seen by callback_on_step_end, job) -> images in [0, 1], shape (N, H, W, 3);
 #: for a video family, one frame of each video (``engine_service.models.video.video_preview``).
 LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torch.Tensor"]
-#: (pipeline, prompt) -> why the model cannot take this prompt, or ``None`` when it can.
-PromptCheck = Callable[["DiffusionPipeline", str], "str | None"]
+#: (pipeline, prompt, the model's call defaults) -> why the model cannot take this prompt, or ``None``
+#: when it can.
+PromptCheck = Callable[["DiffusionPipeline", str, "Mapping[str, Any]"], "str | None"]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
 #: (pipeline, width, height) -> why the pipeline would not render this size as asked, or ``None`` when it would.

@@ -88,7 +88,7 @@ def validate(
             v.add("width", problem)
     check_prompt = model.family.check_prompt
     if check_prompt is not None and prompt.strip():
-        problem = check_prompt(model.pipeline, prompt)
+        problem = check_prompt(model.pipeline, prompt, model.call_defaults)
         if problem:
             v.add("prompt", problem)
     steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps)
