@@ -92,6 +92,9 @@ class FamilySpec:
     min_input_side: int = 0
     """Smallest width or height, in pixels, the pipeline accepts for an input image (0 = any); a smaller
     image is INVALID_ARGUMENT naming it instead of a pipeline failure."""
+    max_input_aspect: float = 0.0
+    """Largest ratio of an input image's longer side to its shorter side the pipeline accepts (0 = any);
+    a more extreme image is INVALID_ARGUMENT naming it instead of a pipeline failure."""
     call_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Extra fixed keyword arguments for ``pipeline.__call__`` (a model may override them)."""
     context_parallel: bool = False

@@ -338,6 +338,10 @@ def _open_image(v: _Violations, field: str, data: bytes, model: LoadedModel, lim
     if min(width, height) < least:
         v.add(field, f"{width}x{height} is too small: {model.family.name} needs {least} pixels a side at least")
         return None
+    most = model.family.max_input_aspect
+    if most and max(width, height) > most * min(width, height):
+        v.add(field, f"{width}x{height} is too elongated: {model.family.name} takes up to {most:g}:1")
+        return None
     return image
 
 
