@@ -619,6 +619,127 @@ def test_ltx2_carries_its_audio_as_the_second_stream_by_layout_data():
     assert cache.LAYOUT_PATTERNS["LTX2VideoTransformer3DModel"] == (ForwardPattern.Pattern_0,)
 
 
+def test_kandinsky_caches_its_visual_blocks_only_and_kandinsky6_carries_its_audio_as_the_second_stream():
+    from diffusers import Kandinsky5T2VPipeline
+    from tiny_families.kandinsky5 import build_kandinsky5
+    from tiny_families.kandinsky6 import build_kandinsky6
+
+    from engine_service.cache.adapter import groups_for
+
+    (k5,) = groups_for(build_kandinsky5(Kandinsky5T2VPipeline), None)
+    (k6,) = groups_for(build_kandinsky6(), None)
+    # Without the layout entries, each text-block list would be a group of its own, before the visual one.
+    assert k5.names == k6.names == ("visual_transformer_blocks",)
+    assert k6.pattern == ForwardPattern.Pattern_0 and k6.encoder_name == "aud"
+
+
+class _TextFirstBlock(torch.nn.Module):
+    """Like Cosmos 3's blocks: take the text tokens first and the generated tokens second, both
+    batch-less ``[tokens, C]``, by position; the text attends only to itself (the same every step),
+    the generated tokens read the text."""
+
+    def __init__(self, index: int):
+        super().__init__()
+        self.index = index
+
+    def forward(self, und_seq, gen_seq, rotary_emb):
+        text = und_seq * 0.5 + rotary_emb
+        generated = gen_seq * (1.1 + 0.1 * self.index) + text.mean() + rotary_emb
+        return text, generated
+
+
+class _TextFirstStack(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.ModuleList(_TextFirstBlock(i) for i in range(4))
+
+    def forward(self, text, generated):
+        for block in self.layers:
+            text, generated = block(text, generated, 1.0)
+        return text, generated
+
+
+def test_a_layout_may_name_the_second_positional_stream_as_the_one_the_cache_decides_on():
+    stack = _TextFirstStack()
+    text = torch.ones(3, 2)
+    # The generated tokens change a lot from step to step; the text never does.
+    generated = [torch.full((5, 2), 10.0 * t**2) for t in range(5)]
+    reference = [stack(text, g) for g in generated]
+    adapter = BlockAdapter(
+        transformer=stack, forward_pattern=ForwardPattern.Pattern_1, encoder_name="und_seq", hidden_name="gen_seq"
+    )
+    config = DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=0.2, max_warmup_steps=1, num_inference_steps=5)
+    cache.enable_cache(adapter, config)
+    try:
+        outputs = [stack(text, g) for g in generated]
+        stats = _only(cache.summary(stack, logging=False))
+        # Decided on the generated tokens: they moved, so nothing is cached (on the text, whose
+        # residual never changes, every step after the warm-up would have been).
+        assert stats.cached_steps == [] and all(diff > 0.2 for diff in stats.residual_diffs.values())
+        for got, expected in zip(outputs, reference, strict=True):
+            assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+        cache.refresh_context(
+            stack, cache_config=DBCacheConfig().reset(residual_diff_threshold=1.0, max_warmup_steps=2)
+        )
+        outputs = [stack(text, g) for g in generated]
+        assert _only(cache.summary(stack, logging=False)).cached_steps == [2, 3, 4]
+        # A cached step adds step 1's middle residuals to this step's Fn output, each to its own stream.
+        text_fn, generated_fn = stack.layers[0](text, generated[4], 1.0)
+        text_fn1, generated_fn1 = stack.layers[0](text, generated[1], 1.0)
+        assert torch.allclose(outputs[4][0], text_fn + (reference[1][0] - text_fn1))
+        assert torch.allclose(outputs[4][1], generated_fn + (reference[1][1] - generated_fn1))
+    finally:
+        cache.disable_cache(stack)
+
+
+def test_a_transformer_of_the_cfg_branch_caches_as_that_branch_of_each_step():
+    """Ideogram 4 runs its unconditional branch through a second, separately trained transformer
+    every step: both are cached, the second as the step's CFG branch, in contexts of its own."""
+    from tiny_families.ideogram4 import build_tiny_ideogram4
+
+    pipe = build_tiny_ideogram4()
+
+    def run():
+        generator = torch.Generator().manual_seed(3)
+        return pipe(
+            prompt=["a red circle"],
+            width=32,
+            height=32,
+            num_inference_steps=4,
+            guidance_scale=7.0,
+            guidance_schedule=None,
+            max_sequence_length=64,
+            generator=generator,
+            output_type="pt",
+        ).images
+
+    reference = run()
+
+    def config(threshold: float) -> DBCacheConfig:
+        return DBCacheConfig(
+            Fn_compute_blocks=1, Bn_compute_blocks=0, max_warmup_steps=1, residual_diff_threshold=threshold
+        )
+
+    try:
+        cache.enable_cache(pipe, config(0.0))
+        assert torch.equal(run(), reference)
+        cache.enable_cache(pipe, config(1.0))
+        cached = run()
+        main, cfg = cache.summary(pipe, logging=False)
+        assert (main.name, main.cached_steps, main.cfg_computed_steps) == ("layers", [1, 2, 3], 0)
+        assert (cfg.name, cfg.cfg_cached_steps, cfg.computed_steps) == ("cfg_transformer.layers", [1, 2, 3], 0)
+        assert all(cache.step_outcomes(pipe, step)[1].cached for step in (1, 2, 3))
+        assert not torch.equal(cached, reference)
+    finally:
+        cache.disable_cache(pipe)
+
+
+def test_cosmos3_decides_on_its_generated_tokens_by_layout_data():
+    assert cache.LAYOUT_HIDDEN["Cosmos3OmniTransformer"] == "gen_seq"
+    assert cache.LAYOUT_STREAMS["Cosmos3OmniTransformer"] == "und_seq"
+    assert cache.LAYOUT_PATTERNS["Cosmos3OmniTransformer"] == (ForwardPattern.Pattern_1,)
+
+
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
 def test_taylorseer_is_exact_for_polynomial_residuals_of_its_order(order):
     coefficients = tuple(0.3 * (k + 1) * (-1) ** k for k in range(order + 1))

@@ -10,15 +10,16 @@ case must see what a request asks: the cached output, another guidance scale, an
 another picture for each input role it sends (for a role sent with several pictures:
 one fewer and one more) each change the pixels, so that a dropped guidance scale, an
 ignored input image or a cache that never takes effect fails here. Requests the
-family's rules refuse (a frame count off its rule, a missing required input image, a
-strength out of range or for a model without one, a mask of another size than its
-image, a size off the family's size check, a guidance scale for a model that takes
-none) get INVALID_ARGUMENT naming the field, and the engine keeps serving (in its
+family's rules refuse (a frame count off its rule or below its least, a missing
+required input image, a strength out of range or for a model without one, a mask of
+another size than its image, a size off the family's size check, a guidance scale for
+a model that takes none) get INVALID_ARGUMENT naming the field, and the engine keeps serving (in its
 default format: MP4 for a video).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -39,7 +40,8 @@ from engine_service.jobs import JobSpec, OutputFormat, denoising_steps
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
 from engine_service.models.registry import ModelLoadError, load_local_model
-from engine_service.runtime.engine import AsyncEngine
+from engine_service.quant import SpeedConfig
+from engine_service.runtime.engine import AsyncEngine, warmup_specs
 from engine_service.server.background import BackgroundServer
 
 CASES = all_cases()
@@ -68,8 +70,12 @@ def _bad_requests(model, images: list[InputImage], case_inputs=()) -> list[tuple
         bad.append(({"width": model.default_width + model.spatial_factor}, "width"))
     if family.output_kind == "video" and (family.frame_stride > 1 or family.frame_counts is not None):
         bad.append(({"num_frames": frames + 1}, "num_frames"))
+    if family.output_kind == "video" and family.min_frames > 1:
+        bad.append(({"num_frames": family.min_frames - family.frame_stride}, "num_frames"))
     if family.required_roles:
         bad.append(({"input_images": [i for i in images if i.role not in family.required_roles]}, "input_images"))
+    if family.max_outputs is not None:
+        bad.append(({"num_outputs": family.max_outputs + 1}, "num_outputs"))
     if family.default_strength is not None:
         bad.append(({"strength": 1.5}, "strength"))
     else:
@@ -220,6 +226,17 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         assert pixels(again) == pixels(plain)
 
 
+def test_the_warm_up_asks_a_pipeline_for_no_more_outputs_than_it_makes_per_call():
+    """A compiled model also warms up a call of two outputs (a batch of two), unless its pipeline
+    makes one output per call (Cosmos 3 Omni)."""
+    case = next(c for c in CASES if c.name == "cosmos3-omni")
+    speed = SpeedConfig(compile=True)
+    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults, speed, defer_speed=True)
+    assert [spec.num_outputs for spec in warmup_specs(model, max_samples=4)] == [1]
+    unlimited = dataclasses.replace(model, family=dataclasses.replace(model.family, max_outputs=None))
+    assert [spec.num_outputs for spec in warmup_specs(unlimited, max_samples=4)] == [1, 2]
+
+
 def test_a_streamed_video_arrives_in_chunks_and_reassembles_to_the_generated_mp4():
     case = next(c for c in CASES if c.name == "wan")
     model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
@@ -291,7 +308,8 @@ def test_a_video_preview_of_the_last_latents_is_the_frame_the_video_shows(case: 
 
         pipeline.scheduler.step = step_and_keep
     with torch.no_grad():
-        video = pipeline(**kwargs, generator=torch.Generator().manual_seed(3), output_type="pt").frames[0]
+        output = pipeline(**kwargs, generator=torch.Generator().manual_seed(3), output_type="pt")
+        video = (model.family.read_output(output) if model.family.read_output else output.frames)[0]
         (preview,) = model.family.decode_latents(pipeline, last["latents"], job)
     assert video.shape[0] == job.num_frames
     shown = video[-1 if model.family.input_roles else 0].permute(1, 2, 0)

@@ -6,6 +6,9 @@ HunyuanVideo 1.5 has no step callback either (the engine follows its scheduler's
 steps, which cancellation stops) and its image-to-video pipeline renders its
 resolution buckets only; its VAE cannot decode a batch, so the engine decodes video by video.
 A Motif-Video checkpoint with decoder layers fails to load (the cache cannot follow them).
+Kandinsky 5's image pipelines render only their resolutions list, and its jobs run alone (a
+batch's prompts are padded and the transformer attends to the padding); its editor and
+Kandinsky 6 take one input image for several outputs.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ import time
 
 import pytest
 import torch
-from diffusers import HunyuanVideo15ImageToVideoPipeline
+from diffusers import HunyuanVideo15ImageToVideoPipeline, Kandinsky5I2IPipeline, Kandinsky5T2IPipeline
 from tiny_families import input_image
 from tiny_families.amused import build_tiny_amused
 from tiny_families.dit import build_tiny_dit
 from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
+from tiny_families.ideogram4 import build_tiny_ideogram4
+from tiny_families.kandinsky5 import build_kandinsky5
+from tiny_families.kandinsky6 import build_kandinsky6
 from tiny_families.motif_video import build_tiny_motif_video
 
 from client_sdk import AsyncClient, Client, Step
@@ -29,6 +35,10 @@ from engine_service.errors import ModelLoadError
 from engine_service.models import model_from_pipeline
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
+
+K5 = {"steps": 2, "call_defaults": {"max_sequence_length": 16}}
+IDEOGRAM4 = {"width": 32, "height": 32, "steps": 2, "call_defaults": {"max_sequence_length": 64}}
+K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +51,13 @@ def server():
         "hv15-i2v": model_from_pipeline(
             "hv15-i2v", build_hunyuan_video15(HunyuanVideo15ImageToVideoPipeline), cpu, VIDEO
         ),
+        # No width or height: the default is the pipeline's first resolution.
+        "k5": model_from_pipeline("k5", build_kandinsky5(Kandinsky5T2IPipeline), cpu, K5),
+        "k5-i2i": model_from_pipeline(
+            "k5-i2i", build_kandinsky5(Kandinsky5I2IPipeline), cpu, {**K5, "call_defaults": {"max_sequence_length": 64}}
+        ),
+        "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
+        "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
     }
     batching = BatchingConfig(max_batch=4, batch_window_ms=300)
     engine = AsyncEngine(models, "dit", Limits(), "cpu", batching)
@@ -74,6 +91,14 @@ def test_a_prompt_naming_no_class_is_invalid_and_the_server_keeps_serving(client
     description = _fields(info.value)["prompt"]
     assert "class index 0-999" in description and "'a blue square'" in description
     assert client.generate("1").outputs
+
+
+def test_an_ideogram_prompt_longer_than_its_token_limit_is_invalid_and_the_server_keeps_serving(client):
+    """The pipeline raises on a prompt of more than ``max_sequence_length`` tokens; the engine refuses it first."""
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle on a blue square " * 8, model="ideogram4")
+    assert "the model takes at most 64" in _fields(info.value)["prompt"]
+    assert client.generate("a red circle", model="ideogram4", seed=1).outputs
 
 
 def test_a_size_other_than_the_native_one_is_invalid(client):
@@ -150,3 +175,28 @@ def test_a_motif_video_checkpoint_with_decoder_layers_fails_to_load():
     pipeline.transformer = type(pipeline.transformer).from_config(config).eval()
     with pytest.raises(ModelLoadError, match="model 'motif-video': MotifVideoPipeline with num_decoder_layers=1"):
         model_from_pipeline("motif-video", pipeline, torch.device("cpu"), {"width": 32, "height": 32, "frames": 5})
+
+
+def test_a_kandinsky5_image_size_off_its_resolutions_is_invalid_naming_the_size_it_would_render(client):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", model="k5", width=96, height=32)
+    assert "96x32 would be rendered as 64x32" in _fields(info.value)["width"]
+    (default,) = client.generate("a red circle", model="k5").outputs
+    (listed,) = client.generate("a red circle", model="k5", width=64, height=32).outputs
+    assert (default.width, default.height, listed.width, listed.height) == (32, 32, 64, 32)
+
+
+def test_kandinsky5_requests_sent_together_get_the_images_they_get_alone(server, client):
+    """Prompts of other lengths: in one call the shorter would be padded, and the transformer attends to padding."""
+    requests = [
+        {"prompt": prompt, "model": "k5", "seed": 2} for prompt in ("a red circle", "a blue square on a green field")
+    ]
+    alone = [client.generate(**r).outputs[0].sha256 for r in requests]
+    crowd = asyncio.run(_together(server.address, requests))
+    assert [r.outputs[0].sha256 for r in crowd] == alone
+
+
+@pytest.mark.parametrize(("model", "size"), [("k5-i2i", (32, 32)), ("k6", (16, 16))])
+def test_one_input_image_conditions_every_output_of_a_request(client, model, size):
+    outputs = client.generate("a red circle", model=model, num_outputs=2, input_images=[input_image("image", size)])
+    assert len(outputs.outputs) == 2 and outputs.outputs[0].sha256 != outputs.outputs[1].sha256

@@ -1,8 +1,9 @@
 """Pipeline directories with a Qwen-VL processor load and serve without torchvision.
 
-Released Qwen-Image Edit and Qwen-Image 2.1 checkpoints name the real ``Qwen2VLProcessor`` /
-``Qwen3VLProcessor`` in ``model_index.json`` and ship a ``video_preprocessor_config.json``; in
-transformers 5.24 those processors build a video processor, which needs torchvision. The tiny
+Released Qwen-Image Edit, Qwen-Image 2.1 and Kandinsky 5 / 6 checkpoints name the real
+``Qwen2VLProcessor`` / ``Qwen3VLProcessor`` / ``Qwen2_5_VLProcessor`` in ``model_index.json``
+and ship a ``video_preprocessor_config.json``; in transformers 5.24 those processors build a
+video processor, which needs torchvision. The tiny
 pipelines are saved, their processor folders laid out as a released checkpoint's, loaded as
 ``--model NAME=PATH`` loads them, and must generate what the pipeline built in code generates.
 """
@@ -15,6 +16,8 @@ import pathlib
 import pytest
 import torch
 from tiny_families import input_image
+from tiny_families.kandinsky5 import CASES as KANDINSKY5_CASES
+from tiny_families.kandinsky6 import CASES as KANDINSKY6_CASES
 from tiny_families.qwen_image import CASES as QWEN_IMAGE_CASES
 from tiny_families.qwen_image21 import CASES as QWEN_IMAGE21_CASES
 from tiny_tokenizers import qwen_vl_tokenizer
@@ -27,12 +30,22 @@ from engine_service.models.vl_processors import ImageOnlyQwen2_5_VLProcessor, im
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
 
-#: Served case -> the processor class and video processor a released checkpoint names.
+#: Served case -> the processor's component, and the processor class and video processor a released
+#: checkpoint names.
 RELEASED = {
-    "qwen-image-edit": ("Qwen2VLProcessor", "Qwen2VLVideoProcessor"),
-    "qwen-image-2.1": ("Qwen3VLProcessor", "Qwen3VLVideoProcessor"),
+    "qwen-image-edit": ("processor", "Qwen2VLProcessor", "Qwen2VLVideoProcessor"),
+    "qwen-image-2.1": ("processor", "Qwen3VLProcessor", "Qwen3VLVideoProcessor"),
+    "kandinsky5-i2i": ("tokenizer", "Qwen2_5_VLProcessor", "Qwen2VLVideoProcessor"),
+    "kandinsky6": ("tokenizer", "Qwen2_5_VLProcessor", "Qwen2VLVideoProcessor"),
 }
-CASES = {case.name: case for case in [*QWEN_IMAGE_CASES, *QWEN_IMAGE21_CASES] if case.name in RELEASED}
+#: Attributes the tiny cases set in code, which save_pretrained does not keep: the start of the prompt
+#: after the system prompt their byte-level tokenizer spells, and Kandinsky 5's tiny sizes.
+SET_IN_CODE = ("prompt_template_encode_start_idx", "resolutions")
+CASES = {
+    case.name: case
+    for case in [*QWEN_IMAGE_CASES, *QWEN_IMAGE21_CASES, *KANDINSKY5_CASES, *KANDINSKY6_CASES]
+    if case.name in RELEASED
+}
 
 
 def _as_released(directory: pathlib.Path, component: str, processor_class: str, video_class: str) -> None:
@@ -58,19 +71,17 @@ def _as_released(directory: pathlib.Path, component: str, processor_class: str, 
 def client(tmp_path_factory):
     cpu = torch.device("cpu")
     models = {}
-    for name, (processor_class, video_class) in RELEASED.items():
+    for name, (component, processor_class, video_class) in RELEASED.items():
         case = CASES[name]
         built = case.build()
         directory = tmp_path_factory.mktemp(name)
         built.save_pretrained(directory)
-        _as_released(directory, "processor", processor_class, video_class)
+        _as_released(directory, component, processor_class, video_class)
         (directory / "ditserve.json").write_text(json.dumps(case.defaults))
         loaded = load_local_model(f"{name}-loaded", directory, cpu, torch.float32)
-        # The tiny Qwen-Image case drops the system prompt its byte-level tokenizer spells (an attribute
-        # set in code, which save_pretrained does not keep).
-        start = getattr(built, "prompt_template_encode_start_idx", None)
-        if start is not None:
-            loaded.pipeline.prompt_template_encode_start_idx = start
+        for attribute in SET_IN_CODE:
+            if hasattr(built, attribute):
+                setattr(loaded.pipeline, attribute, getattr(built, attribute))
         models[f"{name}-loaded"] = loaded
         models[f"{name}-built"] = model_from_pipeline(f"{name}-built", built, cpu, case.defaults)
     engine = AsyncEngine(models, next(iter(models)), Limits(), "cpu")

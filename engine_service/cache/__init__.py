@@ -18,7 +18,9 @@ by changing the import. See docs/caching.md for the exact semantics.
 
 from engine_service.cache.adapter import (
     BLOCK_LAYOUTS,
+    CFG_TRANSFORMERS,
     HINTED_LAYOUTS,
+    LAYOUT_HIDDEN,
     LAYOUT_PATTERNS,
     LAYOUT_STREAMS,
     PER_BLOCK_LAYOUTS,
@@ -56,7 +58,9 @@ from engine_service.cache.stats import CacheStats
 
 __all__ = [
     "BLOCK_LAYOUTS",
+    "CFG_TRANSFORMERS",
     "LAYOUT_PATTERNS",
+    "LAYOUT_HIDDEN",
     "LAYOUT_STREAMS",
     "PER_BLOCK_LAYOUTS",
     "PER_BLOCK_PIPELINES",

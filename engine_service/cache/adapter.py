@@ -44,6 +44,9 @@ BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "BriaFiboTransformer2DModel": (("transformer_blocks",), ("single_transformer_blocks",)),
     # Its noise refiner runs the image tokens alone before the main list: no part of the stack.
     "BriaFibo2Transformer2DModel": (("layers",),),
+    # Their text blocks refine the prompt tokens before the visual blocks: no part of the stack.
+    "Kandinsky5Transformer3DModel": (("visual_transformer_blocks",),),
+    "Kandinsky6Transformer3DModel": (("visual_transformer_blocks",),),
 }
 
 #: Transformer class name -> the forward pattern of each block group of its default layout,
@@ -52,13 +55,29 @@ LAYOUT_PATTERNS: dict[str, tuple[ForwardPattern, ...]] = {
     "HiDreamImageTransformer2DModel": (ForwardPattern.Pattern_0, ForwardPattern.Pattern_3),
     # (H, audio) in, (H, audio) out: Pattern_0 with the audio as E (see LAYOUT_STREAMS).
     "LTX2VideoTransformer3DModel": (ForwardPattern.Pattern_0,),
+    # (text, generated) in and out: Pattern_1 with the generated tokens as H (see LAYOUT_HIDDEN).
+    "Cosmos3OmniTransformer": (ForwardPattern.Pattern_1,),
+    # (video, audio) in, (video, audio) out, the audio None when the pipeline makes no audio track.
+    "Kandinsky6Transformer3DModel": (ForwardPattern.Pattern_0,),
 }
 
 #: Transformer class name -> the block parameter that takes the second stream of its default
-#: layout, where that is not ``encoder_hidden_states``: LTX-2's blocks take and return the video
-#: and the audio hidden states together, so the cache carries the audio as the second stream
+#: layout, where that is not ``encoder_hidden_states``: LTX-2's and Kandinsky 6's blocks take and return
+#: the video and the audio hidden states together, so the cache carries the audio as the second stream
 #: (its residual stored and added like an encoder residual; the text stays a fixed argument).
-LAYOUT_STREAMS: dict[str, str] = {"LTX2VideoTransformer3DModel": "audio_hidden_states"}
+LAYOUT_STREAMS: dict[str, str] = {
+    "LTX2VideoTransformer3DModel": "audio_hidden_states",
+    "Cosmos3OmniTransformer": "und_seq",
+    # Kandinsky 6's fused blocks take the video tokens as ``vis`` and the audio tokens as ``aud``.
+    "Kandinsky6Transformer3DModel": "aud",
+}
+
+#: Transformer class name -> the block parameter that takes H (the stream the cache decides on) of its
+#: default layout, where that is not the block's first parameter. Cosmos 3's blocks take the text
+#: tokens (``und_seq``) first and the generated tokens (``gen_seq``) second; the text tokens attend
+#: only to themselves, causally, so they come out of every step the same: the decision must read the
+#: generated tokens. Both are batch-less ``[tokens, C]`` sequences of one sample.
+LAYOUT_HIDDEN: dict[str, str] = {"Cosmos3OmniTransformer": "gen_seq"}
 
 #: Transformers whose loop does work between blocks, so the cache stands in for each block
 #: and leaves the loop to the transformer: HunyuanDiT (long skip connections from the first
@@ -121,6 +140,8 @@ class BlockAdapter:
       ``controlnet`` component and for the transformers in ``HINTED_LAYOUTS``.
     - ``encoder_name``: the block parameter that takes the second stream (E); ``None`` =
       ``encoder_hidden_states``, or the default layout's entry in ``LAYOUT_STREAMS``.
+    - ``hidden_name``: the block parameter that takes H, the stream the cache decides on;
+      ``None`` = the block's first parameter, or the default layout's entry in ``LAYOUT_HIDDEN``.
     """
 
     pipe: Any = None
@@ -133,6 +154,7 @@ class BlockAdapter:
     per_block: bool | None = None
     hints: bool | None = None
     encoder_name: str | None = None
+    hidden_name: str | None = None
 
     def transformers(self) -> list[torch.nn.Module]:
         if self.transformer is not None:
@@ -156,6 +178,9 @@ class BlockAdapter:
             encoder_name = self.encoder_name
             if encoder_name is None:
                 encoder_name = LAYOUT_STREAMS.get(kind, ENCODER_NAME) if default_layout else ENCODER_NAME
+            hidden_name = self.hidden_name
+            if hidden_name is None and default_layout:
+                hidden_name = LAYOUT_HIDDEN.get(kind)
             hints = self.hints
             if hints is None:
                 hints = kind in HINTED_LAYOUTS or (self.pipe is not None and pipeline_adds_hints(self.pipe))
@@ -163,7 +188,9 @@ class BlockAdapter:
             if per_block is None:
                 per_block = kind in PER_BLOCK_LAYOUTS or type(self.pipe).__name__ in PER_BLOCK_PIPELINES
             for group, pattern in zip(groups, _per_group(given, len(groups)), strict=True):
-                specs.append(GroupSpec(transformer, index, group, pattern, per_block or hints, hints, encoder_name))
+                specs.append(
+                    GroupSpec(transformer, index, group, pattern, per_block or hints, hints, encoder_name, hidden_name)
+                )
         return specs
 
     def _names_per_transformer(self, transformers: list[torch.nn.Module]) -> list[tuple[tuple[str, ...], ...]]:
@@ -191,6 +218,8 @@ class GroupSpec:
     """The loop adds hints to the hidden states after blocks (see ``HINTED_LAYOUTS``); implies per block."""
     encoder_name: str = ENCODER_NAME
     """The block parameter that takes the second stream (E) (see ``LAYOUT_STREAMS``)."""
+    hidden_name: str | None = None
+    """The block parameter that takes H (see ``LAYOUT_HIDDEN``); ``None`` = the block's first."""
 
     @property
     def name(self) -> str:
@@ -200,13 +229,26 @@ class GroupSpec:
         return [block for name in self.names for block in getattr(self.transformer, name)]
 
 
+#: Pipeline components that denoise the unconditional branch of CFG on their own: a second transformer
+#: called once per step beside ``transformer`` (Ideogram 4's asymmetric CFG, trained separately). Its
+#: calls are the CFG branch of the step (as a pipeline's second call of one transformer would be), in
+#: contexts of its own.
+CFG_TRANSFORMERS: tuple[str, ...] = ("unconditional_transformer",)
+
+
 def pipeline_transformers(pipe: Any) -> list[torch.nn.Module]:
-    """The pipeline's denoising transformers: ``transformer`` and, for two experts, ``transformer_2``."""
-    found = [getattr(pipe, name, None) for name in ("transformer", "transformer_2")]
+    """The pipeline's denoising transformers: ``transformer``, for two experts ``transformer_2``, and
+    a transformer of the CFG branch (``CFG_TRANSFORMERS``)."""
+    found = [getattr(pipe, name, None) for name in ("transformer", "transformer_2", *CFG_TRANSFORMERS)]
     transformers = [t for t in found if isinstance(t, torch.nn.Module)]
     if not transformers:
         raise ValueError(f"{type(pipe).__name__} has no transformer to cache")
     return transformers
+
+
+def runs_cfg_branch(pipe: Any, transformer: torch.nn.Module) -> bool:
+    """Whether ``transformer`` is ``pipe``'s transformer of the CFG branch (see ``CFG_TRANSFORMERS``)."""
+    return pipe is not None and any(getattr(pipe, name, None) is transformer for name in CFG_TRANSFORMERS)
 
 
 def default_groups(transformer: torch.nn.Module) -> tuple[tuple[str, ...], ...]:
@@ -280,8 +322,10 @@ def groups_for(target: Any, adapter: BlockAdapter | None) -> list[GroupSpec]:
 
 __all__ = [
     "BLOCK_LAYOUTS",
+    "CFG_TRANSFORMERS",
     "HINTED_LAYOUTS",
     "HINT_COMPONENTS",
+    "LAYOUT_HIDDEN",
     "LAYOUT_PATTERNS",
     "LAYOUT_STREAMS",
     "PER_BLOCK_LAYOUTS",
@@ -292,4 +336,5 @@ __all__ = [
     "groups_for",
     "pipeline_adds_hints",
     "pipeline_transformers",
+    "runs_cfg_branch",
 ]

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from engine_service.cache.adapter import BlockAdapter, GroupSpec, groups_for, pipeline_transformers
+from engine_service.cache.adapter import BlockAdapter, GroupSpec, groups_for, pipeline_transformers, runs_cfg_branch
 from engine_service.cache.blocks import (
     CachedBlocks,
     PerBlockCachedBlocks,
@@ -84,9 +84,11 @@ class _Clock:
 class _TransformerState:
     """What enabling changed on one transformer, and its block groups."""
 
-    def __init__(self, transformer: torch.nn.Module, clock: _Clock):
+    def __init__(self, transformer: torch.nn.Module, clock: _Clock, cfg_branch: bool = False):
         self.transformer = transformer
         self.clock = clock
+        # A transformer of the CFG branch alone: each of its calls is that branch of the step.
+        self.cfg_branch = cfg_branch
         self.groups: list[tuple[GroupSpec, CacheContext, torch.nn.Module]] = []
         self.own_forward = transformer.__dict__.get("forward")
         self.inner_forward = transformer.forward
@@ -110,6 +112,8 @@ class _TransformerState:
         @functools.wraps(inner)
         def forward(*args, **kwargs):
             branch, step = self.clock.next_call(transformer)
+            if self.cfg_branch:
+                branch = 1
             for context in contexts:
                 context.begin_call(branch, step)
             modules = transformer._modules
@@ -203,15 +207,16 @@ def _pattern_of(spec: GroupSpec) -> tuple[Any, str]:
     first_blocks = [getattr(spec.transformer, name)[0] for name in spec.names if len(getattr(spec.transformer, name))]
     if not first_blocks:
         raise ValueError(f"block group {spec.name} of {type(spec.transformer).__name__} is empty")
+    hidden_name = spec.hidden_name or hidden_param_name(first_blocks[0])
     if spec.pattern is not None:
-        return spec.pattern, hidden_param_name(first_blocks[0])
+        return spec.pattern, hidden_name
     patterns = {detect_forward_pattern(block) for block in first_blocks}
     if len(patterns) != 1:
         raise PatternError(
             f"the lists of block group {spec.name} have different forward patterns "
             f"({', '.join(sorted(p.name for p in patterns))}); they cannot cache as one group"
         )
-    return patterns.pop(), hidden_param_name(first_blocks[0])
+    return patterns.pop(), hidden_name
 
 
 def enable_cache(
@@ -257,7 +262,10 @@ def enable_cache(
             separate = separate_default if separate_default is not None else watches_scheduler
         pattern, hidden_name = _pattern_of(spec)
         blocks = spec.blocks()
+        cfg_branch = runs_cfg_branch(pipe, spec.transformer)
         prefix = f"transformer_{spec.transformer_index + 1}." if spec.transformer_index else ""
+        if cfg_branch:
+            prefix = "cfg_transformer."
         context = CacheContext(
             name=prefix + spec.name,
             num_blocks=len(blocks),
@@ -275,7 +283,7 @@ def enable_cache(
             if spec.hints:
                 cached = PerBlockHintedCachedBlocks
             runner = cached(context, blocks, pattern, hidden_name, spec.encoder_name)
-        state = states.setdefault(id(spec.transformer), _TransformerState(spec.transformer, clock))
+        state = states.setdefault(id(spec.transformer), _TransformerState(spec.transformer, clock, cfg_branch))
         if watches_scheduler:
             context.share_ledger(ledgers.setdefault(len(state.groups), RunLedger()))
         state.groups.append((spec, context, runner))

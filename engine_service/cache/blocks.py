@@ -22,7 +22,7 @@ import torch.distributed as dist
 
 from engine_service.cache.config import CacheType
 from engine_service.cache.context import CacheContext
-from engine_service.cache.patterns import ENCODER_NAME, BlockCall, ForwardPattern, PatternError
+from engine_service.cache.patterns import ENCODER_NAME, BlockCall, ForwardPattern, PatternError, positional_names
 
 
 def _residual(after: torch.Tensor | None, before: torch.Tensor | None) -> torch.Tensor | None:
@@ -97,12 +97,15 @@ class _GroupRunner(torch.nn.Module):
         self.pattern = pattern
         self.hidden_name = hidden
         self.encoder_name = encoder
+        self.positions = tuple(positional_names(block) for block in self.blocks)
         config = context.cache_config
         self.first = config.Fn_compute_blocks
         self.last = len(self.blocks) - config.Bn_compute_blocks
 
-    def _call(self, args: tuple, kwargs: dict) -> BlockCall:
-        return BlockCall(self.pattern, self.hidden_name, args, kwargs, self.encoder_name)
+    def _call(self, args: tuple, kwargs: dict, index: int = 0) -> BlockCall:
+        """The call of block ``index`` (a group runner gets the first block's call)."""
+        positions = self.positions[index] if self.positions else ()
+        return BlockCall(self.pattern, self.hidden_name, args, kwargs, self.encoder_name, positions)
 
     def __getattr__(self, name: str):
         # Standing at the list's first position, the runner answers reads of the first block's
@@ -266,7 +269,7 @@ class _PerBlockRunner(_GroupRunner):
                 "per-block caching needs its blocks called once each, in order"
             )
         self._expected = (index + 1) % len(self.blocks)
-        call = self._call(args, kwargs)
+        call = self._call(args, kwargs, index)
         return call.output(*self.on_block(index, call, call.hidden, call.encoder))
 
     def on_block(self, index: int, call: BlockCall, hidden, encoder):

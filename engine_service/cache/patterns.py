@@ -156,9 +156,13 @@ class BlockCall:
 
     The runner that stands in for a block list receives exactly the arguments the
     first block would have received. ``BlockCall`` remembers where H and E sit
-    (positional or keyword) so every block is called the same way. ``encoder_name`` is
-    the parameter that takes E (``encoder_hidden_states`` unless the layout names another
-    stream, e.g. LTX-2's ``audio_hidden_states``).
+    (positional or keyword) so every block is called the same way. ``hidden_name`` and
+    ``encoder_name`` are the parameters that take H and E (``encoder_hidden_states``
+    unless the layout names another stream, e.g. LTX-2's ``audio_hidden_states``).
+    ``positions`` are the block's positional parameter names: a stream passed by position
+    is found at its parameter's place (Cosmos 3's blocks take the text stream first and
+    the generated tokens, their H, second); without them, or for a name not among them,
+    H is the first argument and E the next.
     """
 
     __slots__ = ("args", "kwargs", "pattern", "_h_key", "_e_key", "hidden", "encoder")
@@ -170,12 +174,13 @@ class BlockCall:
         args: tuple,
         kwargs: dict[str, Any],
         encoder_name: str = ENCODER_NAME,
+        positions: tuple[str, ...] = (),
     ):
         self.pattern = pattern
         self.args = list(args)
         self.kwargs = dict(kwargs)
-        self._h_key: int | str = hidden_name if hidden_name in kwargs else 0
-        if self._h_key == 0 and not args:
+        self._h_key: int | str = hidden_name if hidden_name in kwargs else _place(positions, hidden_name, 0)
+        if isinstance(self._h_key, int) and self._h_key >= len(args):
             raise PatternError(f"the block list was called without {hidden_name!r}")
         self.hidden: torch.Tensor = self._get(self._h_key)
         self._e_key: int | str | None = None
@@ -184,7 +189,9 @@ class BlockCall:
             if encoder_name in kwargs:
                 self._e_key = encoder_name
             else:
-                self._e_key = 1 if self._h_key == 0 else 0
+                self._e_key = _place(positions, encoder_name, 1 if self._h_key == 0 else 0)
+                if self._e_key >= len(args):
+                    raise PatternError(f"the block list was called without {encoder_name!r}")
             self.encoder = self._get(self._e_key)
 
     def _get(self, key: int | str):
@@ -237,6 +244,26 @@ def hidden_param_name(block: torch.nn.Module) -> str:
     return params[0].name if params else "hidden_states"
 
 
+def positional_names(block: torch.nn.Module) -> tuple[str, ...]:
+    """The names of the parameters ``block.forward`` takes by position, in order (read once per class)."""
+    if "forward" in block.__dict__:  # an instance-level forward: read that one
+        return tuple(p.name for p in _forward_params(block))
+    names = _POSITIONS.get(type(block))
+    if names is None:
+        names = _POSITIONS[type(block)] = tuple(p.name for p in _forward_params(block))
+    return names
+
+
+#: Positional parameter names read so far, per block class (the cache is enabled for every request).
+_POSITIONS: dict[type, tuple[str, ...]] = {}
+
+
+def _place(positions: tuple[str, ...], name: str, default: int) -> int:
+    """Where the argument for parameter ``name`` sits in a positional call: its place among
+    ``positions``, or ``default`` when the name is not one of them."""
+    return positions.index(name) if name in positions else default
+
+
 __all__ = [
     "KNOWN_PATTERNS",
     "BlockCall",
@@ -244,4 +271,5 @@ __all__ = [
     "PatternError",
     "detect_forward_pattern",
     "hidden_param_name",
+    "positional_names",
 ]

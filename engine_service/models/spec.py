@@ -30,14 +30,17 @@ CallKwargsBuilder = Callable[["DiffusionPipeline", "Sequence[JobSpec]"], dict[st
 #: (pipeline, latents as seen by callback_on_step_end, job) -> images in [0, 1], shape (N, H, W, 3);
 #: for a video family, one frame of each video (``engine_service.models.video.video_preview``).
 LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torch.Tensor"]
-#: (pipeline, prompt) -> why the model cannot take this prompt, or ``None`` when it can.
-PromptCheck = Callable[["DiffusionPipeline", str], "str | None"]
+#: (pipeline, prompt, the model's call defaults) -> why the model cannot take this prompt, or ``None``
+#: when it can.
+PromptCheck = Callable[["DiffusionPipeline", str, "Mapping[str, Any]"], "str | None"]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
 #: (pipeline, width, height) -> why the pipeline would not render this size as asked, or ``None`` when it would.
 SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 #: pipeline -> how many control images a request must send (one per ControlNet of the pipeline).
 ControlCount = Callable[["DiffusionPipeline"], int]
+#: what ``pipeline.__call__`` returned -> the call's decoded images (N, H, W, 3) or videos (N, F, H, W, 3).
+OutputReader = Callable[[Any], Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +73,9 @@ class FamilySpec:
     """Frames of a default video; 1 for image families."""
     frame_stride: int = 1
     """Video frame counts must be ``k * frame_stride + 1`` (the VAE's temporal compression)."""
+    min_frames: int = 1
+    """The fewest frames the pipeline makes correctly (Kandinsky 5 image-to-video: 17); fewer are
+    INVALID_ARGUMENT."""
     frame_counts: tuple[int, ...] | None = None
     """The only frame counts the pipeline makes, when it ignores other requests (ChronoEdit: 5);
     ``None`` = any count of the ``frame_stride`` rule. Other counts are INVALID_ARGUMENT."""
@@ -86,6 +92,9 @@ class FamilySpec:
     min_input_side: int = 0
     """Smallest width or height, in pixels, the pipeline accepts for an input image (0 = any); a smaller
     image is INVALID_ARGUMENT naming it instead of a pipeline failure."""
+    max_input_aspect: float = 0.0
+    """Largest ratio of an input image's longer side to its shorter side the pipeline accepts (0 = any);
+    a more extreme image is INVALID_ARGUMENT naming it instead of a pipeline failure."""
     call_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Extra fixed keyword arguments for ``pipeline.__call__`` (a model may override them)."""
     context_parallel: bool = False
@@ -114,7 +123,14 @@ class FamilySpec:
     spatial factor. The family's default size must pass it."""
     generator_per_output: bool = True
     """Whether ``__call__`` takes a list of generators, one per output. Without it the pipeline gets
-    the job's one generator, and its jobs never join a batch (an output must not depend on its batch)."""
+    the job's one generator, and its jobs never join a batch (an output must not depend on its batch).
+    Also ``False`` for a pipeline whose outputs depend on the other prompts of its call (Kandinsky 5
+    pads them to the longest and attends to the padding)."""
+    seeds_process_rng: bool = False
+    """Whether the pipeline also draws noise from torch's process-wide random state, not only from the
+    request's generator (e.g. ``vae.encode(image).latent_dist.sample()`` without a generator). The
+    engine then seeds that state from the job's seed for the call, restoring it afterwards, and the
+    family's jobs never join a batch: the same request and seed give the same output."""
     step_end_callback: bool = True
     """Whether ``__call__`` takes ``callback_on_step_end``. Without it the engine follows the steps
     through the scheduler's ``step`` (progress events, cancellation, per-step cache outcomes)."""
@@ -133,6 +149,13 @@ class FamilySpec:
     """For ControlNet pipelines whose multi-ControlNet model runs fewer nets than it is given: the most
     ControlNets one model may attach (``serve --controlnet NAME=PATH,PATH:MODEL``); more fail to load
     naming them. ``None`` = any number (or one, for a pipeline without a multi-ControlNet model)."""
+    max_outputs: int | None = None
+    """The most outputs one request may ask for, for a pipeline that makes fewer per call than its
+    prompt list asks (Cosmos 3 makes one sample per call): more is INVALID_ARGUMENT on
+    ``num_outputs``. ``None`` = the server's limit."""
+    read_output: OutputReader | None = None
+    """Reads the decoded outputs from what the pipeline returned, for a pipeline that does not return
+    them as ``images`` (image) or ``frames`` (video) with a leading output axis; ``None`` = those."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""

@@ -1,6 +1,6 @@
 """Qwen-VL processors without their video processor, for hosts without torchvision.
 
-Qwen-Image's editors, Qwen-Image 2.1, Nucleus-MoE and Bria Fibo (``processor``), LongCat-Image
+Qwen-Image's editors, Qwen-Image 2.1, Nucleus-MoE, Bria Fibo and JoyImage Edit Plus (``processor``), LongCat-Image
 (``text_processor``) and Kandinsky 5/6 (``tokenizer``) take a Qwen-VL processor as a pipeline
 component: ``Qwen2VLProcessor``, ``Qwen2_5_VLProcessor`` or ``Qwen3VLProcessor``. In
 transformers 5.24 these processors always build a video processor too, and every Qwen-VL video
@@ -51,7 +51,7 @@ class ImageOnlyQwen2_5_VLProcessor(_WithoutVideo, Qwen2_5_VLProcessor):  # noqa:
 
 
 class ImageOnlyQwen3VLProcessor(_WithoutVideo, Qwen3VLProcessor):
-    """``Qwen3VLProcessor`` (Qwen-Image 2.1, Nucleus-MoE, Bria Fibo) without its video processor."""
+    """``Qwen3VLProcessor`` (Qwen-Image 2.1, Nucleus-MoE, Bria Fibo, JoyImage Edit Plus) without its video processor."""
 
 
 #: The processor class a ``model_index.json`` names -> its image-only stand-in.

@@ -569,7 +569,7 @@ def warmup_specs(model: LoadedModel, max_samples: int = 1) -> list[JobSpec]:
         # Compiled blocks get their graph with the adapter slots on, besides the base one.
         lora_set = model.loras.warmup_set()
         specs += [dataclasses.replace(spec, request_id=f"{spec.request_id}-lora", loras=lora_set) for spec in specs]
-    if model.speed.compile and max_samples > 1:
+    if model.speed.compile and max_samples > 1 and (model.family.max_outputs or 2) > 1:
         batch = specs[0]
         specs.append(dataclasses.replace(batch, request_id=f"{batch.request_id}-batch2", num_outputs=2))
     return specs

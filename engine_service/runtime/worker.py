@@ -31,8 +31,8 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -50,6 +50,11 @@ from engine_service.jobs import (
 )
 from engine_service.models import LoadedModel
 from engine_service.runtime import encoding
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+    from engine_service.models.spec import FamilySpec
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +173,7 @@ class _Decode:
     def collect(self, output, model, members, steps, clock) -> list[Outcome]:
         first = members[0].spec
         decode_ms = clock.ms_since(clock.last_step_end)
-        decoded = _decoded(output, first, model.family.output_kind)
+        decoded = _decoded(output, first, model.family)
         pruned_ratio = _pruned_ratio(cache.summary(model.pipeline, logging=False))
         first_call = clock.first_transformer_call or clock.start
         last_step = clock.last_step_end or first_call
@@ -261,6 +266,7 @@ class Worker:
             with (
                 torch.inference_mode(),
                 _steps_from_scheduler(pipe, None if model.family.step_end_callback else callback),
+                _seeded_process_rng(pipe, first.seed if model.family.seeds_process_rng else None),
             ):
                 generator = generators if model.family.generator_per_output else generators[0]
                 output = pipe(**kwargs, generator=generator, output_type=self._outputs.output_type)
@@ -394,6 +400,25 @@ class _HostTimesteps:
         return [float(v) for v in values[begin:].tolist()]
 
 
+@contextlib.contextmanager
+def _seeded_process_rng(pipe: DiffusionPipeline, seed: int | None) -> Iterator[None]:
+    """With a ``seed``, torch's process-wide random state (CPU and the pipeline's accelerator) is seeded
+    with it for the block and restored afterwards, for pipelines that draw from it besides the request's
+    generator (``FamilySpec.seeds_process_rng``); ``None`` = left alone."""
+    if seed is None:
+        yield
+        return
+    device = pipe._execution_device
+    if device.type == "cpu":
+        devices, device_type = [], "cuda"  # the CPU state alone
+    else:
+        index = device.index if device.index is not None else getattr(torch, device.type).current_device()
+        devices, device_type = [index], device.type
+    with torch.random.fork_rng(devices=devices, device_type=device_type):
+        torch.manual_seed(seed)
+        yield
+
+
 def _free_device_memory() -> None:
     """Give cached blocks back after an out-of-memory error so the next call starts clean."""
     if torch.cuda.is_available():
@@ -451,11 +476,14 @@ def _pruned_ratio(stats: list[cache.CacheStats]) -> float | None:
     return sum(sum(s.pruned_blocks) + sum(s.cfg_pruned_blocks) for s in stats) / actual
 
 
-def _decoded(output, spec: JobSpec, kind: str) -> np.ndarray:
+def _decoded(output, spec: JobSpec, family: FamilySpec) -> np.ndarray:
     """The call's images (N, H, W, 3) or videos (N, F, H, W, 3), floats in [0, 1]. An RGBA output (a VAE
     that decodes alpha, as Qwen-Image 2.1's) is composited over white."""
-    attribute = "frames" if kind == "video" else "images"
-    decoded = getattr(output, attribute, None)
+    attribute = "frames" if family.output_kind == "video" else "images"
+    if family.read_output is not None:
+        decoded = family.read_output(output)
+    else:
+        decoded = getattr(output, attribute, None)
     if decoded is None:
         raise JobFailed(spec.request_id, f"the pipeline returned no {attribute}")
     pixels = np.asarray(decoded, dtype=np.float32)

@@ -88,7 +88,7 @@ def validate(
             v.add("width", problem)
     check_prompt = model.family.check_prompt
     if check_prompt is not None and prompt.strip():
-        problem = check_prompt(model.pipeline, prompt)
+        problem = check_prompt(model.pipeline, prompt, model.call_defaults)
         if problem:
             v.add("prompt", problem)
     steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps)
@@ -96,7 +96,8 @@ def validate(
     if request.HasField("guidance_scale") and not model.family.takes_guidance:
         v.add("guidance_scale", f"model {model.name!r} ({model.family.name}) takes no guidance scale; leave it unset")
     seed = _int_range(v, request, "seed", secrets.randbelow(MAX_SEED + 1), 0, MAX_SEED)
-    outputs = _int_range(v, request, "num_outputs", 1, 1, limits.max_outputs)
+    most = limits.max_outputs if model.family.max_outputs is None else min(limits.max_outputs, model.family.max_outputs)
+    outputs = _int_range(v, request, "num_outputs", 1, 1, most)
     is_video = model.family.output_kind == "video"
     frames, fps = _video_fields(v, request, model, limits, is_video)
     output_format = _output_format(v, request.output_format, is_video)
@@ -142,7 +143,7 @@ def validate(
         preview_every=preview_every,
         input_images=images,
         cache=cache,
-        runs_alone=not model.family.generator_per_output,
+        runs_alone=not model.family.generator_per_output or model.family.seeds_process_rng,
         strength=strength,
         controlnet_conditioning_scales=scales,
         loras=loras,
@@ -222,6 +223,9 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
             "num_frames",
             f"must be a multiple of {stride} plus 1 for {model.family.name} (e.g. {stride + 1}); got {frames}",
         )
+    fewest = model.family.min_frames
+    if frames and frames < fewest:
+        v.add("num_frames", f"{model.family.name} makes at least {fewest} frames; got {frames}")
     counts = model.family.frame_counts
     if frames and counts is not None and frames not in counts:
         allowed = ", ".join(map(str, counts))
@@ -333,6 +337,10 @@ def _open_image(v: _Violations, field: str, data: bytes, model: LoadedModel, lim
     least = max(model.family.min_input_side, model.spatial_factor)
     if min(width, height) < least:
         v.add(field, f"{width}x{height} is too small: {model.family.name} needs {least} pixels a side at least")
+        return None
+    most = model.family.max_input_aspect
+    if most and max(width, height) > most * min(width, height):
+        v.add(field, f"{width}x{height} is too elongated: {model.family.name} takes up to {most:g}:1")
         return None
     return image
 

@@ -50,6 +50,26 @@ LLAMA = {
 LLAVA_IMAGE_SIZE, LLAVA_IMAGE_TOKENS = 32, 16
 
 
+def tiny_hunyuan_video_vae() -> AutoencoderKLHunyuanVideo:
+    """HunyuanVideo's VAE (8x spatial, 4x temporal, 4 latent channels) with 8-channel levels, with the
+    caller's random weights, in eval mode."""
+    return AutoencoderKLHunyuanVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+        up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        layers_per_block=1,
+        act_fn="silu",
+        norm_num_groups=4,
+        scaling_factor=0.476986,
+        spatial_compression_ratio=8,
+        temporal_compression_ratio=4,
+        mid_block_add_attention=True,
+    ).eval()
+
+
 def build_hunyuan_video(
     pipeline_class=HunyuanVideoPipeline, in_channels: int = 4, **transformer_config
 ) -> HunyuanVideoPipeline | HunyuanSkyreelsImageToVideoPipeline | HunyuanVideoImageToVideoPipeline:
@@ -71,21 +91,7 @@ def build_hunyuan_video(
         **{"guidance_embeds": True, **transformer_config},
     ).eval()
     torch.manual_seed(0)
-    vae = AutoencoderKLHunyuanVideo(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        down_block_types=("HunyuanVideoDownBlock3D",) * 4,
-        up_block_types=("HunyuanVideoUpBlock3D",) * 4,
-        block_out_channels=(8, 8, 8, 8),
-        layers_per_block=1,
-        act_fn="silu",
-        norm_num_groups=4,
-        scaling_factor=0.476986,
-        spatial_compression_ratio=8,
-        temporal_compression_ratio=4,
-        mid_block_add_attention=True,
-    ).eval()
+    vae = tiny_hunyuan_video_vae()
     torch.manual_seed(0)
     text_encoder = LlamaModel(LlamaConfig(**LLAMA)).eval()
     torch.manual_seed(0)

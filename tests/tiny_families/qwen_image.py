@@ -33,34 +33,11 @@ from tiny_families import TinyCase, louder_vae
 LATENT_CHANNELS = 4
 
 
-def _components(seed: int = 0) -> dict:
-    tokenizer = qwen_vl_tokenizer()
+def tiny_qwen25_vl(tokenizer) -> Qwen2_5_VLForConditionalGeneration:
+    """A Qwen2.5-VL of 2 text and 2 vision layers, width 16, for ``tokenizer`` (a :func:`qwen_vl_tokenizer`:
+    its vision markers become the config's token ids), with the caller's random weights."""
     token = tokenizer.convert_tokens_to_ids
-    torch.manual_seed(seed)
-    transformer = QwenImageTransformer2DModel(
-        patch_size=2,
-        in_channels=LATENT_CHANNELS * 4,
-        out_channels=LATENT_CHANNELS,
-        num_layers=2,
-        attention_head_dim=16,
-        num_attention_heads=3,
-        joint_attention_dim=16,
-        guidance_embeds=False,
-        axes_dims_rope=(8, 4, 4),
-    )
-    torch.manual_seed(seed)
-    vae = AutoencoderKLQwenImage(
-        base_dim=2,
-        z_dim=LATENT_CHANNELS,
-        dim_mult=[1, 1, 1, 1, 1],
-        num_res_blocks=1,
-        temperal_downsample=[False, True, True, True],
-        latents_mean=[0.0] * LATENT_CHANNELS,
-        latents_std=[1.0] * LATENT_CHANNELS,
-    )
-    louder_vae(vae)
-    torch.manual_seed(seed)
-    text_encoder = Qwen2_5_VLForConditionalGeneration(
+    return Qwen2_5_VLForConditionalGeneration(
         Qwen2_5_VLConfig(
             text_config={
                 "hidden_size": 16,
@@ -89,6 +66,35 @@ def _components(seed: int = 0) -> dict:
             vision_end_token_id=token("<|vision_end|>"),
         )
     )
+
+
+def _components(seed: int = 0) -> dict:
+    tokenizer = qwen_vl_tokenizer()
+    torch.manual_seed(seed)
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2,
+        in_channels=LATENT_CHANNELS * 4,
+        out_channels=LATENT_CHANNELS,
+        num_layers=2,
+        attention_head_dim=16,
+        num_attention_heads=3,
+        joint_attention_dim=16,
+        guidance_embeds=False,
+        axes_dims_rope=(8, 4, 4),
+    )
+    torch.manual_seed(seed)
+    vae = AutoencoderKLQwenImage(
+        base_dim=2,
+        z_dim=LATENT_CHANNELS,
+        dim_mult=[1, 1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True, True],
+        latents_mean=[0.0] * LATENT_CHANNELS,
+        latents_std=[1.0] * LATENT_CHANNELS,
+    )
+    louder_vae(vae)
+    torch.manual_seed(seed)
+    text_encoder = tiny_qwen25_vl(tokenizer)
     for module in (transformer, vae, text_encoder):
         module.eval()
     return {

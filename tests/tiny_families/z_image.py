@@ -8,12 +8,14 @@ from diffusers import (
     ZImageControlNetPipeline,
     ZImageImg2ImgPipeline,
     ZImageInpaintPipeline,
+    ZImageOmniPipeline,
     ZImagePipeline,
     ZImageTransformer2DModel,
 )
 from tiny_pipelines import tiny_vae
 from tiny_tokenizers import qwen_vl_tokenizer
-from transformers import Qwen3Config, Qwen3Model
+from transformers import Qwen3Config, Qwen3Model, Siglip2VisionConfig, Siglip2VisionModel
+from transformers.models.siglip2.image_processing_pil_siglip2 import Siglip2ImageProcessorPil
 
 from tiny_families import TinyCase
 
@@ -146,5 +148,61 @@ CASES.append(
         build=build_tiny_z_image_controlnet_inpaint,
         defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 48}},
         inputs=(("control", (32, 32)), ("image", (32, 32)), ("mask", (32, 32))),
+    )
+)
+
+
+def build_tiny_z_image_omni() -> ZImageOmniPipeline:
+    base = build_tiny_z_image()
+    torch.manual_seed(0)
+    # The Omni transformer adds a SigLIP embedder and refiner for condition images.
+    transformer = ZImageTransformer2DModel(
+        all_patch_size=(2,),
+        all_f_patch_size=(1,),
+        in_channels=16,
+        dim=32,
+        n_layers=2,
+        n_refiner_layers=2,
+        n_heads=2,
+        n_kv_heads=2,
+        norm_eps=1e-5,
+        qk_norm=True,
+        cap_feat_dim=16,
+        siglip_feat_dim=16,
+        rope_theta=256.0,
+        t_scale=1000.0,
+        axes_dims=[8, 4, 4],
+        axes_lens=[256, 32, 32],
+    ).eval()
+    with torch.no_grad():
+        for pad in (transformer.x_pad_token, transformer.cap_pad_token, transformer.siglip_pad_token):
+            pad.fill_(1.0)
+    torch.manual_seed(0)
+    siglip = Siglip2VisionModel(
+        Siglip2VisionConfig(
+            hidden_size=16,
+            intermediate_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            patch_size=8,
+            num_patches=16,
+        )
+    ).eval()
+    # At most 16 patches of 8x8 pixels: the processor resizes a condition image to 32x32 or below.
+    siglip_processor = Siglip2ImageProcessorPil(patch_size=8, max_num_patches=16)
+    return ZImageOmniPipeline(
+        **{**base.components, "transformer": transformer},
+        siglip=siglip,
+        siglip_processor=siglip_processor,
+    )
+
+
+CASES.append(
+    TinyCase(
+        name="z-image-omni",
+        pipeline_class="ZImageOmniPipeline",
+        build=build_tiny_z_image_omni,
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": {"max_sequence_length": 48}},
+        inputs=(("image", (64, 64)),),  # the pipeline refuses condition images under 64 pixels a side
     )
 )

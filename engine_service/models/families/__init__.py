@@ -12,6 +12,7 @@ from engine_service.models.families.cogvideox import COGVIDEOX, COGVIDEOX_FUN_CO
 from engine_service.models.families.cogview import COGVIEW3PLUS, COGVIEW4, COGVIEW4_CONTROL
 from engine_service.models.families.consisid import CONSISID
 from engine_service.models.families.cosmos import COSMOS
+from engine_service.models.families.cosmos3 import COSMOS3_OMNI
 from engine_service.models.families.dit import DIT
 from engine_service.models.families.easyanimate import EASYANIMATE, EASYANIMATE_CONTROL, EASYANIMATE_I2V
 from engine_service.models.families.ernie_image import ERNIE_IMAGE
@@ -43,9 +44,10 @@ from engine_service.models.families.hunyuan_video import (
 )
 from engine_service.models.families.hunyuandit import HUNYUANDIT, HUNYUANDIT_CONTROLNET, HUNYUANDIT_PAG
 from engine_service.models.families.hunyuanimage import HUNYUANIMAGE, HUNYUANIMAGE_REFINER
-from engine_service.models.families.joyimage import JOYIMAGE_EDIT
-from engine_service.models.families.kandinsky5 import KANDINSKY5_IMAGE
-from engine_service.models.families.kandinsky5_video import KANDINSKY5_VIDEO
+from engine_service.models.families.ideogram4 import IDEOGRAM4
+from engine_service.models.families.joyimage import JOYIMAGE_EDIT, JOYIMAGE_EDIT_PLUS
+from engine_service.models.families.kandinsky5 import KANDINSKY5_I2I, KANDINSKY5_IMAGE
+from engine_service.models.families.kandinsky5_video import KANDINSKY5_I2V, KANDINSKY5_VIDEO
 from engine_service.models.families.kandinsky6 import KANDINSKY6, KANDINSKY6_SR
 from engine_service.models.families.krea2 import KREA2
 from engine_service.models.families.latte import LATTE
@@ -111,6 +113,7 @@ from engine_service.models.families.z_image import (
     Z_IMAGE_CONTROLNET_INPAINT,
     Z_IMAGE_IMG2IMG,
     Z_IMAGE_INPAINT,
+    Z_IMAGE_OMNI,
 )
 from engine_service.models.spec import FamilySpec
 
@@ -163,6 +166,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     Z_IMAGE,
     Z_IMAGE_IMG2IMG,
     Z_IMAGE_INPAINT,
+    Z_IMAGE_OMNI,
     Z_IMAGE_CONTROLNET,
     Z_IMAGE_CONTROLNET_INPAINT,
     FLUX2,
@@ -206,8 +210,10 @@ FAMILIES: tuple[FamilySpec, ...] = (
     ALLEGRO,
     CHRONOEDIT,
     COSMOS,
+    COSMOS3_OMNI,
     CONSISID,
     KANDINSKY5_VIDEO,
+    KANDINSKY5_I2V,
     KANDINSKY6,
     KANDINSKY6_SR,
     LONGCAT_VIDEO,
@@ -228,6 +234,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HIDREAM,
     DIT,
     KANDINSKY5_IMAGE,
+    KANDINSKY5_I2I,
     OMNIGEN,
     OVIS_IMAGE,
     LONGCAT_IMAGE,
@@ -244,10 +251,12 @@ FAMILIES: tuple[FamilySpec, ...] = (
     AMUSED,
     VQ_DIFFUSION,
     JOYIMAGE_EDIT,
+    JOYIMAGE_EDIT_PLUS,
     AMUSED_IMG2IMG,
     VISUALCLOZE,
     NUCLEUSMOE_IMAGE,
     ERNIE_IMAGE,
+    IDEOGRAM4,
     LATTE,
     MOTIF_VIDEO,
     MOTIF_VIDEO_I2V,

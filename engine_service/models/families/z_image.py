@@ -10,10 +10,20 @@ same way with its few-step defaults (about 8 steps, guidance 0 or 1: no CFG).
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING, Any
 
-from engine_service.models.inputs import control_kwargs, controlnet_count
+import torch
+
+from engine_service.models.inputs import control_kwargs, controlnet_count, images_of
 from engine_service.models.pipeline_calls import decode_vae_latents, text_to_image_with_negative, with_input_images
 from engine_service.models.spec import FamilySpec
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from diffusers import DiffusionPipeline
+
+    from engine_service.jobs import JobSpec
 
 Z_IMAGE = FamilySpec(
     name="z-image",
@@ -84,4 +94,33 @@ Z_IMAGE_CONTROLNET_INPAINT = dataclasses.replace(
     ),
     input_roles=("control", "image", "mask"),
     required_roles=("control", "image", "mask"),
+)
+
+
+def _omni_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """:func:`text_to_image_with_negative` plus the request's ``image`` inputs (none, one or several, in order),
+    which the pipeline gives every output as condition images."""
+    return {**text_to_image_with_negative(pipe, jobs), "image": images_of(jobs, "image") or None}
+
+
+def _bfloat16_vae(pipe: DiffusionPipeline) -> None:
+    """diffusers 0.42.1's pipeline hands the VAE every condition image in bfloat16 (``image.bfloat16()``),
+    which a VAE of any other dtype refuses: keep the VAE in bfloat16 whatever the engine's dtype."""
+    pipe.vae.to(torch.bfloat16)
+
+
+#: Z-Image Omni: text-to-image, or generation conditioned on images (role ``image``, optional, any number):
+#: each is encoded by the VAE (its latents join the noise refiner's tokens, unnoised) and by a SigLIP 2
+#: vision model (refined in ``siglip_refiner``, a fourth cache group), with the prompt wrapped in vision markers.
+Z_IMAGE_OMNI = dataclasses.replace(
+    Z_IMAGE,
+    name="z-image-omni",
+    pipeline_classes=("ZImageOmniPipeline",),
+    block_lists=("noise_refiner", "context_refiner", "siglip_refiner", "layers"),
+    build_call_kwargs=_omni_call_kwargs,
+    input_roles=("image",),
+    min_input_side=64,  # the pipeline refuses smaller condition images
+    max_input_aspect=8,  # and more elongated ones
+    prepare_pipeline=_bfloat16_vae,
+    controlnet_pipeline=None,
 )
