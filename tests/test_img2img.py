@@ -15,7 +15,7 @@ from tiny_families import input_image
 from tiny_families.flux import build_tiny_flux_img2img
 from tiny_families.qwen_image import build_tiny_qwen_image_inpaint
 
-from client_sdk import Client, Completed, Started, Step
+from client_sdk import CachePolicy, Client, Completed, Started, Step
 from client_sdk.errors import InvalidArgumentError
 from engine_service import cli
 from engine_service.config import Limits
@@ -26,6 +26,7 @@ from engine_service.server.background import BackgroundServer
 SIZE = {"width": 32, "height": 32, "call_defaults": {"max_sequence_length": 16}}
 IMAGE = input_image("image", (32, 32))
 MASK = input_image("mask", (32, 32))
+FAST = CachePolicy(preset="fast")
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,15 @@ def test_strength_sets_the_steps_that_run_and_changes_the_image(client, model, i
     assert low[:2] == (3, 3) and high[:2] == (7, 7) and default[:2] == (6, 6)
     assert len({low[2].sha256, high[2].sha256, default[2].sha256}) == 3
     assert low[2].image.size == high[2].image.size == (32, 32)
+
+
+@pytest.mark.parametrize(("model", "images"), [("flux-img2img", [IMAGE]), ("qwen-inpaint", [IMAGE, MASK])])
+def test_a_step_mask_counts_the_steps_that_run(client, model, images):
+    # 10 steps at strength 0.7 run 7: the fast preset's 7-step mask 1111001 caches the 5th and 6th of them
+    # and computes the last, as in a 7-step run (not the first 7 entries of a 10-step mask).
+    result = client.generate("a red circle", model=model, seed=7, input_images=images, strength=0.7, cache=FAST)
+    assert "SCM1111001" in result.cache_stats.policy
+    assert [step.cached for step in result.cache_stats.steps] == [False] * 4 + [True, True, False]
 
 
 def test_list_models_says_which_roles_and_parameters_each_model_takes(client):

@@ -146,7 +146,11 @@ class _PipelineState:
         self.clock = clock
         self.transformers = transformers
         self.scheduler = pipe.scheduler
-        self.own = {name: self.scheduler.__dict__.get(name) for name in ("set_timesteps", "step")}
+        self.own = {
+            name: self.scheduler.__dict__.get(name)
+            for name in ("set_timesteps", "set_begin_index", "step")
+            if hasattr(self.scheduler, name)
+        }
 
     def contexts(self) -> list[CacheContext]:
         return [context for t in self.transformers for _, context, _ in t.groups]
@@ -167,6 +171,22 @@ class _PipelineState:
                 context.reset(total)
             return result
 
+        set_begin_index = getattr(scheduler, "set_begin_index", None)
+
+        def set_begin_index_and_resize(owner, begin_index: int = 0, *args, **kwargs):
+            # Image-to-image and inpainting pipelines set all their timesteps, then start the loop at
+            # ``begin_index`` (diffusers' ``get_timesteps``: ``int(steps - strength x steps)``): the run
+            # has the steps from there on, and the step mask, warm-up and last step count those.
+            if owner is not scheduler:
+                return type(owner).set_begin_index(owner, begin_index, *args, **kwargs)
+            result = set_begin_index(begin_index, *args, **kwargs)
+            timesteps = getattr(scheduler, "timesteps", None)
+            if timesteps is not None and 0 < begin_index < len(timesteps):
+                self.clock.reset()
+                for context in self.contexts():
+                    context.reset(len(timesteps) - begin_index)
+            return result
+
         @functools.wraps(step)
         def counted_step(owner, *args, **kwargs):
             if owner is not scheduler:
@@ -176,6 +196,8 @@ class _PipelineState:
 
         # Bound methods: ``copy.deepcopy`` binds them to the copy, which the owner check then passes by.
         scheduler.set_timesteps = types.MethodType(set_timesteps_and_reset, scheduler)
+        if set_begin_index is not None:
+            scheduler.set_begin_index = types.MethodType(set_begin_index_and_resize, scheduler)
         scheduler.step = types.MethodType(counted_step, scheduler)
         self.pipe.__dict__[_STATE] = self
 
