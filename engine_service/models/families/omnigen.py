@@ -2,7 +2,9 @@
 
 Its multimodal processor is built in the pipeline's constructor from torchvision
 transforms, and ditserve does not install torchvision, so the pipeline cannot be
-constructed here.
+constructed here: the only torchvision for torch 2.13.0 on the package registries
+(0.28.0) is a CUDA build whose ``_C.so`` needs ``libtorch_cuda.so`` and
+``libc10_cuda.so``, which the CPU torch lacks.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ OMNIGEN = FamilySpec(
     build_call_kwargs=text_to_image,
     input_roles=("reference",),
     unsupported_reason=(
-        "the pipeline builds its image processor from torchvision transforms, and ditserve does not install torchvision"
+        "the pipeline builds its image processor from torchvision transforms, and ditserve does not install "
+        "torchvision: the only torchvision for torch 2.13.0 on the package registries (0.28.0) is a CUDA build "
+        "that does not load with the CPU torch"
     ),
 )
