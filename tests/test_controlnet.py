@@ -2,9 +2,10 @@
 
 The FLUX ControlNet pipeline is saved to a directory (the base pipeline plus its
 ``controlnet/`` component) and loaded as ``--model NAME=PATH`` loads it; the Qwen-Image
-one, Z-Image's and Sana's are served as built. Their ControlNets add residuals after the transformer's blocks:
-with DBCache at threshold 0 the image is bit-identical to no cache, and at threshold 1
-(every step after the first cached) it stays within 30 dB of full compute.
+ones (ControlNet and ControlNet inpainting), Z-Image's and Sana's are served as built.
+Their ControlNets add residuals after the transformer's blocks: with DBCache at threshold 0
+the image is bit-identical to no cache, and at threshold 1 (every step after the first
+cached) it stays within 30 dB of full compute.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import pathlib
 import numpy as np
 import pytest
 import torch
-from diffusers import FluxPipeline, SanaPipeline, ZImagePipeline
+from diffusers import FluxPipeline, QwenImageMultiControlNetModel, SanaPipeline, ZImagePipeline
 from tiny_families import input_image
 from tiny_families.flux import build_tiny_flux_controlnet
-from tiny_families.qwen_image import build_tiny_qwen_image_controlnet
+from tiny_families.qwen_image import build_tiny_qwen_image_controlnet, build_tiny_qwen_image_controlnet_inpaint
 from tiny_families.sana import CASES as SANA_CASES
 from tiny_families.z_image import CASES as Z_IMAGE_CASES
 
@@ -40,6 +41,10 @@ BASE_PIPELINES = {"z-image-controlnet": ZImagePipeline, "sana-controlnet": SanaP
 TEXT = {"max_sequence_length": 16}
 CONTROL = input_image("control", (32, 32))
 IMAGE = input_image("image", (32, 32))
+MASK = input_image("mask", (32, 32))
+#: Models whose requests send more than the control image: the Qwen-Image ControlNet inpainting pipeline
+#: masks its control image (mask white = repaint).
+MASKED = {"qwen-controlnet-inpaint": [MASK]}
 NEVER = CachePolicy(preset="dbcache", residual_diff_threshold=0.0)
 ALWAYS = CachePolicy(
     preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
@@ -77,7 +82,19 @@ def client(directories, tmp_path_factory):
         cpu,
         {"width": 32, "height": 32, "steps": STEPS, "guidance_scale": 1.0, "call_defaults": TEXT},
     )
-    models = {"flux-controlnet": flux, "qwen-controlnet": qwen, "flux-attached": attached, "flux-two-nets": two}
+    qwen_inpaint = model_from_pipeline(
+        "qwen-controlnet-inpaint",
+        build_tiny_qwen_image_controlnet_inpaint(),
+        cpu,
+        {"width": 32, "height": 32, "steps": STEPS, "guidance_scale": 1.0, "call_defaults": TEXT},
+    )
+    models = {
+        "flux-controlnet": flux,
+        "qwen-controlnet": qwen,
+        "qwen-controlnet-inpaint": qwen_inpaint,
+        "flux-attached": attached,
+        "flux-two-nets": two,
+    }
     for case in [*Z_IMAGE_CASES, *SANA_CASES]:
         if case.name not in BUILT_CASES:
             continue
@@ -100,9 +117,9 @@ def _pixels(result) -> np.ndarray:
     return np.asarray(result.outputs[0].image.convert("RGB"))
 
 
-@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet", *BUILT_CASES])
+@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet", "qwen-controlnet-inpaint", *BUILT_CASES])
 def test_cache_places_the_controlnet_residuals_exactly_once(client, model):
-    request = {"model": model, "seed": 4, "input_images": [CONTROL]}
+    request = {"model": model, "seed": 4, "input_images": [CONTROL, *MASKED.get(model, [])]}
     full = client.generate("a red circle", **request)
     never = client.generate("a red circle", cache=NEVER, **request)
     always = client.generate("a red circle", cache=ALWAYS, **request)
@@ -112,13 +129,15 @@ def test_cache_places_the_controlnet_residuals_exactly_once(client, model):
     assert psnr(_pixels(always), _pixels(full)) >= 30.0
 
 
-@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet", *BUILT_CASES])
+@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet", "qwen-controlnet-inpaint", *BUILT_CASES])
 def test_the_conditioning_scale_steers_the_image(client, model):
+    masked = MASKED.get(model, [])
+
     def run(scale):
         control = InputImage(CONTROL.data, "control", scale)
-        return client.generate("a red circle", model=model, seed=4, input_images=[control]).outputs[0].sha256
+        return client.generate("a red circle", model=model, seed=4, input_images=[control, *masked]).outputs[0].sha256
 
-    default = client.generate("a red circle", model=model, seed=4, input_images=[CONTROL]).outputs[0].sha256
+    default = client.generate("a red circle", model=model, seed=4, input_images=[CONTROL, *masked]).outputs[0].sha256
     assert run(1.0) == default
     assert len({run(0.0), default, run(2.5)}) == 3
 
@@ -129,6 +148,26 @@ def test_list_models_says_a_controlnet_model_takes_control_images_and_their_scal
         assert info[name].parameters == ("controlnet_conditioning_scale",)
         assert info[name].input_roles == info[name].required_roles == ("control",)
         assert info[name].control_images == 1 and info[name].default_strength is None
+    inpaint = info["qwen-controlnet-inpaint"]
+    assert inpaint.parameters == ("controlnet_conditioning_scale",) and inpaint.control_images == 1
+    assert inpaint.input_roles == inpaint.required_roles == ("control", "mask") and inpaint.default_strength is None
+
+
+def test_a_mask_of_another_size_than_the_control_image_it_masks_is_refused(client):
+    wide = input_image("mask", (64, 32))
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", model="qwen-controlnet-inpaint", input_images=[CONTROL, wide])
+    (violation,) = raised.value.field_violations
+    assert violation.field == "input_images[1].data"
+    assert "the mask is 64x32 but the control image is 32x32" in violation.description
+    assert client.generate("a red circle", model="qwen-controlnet-inpaint", input_images=[CONTROL, MASK])
+
+
+def test_a_multi_controlnet_for_qwen_image_controlnet_inpainting_fails_to_load_naming_it():
+    pipeline = build_tiny_qwen_image_controlnet_inpaint()
+    pipeline.controlnet = QwenImageMultiControlNetModel([pipeline.controlnet, pipeline.controlnet])
+    with pytest.raises(ModelLoadError, match="takes one ControlNet; .* multi-ControlNet of 2"):
+        model_from_pipeline("m", pipeline, torch.device("cpu"), {})
 
 
 @pytest.mark.parametrize(
