@@ -183,8 +183,8 @@ def _one_inpainting_controlnet(pipe: DiffusionPipeline) -> None:
     multi-ControlNet model (ModelLoadError) rather than fail every request."""
     if getattr(pipe.controlnet, "nets", None) is not None:
         raise ModelLoadError(
-            "QwenImageControlNetInpaintPipeline takes one ControlNet; this model has a multi-ControlNet "
-            f"of {len(pipe.controlnet.nets)}"
+            "QwenImageControlNetInpaintPipeline takes one ControlNet; this model's controlnet is a multi-ControlNet "
+            f"of {len(pipe.controlnet.nets)} nets"
         )
 
 
