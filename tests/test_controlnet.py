@@ -1,8 +1,8 @@
-"""FLUX.1, Qwen-Image, Z-Image and Sana ControlNet through the engine: control images, their scales, and the cache.
+"""FLUX.1, Qwen-Image, Z-Image, Sana and SD3 ControlNet through the engine: control images, their scales, and the cache.
 
 The FLUX ControlNet pipeline is saved to a directory (the base pipeline plus its
 ``controlnet/`` component) and loaded as ``--model NAME=PATH`` loads it; the Qwen-Image
-one, Z-Image's and Sana's are served as built. Their ControlNets add residuals after the transformer's blocks:
+one, Z-Image's, Sana's and SD3's are served as built. Their ControlNets add residuals after the transformer's blocks:
 with DBCache at threshold 0 the image is bit-identical to no cache, and at threshold 1
 (every step after the first cached) it stays within 30 dB of full compute.
 """
@@ -15,11 +15,12 @@ import pathlib
 import numpy as np
 import pytest
 import torch
-from diffusers import FluxPipeline, SanaPipeline, ZImagePipeline
+from diffusers import FluxPipeline, SanaPipeline, StableDiffusion3Pipeline, ZImagePipeline
 from tiny_families import input_image
 from tiny_families.flux import build_tiny_flux_controlnet
 from tiny_families.qwen_image import build_tiny_qwen_image_controlnet
 from tiny_families.sana import CASES as SANA_CASES
+from tiny_families.sd3 import CASES as SD3_CASES
 from tiny_families.z_image import CASES as Z_IMAGE_CASES
 
 from client_sdk import CachePolicy, Client, InputImage
@@ -34,9 +35,13 @@ from engine_service.server.background import BackgroundServer
 
 STEPS = 8
 #: Tiny family cases served as built, beside FLUX.1 and Qwen-Image.
-BUILT_CASES = ("z-image-controlnet", "sana-controlnet")
+BUILT_CASES = ("z-image-controlnet", "sana-controlnet", "sd3-controlnet")
 #: Their base pipelines, saved as the directories a ControlNet is attached to.
-BASE_PIPELINES = {"z-image-controlnet": ZImagePipeline, "sana-controlnet": SanaPipeline}
+BASE_PIPELINES = {
+    "z-image-controlnet": ZImagePipeline,
+    "sana-controlnet": SanaPipeline,
+    "sd3-controlnet": StableDiffusion3Pipeline,
+}
 TEXT = {"max_sequence_length": 16}
 CONTROL = input_image("control", (32, 32))
 IMAGE = input_image("image", (32, 32))
@@ -78,7 +83,7 @@ def client(directories, tmp_path_factory):
         {"width": 32, "height": 32, "steps": STEPS, "guidance_scale": 1.0, "call_defaults": TEXT},
     )
     models = {"flux-controlnet": flux, "qwen-controlnet": qwen, "flux-attached": attached, "flux-two-nets": two}
-    for case in [*Z_IMAGE_CASES, *SANA_CASES]:
+    for case in [*Z_IMAGE_CASES, *SANA_CASES, *SD3_CASES]:
         if case.name not in BUILT_CASES:
             continue
         defaults = {**case.defaults, "steps": STEPS}

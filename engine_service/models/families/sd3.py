@@ -7,10 +7,13 @@ Image-to-image and inpainting (``StableDiffusion3Img2ImgPipeline``,
 ``StableDiffusion3InpaintPipeline``) add an ``image`` (and a ``mask``, white = repaint)
 and the request's ``strength``.
 
-ControlNet (``StableDiffusion3ControlNetPipeline``) is known but not served: it
-samples the control image's latents outside the request's generator; so does
-its inpainting ControlNet (``StableDiffusion3ControlNetInpaintingPipeline``), for
-the masked image.
+ControlNet (``StableDiffusion3ControlNetPipeline``: an SD3 directory with a
+``controlnet`` component, or ``serve --controlnet`` on an SD3 model) takes one
+``control`` image per ControlNet, each with its ``controlnet_conditioning_scale``;
+the ControlNet's residuals are added to the hidden states after the transformer's
+blocks. The pipeline encodes the control image by sampling the VAE's latent
+distribution from torch's process-wide random state, so the engine seeds that state
+from the request's seed for the call (``seeds_process_rng``) and runs its jobs alone.
 
 SD 3.5 Large Turbo is served the same way with 4 steps and guidance 0 or 1.
 
@@ -51,6 +54,7 @@ SD3 = FamilySpec(
     decode_latents=decode_vae_latents,
     uses_negative_prompt=True,
     call_defaults={"max_sequence_length": 256},
+    controlnet_pipeline="StableDiffusion3ControlNetPipeline",
 )
 
 SD3_IMG2IMG = dataclasses.replace(
@@ -61,6 +65,7 @@ SD3_IMG2IMG = dataclasses.replace(
     input_roles=("image",),
     required_roles=("image",),
     default_strength=0.6,
+    controlnet_pipeline=None,
 )
 
 SD3_INPAINT = dataclasses.replace(
@@ -71,6 +76,7 @@ SD3_INPAINT = dataclasses.replace(
     input_roles=("image", "mask"),
     required_roles=("image", "mask"),
     default_strength=0.6,
+    controlnet_pipeline=None,
 )
 
 
@@ -86,11 +92,8 @@ SD3_CONTROLNET = dataclasses.replace(
     input_roles=("control",),
     required_roles=("control",),
     control_count=controlnet_count,
-    unsupported_reason=(
-        "diffusers 0.42.1's pipeline encodes the control image by sampling the VAE's latent distribution "
-        "from the process-wide random state, not the request's generator: the same request and seed give a "
-        "different image each time"
-    ),
+    controlnet_pipeline=None,
+    seeds_process_rng=True,
 )
 
 SD3_CONTROLNET_INPAINT = dataclasses.replace(
@@ -106,7 +109,9 @@ SD3_CONTROLNET_INPAINT = dataclasses.replace(
     ),
 )
 
-SD3_PAG = dataclasses.replace(SD3, name="sd3-pag", pipeline_classes=("StableDiffusion3PAGPipeline",))
+SD3_PAG = dataclasses.replace(
+    SD3, name="sd3-pag", pipeline_classes=("StableDiffusion3PAGPipeline",), controlnet_pipeline=None
+)
 SD3_PAG_IMG2IMG = dataclasses.replace(
     SD3_IMG2IMG, name="sd3-pag-img2img", pipeline_classes=("StableDiffusion3PAGImg2ImgPipeline",)
 )
