@@ -1,10 +1,13 @@
-"""FLUX.1, Qwen-Image, Z-Image, Sana and SD3 ControlNet through the engine: control images, their scales, and the cache.
+"""FLUX.1, Qwen-Image, Z-Image, Sana, SD3 and HunyuanDiT ControlNet through the engine: control images, their
+scales, and the cache.
 
 The FLUX ControlNet pipeline is saved to a directory (the base pipeline plus its
 ``controlnet/`` component) and loaded as ``--model NAME=PATH`` loads it; the Qwen-Image
-one, Z-Image's, Sana's and SD3's are served as built. Their ControlNets add residuals after the transformer's blocks:
+one, Z-Image's, Sana's, SD3's and HunyuanDiT's are served as built. Their ControlNets add
+residuals after the transformer's blocks (HunyuanDiT's: to its long skips):
 with DBCache at threshold 0 the image is bit-identical to no cache, and at threshold 1
-(every step after the first cached) it stays within 30 dB of full compute.
+(every step after the first cached) it stays within 30 dB of full compute (HunyuanDiT: as close as
+without its ControlNet's residuals, which its tiny transformer keeps below 30 dB).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import pathlib
 import numpy as np
 import pytest
 import torch
-from diffusers import FluxPipeline, SanaPipeline, StableDiffusion3Pipeline, ZImagePipeline
+from diffusers import FluxPipeline, HunyuanDiTPipeline, SanaPipeline, StableDiffusion3Pipeline, ZImagePipeline
 from tiny_families import input_image
 from tiny_families.flux import build_tiny_flux_controlnet
+from tiny_families.hunyuandit import CASES as HUNYUANDIT_CASES
 from tiny_families.qwen_image import build_tiny_qwen_image_controlnet
 from tiny_families.sana import CASES as SANA_CASES
 from tiny_families.sd3 import CASES as SD3_CASES
@@ -35,13 +39,18 @@ from engine_service.server.background import BackgroundServer
 
 STEPS = 8
 #: Tiny family cases served as built, beside FLUX.1 and Qwen-Image.
-BUILT_CASES = ("z-image-controlnet", "sana-controlnet", "sd3-controlnet")
+BUILT_CASES = ("z-image-controlnet", "sana-controlnet", "sd3-controlnet", "hunyuandit-controlnet")
 #: Their base pipelines, saved as the directories a ControlNet is attached to.
 BASE_PIPELINES = {
     "z-image-controlnet": ZImagePipeline,
     "sana-controlnet": SanaPipeline,
     "sd3-controlnet": StableDiffusion3Pipeline,
+    "hunyuandit-controlnet": HunyuanDiTPipeline,
 }
+#: Models whose tiny transformer is itself far from full compute with every step after the first cached: the tiny
+#: HunyuanDiT (4 blocks, 8 DDPM steps) is 19 dB from it with its ControlNet's residuals at scale 0. Its ControlNet
+#: must add nothing to that error (tests/test_cache_hints.py checks where its residuals go, exactly).
+OWN_CACHE_ERROR = ("hunyuandit-controlnet",)
 TEXT = {"max_sequence_length": 16}
 CONTROL = input_image("control", (32, 32))
 IMAGE = input_image("image", (32, 32))
@@ -83,7 +92,7 @@ def client(directories, tmp_path_factory):
         {"width": 32, "height": 32, "steps": STEPS, "guidance_scale": 1.0, "call_defaults": TEXT},
     )
     models = {"flux-controlnet": flux, "qwen-controlnet": qwen, "flux-attached": attached, "flux-two-nets": two}
-    for case in [*Z_IMAGE_CASES, *SANA_CASES, *SD3_CASES]:
+    for case in [*Z_IMAGE_CASES, *SANA_CASES, *SD3_CASES, *HUNYUANDIT_CASES]:
         if case.name not in BUILT_CASES:
             continue
         defaults = {**case.defaults, "steps": STEPS}
@@ -114,7 +123,12 @@ def test_cache_places_the_controlnet_residuals_exactly_once(client, model):
     assert never.outputs[0].sha256 == full.outputs[0].sha256 and never.cache_stats.cached_steps == 0
     assert always.cache_stats.cached_steps == STEPS - 1
     assert always.outputs[0].sha256 != full.outputs[0].sha256
-    assert psnr(_pixels(always), _pixels(full)) >= 30.0
+    floor = 30.0
+    if model in OWN_CACHE_ERROR:  # no worse than the same request with the ControlNet's residuals at 0
+        quiet = {**request, "input_images": [InputImage(CONTROL.data, "control", 0.0)]}
+        cached = client.generate("a red circle", cache=ALWAYS, **quiet)
+        floor = psnr(_pixels(cached), _pixels(client.generate("a red circle", **quiet))) - 1.0
+    assert psnr(_pixels(always), _pixels(full)) >= floor
 
 
 @pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet", *BUILT_CASES])
