@@ -3,8 +3,8 @@ scales, and the cache.
 
 The FLUX ControlNet pipeline is saved to a directory (the base pipeline plus its
 ``controlnet/`` component) and loaded as ``--model NAME=PATH`` loads it; the Qwen-Image
-one, Z-Image's, Sana's, SD3's and HunyuanDiT's are served as built. Their ControlNets add
-residuals after the transformer's blocks (HunyuanDiT's: to its long skips):
+one, Z-Image's, Sana's, SD3's (ControlNet and ControlNet inpainting) and HunyuanDiT's are served
+as built. Their ControlNets add residuals after the transformer's blocks (HunyuanDiT's: to its long skips):
 with DBCache at threshold 0 the image is bit-identical to no cache, and at threshold 1
 (every step after the first cached) it stays within 30 dB of full compute (HunyuanDiT: as close as
 without its ControlNet's residuals, which its tiny transformer keeps below 30 dB).
@@ -25,6 +25,7 @@ from tiny_families.hunyuandit import CASES as HUNYUANDIT_CASES
 from tiny_families.qwen_image import build_tiny_qwen_image_controlnet
 from tiny_families.sana import CASES as SANA_CASES
 from tiny_families.sd3 import CASES as SD3_CASES
+from tiny_families.sd3 import build_tiny_sd3_controlnet_inpaint
 from tiny_families.z_image import CASES as Z_IMAGE_CASES
 
 from client_sdk import CachePolicy, Client, InputImage
@@ -54,6 +55,10 @@ OWN_CACHE_ERROR = ("hunyuandit-controlnet",)
 TEXT = {"max_sequence_length": 16}
 CONTROL = input_image("control", (32, 32))
 IMAGE = input_image("image", (32, 32))
+MASK = input_image("mask", (32, 32))
+#: Models whose requests send more than the control image: the SD3 ControlNet inpainting pipeline masks its
+#: control image (mask white = repaint).
+MASKED = {"sd3-controlnet-inpaint": [MASK]}
 NEVER = CachePolicy(preset="dbcache", residual_diff_threshold=0.0)
 ALWAYS = CachePolicy(
     preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
@@ -91,7 +96,19 @@ def client(directories, tmp_path_factory):
         cpu,
         {"width": 32, "height": 32, "steps": STEPS, "guidance_scale": 1.0, "call_defaults": TEXT},
     )
-    models = {"flux-controlnet": flux, "qwen-controlnet": qwen, "flux-attached": attached, "flux-two-nets": two}
+    sd3_inpaint = model_from_pipeline(
+        "sd3-controlnet-inpaint",
+        build_tiny_sd3_controlnet_inpaint(),
+        cpu,
+        {"width": 32, "height": 32, "steps": STEPS, "call_defaults": TEXT},
+    )
+    models = {
+        "flux-controlnet": flux,
+        "qwen-controlnet": qwen,
+        "sd3-controlnet-inpaint": sd3_inpaint,
+        "flux-attached": attached,
+        "flux-two-nets": two,
+    }
     for case in [*Z_IMAGE_CASES, *SANA_CASES, *SD3_CASES, *HUNYUANDIT_CASES]:
         if case.name not in BUILT_CASES:
             continue
@@ -114,9 +131,9 @@ def _pixels(result) -> np.ndarray:
     return np.asarray(result.outputs[0].image.convert("RGB"))
 
 
-@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet", *BUILT_CASES])
+@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet", "sd3-controlnet-inpaint", *BUILT_CASES])
 def test_cache_places_the_controlnet_residuals_exactly_once(client, model):
-    request = {"model": model, "seed": 4, "input_images": [CONTROL]}
+    request = {"model": model, "seed": 4, "input_images": [CONTROL, *MASKED.get(model, [])]}
     full = client.generate("a red circle", **request)
     never = client.generate("a red circle", cache=NEVER, **request)
     always = client.generate("a red circle", cache=ALWAYS, **request)
@@ -125,19 +142,21 @@ def test_cache_places_the_controlnet_residuals_exactly_once(client, model):
     assert always.outputs[0].sha256 != full.outputs[0].sha256
     floor = 30.0
     if model in OWN_CACHE_ERROR:  # no worse than the same request with the ControlNet's residuals at 0
-        quiet = {**request, "input_images": [InputImage(CONTROL.data, "control", 0.0)]}
+        quiet = {**request, "input_images": [InputImage(CONTROL.data, "control", 0.0), *MASKED.get(model, [])]}
         cached = client.generate("a red circle", cache=ALWAYS, **quiet)
         floor = psnr(_pixels(cached), _pixels(client.generate("a red circle", **quiet))) - 1.0
     assert psnr(_pixels(always), _pixels(full)) >= floor
 
 
-@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet", *BUILT_CASES])
+@pytest.mark.parametrize("model", ["flux-controlnet", "qwen-controlnet", "sd3-controlnet-inpaint", *BUILT_CASES])
 def test_the_conditioning_scale_steers_the_image(client, model):
+    masked = MASKED.get(model, [])
+
     def run(scale):
         control = InputImage(CONTROL.data, "control", scale)
-        return client.generate("a red circle", model=model, seed=4, input_images=[control]).outputs[0].sha256
+        return client.generate("a red circle", model=model, seed=4, input_images=[control, *masked]).outputs[0].sha256
 
-    default = client.generate("a red circle", model=model, seed=4, input_images=[CONTROL]).outputs[0].sha256
+    default = client.generate("a red circle", model=model, seed=4, input_images=[CONTROL, *masked]).outputs[0].sha256
     assert run(1.0) == default
     assert len({run(0.0), default, run(2.5)}) == 3
 
@@ -148,6 +167,19 @@ def test_list_models_says_a_controlnet_model_takes_control_images_and_their_scal
         assert info[name].parameters == ("controlnet_conditioning_scale",)
         assert info[name].input_roles == info[name].required_roles == ("control",)
         assert info[name].control_images == 1 and info[name].default_strength is None
+    inpaint = info["sd3-controlnet-inpaint"]
+    assert inpaint.parameters == ("controlnet_conditioning_scale",) and inpaint.control_images == 1
+    assert inpaint.input_roles == inpaint.required_roles == ("control", "mask") and inpaint.default_strength is None
+
+
+def test_a_mask_of_another_size_than_the_control_image_it_masks_is_refused(client):
+    wide = input_image("mask", (64, 32))
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", model="sd3-controlnet-inpaint", input_images=[CONTROL, wide])
+    (violation,) = raised.value.field_violations
+    assert violation.field == "input_images[1].data"
+    assert "the mask is 64x32 but the control image is 32x32" in violation.description
+    assert client.generate("a red circle", model="sd3-controlnet-inpaint", input_images=[CONTROL, MASK])
 
 
 @pytest.mark.parametrize(

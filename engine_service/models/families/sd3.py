@@ -15,6 +15,12 @@ blocks. The pipeline encodes the control image by sampling the VAE's latent
 distribution from torch's process-wide random state, so the engine seeds that state
 from the request's seed for the call (``seeds_process_rng``) and runs its jobs alone.
 
+ControlNet inpainting (``StableDiffusion3ControlNetInpaintingPipeline``: an SD3 directory
+with an inpainting ControlNet) takes the picture to repaint as its ``control`` image and a
+``mask`` of its size (white = repaint): the ControlNet reads the masked picture's latents
+with the mask, and the image is drawn from noise (no strength). Its latents are sampled from
+the process-wide random state too, seeded the same way.
+
 SD 3.5 Large Turbo is served the same way with 4 steps and guidance 0 or 1.
 
 Perturbed-attention guidance (``StableDiffusion3PAGPipeline``,
@@ -29,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from engine_service.models.inputs import control_kwargs, controlnet_count
+from engine_service.models.inputs import control_kwargs, controlnet_count, image_of
 from engine_service.models.pipeline_calls import decode_vae_latents, text_to_image_with_negative, with_input_images
 from engine_service.models.spec import FamilySpec
 
@@ -96,17 +102,18 @@ SD3_CONTROLNET = dataclasses.replace(
     seeds_process_rng=True,
 )
 
+
+def _controlnet_inpaint_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_controlnet_call_kwargs(pipe, jobs), "control_mask": image_of(jobs, "mask")}
+
+
 SD3_CONTROLNET_INPAINT = dataclasses.replace(
     SD3_CONTROLNET,
     name="sd3-controlnet-inpaint",
     pipeline_classes=("StableDiffusion3ControlNetInpaintingPipeline",),
+    build_call_kwargs=_controlnet_inpaint_call_kwargs,
     input_roles=("control", "mask"),
     required_roles=("control", "mask"),
-    unsupported_reason=(
-        "diffusers 0.42.1's pipeline encodes the masked image by sampling the VAE's latent distribution "
-        "from the process-wide random state, not the request's generator: the same request and seed give a "
-        "different image each time"
-    ),
 )
 
 SD3_PAG = dataclasses.replace(
