@@ -132,22 +132,26 @@ def _tiny_hunyuandit_controlnet():
 
 
 @pytest.mark.parametrize(
-    ("build", "doubled"),
-    [(_tiny_sd3_controlnet, True), (_tiny_hunyuandit_controlnet, False)],
+    ("build", "residuals", "doubled"),
+    [
+        (_tiny_sd3_controlnet, "block_controlnet_hidden_states", True),
+        (_tiny_hunyuandit_controlnet, "controlnet_block_samples", False),
+    ],
     ids=["sd3: residuals after blocks", "hunyuandit: residuals into the long skips"],
 )
-def test_real_controlnet_transformers_take_their_residuals_once_on_cached_steps(build, doubled):
+def test_real_controlnet_transformers_take_their_residuals_once_on_cached_steps(build, residuals, doubled):
     """diffusers' own loops: SD3 adds the ControlNet's residuals to the hidden states after its
     blocks, HunyuanDiT adds them to the long skips its second-half blocks read. With the same
     inputs and residuals, a cached step gives the computed output (to float rounding)."""
     pipe, (args, kwargs) = build()
     transformer = pipe.transformer
-    residuals = next(k for k in kwargs if k.endswith("controlnet_hidden_states") or k.endswith("block_samples"))
 
-    def step():  # HunyuanDiT pops the residuals it adds from their list: each call gets its own list
-        return transformer(*args, **{**kwargs, residuals: list(kwargs[residuals]), "return_dict": False})[0]
+    def step(steered: bool = True):  # HunyuanDiT pops the residuals it adds from their list: each call gets its own
+        given = list(kwargs[residuals]) if steered else None
+        return transformer(*args, **{**kwargs, residuals: given, "return_dict": False})[0]
 
     reference = step()
+    assert (step(steered=False) - reference).abs().max() > 1e-2, "the residuals must matter"
     always = DBCacheConfig(Fn_compute_blocks=1, Bn_compute_blocks=0, residual_diff_threshold=1.0, max_warmup_steps=1)
 
     def run(adapter):
