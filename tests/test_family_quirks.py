@@ -23,6 +23,7 @@ from tiny_families import input_image
 from tiny_families.amused import build_tiny_amused
 from tiny_families.dit import build_tiny_dit
 from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
+from tiny_families.ideogram4 import build_tiny_ideogram4
 from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6
 from tiny_families.motif_video import build_tiny_motif_video
@@ -36,6 +37,7 @@ from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
 
 K5 = {"steps": 2, "call_defaults": {"max_sequence_length": 16}}
+IDEOGRAM4 = {"width": 32, "height": 32, "steps": 2, "call_defaults": {"max_sequence_length": 64}}
 K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
 
 
@@ -55,6 +57,7 @@ def server():
             "k5-i2i", build_kandinsky5(Kandinsky5I2IPipeline), cpu, {**K5, "call_defaults": {"max_sequence_length": 64}}
         ),
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
+        "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
     }
     batching = BatchingConfig(max_batch=4, batch_window_ms=300)
     engine = AsyncEngine(models, "dit", Limits(), "cpu", batching)
@@ -88,6 +91,14 @@ def test_a_prompt_naming_no_class_is_invalid_and_the_server_keeps_serving(client
     description = _fields(info.value)["prompt"]
     assert "class index 0-999" in description and "'a blue square'" in description
     assert client.generate("1").outputs
+
+
+def test_an_ideogram_prompt_longer_than_its_token_limit_is_invalid_and_the_server_keeps_serving(client):
+    """The pipeline raises on a prompt of more than ``max_sequence_length`` tokens; the engine refuses it first."""
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle on a blue square " * 8, model="ideogram4")
+    assert "the model takes at most 64" in _fields(info.value)["prompt"]
+    assert client.generate("a red circle", model="ideogram4", seed=1).outputs
 
 
 def test_a_size_other_than_the_native_one_is_invalid(client):

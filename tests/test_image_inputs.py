@@ -56,12 +56,14 @@ def test_fill_without_its_image_or_mask_is_invalid_and_the_engine_still_serves(f
     assert output.image.size == (32, 32) and result.cache_stats.policy == "none"
 
 
-def test_a_reference_image_below_the_familys_minimum_is_invalid_and_the_engine_still_serves():
+def test_a_reference_image_below_the_familys_minimum_or_too_elongated_is_invalid_and_the_engine_still_serves():
     klein = next(case for case in FLUX2_CASES if case.pipeline_class == "Flux2KleinPipeline")
     model = model_from_pipeline("klein", klein.build(), torch.device("cpu"), klein.defaults)
     engine = AsyncEngine({"klein": model}, "klein", Limits(), "cpu")
     with BackgroundServer(engine) as server, Client(server.address, timeout=120) as client:
         ((field, why),) = _violations(client, [input_image("image", (64, 64)), input_image("image", (80, 32))])
         assert field == "input_images[1].data" and "80x32" in why and "64" in why
+        ((field, why),) = _violations(client, [input_image("image", (576, 64))])  # 9:1; the pipeline takes 8:1
+        assert field == "input_images[0].data" and "576x64" in why and "8:1" in why
         result = client.generate("a red circle", input_images=[input_image("image", (64, 64))], seed=1)
         assert result.outputs[0].image.size == (32, 32)

@@ -30,8 +30,9 @@ CallKwargsBuilder = Callable[["DiffusionPipeline", "Sequence[JobSpec]"], dict[st
 #: (pipeline, latents as seen by callback_on_step_end, job) -> images in [0, 1], shape (N, H, W, 3);
 #: for a video family, one frame of each video (``engine_service.models.video.video_preview``).
 LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torch.Tensor"]
-#: (pipeline, prompt) -> why the model cannot take this prompt, or ``None`` when it can.
-PromptCheck = Callable[["DiffusionPipeline", str], "str | None"]
+#: (pipeline, prompt, the model's call defaults) -> why the model cannot take this prompt, or ``None``
+#: when it can.
+PromptCheck = Callable[["DiffusionPipeline", str, "Mapping[str, Any]"], "str | None"]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
 #: (pipeline, width, height) -> why the pipeline would not render this size as asked, or ``None`` when it would.
@@ -91,6 +92,9 @@ class FamilySpec:
     min_input_side: int = 0
     """Smallest width or height, in pixels, the pipeline accepts for an input image (0 = any); a smaller
     image is INVALID_ARGUMENT naming it instead of a pipeline failure."""
+    max_input_aspect: float = 0.0
+    """Largest ratio of an input image's longer side to its shorter side the pipeline accepts (0 = any);
+    a more extreme image is INVALID_ARGUMENT naming it instead of a pipeline failure."""
     call_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Extra fixed keyword arguments for ``pipeline.__call__`` (a model may override them)."""
     context_parallel: bool = False

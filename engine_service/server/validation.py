@@ -88,7 +88,7 @@ def validate(
             v.add("width", problem)
     check_prompt = model.family.check_prompt
     if check_prompt is not None and prompt.strip():
-        problem = check_prompt(model.pipeline, prompt)
+        problem = check_prompt(model.pipeline, prompt, model.call_defaults)
         if problem:
             v.add("prompt", problem)
     steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps)
@@ -337,6 +337,10 @@ def _open_image(v: _Violations, field: str, data: bytes, model: LoadedModel, lim
     least = max(model.family.min_input_side, model.spatial_factor)
     if min(width, height) < least:
         v.add(field, f"{width}x{height} is too small: {model.family.name} needs {least} pixels a side at least")
+        return None
+    most = model.family.max_input_aspect
+    if most and max(width, height) > most * min(width, height):
+        v.add(field, f"{width}x{height} is too elongated: {model.family.name} takes up to {most:g}:1")
         return None
     return image
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from engine_service.models.spec import FamilySpec
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from diffusers import DiffusionPipeline
 
@@ -38,7 +38,7 @@ def class_id(pipe: DiffusionPipeline, prompt: str) -> int | None:
     return None
 
 
-def _check_prompt(pipe: DiffusionPipeline, prompt: str) -> str | None:
+def _check_prompt(pipe: DiffusionPipeline, prompt: str, call_defaults: Mapping[str, Any]) -> str | None:
     if class_id(pipe, prompt) is not None:
         return None
     num_classes = pipe.transformer.config.num_embeds_ada_norm

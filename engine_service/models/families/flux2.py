@@ -73,6 +73,7 @@ _COMMON: dict[str, Any] = {
     "build_call_kwargs": _call_kwargs,
     "input_roles": ("image",),
     "min_input_side": 64,  # the pipeline refuses smaller reference images
+    "max_input_aspect": 8,  # and more elongated ones
     "call_defaults": {"max_sequence_length": 512},
     "context_parallel": True,
 }

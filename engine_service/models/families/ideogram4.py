@@ -17,7 +17,9 @@ The cache works on both transformers: the unconditional one is the CFG branch of
 each step (``CFG_TRANSFORMERS`` of the cache), with contexts and decisions of its
 own, as a second CFG call of one transformer would have (``cfg_cached`` in step
 events); threshold 0 gives the uncached output bit for bit. The prompt upsampler (``prompt_upsampling``, an
-optional sampling head) is off: a request's prompt is encoded as sent.
+optional sampling head) is off: a request's prompt is encoded as sent. A prompt longer
+than ``max_sequence_length`` tokens (2048 by default) in the model's chat template is
+INVALID_ARGUMENT on ``prompt`` (the pipeline would raise).
 """
 
 from __future__ import annotations
@@ -30,16 +32,35 @@ from engine_service.models.pipeline_calls import text_to_image
 from engine_service.models.spec import FamilySpec
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from diffusers import DiffusionPipeline
 
     from engine_service.jobs import JobSpec
 
 
+#: ``Ideogram4Pipeline.__call__``'s default ``max_sequence_length``.
+_MAX_SEQUENCE_LENGTH = 2048
+
+
 def _call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
     # A constant scale replaces the default schedule; the pipeline refuses both at once.
     return {**text_to_image(pipe, jobs), "guidance_schedule": None}
+
+
+def _prompt_tokens(pipe: DiffusionPipeline, prompt: str) -> int:
+    """The tokens of ``prompt`` as the pipeline encodes it: one user message in the chat template."""
+    messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
+    text = pipe.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return len(pipe.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _check_prompt(pipe: DiffusionPipeline, prompt: str, call_defaults: Mapping[str, Any]) -> str | None:
+    limit = call_defaults.get("max_sequence_length", _MAX_SEQUENCE_LENGTH)
+    tokens = _prompt_tokens(pipe, prompt)
+    if tokens > limit:
+        return f"is {tokens} tokens long in the model's chat template; the model takes at most {limit}"
+    return None
 
 
 def _decode_latents(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
@@ -71,4 +92,5 @@ IDEOGRAM4 = FamilySpec(
     build_call_kwargs=_call_kwargs,
     decode_latents=_decode_latents,
     call_defaults={"prompt_upsampling": False},
+    check_prompt=_check_prompt,
 )
