@@ -25,7 +25,7 @@ from tiny_families.hunyuandit import CASES as HUNYUANDIT_CASES
 from tiny_families.qwen_image import build_tiny_qwen_image_controlnet
 from tiny_families.sana import CASES as SANA_CASES
 from tiny_families.sd3 import CASES as SD3_CASES
-from tiny_families.sd3 import build_tiny_sd3_controlnet_inpaint
+from tiny_families.sd3 import build_tiny_sd3_controlnet, build_tiny_sd3_controlnet_inpaint
 from tiny_families.z_image import CASES as Z_IMAGE_CASES
 
 from client_sdk import CachePolicy, Client, InputImage
@@ -222,6 +222,26 @@ def test_two_attached_controlnets_take_one_control_image_each(client):
     both = client.generate("a red circle", model="flux-two-nets", seed=4, input_images=[CONTROL, CONTROL])
     single = client.generate("a red circle", model="flux-attached", seed=4, input_images=[CONTROL])
     assert psnr(_pixels(one), _pixels(single)) > psnr(_pixels(both), _pixels(single))
+
+
+def test_an_sd3_controlnet_of_the_other_kind_fails_to_load_naming_it(tmp_path):
+    """An inpainting ControlNet reads a mask channel beside the control image's latents, a plain one
+    does not: each pipeline refuses the other kind at load time rather than failing every request."""
+    plain, inpaint = build_tiny_sd3_controlnet(), build_tiny_sd3_controlnet_inpaint()
+    swapped = [
+        (type(plain)(**{**plain.components, "controlnet": inpaint.controlnet}), "a ControlNet without a mask input", 1),
+        (type(inpaint)(**{**inpaint.components, "controlnet": plain.controlnet}), "an inpainting ControlNet", 0),
+    ]
+    for pipeline, words, extra in swapped:
+        with pytest.raises(ModelLoadError, match=f"'m': {type(pipeline).__name__} takes {words}") as raised:
+            model_from_pipeline("m", pipeline, torch.device("cpu"), {})
+        assert f"SD3ControlNetModel has extra_conditioning_channels={extra}" in str(raised.value)
+    # As ``serve --controlnet`` attaches one to an SD3 model.
+    StableDiffusion3Pipeline.from_pipe(plain).save_pretrained(tmp_path / "base")
+    inpaint.controlnet.save_pretrained(tmp_path / "net")
+    net = str(tmp_path / "net")
+    with pytest.raises(ModelLoadError, match="takes a ControlNet without a mask input"):
+        load_local_model("m", tmp_path / "base", torch.device("cpu"), torch.float32, controlnets=[net])
 
 
 def test_controlnet_argument_names_a_served_model_and_its_paths():

@@ -35,12 +35,13 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from engine_service.errors import ModelLoadError
 from engine_service.models.inputs import control_kwargs, controlnet_count, image_of
 from engine_service.models.pipeline_calls import decode_vae_latents, text_to_image_with_negative, with_input_images
 from engine_service.models.spec import FamilySpec
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from diffusers import DiffusionPipeline
 
@@ -86,6 +87,25 @@ SD3_INPAINT = dataclasses.replace(
 )
 
 
+def _controlnets_with_mask_channels(channels: int) -> Callable[[DiffusionPipeline], None]:
+    """Refuses (ModelLoadError) a model whose ControlNets do not read ``channels`` mask channels beside
+    the control image's latents (``extra_conditioning_channels``: 1 for an inpainting ControlNet, 0
+    otherwise): the pipeline would fail every request on the shape."""
+
+    def check(pipe: DiffusionPipeline) -> None:
+        nets = getattr(pipe.controlnet, "nets", None) or [pipe.controlnet]
+        for net in nets:
+            extra = net.config.get("extra_conditioning_channels", 0)
+            if extra != channels:
+                kind = "an inpainting ControlNet" if channels else "a ControlNet without a mask input"
+                raise ModelLoadError(
+                    f"{type(pipe).__name__} takes {kind} (extra_conditioning_channels={channels}); "
+                    f"this {type(net).__name__} has extra_conditioning_channels={extra}"
+                )
+
+    return check
+
+
 def _controlnet_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
     return {**text_to_image_with_negative(pipe, jobs), **control_kwargs(pipe, jobs)}
 
@@ -99,6 +119,7 @@ SD3_CONTROLNET = dataclasses.replace(
     required_roles=("control",),
     control_count=controlnet_count,
     controlnet_pipeline=None,
+    prepare_pipeline=_controlnets_with_mask_channels(0),
     seeds_process_rng=True,
 )
 
@@ -114,6 +135,7 @@ SD3_CONTROLNET_INPAINT = dataclasses.replace(
     build_call_kwargs=_controlnet_inpaint_call_kwargs,
     input_roles=("control", "mask"),
     required_roles=("control", "mask"),
+    prepare_pipeline=_controlnets_with_mask_channels(1),
 )
 
 SD3_PAG = dataclasses.replace(
