@@ -5,13 +5,17 @@ ControlNet residuals and Wan VACE's adds its control hints. At threshold 0 every
 as without a cache; on a cached step the stored middle residual already holds the hints of
 the middle blocks, so each hint is counted exactly once: with the same inputs and hints, a
 cached step gives the computed output (to float rounding). A runner that lets the loop add
-the hints again on a cached step is off by the sum of the middle hints.
+the hints again on a cached step is off by the sum of the middle hints. The same holds on
+diffusers' own loops, with the real residuals of the tiny SD3 and HunyuanDiT ControlNets.
 """
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
+from PIL import Image
 
 from engine_service import cache
 from engine_service.cache import BlockAdapter, DBCacheConfig
@@ -91,3 +95,77 @@ def test_a_pipeline_with_a_controlnet_caches_per_block_with_hints():
     pipe.controlnet = None
     (group,) = BlockAdapter(pipe=pipe).groups()
     assert not group.hints and not group.per_block
+
+
+def _controlnet_transformer_call(pipe, size: int, **call) -> tuple[tuple, dict]:
+    """The inputs of the first transformer call of a tiny ControlNet pipeline's run, the
+    ControlNet's residuals included."""
+    from tiny_families import input_image
+
+    seen = []
+
+    def keep(_, args, kwargs):  # lists copied: HunyuanDiT pops the residuals it adds from theirs
+        seen.append((args, {key: list(v) if isinstance(v, list) else v for key, v in kwargs.items()}))
+
+    hook = pipe.transformer.register_forward_pre_hook(keep, with_kwargs=True)
+    control = Image.open(io.BytesIO(input_image("control", (size, size)).data)).convert("RGB")
+    try:
+        torch.manual_seed(0)  # the pipelines encode the control image from the process-wide random state
+        pipe("a red circle", control_image=control, num_inference_steps=1, height=size, width=size, **call)
+    finally:
+        hook.remove()
+    return seen[0]
+
+
+def _tiny_sd3_controlnet():
+    from tiny_families.sd3 import build_tiny_sd3_controlnet
+
+    pipe = build_tiny_sd3_controlnet()
+    return pipe, _controlnet_transformer_call(pipe, 32, max_sequence_length=16, output_type="latent")
+
+
+def _tiny_hunyuandit_controlnet():
+    from tiny_families.hunyuandit import build_tiny_hunyuandit_controlnet
+
+    pipe = build_tiny_hunyuandit_controlnet()
+    return pipe, _controlnet_transformer_call(pipe, 16, use_resolution_binning=False, output_type="latent")
+
+
+@pytest.mark.parametrize(
+    ("build", "residuals", "doubled"),
+    [
+        (_tiny_sd3_controlnet, "block_controlnet_hidden_states", True),
+        (_tiny_hunyuandit_controlnet, "controlnet_block_samples", False),
+    ],
+    ids=["sd3: residuals after blocks", "hunyuandit: residuals into the long skips"],
+)
+def test_real_controlnet_transformers_take_their_residuals_once_on_cached_steps(build, residuals, doubled):
+    """diffusers' own loops: SD3 adds the ControlNet's residuals to the hidden states after its
+    blocks, HunyuanDiT adds them to the long skips its second-half blocks read. With the same
+    inputs and residuals, a cached step gives the computed output (to float rounding)."""
+    pipe, (args, kwargs) = build()
+    transformer = pipe.transformer
+
+    def step(steered: bool = True):  # HunyuanDiT pops the residuals it adds from their list: each call gets its own
+        given = list(kwargs[residuals]) if steered else None
+        return transformer(*args, **{**kwargs, residuals: given, "return_dict": False})[0]
+
+    reference = step()
+    assert (step(steered=False) - reference).abs().max() > 1e-2, "the residuals must matter"
+    always = DBCacheConfig(Fn_compute_blocks=1, Bn_compute_blocks=0, residual_diff_threshold=1.0, max_warmup_steps=1)
+
+    def run(adapter):
+        cache.enable_cache(adapter, always)
+        try:
+            outputs = [step() for _ in range(3)]
+            return outputs, list(cache.summary(transformer, logging=False)[0].cached_steps)
+        finally:
+            cache.disable_cache(transformer)
+
+    outputs, cached = run(BlockAdapter(transformer=transformer, hints=True))
+    assert cached == [1, 2]
+    for out in outputs:
+        torch.testing.assert_close(out, reference, atol=1e-4, rtol=0)
+    if doubled:  # without hint placement, the loop adds the middle blocks' residuals a second time
+        outputs, cached = run(BlockAdapter(transformer=transformer, per_block=True, hints=False))
+        assert cached == [1, 2] and (outputs[1] - reference).abs().max() > 1e-2

@@ -82,8 +82,10 @@ def _bad_requests(model, images: list[InputImage], case_inputs=()) -> list[tuple
         bad.append(({"strength": 0.5}, "strength"))
     masks = [index for index, image in enumerate(images) if image.role == "mask"]
     if masks:
-        # Twice the image's width: large enough for any model's smallest input, not the image's size.
-        image_size = next(size for role, size in case_inputs if role == "image")
+        # Twice the masked image's width: large enough for any model's smallest input, not the image's size.
+        # A ControlNet inpainting pipeline without an ``image`` masks its control image.
+        roles = dict(reversed(case_inputs))  # role -> size of its first picture
+        image_size = roles.get("image") or roles["control"]
         wrong_mask = input_image("mask", (2 * image_size[0], image_size[1]))
         wrong = [wrong_mask if image.role == "mask" else image for image in images]
         bad.append(({"input_images": wrong}, f"input_images[{masks[0]}].data"))

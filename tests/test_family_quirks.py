@@ -8,7 +8,8 @@ resolution buckets only; its VAE cannot decode a batch, so the engine decodes vi
 A Motif-Video checkpoint with decoder layers fails to load (the cache cannot follow them).
 Kandinsky 5's image pipelines render only their resolutions list, and its jobs run alone (a
 batch's prompts are padded and the transformer attends to the padding); its editor and
-Kandinsky 6 take one input image for several outputs.
+Kandinsky 6 take one input image for several outputs. JoyImage Edit renders only its ~1 MP
+bucket sizes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tiny_families.amused import build_tiny_amused
 from tiny_families.dit import build_tiny_dit
 from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
 from tiny_families.ideogram4 import build_tiny_ideogram4
+from tiny_families.joyimage import build_tiny_joyimage_edit
 from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6
 from tiny_families.motif_video import build_tiny_motif_video
@@ -200,3 +202,13 @@ def test_kandinsky5_requests_sent_together_get_the_images_they_get_alone(server,
 def test_one_input_image_conditions_every_output_of_a_request(client, model, size):
     outputs = client.generate("a red circle", model=model, num_outputs=2, input_images=[input_image("image", size)])
     assert len(outputs.outputs) == 2 and outputs.outputs[0].sha256 != outputs.outputs[1].sha256
+
+
+def test_joyimage_edit_defaults_to_its_square_bucket_and_refuses_sizes_off_its_bucket_table():
+    """With diffusers' own ~1 MP bucket table (the tiny family case lists tiny buckets)."""
+    pipeline = build_tiny_joyimage_edit(tiny_buckets=False)
+    model = model_from_pipeline("joyimage-edit", pipeline, torch.device("cpu"), {"steps": 2})
+    assert (model.default_width, model.default_height) == (1024, 1024)
+    assert model.family.check_size(pipeline, 1216, 832) is None and model.family.check_size(pipeline, 832, 1216) is None
+    assert "1040x1024 would be rendered as 1024x1024" in model.family.check_size(pipeline, 1040, 1024)
+    assert "512x512 would be rendered as 1024x1024" in model.family.check_size(pipeline, 512, 512)

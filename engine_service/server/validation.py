@@ -366,16 +366,19 @@ def decode_input_images(spec: JobSpec) -> JobSpec:
 
 
 def _check_mask_sizes(v: _Violations, decoded: list, indices: list[int]) -> None:
-    """A mask must have the size of the first image it masks (role ``image``)."""
-    image = next((picture for role, picture in decoded if role == "image"), None)
-    if image is None:
+    """A mask must have the size of the first image it masks: role ``image``, or ``control`` for a
+    ControlNet inpainting pipeline that masks its control image (and takes no ``image``)."""
+    masked = next((role for role in ("image", "control") if any(r == role for r, _ in decoded)), None)
+    if masked is None:
         return
+    image = next(picture for role, picture in decoded if role == masked)
+    name = "image" if masked == "image" else "control image"
     for (role, mask), index in zip(decoded, indices, strict=True):
         if role == "mask" and mask.size != image.size:
             v.add(
                 f"input_images[{index}].data",
-                f"the mask is {mask.width}x{mask.height} but the image is {image.width}x{image.height}; "
-                "send a mask of the image's size",
+                f"the mask is {mask.width}x{mask.height} but the {name} is {image.width}x{image.height}; "
+                f"send a mask of the {name}'s size",
             )
 
 

@@ -1,4 +1,5 @@
-"""CogView3-Plus (T5) and CogView4 (GLM-4): one list of dual-stream blocks, in-batch CFG."""
+"""CogView3-Plus (T5) and CogView4 (GLM-4): one list of dual-stream blocks, in-batch CFG; CogView4 Control
+(the control image's latents as extra transformer input channels)."""
 
 import torch
 from diffusers import (
@@ -6,6 +7,7 @@ from diffusers import (
     CogVideoXDDIMScheduler,
     CogView3PlusPipeline,
     CogView3PlusTransformer2DModel,
+    CogView4ControlPipeline,
     CogView4Pipeline,
     CogView4Transformer2DModel,
     FlowMatchEulerDiscreteScheduler,
@@ -49,12 +51,12 @@ def build_tiny_cogview3plus() -> CogView3PlusPipeline:
     )
 
 
-def build_tiny_cogview4() -> CogView4Pipeline:
+def build_tiny_cogview4(pipeline_class: type = CogView4Pipeline, in_channels: int = 4) -> CogView4Pipeline:
     """From diffusers' CogView4 test configuration, with 3 blocks, a 1-level VAE and a byte-level tokenizer."""
     torch.manual_seed(0)
     transformer = CogView4Transformer2DModel(
         patch_size=2,
-        in_channels=4,
+        in_channels=in_channels,
         num_layers=3,
         attention_head_dim=4,
         num_attention_heads=4,
@@ -77,13 +79,18 @@ def build_tiny_cogview4() -> CogView4Pipeline:
     scheduler = FlowMatchEulerDiscreteScheduler(
         base_shift=0.25, max_shift=0.75, base_image_seq_len=256, use_dynamic_shifting=True, time_shift_type="linear"
     )
-    return CogView4Pipeline(
+    return pipeline_class(
         tokenizer=byte_level_qwen2_tokenizer(padding_side="left", prefix="<sop>"),
         text_encoder=text_encoder,
         vae=_vae(),
         transformer=transformer,
         scheduler=scheduler,
     )
+
+
+def build_tiny_cogview4_control() -> CogView4ControlPipeline:
+    """The CogView4 case with a transformer that also takes the control image's 4 latent channels."""
+    return build_tiny_cogview4(CogView4ControlPipeline, in_channels=8)
 
 
 CASES = [
@@ -98,5 +105,12 @@ CASES = [
         pipeline_class="CogView4Pipeline",
         build=build_tiny_cogview4,
         defaults={"width": 16, "height": 16, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+    ),
+    TinyCase(
+        name="cogview4-control",
+        pipeline_class="CogView4ControlPipeline",
+        build=build_tiny_cogview4_control,
+        defaults={"width": 16, "height": 16, "steps": 4, "call_defaults": {"max_sequence_length": 16}},
+        inputs=(("control", (16, 16)),),
     ),
 ]

@@ -1,7 +1,16 @@
-"""HunyuanDiT text-to-image: 4 blocks with long skips, BERT + T5 text encoders, in-batch CFG."""
+"""HunyuanDiT text-to-image: 4 blocks with long skips, BERT + T5 text encoders, in-batch CFG; PAG and
+ControlNet on the same modules."""
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, HunyuanDiT2DModel, HunyuanDiTPAGPipeline, HunyuanDiTPipeline
+from diffusers import (
+    AutoencoderKL,
+    DDPMScheduler,
+    HunyuanDiT2DControlNetModel,
+    HunyuanDiT2DModel,
+    HunyuanDiTControlNetPipeline,
+    HunyuanDiTPAGPipeline,
+    HunyuanDiTPipeline,
+)
 from tiny_pipelines import TINY_T5
 from tiny_tokenizers import small_bert_tokenizer, small_t5_tokenizer
 from transformers import BertConfig, BertModel, T5Config, T5EncoderModel
@@ -49,6 +58,28 @@ def build_tiny_hunyuandit() -> HunyuanDiTPipeline:
     )
 
 
+def build_tiny_hunyuandit_controlnet() -> HunyuanDiTControlNetPipeline:
+    """A ControlNet of 4 // 2 - 1 = 1 block: its one residual joins the long skip into the last block."""
+    from tiny_families.flux import wake_controlnet
+
+    base = build_tiny_hunyuandit()
+    torch.manual_seed(0)
+    controlnet = HunyuanDiT2DControlNetModel(
+        sample_size=16,
+        transformer_num_layers=4,
+        patch_size=2,
+        attention_head_dim=8,
+        num_attention_heads=3,
+        in_channels=4,
+        cross_attention_dim=32,
+        cross_attention_dim_t5=32,
+        pooled_projection_dim=16,
+        hidden_size=24,
+        activation_fn="gelu-approximate",
+    )
+    return HunyuanDiTControlNetPipeline(**base.components, controlnet=wake_controlnet(controlnet))
+
+
 CASES = [
     TinyCase(
         name="hunyuandit",
@@ -61,5 +92,12 @@ CASES = [
         pipeline_class="HunyuanDiTPAGPipeline",
         build=lambda: HunyuanDiTPAGPipeline(**build_tiny_hunyuandit().components, pag_applied_layers=["blocks.1"]),
         defaults={"width": 16, "height": 16, "steps": 4, "call_defaults": {"use_resolution_binning": False}},
+    ),
+    TinyCase(
+        name="hunyuandit-controlnet",
+        pipeline_class="HunyuanDiTControlNetPipeline",
+        build=build_tiny_hunyuandit_controlnet,
+        defaults={"width": 16, "height": 16, "steps": 4, "call_defaults": {"use_resolution_binning": False}},
+        inputs=(("control", (16, 16)),),
     ),
 ]

@@ -1,5 +1,5 @@
 """Qwen-Image: text-to-image, Edit (one image), Edit-Plus (one or more images), image-to-image,
-inpainting and ControlNet.
+inpainting, ControlNet and ControlNet inpainting.
 
 A 2-layer ``QwenImageTransformer2DModel``, a 16x ``AutoencoderKLQwenImage`` (the edit pipelines encode
 input images at about 1024x1024 whatever the output size: 16x keeps that to 1024 tokens) and
@@ -14,6 +14,7 @@ import torch
 from diffusers import (
     AutoencoderKLQwenImage,
     FlowMatchEulerDiscreteScheduler,
+    QwenImageControlNetInpaintPipeline,
     QwenImageControlNetModel,
     QwenImageControlNetPipeline,
     QwenImageEditPipeline,
@@ -147,7 +148,7 @@ def build_tiny_qwen_image_inpaint() -> QwenImageInpaintPipeline:
     return _drop_system_prompt(QwenImageInpaintPipeline(**_components()))
 
 
-def build_tiny_qwen_image_controlnet() -> QwenImageControlNetPipeline:
+def _controlnet(extra_condition_channels: int = 0) -> QwenImageControlNetModel:
     from tiny_families.flux import wake_controlnet
 
     torch.manual_seed(0)
@@ -160,8 +161,20 @@ def build_tiny_qwen_image_controlnet() -> QwenImageControlNetPipeline:
         num_attention_heads=3,
         joint_attention_dim=16,
         axes_dims_rope=(8, 4, 4),
+        extra_condition_channels=extra_condition_channels,
     )
-    return _drop_system_prompt(QwenImageControlNetPipeline(**_components(), controlnet=wake_controlnet(controlnet)))
+    return wake_controlnet(controlnet)
+
+
+def build_tiny_qwen_image_controlnet() -> QwenImageControlNetPipeline:
+    return _drop_system_prompt(QwenImageControlNetPipeline(**_components(), controlnet=_controlnet()))
+
+
+def build_tiny_qwen_image_controlnet_inpaint() -> QwenImageControlNetInpaintPipeline:
+    """An inpainting ControlNet: its condition is the masked control image's latents and the mask, packed
+    2x2 (4 mask channels beside the latents' 16)."""
+    controlnet = _controlnet(extra_condition_channels=4)
+    return _drop_system_prompt(QwenImageControlNetInpaintPipeline(**_components(), controlnet=controlnet))
 
 
 TEXT = {"max_sequence_length": 16}
@@ -208,5 +221,12 @@ CASES = [
         build=build_tiny_qwen_image_controlnet,
         defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT},
         inputs=(("control", (32, 32)),),
+    ),
+    TinyCase(
+        name="qwen-image-controlnet-inpaint",
+        pipeline_class="QwenImageControlNetInpaintPipeline",
+        build=build_tiny_qwen_image_controlnet_inpaint,
+        defaults={"width": 32, "height": 32, "steps": 4, "call_defaults": TEXT},
+        inputs=(("control", (32, 32)), ("mask", (32, 32))),
     ),
 ]

@@ -12,9 +12,13 @@ is replaced by identity, and moves the prediction away from it by ``pag_scale``
 (3.0, the pipeline's default; a model may set another in its call defaults). It runs
 only with CFG: at guidance 1 or below (where diffusers 0.42.1's call fails) PAG is off too.
 
-ControlNet (``HunyuanDiTControlNetPipeline``) is known but not served: it encodes the
-control image by sampling the VAE's latent distribution from the process-wide random
-state, not the request's generator.
+ControlNet (``HunyuanDiTControlNetPipeline``: a HunyuanDiT directory with a ``controlnet``
+component, or ``serve --controlnet`` on a HunyuanDiT model) takes one ``control`` image per
+ControlNet, each with its ``controlnet_conditioning_scale``; the ControlNet's residuals join the
+long skips into the second half of the blocks. The pipeline encodes the control image by
+sampling the VAE's latent distribution from torch's process-wide random state, so the engine
+seeds that state from the request's seed for the call (``seeds_process_rng``) and runs its jobs
+alone.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ HUNYUANDIT = FamilySpec(
     build_call_kwargs=text_to_image_with_negative,
     uses_negative_prompt=True,
     call_defaults={"use_resolution_binning": True},
+    controlnet_pipeline="HunyuanDiTControlNetPipeline",
 )
 
 
@@ -55,6 +60,7 @@ HUNYUANDIT_PAG = dataclasses.replace(
     name="hunyuandit-pag",
     pipeline_classes=("HunyuanDiTPAGPipeline",),
     build_call_kwargs=_pag_call_kwargs,
+    controlnet_pipeline=None,
 )
 
 
@@ -64,15 +70,12 @@ def _controlnet_call_kwargs(pipe, jobs):
 
 HUNYUANDIT_CONTROLNET = dataclasses.replace(
     HUNYUANDIT,
-    unsupported_reason=(
-        "diffusers 0.42.1's pipeline encodes the control image by sampling the VAE's latent distribution from the "
-        "process-wide random state, not the request's generator: the same request and seed give a different image "
-        "each time"
-    ),
     name="hunyuandit-controlnet",
     pipeline_classes=("HunyuanDiTControlNetPipeline",),
     build_call_kwargs=_controlnet_call_kwargs,
     input_roles=("control",),
     required_roles=("control",),
     control_count=controlnet_count,
+    controlnet_pipeline=None,
+    seeds_process_rng=True,
 )

@@ -20,10 +20,16 @@ ControlNet (``QwenImageControlNetPipeline``: a Qwen-Image directory with a
 blocks, and the cache places them per block. One ControlNet only: diffusers 0.42.1's
 ``QwenImageMultiControlNetModel`` refuses several at the first step.
 
+ControlNet inpainting (``QwenImageControlNetInpaintPipeline``: one inpainting
+ControlNet) takes one ``control`` image and a ``mask`` of its size (white =
+repaint); the ControlNet reads the masked control image's latents with the mask,
+and the image is drawn from noise (no strength). The pipeline samples those
+latents from torch's process-wide random state, not the request's generator, so the
+engine seeds that state from the request's seed (``seeds_process_rng``) and runs each
+of its jobs alone.
+
 Edit inpainting (``QwenImageEditInpaintPipeline``) is known but not served: it
-renders at about 1024x1024 whatever the request's size. ControlNet inpainting
-(``QwenImageControlNetInpaintPipeline``) is known but not served: it samples the
-masked image's latents outside the request's generator. Layered
+renders at about 1024x1024 whatever the request's size. Layered
 (``QwenImageLayeredPipeline``) is known but not served: it splits an input image
 into ``layers`` RGBA images at 640² or 1024² pixels in the input's aspect, taking
 no width or height.
@@ -41,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from engine_service.errors import ModelLoadError
 from engine_service.models.inputs import control_kwargs, controlnet_count, image_of, images_of
 from engine_service.models.spec import FamilySpec
 
@@ -170,17 +177,30 @@ QWEN_IMAGE_CONTROLNET = FamilySpec(
     **{**_COMMON, "context_parallel": False},
 )
 
+
+def _controlnet_inpaint_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    return {**_controlnet_call_kwargs(pipe, jobs), "control_mask": image_of(jobs, "mask")}
+
+
+def _one_inpainting_controlnet(pipe: DiffusionPipeline) -> None:
+    """diffusers 0.42.1's pipeline prepares the masked control image for one ControlNet only: refuse a
+    multi-ControlNet model (ModelLoadError) rather than fail every request."""
+    if getattr(pipe.controlnet, "nets", None) is not None:
+        raise ModelLoadError(
+            "QwenImageControlNetInpaintPipeline takes one ControlNet; this model's controlnet is a multi-ControlNet "
+            f"of {len(pipe.controlnet.nets)} nets"
+        )
+
+
 QWEN_IMAGE_CONTROLNET_INPAINT = dataclasses.replace(
     QWEN_IMAGE_CONTROLNET,
     name="qwen-image-controlnet-inpaint",
     pipeline_classes=("QwenImageControlNetInpaintPipeline",),
+    build_call_kwargs=_controlnet_inpaint_call_kwargs,
     input_roles=("control", "mask"),
     required_roles=("control", "mask"),
-    unsupported_reason=(
-        "diffusers 0.42.1's pipeline encodes the masked image by sampling the VAE's latent distribution "
-        "from the process-wide random state, not the request's generator: the same request and seed give a "
-        "different image each time"
-    ),
+    prepare_pipeline=_one_inpainting_controlnet,
+    seeds_process_rng=True,
 )
 
 QWEN_IMAGE_LAYERED = dataclasses.replace(
