@@ -103,6 +103,9 @@ def test_the_models_command_says_which_roles_and_parameters_each_model_takes(ser
         ("flux-img2img", {"input_images": []}, "input_images"),
         ("qwen-inpaint", {"input_images": [IMAGE, input_image("mask", (64, 32))]}, "input_images[1].data"),
         ("qwen-inpaint", {"input_images": [IMAGE]}, "input_images"),
+        # The pipelines take one image and one mask: a second would be silently dropped.
+        ("qwen-inpaint", {"input_images": [IMAGE, MASK, MASK]}, "input_images[2].role"),
+        ("flux-img2img", {"input_images": [IMAGE, IMAGE]}, "input_images[1].role"),
     ],
 )
 def test_a_bad_strength_or_mask_is_refused_naming_the_field(client, model, request_fields, field):
@@ -112,4 +115,6 @@ def test_a_bad_strength_or_mask_is_refused_naming_the_field(client, model, reque
     assert [v.field for v in raised.value.field_violations] == [field]
     if field.endswith(".data"):
         assert "the mask is 64x32 but the image is 32x32" in raised.value.field_violations[0].description
+    if field.endswith(".role"):
+        assert "takes one" in raised.value.field_violations[0].description
     assert client.generate("a red circle", model="flux-img2img", input_images=[IMAGE], num_inference_steps=2).outputs

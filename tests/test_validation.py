@@ -221,11 +221,22 @@ def test_undecodable_oversized_and_misrolled_input_images_are_named(image_model)
         image_model,
         input_images=[
             {"data": b"definitely not an image"},
-            {"data": b"\x00" * 5000},
+            {"data": b"\x00" * 5000, "role": "mask"},
             {"data": _png_bytes(), "role": "control"},
         ],
     )
     assert fields == {"input_images[0].data", "input_images[1].data", "input_images[2].role"}
+
+
+def test_a_role_sent_twice_is_named_unless_the_family_takes_several(image_model):
+    import dataclasses
+
+    twice = [{"data": _png_bytes()}, {"data": _png_bytes(), "role": "mask"}, {"data": _png_bytes()}]
+    assert _violated_fields(image_model, input_images=twice) == {"input_images[2].role"}
+    several = dataclasses.replace(
+        image_model, family=dataclasses.replace(image_model.family, repeated_roles=("image",))
+    )
+    assert [role for role, _ in _validate(several, input_images=twice).input_images] == ["image", "mask", "image"]
 
 
 def test_a_missing_required_input_image_is_named(image_model):

@@ -89,6 +89,10 @@ class FamilySpec:
     """Roles of the input images it accepts (``"image"``, ``"mask"``, ...); empty = text only."""
     required_roles: tuple[str, ...] = ()
     """Roles a request must send (a subset of ``input_roles``); a missing one is INVALID_ARGUMENT."""
+    repeated_roles: tuple[str, ...] = ()
+    """Roles a request may send several images of, in order (reference images of FLUX.2, Qwen-Image
+    Edit-Plus, ...). Any other role but ``control`` (one image per ControlNet) sent twice is
+    INVALID_ARGUMENT on the second: the pipeline would use the first alone."""
     min_input_side: int = 0
     """Smallest width or height, in pixels, the pipeline accepts for an input image (0 = any); a smaller
     image is INVALID_ARGUMENT naming it instead of a pipeline failure."""

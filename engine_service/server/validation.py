@@ -300,12 +300,18 @@ def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -
     if len(items) > limits.max_input_images:
         v.add("input_images", f"{len(items)} images exceed the limit of {limits.max_input_images}")
         return ()
-    opened, indices = [], []
+    opened, indices, seen = [], [], set()
     for index, item in enumerate(items):
         field = f"input_images[{index}]"
         role = item.role or "image"
         if role not in model.family.input_roles:
             v.add(f"{field}.role", f"{excerpt(role)} is not one of {', '.join(model.family.input_roles)}")
+        elif role in seen and role != "control" and role not in model.family.repeated_roles:
+            v.add(
+                f"{field}.role",
+                f"model {model.name!r} ({model.family.name}) takes one {role!r} image; this is a second",
+            )
+        seen.add(role)
         image = _open_image(v, f"{field}.data", item.data, model, limits)
         if image is not None:
             opened.append((role, image))

@@ -72,6 +72,7 @@ _COMMON: dict[str, Any] = {
     "block_lists": ("transformer_blocks", "single_transformer_blocks"),
     "build_call_kwargs": _call_kwargs,
     "input_roles": ("image",),
+    "repeated_roles": ("image",),  # reference images, in order
     "min_input_side": 64,  # the pipeline refuses smaller reference images
     "max_input_aspect": 8,  # and more elongated ones
     "call_defaults": {"max_sequence_length": 512},
@@ -101,6 +102,7 @@ FLUX2_KLEIN_INPAINT = FamilySpec(
         "build_call_kwargs": _inpaint_call_kwargs,
         "input_roles": ("image", "mask", "reference"),
         "required_roles": ("image", "mask"),
+        "repeated_roles": (),
         "context_parallel": False,  # split runs of this variant are not tested yet
     },
 )

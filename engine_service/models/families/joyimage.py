@@ -131,5 +131,6 @@ JOYIMAGE_EDIT_PLUS = FamilySpec(
     decode_latents=_decode_edit_plus_latents,
     uses_negative_prompt=True,
     input_roles=("image",),
+    repeated_roles=("image",),
     required_roles=("image",),
 )

@@ -140,6 +140,7 @@ QWEN_IMAGE_EDIT_PLUS = FamilySpec(
     pipeline_classes=("QwenImageEditPlusPipeline",),
     build_call_kwargs=_edit_plus_call_kwargs,
     input_roles=("image",),
+    repeated_roles=("image",),
     required_roles=("image",),
     **_COMMON,
 )

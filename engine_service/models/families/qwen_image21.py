@@ -83,4 +83,5 @@ QWEN_IMAGE_21 = FamilySpec(
     decode_latents=_decode_latents,
     uses_negative_prompt=True,
     input_roles=("image",),
+    repeated_roles=("image",),
 )

@@ -119,6 +119,7 @@ Z_IMAGE_OMNI = dataclasses.replace(
     block_lists=("noise_refiner", "context_refiner", "siglip_refiner", "layers"),
     build_call_kwargs=_omni_call_kwargs,
     input_roles=("image",),
+    repeated_roles=("image",),
     min_input_side=64,  # the pipeline refuses smaller condition images
     max_input_aspect=8,  # and more elongated ones
     prepare_pipeline=_bfloat16_vae,
