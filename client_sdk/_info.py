@@ -57,9 +57,10 @@ class ModelInfo:
     output_kind: str
     """"image" or "video"."""
     default_width: int
-    """Width used when a request leaves it unset."""
+    """Width used when a request leaves it unset; 0 when the model renders a size that follows its
+    input image (leave width and height unset, or send that size)."""
     default_height: int
-    """Height used when a request leaves it unset."""
+    """Height used when a request leaves it unset; 0 as `default_width`."""
     default_steps: int
     """Denoising steps used when a request leaves them unset."""
     default_guidance_scale: float

@@ -151,8 +151,8 @@ def _parameters(model: ModelInfo) -> str:
 
 
 def models_table(models: ModelList) -> str:
-    """One row per served model (the default marked "*"; its input roles, extra request parameters, and
-    LoRA adapters last), then the engine's limits."""
+    """One row per served model (the default marked "*"; its size "of input" where it follows the input
+    image; its input roles, extra request parameters, and LoRA adapters last), then the engine's limits."""
     headers = ["model", "family", "pipeline", "kind", "size", "steps", "guidance", "frames", "blocks", "inputs"]
     headers += ["parameters", "loras"]
     rows = [
@@ -161,7 +161,7 @@ def models_table(models: ModelList) -> str:
             m.family,
             m.pipeline_class,
             m.output_kind,
-            f"{m.default_width}x{m.default_height}",
+            f"{m.default_width}x{m.default_height}" if m.default_width else "of input",
             str(m.default_steps),
             f"{m.default_guidance_scale:g}",
             str(m.default_frames),

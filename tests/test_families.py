@@ -5,15 +5,18 @@ asked through the SDK: without cache (streamed, with a preview after every step
 where the family has previews), with residual threshold 0 (must give the uncached
 output bit for bit) and with threshold 1 (every step after warmup is cached: all but
 one per expert and those whose block input changed shape; an image-to-image pipeline
-runs only the steps its strength leaves). Outputs are checked for kind and shape. Each
+runs only the steps its strength leaves). Outputs are checked for kind and shape (the
+size the input image gives, where the size follows it; sent as that size, the output is
+unchanged; ListModels shows such a size as 0 x 0). Each
 case must see what a request asks: the cached output, another guidance scale, and
 another picture for each input role it sends (for a role sent with several pictures:
 one fewer and one more) each change the pixels, so that a dropped guidance scale, an
 ignored input image or a cache that never takes effect fails here. Requests the
 family's rules refuse (a frame count off its rule or below its least, a missing
 required input image, a strength out of range or for a model without one, a mask of
-another size than its image, a size off the family's size check, a guidance scale for
-a model that takes none) get INVALID_ARGUMENT naming the field, and the engine keeps serving (in its
+another size than its image, a size off the family's size check or, where the size
+follows the input image, another size than it gives, a guidance scale for a model that
+takes none) get INVALID_ARGUMENT naming the field, and the engine keeps serving (in its
 default format: MP4 for a video).
 """
 
@@ -59,10 +62,14 @@ ALWAYS_CACHE = CachePolicy(
 )
 
 
-def _bad_requests(model, images: list[InputImage], case_inputs=()) -> list[tuple[dict, str]]:
-    """Requests the family's rules refuse, with the field each must be refused for."""
+def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) -> list[tuple[dict, str]]:
+    """Requests the family's rules refuse, with the field each must be refused for; ``size`` is the
+    (width, height) the request renders."""
     family, frames = model.family, model.default_frames
     bad = []
+    if family.size_from_input is not None:
+        # Another size than the one the input image gives.
+        bad.append(({"width": size[0] + model.spatial_factor, "height": size[1]}, "width"))
     if not family.takes_guidance:
         bad.append(({"guidance_scale": model.default_guidance_scale + 1.0}, "guidance_scale"))
     if family.check_size is not None:
@@ -170,6 +177,10 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         "output_format": "png_frames" if video else "png",
     }
     other_inputs = _other_inputs(case)
+    # The size the request renders: the model's default, or the one its first ``image`` gives.
+    size = (model.default_width, model.default_height)
+    if model.family.size_from_input is not None:
+        size = model.family.size_from_input(pipeline, *next(s for role, s in case.inputs if role == "image"))
     with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client, warnings.catch_warnings():
         # NaN pixels (a tiny model gone wrong) surface as this warning when encoded: make them fail the request.
         warnings.filterwarnings("error", "invalid value encountered in cast", RuntimeWarning)
@@ -187,14 +198,21 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
             role: [client.generate("a red circle", **{**request, "input_images": images}) for images in variants]
             for role, variants in other_inputs.items()
         }
-        bad = _bad_requests(model, request["input_images"], case.inputs)
+        bad = _bad_requests(model, request["input_images"], case.inputs, size)
         refused = [_violated_fields(client, {**request, **fields}) for fields, _ in bad]
-        again = client.generate("a red circle", **{**request, "output_format": None})  # still serving
+        # Still serving; the size sent as the one rendered changes nothing.
+        again = client.generate(
+            "a red circle", **{**request, "output_format": None, "width": size[0], "height": size[1]}
+        )
+        (listed,) = client.list_models().models
 
     def pixels(result):
         return [o.sha256 for o in result.outputs]
 
     assert refused == [{field} for _, field in bad]
+    # A size that follows the input image is listed as 0 x 0.
+    follows = model.family.size_from_input is not None
+    assert (listed.default_width, listed.default_height) == ((0, 0) if follows else size)
     assert pixels(always) != pixels(plain), "the cached steps did not change the output"
     assert guided is None or pixels(guided) != pixels(plain), f"guidance {guidance} gave the default's output"
     for role, results in inputs.items():
@@ -209,7 +227,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     shown = [p.step for p in previews]
     assert shown == sorted(set(shown)) and set(shown) <= set(range(steps - 1))
     assert shown[-1:] == ([steps - 2] if previews_every and steps > 1 else [])
-    assert all((p.width, p.height) == (model.default_width, model.default_height) for p in previews)
+    assert all((p.width, p.height) == size for p in previews)
     assert all(Image.open(io.BytesIO(p.data)).size == (p.width, p.height) for p in previews)
     assert [o.sha256 for o in never.outputs] == [o.sha256 for o in plain.outputs]
     assert never.cache_stats.cached_steps == 0 and plain.cache_stats.policy == "none"
@@ -217,13 +235,13 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     assert len(plain.outputs) == frames
     for output in plain.outputs:
         assert (output.mime_type, output.num_frames) == ("image/png", 1)
-        assert output.image.size == (model.default_width, model.default_height)
+        assert output.image.size == size
     if video:
         (result,) = again.outputs
         assert (result.mime_type, result.num_frames) == ("video/mp4", frames)
-        assert (result.width, result.height) == (model.default_width, model.default_height)
+        assert (result.width, result.height) == size
         shown = iio.imread(result.data, extension=".mp4", plugin="FFMPEG")
-        assert shown.shape == (frames, model.default_height, model.default_width, 3)
+        assert shown.shape == (frames, size[1], size[0], 3)
     else:
         assert pixels(again) == pixels(plain)
 

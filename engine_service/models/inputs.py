@@ -7,12 +7,14 @@ runs alone, so a builder reads them from its single job.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from engine_service.jobs import JobSpec
+    from engine_service.models.spec import InputSize
 
 
 def images_of(jobs: Sequence[JobSpec], role: str) -> list[Any]:
@@ -42,4 +44,23 @@ def control_kwargs(pipe: Any, jobs: Sequence[JobSpec]) -> dict[str, Any]:
     return {"control_image": images, "controlnet_conditioning_scale": scales}
 
 
-__all__ = ["control_kwargs", "controlnet_count", "image_of", "images_of"]
+def area_in_input_aspect(area: int) -> InputSize:
+    """The size rule of a diffusers editor that renders about ``area`` pixels in its input image's aspect
+    (a ``FamilySpec.size_from_input``).
+
+    Such a pipeline calls its own module's ``calculate_dimensions(area, width / height)`` (its first two
+    values: width, height in pixels, rounded to a multiple of 16 or 32 by the module's rule) and its
+    latents keep whole 2x2 patches, so the decoded image is that size floored to a multiple of
+    ``2 x vae_scale_factor``. ``area`` is the literal the pipeline's ``__call__`` passes (1024 x 1024 in
+    diffusers 0.42.1's LongCat-Image Edit and Qwen-Image Edit inpainting).
+    """
+
+    def size(pipe: Any, width: int, height: int) -> tuple[int, int]:
+        rendered = sys.modules[type(pipe).__module__].calculate_dimensions(area, width / height)
+        step = 2 * pipe.vae_scale_factor
+        return rendered[0] // step * step, rendered[1] // step * step
+
+    return size
+
+
+__all__ = ["area_in_input_aspect", "control_kwargs", "controlnet_count", "image_of", "images_of"]

@@ -35,6 +35,9 @@ LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torc
 PromptCheck = Callable[["DiffusionPipeline", str, "Mapping[str, Any]"], "str | None"]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
+#: (pipeline, the first ``image`` input's width, its height) -> the (width, height) in pixels the pipeline
+#: renders for that input.
+InputSize = Callable[["DiffusionPipeline", int, int], tuple[int, int]]
 #: (pipeline, width, height) -> why the pipeline would not render this size as asked, or ``None`` when it would.
 SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 #: pipeline -> how many control images a request must send (one per ControlNet of the pipeline).
@@ -125,6 +128,12 @@ class FamilySpec:
     """Refuses sizes the pipeline would not render as asked, e.g. a pipeline that snaps its output to
     resolution buckets (INVALID_ARGUMENT on ``width`` with the reason); ``None`` = any size of the
     spatial factor. The family's default size must pass it."""
+    size_from_input: InputSize | None = None
+    """For a pipeline that takes no width or height and renders a size it derives from its input image
+    (LongCat-Image Edit, Qwen-Image Edit inpainting: about 1024x1024 in the image's aspect): that size
+    for the request's first ``image``. A request without width and height gets it; one whose width or
+    height differs is INVALID_ARGUMENT on ``width`` naming it. ListModels reports default width and
+    height 0. ``None`` = the request's size is rendered."""
     generator_per_output: bool = True
     """Whether ``__call__`` takes a list of generators, one per output. Without it the pipeline gets
     the job's one generator, and its jobs never join a batch (an output must not depend on its batch).

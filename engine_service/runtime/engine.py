@@ -579,7 +579,8 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     """A two-step request at ``width`` x ``height`` (default: the model's size).
 
     A family that requires input images gets a plain grey picture of that size for each
-    required role (and each ControlNet).
+    required role (and each ControlNet); a family whose size follows its input image
+    (``FamilySpec.size_from_input``) renders the size that picture gives.
     """
     width = width or model.default_width
     height = height or model.default_height
@@ -589,6 +590,9 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     if "control" in model.family.required_roles:
         roles += ["control"] * max(model.control_images, 1)
     images = tuple((role, grey) for role in roles)
+    if model.family.size_from_input is not None and "image" in roles:
+        # The pipeline renders the size it derives from the picture, whatever the job says.
+        width, height = model.family.size_from_input(model.pipeline, width, height)
     return JobSpec(
         request_id=f"warmup-{model.name}-{width}x{height}",
         model=model.name,

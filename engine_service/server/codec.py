@@ -134,8 +134,9 @@ def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:
         pipeline_class=type(model.pipeline).__name__,
         is_default=is_default,
         output_kind=family.output_kind,
-        default_width=model.default_width,
-        default_height=model.default_height,
+        # 0 x 0: the size follows the input image.
+        default_width=0 if family.size_from_input is not None else model.default_width,
+        default_height=0 if family.size_from_input is not None else model.default_height,
         default_steps=model.default_steps,
         default_guidance_scale=model.default_guidance_scale,
         default_frames=model.default_frames,

@@ -103,6 +103,7 @@ def validate(
     output_format = _output_format(v, request.output_format, is_video)
     quality = _int_range(v, request, "output_quality", DEFAULT_QUALITY, 1, 100)
     images = _input_images(v, request, model, limits)
+    width, height = _size_from_input(v, request, model, limits, images, width, height)
     scales = _control_scales(v, request, model)
     strength = _strength(v, request, model)
     preview_every = request.preview_every
@@ -318,6 +319,39 @@ def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -
             indices.append(index)
     _check_mask_sizes(v, opened, indices)
     return tuple(opened)
+
+
+def _size_from_input(
+    v: _Violations, request, model: LoadedModel, limits: Limits, images: tuple, width: int, height: int
+) -> tuple[int, int]:
+    """The size a family that derives it from its input image renders for the request's first ``image``
+    (``FamilySpec.size_from_input``), or ``(width, height)`` unchanged for any other family or without
+    such an image (a violation names it already). A width or height the request sets to another size
+    is a violation on ``width``."""
+    rule = model.family.size_from_input
+    first = next((image for role, image in images if role == "image"), None)
+    if rule is None or first is None:
+        return width, height
+    rendered = rule(model.pipeline, *first.size)
+    sent = {"width": (width, rendered[0]), "height": (height, rendered[1])}
+    if any(request.HasField(field) and value and value != size for field, (value, size) in sent.items()):
+        v.add(
+            "width",
+            f"model {model.name!r} ({model.family.name}) renders {rendered[0]}x{rendered[1]} for this "
+            f"{first.size[0]}x{first.size[1]} input image (its size follows the input image); leave width and "
+            "height unset or send that size",
+        )
+    elif (
+        rendered[0] > limits.max_width
+        or rendered[1] > limits.max_height
+        or rendered[0] * rendered[1] > limits.max_pixels
+    ):
+        v.add(
+            "width",
+            f"model {model.name!r} ({model.family.name}) renders {rendered[0]}x{rendered[1]} for this input image, "
+            f"beyond the limits of {limits.max_width}x{limits.max_height} and {limits.max_pixels} pixels",
+        )
+    return rendered
 
 
 def _open_image(v: _Violations, field: str, data: bytes, model: LoadedModel, limits: Limits) -> Image.Image | None:

@@ -1,5 +1,7 @@
-"""LongCat-Image: 1 double-stream + 2 single-stream blocks, a tiny Qwen2.5-VL text encoder (2 layers,
-width 16) over the byte-level Qwen tokenizer, a 2x VAE with the pipeline's 16 latent channels."""
+"""LongCat-Image and LongCat-Image Edit: 1 double-stream + 2 single-stream blocks, a tiny Qwen2.5-VL text
+encoder (2 layers, width 16) over the byte-level Qwen tokenizer, a VAE with the pipeline's 16 latent
+channels (2x; for the editor, which renders about 1024x1024 pixels whatever its input, 32x with one
+channel at full size and no mid-block attention: 32x32 latents, 256 target tokens)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import torch
 from diffusers import (
     AutoencoderKL,
     FlowMatchEulerDiscreteScheduler,
+    LongCatImageEditPipeline,
     LongCatImagePipeline,
     LongCatImageTransformer2DModel,
 )
@@ -20,7 +23,7 @@ from tiny_families.qwen_image import _processor
 TEXT_TOKENS = 32
 
 
-def build_tiny_longcat_image() -> LongCatImagePipeline:
+def _components(vae_channels: tuple[int, ...] = (4, 4), **vae: object) -> dict:
     tokenizer = qwen_vl_tokenizer()
     token = tokenizer.convert_tokens_to_ids
     torch.manual_seed(0)
@@ -37,14 +40,15 @@ def build_tiny_longcat_image() -> LongCatImagePipeline:
     )
     torch.manual_seed(0)
     vae = AutoencoderKL(
-        block_out_channels=(4, 4),
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=vae_channels,
+        down_block_types=("DownEncoderBlock2D",) * len(vae_channels),
+        up_block_types=("UpDecoderBlock2D",) * len(vae_channels),
         layers_per_block=1,
         latent_channels=16,
         norm_num_groups=1,
         shift_factor=0.0609,
         scaling_factor=1.5035,
+        **vae,
     )
     torch.manual_seed(0)
     text_encoder = Qwen2_5_VLForConditionalGeneration(
@@ -79,14 +83,24 @@ def build_tiny_longcat_image() -> LongCatImagePipeline:
     scale_weights(transformer.transformer_blocks, transformer.single_transformer_blocks, factor=3.0)
     for module in (transformer, vae, text_encoder):
         module.eval()
-    pipe = LongCatImagePipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        text_processor=_processor(tokenizer),
-        transformer=transformer,
-    )
+    return {
+        "scheduler": FlowMatchEulerDiscreteScheduler(),
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "text_processor": _processor(tokenizer),
+        "transformer": transformer,
+    }
+
+
+def build_tiny_longcat_image() -> LongCatImagePipeline:
+    pipe = LongCatImagePipeline(**_components())
+    pipe.tokenizer_max_length = TEXT_TOKENS
+    return pipe
+
+
+def build_tiny_longcat_image_edit(vae_channels: tuple[int, ...] = (1,) + (4,) * 5) -> LongCatImageEditPipeline:
+    pipe = LongCatImageEditPipeline(**_components(vae_channels, mid_block_add_attention=False))
     pipe.tokenizer_max_length = TEXT_TOKENS
     return pipe
 
@@ -97,5 +111,12 @@ CASES = [
         pipeline_class="LongCatImagePipeline",
         build=build_tiny_longcat_image,
         defaults={"width": 32, "height": 32, "steps": 4},
+    ),
+    TinyCase(
+        name="longcat-image-edit",
+        pipeline_class="LongCatImageEditPipeline",
+        build=build_tiny_longcat_image_edit,
+        defaults={"steps": 3},
+        inputs=(("image", (128, 64)),),  # 2:1: renders 1408x704 (1456x736 floored to the spatial factor, 64)
     ),
 ]

@@ -9,14 +9,35 @@ text encoder (``enable_prompt_rewrite``, up to 512 generated tokens): off here, 
 request's prompt is used as written; a model may turn it on in its ``ditserve.json``.
 The pipeline has no step callback: the engine follows its scheduler's steps.
 
-LongCat-Image Edit (``LongCatImageEditPipeline``) is known but not served: it takes no
-width or height.
+LongCat-Image Edit (``LongCatImageEditPipeline``) takes no width or height: it renders
+about 1024x1024 pixels in its input image's aspect (``calculate_dimensions`` of its
+module, sides rounded up to multiples of 16), the size a request gets
+(``size_from_input``). Its transformer reads the target's tokens followed by the input
+image's; the text encoder also sees the image at half that size.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from engine_service.models.inputs import area_in_input_aspect, image_of
 from engine_service.models.pipeline_calls import text_to_image_with_negative
 from engine_service.models.spec import FamilySpec
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from diffusers import DiffusionPipeline
+
+    from engine_service.jobs import JobSpec
+
+
+def _edit_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """The text-to-image arguments without the size (the pipeline derives it from the image), plus the image."""
+    kwargs = text_to_image_with_negative(pipe, jobs)
+    del kwargs["width"], kwargs["height"]
+    return {**kwargs, "image": image_of(jobs, "image")}
+
 
 _COMMON = {
     "output_kind": "image",
@@ -41,13 +62,9 @@ LONGCAT_IMAGE = FamilySpec(
 LONGCAT_IMAGE_EDIT = FamilySpec(
     name="longcat-image-edit",
     pipeline_classes=("LongCatImageEditPipeline",),
-    build_call_kwargs=text_to_image_with_negative,
+    build_call_kwargs=_edit_call_kwargs,
     input_roles=("image",),
     required_roles=("image",),
-    unsupported_reason=(
-        "diffusers 0.42.1's pipeline takes no width or height: it renders at about 1024x1024 in the input "
-        "image's aspect whatever the request's size; the engine's sizes, previews and cache plans follow the "
-        "request's width and height"
-    ),
+    size_from_input=area_in_input_aspect(1024 * 1024),
     **_COMMON,
 )
