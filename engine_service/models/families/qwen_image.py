@@ -28,11 +28,14 @@ latents from torch's process-wide random state, not the request's generator, so 
 engine seeds that state from the request's seed (``seeds_process_rng``) and runs each
 of its jobs alone.
 
-Edit inpainting (``QwenImageEditInpaintPipeline``) is known but not served: it
-renders at about 1024x1024 whatever the request's size. Layered
-(``QwenImageLayeredPipeline``) is known but not served: it splits an input image
-into ``layers`` RGBA images at 640² or 1024² pixels in the input's aspect, taking
-no width or height.
+Edit inpainting (``QwenImageEditInpaintPipeline``) takes an ``image``, a ``mask``
+(white = repaint) and a ``strength``, and no size: it renders about 1024x1024 pixels in
+the image's aspect (its module's ``calculate_dimensions``: sides rounded to multiples
+of 32), the size a request gets (``size_from_input``); the mask is resized to it.
+
+Layered (``QwenImageLayeredPipeline``) is known but not served: it splits an input
+image into ``layers`` RGBA images at 640² or 1024² pixels in the input's aspect,
+taking no width or height.
 
 Qwen-Image-Lightning is Qwen-Image with a distillation LoRA fused in and a
 few-step schedule: serve the fused directory like any Qwen-Image model, with a
@@ -48,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from engine_service.errors import ModelLoadError
-from engine_service.models.inputs import control_kwargs, controlnet_count, image_of, images_of
+from engine_service.models.inputs import area_in_input_aspect, control_kwargs, controlnet_count, image_of, images_of
 from engine_service.models.spec import FamilySpec
 
 if TYPE_CHECKING:
@@ -217,19 +220,23 @@ QWEN_IMAGE_LAYERED = dataclasses.replace(
     ),
 )
 
+
+def _edit_inpaint_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """Inpainting arguments without the size: the pipeline derives it from the image (``size_from_input``)."""
+    kwargs = _inpaint_call_kwargs(pipe, jobs)
+    del kwargs["width"], kwargs["height"]
+    return kwargs
+
+
 QWEN_IMAGE_EDIT_INPAINT = dataclasses.replace(
     QWEN_IMAGE_EDIT,
-    unsupported_reason=(
-        "diffusers 0.42.1's pipeline renders at about 1024x1024 in the input image's aspect whatever the "
-        "request's size, and its mask latents then do not fit its image latents at other sizes (a shape error "
-        "on the tiny test model); the engine's sizes, previews and cache plans follow the request's width and height"
-    ),
     name="qwen-image-edit-inpaint",
     context_parallel=False,  # split runs of this variant are not tested yet
     tensor_parallel=False,
     pipeline_classes=("QwenImageEditInpaintPipeline",),
-    build_call_kwargs=_inpaint_call_kwargs,
+    build_call_kwargs=_edit_inpaint_call_kwargs,
     input_roles=("image", "mask"),
     required_roles=("image", "mask"),
     default_strength=0.6,
+    size_from_input=area_in_input_aspect(1024 * 1024),
 )
