@@ -70,6 +70,12 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
     if family.size_from_input is not None:
         # Another size than the one the input image gives.
         bad.append(({"width": size[0] + model.spatial_factor, "height": size[1]}, "width"))
+        # An 8:1 input image (and mask) that gives a size beyond the engine's limits.
+        side = max(model.spatial_factor, family.min_input_side)
+        wide, limits = family.size_from_input(model.pipeline, 8 * side, side), Limits()
+        if wide[0] > limits.max_width or wide[0] * wide[1] > limits.max_pixels:
+            long = [input_image(i.role, (8 * side, side)) if i.role in ("image", "mask") else i for i in images]
+            bad.append(({"input_images": long}, "width"))
     if not family.takes_guidance:
         bad.append(({"guidance_scale": model.default_guidance_scale + 1.0}, "guidance_scale"))
     if family.check_size is not None:

@@ -132,8 +132,9 @@ class FamilySpec:
     """For a pipeline that takes no width or height and renders a size it derives from its input image
     (LongCat-Image Edit, Qwen-Image Edit inpainting: about 1024x1024 in the image's aspect): that size
     for the request's first ``image``. A request without width and height gets it; one whose width or
-    height differs is INVALID_ARGUMENT on ``width`` naming it. ListModels reports default width and
-    height 0. ``None`` = the request's size is rendered."""
+    height differs, or whose image gives a size beyond the engine's limits, is INVALID_ARGUMENT on
+    ``width`` naming it. ListModels reports default width and height 0. ``None`` = the request's size
+    is rendered."""
     generator_per_output: bool = True
     """Whether ``__call__`` takes a list of generators, one per output. Without it the pipeline gets
     the job's one generator, and its jobs never join a batch (an output must not depend on its batch).
