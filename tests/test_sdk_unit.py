@@ -480,14 +480,21 @@ def test_output_image_without_pillow_says_what_to_install(monkeypatch):
 
 def test_codec_model_list_and_durations():
     response = pb.ListModelsResponse(
-        models=[pb.ModelInfo(name="a"), pb.ModelInfo(name="b", is_default=True, input_roles=["image", "mask"])],
+        models=[
+            pb.ModelInfo(name="a", input_roles=["image"]),  # default size 0 x 0: it follows the input image
+            pb.ModelInfo(
+                name="b", is_default=True, input_roles=["image", "mask"], default_width=512, default_height=256
+            ),
+        ],
         limits=pb.Limits(max_width=2048),
     )
     models = _codec.model_list_from_proto(response)
     assert models.default.name == "b" and models.default.input_roles == ("image", "mask")
     assert models.limits.max_width == 2048
     assert Duration(0, 0.0).mean_ms == 0.0 and Duration(4, 10.0).mean_ms == 2.5
-    assert "* b" in console.models_table(models)
+    table = console.models_table(models)
+    rows = {line.lstrip("* ").split()[0]: line for line in table.splitlines()[2:4]}
+    assert "* b" in table and "512x256" in rows["b"] and "of input" in rows["a"] and "0x0" not in table
 
 
 def test_step_table_with_and_without_step_events():
