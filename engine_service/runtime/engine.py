@@ -589,6 +589,8 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     if "control" in model.family.required_roles:
         roles += ["control"] * max(model.control_images, 1)
     images = tuple((role, grey) for role in roles)
+    plan = model.family.denoising_loops
+    loops = plan(model.default_frames, model.call_defaults)[0] if plan is not None else 1
     return JobSpec(
         request_id=f"warmup-{model.name}-{width}x{height}",
         model=model.name,
@@ -609,4 +611,5 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         # Image-to-image pipelines run every step at strength 1.
         strength=1.0 if model.family.default_strength is not None else None,
         controlnet_conditioning_scales=(1.0,) * model.control_images,
+        denoising_loops=loops,
     )
