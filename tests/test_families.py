@@ -81,6 +81,9 @@ def _bad_requests(model, images: list[InputImage], case_inputs=()) -> list[tuple
         bad.append(({"input_images": [i for i in images if i.role not in family.required_roles]}, "input_images"))
     if family.max_outputs is not None:
         bad.append(({"num_outputs": family.max_outputs + 1}, "num_outputs"))
+    single = next((image for image in images if image.role not in (*family.repeated_roles, "control")), None)
+    if single is not None:  # a second image of a role the pipeline takes one of would be silently dropped
+        bad.append(({"input_images": [*images, single]}, f"input_images[{len(images)}].role"))
     if family.default_strength is not None:
         bad.append(({"strength": 1.5}, "strength"))
     else:
@@ -195,11 +198,14 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         bad = _bad_requests(model, request["input_images"], case.inputs)
         refused = [_violated_fields(client, {**request, **fields}) for fields, _ in bad]
         again = client.generate("a red circle", **{**request, "output_format": None})  # still serving
+        (info,) = client.list_models().models
 
     def pixels(result):
         return [o.sha256 for o in result.outputs]
 
     assert refused == [{field} for _, field in bad]
+    assert info.repeated_roles == model.family.repeated_roles
+    assert info.refuses_guidance_scale == (not model.family.takes_guidance)
     assert pixels(always) != pixels(plain), "the cached steps did not change the output"
     assert guided is None or pixels(guided) != pixels(plain), f"guidance {guidance} gave the default's output"
     for role, results in inputs.items():
