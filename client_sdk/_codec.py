@@ -162,6 +162,8 @@ def model_info_from_proto(msg: engine_pb2.ModelInfo) -> ModelInfo:
         required_roles=tuple(msg.required_roles),
         default_strength=msg.default_strength if msg.HasField("default_strength") else None,
         control_images=msg.control_images,
+        repeated_roles=tuple(msg.repeated_roles),
+        refuses_guidance_scale=msg.refuses_guidance_scale,
         loras=tuple(
             LoraInfo(name=i.name, source=i.source, rank=i.rank, layers=i.layers, components=tuple(i.components))
             for i in msg.loras

@@ -85,6 +85,11 @@ class ModelInfo:
     """Strength when a request sends none (image-to-image and inpainting models); None otherwise."""
     control_images: int = 0
     """Control images every request must send (one per ControlNet); 0 for models without one."""
+    repeated_roles: tuple[str, ...] = ()
+    """Roles of `input_roles` a request may send several images of, in order (reference images); any
+    other role sent twice is refused (`InvalidArgumentError`)."""
+    refuses_guidance_scale: bool = False
+    """True when the model takes no guidance scale: a request that sets one is refused."""
     loras: tuple[LoraInfo, ...] = ()
     """The LoRA adapters loaded for this model."""
     max_loras_per_request: int = 0

@@ -70,12 +70,15 @@ class JobSpec:
     """Image-to-image / inpainting strength in (0, 1]; ``None`` for models that take none."""
     controlnet_conditioning_scales: tuple[float, ...] = ()
     """One ControlNet conditioning scale per ``"control"`` input image, in request order."""
+    denoising_loops: int = 1
+    """Whole denoising loops the pipeline runs for the job (a chunked video: one per chunk)."""
 
     @property
     def denoising_steps(self) -> int:
-        """Steps the pipeline runs: ``num_inference_steps``, or with a strength the last part of its
-        schedule, as diffusers' image-to-image pipelines cut it (``get_timesteps``)."""
-        return denoising_steps(self.num_inference_steps, self.strength)
+        """Steps the pipeline runs over all its loops: per loop ``num_inference_steps``, or with a
+        strength the last part of its schedule, as diffusers' image-to-image pipelines cut it
+        (``get_timesteps``)."""
+        return denoising_steps(self.num_inference_steps, self.strength) * self.denoising_loops
 
     @property
     def cache_tag(self) -> str:

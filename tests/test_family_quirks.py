@@ -9,7 +9,9 @@ A Motif-Video checkpoint with decoder layers fails to load (the cache cannot fol
 Kandinsky 5's image pipelines render only their resolutions list, and its jobs run alone (a
 batch's prompts are padded and the transformer attends to the padding); its editor and
 Kandinsky 6 take one input image for several outputs. JoyImage Edit renders only its ~1 MP
-bucket sizes.
+bucket sizes. Helios samples its video chunk by chunk, each chunk a whole denoising loop: progress
+counts the steps of every chunk, the cache restarts at each chunk, and cancellation stops it at a step
+of any chunk.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from diffusers import HunyuanVideo15ImageToVideoPipeline, Kandinsky5I2IPipeline,
 from tiny_families import input_image
 from tiny_families.amused import build_tiny_amused
 from tiny_families.dit import build_tiny_dit
+from tiny_families.helios import VIDEO as HELIOS
+from tiny_families.helios import build_helios
 from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
 from tiny_families.ideogram4 import build_tiny_ideogram4
 from tiny_families.joyimage import build_tiny_joyimage_edit
@@ -30,7 +34,7 @@ from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6
 from tiny_families.motif_video import build_tiny_motif_video
 
-from client_sdk import AsyncClient, Client, Step
+from client_sdk import AsyncClient, CachePolicy, Client, Completed, Started, Step
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import BatchingConfig, Limits
 from engine_service.errors import ModelLoadError
@@ -60,6 +64,7 @@ def server():
         ),
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
+        "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
     }
     batching = BatchingConfig(max_batch=4, batch_window_ms=300)
     engine = AsyncEngine(models, "dit", Limits(), "cpu", batching)
@@ -212,3 +217,48 @@ def test_joyimage_edit_defaults_to_its_square_bucket_and_refuses_sizes_off_its_b
     assert model.family.check_size(pipeline, 1216, 832) is None and model.family.check_size(pipeline, 832, 1216) is None
     assert "1040x1024 would be rendered as 1024x1024" in model.family.check_size(pipeline, 1040, 1024)
     assert "512x512 would be rendered as 1024x1024" in model.family.check_size(pipeline, 512, 512)
+
+
+def test_a_chunked_video_reports_every_step_of_every_chunk_and_the_cache_restarts_per_chunk(client):
+    """9 frames in chunks of 5: two denoising loops of 3 steps, reported as steps 0-5 of 6."""
+    policy = CachePolicy(
+        preset="dbcache",
+        residual_diff_threshold=1.0,
+        max_warmup_steps=1,
+        warmup_interval=1,
+        max_continuous_cached_steps=-1,
+    )
+    events = list(client.stream("a red circle", model="helios", seed=3, cache=policy))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event for event in events if isinstance(event, Step)]
+    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    assert started.total_steps == 6 and {step.total_steps for step in steps} == {6}
+    assert [step.step for step in steps] == list(range(6))
+    # Each chunk's scheduler runs the same timesteps; each chunk warms the cache up on its first step.
+    assert [step.timestep for step in steps[:3]] == [step.timestep for step in steps[3:]]
+    assert [step.cached for step in steps] == [False, True, True, False, True, True]
+    assert [stat.step for stat in result.cache_stats.steps] == list(range(6))
+    assert [stat.cached for stat in result.cache_stats.steps] == [step.cached for step in steps]
+    assert result.cache_stats.cached_steps == 4
+
+
+def test_a_frame_count_that_whole_chunks_do_not_make_is_invalid(client):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", model="helios", num_frames=21)
+    assert "ask for 25" in _fields(info.value)["num_frames"]
+    (video,) = client.generate("a red circle", model="helios", num_frames=13, num_inference_steps=1).outputs
+    assert video.num_frames == 13  # three chunks
+
+
+def test_leaving_the_stream_of_a_chunked_video_stops_it_at_a_step_of_a_later_chunk(client):
+    before = client.stats(model="helios").models[0]
+    for event in client.stream("a red circle", model="helios", num_inference_steps=80):
+        if isinstance(event, Step) and event.step == 80:  # the first step of the second chunk
+            break
+    deadline = time.monotonic() + 60
+    while client.stats(model="helios").models[0].cancelled.count == before.cancelled.count:
+        assert time.monotonic() < deadline, "the left stream's job was not cancelled"
+        time.sleep(0.05)
+    after = client.stats(model="helios").models[0]
+    assert 81 <= after.cancelled_steps - before.cancelled_steps < 160
+    assert client.generate("a red circle", model="helios").outputs  # the pipeline serves the next request

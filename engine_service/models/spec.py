@@ -42,6 +42,8 @@ InputSize = Callable[["DiffusionPipeline", int, int], tuple[int, int]]
 SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 #: pipeline -> how many control images a request must send (one per ControlNet of the pipeline).
 ControlCount = Callable[["DiffusionPipeline"], int]
+#: (frames asked for, the model's call defaults) -> (denoising loops the pipeline runs, frames it makes).
+LoopPlan = Callable[[int, "Mapping[str, Any]"], tuple[int, int]]
 #: what ``pipeline.__call__`` returned -> the call's decoded images (N, H, W, 3) or videos (N, F, H, W, 3).
 OutputReader = Callable[[Any], Any]
 
@@ -170,6 +172,12 @@ class FamilySpec:
     read_output: OutputReader | None = None
     """Reads the decoded outputs from what the pipeline returned, for a pipeline that does not return
     them as ``images`` (image) or ``frames`` (video) with a leading output axis; ``None`` = those."""
+    denoising_loops: LoopPlan | None = None
+    """For a pipeline that runs several whole denoising loops per call, each with its scheduler's
+    timesteps set anew (Helios samples a video chunk by chunk): how many loops a request runs and how
+    many frames they make. Progress counts the steps of every loop (``total_steps`` = steps x loops),
+    and the cache starts a fresh run at each loop. A frame count the loops do not make is
+    INVALID_ARGUMENT naming the count they make. ``None`` = one loop."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""

@@ -593,6 +593,8 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     if model.family.size_from_input is not None and "image" in roles:
         # The pipeline renders the size it derives from the picture, whatever the job says.
         width, height = model.family.size_from_input(model.pipeline, width, height)
+    plan = model.family.denoising_loops
+    loops = plan(model.default_frames, model.call_defaults)[0] if plan is not None else 1
     return JobSpec(
         request_id=f"warmup-{model.name}-{width}x{height}",
         model=model.name,
@@ -613,4 +615,5 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         # Image-to-image pipelines run every step at strength 1.
         strength=1.0 if model.family.default_strength is not None else None,
         controlnet_conditioning_scales=(1.0,) * model.control_images,
+        denoising_loops=loops,
     )

@@ -297,12 +297,23 @@ class Worker:
         previews = self._outputs.previews
         followed = [member.follows_steps and report is not None for member in members]
 
+        # A pipeline that runs several denoising loops (FamilySpec.denoising_loops) starts each at
+        # index 0: events number the steps of all loops in order, the cache reads the loop's own index.
+        done = 0
+        last_index = -1
+
         def on_step_end(pipe, index: int, timestep, callback_kwargs: dict) -> dict:
+            nonlocal done, last_index, timesteps
             now = time.perf_counter()
             step_start = clock.last_step_end or clock.first_transformer_call or clock.start
             clock.last_step_end = now
             cached_run = members[0].spec.cache is not None
-            t = timesteps.value(pipe, index, timestep)
+            if index <= last_index:  # a new loop: its scheduler's timesteps were set anew
+                timesteps = _HostTimesteps()
+            last_index = index
+            loop_index, index = index, done
+            done += 1
+            t = timesteps.value(pipe, loop_index, timestep)
             # Every process of the engine drops the same jobs at the same step.
             cancelled = self._step_sync([member.cancelled for member in members])
             # Cancel flags are read after the step so a job sees its progress up to the stop. A
@@ -312,7 +323,7 @@ class Worker:
             events: list[tuple[Member, JobEvent]] = []
             for group, (member, records) in enumerate(zip(members, steps, strict=True)):
                 # With several members, each is a sample group of the cache with its own decisions.
-                record = _step_record(pipe, index, cached_run, group)
+                record = _step_record(pipe, loop_index, index, cached_run, group)
                 records.append(record)
                 if cancelled[group]:
                     continue
@@ -454,10 +465,11 @@ def _steps_from_scheduler(pipe, callback: Callable[..., dict] | None):
             scheduler.step = own
 
 
-def _step_record(pipe, index: int, cached_run: bool, sample_group: int) -> StepRecord:
+def _step_record(pipe, loop_index: int, index: int, cached_run: bool, sample_group: int) -> StepRecord:
+    """Step ``index`` of the call, step ``loop_index`` of its denoising loop (the cache's step)."""
     if not cached_run:
         return StepRecord(step=index)
-    main, cfg = cache.step_outcomes(pipe, index, sample_group)
+    main, cfg = cache.step_outcomes(pipe, loop_index, sample_group)
     return StepRecord(
         step=index,
         cached=bool(main and main.cached),

@@ -149,6 +149,8 @@ def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:
         required_roles=list(family.required_roles),
         default_strength=family.default_strength,
         control_images=model.control_images,
+        repeated_roles=list(family.repeated_roles),
+        refuses_guidance_scale=not family.takes_guidance,
         loras=[
             pb.LoraInfo(
                 name=info.name,

@@ -99,7 +99,7 @@ def validate(
     most = limits.max_outputs if model.family.max_outputs is None else min(limits.max_outputs, model.family.max_outputs)
     outputs = _int_range(v, request, "num_outputs", 1, 1, most)
     is_video = model.family.output_kind == "video"
-    frames, fps = _video_fields(v, request, model, limits, is_video)
+    frames, fps, loops = _video_fields(v, request, model, limits, is_video)
     output_format = _output_format(v, request.output_format, is_video)
     quality = _int_range(v, request, "output_quality", DEFAULT_QUALITY, 1, 100)
     images = _input_images(v, request, model, limits)
@@ -148,6 +148,7 @@ def validate(
         strength=strength,
         controlnet_conditioning_scales=scales,
         loras=loras,
+        denoising_loops=loops,
     )
     return decode_input_images(spec) if decode and images else spec
 
@@ -210,13 +211,14 @@ def _guidance(v: _Violations, request: pb.GenerateRequest, default: float) -> fl
     return value
 
 
-def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, is_video: bool) -> tuple[int, int]:
+def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, is_video: bool) -> tuple[int, int, int]:
+    """(frames, fps, denoising loops) of the request."""
     if not is_video:
         if request.HasField("num_frames") and request.num_frames != 1:
             v.add("num_frames", f"model {model.name!r} produces images; leave num_frames unset")
         if request.HasField("fps"):
             v.add("fps", f"model {model.name!r} produces images; leave fps unset")
-        return 1, 0
+        return 1, 0, 1
     frames = _int_range(v, request, "num_frames", model.default_frames, 1, limits.max_frames)
     stride = model.family.frame_stride
     if frames and (frames - 1) % stride:
@@ -231,8 +233,18 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
     if frames and counts is not None and frames not in counts:
         allowed = ", ".join(map(str, counts))
         v.add("num_frames", f"{model.family.name} makes only {allowed} frames; got {frames}")
+    loops = 1
+    plan = model.family.denoising_loops
+    if frames and plan is not None and not (frames - 1) % stride:
+        loops, made = plan(frames, model.call_defaults)
+        if made != frames:
+            v.add(
+                "num_frames",
+                f"{model.family.name} makes whole chunks: {frames} frames take {loops} chunk(s), which make "
+                f"{made} frames; ask for {made}",
+            )
     fps = _int_range(v, request, "fps", DEFAULT_FPS, 1, MAX_FPS)
-    return frames or 1, fps or DEFAULT_FPS
+    return frames or 1, fps or DEFAULT_FPS, loops
 
 
 def _output_format(v: _Violations, value: int, is_video: bool) -> OutputFormat:
