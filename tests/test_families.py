@@ -43,16 +43,20 @@ from engine_service.jobs import JobSpec, OutputFormat, denoising_steps
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
 from engine_service.models.registry import ModelLoadError, load_local_model
+from engine_service.models.spec import FamilySpec
 from engine_service.quant import SpeedConfig
 from engine_service.runtime.engine import AsyncEngine, warmup_specs
 from engine_service.server.background import BackgroundServer
 
 CASES = all_cases()
-VIDEO_CASES = [
-    case
-    for case in CASES
-    if next(f for f in FAMILIES if case.pipeline_class in f.pipeline_classes).output_kind == "video"
-]
+
+
+def family_of(case: TinyCase) -> FamilySpec:
+    """The registry's family that serves the case's pipeline class."""
+    return next(f for f in FAMILIES if case.pipeline_class in f.pipeline_classes)
+
+
+VIDEO_CASES = [case for case in CASES if family_of(case).output_kind == "video"]
 #: Longer videos than the cases' defaults, where the VAE decodes the preview's first frame from a
 #: prefix of the latent frames (CogVideoX: its first frame batch; HunyuanVideo: its first temporal tile).
 LONGER_VIDEOS = [("cogvideox", 17), ("cogvideox-1.5", 25), ("hunyuan-video", 25)]
@@ -90,6 +94,8 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
         bad.append(({"num_frames": off}, "num_frames"))
     if family.output_kind == "video" and family.min_frames > 1:
         bad.append(({"num_frames": family.min_frames - family.frame_stride}, "num_frames"))
+    if family.decode_latents is None:  # a family without previews refuses to stream them
+        bad.append(({"preview_every": 1}, "preview_every"))
     if family.required_roles:
         bad.append(({"input_images": [i for i in images if i.role not in family.required_roles]}, "input_images"))
     if family.max_outputs is not None:
@@ -301,7 +307,8 @@ def test_a_streamed_video_arrives_in_chunks_and_reassembles_to_the_generated_mp4
 
 @pytest.mark.parametrize(
     ("case", "frames"),
-    [(case, None) for case in VIDEO_CASES]
+    # A family that serves no previews (FamilySpec.decode_latents None) refuses preview_every instead.
+    [(case, None) for case in VIDEO_CASES if family_of(case).decode_latents is not None]
     + [(next(c for c in CASES if c.name == name), frames) for name, frames in LONGER_VIDEOS],
     ids=lambda value: value.name if isinstance(value, TinyCase) else str(value or "default"),
 )

@@ -1,11 +1,14 @@
-"""HunyuanVideo text-to-video, SkyReels-V1 and HunyuanVideo-I2V image-to-video: 2 dual-stream + 2
-single-stream blocks, a Llama (a Llava for HunyuanVideo-I2V) and a CLIP text encoder."""
+"""HunyuanVideo text-to-video, SkyReels-V1, HunyuanVideo-I2V and FramePack image-to-video: 2 dual-stream +
+2 single-stream blocks, a Llama (a Llava for HunyuanVideo-I2V) and a CLIP text encoder; FramePack adds a
+SigLIP vision tower."""
 
 import torch
 from diffusers import (
     AutoencoderKLHunyuanVideo,
     FlowMatchEulerDiscreteScheduler,
     HunyuanSkyreelsImageToVideoPipeline,
+    HunyuanVideoFramepackPipeline,
+    HunyuanVideoFramepackTransformer3DModel,
     HunyuanVideoImageToVideoPipeline,
     HunyuanVideoPipeline,
     HunyuanVideoTransformer3DModel,
@@ -21,9 +24,12 @@ from transformers import (
     LlamaTokenizer,
     LlavaConfig,
     LlavaForConditionalGeneration,
+    SiglipImageProcessor,
+    SiglipVisionConfig,
+    SiglipVisionModel,
 )
 
-from tiny_families import TinyCase
+from tiny_families import TinyCase, louder_vae
 
 
 def byte_level_llama_tokenizer() -> LlamaTokenizer:
@@ -163,6 +169,49 @@ IMAGE_TO_VIDEO = {
     },
 }
 
+
+def build_framepack() -> HunyuanVideoFramepackPipeline:
+    """FramePack: the HunyuanVideo text encoders, a transformer that also embeds the history latents (1x,
+    2x and 4x patches) and the SigLIP features of the input image (width 8, 32x32 pictures)."""
+    base = build_hunyuan_video()
+    torch.manual_seed(0)
+    transformer = HunyuanVideoFramepackTransformer3DModel(
+        in_channels=4,
+        out_channels=4,
+        num_attention_heads=2,
+        attention_head_dim=10,
+        num_layers=2,
+        num_single_layers=2,
+        num_refiner_layers=1,
+        patch_size=2,
+        patch_size_t=1,
+        text_embed_dim=16,
+        pooled_projection_dim=8,
+        rope_axes_dim=(2, 4, 4),
+        has_image_proj=True,
+        image_proj_dim=8,
+        has_clean_x_embedder=True,
+    ).eval()
+    torch.manual_seed(0)
+    vision = SiglipVisionConfig(
+        hidden_size=8, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, image_size=32, patch_size=8
+    )
+    return HunyuanVideoFramepackPipeline(
+        transformer=transformer,
+        vae=louder_vae(base.vae),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        text_encoder=base.text_encoder,
+        tokenizer=base.tokenizer,
+        text_encoder_2=base.text_encoder_2,
+        tokenizer_2=base.tokenizer_2,
+        image_encoder=SiglipVisionModel(vision).eval(),
+        feature_extractor=SiglipImageProcessor(size={"height": 32, "width": 32}),
+    )
+
+
+#: Two sections of 2 latent frames: 2 x 8 frames after the image's, 17 in all.
+FRAMEPACK = {**VIDEO, "frames": 17, "steps": 2, "call_defaults": {**VIDEO["call_defaults"], "latent_window_size": 2}}
+
 CASES = [
     TinyCase(name="hunyuan-video", pipeline_class="HunyuanVideoPipeline", build=build_hunyuan_video, defaults=VIDEO),
     TinyCase(
@@ -181,5 +230,13 @@ CASES = [
         ),
         defaults=IMAGE_TO_VIDEO,
         inputs=(("image", (16, 16)),),
+    ),
+    TinyCase(
+        name="hunyuan-video-framepack",
+        pipeline_class="HunyuanVideoFramepackPipeline",
+        build=build_framepack,
+        defaults=FRAMEPACK,
+        inputs=(("image", (16, 16)), ("last_image", (16, 16))),
+        loops=2,
     ),
 ]

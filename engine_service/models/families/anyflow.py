@@ -9,10 +9,16 @@ default guidance 1.0, batches the negative prompt into the same call. Its
 video-continuation input (``video``, frames to continue) is not exposed: a
 request's inputs are still images.
 
-AnyFlow-FAR (``AnyFlowFARPipeline``) is known but not served: it samples the
-video chunk by chunk (``chunk_partition``), each chunk a whole loop of steps
-attending to the earlier chunks through a key-value cache it fills between them,
-while the engine follows one denoising loop per request.
+AnyFlow-FAR (``AnyFlowFARPipeline``) is known but not served. It samples the video
+chunk by chunk (``chunk_partition`` of the transformer's config: 81 frames by default),
+each chunk a whole loop of ``num_inference_steps``, which the engine can follow
+(``FamilySpec.denoising_loops``). What does not fit is the call between the loops:
+after each chunk but the last it runs the transformer once more, at timestep 0 over
+the chunks made so far, to fill the attention key-value cache that the next chunks
+attend to. The block cache takes that call for one more step and may reuse the middle
+blocks' residual for it; a skipped block writes no keys and values, so the next chunk
+would attend to an empty cache. (A tiny two-chunk check with DBCache at threshold 1
+showed the middle blocks skipping that write.)
 """
 
 from __future__ import annotations
@@ -53,8 +59,10 @@ ANYFLOW_FAR = FamilySpec(
     frame_stride=4,
     uses_negative_prompt=True,
     unsupported_reason=(
-        "it samples the video chunk by chunk (chunk_partition), each chunk a whole loop of num_inference_steps "
-        "attending to the earlier chunks through a key-value cache filled between them, while the engine "
-        "follows one denoising loop per request (progress, cancellation, the cache's warmup and step counts)"
+        "its chunks (chunk_partition) are whole denoising loops, which the engine follows, but after each chunk "
+        "but the last it calls the transformer once more, at timestep 0 over the chunks made so far, to fill "
+        "the attention key-value cache the next chunks attend to; the block cache takes that call for a step "
+        "and may reuse the middle blocks' residual, and a skipped block writes no keys and values, so the next "
+        "chunk would attend to an empty cache"
     ),
 )

@@ -35,14 +35,20 @@ is the checkpoint's 16:9 bucket. diffusers 0.42.1's
 HunyuanVideo 1.5 VAE cannot decode more than one video at once (its causal attention
 mask does not broadcast over the batch), so the engine has it decode one at a time.
 
-FramePack (``HunyuanVideoFramepackPipeline``) is known but not served: it samples
-the video in sections, each a whole denoising loop with the scheduler's timesteps
-set anew, while the engine follows one loop of ``num_inference_steps`` per request.
+FramePack (``HunyuanVideoFramepackPipeline``) animates an input image (and optionally
+towards a last image) in sections of ``latent_window_size`` latent frames, each a whole
+denoising loop with the scheduler's timesteps set anew, conditioned on the sections
+before it and on SigLIP features of the image. The engine follows every loop
+(``FamilySpec.denoising_loops``): ``n`` sections make ``4 window n + 1`` frames, and only
+those counts are served. It serves no previews: a section is decoded after the image's
+latent frame and the sections before it (the causal VAE's context, which the step's
+latents do not hold), so no frame of the video can be decoded from them alone.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -53,7 +59,7 @@ from engine_service.models.spec import FamilySpec
 from engine_service.models.video import first_temporal_tile, scaling_factor, video_call_kwargs, video_preview
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from diffusers import DiffusionPipeline
 
@@ -236,6 +242,33 @@ HUNYUAN_VIDEO_15_I2V = FamilySpec(
     step_end_callback=False,
 )
 
+#: FramePack's temporal compression: ``k`` latent frames decode to ``4 (k - 1) + 1`` frames.
+_FRAMEPACK_TEMPORAL = 4
+#: ``HunyuanVideoFramepackPipeline.__call__``'s default ``latent_window_size``.
+_FRAMEPACK_WINDOW = 9
+
+
+def framepack_sections(frames: int, call_defaults: Mapping[str, Any]) -> tuple[int, int]:
+    """(sections, frames made) for ``frames`` asked for. Each section denoises ``window`` latent frames
+    (``latent_window_size``) and adds ``4 window`` frames to the video, which starts with the input image's
+    frame: ``n`` sections make ``4 window n + 1`` frames."""
+    window = int(call_defaults.get("latent_window_size", _FRAMEPACK_WINDOW))
+    sections = max(1, math.ceil((frames - 1) / (_FRAMEPACK_TEMPORAL * window)))
+    return sections, _FRAMEPACK_TEMPORAL * window * sections + 1
+
+
+def _framepack_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """The pipeline counts sections as ``ceil(num_frames / (4 (window - 1) + 1))``, a window shorter than
+    the ``4 window`` frames a section adds, so it is asked for ``n (4 window - 3)`` frames: exactly ``n``
+    sections, which make the request's ``4 window n + 1``."""
+    kwargs = _framepack_base(pipe, jobs)
+    loops = jobs[0].denoising_loops
+    kwargs["num_frames"] = jobs[0].num_frames - (_FRAMEPACK_TEMPORAL - 1) * loops - 1
+    return kwargs
+
+
+_framepack_base = video_call_kwargs(images={"image": "image", "last_image": "last_image"})
+
 HUNYUAN_VIDEO_FRAMEPACK = FamilySpec(
     name="hunyuan-video-framepack",
     pipeline_classes=("HunyuanVideoFramepackPipeline",),
@@ -246,15 +279,11 @@ HUNYUAN_VIDEO_FRAMEPACK = FamilySpec(
     default_steps=50,
     default_guidance_scale=6.0,
     block_lists=("transformer_blocks", "single_transformer_blocks"),
-    build_call_kwargs=video_call_kwargs(images={"image": "image", "last_image": "last_image"}),
-    default_frames=129,
-    frame_stride=4,
+    build_call_kwargs=_framepack_kwargs,
+    # What the pipeline's own default (129) makes: 4 sections of 9 latent frames.
+    default_frames=145,
+    frame_stride=_FRAMEPACK_TEMPORAL,
     input_roles=("image", "last_image"),
     required_roles=("image",),
-    unsupported_reason=(
-        "FramePack samples the video in sections (a latent window each, next to a history of the sections "
-        "before it), each a whole denoising loop of num_inference_steps with the scheduler's timesteps set "
-        "anew, and decodes every section as it goes; the engine follows one denoising loop per request "
-        "(progress, cancellation, the cache's warmup and step counts, previews), which would restart every section"
-    ),
+    denoising_loops=framepack_sections,
 )

@@ -13,9 +13,16 @@ condition strength (1.0); the noise of the condition draws from one generator, s
 its jobs run alone.
 
 The long multi-prompt image-to-video pipeline (``LTXI2VLongMultiPromptPipeline``)
-is known but not served: it samples the video in temporal windows, each a whole
-denoising loop with the scheduler's timesteps set anew and fused with the windows
-before it, while the engine follows one denoising loop per request.
+is known but not served. It samples the video in overlapping temporal windows, each a
+whole denoising loop with the scheduler's timesteps set anew, which the engine can
+follow (``FamilySpec.denoising_loops``); what does not fit is the rest of its call:
+each window runs ``num_inference_steps - 1`` steps (it leaves out the schedule's last
+timestep), so progress totals and the cache's per-loop step counts would be one step
+per window off; the fused windows make another frame count than ``num_frames`` (17
+asked for made 21 in a tiny check, with a 16-frame window and an 8-frame overlap);
+a prompt with ``|`` is split into one prompt per window and a list of prompts is read
+as one per window, so a call makes exactly one video; and its ``seed`` argument
+(default 0) reseeds every window's noise, ignoring the request's generator.
 """
 
 from __future__ import annotations
@@ -73,9 +80,12 @@ LTX_VIDEO_LONG = FamilySpec(
     input_roles=("image",),
     required_roles=("image",),
     unsupported_reason=(
-        "it samples the video in temporal windows of temporal_tile_size frames, each a whole denoising loop "
-        "with the scheduler's timesteps set anew and fused with the windows before it, while the engine "
-        "follows one denoising loop per request (progress, cancellation, the cache's warmup and step counts)"
+        "each temporal window is a whole denoising loop (which the engine follows) but runs num_inference_steps "
+        "- 1 steps, leaving out the schedule's last timestep, so progress totals and the cache's per-loop step "
+        "counts would be one step per window off; the overlapping windows are fused into another frame count "
+        "than num_frames; a prompt with '|' (or a list of prompts) gives each window its own prompt, so a call "
+        "makes one video; and its seed argument (default 0) reseeds every window's noise over the request's "
+        "generator"
     ),
     **{**_COMMON, "default_steps": 8, "default_guidance_scale": 1.0, "default_width": 704, "default_height": 512},
 )
