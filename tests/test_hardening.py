@@ -27,6 +27,7 @@ from tiny_families.flux import CASES
 from client_sdk._proto import engine_pb2 as pb
 from client_sdk._proto import engine_pb2_grpc
 from engine_service.config import Limits, ServerConfig
+from engine_service.errors import excerpt
 from engine_service.jobs import JobStatus, PreviewEvent
 from engine_service.models import model_from_pipeline
 from engine_service.runtime.engine import AsyncEngine
@@ -174,11 +175,10 @@ BAD_IMAGES = {
 @pytest.mark.parametrize("case", list(BAD_IMAGES))
 def test_a_bad_input_image_is_invalid_argument_naming_it(stub, case):
     make, words = BAD_IMAGES[case]
-    good = pb.InputImage(data=input_image("image", (32, 32)).data)
-    request = pb.GenerateRequest(prompt="a cat", input_images=[good, pb.InputImage(data=make())])
+    request = pb.GenerateRequest(prompt="a cat", input_images=[pb.InputImage(data=make())])
     code, message, details = _status(lambda: stub.Generate(request, timeout=120))
     assert code == grpc.StatusCode.INVALID_ARGUMENT, message
-    assert [(f, words in why) for f, why in _violations(details)] == [("input_images[1].data", True)], message
+    assert [(f, words in why) for f, why in _violations(details)] == [("input_images[0].data", True)], message
     assert not LEAKS.search(message), message
 
 
@@ -198,18 +198,20 @@ def test_queued_decoded_images_are_bounded(server):
     model = engine.models["kontext"]
     full = input_image("image", (SIDE, SIDE)).data
 
-    def spec(images: int):
-        request = pb.GenerateRequest(prompt="a cat", input_images=[pb.InputImage(data=full)] * images)
+    def spec():
+        request = pb.GenerateRequest(prompt="a cat", input_images=[pb.InputImage(data=full)])
         return validation.validate(request, model, LIMITS)
 
     async def scenario():
-        first = engine.submit(spec(2))  # queued: the engine loop has not run yet
+        # Queued (the engine loop has not run yet): together they hold the limit.
+        queued = [engine.submit(spec()) for _ in range(LIMITS.max_queued_input_pixels // (SIDE * SIDE))]
         try:
             with pytest.raises(QueueFull) as info:
-                engine.submit(spec(1))
+                engine.submit(spec())
             return info.value.retry_after
         finally:
-            engine.cancel_job(first, "cancelled by the test")
+            for job in queued:
+                engine.cancel_job(job, "cancelled by the test")
 
     assert server.call(scenario(), timeout=60) >= 1.0
 
@@ -457,7 +459,12 @@ def test_fuzzed_requests_get_client_statuses_and_the_engine_stays_bounded(server
             code, message, _ = _status(lambda: stub.Generate(request, timeout=300))
         seen[code] = seen.get(code, 0) + 1
         assert code in CLIENT_CODES, (code, message)
-        assert not LEAKS.search(message), message
+        # The client's own strings come back quoted (``excerpt``): only the rest must be clean.
+        own = [request.model, request.prompt, request.negative_prompt, request.request_id]
+        unechoed = message
+        for value in [*own, *(image.role for image in request.input_images)]:
+            unechoed = unechoed.replace(excerpt(value), "") if value else unechoed
+        assert not LEAKS.search(unechoed), message
         assert "metadata" not in message, message
 
     one()
