@@ -97,24 +97,29 @@ def text_components(tokenizer) -> dict:
     }
 
 
+#: The tiny transformer's dimensions, shared with Kandinsky 6's (which adds audio).
+TRANSFORMER = {
+    "in_visual_dim": LATENT_CHANNELS,
+    "out_visual_dim": LATENT_CHANNELS,
+    "in_text_dim": 16,
+    "in_text_dim2": 8,
+    "time_dim": 16,
+    "patch_size": (1, 2, 2),
+    "model_dim": 16,
+    "ff_dim": 32,
+    "num_text_blocks": 1,
+    "num_visual_blocks": 2,
+    "axes_dims": (2, 4, 2),
+}
+
+
 def build_kandinsky5(pipeline_class):
     """The tiny pipeline of ``pipeline_class`` (one of the four Kandinsky 5 classes)."""
     video = pipeline_class in (Kandinsky5T2VPipeline, Kandinsky5I2VPipeline)
     tokenizer = qwen_vl_tokenizer()
     torch.manual_seed(0)
     transformer = Kandinsky5Transformer3DModel(
-        in_visual_dim=LATENT_CHANNELS,
-        out_visual_dim=LATENT_CHANNELS,
-        in_text_dim=16,
-        in_text_dim2=8,
-        time_dim=16,
-        patch_size=(1, 2, 2),
-        model_dim=16,
-        ff_dim=32,
-        num_text_blocks=1,
-        num_visual_blocks=2,
-        axes_dims=(2, 4, 2),
-        visual_cond=pipeline_class in (Kandinsky5I2IPipeline, Kandinsky5I2VPipeline),
+        **TRANSFORMER, visual_cond=pipeline_class in (Kandinsky5I2IPipeline, Kandinsky5I2VPipeline)
     ).eval()
     open_modulation(transformer)
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ from tiny_tokenizers import qwen_vl_tokenizer
 
 from tiny_families import TinyCase, scale_weights
 from tiny_families.hunyuan_video import tiny_hunyuan_video_vae
-from tiny_families.kandinsky5 import LATENT_CHANNELS, text_components
+from tiny_families.kandinsky5 import TRANSFORMER, text_components
 
 AUDIO_CHANNELS = 4
 
@@ -23,17 +23,7 @@ AUDIO_CHANNELS = 4
 def build_kandinsky6() -> Kandinsky6TI2VAPipeline:
     torch.manual_seed(0)
     transformer = Kandinsky6Transformer3DModel(
-        in_visual_dim=LATENT_CHANNELS,
-        out_visual_dim=LATENT_CHANNELS,
-        in_text_dim=16,
-        in_text_dim2=8,
-        time_dim=16,
-        patch_size=(1, 2, 2),
-        model_dim=16,
-        ff_dim=32,
-        num_text_blocks=1,
-        num_visual_blocks=2,
-        axes_dims=(2, 4, 2),
+        **TRANSFORMER,
         visual_cond=True,
         in_audio_dim=AUDIO_CHANNELS,
         out_audio_dim=AUDIO_CHANNELS,

@@ -19,29 +19,32 @@ from transformers.models.siglip2.image_processing_pil_siglip2 import Siglip2Imag
 
 from tiny_families import TinyCase
 
+#: The tiny Z-Image transformer (Omni adds a SigLIP branch to it).
+TRANSFORMER = {
+    "all_patch_size": (2,),
+    "all_f_patch_size": (1,),
+    "in_channels": 16,
+    "dim": 32,
+    "n_layers": 2,
+    "n_refiner_layers": 2,
+    "n_heads": 2,
+    "n_kv_heads": 2,
+    "norm_eps": 1e-5,
+    "qk_norm": True,
+    "cap_feat_dim": 16,
+    "rope_theta": 256.0,
+    "t_scale": 1000.0,
+    "axes_dims": [8, 4, 4],
+    "axes_lens": [256, 32, 32],
+}
+
 
 def build_tiny_z_image(seed: int = 0) -> ZImagePipeline:
     # Chat markers as single tokens, as in Qwen3's: spelled in bytes, the chat header fills most of the 16
     # tokens kept, and the prompt and CFG's empty one would encode alike.
     tokenizer = qwen_vl_tokenizer()
     torch.manual_seed(seed)
-    transformer = ZImageTransformer2DModel(
-        all_patch_size=(2,),
-        all_f_patch_size=(1,),
-        in_channels=16,
-        dim=32,
-        n_layers=2,
-        n_refiner_layers=2,
-        n_heads=2,
-        n_kv_heads=2,
-        norm_eps=1e-5,
-        qk_norm=True,
-        cap_feat_dim=16,
-        rope_theta=256.0,
-        t_scale=1000.0,
-        axes_dims=[8, 4, 4],
-        axes_lens=[256, 32, 32],
-    ).eval()
+    transformer = ZImageTransformer2DModel(**TRANSFORMER).eval()
     # The pad tokens are created with torch.empty: give them fixed values.
     with torch.no_grad():
         transformer.x_pad_token.fill_(1.0)
@@ -156,24 +159,7 @@ def build_tiny_z_image_omni() -> ZImageOmniPipeline:
     base = build_tiny_z_image()
     torch.manual_seed(0)
     # The Omni transformer adds a SigLIP embedder and refiner for condition images.
-    transformer = ZImageTransformer2DModel(
-        all_patch_size=(2,),
-        all_f_patch_size=(1,),
-        in_channels=16,
-        dim=32,
-        n_layers=2,
-        n_refiner_layers=2,
-        n_heads=2,
-        n_kv_heads=2,
-        norm_eps=1e-5,
-        qk_norm=True,
-        cap_feat_dim=16,
-        siglip_feat_dim=16,
-        rope_theta=256.0,
-        t_scale=1000.0,
-        axes_dims=[8, 4, 4],
-        axes_lens=[256, 32, 32],
-    ).eval()
+    transformer = ZImageTransformer2DModel(**TRANSFORMER, siglip_feat_dim=16).eval()
     with torch.no_grad():
         for pad in (transformer.x_pad_token, transformer.cap_pad_token, transformer.siglip_pad_token):
             pad.fill_(1.0)
