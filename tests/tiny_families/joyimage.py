@@ -25,12 +25,9 @@ from diffusers.models.transformers.transformer_joyimage_edit_plus import JoyImag
 from diffusers.pipelines.joyimage.image_processor import JoyImageEditImageProcessor
 from tiny_tokenizers import qwen_vl_tokenizer
 from transformers import Qwen3VLForConditionalGeneration
-from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-from engine_service.models.vl_processors import ImageOnlyQwen3VLProcessor
 from tiny_families import TinyCase, scale_weights, tiny_qwen3vl_config
-from tiny_families.flux2 import PARTS_TEMPLATE
-from tiny_families.qwen_image21 import CONDITION_SIDE
+from tiny_families.qwen_image21 import tiny_qwen3_vl_processor
 
 LATENT_CHANNELS = 8
 #: Pixels per side of one VAE patch, and of one latent pixel (the VAE has no down stage).
@@ -56,17 +53,7 @@ def _build(pipeline_class: type, transformer_class: type) -> JoyImageEditPlusPip
     # The pipeline reads the last decoder layer's output before the final norm: at init scale (embeddings of
     # std 0.02) the transformer's text embedder maps every prompt to nearly its bias; at std 4 prompts differ.
     scale_weights(text_encoder.model.language_model.embed_tokens, factor=200.0)
-    pixels = CONDITION_SIDE * CONDITION_SIDE
-    images = Qwen2VLImageProcessorPil(
-        patch_size=16,
-        temporal_patch_size=2,
-        merge_size=2,
-        min_pixels=pixels,
-        max_pixels=pixels,
-        image_mean=[0.5] * 3,
-        image_std=[0.5] * 3,
-    )
-    processor = ImageOnlyQwen3VLProcessor(image_processor=images, tokenizer=tokenizer, chat_template=PARTS_TEMPLATE)
+    processor = tiny_qwen3_vl_processor(tokenizer)
     torch.manual_seed(0)
     transformer = transformer_class(
         patch_size=[1, 2, 2],

@@ -25,6 +25,21 @@ LATENT_CHANNELS = 4
 CONDITION_SIDE = 64
 
 
+def tiny_qwen3_vl_processor(tokenizer) -> ImageOnlyQwen3VLProcessor:
+    """A Qwen3-VL processor that shows the encoder a condition image as CONDITION_SIDE² pixels."""
+    pixels = CONDITION_SIDE * CONDITION_SIDE
+    images = Qwen2VLImageProcessorPil(
+        patch_size=16,
+        temporal_patch_size=2,
+        merge_size=2,
+        min_pixels=pixels,
+        max_pixels=pixels,
+        image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+    )
+    return ImageOnlyQwen3VLProcessor(image_processor=images, tokenizer=tokenizer, chat_template=PARTS_TEMPLATE)
+
+
 def build_tiny_qwen_image21() -> QwenImage21Pipeline:
     tokenizer = qwen_vl_tokenizer()
     torch.manual_seed(0)
@@ -57,17 +72,7 @@ def build_tiny_qwen_image21() -> QwenImage21Pipeline:
     )
     # The encoder sees a condition image as (64 / 16)² patches, merged 2x2 into 4 vision slots: one per
     # 2x2 group of the image's 16x latent tokens.
-    pixels = CONDITION_SIDE * CONDITION_SIDE
-    images = Qwen2VLImageProcessorPil(
-        patch_size=16,
-        temporal_patch_size=2,
-        merge_size=2,
-        min_pixels=pixels,
-        max_pixels=pixels,
-        image_mean=[0.5] * 3,
-        image_std=[0.5] * 3,
-    )
-    processor = ImageOnlyQwen3VLProcessor(image_processor=images, tokenizer=tokenizer, chat_template=PARTS_TEMPLATE)
+    processor = tiny_qwen3_vl_processor(tokenizer)
     for module in (transformer, vae, text_encoder):
         module.eval()
     return QwenImage21Pipeline(
