@@ -11,10 +11,11 @@ batch's prompts are padded and the transformer attends to the padding); its edit
 Kandinsky 6 take one input image for several outputs. JoyImage Edit renders only its ~1 MP
 bucket sizes. Helios samples its video chunk by chunk, each chunk a whole denoising loop: progress
 counts the steps of every chunk, the cache restarts at each chunk, and cancellation stops it at a step
-of any chunk. LTX long multi-prompt samples overlapping windows that each run one step fewer than asked:
-progress and the cache's step mask follow the steps that run, windows with another overlap make other
-frame counts than asked, a prompt with ``|`` gives each window its own, and the request's seed draws
-every window's noise.
+of any chunk; Helios Pyramid runs each chunk as stages at growing resolutions, each a fresh run of
+the cache, a distilled model's first chunk twice as many steps. LTX long multi-prompt samples
+overlapping windows that each run one step fewer than asked: progress and the cache's step mask
+follow the steps that run, windows with another overlap make other frame counts than asked, a
+prompt with ``|`` gives each window its own, and the request's seed draws every window's noise.
 """
 
 from __future__ import annotations
@@ -24,12 +25,18 @@ import time
 
 import pytest
 import torch
-from diffusers import HunyuanVideo15ImageToVideoPipeline, Kandinsky5I2IPipeline, Kandinsky5T2IPipeline
+from diffusers import (
+    HeliosDMDScheduler,
+    HeliosPyramidPipeline,
+    HunyuanVideo15ImageToVideoPipeline,
+    Kandinsky5I2IPipeline,
+    Kandinsky5T2IPipeline,
+)
 from tiny_families import input_image
 from tiny_families.amused import build_tiny_amused
 from tiny_families.dit import build_tiny_dit
+from tiny_families.helios import PYRAMID, build_helios
 from tiny_families.helios import VIDEO as HELIOS
-from tiny_families.helios import build_helios
 from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
 from tiny_families.ideogram4 import build_tiny_ideogram4
 from tiny_families.joyimage import build_tiny_joyimage_edit
@@ -58,6 +65,18 @@ OVERLAPPING = {"model": "ltx-long-overlap2", "input_images": LTX_IMAGE}
 K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
 
 
+#: One chunk (5 frames) whose 2 stages run twice the request's steps (a distilled model's first chunk).
+DISTILLED = {**PYRAMID, "frames": 5, "call_defaults": {**PYRAMID["call_defaults"], "is_amplify_first_chunk": True}}
+
+
+def _distilled_pyramid() -> HeliosPyramidPipeline:
+    """Helios Pyramid as a step-distilled checkpoint: the DMD scheduler and ``is_distilled``."""
+    pipeline = build_helios(HeliosPyramidPipeline, stages=2)
+    pipeline.scheduler = HeliosDMDScheduler(stages=2, stage_range=[0, 0.5, 1], use_dynamic_shifting=True)
+    pipeline.register_to_config(is_distilled=True)
+    return pipeline
+
+
 @pytest.fixture(scope="module")
 def server():
     cpu = torch.device("cpu")
@@ -76,6 +95,8 @@ def server():
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
+        "helios-pyramid": model_from_pipeline("helios-pyramid", build_helios(HeliosPyramidPipeline, 2), cpu, PYRAMID),
+        "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
         # Windows of 3 latent frames overlapping by 2: each window after the first adds a frame more than
         # it advances, so only one-window videos (9 or 17 frames) come out as asked.
@@ -337,3 +358,31 @@ def test_the_long_video_seed_draws_every_window_and_a_bar_gives_each_window_its_
     # The prompt is split at the bar: the same prompt for both windows is the plain prompt.
     assert video("a red circle | a red circle") == plain
     assert video("a red circle | a blue square") != plain
+
+
+def test_a_pyramid_video_reports_every_stage_of_every_chunk_and_the_cache_restarts_per_stage(client):
+    """2 chunks of 2 stages (a 2x2 then a 4x4 latent) of 2 steps: steps 0-7 of 8, each stage warming up."""
+    policy = CachePolicy(
+        preset="dbcache",
+        residual_diff_threshold=1.0,
+        max_warmup_steps=1,
+        warmup_interval=1,
+        max_continuous_cached_steps=-1,
+    )
+    events = list(client.stream("a red circle", model="helios-pyramid", seed=3, cache=policy))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event for event in events if isinstance(event, Step)]
+    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    assert started.total_steps == 8 and {step.total_steps for step in steps} == {8}
+    assert [step.step for step in steps] == list(range(8))
+    assert [step.cached for step in steps] == [False, True] * 4
+    assert result.cache_stats.cached_steps == 4
+    (video,) = result.outputs
+    assert (video.num_frames, video.width, video.height) == (9, 32, 32)
+
+
+def test_a_distilled_pyramid_video_runs_twice_the_steps_in_its_first_chunk(client):
+    events = list(client.stream("a red circle", model="helios-distilled", seed=3, num_inference_steps=1))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event.step for event in events if isinstance(event, Step)]
+    assert started.total_steps == 4 and steps == list(range(4))  # 1 chunk: 2 stages of 2 x 1 steps
