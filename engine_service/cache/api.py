@@ -433,10 +433,9 @@ def set_run_steps(pipe: Any, steps: Sequence[int] | None) -> None:
     A run starts at every ``scheduler.set_timesteps`` call and, without this, has as many steps as
     the timesteps set. A pipeline whose loop leaves some out (``LTXI2VLongMultiPromptPipeline``
     steps ``timesteps[:-1]`` in each window) gives the real counts here, so the step mask, the warm-up
-    and the last step (TeaCache, MagCache) follow the steps that run. ``steps[i]`` is the i-th run's
-    from the next ``set_timesteps`` call of the pipeline's current call on; runs past the list, and
-    all runs after ``None``, count their timesteps. Raises ValueError for a pipeline without cache
-    or a count below 1.
+    and the last step (TeaCache, MagCache) follow the steps that run. ``steps[i]`` is the count of
+    the i-th run started after this call; later runs, and every run after ``None``, count their
+    timesteps. Raises ValueError for a pipeline without cache or a count below 1.
     """
     state = getattr(pipe, "__dict__", {}).get(_STATE)
     if not isinstance(state, _PipelineState):

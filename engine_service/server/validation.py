@@ -116,9 +116,9 @@ def validate(
         v.add("request_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
     policy = cache_policy.effective_policy(request, default_cache or pb.CachePolicy(preset="none"))
     # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength),
-    # per denoising loop: each loop is a run of the cache.
+    # per denoising loop: each loop is a run of the cache (loops of another count resample it).
     loop_steps = _loop_steps(v, model, steps, loops)
-    run_steps = (loop_steps[0] if loop_steps else denoising_steps(steps, strength)) if steps else 0
+    run_steps = (loop_steps[-1] if loop_steps else denoising_steps(steps, strength)) if steps else 0
     cache = (
         cache_policy.plan_for(
             policy, run_steps, model.cache_group_sizes, v.add, limits.max_steps, model.cache_calibration
