@@ -88,10 +88,12 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
     if family.output_kind == "video" and (family.frame_stride > 1 or family.frame_counts is not None):
         bad.append(({"num_frames": frames + 1}, "num_frames"))
     if family.denoising_loops is not None:
-        # The first count of the stride rule above the default that whole chunks do not make.
+        # The first count of the stride rule above the default that whole chunks do not make (if any:
+        # AnyFlow-FAR's last chunk takes what is left, so its chunks make every count).
         counts = range(frames, frames + 64 * family.frame_stride, family.frame_stride)
-        off = next(f for f in counts if family.denoising_loops(f, model.call_defaults)[1] != f)
-        bad.append(({"num_frames": off}, "num_frames"))
+        off = next((f for f in counts if family.denoising_loops(f, model.call_defaults)[1] != f), None)
+        if off is not None:
+            bad.append(({"num_frames": off}, "num_frames"))
     if family.output_kind == "video" and family.min_frames > 1:
         bad.append(({"num_frames": family.min_frames - family.frame_stride}, "num_frames"))
     if family.decode_latents is None:  # a family without previews refuses to stream them

@@ -11,7 +11,8 @@ batch's prompts are padded and the transformer attends to the padding); its edit
 Kandinsky 6 take one input image for several outputs. JoyImage Edit renders only its ~1 MP
 bucket sizes. Helios samples its video chunk by chunk, each chunk a whole denoising loop: progress
 counts the steps of every chunk, the cache restarts at each chunk, and cancellation stops it at a step
-of any chunk.
+of any chunk. AnyFlow-FAR also samples chunk by chunk and, between chunks, calls its transformer once more
+to fill the attention key-value cache the next chunk attends to: the block cache computes that call in full.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from diffusers import HunyuanVideo15ImageToVideoPipeline, Kandinsky5I2IPipeline, Kandinsky5T2IPipeline
 from tiny_families import input_image
 from tiny_families.amused import build_tiny_amused
+from tiny_families.anyflow import FAR_VIDEO, build_tiny_anyflow_far
 from tiny_families.dit import build_tiny_dit
 from tiny_families.helios import VIDEO as HELIOS
 from tiny_families.helios import build_helios
@@ -65,6 +67,7 @@ def server():
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
+        "anyflow-far": model_from_pipeline("anyflow-far", build_tiny_anyflow_far(), cpu, FAR_VIDEO),
     }
     batching = BatchingConfig(max_batch=4, batch_window_ms=300)
     engine = AsyncEngine(models, "dit", Limits(), "cpu", batching)
@@ -262,3 +265,23 @@ def test_leaving_the_stream_of_a_chunked_video_stops_it_at_a_step_of_a_later_chu
     after = client.stats(model="helios").models[0]
     assert 81 <= after.cancelled_steps - before.cancelled_steps < 160
     assert client.generate("a red circle", model="helios").outputs  # the pipeline serves the next request
+
+
+def test_the_key_value_fill_between_chunks_runs_every_block_whatever_the_cache_would_reuse(client):
+    """Two chunks of 3 steps; after the first, the pipeline calls the transformer a fourth time (timestep 0)
+    to write the chunk's keys and values into each block's attention cache. A warm-up of 3 steps computes
+    every denoising step, and threshold 1 would reuse the middle blocks' residual at any other call: the
+    video equals the uncached one only when the fill call runs every block (a skipped block would leave
+    its layer of the key-value cache empty for the second chunk)."""
+    policy = CachePolicy(
+        preset="dbcache",
+        residual_diff_threshold=1.0,
+        max_warmup_steps=3,
+        warmup_interval=1,
+        max_continuous_cached_steps=-1,
+    )
+    request = {"model": "anyflow-far", "seed": 3, "output_format": "png_frames"}
+    plain = client.generate("a red circle", **request)
+    warm = client.generate("a red circle", **request, cache=policy)
+    assert [stat.cached for stat in warm.cache_stats.steps] == [False] * 6
+    assert [output.sha256 for output in warm.outputs] == [output.sha256 for output in plain.outputs]

@@ -86,7 +86,8 @@ LAYOUT_HIDDEN: dict[str, str] = {"Cosmos3OmniTransformer": "gen_seq"}
 #: block's own slice of the timestep modulation, cut in the loop), Qwen-Image 2.1 (each block's own
 #: layer of the text/condition key-value cache, picked in the loop), Bria Fibo (each block's own text
 #: encoder layer written into the text states before it, and the single blocks' sequence joined in the loop),
-#: Bria Fibo 2 (its injection blocks each read their own bundle of text-encoder layers, picked in the loop).
+#: Bria Fibo 2 (its injection blocks each read their own bundle of text-encoder layers, picked in the loop),
+#: AnyFlow-FAR (each block's own layer of the attention key-value cache of the earlier chunks, picked in the loop).
 PER_BLOCK_LAYOUTS: frozenset[str] = frozenset(
     {
         "HunyuanDiT2DModel",
@@ -95,6 +96,7 @@ PER_BLOCK_LAYOUTS: frozenset[str] = frozenset(
         "QwenImage21Transformer2DModel",
         "BriaFiboTransformer2DModel",
         "BriaFibo2Transformer2DModel",
+        "AnyFlowFARTransformer3DModel",
     }
 )
 
