@@ -92,6 +92,7 @@ class GenerateOptions(TypedDict, total=False):
     cache: CachePolicy | str | None
     request_id: str | None
     strength: float | None
+    layers: int | None
     loras: LoraChoice | None
 
 
@@ -121,6 +122,7 @@ def build_request(
     request_id: str | None = None,
     preview_every: int = 0,
     strength: float | None = None,
+    layers: int | None = None,
     loras: LoraChoice | None = None,
 ) -> engine_pb2.GenerateRequest:
     """Builds a `ditserve.v1.GenerateRequest`.
@@ -130,7 +132,9 @@ def build_request(
     value; `cache` is a CachePolicy, a preset name or a policy text for
     `CachePolicy.parse`; `input_images` is one image or several (see `InputImages`).
     `strength` (image-to-image and inpainting models) is how much of the input
-    image is re-noised, in (0, 1]. Raises ValueError for an unknown output format
+    image is re-noised, in (0, 1]. `layers` (layered decomposition models) is how
+    many RGBA images each output is split into: the result holds num_outputs x layers
+    outputs, output by output. Raises ValueError for an unknown output format
     or an unreadable array, and TypeError for an input image of another type.
     `loras` picks LoRA adapters of the model: `{"style": 0.8}`,
     `[("style", 0.8), ("ink", 0.5)]` or `["style"]` (scale 1); None or empty runs
@@ -155,6 +159,7 @@ def build_request(
         "fps": fps,
         "output_quality": output_quality,
         "strength": strength,
+        "layers": layers,
     }
     for name, value in optionals.items():
         if value is not None:

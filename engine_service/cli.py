@@ -178,6 +178,7 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
         "guidance_scale": args.guidance,
         "seed": args.seed,
         "strength": args.strength,
+        "layers": args.layers,
         "num_outputs": args.num_outputs,
         "num_frames": args.frames,
         "fps": args.fps,
@@ -255,6 +256,12 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         "--strength",
         type=float,
         help="image-to-image / inpainting: how much of the input image is re-noised, in (0, 1] (default: the model's)",
+    )
+    parser.add_argument(
+        "--layers",
+        type=int,
+        help="layered decomposition models: RGBA layers each output is split into, one file each "
+        "(default: the model's)",
     )
     parser.add_argument("--num-outputs", type=int, help="outputs for the prompt (default 1)")
     parser.add_argument("--frames", type=int, help="video frames, for video models (default: the model's)")

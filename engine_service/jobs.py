@@ -72,6 +72,9 @@ class JobSpec:
     """One ControlNet conditioning scale per ``"control"`` input image, in request order."""
     denoising_loops: int = 1
     """Whole denoising loops the pipeline runs for the job (a chunked video: one per chunk)."""
+    layers: int | None = None
+    """RGBA layers each output is split into (a layered decomposition: ``num_outputs x layers``
+    images come back, output by output); ``None`` for models that take none."""
 
     @property
     def denoising_steps(self) -> int:

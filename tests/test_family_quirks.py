@@ -11,18 +11,25 @@ batch's prompts are padded and the transformer attends to the padding); its edit
 Kandinsky 6 take one input image for several outputs. JoyImage Edit renders only its ~1 MP
 bucket sizes. Helios samples its video chunk by chunk, each chunk a whole denoising loop: progress
 counts the steps of every chunk, the cache restarts at each chunk, and cancellation stops it at a step
-of any chunk.
+of any chunk. Qwen-Image Layered gives each output as its layers, in order, RGBA, reads its input image's
+alpha channel, and the CLI writes one file per layer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
+import pathlib
+import subprocess
+import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from diffusers import HunyuanVideo15ImageToVideoPipeline, Kandinsky5I2IPipeline, Kandinsky5T2IPipeline
-from tiny_families import input_image
+from PIL import Image
+from tiny_families import all_cases, input_image
 from tiny_families.amused import build_tiny_amused
 from tiny_families.dit import build_tiny_dit
 from tiny_families.helios import VIDEO as HELIOS
@@ -34,7 +41,7 @@ from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6
 from tiny_families.motif_video import build_tiny_motif_video
 
-from client_sdk import AsyncClient, CachePolicy, Client, Completed, Started, Step
+from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, Started, Step
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import BatchingConfig, Limits
 from engine_service.errors import ModelLoadError
@@ -262,3 +269,59 @@ def test_leaving_the_stream_of_a_chunked_video_stops_it_at_a_step_of_a_later_chu
     after = client.stats(model="helios").models[0]
     assert 81 <= after.cancelled_steps - before.cancelled_steps < 160
     assert client.generate("a red circle", model="helios").outputs  # the pipeline serves the next request
+
+
+@pytest.fixture(scope="module")
+def layered():
+    """A Qwen-Image Layered server (its own: its warm-up splits a 640x640 picture into 4 layers)."""
+    case = next(c for c in all_cases() if c.name == "qwen-image-layered")
+    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
+    with BackgroundServer(AsyncEngine({case.name: model}, case.name, Limits(), "cpu")) as server:
+        with Client(server.address, timeout=300) as client:
+            yield server, client
+
+
+def _rgba_picture(alpha: int) -> InputImage:
+    """A 64x32 PNG whose right half has ``alpha``; its colours are the same whatever ``alpha``."""
+    image = Image.new("RGBA", (64, 32), (40, 90, 200, 255))
+    image.paste((230, 200, 30, alpha), (32, 0, 64, 32))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return InputImage(data=buffer.getvalue(), role="image")
+
+
+def test_layered_outputs_come_layer_by_layer_of_each_output_with_their_alpha(layered):
+    """Two outputs of one layer each: diffusers 0.42.1 cuts its flat list of images every layers + 1, so
+    the engine joins them back in order; each is an RGBA image, the first what a request for one gives."""
+    _, client = layered
+    request = {"input_images": [_rgba_picture(255)], "seed": 3, "layers": 1}
+    (alone,) = client.generate("a red circle", **request).outputs
+    two = client.generate("a red circle", num_outputs=2, **request).outputs
+    assert len(two) == 2 and all(o.image.mode == "RGBA" and o.image.size == (896, 448) for o in two)
+    assert two[0].sha256 != two[1].sha256
+    first, single = np.asarray(two[0].image, dtype=np.int16), np.asarray(alone.image, dtype=np.int16)
+    assert np.abs(first - single).max() <= 2  # batched arithmetic may round a few pixels otherwise
+
+
+def test_layered_reads_the_input_images_alpha_channel(layered):
+    """The same colours with a transparent half give other layers than opaque ones."""
+    _, client = layered
+    results = [
+        client.generate("a red circle", input_images=[_rgba_picture(alpha)], seed=3, layers=1).outputs[0].sha256
+        for alpha in (255, 0)
+    ]
+    assert results[0] != results[1]
+
+
+def test_generate_writes_one_file_per_layer(layered, tmp_path):
+    server, _ = layered
+    picture = tmp_path / "in.png"
+    picture.write_bytes(_rgba_picture(128).data)
+    command = [str(pathlib.Path(sys.executable).parent / "ditserve"), "generate", "a red circle"]
+    command += ["--target", server.address, "--input-image", str(picture), "--layers", "2", "--seed", "1"]
+    command += ["--out", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "out").iterdir())
+    assert [f.name for f in files] == ["1-0.png", "1-1.png"]
+    assert all(Image.open(f).mode == "RGBA" for f in files)
