@@ -325,3 +325,13 @@ def test_generate_writes_one_file_per_layer(layered, tmp_path):
     files = sorted((tmp_path / "out").iterdir())
     assert [f.name for f in files] == ["1-0.png", "1-1.png"]
     assert all(Image.open(f).mode == "RGBA" for f in files)
+
+
+def test_layered_renders_about_its_resolution_squared_in_the_input_images_aspect():
+    """640 by default (the pipeline's), 1024 from the model's call defaults: the size a request gets."""
+    case = next(c for c in all_cases() if c.name == "qwen-image-layered")
+    pipeline = case.build()
+    rule = model_from_pipeline(case.name, pipeline, torch.device("cpu"), case.defaults).family.size_from_input
+    assert rule(pipeline, 64, 32, {}) == (896, 448)
+    assert rule(pipeline, 64, 32, {"resolution": 1024}) == (1440, 736)
+    assert rule(pipeline, 30, 40, {"resolution": 1024}) == (896, 1184)
