@@ -179,6 +179,7 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
         "seed": args.seed,
         "strength": args.strength,
         "layers": args.layers,
+        "task_prompt": args.task_prompt or None,
         "num_outputs": args.num_outputs,
         "num_frames": args.frames,
         "fps": args.fps,
@@ -247,6 +248,12 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="text prompt (default: %(default)r)")
     parser.add_argument("--model", default="", help="model name (default: the server's default model)")
     parser.add_argument("--negative-prompt", default="", help="negative prompt, for models that use one")
+    parser.add_argument(
+        "--task-prompt",
+        default="",
+        help="in-context models (VisualCloze): what every row of the input image grid does; the prompt then "
+        "describes the target",
+    )
     parser.add_argument("--width", type=int, help="width in pixels (default: the model's)")
     parser.add_argument("--height", type=int, help="height in pixels (default: the model's)")
     parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")

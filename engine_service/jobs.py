@@ -72,6 +72,8 @@ class JobSpec:
     """One ControlNet conditioning scale per ``"control"`` input image, in request order."""
     denoising_loops: int = 1
     """Whole denoising loops the pipeline runs for the job (a chunked video: one per chunk)."""
+    task_prompt: str = ""
+    """What every row of an in-context grid does (VisualCloze); empty for models that take none."""
     layers: int | None = None
     """RGBA layers each output is split into (a layered decomposition: ``num_outputs x layers``
     images come back, output by output); ``None`` for models that take none."""

@@ -107,6 +107,10 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
         bad.append(({"layers": family.max_layers + 1}, "layers"))
     else:
         bad.append(({"layers": 2}, "layers"))
+    if family.takes_task_prompt:
+        bad.append(({"task_prompt": ""}, "task_prompt"))
+    else:
+        bad.append(({"task_prompt": "In each row, [IMAGE2] is [IMAGE1] drawn"}, "task_prompt"))
     if family.outputs_alpha:  # JPEG has no alpha channel
         bad.append(({"output_format": "jpeg"}, "output_format"))
     if family.default_strength is not None:
@@ -200,6 +204,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         "input_images": [input_image(role, size) for role, size in case.inputs],
         "strength": case.strength,
         "layers": case.layers,
+        "task_prompt": case.task_prompt,
         # Frames as PNGs compare exactly; the MP4 path is checked by the last request.
         "output_format": "png_frames" if video else "png",
     }

@@ -335,3 +335,35 @@ def test_layered_renders_about_its_resolution_squared_in_the_input_images_aspect
     assert rule(pipeline, 64, 32, {}) == (896, 448)
     assert rule(pipeline, 64, 32, {"resolution": 1024}) == (1440, 736)
     assert rule(pipeline, 30, 40, {"resolution": 1024}) == (896, 1184)
+
+
+@pytest.fixture(scope="module")
+def visualcloze():
+    case = next(c for c in all_cases() if c.name == "visualcloze-generation")
+    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
+    with BackgroundServer(AsyncEngine({case.name: model}, case.name, Limits(), "cpu")) as server:
+        with Client(server.address, timeout=120) as client:
+            yield client
+
+
+def test_visualcloze_reads_the_task_prompt_and_its_in_context_rows(visualcloze):
+    """The query row (role image) alone, another task prompt, and one in-context row (role reference: its
+    condition image, then its target) each give another target; a row left short is refused."""
+    task = "In each row, [IMAGE2] is a painting of [IMAGE1]"
+    query = [input_image("image", (48, 32))]
+    row = [input_image("reference", (32, 32)), input_image("mask", (32, 32))]
+    row[1] = InputImage(data=row[1].data, role="reference")
+    alone = visualcloze.generate("a red circle", task_prompt=task, input_images=query, seed=3)
+    other_task = visualcloze.generate(
+        "a red circle", task_prompt="In each row, [IMAGE2] blurs [IMAGE1]", input_images=query, seed=3
+    )
+    in_context = visualcloze.generate("a red circle", task_prompt=task, input_images=[*row, *query], seed=3)
+    hashes = {r.outputs[0].sha256 for r in (alone, other_task, in_context)}
+    assert len(hashes) == 3
+    assert all(r.outputs[0].image.size == (32, 16) for r in (alone, other_task, in_context))
+    with pytest.raises(InvalidArgumentError) as refused:
+        visualcloze.generate("a red circle", task_prompt=task, input_images=[row[0], *query], seed=3)
+    assert "whole in-context rows of 2" in _fields(refused.value)["input_images"]
+    assert (
+        visualcloze.generate("a red circle", task_prompt=task, input_images=query, seed=3).outputs[0].sha256 in hashes
+    )

@@ -101,7 +101,7 @@ class LoraInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., rank: _Optional[int] = ..., layers: _Optional[int] = ..., components: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "prompt", "negative_prompt", "width", "height", "num_inference_steps", "guidance_scale", "seed", "num_outputs", "num_frames", "fps", "input_images", "output_format", "output_quality", "cache", "request_id", "preview_every", "strength", "layers", "loras")
+    __slots__ = ("model", "prompt", "negative_prompt", "width", "height", "num_inference_steps", "guidance_scale", "seed", "num_outputs", "num_frames", "fps", "input_images", "output_format", "output_quality", "cache", "request_id", "preview_every", "strength", "layers", "task_prompt", "loras")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +121,7 @@ class GenerateRequest(_message.Message):
     PREVIEW_EVERY_FIELD_NUMBER: _ClassVar[int]
     STRENGTH_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
+    TASK_PROMPT_FIELD_NUMBER: _ClassVar[int]
     LORAS_FIELD_NUMBER: _ClassVar[int]
     model: str
     prompt: str
@@ -141,8 +142,9 @@ class GenerateRequest(_message.Message):
     preview_every: int
     strength: float
     layers: int
+    task_prompt: str
     loras: _containers.RepeatedCompositeFieldContainer[LoraAdapter]
-    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., num_outputs: _Optional[int] = ..., num_frames: _Optional[int] = ..., fps: _Optional[int] = ..., input_images: _Optional[_Iterable[_Union[InputImage, _Mapping]]] = ..., output_format: _Optional[_Union[OutputFormat, str]] = ..., output_quality: _Optional[int] = ..., cache: _Optional[_Union[CachePolicy, _Mapping]] = ..., request_id: _Optional[str] = ..., preview_every: _Optional[int] = ..., strength: _Optional[float] = ..., layers: _Optional[int] = ..., loras: _Optional[_Iterable[_Union[LoraAdapter, _Mapping]]] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., num_outputs: _Optional[int] = ..., num_frames: _Optional[int] = ..., fps: _Optional[int] = ..., input_images: _Optional[_Iterable[_Union[InputImage, _Mapping]]] = ..., output_format: _Optional[_Union[OutputFormat, str]] = ..., output_quality: _Optional[int] = ..., cache: _Optional[_Union[CachePolicy, _Mapping]] = ..., request_id: _Optional[str] = ..., preview_every: _Optional[int] = ..., strength: _Optional[float] = ..., layers: _Optional[int] = ..., task_prompt: _Optional[str] = ..., loras: _Optional[_Iterable[_Union[LoraAdapter, _Mapping]]] = ...) -> None: ...
 
 class Output(_message.Message):
     __slots__ = ("data", "mime_type", "width", "height", "num_frames", "size_bytes", "sha256")

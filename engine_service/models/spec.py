@@ -35,6 +35,9 @@ LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torc
 PromptCheck = Callable[["DiffusionPipeline", str, "Mapping[str, Any]"], "str | None"]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
+#: the roles of a request's input images, in request order -> why the model cannot lay them out, or
+#: ``None`` when it can.
+RoleCheck = Callable[["Sequence[str]"], "str | None"]
 #: (pipeline, the first ``image`` input's width, its height, the model's call defaults) -> the (width,
 #: height) in pixels the pipeline renders for that input.
 InputSize = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple[int, int]]
@@ -178,6 +181,14 @@ class FamilySpec:
     many frames they make. Progress counts the steps of every loop (``total_steps`` = steps x loops),
     and the cache starts a fresh run at each loop. A frame count the loops do not make is
     INVALID_ARGUMENT naming the count they make. ``None`` = one loop."""
+    takes_task_prompt: bool = False
+    """Whether the pipeline takes a task prompt beside the prompt (VisualCloze: what every row of its
+    in-context grid does; the prompt describes the target). A request must then send ``task_prompt``;
+    any other model refuses one (INVALID_ARGUMENT on ``task_prompt``)."""
+    check_roles: RoleCheck | None = None
+    """Refuses input images the pipeline cannot lay out by their roles and count (INVALID_ARGUMENT on
+    ``input_images`` with the reason), e.g. in-context example rows that are not whole; ``None`` = any
+    that ``input_roles``, ``required_roles`` and ``repeated_roles`` allow."""
     default_layers: int | None = None
     """For a pipeline that splits its input image into RGBA layers (Qwen-Image Layered): the ``layers`` a
     request gets when it sends none. Each output of the request is then ``layers`` images, in the
@@ -205,4 +216,6 @@ class FamilySpec:
             found.append("controlnet_conditioning_scale")
         if self.default_layers is not None:
             found.append("layers")
+        if self.takes_task_prompt:
+            found.append("task_prompt")
         return tuple(found)

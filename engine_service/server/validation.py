@@ -72,6 +72,9 @@ def validate(
     v = _Violations()
     prompt = _text(v, "prompt", request.prompt, limits, required=True)
     negative = _text(v, "negative_prompt", request.negative_prompt, limits, required=False)
+    task_prompt = _text(v, "task_prompt", request.task_prompt, limits, required=model.family.takes_task_prompt)
+    if task_prompt and not model.family.takes_task_prompt:
+        v.add("task_prompt", f"model {model.name!r} ({model.family.name}) takes no task prompt; leave it empty")
     if negative and not model.family.uses_negative_prompt:
         v.add("negative_prompt", f"model {model.name!r} ({model.family.name}) does not use a negative prompt")
     width = _size(v, request, "width", model.default_width, limits.max_width, model.spatial_factor)
@@ -157,6 +160,7 @@ def validate(
         loras=loras,
         denoising_loops=loops,
         layers=layers,
+        task_prompt=task_prompt,
     )
     return decode_input_images(spec, input_mode(model)) if decode and images else spec
 
@@ -309,6 +313,7 @@ def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -
     decodes them, off the event loop.
     """
     items = request.input_images
+    before = len(v.items)
     given = {item.role or "image" for item in items}
     for role in model.family.required_roles:
         if role not in given:
@@ -338,6 +343,11 @@ def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -
             opened.append((role, image))
             indices.append(index)
     _check_mask_sizes(v, opened, indices)
+    check_roles = model.family.check_roles
+    # Laid out only when every image is sound: a refused one would leave its row short.
+    problem = check_roles([role for role, _ in opened]) if check_roles is not None and len(v.items) == before else None
+    if problem:
+        v.add("input_images", problem)
     return tuple(opened)
 
 
