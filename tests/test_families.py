@@ -76,7 +76,7 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
         bad.append(({"width": size[0] + model.spatial_factor, "height": size[1]}, "width"))
         # An 8:1 input image (and mask) that gives a size beyond the engine's limits.
         side = max(model.spatial_factor, family.min_input_side)
-        wide, limits = family.size_from_input(model.pipeline, 8 * side, side), Limits()
+        wide, limits = family.size_from_input(model.pipeline, 8 * side, side, model.call_defaults), Limits()
         if wide[0] > limits.max_width or wide[0] * wide[1] > limits.max_pixels:
             long = [input_image(i.role, (8 * side, side)) if i.role in ("image", "mask") else i for i in images]
             bad.append(({"input_images": long}, "width"))
@@ -106,6 +106,16 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
     single = next((image for image in images if image.role not in (*family.repeated_roles, "control")), None)
     if single is not None:  # a second image of a role the pipeline takes one of would be silently dropped
         bad.append(({"input_images": [*images, single]}, f"input_images[{len(images)}].role"))
+    if family.default_layers is not None:
+        bad.append(({"layers": family.max_layers + 1}, "layers"))
+    else:
+        bad.append(({"layers": 2}, "layers"))
+    if family.takes_task_prompt:
+        bad.append(({"task_prompt": ""}, "task_prompt"))
+    else:
+        bad.append(({"task_prompt": "In each row, [IMAGE2] is [IMAGE1] drawn"}, "task_prompt"))
+    if family.outputs_alpha:  # JPEG has no alpha channel
+        bad.append(({"output_format": "jpeg"}, "output_format"))
     if family.default_strength is not None:
         bad.append(({"strength": 1.5}, "strength"))
     else:
@@ -196,6 +206,8 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         "seed": 3,
         "input_images": [input_image(role, size) for role, size in case.inputs],
         "strength": case.strength,
+        "layers": case.layers,
+        "task_prompt": case.task_prompt,
         # Frames as PNGs compare exactly; the MP4 path is checked by the last request.
         "output_format": "png_frames" if video else "png",
     }
@@ -203,7 +215,8 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     # The size the request renders: the model's default, or the one its first ``image`` gives.
     size = (model.default_width, model.default_height)
     if model.family.size_from_input is not None:
-        size = model.family.size_from_input(pipeline, *next(s for role, s in case.inputs if role == "image"))
+        first = next(s for role, s in case.inputs if role == "image")
+        size = model.family.size_from_input(pipeline, *first, model.call_defaults)
     with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client, warnings.catch_warnings():
         # NaN pixels (a tiny model gone wrong) surface as this warning when encoded: make them fail the request.
         warnings.filterwarnings("error", "invalid value encountered in cast", RuntimeWarning)
@@ -235,6 +248,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     assert refused == [{field} for _, field in bad]
     assert info.repeated_roles == model.family.repeated_roles
     assert info.refuses_guidance_scale == (not model.family.takes_guidance)
+    assert (info.default_layers, info.outputs_alpha) == (model.family.default_layers or 0, model.family.outputs_alpha)
     # A size that follows the input image is listed as 0 x 0.
     follows = model.family.size_from_input is not None
     assert (info.default_width, info.default_height) == ((0, 0) if follows else size)
@@ -261,10 +275,13 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     # Each loop is a fresh run of the cache, with its own warm-up.
     cached = steps - case.loops * case.experts - case.reshaped_steps
     assert always.cache_stats.cached_steps == cached, always.cache_stats
-    assert len(plain.outputs) == frames
+    # A layered decomposition's output is one image per layer, each with its alpha channel.
+    layers = case.layers or model.family.default_layers or 1
+    assert len(plain.outputs) == frames * layers
     for output in plain.outputs:
         assert (output.mime_type, output.num_frames) == ("image/png", 1)
         assert output.image.size == size
+        assert output.image.mode == ("RGBA" if model.family.outputs_alpha else "RGB")
     if video:
         (result,) = again.outputs
         assert (result.mime_type, result.num_frames) == ("video/mp4", frames)
