@@ -75,6 +75,11 @@ class JobSpec:
     loop_steps: tuple[int, ...] = ()
     """Steps of each denoising loop, in order, for a family whose loops do not each run
     ``num_inference_steps`` (``FamilySpec.loop_steps``); empty = ``denoising_loops`` loops of them."""
+    task_prompt: str = ""
+    """What every row of an in-context grid does (VisualCloze); empty for models that take none."""
+    layers: int | None = None
+    """RGBA layers each output is split into (a layered decomposition: ``num_outputs x layers``
+    images come back, output by output); ``None`` for models that take none."""
 
     @property
     def denoising_steps(self) -> int:

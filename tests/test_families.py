@@ -16,8 +16,8 @@ family's rules refuse (a frame count off its rule, below its least or not made b
 required input image, a strength out of range or for a model without one, a mask of
 another size than its image, a size off the family's size check or, where the size
 follows the input image, another size than it gives, a guidance scale for a model that
-takes none) get INVALID_ARGUMENT naming the field, and the engine keeps serving (in its
-default format: MP4 for a video).
+takes none) get INVALID_ARGUMENT naming the field, and the engine keeps serving: the
+threshold-0 request comes after them (and for a video one more, in its default format, MP4).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
         bad.append(({"width": size[0] + model.spatial_factor, "height": size[1]}, "width"))
         # An 8:1 input image (and mask) that gives a size beyond the engine's limits.
         side = max(model.spatial_factor, family.min_input_side)
-        wide, limits = family.size_from_input(model.pipeline, 8 * side, side), Limits()
+        wide, limits = family.size_from_input(model.pipeline, 8 * side, side, model.call_defaults), Limits()
         if wide[0] > limits.max_width or wide[0] * wide[1] > limits.max_pixels:
             long = [input_image(i.role, (8 * side, side)) if i.role in ("image", "mask") else i for i in images]
             bad.append(({"input_images": long}, "width"))
@@ -88,8 +88,9 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
     if family.output_kind == "video" and (family.frame_stride > 1 or family.frame_counts is not None):
         bad.append(({"num_frames": frames + 1}, "num_frames"))
     if family.denoising_loops is not None:
-        # The first count of the stride rule above the default that whole chunks do not make (LTX long's
-        # windows may make every count: test_family_quirks refuses one of a model whose windows do not).
+        # The first count of the stride rule above the default that whole chunks do not make, if any:
+        # AnyFlow-FAR's last chunk takes what is left, and LTX long's default windows make every count
+        # (test_family_quirks refuses one of a model whose windows do not).
         counts = range(frames, frames + 64 * family.frame_stride, family.frame_stride)
         off = next((f for f in counts if family.denoising_loops(f, model.call_defaults)[1] != f), None)
         if off is not None:
@@ -105,6 +106,16 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
     single = next((image for image in images if image.role not in (*family.repeated_roles, "control")), None)
     if single is not None:  # a second image of a role the pipeline takes one of would be silently dropped
         bad.append(({"input_images": [*images, single]}, f"input_images[{len(images)}].role"))
+    if family.default_layers is not None:
+        bad.append(({"layers": family.max_layers + 1}, "layers"))
+    else:
+        bad.append(({"layers": 2}, "layers"))
+    if family.takes_task_prompt:
+        bad.append(({"task_prompt": ""}, "task_prompt"))
+    else:
+        bad.append(({"task_prompt": "In each row, [IMAGE2] is [IMAGE1] drawn"}, "task_prompt"))
+    if family.outputs_alpha:  # JPEG has no alpha channel
+        bad.append(({"output_format": "jpeg"}, "output_format"))
     if family.default_strength is not None:
         bad.append(({"strength": 1.5}, "strength"))
     else:
@@ -195,6 +206,8 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         "seed": 3,
         "input_images": [input_image(role, size) for role, size in case.inputs],
         "strength": case.strength,
+        "layers": case.layers,
+        "task_prompt": case.task_prompt,
         # Frames as PNGs compare exactly; the MP4 path is checked by the last request.
         "output_format": "png_frames" if video else "png",
     }
@@ -202,7 +215,8 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     # The size the request renders: the model's default, or the one its first ``image`` gives.
     size = (model.default_width, model.default_height)
     if model.family.size_from_input is not None:
-        size = model.family.size_from_input(pipeline, *next(s for role, s in case.inputs if role == "image"))
+        first = next(s for role, s in case.inputs if role == "image")
+        size = model.family.size_from_input(pipeline, *first, model.call_defaults)
     with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client, warnings.catch_warnings():
         # NaN pixels (a tiny model gone wrong) surface as this warning when encoded: make them fail the request.
         warnings.filterwarnings("error", "invalid value encountered in cast", RuntimeWarning)
@@ -210,7 +224,6 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         previews_every = 1 if model.family.decode_latents is not None else 0
         events = list(client.stream("a red circle", preview_every=previews_every, **request))
         plain = next(event.result for event in events if isinstance(event, Completed))
-        never = client.generate("a red circle", cache=NEVER_CACHE, **request)
         always = client.generate("a red circle", cache=ALWAYS_CACHE, **request)
         guidance = _other_guidance(model.default_guidance_scale)
         guided = None  # a model that takes no guidance scale refuses one (a bad request below)
@@ -222,10 +235,11 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         }
         bad = _bad_requests(model, request["input_images"], case.inputs, size)
         refused = [_violated_fields(client, {**request, **fields}) for fields, _ in bad]
-        # Still serving; the size sent as the one rendered changes nothing.
-        again = client.generate(
-            "a red circle", **{**request, "output_format": None, "width": size[0], "height": size[1]}
-        )
+        # Still serving, bit-identical at threshold 0; the size sent as the one rendered changes nothing.
+        rendered = {**request, "width": size[0], "height": size[1]}
+        never = client.generate("a red circle", cache=NEVER_CACHE, **rendered)
+        # A video's MP4 (an image's default format is the PNG already asked for).
+        again = client.generate("a red circle", **{**rendered, "output_format": None}) if video else None
         (info,) = client.list_models().models
 
     def pixels(result):
@@ -234,6 +248,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     assert refused == [{field} for _, field in bad]
     assert info.repeated_roles == model.family.repeated_roles
     assert info.refuses_guidance_scale == (not model.family.takes_guidance)
+    assert (info.default_layers, info.outputs_alpha) == (model.family.default_layers or 0, model.family.outputs_alpha)
     # A size that follows the input image is listed as 0 x 0.
     follows = model.family.size_from_input is not None
     assert (info.default_width, info.default_height) == ((0, 0) if follows else size)
@@ -260,18 +275,19 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     # Each loop is a fresh run of the cache, with its own warm-up.
     cached = steps - case.loops * case.experts - case.reshaped_steps
     assert always.cache_stats.cached_steps == cached, always.cache_stats
-    assert len(plain.outputs) == frames
+    # A layered decomposition's output is one image per layer, each with its alpha channel.
+    layers = case.layers or model.family.default_layers or 1
+    assert len(plain.outputs) == frames * layers
     for output in plain.outputs:
         assert (output.mime_type, output.num_frames) == ("image/png", 1)
         assert output.image.size == size
+        assert output.image.mode == ("RGBA" if model.family.outputs_alpha else "RGB")
     if video:
         (result,) = again.outputs
         assert (result.mime_type, result.num_frames) == ("video/mp4", frames)
         assert (result.width, result.height) == size
         shown = iio.imread(result.data, extension=".mp4", plugin="FFMPEG")
         assert shown.shape == (frames, size[1], size[0], 3)
-    else:
-        assert pixels(again) == pixels(plain)
 
 
 def test_the_warm_up_asks_a_pipeline_for_no_more_outputs_than_it_makes_per_call():

@@ -11,18 +11,27 @@ batch's prompts are padded and the transformer attends to the padding); its edit
 Kandinsky 6 take one input image for several outputs. JoyImage Edit renders only its ~1 MP
 bucket sizes. Helios samples its video chunk by chunk, each chunk a whole denoising loop: progress
 counts the steps of every chunk, the cache restarts at each chunk, and cancellation stops it at a step
-of any chunk; Helios Pyramid runs each chunk as stages at growing resolutions, each a fresh run of
+of any chunk; AnyFlow-FAR also samples chunk by chunk and, between chunks, calls its transformer once more
+to fill the attention key-value cache the next chunk attends to: the block cache computes that call in full.
+Helios Pyramid runs each chunk as stages at growing resolutions, each a fresh run of
 the cache, a distilled model's first chunk twice as many steps. LTX long multi-prompt samples
 overlapping windows that each run one step fewer than asked: progress and the cache's step mask
 follow the steps that run, windows with another overlap make other frame counts than asked, a
 prompt with ``|`` gives each window its own, and the request's seed draws every window's noise.
+Qwen-Image Layered gives each output as its layers, in order, RGBA, reads its input image's
+alpha channel, and the CLI writes one file per layer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
+import pathlib
+import subprocess
+import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from diffusers import (
@@ -32,8 +41,10 @@ from diffusers import (
     Kandinsky5I2IPipeline,
     Kandinsky5T2IPipeline,
 )
-from tiny_families import input_image
+from PIL import Image
+from tiny_families import all_cases, input_image
 from tiny_families.amused import build_tiny_amused
+from tiny_families.anyflow import FAR_VIDEO, build_tiny_anyflow_far
 from tiny_families.dit import build_tiny_dit
 from tiny_families.helios import PYRAMID, build_helios
 from tiny_families.helios import VIDEO as HELIOS
@@ -46,7 +57,7 @@ from tiny_families.ltx_video_long import VIDEO as LTX_LONG
 from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
 
-from client_sdk import AsyncClient, CachePolicy, Client, Completed, Started, Step
+from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, Started, Step
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import BatchingConfig, Limits
 from engine_service.errors import ModelLoadError
@@ -95,6 +106,7 @@ def server():
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
+        "anyflow-far": model_from_pipeline("anyflow-far", build_tiny_anyflow_far(), cpu, FAR_VIDEO),
         "helios-pyramid": model_from_pipeline("helios-pyramid", build_helios(HeliosPyramidPipeline, 2), cpu, PYRAMID),
         "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
@@ -305,6 +317,26 @@ def test_leaving_the_stream_of_a_chunked_video_stops_it_at_a_step_of_a_later_chu
     assert client.generate("a red circle", model="helios").outputs  # the pipeline serves the next request
 
 
+def test_the_key_value_fill_between_chunks_runs_every_block_whatever_the_cache_would_reuse(client):
+    """Two chunks of 3 steps; after the first, the pipeline calls the transformer a fourth time (timestep 0)
+    to write the chunk's keys and values into each block's attention cache. A warm-up of 3 steps computes
+    every denoising step, and threshold 1 would reuse the middle blocks' residual at any other call: the
+    video equals the uncached one only when the fill call runs every block (a skipped block would leave
+    its layer of the key-value cache empty for the second chunk)."""
+    policy = CachePolicy(
+        preset="dbcache",
+        residual_diff_threshold=1.0,
+        max_warmup_steps=3,
+        warmup_interval=1,
+        max_continuous_cached_steps=-1,
+    )
+    request = {"model": "anyflow-far", "seed": 3, "output_format": "png_frames"}
+    plain = client.generate("a red circle", **request)
+    warm = client.generate("a red circle", **request, cache=policy)
+    assert [stat.cached for stat in warm.cache_stats.steps] == [False] * 6
+    assert [output.sha256 for output in warm.outputs] == [output.sha256 for output in plain.outputs]
+
+
 def test_windows_that_skip_their_last_timestep_report_the_steps_that_run_and_cache_by_them(client):
     """17 frames in 2 windows of 4 - 1 = 3 steps each: steps 0-5 of 6; the step mask covers one window's
     3 steps and computes each window's last step."""
@@ -386,3 +418,101 @@ def test_a_distilled_pyramid_video_runs_twice_the_steps_in_its_first_chunk(clien
     (started,) = [event for event in events if isinstance(event, Started)]
     steps = [event.step for event in events if isinstance(event, Step)]
     assert started.total_steps == 4 and steps == list(range(4))  # 1 chunk: 2 stages of 2 x 1 steps
+
+
+@pytest.fixture(scope="module")
+def layered():
+    """A Qwen-Image Layered server (its own: its warm-up splits a 640x640 picture into 4 layers)."""
+    case = next(c for c in all_cases() if c.name == "qwen-image-layered")
+    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
+    with BackgroundServer(AsyncEngine({case.name: model}, case.name, Limits(), "cpu")) as server:
+        with Client(server.address, timeout=300) as client:
+            yield server, client
+
+
+def _rgba_picture(alpha: int) -> InputImage:
+    """A 64x32 PNG whose right half has ``alpha``; its colours are the same whatever ``alpha``."""
+    image = Image.new("RGBA", (64, 32), (40, 90, 200, 255))
+    image.paste((230, 200, 30, alpha), (32, 0, 64, 32))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return InputImage(data=buffer.getvalue(), role="image")
+
+
+def test_layered_outputs_come_layer_by_layer_of_each_output_with_their_alpha(layered):
+    """Two outputs of one layer each: diffusers 0.42.1 cuts its flat list of images every layers + 1, so
+    the engine joins them back in order; each is an RGBA image, the first what a request for one gives."""
+    _, client = layered
+    request = {"input_images": [_rgba_picture(255)], "seed": 3, "layers": 1}
+    (alone,) = client.generate("a red circle", **request).outputs
+    two = client.generate("a red circle", num_outputs=2, **request).outputs
+    assert len(two) == 2 and all(o.image.mode == "RGBA" and o.image.size == (896, 448) for o in two)
+    assert two[0].sha256 != two[1].sha256
+    first, single = np.asarray(two[0].image, dtype=np.int16), np.asarray(alone.image, dtype=np.int16)
+    assert np.abs(first - single).max() <= 2  # batched arithmetic may round a few pixels otherwise
+
+
+def test_layered_reads_the_input_images_alpha_channel(layered):
+    """The same colours with a transparent half give other layers than opaque ones."""
+    _, client = layered
+    results = [
+        client.generate("a red circle", input_images=[_rgba_picture(alpha)], seed=3, layers=1).outputs[0].sha256
+        for alpha in (255, 0)
+    ]
+    assert results[0] != results[1]
+
+
+def test_generate_writes_one_file_per_layer(layered, tmp_path):
+    server, _ = layered
+    picture = tmp_path / "in.png"
+    picture.write_bytes(_rgba_picture(128).data)
+    command = [str(pathlib.Path(sys.executable).parent / "ditserve"), "generate", "a red circle"]
+    command += ["--target", server.address, "--input-image", str(picture), "--layers", "2", "--seed", "1"]
+    command += ["--out", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "out").iterdir())
+    assert [f.name for f in files] == ["1-0.png", "1-1.png"]
+    assert all(Image.open(f).mode == "RGBA" for f in files)
+
+
+def test_layered_renders_about_its_resolution_squared_in_the_input_images_aspect():
+    """640 by default (the pipeline's), 1024 from the model's call defaults: the size a request gets."""
+    case = next(c for c in all_cases() if c.name == "qwen-image-layered")
+    pipeline = case.build()
+    rule = model_from_pipeline(case.name, pipeline, torch.device("cpu"), case.defaults).family.size_from_input
+    assert rule(pipeline, 64, 32, {}) == (896, 448)
+    assert rule(pipeline, 64, 32, {"resolution": 1024}) == (1440, 736)
+    assert rule(pipeline, 30, 40, {"resolution": 1024}) == (896, 1184)
+
+
+@pytest.fixture(scope="module")
+def visualcloze():
+    case = next(c for c in all_cases() if c.name == "visualcloze-generation")
+    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
+    with BackgroundServer(AsyncEngine({case.name: model}, case.name, Limits(), "cpu")) as server:
+        with Client(server.address, timeout=120) as client:
+            yield client
+
+
+def test_visualcloze_reads_the_task_prompt_and_its_in_context_rows(visualcloze):
+    """The query row (role image) alone, another task prompt, and one in-context row (role reference: its
+    condition image, then its target) each give another target; a row left short is refused."""
+    task = "In each row, [IMAGE2] is a painting of [IMAGE1]"
+    query = [input_image("image", (48, 32))]
+    row = [input_image("reference", (32, 32)), input_image("mask", (32, 32))]
+    row[1] = InputImage(data=row[1].data, role="reference")
+    alone = visualcloze.generate("a red circle", task_prompt=task, input_images=query, seed=3)
+    other_task = visualcloze.generate(
+        "a red circle", task_prompt="In each row, [IMAGE2] blurs [IMAGE1]", input_images=query, seed=3
+    )
+    in_context = visualcloze.generate("a red circle", task_prompt=task, input_images=[*row, *query], seed=3)
+    hashes = {r.outputs[0].sha256 for r in (alone, other_task, in_context)}
+    assert len(hashes) == 3
+    assert all(r.outputs[0].image.size == (32, 16) for r in (alone, other_task, in_context))
+    with pytest.raises(InvalidArgumentError) as refused:
+        visualcloze.generate("a red circle", task_prompt=task, input_images=[row[0], *query], seed=3)
+    assert "whole in-context rows of 2" in _fields(refused.value)["input_images"]
+    assert (
+        visualcloze.generate("a red circle", task_prompt=task, input_images=query, seed=3).outputs[0].sha256 in hashes
+    )

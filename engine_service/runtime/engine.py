@@ -588,7 +588,8 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     """
     width = width or model.default_width
     height = height or model.default_height
-    grey = Image.new("RGB", (width, height), (128, 128, 128))
+    # A family that reads its input images with their alpha channel gets an opaque one.
+    grey = Image.new("RGBA" if model.family.outputs_alpha else "RGB", (width, height), (128, 128, 128, 255))
     # One picture per required role; a ControlNet model gets one control image per ControlNet.
     roles = [role for role in model.family.required_roles if role != "control"]
     if "control" in model.family.required_roles:
@@ -596,7 +597,7 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     images = tuple((role, grey) for role in roles)
     if model.family.size_from_input is not None and "image" in roles:
         # The pipeline renders the size it derives from the picture, whatever the job says.
-        width, height = model.family.size_from_input(model.pipeline, width, height)
+        width, height = model.family.size_from_input(model.pipeline, width, height, model.call_defaults)
     plan = model.family.denoising_loops
     loops = plan(model.default_frames, model.call_defaults)[0] if plan is not None else 1
     per_loop, loop_steps = model.family.loop_steps, ()
@@ -624,4 +625,6 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         controlnet_conditioning_scales=(1.0,) * model.control_images,
         denoising_loops=loops,
         loop_steps=loop_steps,
+        layers=model.family.default_layers,
+        task_prompt=model.family.warmup_prompt if model.family.takes_task_prompt else "",
     )

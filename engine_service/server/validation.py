@@ -72,6 +72,9 @@ def validate(
     v = _Violations()
     prompt = _text(v, "prompt", request.prompt, limits, required=True)
     negative = _text(v, "negative_prompt", request.negative_prompt, limits, required=False)
+    task_prompt = _text(v, "task_prompt", request.task_prompt, limits, required=model.family.takes_task_prompt)
+    if task_prompt and not model.family.takes_task_prompt:
+        v.add("task_prompt", f"model {model.name!r} ({model.family.name}) takes no task prompt; leave it empty")
     if negative and not model.family.uses_negative_prompt:
         v.add("negative_prompt", f"model {model.name!r} ({model.family.name}) does not use a negative prompt")
     width = _size(v, request, "width", model.default_width, limits.max_width, model.spatial_factor)
@@ -106,6 +109,13 @@ def validate(
     width, height = _size_from_input(v, request, model, limits, images, width, height)
     scales = _control_scales(v, request, model)
     strength = _strength(v, request, model)
+    layers = _layers(v, request, model)
+    if output_format is OutputFormat.JPEG and model.family.outputs_alpha:
+        v.add(
+            "output_format",
+            f"model {model.name!r} ({model.family.name}) makes RGBA images and JPEG has no alpha channel; "
+            "use PNG or WebP",
+        )
     preview_every = request.preview_every
     if not 0 <= preview_every <= limits.max_steps:
         v.add("preview_every", f"must be between 0 and {limits.max_steps}, got {preview_every}")
@@ -152,8 +162,10 @@ def validate(
         loras=loras,
         denoising_loops=loops,
         loop_steps=loop_steps,
+        layers=layers,
+        task_prompt=task_prompt,
     )
-    return decode_input_images(spec) if decode and images else spec
+    return decode_input_images(spec, input_mode(model)) if decode and images else spec
 
 
 class _Violations:
@@ -335,6 +347,7 @@ def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -
     decodes them, off the event loop.
     """
     items = request.input_images
+    before = len(v.items)
     given = {item.role or "image" for item in items}
     for role in model.family.required_roles:
         if role not in given:
@@ -364,6 +377,11 @@ def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -
             opened.append((role, image))
             indices.append(index)
     _check_mask_sizes(v, opened, indices)
+    check_roles = model.family.check_roles
+    # Laid out only when every image is sound: a refused one would leave its row short.
+    problem = check_roles([role for role, _ in opened]) if check_roles is not None and len(v.items) == before else None
+    if problem:
+        v.add("input_images", problem)
     return tuple(opened)
 
 
@@ -378,7 +396,7 @@ def _size_from_input(
     first = next((image for role, image in images if role == "image"), None)
     if rule is None or first is None:
         return width, height
-    rendered = rule(model.pipeline, *first.size)
+    rendered = rule(model.pipeline, *first.size, model.call_defaults)
     sent = {"width": (width, rendered[0]), "height": (height, rendered[1])}
     if any(request.HasField(field) and value and value != size for field, (value, size) in sent.items()):
         v.add(
@@ -431,8 +449,15 @@ def _open_image(v: _Violations, field: str, data: bytes, model: LoadedModel, lim
     return image
 
 
-def decode_input_images(spec: JobSpec) -> JobSpec:
-    """``spec`` with its input images decoded to RGB. Blocking (run it off the event loop).
+def input_mode(model: LoadedModel) -> str:
+    """The Pillow mode the model's input images are decoded to: ``"RGBA"`` for a family that reads their
+    alpha channel (``FamilySpec.outputs_alpha``; an image without one becomes opaque), else ``"RGB"``."""
+    return "RGBA" if model.family.outputs_alpha else "RGB"
+
+
+def decode_input_images(spec: JobSpec, mode: str = "RGB") -> JobSpec:
+    """``spec`` with its input images decoded to ``mode`` (:func:`input_mode`). Blocking (run it off the
+    event loop).
 
     Raises InvalidRequest naming ``input_images[i].data`` for an image that is truncated or
     corrupt. The decoded size is the header's, which validation bounded by ``max_input_pixels``.
@@ -442,7 +467,7 @@ def decode_input_images(spec: JobSpec) -> JobSpec:
     for index, (role, image) in enumerate(spec.input_images):
         try:
             image.load()
-            decoded.append((role, image.convert("RGB")))
+            decoded.append((role, image.convert(mode)))
         except Exception:
             v.add(f"input_images[{index}].data", "is truncated or corrupt: its image data does not decode")
         finally:
@@ -484,6 +509,21 @@ def _strength(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -
         v.add("strength", f"must be a number in (0, 1], got {value}")
         return default
     return value
+
+
+def _layers(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -> int | None:
+    """The request's layer count (or the model's default) for a model that splits its input image into
+    layers; ``None`` for any other."""
+    default, most = model.family.default_layers, model.family.max_layers
+    if not request.HasField("layers"):
+        return default
+    if default is None:
+        v.add("layers", f"model {model.name!r} ({model.family.name}) makes no layers; leave it unset")
+        return None
+    if not 1 <= request.layers <= most:
+        v.add("layers", f"must be between 1 and {most}, got {request.layers}")
+        return default
+    return request.layers
 
 
 def _control_scales(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -> tuple[float, ...]:
