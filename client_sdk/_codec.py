@@ -172,6 +172,9 @@ def model_info_from_proto(msg: engine_pb2.ModelInfo) -> ModelInfo:
             for i in msg.loras
         ),
         max_loras_per_request=msg.max_loras_per_request,
+        video_roles=tuple(msg.video_roles),
+        required_video_roles=tuple(msg.required_video_roles),
+        frames_from_video=msg.frames_from_video,
     )
 
 
@@ -191,6 +194,9 @@ def limits_from_proto(msg: engine_pb2.Limits) -> Limits:
         max_queue=msg.max_queue,
         max_input_pixels=msg.max_input_pixels,
         max_queued_input_pixels=msg.max_queued_input_pixels,
+        max_input_video_bytes=msg.max_input_video_bytes,
+        max_input_video_frames=msg.max_input_video_frames,
+        max_input_video_pixels=msg.max_input_video_pixels,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any, TypedDict, cast
 from client_sdk import _codec
 from client_sdk._proto import engine_pb2
 from client_sdk.errors import ChunkIntegrityError, DitServeError
-from client_sdk.types import CachePolicy, Completed, Event, InputImage
+from client_sdk.types import CachePolicy, Completed, Event, InputImage, InputVideo
 
 Metadata = Sequence[tuple[str, str | bytes]]
 """gRPC call metadata: (key, value) pairs; keys ending in "-bin" take bytes."""
@@ -87,6 +87,7 @@ class GenerateOptions(TypedDict, total=False):
     num_frames: int | None
     fps: int | None
     input_images: InputImages | None
+    input_videos: Sequence[InputVideo] | None
     output_format: str | int | None
     output_quality: int | None
     cache: CachePolicy | str | None
@@ -117,6 +118,7 @@ def build_request(
     num_frames: int | None = None,
     fps: int | None = None,
     input_images: InputImages | None = None,
+    input_videos: Sequence[InputVideo] | None = None,
     output_format: str | int | None = None,
     output_quality: int | None = None,
     cache: CachePolicy | str | None = None,
@@ -132,7 +134,8 @@ def build_request(
     None leaves a field unset so the model's default applies; the engine checks
     ranges. `output_format` is a name from OUTPUT_FORMATS or an OutputFormat
     value; `cache` is a CachePolicy, a preset name or a policy text for
-    `CachePolicy.parse`; `input_images` is one image or several (see `InputImages`).
+    `CachePolicy.parse`; `input_images` is one image or several (see `InputImages`);
+    `input_videos` lists the videos of a video-to-video model (`InputVideo.from_path`).
     `strength` (image-to-image and inpainting models) is how much of the input
     image is re-noised, in (0, 1]. `layers` (layered decomposition models) is how
     many RGBA images each output is split into: the result holds num_outputs x layers
@@ -171,6 +174,13 @@ def build_request(
             setattr(request, name, value)
     if input_images is not None:
         request.input_images.extend(image.to_proto() for image in input_image_list(input_images))
+    if input_videos is not None:
+        if isinstance(input_videos, InputVideo):
+            input_videos = [input_videos]
+        for video in input_videos:
+            if not isinstance(video, InputVideo):
+                raise TypeError(f"an input video must be an InputVideo, got {type(video).__name__}")
+            request.input_videos.append(video.to_proto())
     if cache is not None:
         policy = CachePolicy.parse(cache) if isinstance(cache, str) else cache
         request.cache.CopyFrom(policy.to_proto())

@@ -101,6 +101,13 @@ class ModelInfo:
     """The LoRA adapters loaded for this model."""
     max_loras_per_request: int = 0
     """Most adapters one request may combine; 0 when the model has none."""
+    video_roles: tuple[str, ...] = ()
+    """Roles of the input videos it accepts (video-to-video models: "video"); empty for the others."""
+    required_video_roles: tuple[str, ...] = ()
+    """Roles of `video_roles` that every request must send."""
+    frames_from_video: str = ""
+    """The video role whose frame count the output has: a request that leaves `num_frames` unset gets
+    that video's frames (cut to the model's frame rule), one that sets it the first that many; "" = none."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +139,13 @@ class Limits:
     max_input_pixels: int = 0
     """Largest input image, width x height from its header."""
     max_queued_input_pixels: int = 0
-    """Decoded input-image pixels waiting requests may hold together."""
+    """Decoded input-image and input-video pixels waiting requests may hold together."""
+    max_input_video_bytes: int = 0
+    """Largest input video, in bytes."""
+    max_input_video_frames: int = 0
+    """Most frames of an input video."""
+    max_input_video_pixels: int = 0
+    """Largest input video frame, width x height."""
 
 
 @dataclass(frozen=True)

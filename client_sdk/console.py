@@ -138,6 +138,9 @@ def _inputs(model: ModelInfo) -> str:
         if role in model.repeated_roles:
             text += "..."
         roles.append(text if role in model.required_roles else f"{text} (optional)")
+    for role in model.video_roles:
+        text = f"{role} (video)"
+        roles.append(text if role in model.required_video_roles else f"{role} (video, optional)")
     return ", ".join(roles) or "-"
 
 

@@ -1,7 +1,7 @@
 """Value types of the ditserve client: request parts, results, stream events and engine info.
 
 All are frozen dataclasses built from the engine's protobuf messages by the
-client; only `CachePolicy` and `InputImage` are built by callers. Fields the
+client; only `CachePolicy`, `InputImage` and `InputVideo` are built by callers. Fields the
 contract marks `optional` are None when the engine left them unset. The engine
 info types (`ModelInfo`, `Limits`, `ModelList`, `Duration`, `ModelStats`,
 `Stats`) live in `client_sdk._info` and are re-exported here.
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CachePolicy",
     "InputImage",
+    "InputVideo",
     "Output",
     "StepStat",
     "CacheStats",
@@ -280,6 +281,38 @@ class InputImage:
         if self.controlnet_conditioning_scale is not None:
             message.controlnet_conditioning_scale = self.controlnet_conditioning_scale
         return message
+
+
+@dataclass(frozen=True)
+class InputVideo:
+    """A video passed to video-to-video models."""
+
+    data: bytes = field(repr=False)
+    """MP4, WebM or animated PNG bytes."""
+    role: str = "video"
+    """What the video is for: "video" (the one a video-to-video model transforms)."""
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], role: str = "video") -> InputVideo:
+        """Reads a video file (MP4, WebM, animated PNG) as it is, without decoding it."""
+        return cls(pathlib.Path(path).read_bytes(), role)
+
+    @classmethod
+    def from_frames(cls, frames: Any, role: str = "video") -> InputVideo:
+        """A video of ``frames`` (PIL images, or uint8 arrays of shape (H, W, 3)), sent losslessly as one
+        animated PNG."""
+        from PIL import Image
+
+        images = [frame if isinstance(frame, Image.Image) else Image.fromarray(frame) for frame in frames]
+        if not images:
+            raise ValueError("a video needs at least one frame")
+        buffer = io.BytesIO()
+        images[0].save(buffer, format="PNG", save_all=True, append_images=images[1:])
+        return cls(buffer.getvalue(), role)
+
+    def to_proto(self) -> engine_pb2.InputVideo:
+        """The video as a `ditserve.v1.InputVideo`."""
+        return engine_pb2.InputVideo(data=self.data, role=self.role)
 
 
 # --- results -----------------------------------------------------------------

@@ -116,7 +116,7 @@ def _client(args: argparse.Namespace):
 # -- generation shared by `generate` and `demo` ---------------------------------
 
 
-def _input_images(values: list[str]) -> list:
+def _input_images(values: list[str], flag: str = "--input-image", default_role: str = "image") -> list:
     """``--input-image [ROLE=]PATH`` values as (role, path) pairs; ValueError for a missing file."""
     import re
 
@@ -124,11 +124,18 @@ def _input_images(values: list[str]) -> list:
     for value in values:
         role, sep, path = value.partition("=")
         if not (sep and re.fullmatch(r"[a-z][a-z0-9_]*", role)) or pathlib.Path(value).exists():
-            role, path = "image", value
+            role, path = default_role, value
         if not pathlib.Path(path).is_file():
-            raise ValueError(f"--input-image {value}: no such file {path!r}")
+            raise ValueError(f"{flag} {value}: no such file {path!r}")
         images.append((role, pathlib.Path(path)))
     return images
+
+
+def _input_videos(values: list[str]) -> list:
+    """``--input-video [ROLE=]PATH`` values as InputVideos read from their files; ValueError for a missing file."""
+    from client_sdk import InputVideo
+
+    return [InputVideo.from_path(path, role) for role, path in _input_images(values, "--input-video", "video")]
 
 
 def _with_controlnet_scales(images: list, scales: list[float]) -> list:
@@ -161,6 +168,7 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
         return 2
     try:
         images = _with_controlnet_scales(_input_images(args.input_image), args.controlnet_scale)
+        videos = _input_videos(args.input_video)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -184,6 +192,7 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
         "num_frames": args.frames,
         "fps": args.fps,
         "input_images": images or None,
+        "input_videos": videos or None,
         "output_format": args.format,
         "request_id": args.request_id or None,
         "preview_every": args.preview_every,
@@ -280,6 +289,15 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         metavar="[ROLE=]PATH",
         help="an input image (PNG or JPEG) for editing, fill or image-to-video models, repeatable; "
         "ROLE is image (the default), mask, reference or control, as the model takes them",
+    )
+    parser.add_argument(
+        "--input-video",
+        "--video",
+        action="append",
+        default=[],
+        metavar="[ROLE=]PATH",
+        help="an input video (MP4, WebM or animated PNG) for video-to-video models; ROLE is video (the default). "
+        "The output has its frames unless --frames asks for fewer",
     )
     parser.add_argument(
         "--controlnet-scale",

@@ -37,13 +37,21 @@ class Limits:
     )
     max_queued_input_pixels: int = _limit(
         0,
-        "decoded input-image pixels all waiting requests may hold together; more get RESOURCE_EXHAUSTED "
-        "with a retry hint; 0 = 4 x max_input_images x max_input_pixels",
+        "decoded input-image and input-video-frame pixels all waiting requests may hold together; more get "
+        "RESOURCE_EXHAUSTED with a retry hint; 0 = 4 x max_input_images x max_input_pixels",
+    )
+    max_input_video_bytes: int = _limit(0, "largest encoded input video in bytes; 0 = max_request_bytes")
+    max_input_video_frames: int = _limit(0, "most frames of an input video (decoded); 0 = max_frames")
+    max_input_video_pixels: int = _limit(
+        0, "largest input video frame, width x height as its stream states, checked before decoding; 0 = max_pixels"
     )
 
     def __post_init__(self) -> None:
         derived = {"max_input_pixels": lambda: self.max_pixels}
         derived["max_queued_input_pixels"] = lambda: 4 * self.max_input_images * self.max_input_pixels
+        derived["max_input_video_bytes"] = lambda: self.max_request_bytes
+        derived["max_input_video_frames"] = lambda: self.max_frames
+        derived["max_input_video_pixels"] = lambda: self.max_pixels
         for name, value in derived.items():
             if getattr(self, name) == 0:
                 object.__setattr__(self, name, value())

@@ -60,6 +60,10 @@ class JobSpec:
     preview_every: int
     input_images: tuple[Any, ...] = ()
     """Decoded input images (PIL) with their roles, as ``(role, image)`` pairs."""
+    input_videos: tuple[Any, ...] = ()
+    """Input videos with their roles, as ``(role, frames)`` pairs: after decoding, ``frames`` is a tuple of
+    PIL RGB images (for a family whose frames follow its video, exactly ``num_frames`` of them); before,
+    the encoded bytes."""
     cache: CachePlan | None = None
     """The cache configuration to run with; ``None`` = no caching."""
     runs_alone: bool = False

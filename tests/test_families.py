@@ -33,7 +33,7 @@ import imageio.v3 as iio
 import pytest
 import torch
 from PIL import Image
-from tiny_families import TinyCase, all_cases, input_image
+from tiny_families import TinyCase, all_cases, input_image, input_video, video_frames
 
 from client_sdk import CachePolicy, Client, Completed, InputImage, Preview
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
@@ -66,11 +66,19 @@ ALWAYS_CACHE = CachePolicy(
 )
 
 
-def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) -> list[tuple[dict, str]]:
+def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None, videos=()) -> list[tuple[dict, str]]:
     """Requests the family's rules refuse, with the field each must be refused for; ``size`` is the
-    (width, height) the request renders."""
+    (width, height) the request renders, ``videos`` the input videos it sends."""
     family, frames = model.family, model.default_frames
     bad = []
+    if family.required_video_roles:
+        bad.append(({"input_videos": [v for v in videos if v.role not in family.required_video_roles]}, "input_videos"))
+    if videos:  # a second video of a role: each role is sent once
+        bad.append(({"input_videos": [*videos, videos[0]]}, f"input_videos[{len(videos)}].role"))
+    if not family.video_roles:
+        bad.append(({"input_videos": [input_video("video", (16, 16), 1)]}, "input_videos"))
+    if family.frames_from_video:  # more frames than the video holds
+        bad.append(({"num_frames": frames + family.frame_stride}, "num_frames"))
     if family.size_from_input is not None:
         # Another size than the one the input image gives.
         bad.append(({"width": size[0] + model.spatial_factor, "height": size[1]}, "width"))
@@ -151,21 +159,24 @@ def _other_picture(role: str, size: tuple[int, int]) -> InputImage:
     return InputImage(data=buffer.getvalue(), role=role)
 
 
-def _other_inputs(case: TinyCase) -> dict[str, list[list[InputImage]]]:
-    """Per input role of the case, the input lists that must each give another output: the role's
-    picture replaced by another, or for a role sent several times, one picture fewer and one more."""
+def _other_inputs(case: TinyCase) -> dict[str, list[dict[str, list]]]:
+    """Per input role of the case, the request inputs (``input_images`` or ``input_videos``) that must
+    each give another output: the role's picture replaced by another, or for a role sent several times,
+    one picture fewer and one more; a video replaced by another of as many frames."""
     images = [input_image(role, size) for role, size in case.inputs]
     variants = {}
     for role in dict.fromkeys(role for role, _ in case.inputs):
         at = [index for index, (other, _) in enumerate(case.inputs) if other == role]
         if len(at) == 1:
-            variants[role] = [
-                [_other_picture(role, case.inputs[at[0]][1]) if i == at[0] else image for i, image in enumerate(images)]
-            ]
+            other = [_other_picture(role, case.inputs[at[0]][1]) if i == at[0] else im for i, im in enumerate(images)]
+            variants[role] = [{"input_images": other}]
         else:
             fewer = [image for i, image in enumerate(images) if i != at[-1]]
             more = images[: at[-1] + 1] + [_other_picture(role, case.inputs[at[-1]][1])] + images[at[-1] + 1 :]
-            variants[role] = [fewer, more]
+            variants[role] = [{"input_images": fewer}, {"input_images": more}]
+    for index, (role, _size, _frames) in enumerate(case.videos):
+        videos = [input_video(r, s, f, other=i == index) for i, (r, s, f) in enumerate(case.videos)]
+        variants[f"video {role}"] = [{"input_videos": videos}]
     return variants
 
 
@@ -205,6 +216,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         "model": case.name,
         "seed": 3,
         "input_images": [input_image(role, size) for role, size in case.inputs],
+        "input_videos": [input_video(role, size, frames) for role, size, frames in case.videos],
         "strength": case.strength,
         "layers": case.layers,
         "task_prompt": case.task_prompt,
@@ -230,10 +242,10 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         if model.family.takes_guidance:
             guided = client.generate("a red circle", **{**request, "guidance_scale": guidance})
         inputs = {
-            role: [client.generate("a red circle", **{**request, "input_images": images}) for images in variants]
+            role: [client.generate("a red circle", **{**request, **inputs}) for inputs in variants]
             for role, variants in other_inputs.items()
         }
-        bad = _bad_requests(model, request["input_images"], case.inputs, size)
+        bad = _bad_requests(model, request["input_images"], case.inputs, size, request["input_videos"])
         refused = [_violated_fields(client, {**request, **fields}) for fields, _ in bad]
         # Still serving, bit-identical at threshold 0; the size sent as the one rendered changes nothing.
         rendered = {**request, "width": size[0], "height": size[1]}
@@ -258,7 +270,8 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         assert all(pixels(result) != pixels(plain) for result in results), f"another {role!r} input changed nothing"
         assert len({tuple(pixels(result)) for result in results}) == len(results), f"{role!r} inputs alike"
     strength = case.strength if case.strength is not None else model.family.default_strength
-    steps = (case.loop_steps or denoising_steps(model.default_steps, strength)) * case.loops
+    kept = model.family.strength_steps or denoising_steps
+    steps = (case.loop_steps or kept(model.default_steps, strength)) * case.loops
     frames = model.default_frames if video else 1
     previews = [event for event in events if isinstance(event, Preview)]
     # A preview replaces an older one the client has not read yet (docs/serving.md), so a loaded machine
@@ -353,6 +366,8 @@ def test_a_video_preview_of_the_last_latents_is_the_frame_the_video_shows(case: 
         output_quality=90,
         preview_every=1,
         input_images=inputs,
+        input_videos=tuple((role, tuple(video_frames(size, count))) for role, size, count in case.videos),
+        strength=model.family.default_strength,
     )
     last = {}
 

@@ -1,8 +1,9 @@
-"""Input images of a job, by role, for a family's call-kwargs builder.
+"""Input images and videos of a job, by role, for a family's call-kwargs builder.
 
-The server has already decoded them (PIL RGB) and checked their roles against
-the family's ``input_roles`` and ``required_roles``; a job with input images
-runs alone, so a builder reads them from its single job.
+The server has already decoded them (PIL RGB; a video as its frames) and checked
+their roles against the family's ``input_roles`` and ``required_roles`` (videos:
+``video_roles``, ``required_video_roles``); a job with input images or videos runs
+alone, so a builder reads them from its single job.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def image_of(jobs: Sequence[JobSpec], role: str) -> Any | None:
     """The first image sent with ``role``, or ``None``."""
     found = images_of(jobs, role)
     return found[0] if found else None
+
+
+def video_of(jobs: Sequence[JobSpec], role: str) -> list[Any] | None:
+    """The frames (PIL RGB, in order) of the video sent with ``role``, or ``None``."""
+    found = [frames for job in jobs for r, frames in job.input_videos if r == role]
+    return list(found[0]) if found else None
 
 
 def controlnet_count(pipe: Any) -> int:
@@ -86,4 +93,5 @@ __all__ = [
     "image_of",
     "images_of",
     "resolution_in_input_aspect",
+    "video_of",
 ]

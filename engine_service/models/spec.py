@@ -50,6 +50,8 @@ LoopPlan = Callable[[int, "Mapping[str, Any]"], tuple[int, int]]
 #: (pipeline, num_inference_steps, denoising loops, the model's call defaults) -> the steps of each loop
 #: the pipeline runs, in order.
 LoopSteps = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple[int, ...]]
+#: (num_inference_steps, strength) -> the denoising steps the pipeline runs.
+StrengthSteps = Callable[[int, float], int]
 #: what ``pipeline.__call__`` returned -> the call's decoded images (N, H, W, 3) or videos (N, F, H, W, 3).
 OutputReader = Callable[[Any], Any]
 
@@ -104,6 +106,19 @@ class FamilySpec:
     """Roles a request may send several images of, in order (reference images of FLUX.2, Qwen-Image
     Edit-Plus, ...). Any other role but ``control`` (one image per ControlNet) sent twice is
     INVALID_ARGUMENT on the second: the pipeline would use the first alone."""
+    video_roles: tuple[str, ...] = ()
+    """Roles of the input videos it accepts (``"video"``: the video a video-to-video pipeline transforms);
+    empty = none, and a request that sends one is INVALID_ARGUMENT. Each role at most once. The server
+    decodes a video to a tuple of PIL RGB frames (``engine_service.models.inputs.video_of``)."""
+    required_video_roles: tuple[str, ...] = ()
+    """Video roles a request must send (a subset of ``video_roles``); a missing one is INVALID_ARGUMENT."""
+    frames_from_video: str | None = None
+    """The video role whose frame count the output has (``"video"``: a video-to-video pipeline that takes
+    no ``num_frames`` and makes as many frames as it is given); ``None`` = the request's. A request that
+    leaves ``num_frames`` unset gets that video's frames cut to the largest count of the ``frame_stride``
+    rule; one that sets it gets that many of the video's first frames, and more than the video holds is
+    INVALID_ARGUMENT. The family's builder passes the video's frames as the server cut them
+    (``num_frames`` of them)."""
     min_input_side: int = 0
     """Smallest width or height, in pixels, the pipeline accepts for an input image (0 = any); a smaller
     image is INVALID_ARGUMENT naming it instead of a pipeline failure."""
@@ -160,6 +175,12 @@ class FamilySpec:
     """For image-to-image and inpainting pipelines: the ``strength`` a request gets when it sends none
     (the pipeline runs about ``strength x steps`` steps). ``None`` = the pipeline takes no strength, and
     a request that sends one is INVALID_ARGUMENT."""
+    strength_steps: StrengthSteps | None = None
+    """For a pipeline with a strength that cuts its schedule another way than diffusers' image-to-image
+    pipelines (``engine_service.jobs.denoising_steps``): the steps it runs for ``num_inference_steps``
+    at a strength (video-to-video: ``int(steps x strength)``, ``engine_service.models.video.kept_steps``).
+    Progress and the cache count these; a request that would run none is INVALID_ARGUMENT on
+    ``strength``. ``None`` = the image-to-image rule."""
     controlnet_pipeline: str | None = None
     """The diffusers pipeline class that runs this family's model with ControlNets attached
     (``serve --controlnet NAME=PATH:MODEL``); it must be a served family. ``None`` = no ControlNet

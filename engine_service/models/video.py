@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from engine_service.models.inputs import image_of
+from engine_service.models.inputs import image_of, video_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -78,6 +78,30 @@ def video_call_kwargs(
                 kwargs[keyword] = image
         if fps is not None:
             kwargs[fps] = first.fps
+        return kwargs
+
+    return build
+
+
+def kept_steps(num_inference_steps: int, strength: float) -> int:
+    """The denoising steps a diffusers video-to-video pipeline runs (a ``FamilySpec.strength_steps``):
+    its ``get_timesteps`` (copied from AnimateDiff's) keeps ``min(int(steps x strength), steps)`` steps,
+    flooring the product where image-to-image pipelines floor the steps they skip (4 steps at 0.8: 3
+    here, 4 there)."""
+    return min(int(num_inference_steps * strength), num_inference_steps)
+
+
+def video_to_video_call_kwargs(**options: Any) -> CallKwargsBuilder:
+    """:func:`video_call_kwargs` (``options``) for a video-to-video pipeline: the request's ``"video"``
+    input as ``video`` (its frames; the server cut them to ``num_frames``, which such a pipeline does
+    not take: it makes as many frames as it is given) and the request's ``strength``."""
+    base = video_call_kwargs(**options)
+
+    def build(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+        kwargs = base(pipe, jobs)
+        del kwargs["num_frames"]
+        kwargs["video"] = video_of(jobs, "video")
+        kwargs["strength"] = jobs[0].strength
         return kwargs
 
     return build
@@ -214,6 +238,7 @@ __all__ = [
     "first_temporal_tile",
     "frames_first",
     "frames_second_decode",
+    "kept_steps",
     "ltx_decode",
     "ltx_mean_std",
     "mean_std",
@@ -224,4 +249,5 @@ __all__ = [
     "vae_decode",
     "video_call_kwargs",
     "video_preview",
+    "video_to_video_call_kwargs",
 ]

@@ -54,6 +54,7 @@ def batch_key(spec: JobSpec) -> BatchKey | None:
     """The job's batch key, or None when it must run alone."""
     if (
         spec.input_images
+        or spec.input_videos
         or spec.runs_alone
         or (spec.cache is not None and spec.cache.cache_config.cache_type == CacheType.DBPrune)
     ):

@@ -542,8 +542,9 @@ class AsyncEngine:
 
 
 def _input_pixels(spec: JobSpec) -> int:
-    """Pixels of the decoded input images ``spec`` holds."""
-    return sum(image.width * image.height for _role, image in spec.input_images)
+    """Pixels of the decoded input images and input video frames ``spec`` holds."""
+    images = sum(image.width * image.height for _role, image in spec.input_images)
+    return images + sum(frame.width * frame.height for _role, frames in spec.input_videos for frame in frames)
 
 
 def _failure_message(err: Exception, job: Job) -> str:
@@ -583,7 +584,8 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     """A two-step request at ``width`` x ``height`` (default: the model's size).
 
     A family that requires input images gets a plain grey picture of that size for each
-    required role (and each ControlNet); a family whose size follows its input image
+    required role (and each ControlNet), and one that requires input videos a grey video of its
+    default frame count for each required video role; a family whose size follows its input image
     (``FamilySpec.size_from_input``) renders the size that picture gives.
     """
     width = width or model.default_width
@@ -595,6 +597,8 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     if "control" in model.family.required_roles:
         roles += ["control"] * max(model.control_images, 1)
     images = tuple((role, grey) for role in roles)
+    # A grey video of the default frame count for each required video role.
+    videos = tuple((role, (grey.convert("RGB"),) * model.default_frames) for role in model.family.required_video_roles)
     if model.family.size_from_input is not None and "image" in roles:
         # The pipeline renders the size it derives from the picture, whatever the job says.
         width, height = model.family.size_from_input(model.pipeline, width, height, model.call_defaults)
@@ -620,6 +624,7 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         output_quality=90,
         preview_every=0,
         input_images=images,
+        input_videos=videos,
         # Image-to-image pipelines run every step at strength 1.
         strength=1.0 if model.family.default_strength is not None else None,
         controlnet_conditioning_scales=(1.0,) * model.control_images,

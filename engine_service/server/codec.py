@@ -165,6 +165,9 @@ def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:
             for info in (model.loras.adapters.values() if model.loras is not None else ())
         ],
         max_loras_per_request=model.loras.max_per_request if model.loras is not None else 0,
+        video_roles=list(family.video_roles),
+        required_video_roles=list(family.required_video_roles),
+        frames_from_video=family.frames_from_video or "",
     )
 
 

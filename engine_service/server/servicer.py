@@ -38,7 +38,7 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         self._chunk_bytes = config.stream_chunk_bytes
         self._default_cache = cache_policy.parse_policy(config.cache_policy)
         self._server_info = codec.server_info()
-        # Input images decode here, never on the event loop; two at a time bound the memory in use.
+        # Input images and videos decode here, never on the event loop; two at a time bound the memory in use.
         self._decoder = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="ditserve-decode")
 
     async def _submit(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext, *, stream: bool) -> Job:
@@ -56,10 +56,10 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         model = validation.resolve_model(request, self._engine.models, self._engine.default_model)
         try:
             spec = validation.validate(request, model, self._engine.limits, self._default_cache, decode=False)
-            if spec.input_images:
+            if spec.input_images or spec.input_videos:
                 loop = asyncio.get_running_loop()
-                mode = validation.input_mode(model)
-                spec = await loop.run_in_executor(self._decoder, validation.decode_input_images, spec, mode)
+                limits = self._engine.limits
+                spec = await loop.run_in_executor(self._decoder, validation.decode_inputs, spec, model, limits)
             job = self._engine.submit(spec, step_events=stream)
         except EngineError:
             self._engine.stats.record_rejected(model.name)

@@ -22,7 +22,7 @@ from engine_service.config import Limits
 from engine_service.errors import FieldViolation, InvalidRequest, LoraNotFound, ModelNotFound, excerpt
 from engine_service.jobs import DEFAULT_FPS, JobSpec, OutputFormat, denoising_steps
 from engine_service.models import LoadedModel, lora
-from engine_service.server import cache_policy
+from engine_service.server import cache_policy, video_inputs
 
 MAX_SEED = 2**63 - 1
 MAX_GUIDANCE = 100.0
@@ -67,7 +67,8 @@ def validate(
 
     ``default_cache`` is the server's default cache policy (none when omitted). Input images
     are checked from their headers; with ``decode=False`` they stay undecoded (opened lazily)
-    and the caller runs ``decode_input_images`` off the event loop.
+    and the caller runs ``decode_inputs`` off the event loop (input videos likewise: their bytes
+    wait, and where the model's frames follow the video, ``num_frames`` is 0 until they decode).
     """
     v = _Violations()
     prompt = _text(v, "prompt", request.prompt, limits, required=True)
@@ -106,6 +107,10 @@ def validate(
     output_format = _output_format(v, request.output_format, is_video)
     quality = _int_range(v, request, "output_quality", DEFAULT_QUALITY, 1, 100)
     images = _input_images(v, request, model, limits)
+    videos = _input_videos(v, request, model, limits)
+    follows = model.family.frames_from_video
+    if any(role == follows for role, _ in videos) and not request.HasField("num_frames"):
+        frames = 0  # the video's: set once it is decoded (decode_inputs)
     width, height = _size_from_input(v, request, model, limits, images, width, height)
     scales = _control_scales(v, request, model)
     strength = _strength(v, request, model)
@@ -127,7 +132,7 @@ def validate(
     policy = cache_policy.effective_policy(request, default_cache or pb.CachePolicy(preset="none"))
     # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength),
     # per denoising loop: each loop is a run of the cache (loops of another count resample it).
-    loop_steps = _loop_steps(v, model, steps, loops)
+    loop_steps = _loop_steps(v, model, steps, loops) or _strength_steps(v, model, steps, strength)
     run_steps = (loop_steps[-1] if loop_steps else denoising_steps(steps, strength)) if steps else 0
     cache = (
         cache_policy.plan_for(
@@ -155,6 +160,7 @@ def validate(
         output_quality=quality,
         preview_every=preview_every,
         input_images=images,
+        input_videos=videos,
         cache=cache,
         runs_alone=not model.family.generator_per_output or model.family.seeds_process_rng,
         strength=strength,
@@ -165,7 +171,7 @@ def validate(
         layers=layers,
         task_prompt=task_prompt,
     )
-    return decode_input_images(spec, input_mode(model)) if decode and images else spec
+    return decode_inputs(spec, model, limits) if decode and (images or videos) else spec
 
 
 class _Violations:
@@ -293,6 +299,23 @@ def _loop_steps(v: _Violations, model: LoadedModel, steps: int, loops: int) -> t
     return tuple(counts)
 
 
+def _strength_steps(v: _Violations, model: LoadedModel, steps: int, strength: float | None) -> tuple[int, ...]:
+    """The steps of the one denoising loop of a family that cuts its schedule by strength its own way
+    (``FamilySpec.strength_steps``), as ``loop_steps``; empty for the others. None is a violation."""
+    rule = model.family.strength_steps
+    if rule is None or not steps or strength is None:
+        return ()
+    kept = rule(steps, strength)
+    if kept < 1:
+        v.add(
+            "strength",
+            f"{model.family.name} runs int(num_inference_steps x strength) steps, none for {steps} steps at "
+            f"{strength:g}: raise the strength or the steps",
+        )
+        return ()
+    return (kept,)
+
+
 def _output_format(v: _Violations, value: int, is_video: bool) -> OutputFormat:
     if value == pb.OUTPUT_FORMAT_UNSPECIFIED:
         return OutputFormat.MP4 if is_video else OutputFormat.PNG
@@ -383,6 +406,74 @@ def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -
     if problem:
         v.add("input_images", problem)
     return tuple(opened)
+
+
+def _input_videos(v: _Violations, request, model: LoadedModel, limits: Limits) -> tuple:
+    """Check every input video's role, byte size and container; decode none of them (``decode_inputs``
+    does, off the event loop). Returns ``(role, data)`` pairs."""
+    items, family = request.input_videos, model.family
+    given = {item.role or "video" for item in items}
+    for role in family.required_video_roles:
+        if role not in given:
+            v.add("input_videos", f"model {model.name!r} ({family.name}) needs an input video with role {role!r}")
+    if not items:
+        return ()
+    if not family.video_roles:
+        v.add("input_videos", f"model {model.name!r} ({family.name}) takes no input videos")
+        return ()
+    videos, seen = [], set()
+    for index, item in enumerate(items):
+        field = f"input_videos[{index}]"
+        role = item.role or "video"
+        if role not in family.video_roles:
+            v.add(f"{field}.role", f"{excerpt(role)} is not one of {', '.join(family.video_roles)}")
+        elif role in seen:
+            v.add(f"{field}.role", f"model {model.name!r} ({family.name}) takes one {role!r} video; this is a second")
+        seen.add(role)
+        if len(item.data) > limits.max_input_video_bytes:
+            v.add(f"{field}.data", f"{len(item.data)} bytes exceed the limit of {limits.max_input_video_bytes}")
+        elif video_inputs.container_of(item.data) is None:
+            v.add(f"{field}.data", f"is not {video_inputs.VIDEO_FORMATS}")
+        else:
+            videos.append((role, item.data))
+    return tuple(videos)
+
+
+def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
+    """``spec`` with its input images (:func:`decode_input_images`) and videos decoded. Blocking (run it
+    off the event loop).
+
+    A video becomes a tuple of PIL RGB frames. Where the model's frames follow its ``"video"`` input
+    (``FamilySpec.frames_from_video``), a ``num_frames`` of 0 (the request left it unset) becomes the
+    video's frame count cut to the family's frame rule, and the video keeps exactly ``num_frames`` frames;
+    a request that asks for more frames than the video holds is refused on ``num_frames``.
+
+    Raises InvalidRequest naming ``input_videos[i].data`` for a video that does not decode, holds no
+    frames, too many frames (``max_input_video_frames``), frames too large (``max_input_video_pixels``)
+    or too few frames for the family's least count.
+    """
+    if spec.input_images:
+        spec = decode_input_images(spec, input_mode(model))
+    if not spec.input_videos:
+        return spec
+    v, family = _Violations(), model.family
+    frames, decoded = spec.num_frames, []
+    for index, (role, data) in enumerate(spec.input_videos):
+        field = f"input_videos[{index}].data"
+        follows = role == family.frames_from_video
+        got = video_inputs.decode_video(v.add, field, data, limits, frames if follows and frames else None)
+        if got is None:
+            continue
+        if follows and frames and len(got) < frames:
+            fits = video_inputs.frames_of_rule(len(got), family.frame_stride)
+            v.add("num_frames", f"the input video has {len(got)} frames, fewer than {frames}; ask for {fits} or fewer")
+        elif follows and not frames:
+            frames = video_inputs.frames_of_rule(min(len(got), limits.max_frames), family.frame_stride)
+            if frames < max(family.min_frames, 1):
+                v.add(field, f"has {len(got)} frames; {family.name} makes at least {family.min_frames}")
+        decoded.append((role, tuple(got[:frames] if follows else got)))
+    v.raise_if_any()
+    return dataclasses.replace(spec, input_videos=tuple(decoded), num_frames=frames)
 
 
 def _size_from_input(

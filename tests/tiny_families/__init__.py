@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from client_sdk import InputImage
+from client_sdk import InputImage, InputVideo
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +35,8 @@ class TinyCase:
     """Model defaults for ``model_from_pipeline``: width, height, steps, frames, call_defaults."""
     inputs: tuple[tuple[str, tuple[int, int]], ...] = ()
     """Input images a request sends, as ``(role, (width, height))``."""
+    videos: tuple[tuple[str, tuple[int, int], int], ...] = ()
+    """Input videos a request sends, as ``(role, (width, height), frames)``."""
     strength: float | None = None
     """The ``strength`` a request sends (``None`` = the family's default)."""
     experts: int = 1
@@ -147,3 +149,25 @@ def input_image(role: str, size: tuple[int, int]) -> InputImage:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return InputImage(data=buffer.getvalue(), role=role)
+
+
+def video_frames(size: tuple[int, int], frames: int, *, other: bool = False) -> list[Image.Image]:
+    """A deterministic test video's frames: a square that moves right frame by frame over a plain
+    ground (``other``: other colours, the square moving down)."""
+    width, height = size
+    ground, square = ((200, 40, 90), (20, 220, 120)) if other else ((40, 90, 200), (230, 200, 30))
+    pictures = []
+    for index in range(frames):
+        image = Image.new("RGB", size, ground)
+        shift = index * max(width // (2 * frames), 1)
+        box = (shift, height // 4, shift + width // 2, 3 * height // 4)
+        if other:
+            box = (width // 4, shift, 3 * width // 4, shift + height // 2)
+        image.paste(square, box)
+        pictures.append(image)
+    return pictures
+
+
+def input_video(role: str, size: tuple[int, int], frames: int, *, other: bool = False) -> InputVideo:
+    """A deterministic test video as a request sends it (lossless animated PNG; see ``video_frames``)."""
+    return InputVideo.from_frames(video_frames(size, frames, other=other), role)

@@ -7,6 +7,7 @@ from diffusers import (
     CogVideoXImageToVideoPipeline,
     CogVideoXPipeline,
     CogVideoXTransformer3DModel,
+    CogVideoXVideoToVideoPipeline,
 )
 from tiny_pipelines import TINY_T5
 from tiny_tokenizers import small_t5_tokenizer
@@ -79,5 +80,12 @@ CASES = [
         build=lambda: _build(CogVideoXImageToVideoPipeline, in_channels=8, use_learned_positional_embeddings=True),
         defaults=VIDEO,
         inputs=(("image", (16, 16)),),
+    ),
+    TinyCase(
+        name="cogvideox-v2v",
+        pipeline_class="CogVideoXVideoToVideoPipeline",
+        build=lambda: _build(CogVideoXVideoToVideoPipeline),
+        defaults=VIDEO,
+        videos=(("video", (16, 16), 9),),
     ),
 ]

@@ -9,6 +9,7 @@ from diffusers import (
     WanTransformer3DModel,
     WanVACEPipeline,
     WanVACETransformer3DModel,
+    WanVideoToVideoPipeline,
 )
 from tiny_pipelines import TINY_WAN_TRANSFORMER, build_tiny_wan, tiny_clip_vision, tiny_umt5, tiny_wan_vae
 from tiny_tokenizers import small_t5_tokenizer
@@ -104,6 +105,14 @@ def build_wan_vace() -> WanVACEPipeline:
     return WanVACEPipeline(**_parts(), transformer=wake_controlnet(transformer))
 
 
+def build_wan_v2v() -> WanVideoToVideoPipeline:
+    """Wan 2.1 video-to-video: the text-to-video model over the latents of the input video (a louder VAE,
+    so that another video reaches the pixels)."""
+    parts = _parts()
+    louder_vae(parts["vae"])
+    return WanVideoToVideoPipeline(**parts, transformer=_transformer())
+
+
 CASES = [
     TinyCase(
         name="wan",
@@ -145,5 +154,12 @@ CASES = [
         pipeline_class="WanVACEPipeline",
         build=build_wan_vace,
         defaults={**VIDEO, "steps": 4},
+    ),
+    TinyCase(
+        name="wan-v2v",
+        pipeline_class="WanVideoToVideoPipeline",
+        build=build_wan_v2v,
+        defaults={**VIDEO, "steps": 4},
+        videos=(("video", (16, 16), 5),),
     ),
 ]

@@ -6,8 +6,7 @@ the step (``r``), and predicts the mean velocity between them
 frames per latent frame, 8x spatially) with 2x2 latent patches per token. The
 pipeline keeps its latents frames-first (N, F, C, h, w). CFG, off at the
 default guidance 1.0, batches the negative prompt into the same call. Its
-video-continuation input (``video``, frames to continue) is not exposed: a
-request's inputs are still images.
+video-continuation input (``video``, frames to continue) is not exposed.
 
 AnyFlow-FAR (``AnyFlowFARPipeline``) samples the video chunk by chunk (its
 ``chunk_partition`` of latent frames), each chunk a whole denoising loop of

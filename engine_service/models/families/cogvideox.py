@@ -5,21 +5,30 @@ The VAE compresses 4 frames into one latent frame (frame counts are 4k + 1) and
 1.5 also packs 2 latent frames into a token (``patch_size_t``): the pipeline pads
 the latent frames and cuts the padding off again, so the same frame rule holds.
 Image-to-video checkpoints with learned positional embeddings (CogVideoX-5b-I2V)
-only work at their training size, 720x480. Video-to-video and CogVideoX-Fun
-Control are known but not served: their input is a video (to transform, or a
-control video), and a request's inputs are still images.
+only work at their training size, 720x480. Video-to-video transforms the
+request's input video (``input_videos``, frames 8k + 1, CogVideoX 1.0 checkpoints
+only). CogVideoX-Fun Control is known but not served: its condition is a control
+video, not a video to transform.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from engine_service.errors import ModelLoadError
 from engine_service.models.spec import FamilySpec
 from engine_service.models.video import (
     first_frame_batch,
     frames_first,
+    kept_steps,
     scaling_factor,
     video_call_kwargs,
     video_preview,
+    video_to_video_call_kwargs,
 )
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
 
 _COMMON = {
     "output_kind": "video",
@@ -54,23 +63,50 @@ COGVIDEOX_I2V = FamilySpec(
     **_COMMON,
 )
 
-_VIDEO_INPUT = "while a request's inputs are still images (PNG or JPEG), never a video"
 
-#: Video-to-video: it noises the latents of an input video by ``strength`` and denoises them.
+def _no_temporal_patches(pipe: DiffusionPipeline) -> None:
+    """Refuses a CogVideoX 1.5 checkpoint for video-to-video (ModelLoadError): its transformer packs
+    ``patch_size_t`` latent frames into a token, and this pipeline, unlike text-to-video, pads none, so
+    its latent frames must be even; the VAE decodes an even count of latent frames into 4 frames each
+    (85 frames in, 88 out), never the video's frames."""
+    patch = pipe.transformer.config.patch_size_t
+    if patch is not None and patch > 1:
+        raise ModelLoadError(
+            f"CogVideoXVideoToVideoPipeline with a CogVideoX 1.5 transformer (patch_size_t={patch}) is not "
+            "served: it pads no latent frames, so it needs an even count of them, which the VAE decodes to "
+            "3 frames more than the input video has"
+        )
+
+
+#: Video-to-video: it noises the latents of the request's video by ``strength`` and denoises them. It
+#: takes no frame count: it makes one frame per frame of its video, so the output's frames follow the
+#: video's. Its VAE decodes an odd count of latent frames (4 video frames each) to 4k + 1 frames but an
+#: even count to 4k (5 frames in, 8 out), so the frames it keeps are 8k + 1. Its frames are resized to
+#: the request's size. With a list of generators it would encode one video per output (``video[i]``)
+#: and fail for a second; with the job's one generator it samples the video's latents once and the
+#: noise of every output.
 COGVIDEOX_V2V = FamilySpec(
     name="cogvideox-v2v",
     pipeline_classes=("CogVideoXVideoToVideoPipeline",),
-    build_call_kwargs=video_call_kwargs(),
+    build_call_kwargs=video_to_video_call_kwargs(),
+    decode_latents=video_preview(scaling_factor, latents=frames_first, leading_latent_frames=first_frame_batch),
     default_strength=0.8,
-    unsupported_reason="it transforms an input video (noised by strength and denoised again), " + _VIDEO_INPUT,
-    **_COMMON,
+    strength_steps=kept_steps,
+    video_roles=("video",),
+    required_video_roles=("video",),
+    frames_from_video="video",
+    generator_per_output=False,
+    prepare_pipeline=_no_temporal_patches,
+    **{**_COMMON, "frame_stride": 8},
 )
+
+_VIDEO_INPUT = "; requests carry input videos (as wan-v2v's), but no family maps its call yet and no tiny case runs it"
 
 #: CogVideoX-Fun Control: the transformer takes a control video's latents beside the noise.
 COGVIDEOX_FUN_CONTROL = FamilySpec(
     name="cogvideox-fun-control",
     pipeline_classes=("CogVideoXFunControlPipeline",),
     build_call_kwargs=video_call_kwargs(),
-    unsupported_reason="its condition is a control video (per-frame depth, pose or edges), " + _VIDEO_INPUT,
+    unsupported_reason="its condition is a control video (per-frame depth, pose or edges)" + _VIDEO_INPUT,
     **_COMMON,
 )

@@ -98,8 +98,7 @@ EASYANIMATE_CONTROL = FamilySpec(
     build_call_kwargs=_text_to_video_kwargs,
     unsupported_reason=(
         "diffusers 0.42.1's pipeline fails on every call (its __call__ passes encode_prompt a "
-        "text_encoder_index argument it does not take); and its conditions are videos (a control video of "
-        "per-frame depth, pose or edges, or a camera trajectory video), while a request's inputs are still images"
+        "text_encoder_index argument it does not take)"
     ),
     **_COMMON,
 )

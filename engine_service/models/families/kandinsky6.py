@@ -18,7 +18,7 @@ latents as an extra, masked latent frame and cuts it off before decoding. The re
 ``fps`` is the pipeline's ``frame_rate`` (it sets the audio's length). Previews show the last
 frame of the video (decoded from all its latent frames, without the image's).
 
-The super-resolution pipeline upscales an input video, and a request's inputs are still images.
+The super-resolution pipeline upscales an input video without a prompt, tile by tile (see its reason).
 """
 
 from __future__ import annotations
@@ -86,7 +86,10 @@ KANDINSKY6_SR = FamilySpec(
     build_call_kwargs=video_call_kwargs(negative_prompt=False),
     default_steps=4,
     unsupported_reason=(
-        "it upscales an input video (no prompt), while a request's inputs are still images (PNG or JPEG), never a video"
+        "it upscales an input video without a prompt or guidance scale (its output is the input's size x "
+        "resolution_scale, not a requested size), denoising each sample tile by tile: every batch of tiles is a "
+        "whole denoising loop with the scheduler's timesteps set anew, a count that follows the input video's "
+        "size, and the pipeline takes no callback_on_step_end"
     ),
     **_COMMON,
 )

@@ -136,9 +136,9 @@ LTX2_HDR = FamilySpec(
     pipeline_classes=("LTX2HDRPipeline",),
     build_call_kwargs=video_call_kwargs(fps="frame_rate"),
     unsupported_reason=(
-        "its input is a reference SDR video (LTX2HDRReferenceCondition), which the contract cannot send (a "
-        "request's inputs are still images), and its output is linear HDR values in [0, inf) after an inverse "
-        "LogC3 transform, which the engine's 8-bit MP4 and PNG frames cannot carry"
+        "its output is linear HDR values in [0, inf) after an inverse LogC3 transform, which the engine's 8-bit "
+        "MP4 and PNG frames cannot carry (its reference SDR video, LTX2HDRReferenceCondition, could come as an "
+        "input video)"
     ),
     **_COMMON,
 )
@@ -150,8 +150,10 @@ LTX2_IN_CONTEXT = FamilySpec(
     build_call_kwargs=video_call_kwargs(fps="frame_rate"),
     unsupported_reason=(
         "its conditioning input is a reference video (LTX2ReferenceCondition: a pose, depth or edge video the "
-        "IC-LoRA follows frame by frame), which the contract cannot send (a request's inputs are still images); "
-        "without one it is LTX2ConditionPipeline, which is served (ltx2-condition)"
+        "IC-LoRA follows frame by frame) whose latent tokens join the noisy sequence with their own timesteps "
+        "and attention mask; requests carry input videos, but the engine maps none to a reference condition and "
+        "no tiny case checks the cache over the longer sequence; without one it is LTX2ConditionPipeline, "
+        "which is served (ltx2-condition)"
     ),
     **_COMMON,
 )

@@ -5,7 +5,7 @@ LongCat-AudioDiT generate audio waveforms from text (and lyrics, or an input
 audio clip); RFD4-Proteina generates protein structures (backbone and atom
 coordinates) from structure conditioning. They run a transformer over a latent
 sequence as the image DiTs do, but a request's outputs are images and videos
-(PNG, MP4 and PNG frames) and its inputs are text and still images, so the
+(PNG, MP4 and PNG frames) and its inputs are text, images and videos, so the
 engine has nothing to send back and, for the audio-to-audio and protein
 pipelines, nothing to pass in. Sizes and frames do not apply; the step and
 guidance defaults are the pipelines' own.

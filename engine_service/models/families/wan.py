@@ -15,8 +15,9 @@ reference image after a pose video and a face video (and, to replace a person, a
 background video and a mask video), generated in segments of
 ``segment_frame_length`` frames, each a whole denoising loop conditioned on the
 last frames of the one before. Wan video-to-video (``WanVideoToVideoPipeline``)
-and Lucy Edit (``LucyEditPipeline``, a Wan 2.2 TI2V-5B video editor) are known
-but not served: their input is a video, and a request's inputs are still images.
+transforms the request's input video (``input_videos``); its output has the
+video's frames. Lucy Edit (``LucyEditPipeline``, a Wan 2.2 TI2V-5B video editor)
+is known but not served.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine_service.models.spec import FamilySpec
-from engine_service.models.video import mean_std, video_call_kwargs, video_preview
+from engine_service.models.video import (
+    kept_steps,
+    mean_std,
+    video_call_kwargs,
+    video_preview,
+    video_to_video_call_kwargs,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -104,31 +111,38 @@ WAN_ANIMATE = FamilySpec(
     required_roles=("image",),
     unsupported_reason=(
         "it animates the reference image after a pose video and a face video (and, to replace a person, "
-        "a background video and a mask video), while a request's inputs are still images; and it generates "
-        "segments of segment_frame_length frames, each a whole denoising loop conditioned on the last "
-        "frames of the one before, while the engine follows one denoising loop per request"
+        "a background video and a mask video), generating segments of segment_frame_length frames, each a "
+        "whole denoising loop conditioned on the last frames of the one before; requests carry input videos "
+        "and the engine follows several loops (as Helios's chunks), but no family maps these five inputs and "
+        "its segment plan, and no tiny case checks them"
     ),
     **{**_COMMON, "default_width": 1280, "default_height": 720, "default_steps": 20, "default_guidance_scale": 1.0},
 )
 
-_VIDEO_INPUT = "while a request's inputs are still images (PNG or JPEG), never a video"
-
-#: Video-to-video: it noises the latents of an input video by ``strength`` and denoises them.
+#: Video-to-video: it noises the latents of the request's video by ``strength`` and denoises them. It
+#: takes no frame count: it makes one frame per frame of its video (the VAE keeps 4k + 1 of them), so
+#: the output's frames follow the video's. Its frames are resized to the request's size. The VAE
+#: encodes the video by its mode (no sampling): the output depends on the request's seed alone.
 WAN_V2V = FamilySpec(
     name="wan-v2v",
     pipeline_classes=("WanVideoToVideoPipeline",),
-    build_call_kwargs=video_call_kwargs(),
+    build_call_kwargs=video_to_video_call_kwargs(),
+    decode_latents=video_preview(mean_std),
     default_strength=0.8,
-    unsupported_reason="it transforms an input video (noised by strength and denoised again), " + _VIDEO_INPUT,
+    strength_steps=kept_steps,
+    video_roles=("video",),
+    required_video_roles=("video",),
+    frames_from_video="video",
     **_COMMON,
 )
+
+_VIDEO_INPUT = "; requests carry input videos (as wan-v2v's), but no family maps its call yet and no tiny case runs it"
 
 #: Lucy Edit (Decart): a Wan 2.2 TI2V-5B transformer that edits an input video after the prompt.
 LUCY_EDIT = FamilySpec(
     name="lucy-edit",
     pipeline_classes=("LucyEditPipeline",),
     build_call_kwargs=video_call_kwargs(),
-    unsupported_reason="it edits an input video after the prompt (its latents join the noise channels), "
-    + _VIDEO_INPUT,
+    unsupported_reason="it edits an input video after the prompt (its latents join the noise channels)" + _VIDEO_INPUT,
     **_COMMON,
 )
