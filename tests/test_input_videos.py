@@ -14,7 +14,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from tiny_families import input_video, video_frames
+from tiny_families import all_cases, input_video, video_frames
 from tiny_families.cogvideox import VIDEO as COGVIDEOX_VIDEO
 from tiny_families.cogvideox import CogVideoXVideoToVideoPipeline, _build
 from tiny_families.wan import VIDEO, build_wan_v2v
@@ -22,6 +22,7 @@ from tiny_families.wan import VIDEO, build_wan_v2v
 from client_sdk import Client, InputVideo
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import Limits
+from engine_service.errors import ModelLoadError
 from engine_service.models import model_from_pipeline
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
@@ -155,18 +156,41 @@ def test_generate_video_flag_sends_a_video_file(v2v_address, tmp_path):
     assert missing.returncode == 2 and "/nonexistent.mp4" in missing.stderr
 
 
-def test_cogvideox_video_to_video_makes_several_outputs_of_one_video():
-    """Its pipeline encodes ``video[i]`` for the i-th of a list of generators: the engine gives it one
-    generator (``generator_per_output=False``), so two outputs come from the one video."""
+@pytest.mark.parametrize("name", ["wan-v2v", "cogvideox-v2v", "lucy-edit"])
+def test_several_outputs_of_one_video(name):
+    """Each pipeline gets the one video for all outputs its own way: Wan V2V broadcasts its latents over
+    the noise, CogVideoX V2V would encode ``video[i]`` for the i-th of a list of generators and gets the
+    job's one generator (``generator_per_output=False``), Lucy Edit compares the condition's batch with
+    the noise's and gets the video once per output."""
+    case = next(case for case in all_cases() if case.name == name)
+    model = model_from_pipeline(name, case.build(), torch.device("cpu"), case.defaults)
+    engine = AsyncEngine({name: model}, name, Limits(), "cpu")
+    ((role, size, frames),) = case.videos
+    request = {"input_videos": [input_video(role, size, frames)], "num_inference_steps": 2, "seed": 1}
+    with BackgroundServer(engine) as server, Client(server.address, timeout=120) as client:
+        two = client.generate("a red circle", num_outputs=2, **request)
+        one = client.generate("a red circle", **request)
+    assert len(two.outputs) == 2 and two.outputs[0].sha256 != two.outputs[1].sha256
+    assert {output.num_frames for output in [*two.outputs, *one.outputs]} == {frames}
+
+
+def test_cogvideox_video_to_video_takes_8k_plus_1_frames():
+    """Its VAE decodes an even count of latent frames to 4 frames each: 5 frames (2 latent frames) would
+    come back as 8, so 5 is refused and a 7-frame video is cut to 1 frame."""
     model = model_from_pipeline(
         "cogvideox-v2v", _build(CogVideoXVideoToVideoPipeline), torch.device("cpu"), COGVIDEOX_VIDEO
     )
     engine = AsyncEngine({"cogvideox-v2v": model}, "cogvideox-v2v", Limits(), "cpu")
-    video = input_video("video", (16, 16), 9)
+    request = {"input_videos": [input_video("video", (16, 16), 7)], "num_inference_steps": 2}
     with BackgroundServer(engine) as server, Client(server.address, timeout=120) as client:
-        two = client.generate("a red circle", input_videos=[video], num_outputs=2, num_inference_steps=2, seed=1)
-        with pytest.raises(InvalidArgumentError) as raised:  # 5 frames: the VAE would decode 8
-            client.generate("a red circle", input_videos=[input_video("video", (16, 16), 5)], num_frames=5)
-    assert len(two.outputs) == 2 and two.outputs[0].sha256 != two.outputs[1].sha256
-    assert all(output.num_frames == 9 for output in two.outputs)
+        with pytest.raises(InvalidArgumentError) as raised:
+            client.generate("a red circle", num_frames=5, **request)
+        cut = client.generate("a red circle", output_format="png_frames", **request)
     assert {violation.field for violation in raised.value.field_violations} == {"num_frames"}
+    assert len(cut.outputs) == 1
+
+
+def test_cogvideox_15_video_to_video_fails_to_load_naming_why():
+    pipeline = _build(CogVideoXVideoToVideoPipeline, patch_size_t=2, patch_bias=False, sample_frames=9)
+    with pytest.raises(ModelLoadError, match="patch_size_t=2"):
+        model_from_pipeline("cogvideox-1.5-v2v", pipeline, torch.device("cpu"), COGVIDEOX_VIDEO)

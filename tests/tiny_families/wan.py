@@ -4,6 +4,7 @@ import torch
 from diffusers import (
     AutoencoderKLWan,
     FlowMatchEulerDiscreteScheduler,
+    LucyEditPipeline,
     WanImageToVideoPipeline,
     WanPipeline,
     WanTransformer3DModel,
@@ -68,10 +69,9 @@ def build_wan22_i2v() -> WanImageToVideoPipeline:
     )
 
 
-def build_wan22_ti2v_5b() -> WanPipeline:
-    """Wan 2.2 TI2V-5B: one transformer, a 16x VAE with 48 latent channels, a timestep per token."""
+def _ti2v_5b_vae() -> AutoencoderKLWan:
     torch.manual_seed(0)
-    vae = AutoencoderKLWan(
+    return AutoencoderKLWan(
         base_dim=3,
         z_dim=48,
         in_channels=12,
@@ -86,11 +86,27 @@ def build_wan22_ti2v_5b() -> WanPipeline:
         scale_factor_temporal=4,
         temperal_downsample=[False, True, True],
     ).eval()
+
+
+def build_wan22_ti2v_5b() -> WanPipeline:
+    """Wan 2.2 TI2V-5B: one transformer, a 16x VAE with 48 latent channels, a timestep per token."""
+    vae = _ti2v_5b_vae()
     torch.manual_seed(0)
     transformer = WanTransformer3DModel(
         **{**TINY_WAN_TRANSFORMER, "out_channels": 48}, in_channels=48, num_layers=2
     ).eval()
     return WanPipeline(**{**_parts(), "vae": vae}, transformer=transformer, expand_timesteps=True)
+
+
+def build_lucy_edit() -> LucyEditPipeline:
+    """Lucy Edit: a Wan 2.2 TI2V-5B transformer whose input is the noise and the input video's latents
+    (48 + 48 channels), a timestep per token."""
+    vae = louder_vae(_ti2v_5b_vae())
+    torch.manual_seed(0)
+    transformer = WanTransformer3DModel(
+        **{**TINY_WAN_TRANSFORMER, "out_channels": 48}, in_channels=96, num_layers=2
+    ).eval()
+    return LucyEditPipeline(**{**_parts(), "vae": vae}, transformer=transformer, expand_timesteps=True)
 
 
 def build_wan_vace() -> WanVACEPipeline:
@@ -161,5 +177,12 @@ CASES = [
         build=build_wan_v2v,
         defaults={**VIDEO, "steps": 4},
         videos=(("video", (16, 16), 5),),
+    ),
+    TinyCase(
+        name="lucy-edit",
+        pipeline_class="LucyEditPipeline",
+        build=build_lucy_edit,
+        defaults={**VIDEO, "width": 32, "height": 32, "steps": 3},
+        videos=(("video", (32, 32), 5),),
     ),
 ]

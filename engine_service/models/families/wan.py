@@ -16,14 +16,15 @@ background video and a mask video), generated in segments of
 ``segment_frame_length`` frames, each a whole denoising loop conditioned on the
 last frames of the one before. Wan video-to-video (``WanVideoToVideoPipeline``)
 transforms the request's input video (``input_videos``); its output has the
-video's frames. Lucy Edit (``LucyEditPipeline``, a Wan 2.2 TI2V-5B video editor)
-is known but not served.
+video's frames, as does Lucy Edit (``LucyEditPipeline``, a Wan 2.2 TI2V-5B video
+editor that conditions every step on the video's latents).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from engine_service.models.inputs import video_of
 from engine_service.models.spec import FamilySpec
 from engine_service.models.video import (
     kept_steps,
@@ -136,13 +137,26 @@ WAN_V2V = FamilySpec(
     **_COMMON,
 )
 
-_VIDEO_INPUT = "; requests carry input videos (as wan-v2v's), but no family maps its call yet and no tiny case runs it"
 
-#: Lucy Edit (Decart): a Wan 2.2 TI2V-5B transformer that edits an input video after the prompt.
+def _lucy_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """Lucy Edit: the request's video once per output (its latents, the condition, must have the noise's
+    batch: the pipeline compares their shapes). ``num_frames`` is the video's; the pipeline makes the
+    video's frames whatever it is told."""
+    kwargs = _video_call_kwargs(pipe, jobs)
+    kwargs["video"] = [video_of(jobs, "video")] * len(kwargs["prompt"])
+    return kwargs
+
+
+#: Lucy Edit (Decart): a Wan 2.2 TI2V-5B transformer (a timestep per token) that edits an input video
+#: after the prompt: the video's latents (the VAE's mode) join the noise's channels at every step, so
+#: the output has the video's frames; there is no strength. Previews show the first frame.
 LUCY_EDIT = FamilySpec(
     name="lucy-edit",
     pipeline_classes=("LucyEditPipeline",),
-    build_call_kwargs=video_call_kwargs(),
-    unsupported_reason="it edits an input video after the prompt (its latents join the noise channels)" + _VIDEO_INPUT,
+    build_call_kwargs=_lucy_call_kwargs,
+    decode_latents=video_preview(mean_std),
+    video_roles=("video",),
+    required_video_roles=("video",),
+    frames_from_video="video",
     **_COMMON,
 )
