@@ -16,7 +16,7 @@ import pytest
 import torch
 from tiny_families import all_cases, input_video, video_frames
 from tiny_families.cogvideox import VIDEO as COGVIDEOX_VIDEO
-from tiny_families.cogvideox import CogVideoXVideoToVideoPipeline, _build
+from tiny_families.cogvideox import CogVideoXFunControlPipeline, CogVideoXVideoToVideoPipeline, _build
 from tiny_families.wan import VIDEO, build_wan_v2v
 
 from client_sdk import Client, InputVideo
@@ -156,12 +156,13 @@ def test_generate_video_flag_sends_a_video_file(v2v_address, tmp_path):
     assert missing.returncode == 2 and "/nonexistent.mp4" in missing.stderr
 
 
-@pytest.mark.parametrize("name", ["wan-v2v", "cogvideox-v2v", "lucy-edit"])
+@pytest.mark.parametrize("name", ["wan-v2v", "cogvideox-v2v", "lucy-edit", "cogvideox-fun-control"])
 def test_several_outputs_of_one_video(name):
     """Each pipeline gets the one video for all outputs its own way: Wan V2V broadcasts its latents over
     the noise, CogVideoX V2V would encode ``video[i]`` for the i-th of a list of generators and gets the
     job's one generator (``generator_per_output=False``), Lucy Edit compares the condition's batch with
-    the noise's and gets the video once per output."""
+    the noise's and CogVideoX-Fun Control joins the control latents to the noise's channels: both get the
+    video once per output."""
     case = next(case for case in all_cases() if case.name == name)
     model = model_from_pipeline(name, case.build(), torch.device("cpu"), case.defaults)
     engine = AsyncEngine({name: model}, name, Limits(), "cpu")
@@ -190,7 +191,9 @@ def test_cogvideox_video_to_video_takes_8k_plus_1_frames():
     assert len(cut.outputs) == 1
 
 
-def test_cogvideox_15_video_to_video_fails_to_load_naming_why():
-    pipeline = _build(CogVideoXVideoToVideoPipeline, patch_size_t=2, patch_bias=False, sample_frames=9)
-    with pytest.raises(ModelLoadError, match="patch_size_t=2"):
+@pytest.mark.parametrize("pipeline_class", [CogVideoXVideoToVideoPipeline, CogVideoXFunControlPipeline])
+def test_cogvideox_15_video_input_pipelines_fail_to_load_naming_why(pipeline_class):
+    channels = 8 if pipeline_class is CogVideoXFunControlPipeline else 4
+    pipeline = _build(pipeline_class, patch_size_t=2, patch_bias=False, sample_frames=9, in_channels=channels)
+    with pytest.raises(ModelLoadError, match=f"{pipeline_class.__name__} with a CogVideoX 1.5 transformer"):
         model_from_pipeline("cogvideox-1.5-v2v", pipeline, torch.device("cpu"), COGVIDEOX_VIDEO)

@@ -4,6 +4,7 @@ import torch
 from diffusers import (
     AutoencoderKLCogVideoX,
     CogVideoXDDIMScheduler,
+    CogVideoXFunControlPipeline,
     CogVideoXImageToVideoPipeline,
     CogVideoXPipeline,
     CogVideoXTransformer3DModel,
@@ -87,5 +88,13 @@ CASES = [
         build=lambda: _build(CogVideoXVideoToVideoPipeline),
         defaults=VIDEO,
         videos=(("video", (16, 16), 9),),
+    ),
+    TinyCase(
+        name="cogvideox-fun-control",
+        pipeline_class="CogVideoXFunControlPipeline",
+        # The noise's 4 latent channels and the control video's 4.
+        build=lambda: _build(CogVideoXFunControlPipeline, in_channels=8),
+        defaults=VIDEO,
+        videos=(("control", (16, 16), 9),),
     ),
 ]

@@ -7,15 +7,16 @@ the latent frames and cuts the padding off again, so the same frame rule holds.
 Image-to-video checkpoints with learned positional embeddings (CogVideoX-5b-I2V)
 only work at their training size, 720x480. Video-to-video transforms the
 request's input video (``input_videos``, frames 8k + 1, CogVideoX 1.0 checkpoints
-only). CogVideoX-Fun Control is known but not served: its condition is a control
-video, not a video to transform.
+only); CogVideoX-Fun Control follows a control video (``input_videos`` role
+``control``, the same frame rule).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine_service.errors import ModelLoadError
+from engine_service.models.inputs import video_of
 from engine_service.models.spec import FamilySpec
 from engine_service.models.video import (
     first_frame_batch,
@@ -28,7 +29,11 @@ from engine_service.models.video import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from diffusers import DiffusionPipeline
+
+    from engine_service.jobs import JobSpec
 
 _COMMON = {
     "output_kind": "video",
@@ -65,16 +70,16 @@ COGVIDEOX_I2V = FamilySpec(
 
 
 def _no_temporal_patches(pipe: DiffusionPipeline) -> None:
-    """Refuses a CogVideoX 1.5 checkpoint for video-to-video (ModelLoadError): its transformer packs
+    """Refuses a CogVideoX 1.5 checkpoint for video-to-video and Fun-Control (ModelLoadError): its transformer packs
     ``patch_size_t`` latent frames into a token, and this pipeline, unlike text-to-video, pads none, so
     its latent frames must be even; the VAE decodes an even count of latent frames into 4 frames each
     (85 frames in, 88 out), never the video's frames."""
     patch = pipe.transformer.config.patch_size_t
     if patch is not None and patch > 1:
         raise ModelLoadError(
-            f"CogVideoXVideoToVideoPipeline with a CogVideoX 1.5 transformer (patch_size_t={patch}) is not "
-            "served: it pads no latent frames, so it needs an even count of them, which the VAE decodes to "
-            "3 frames more than the input video has"
+            f"{type(pipe).__name__} with a CogVideoX 1.5 transformer (patch_size_t={patch}) is not served: it "
+            "pads no latent frames, so it needs an even count of them, which the VAE decodes to 3 frames more "
+            "than its input video has"
         )
 
 
@@ -100,13 +105,29 @@ COGVIDEOX_V2V = FamilySpec(
     **{**_COMMON, "frame_stride": 8},
 )
 
-_VIDEO_INPUT = "; requests carry input videos (as wan-v2v's), but no family maps its call yet and no tiny case runs it"
+_video_call_kwargs = video_call_kwargs()
 
-#: CogVideoX-Fun Control: the transformer takes a control video's latents beside the noise.
+
+def _fun_control_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """CogVideoX-Fun Control: the request's control video once per output (its latents join each output's
+    noise, and with CFG each copy of it); no ``num_frames`` (the control video's frames set it)."""
+    kwargs = _video_call_kwargs(pipe, jobs)
+    del kwargs["num_frames"]
+    kwargs["control_video"] = [video_of(jobs, "control")] * len(kwargs["prompt"])
+    return kwargs
+
+
+#: CogVideoX-Fun Control: the transformer takes a control video's latents (per-frame depth, pose or
+#: edges, the VAE's mode) beside the noise's channels, so the output has the control video's frames:
+#: 8k + 1 of them, as video-to-video (same VAE), and CogVideoX 1.5 checkpoints fail to load as there.
 COGVIDEOX_FUN_CONTROL = FamilySpec(
     name="cogvideox-fun-control",
     pipeline_classes=("CogVideoXFunControlPipeline",),
-    build_call_kwargs=video_call_kwargs(),
-    unsupported_reason="its condition is a control video (per-frame depth, pose or edges)" + _VIDEO_INPUT,
-    **_COMMON,
+    build_call_kwargs=_fun_control_call_kwargs,
+    decode_latents=video_preview(scaling_factor, latents=frames_first, leading_latent_frames=first_frame_batch),
+    video_roles=("control",),
+    required_video_roles=("control",),
+    frames_from_video="control",
+    prepare_pipeline=_no_temporal_patches,
+    **{**_COMMON, "frame_stride": 8},
 )
