@@ -516,3 +516,24 @@ def test_visualcloze_reads_the_task_prompt_and_its_in_context_rows(visualcloze):
     assert (
         visualcloze.generate("a red circle", task_prompt=task, input_images=query, seed=3).outputs[0].sha256 in hashes
     )
+
+
+def test_cogvideox_makes_8k_plus_1_frames():
+    """CogVideoX's VAE decodes an even count of latent frames to 4 frames each: asked for 13 frames (4
+    latent frames), the pipeline makes 16, so the engine refuses 13 naming num_frames and makes 17 as asked."""
+    from diffusers import CogVideoXPipeline
+    from tiny_families.cogvideox import VIDEO as COGVIDEOX
+    from tiny_families.cogvideox import _build
+
+    pipeline = _build(CogVideoXPipeline)
+    call = {"prompt": "a cat", "height": 16, "width": 16, "num_inference_steps": 1, "max_sequence_length": 16}
+    with torch.no_grad():
+        assert pipeline(**call, num_frames=13, output_type="np").frames.shape[1] == 16
+    model = model_from_pipeline("cogvideox", pipeline, torch.device("cpu"), COGVIDEOX)
+    with BackgroundServer(AsyncEngine({"cogvideox": model}, "cogvideox", Limits(), "cpu")) as server:
+        with Client(server.address, timeout=120) as client:
+            with pytest.raises(InvalidArgumentError) as refused:
+                client.generate("a cat", num_frames=13)
+            made = client.generate("a cat", num_frames=17, num_inference_steps=2, output_format="png_frames")
+    assert set(_fields(refused.value)) == {"num_frames"}
+    assert len(made.outputs) == 17

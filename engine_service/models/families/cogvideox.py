@@ -1,14 +1,16 @@
 """CogVideoX 1.0 / 1.5 text- and image-to-video: one list of blocks, CFG batched into one call.
 
-The VAE compresses 4 frames into one latent frame (frame counts are 4k + 1) and
-8x spatially; the transformer packs 2x2 latent patches into one token. CogVideoX
-1.5 also packs 2 latent frames into a token (``patch_size_t``): the pipeline pads
-the latent frames and cuts the padding off again, so the same frame rule holds.
-Image-to-video checkpoints with learned positional embeddings (CogVideoX-5b-I2V)
-only work at their training size, 720x480. Video-to-video transforms the
-request's input video (``input_videos``, frames 8k + 1, CogVideoX 1.0 checkpoints
-only); CogVideoX-Fun Control follows a control video (``input_videos`` role
-``control``, the same frame rule).
+The VAE compresses 4 frames into one latent frame and 8x spatially; the
+transformer packs 2x2 latent patches into one token. The VAE decodes its latent
+frames in batches of two after a first odd one: an odd count of latent frames
+gives 4k + 1 frames, an even count 4k (13 frames asked, 16 made), so frame counts
+are 8k + 1. CogVideoX 1.5 also packs 2 latent frames into a token
+(``patch_size_t``): its text- and image-to-video pipelines pad the latent frames
+and cut the padding off again, so the same rule holds. Image-to-video checkpoints
+with learned positional embeddings (CogVideoX-5b-I2V) only work at their training
+size, 720x480. Video-to-video transforms the request's input video
+(``input_videos``, CogVideoX 1.0 checkpoints only); CogVideoX-Fun Control follows a
+control video (``input_videos`` role ``control``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ _COMMON = {
     "default_guidance_scale": 6.0,
     "block_lists": ("transformer_blocks",),
     "default_frames": 49,
-    "frame_stride": 4,
+    "frame_stride": 8,
     "uses_negative_prompt": True,
     "call_defaults": {"max_sequence_length": 226},
 }
@@ -85,11 +87,10 @@ def _no_temporal_patches(pipe: DiffusionPipeline) -> None:
 
 #: Video-to-video: it noises the latents of the request's video by ``strength`` and denoises them. It
 #: takes no frame count: it makes one frame per frame of its video, so the output's frames follow the
-#: video's. Its VAE decodes an odd count of latent frames (4 video frames each) to 4k + 1 frames but an
-#: even count to 4k (5 frames in, 8 out), so the frames it keeps are 8k + 1. Its frames are resized to
-#: the request's size. With a list of generators it would encode one video per output (``video[i]``)
-#: and fail for a second; with the job's one generator it samples the video's latents once and the
-#: noise of every output.
+#: video's, 8k + 1 of them (an even count of latent frames would decode to 3 frames more). Its frames
+#: are resized to the request's size. With a list of generators it would encode one video per output
+#: (``video[i]``) and fail for a second; with the job's one generator it samples the video's latents
+#: once and the noise of every output.
 COGVIDEOX_V2V = FamilySpec(
     name="cogvideox-v2v",
     pipeline_classes=("CogVideoXVideoToVideoPipeline",),
@@ -102,7 +103,7 @@ COGVIDEOX_V2V = FamilySpec(
     frames_from_video="video",
     generator_per_output=False,
     prepare_pipeline=_no_temporal_patches,
-    **{**_COMMON, "frame_stride": 8},
+    **_COMMON,
 )
 
 _video_call_kwargs = video_call_kwargs()
@@ -129,5 +130,5 @@ COGVIDEOX_FUN_CONTROL = FamilySpec(
     required_video_roles=("control",),
     frames_from_video="control",
     prepare_pipeline=_no_temporal_patches,
-    **{**_COMMON, "frame_stride": 8},
+    **_COMMON,
 )
