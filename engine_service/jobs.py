@@ -72,6 +72,9 @@ class JobSpec:
     """One ControlNet conditioning scale per ``"control"`` input image, in request order."""
     denoising_loops: int = 1
     """Whole denoising loops the pipeline runs for the job (a chunked video: one per chunk)."""
+    strength_on_last_loop: bool = False
+    """Whether ``strength`` cuts the last loop only, the others running every step (VisualCloze: a whole
+    generation pass, then an upsampling pass at the strength); ``False`` = it cuts every loop."""
     task_prompt: str = ""
     """What every row of an in-context grid does (VisualCloze); empty for models that take none."""
     layers: int | None = None
@@ -82,8 +85,11 @@ class JobSpec:
     def denoising_steps(self) -> int:
         """Steps the pipeline runs over all its loops: per loop ``num_inference_steps``, or with a
         strength the last part of its schedule, as diffusers' image-to-image pipelines cut it
-        (``get_timesteps``)."""
-        return denoising_steps(self.num_inference_steps, self.strength) * self.denoising_loops
+        (``get_timesteps``), in every loop or the last only (``strength_on_last_loop``)."""
+        cut = denoising_steps(self.num_inference_steps, self.strength)
+        if self.strength_on_last_loop:
+            return self.num_inference_steps * (self.denoising_loops - 1) + cut
+        return cut * self.denoising_loops
 
     @property
     def cache_tag(self) -> str:

@@ -12,7 +12,8 @@ Kandinsky 6 take one input image for several outputs. JoyImage Edit renders only
 bucket sizes. Helios samples its video chunk by chunk, each chunk a whole denoising loop: progress
 counts the steps of every chunk, the cache restarts at each chunk, and cancellation stops it at a step
 of any chunk. Qwen-Image Layered gives each output as its layers, in order, RGBA, reads its input image's
-alpha channel, and the CLI writes one file per layer.
+alpha channel, and the CLI writes one file per layer. VisualCloze takes a task prompt and lays its grid out by roles;
+its combined pipeline reports its generation pass, then the upsampling steps its strength leaves.
 """
 
 from __future__ import annotations
@@ -339,11 +340,27 @@ def test_layered_renders_about_its_resolution_squared_in_the_input_images_aspect
 
 @pytest.fixture(scope="module")
 def visualcloze():
-    case = next(c for c in all_cases() if c.name == "visualcloze-generation")
-    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
-    with BackgroundServer(AsyncEngine({case.name: model}, case.name, Limits(), "cpu")) as server:
+    """The generation pipeline (the default model) and the combined one (``visualcloze``)."""
+    cases = [c for c in all_cases() if c.name in ("visualcloze-generation", "visualcloze")]
+    models = {c.name: model_from_pipeline(c.name, c.build(), torch.device("cpu"), c.defaults) for c in cases}
+    with BackgroundServer(AsyncEngine(models, "visualcloze-generation", Limits(), "cpu")) as server:
         with Client(server.address, timeout=120) as client:
             yield client
+
+
+@pytest.mark.parametrize(("strength", "upsampling_steps"), [(None, 2), (0.7, 3), (0.3, 1)])
+def test_visualcloze_reports_the_generation_pass_then_the_upsampling_steps_its_strength_leaves(
+    visualcloze, strength, upsampling_steps
+):
+    """3 steps of generation, then the upsampling pass's 3 - int(3 - strength x 3) (default strength 0.4)."""
+    request = {"task_prompt": "In each row, [IMAGE2] is a painting of [IMAGE1]", "seed": 3, "strength": strength}
+    query = [input_image("image", (48, 32))]
+    events = list(visualcloze.stream("a red circle", model="visualcloze", input_images=query, **request))
+    total = 3 + upsampling_steps
+    assert [e.total_steps for e in events if isinstance(e, Started)] == [total]
+    assert [(e.step, e.total_steps) for e in events if isinstance(e, Step)] == [(i, total) for i in range(total)]
+    (output,) = next(e.result for e in events if isinstance(e, Completed)).outputs
+    assert output.image.size == (32, 32)  # the request's size (the model's default here)
 
 
 def test_visualcloze_reads_the_task_prompt_and_its_in_context_rows(visualcloze):

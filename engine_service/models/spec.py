@@ -202,6 +202,10 @@ class FamilySpec:
     theirs (an opaque image gets an opaque one). PNG and WebP keep it; JPEG, which has none, is
     INVALID_ARGUMENT on ``output_format``. ``False`` = RGB: an RGBA output (a VAE that decodes alpha,
     as Qwen-Image 2.1's) is composited over white and input images are read as RGB."""
+    strength_on_last_loop: bool = False
+    """For a pipeline of several denoising loops that takes a strength: whether the strength cuts only
+    its last loop (VisualCloze's upsampling pass after a whole generation pass), the others running
+    every step; ``False`` = it cuts every loop."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""

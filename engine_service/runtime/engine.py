@@ -617,6 +617,7 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         strength=1.0 if model.family.default_strength is not None else None,
         controlnet_conditioning_scales=(1.0,) * model.control_images,
         denoising_loops=loops,
+        strength_on_last_loop=model.family.strength_on_last_loop,
         layers=model.family.default_layers,
         task_prompt=model.family.warmup_prompt if model.family.takes_task_prompt else "",
     )

@@ -125,8 +125,9 @@ def validate(
     if request_id and not REQUEST_ID_PATTERN.fullmatch(request_id):
         v.add("request_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
     policy = cache_policy.effective_policy(request, default_cache or pb.CachePolicy(preset="none"))
-    # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength).
-    run_steps = denoising_steps(steps, strength) if steps else 0
+    # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength), or
+    # those of the first loop when the strength cuts the last one only (the cache resizes it per loop).
+    run_steps = (steps if model.family.strength_on_last_loop else denoising_steps(steps, strength)) if steps else 0
     cache = (
         cache_policy.plan_for(
             policy, run_steps, model.cache_group_sizes, v.add, limits.max_steps, model.cache_calibration
@@ -159,6 +160,7 @@ def validate(
         controlnet_conditioning_scales=scales,
         loras=loras,
         denoising_loops=loops,
+        strength_on_last_loop=model.family.strength_on_last_loop,
         layers=layers,
         task_prompt=task_prompt,
     )
@@ -230,7 +232,8 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
             v.add("num_frames", f"model {model.name!r} produces images; leave num_frames unset")
         if request.HasField("fps"):
             v.add("fps", f"model {model.name!r} produces images; leave fps unset")
-        return 1, 0, 1
+        plan = model.family.denoising_loops  # an image pipeline of several passes (VisualCloze)
+        return 1, 0, plan(1, model.call_defaults)[0] if plan is not None else 1
     frames = _int_range(v, request, "num_frames", model.default_frames, 1, limits.max_frames)
     stride = model.family.frame_stride
     if frames and (frames - 1) % stride:
