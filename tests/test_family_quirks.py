@@ -12,8 +12,9 @@ Kandinsky 6 take one input image for several outputs. JoyImage Edit renders only
 bucket sizes. Helios samples its video chunk by chunk, each chunk a whole denoising loop: progress
 counts the steps of every chunk, the cache restarts at each chunk, and cancellation stops it at a step
 of any chunk. Qwen-Image Layered gives each output as its layers, in order, RGBA, reads its input image's
-alpha channel, and the CLI writes one file per layer. VisualCloze takes a task prompt and lays its grid out by roles;
-its combined pipeline reports its generation pass, then the upsampling steps its strength leaves.
+alpha channel, its preview is its first layer over white, and the CLI writes one file per layer.
+VisualCloze takes a task prompt and lays its grid out by roles; its combined pipeline reports its
+generation pass, then the upsampling steps its strength leaves.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, 
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import BatchingConfig, Limits
 from engine_service.errors import ModelLoadError
+from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
@@ -384,3 +386,47 @@ def test_visualcloze_reads_the_task_prompt_and_its_in_context_rows(visualcloze):
     assert (
         visualcloze.generate("a red circle", task_prompt=task, input_images=query, seed=3).outputs[0].sha256 in hashes
     )
+
+
+def test_a_layered_preview_of_the_last_latents_is_the_first_layer_over_white():
+    """The packed latents hold the re-made input image, then the layers: a preview decodes the first layer,
+    its alpha composited over white, as the pipeline decodes it."""
+    case = next(c for c in all_cases() if c.name == "qwen-image-layered")
+    pipeline = case.build()
+    model = model_from_pipeline(case.name, pipeline, torch.device("cpu"), case.defaults)
+    picture = Image.open(io.BytesIO(_rgba_picture(128).data))
+    job = JobSpec(
+        request_id="preview",
+        model=case.name,
+        prompt="a red circle",
+        negative_prompt="",
+        width=896,
+        height=448,
+        num_inference_steps=2,
+        guidance_scale=1.0,
+        seed=3,
+        num_outputs=1,
+        num_frames=1,
+        fps=0,
+        output_format=OutputFormat.PNG,
+        output_quality=90,
+        preview_every=1,
+        input_images=(("image", picture.convert("RGBA")),),
+        layers=2,
+    )
+    last = {}
+
+    def keep_latents(pipe, index, timestep, tensors):
+        last["latents"] = tensors["latents"]
+        return {}
+
+    kwargs = {**model.call_defaults, **model.family.build_call_kwargs(pipeline, [job])}
+    kwargs["callback_on_step_end"] = keep_latents
+    with torch.no_grad():
+        output = pipeline(**kwargs, generator=torch.Generator().manual_seed(3), output_type="np")
+        (preview,) = model.family.decode_latents(pipeline, last["latents"], job)
+    layers = model.family.read_output(output)
+    assert layers.shape == (2, 448, 896, 4)
+    first = torch.from_numpy(layers[0])
+    alpha = first[..., 3:]
+    torch.testing.assert_close(preview, first[..., :3] * alpha + (1 - alpha), atol=1e-4, rtol=0)
