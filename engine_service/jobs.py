@@ -72,9 +72,9 @@ class JobSpec:
     """One ControlNet conditioning scale per ``"control"`` input image, in request order."""
     denoising_loops: int = 1
     """Whole denoising loops the pipeline runs for the job (a chunked video: one per chunk)."""
-    strength_on_last_loop: bool = False
-    """Whether ``strength`` cuts the last loop only, the others running every step (VisualCloze: a whole
-    generation pass, then an upsampling pass at the strength); ``False`` = it cuts every loop."""
+    loop_steps: tuple[int, ...] = ()
+    """Steps of each denoising loop, in order, for a family whose loops do not each run
+    ``num_inference_steps`` (``FamilySpec.loop_steps``); empty = ``denoising_loops`` loops of them."""
     task_prompt: str = ""
     """What every row of an in-context grid does (VisualCloze); empty for models that take none."""
     layers: int | None = None
@@ -83,13 +83,12 @@ class JobSpec:
 
     @property
     def denoising_steps(self) -> int:
-        """Steps the pipeline runs over all its loops: per loop ``num_inference_steps``, or with a
-        strength the last part of its schedule, as diffusers' image-to-image pipelines cut it
-        (``get_timesteps``), in every loop or the last only (``strength_on_last_loop``)."""
-        cut = denoising_steps(self.num_inference_steps, self.strength)
-        if self.strength_on_last_loop:
-            return self.num_inference_steps * (self.denoising_loops - 1) + cut
-        return cut * self.denoising_loops
+        """Steps the pipeline runs over all its loops: the sum of ``loop_steps`` when set, else per
+        loop ``num_inference_steps``, or with a strength the last part of its schedule, as diffusers'
+        image-to-image pipelines cut it (``get_timesteps``)."""
+        if self.loop_steps:
+            return sum(self.loop_steps)
+        return denoising_steps(self.num_inference_steps, self.strength) * self.denoising_loops
 
     @property
     def cache_tag(self) -> str:

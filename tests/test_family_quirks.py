@@ -11,7 +11,14 @@ batch's prompts are padded and the transformer attends to the padding); its edit
 Kandinsky 6 take one input image for several outputs. JoyImage Edit renders only its ~1 MP
 bucket sizes. Helios samples its video chunk by chunk, each chunk a whole denoising loop: progress
 counts the steps of every chunk, the cache restarts at each chunk, and cancellation stops it at a step
-of any chunk. Qwen-Image Layered gives each output as its layers, in order, RGBA, reads its input image's
+of any chunk; AnyFlow-FAR also samples chunk by chunk and, between chunks, calls its transformer once more
+to fill the attention key-value cache the next chunk attends to: the block cache computes that call in full.
+Helios Pyramid runs each chunk as stages at growing resolutions, each a fresh run of
+the cache, a distilled model's first chunk twice as many steps. LTX long multi-prompt samples
+overlapping windows that each run one step fewer than asked: progress and the cache's step mask
+follow the steps that run, windows with another overlap make other frame counts than asked, a
+prompt with ``|`` gives each window its own, and the request's seed draws every window's noise.
+Qwen-Image Layered gives each output as its layers, in order, RGBA, reads its input image's
 alpha channel, its preview is its first layer over white, and the CLI writes one file per layer.
 VisualCloze takes a task prompt and lays its grid out by roles; its combined pipeline reports its
 generation pass, then the upsampling steps its strength leaves.
@@ -29,18 +36,27 @@ import time
 import numpy as np
 import pytest
 import torch
-from diffusers import HunyuanVideo15ImageToVideoPipeline, Kandinsky5I2IPipeline, Kandinsky5T2IPipeline
+from diffusers import (
+    HeliosDMDScheduler,
+    HeliosPyramidPipeline,
+    HunyuanVideo15ImageToVideoPipeline,
+    Kandinsky5I2IPipeline,
+    Kandinsky5T2IPipeline,
+)
 from PIL import Image
 from tiny_families import all_cases, input_image
 from tiny_families.amused import build_tiny_amused
+from tiny_families.anyflow import FAR_VIDEO, build_tiny_anyflow_far
 from tiny_families.dit import build_tiny_dit
+from tiny_families.helios import PYRAMID, build_helios
 from tiny_families.helios import VIDEO as HELIOS
-from tiny_families.helios import build_helios
 from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
 from tiny_families.ideogram4 import build_tiny_ideogram4
 from tiny_families.joyimage import build_tiny_joyimage_edit
 from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6
+from tiny_families.ltx_video_long import VIDEO as LTX_LONG
+from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
 
 from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, Started, Step
@@ -54,7 +70,25 @@ from engine_service.server.background import BackgroundServer
 
 K5 = {"steps": 2, "call_defaults": {"max_sequence_length": 16}}
 IDEOGRAM4 = {"width": 32, "height": 32, "steps": 2, "call_defaults": {"max_sequence_length": 64}}
+#: LTX long windows of 3 latent frames overlapping by 2.
+OVERLAP_2 = {"temporal_tile_size": 24, "temporal_overlap": 16}
+#: The condition image every LTX long request sends.
+LTX_IMAGE = [input_image("image", (32, 32))]
+LONG = {"model": "ltx-long", "input_images": LTX_IMAGE}
+OVERLAPPING = {"model": "ltx-long-overlap2", "input_images": LTX_IMAGE}
 K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
+
+
+#: One chunk (5 frames) whose 2 stages run twice the request's steps (a distilled model's first chunk).
+DISTILLED = {**PYRAMID, "frames": 5, "call_defaults": {**PYRAMID["call_defaults"], "is_amplify_first_chunk": True}}
+
+
+def _distilled_pyramid() -> HeliosPyramidPipeline:
+    """Helios Pyramid as a step-distilled checkpoint: the DMD scheduler and ``is_distilled``."""
+    pipeline = build_helios(HeliosPyramidPipeline, stages=2)
+    pipeline.scheduler = HeliosDMDScheduler(stages=2, stage_range=[0, 0.5, 1], use_dynamic_shifting=True)
+    pipeline.register_to_config(is_distilled=True)
+    return pipeline
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +109,18 @@ def server():
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
+        "anyflow-far": model_from_pipeline("anyflow-far", build_tiny_anyflow_far(), cpu, FAR_VIDEO),
+        "helios-pyramid": model_from_pipeline("helios-pyramid", build_helios(HeliosPyramidPipeline, 2), cpu, PYRAMID),
+        "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
+        "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
+        # Windows of 3 latent frames overlapping by 2: each window after the first adds a frame more than
+        # it advances, so only one-window videos (9 or 17 frames) come out as asked.
+        "ltx-long-overlap2": model_from_pipeline(
+            "ltx-long-overlap2",
+            build_ltx_long(),
+            cpu,
+            {**LTX_LONG, "call_defaults": {**LTX_LONG["call_defaults"], **OVERLAP_2}},
+        ),
     }
     batching = BatchingConfig(max_batch=4, batch_window_ms=300)
     engine = AsyncEngine(models, "dit", Limits(), "cpu", batching)
@@ -272,6 +318,109 @@ def test_leaving_the_stream_of_a_chunked_video_stops_it_at_a_step_of_a_later_chu
     after = client.stats(model="helios").models[0]
     assert 81 <= after.cancelled_steps - before.cancelled_steps < 160
     assert client.generate("a red circle", model="helios").outputs  # the pipeline serves the next request
+
+
+def test_the_key_value_fill_between_chunks_runs_every_block_whatever_the_cache_would_reuse(client):
+    """Two chunks of 3 steps; after the first, the pipeline calls the transformer a fourth time (timestep 0)
+    to write the chunk's keys and values into each block's attention cache. A warm-up of 3 steps computes
+    every denoising step, and threshold 1 would reuse the middle blocks' residual at any other call: the
+    video equals the uncached one only when the fill call runs every block (a skipped block would leave
+    its layer of the key-value cache empty for the second chunk)."""
+    policy = CachePolicy(
+        preset="dbcache",
+        residual_diff_threshold=1.0,
+        max_warmup_steps=3,
+        warmup_interval=1,
+        max_continuous_cached_steps=-1,
+    )
+    request = {"model": "anyflow-far", "seed": 3, "output_format": "png_frames"}
+    plain = client.generate("a red circle", **request)
+    warm = client.generate("a red circle", **request, cache=policy)
+    assert [stat.cached for stat in warm.cache_stats.steps] == [False] * 6
+    assert [output.sha256 for output in warm.outputs] == [output.sha256 for output in plain.outputs]
+
+
+def test_windows_that_skip_their_last_timestep_report_the_steps_that_run_and_cache_by_them(client):
+    """17 frames in 2 windows of 4 - 1 = 3 steps each: steps 0-5 of 6; the step mask covers one window's
+    3 steps and computes each window's last step."""
+    policy = CachePolicy(
+        preset="dbcache",
+        residual_diff_threshold=1.0,
+        max_warmup_steps=1,
+        warmup_interval=1,
+        max_continuous_cached_steps=-1,
+        steps_computation_mask=(1, 0, 1),
+    )
+    events = list(client.stream("a red circle", **LONG, seed=3, num_inference_steps=4, cache=policy))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event for event in events if isinstance(event, Step)]
+    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    assert started.total_steps == 6 and {step.total_steps for step in steps} == {6}
+    assert [step.step for step in steps] == list(range(6))
+    assert [step.timestep for step in steps[:3]] == [step.timestep for step in steps[3:]]
+    assert [step.cached for step in steps] == [False, True, False, False, True, False]
+    assert result.cache_stats.cached_steps == 2
+    # A mask has an entry per step of one window (3), not per requested step.
+    mask = CachePolicy(steps_computation_mask=(1, 0, 0, 1))
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", **LONG, num_inference_steps=4, cache=mask)
+    assert "3" in _fields(info.value)["cache.steps_computation_mask"]
+
+
+def test_a_window_without_a_step_is_invalid(client):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", **LONG, num_inference_steps=1)
+    assert "at least one" in _fields(info.value)["num_inference_steps"]
+    assert client.generate("a red circle", **LONG, num_inference_steps=2).outputs
+
+
+def test_a_frame_count_that_the_windows_do_not_make_is_invalid_naming_the_count_they_make(client):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", **OVERLAPPING, num_frames=25)
+    # 25 frames make 33, and 33 would make 49: the nearest count the windows make is 17 (one window).
+    assert "make 33 frames; ask for 17" in _fields(info.value)["num_frames"]
+    (video,) = client.generate("a red circle", **OVERLAPPING, num_frames=17, num_inference_steps=2).outputs
+    assert video.num_frames == 17
+
+
+def test_the_long_video_seed_draws_every_window_and_a_bar_gives_each_window_its_prompt(client):
+    def video(prompt: str, seed: int = 3) -> str:
+        (output,) = client.generate(prompt, **LONG, seed=seed, num_inference_steps=2).outputs
+        return output.sha256
+
+    plain = video("a red circle")
+    assert video("a red circle", seed=4) != plain
+    # The prompt is split at the bar: the same prompt for both windows is the plain prompt.
+    assert video("a red circle | a red circle") == plain
+    assert video("a red circle | a blue square") != plain
+
+
+def test_a_pyramid_video_reports_every_stage_of_every_chunk_and_the_cache_restarts_per_stage(client):
+    """2 chunks of 2 stages (a 2x2 then a 4x4 latent) of 2 steps: steps 0-7 of 8, each stage warming up."""
+    policy = CachePolicy(
+        preset="dbcache",
+        residual_diff_threshold=1.0,
+        max_warmup_steps=1,
+        warmup_interval=1,
+        max_continuous_cached_steps=-1,
+    )
+    events = list(client.stream("a red circle", model="helios-pyramid", seed=3, cache=policy))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event for event in events if isinstance(event, Step)]
+    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    assert started.total_steps == 8 and {step.total_steps for step in steps} == {8}
+    assert [step.step for step in steps] == list(range(8))
+    assert [step.cached for step in steps] == [False, True] * 4
+    assert result.cache_stats.cached_steps == 4
+    (video,) = result.outputs
+    assert (video.num_frames, video.width, video.height) == (9, 32, 32)
+
+
+def test_a_distilled_pyramid_video_runs_twice_the_steps_in_its_first_chunk(client):
+    events = list(client.stream("a red circle", model="helios-distilled", seed=3, num_inference_steps=1))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event.step for event in events if isinstance(event, Step)]
+    assert started.total_steps == 4 and steps == list(range(4))  # 1 chunk: 2 stages of 2 x 1 steps
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,9 @@ SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 ControlCount = Callable[["DiffusionPipeline"], int]
 #: (frames asked for, the model's call defaults) -> (denoising loops the pipeline runs, frames it makes).
 LoopPlan = Callable[[int, "Mapping[str, Any]"], tuple[int, int]]
+#: (pipeline, num_inference_steps, denoising loops, the model's call defaults) -> the steps of each loop
+#: the pipeline runs, in order.
+LoopSteps = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple[int, ...]]
 #: what ``pipeline.__call__`` returned -> the call's decoded images (N, H, W, 3) or videos (N, F, H, W, 3).
 OutputReader = Callable[[Any], Any]
 
@@ -181,6 +184,15 @@ class FamilySpec:
     many frames they make. Progress counts the steps of every loop (``total_steps`` = steps x loops),
     and the cache starts a fresh run at each loop. A frame count the loops do not make is
     INVALID_ARGUMENT naming the count they make. ``None`` = one loop."""
+    loop_steps: LoopSteps | None = None
+    """For a pipeline whose denoising loops do not each run the request's ``num_inference_steps``
+    (LTX long multi-prompt: ``num_inference_steps - 1`` per window, as it steps ``timesteps[:-1]``):
+    the steps of every loop the request runs, in order, from its steps and the loops
+    ``denoising_loops`` counts (chunks or windows; a family may run several loops per chunk).
+    Progress totals are their sum, and each loop is a run of the cache with its own step count
+    (step mask, warm-up, last step). A request that leaves a loop without a step is
+    INVALID_ARGUMENT on ``num_inference_steps``. ``None`` = each loop runs the request's steps
+    (with a strength, the part of its schedule diffusers runs)."""
     takes_task_prompt: bool = False
     """Whether the pipeline takes a task prompt beside the prompt (VisualCloze: what every row of its
     in-context grid does; the prompt describes the target). A request must then send ``task_prompt``;
@@ -205,7 +217,8 @@ class FamilySpec:
     strength_on_last_loop: bool = False
     """For a pipeline of several denoising loops that takes a strength: whether the strength cuts only
     its last loop (VisualCloze's upsampling pass after a whole generation pass), the others running
-    every step; ``False`` = it cuts every loop."""
+    every step. A job's ``loop_steps`` then say so (``num_inference_steps`` per loop, the last the part
+    of its schedule the strength leaves), as ``loop_steps`` would. ``False`` = it cuts every loop."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""

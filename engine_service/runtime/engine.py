@@ -359,7 +359,7 @@ class AsyncEngine:
             job.request_id,
             job.cancel_reason,
             job.steps_run,
-            job.spec.num_inference_steps,
+            job.spec.denoising_steps,
             job.elapsed_ms(),
         )
         self._finish(job, JobStatus.CANCELLED, JobCancelled(job.request_id, job.cancel_reason))
@@ -557,6 +557,10 @@ def _encoded(outcome: Outcome) -> JobResult | JobCancelled:
     return outcome.encode() if isinstance(outcome, Decoded) else outcome
 
 
+#: Steps of a warm-up request.
+_WARMUP_STEPS = 2
+
+
 def warmup_specs(model: LoadedModel, max_samples: int = 1) -> list[JobSpec]:
     """The requests run before the engine reports SERVING: one per warm-up size (default: the model's size).
 
@@ -596,6 +600,9 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         width, height = model.family.size_from_input(model.pipeline, width, height, model.call_defaults)
     plan = model.family.denoising_loops
     loops = plan(model.default_frames, model.call_defaults)[0] if plan is not None else 1
+    per_loop, loop_steps = model.family.loop_steps, ()
+    if per_loop is not None:
+        loop_steps = tuple(per_loop(model.pipeline, _WARMUP_STEPS, loops, model.call_defaults))
     return JobSpec(
         request_id=f"warmup-{model.name}-{width}x{height}",
         model=model.name,
@@ -603,7 +610,7 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         negative_prompt="",
         width=width,
         height=height,
-        num_inference_steps=2,
+        num_inference_steps=_WARMUP_STEPS,
         guidance_scale=model.default_guidance_scale,
         seed=0,
         num_outputs=1,
@@ -617,7 +624,7 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         strength=1.0 if model.family.default_strength is not None else None,
         controlnet_conditioning_scales=(1.0,) * model.control_images,
         denoising_loops=loops,
-        strength_on_last_loop=model.family.strength_on_last_loop,
+        loop_steps=loop_steps,
         layers=model.family.default_layers,
         task_prompt=model.family.warmup_prompt if model.family.takes_task_prompt else "",
     )

@@ -262,6 +262,8 @@ class Worker:
                 cache.enable_cache(pipe, first.cache.cache_config.copy(), first.cache.calibrator_config)
                 if len(members) > 1:
                     cache.set_sample_groups(pipe, [m.spec.num_outputs for m in members])
+                if first.loop_steps:  # loops that run other step counts than the timesteps they set
+                    cache.set_run_steps(pipe, first.loop_steps)
             if model.family.step_end_callback:
                 kwargs["callback_on_step_end"] = callback
             with (

@@ -125,9 +125,10 @@ def validate(
     if request_id and not REQUEST_ID_PATTERN.fullmatch(request_id):
         v.add("request_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
     policy = cache_policy.effective_policy(request, default_cache or pb.CachePolicy(preset="none"))
-    # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength), or
-    # those of the first loop when the strength cuts the last one only (the cache resizes it per loop).
-    run_steps = (steps if model.family.strength_on_last_loop else denoising_steps(steps, strength)) if steps else 0
+    # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength),
+    # per denoising loop: each loop is a run of the cache (loops of another count resample it).
+    loop_steps = _loop_steps(v, model, steps, loops, strength)
+    run_steps = (loop_steps[-1] if loop_steps else denoising_steps(steps, strength)) if steps else 0
     cache = (
         cache_policy.plan_for(
             policy, run_steps, model.cache_group_sizes, v.add, limits.max_steps, model.cache_calibration
@@ -160,7 +161,7 @@ def validate(
         controlnet_conditioning_scales=scales,
         loras=loras,
         denoising_loops=loops,
-        strength_on_last_loop=model.family.strength_on_last_loop,
+        loop_steps=loop_steps,
         layers=layers,
         task_prompt=task_prompt,
     )
@@ -253,13 +254,48 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
     if frames and plan is not None and not (frames - 1) % stride:
         loops, made = plan(frames, model.call_defaults)
         if made != frames:
+            near = _nearest_made(plan, model.call_defaults, frames, made, stride, limits.max_frames)
             v.add(
                 "num_frames",
-                f"{model.family.name} makes whole chunks: {frames} frames take {loops} chunk(s), which make "
-                f"{made} frames; ask for {made}",
+                f"{model.family.name} samples its video in whole chunks or windows: {frames} frames take "
+                f"{loops}, which make {made} frames; "
+                + (f"ask for {near}" if near else "no count of its rule near it comes out as asked"),
             )
     fps = _int_range(v, request, "fps", DEFAULT_FPS, 1, MAX_FPS)
     return frames or 1, fps or DEFAULT_FPS, loops
+
+
+def _nearest_made(plan, defaults, frames: int, made: int, stride: int, most: int) -> int | None:
+    """The frame count to suggest for ``frames``, which the loops make into ``made``: ``made`` when the
+    loops make it as asked, else the nearest count of the stride rule they do (the lower on a tie)."""
+    if made <= most and plan(made, defaults)[1] == made:
+        return made
+    for distance in range(stride, most + 1, stride):
+        for count in (frames - distance, frames + distance):
+            if 1 <= count <= most and plan(count, defaults)[1] == count:
+                return count
+    return None
+
+
+def _loop_steps(v: _Violations, model: LoadedModel, steps: int, loops: int, strength: float | None) -> tuple[int, ...]:
+    """The steps of each denoising loop, for a family whose loops do not each run the request's
+    steps (``FamilySpec.loop_steps``), or whose strength cuts only its last loop
+    (``FamilySpec.strength_on_last_loop``: the others run every step); empty for the others, or when
+    ``steps`` is already refused."""
+    if model.family.strength_on_last_loop and steps and loops > 1:
+        return (steps,) * (loops - 1) + (denoising_steps(steps, strength),)
+    plan = model.family.loop_steps
+    if plan is None or not steps:
+        return ()
+    counts = plan(model.pipeline, steps, loops, model.call_defaults)
+    if min(counts, default=0) < 1:
+        v.add(
+            "num_inference_steps",
+            f"{model.family.name} runs {min(counts, default=0)} step(s) in a denoising loop for "
+            f"num_inference_steps={steps}; every loop needs at least one: ask for more",
+        )
+        return ()
+    return tuple(counts)
 
 
 def _output_format(v: _Violations, value: int, is_video: bool) -> OutputFormat:

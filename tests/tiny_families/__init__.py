@@ -41,8 +41,12 @@ class TinyCase:
     """Transformers that take turns over the steps (Wan 2.2: 2). Each caches in its own context and
     warms up on the first step it runs, so with threshold 1 the run caches ``steps - experts`` steps."""
     loops: int = 1
-    """Whole denoising loops a request runs (Helios: one per chunk of the video), each of the model's steps
-    and each a fresh run of the cache: with threshold 1 the run caches ``loops x (steps - experts)`` steps."""
+    """Whole denoising loops a request runs (Helios: one per chunk of the video; Helios Pyramid: one per
+    stage of each chunk), each of the model's steps (or ``loop_steps``) and each a fresh run of the cache:
+    with threshold 1 the run caches ``loops x (steps - experts)`` steps."""
+    loop_steps: int | None = None
+    """Steps each loop runs when they are not the model's steps (LTX long: one fewer per window), so the
+    run has ``loops x loop_steps`` steps; ``None`` = the model's steps (or its strength's share of them)."""
     preview_frame: int | None = None
     """The video frame that a preview of the last step's latents shows, for a pipeline that samples its video
     in chunks (the first frame of the last chunk); ``None`` = the first frame, or the last for a family that
