@@ -206,7 +206,6 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         "seed": 3,
         "input_images": [input_image(role, size) for role, size in case.inputs],
         "strength": case.strength,
-        "layers": case.layers,
         "task_prompt": case.task_prompt,
         # Frames as PNGs compare exactly; the MP4 path is checked by the last request.
         "output_format": "png_frames" if video else "png",
@@ -248,7 +247,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     assert refused == [{field} for _, field in bad]
     assert info.repeated_roles == model.family.repeated_roles
     assert info.refuses_guidance_scale == (not model.family.takes_guidance)
-    assert (info.default_layers, info.outputs_alpha) == (model.family.default_layers or 0, model.family.outputs_alpha)
+    assert (info.default_layers, info.outputs_alpha) == (model.default_layers or 0, model.family.outputs_alpha)
     # A size that follows the input image is listed as 0 x 0.
     follows = model.family.size_from_input is not None
     assert (info.default_width, info.default_height) == ((0, 0) if follows else size)
@@ -280,7 +279,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     cached = steps - case.loops * case.experts - case.reshaped_steps
     assert always.cache_stats.cached_steps == cached, always.cache_stats
     # A layered decomposition's output is one image per layer, each with its alpha channel.
-    layers = case.layers or model.family.default_layers or 1
+    layers = model.default_layers or 1
     assert len(plain.outputs) == frames * layers
     for output in plain.outputs:
         assert (output.mime_type, output.num_frames) == ("image/png", 1)

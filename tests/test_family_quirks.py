@@ -470,12 +470,12 @@ def test_generate_writes_one_file_per_layer(layered, tmp_path):
     picture = tmp_path / "in.png"
     picture.write_bytes(_rgba_picture(128).data)
     command = [str(pathlib.Path(sys.executable).parent / "ditserve"), "generate", "a red circle"]
-    command += ["--target", server.address, "--input-image", str(picture), "--layers", "2", "--seed", "1"]
+    command += ["--target", server.address, "--input-image", str(picture), "--layers", "3", "--seed", "1"]
     command += ["--out", str(tmp_path / "out")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     files = sorted((tmp_path / "out").iterdir())
-    assert [f.name for f in files] == ["1-0.png", "1-1.png"]
+    assert [f.name for f in files] == ["1-0.png", "1-1.png", "1-2.png"]  # 3 layers, not the model's 2
     assert all(Image.open(f).mode == "RGBA" for f in files)
 
 
@@ -579,3 +579,15 @@ def test_a_layered_preview_of_the_last_latents_is_the_first_layer_over_white():
     first = torch.from_numpy(layers[0])
     alpha = first[..., 3:]
     torch.testing.assert_close(preview, first[..., :3] * alpha + (1 - alpha), atol=1e-4, rtol=0)
+
+
+def test_a_models_default_layers_must_be_one_its_family_takes():
+    """``layers`` in a model's ``ditserve.json``: the request's default, 1 to the family's most, and only
+    for a family that splits its image into layers."""
+    case = next(c for c in all_cases() if c.name == "qwen-image-layered")
+    cpu = torch.device("cpu")
+    assert model_from_pipeline(case.name, case.build(), cpu, {**case.defaults, "layers": 6}).default_layers == 6
+    with pytest.raises(ModelLoadError, match="layers must be between 1 and 8, got 9"):
+        model_from_pipeline(case.name, case.build(), cpu, {**case.defaults, "layers": 9})
+    with pytest.raises(ModelLoadError, match="splits no image into layers"):
+        model_from_pipeline("dit", build_tiny_dit(), cpu, {"steps": 2, "layers": 2})

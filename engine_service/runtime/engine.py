@@ -625,6 +625,6 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         controlnet_conditioning_scales=(1.0,) * model.control_images,
         denoising_loops=loops,
         loop_steps=loop_steps,
-        layers=model.family.default_layers,
+        layers=model.default_layers,
         task_prompt=model.family.warmup_prompt if model.family.takes_task_prompt else "",
     )

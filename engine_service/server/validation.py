@@ -519,7 +519,7 @@ def _strength(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -
 def _layers(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -> int | None:
     """The request's layer count (or the model's default) for a model that splits its input image into
     layers; ``None`` for any other."""
-    default, most = model.family.default_layers, model.family.max_layers
+    default, most = model.default_layers, model.family.max_layers
     if not request.HasField("layers"):
         return default
     if default is None:
