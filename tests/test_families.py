@@ -16,8 +16,9 @@ family's rules refuse (a frame count off its rule, below its least or not made b
 required input image, a strength out of range or for a model without one, a mask of
 another size than its image, a size off the family's size check or, where the size
 follows the input image, another size than it gives, a guidance scale for a model that
-takes none) get INVALID_ARGUMENT naming the field, and the engine keeps serving (in its
-default format: MP4 for a video).
+takes none, a prompt that names input images the request does not send) get
+INVALID_ARGUMENT naming the field, and the engine keeps serving (in its default format:
+MP4 for a video). A case may send its own prompt (OmniGen's names its reference images).
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
         bad.append(({"preview_every": 1}, "preview_every"))
     if family.required_roles:
         bad.append(({"input_images": [i for i in images if i.role not in family.required_roles]}, "input_images"))
+    if family.check_prompt_images is not None and images:
+        # The case's prompt names the images it sends (OmniGen's tags): without them it names missing ones.
+        bad.append(({"input_images": []}, "prompt"))
     if family.max_outputs is not None:
         bad.append(({"num_outputs": family.max_outputs + 1}, "num_outputs"))
     single = next((image for image in images if image.role not in (*family.repeated_roles, "control")), None)
@@ -156,9 +160,9 @@ def _other_inputs(case: TinyCase) -> dict[str, list[list[InputImage]]]:
     return variants
 
 
-def _violated_fields(client: Client, request: dict) -> set[str]:
+def _violated_fields(client: Client, prompt: str, request: dict) -> set[str]:
     with pytest.raises(InvalidArgumentError) as raised:
-        client.generate("a red circle", **request)
+        client.generate(prompt, **request)
     return {violation.field for violation in raised.value.field_violations}
 
 
@@ -206,24 +210,22 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         warnings.filterwarnings("error", "invalid value encountered in cast", RuntimeWarning)
         # A family that decodes mid-run latents sends a preview after every step but the last.
         previews_every = 1 if model.family.decode_latents is not None else 0
-        events = list(client.stream("a red circle", preview_every=previews_every, **request))
+        events = list(client.stream(case.prompt, preview_every=previews_every, **request))
         plain = next(event.result for event in events if isinstance(event, Completed))
-        never = client.generate("a red circle", cache=NEVER_CACHE, **request)
-        always = client.generate("a red circle", cache=ALWAYS_CACHE, **request)
+        never = client.generate(case.prompt, cache=NEVER_CACHE, **request)
+        always = client.generate(case.prompt, cache=ALWAYS_CACHE, **request)
         guidance = _other_guidance(model.default_guidance_scale)
         guided = None  # a model that takes no guidance scale refuses one (a bad request below)
         if model.family.takes_guidance:
-            guided = client.generate("a red circle", **{**request, "guidance_scale": guidance})
+            guided = client.generate(case.prompt, **{**request, "guidance_scale": guidance})
         inputs = {
-            role: [client.generate("a red circle", **{**request, "input_images": images}) for images in variants]
+            role: [client.generate(case.prompt, **{**request, "input_images": images}) for images in variants]
             for role, variants in other_inputs.items()
         }
         bad = _bad_requests(model, request["input_images"], case.inputs, size)
-        refused = [_violated_fields(client, {**request, **fields}) for fields, _ in bad]
+        refused = [_violated_fields(client, case.prompt, {**request, **fields}) for fields, _ in bad]
         # Still serving; the size sent as the one rendered changes nothing.
-        again = client.generate(
-            "a red circle", **{**request, "output_format": None, "width": size[0], "height": size[1]}
-        )
+        again = client.generate(case.prompt, **{**request, "output_format": None, "width": size[0], "height": size[1]})
         (info,) = client.list_models().models
 
     def pixels(result):

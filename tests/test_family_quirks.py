@@ -11,7 +11,9 @@ batch's prompts are padded and the transformer attends to the padding); its edit
 Kandinsky 6 take one input image for several outputs. JoyImage Edit renders only its ~1 MP
 bucket sizes. Helios samples its video chunk by chunk, each chunk a whole denoising loop: progress
 counts the steps of every chunk, the cache restarts at each chunk, and cancellation stops it at a step
-of any chunk.
+of any chunk. OmniGen's prompt names its reference images by tags that must match the images sent,
+its CFG runs two branches per call without references and three with them, and its jobs run
+alone (its rotary embedding takes the first row's positions for the whole batch).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from tiny_families.joyimage import build_tiny_joyimage_edit
 from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6
 from tiny_families.motif_video import build_tiny_motif_video
+from tiny_families.omnigen import build_tiny_omnigen
 
 from client_sdk import AsyncClient, CachePolicy, Client, Completed, Started, Step
 from client_sdk.errors import InvalidArgumentError
@@ -48,7 +51,12 @@ K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max
 
 
 @pytest.fixture(scope="module")
-def server():
+def omnigen():
+    return build_tiny_omnigen()
+
+
+@pytest.fixture(scope="module")
+def server(omnigen):
     cpu = torch.device("cpu")
     models = {
         "dit": model_from_pipeline("dit", build_tiny_dit(), cpu, {"steps": 2}),
@@ -65,6 +73,7 @@ def server():
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
+        "omnigen": model_from_pipeline("omnigen", omnigen, cpu, {"width": 32, "height": 32, "steps": 2}),
     }
     batching = BatchingConfig(max_batch=4, batch_window_ms=300)
     engine = AsyncEngine(models, "dit", Limits(), "cpu", batching)
@@ -262,3 +271,68 @@ def test_leaving_the_stream_of_a_chunked_video_stops_it_at_a_step_of_a_later_chu
     after = client.stats(model="helios").models[0]
     assert 81 <= after.cancelled_steps - before.cancelled_steps < 160
     assert client.generate("a red circle", model="helios").outputs  # the pipeline serves the next request
+
+
+REFERENCE = input_image("reference", (32, 32))
+
+
+@pytest.mark.parametrize(
+    ("prompt", "references"),
+    [
+        ("<img><|image_1|></img> a red circle", 0),  # a tag without its image
+        ("a red circle", 1),  # an image without its tag
+        ("<img><|image_2|></img> a red circle", 1),  # the tags count from 1
+        ("<img><|image_1|></img> and <img><|image_2|></img>", 1),  # one image for two tags
+        ("<img><|image_1|></img> a red circle", 2),  # two images for one tag
+        ("<|image_1|> a red circle", 1),  # a tag without its <img> ... </img>
+    ],
+)
+def test_an_omnigen_prompt_whose_image_tags_do_not_name_its_references_is_invalid(client, prompt, references):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(prompt, model="omnigen", input_images=[REFERENCE] * references)
+    assert set(_fields(info.value)) == {"prompt"}
+    assert "reference image" in _fields(info.value)["prompt"]
+    both = client.generate(
+        "<img><|image_2|></img> on <img><|image_1|></img>", model="omnigen", input_images=[REFERENCE] * 2
+    )
+    assert len(both.outputs) == 1
+
+
+def test_omnigen_runs_two_cfg_branches_without_references_and_three_with_them(client, omnigen):
+    """Text only: prompt and negative prompt; with references also the references alone (image guidance)."""
+    rows = []
+    hook = omnigen.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: rows.append(kwargs["hidden_states"].shape[0]), with_kwargs=True
+    )
+    try:
+        client.generate("a red circle", model="omnigen", num_outputs=2)
+        client.generate("<img><|image_1|></img> a red circle", model="omnigen", input_images=[REFERENCE])
+    finally:
+        hook.remove()
+    assert rows == [4, 4, 3, 3]
+
+
+def test_an_omnigen_text_only_request_caches_like_one_with_references(client):
+    plain = client.generate("a red circle", model="omnigen", seed=4)
+    never = client.generate(
+        "a red circle", model="omnigen", seed=4, cache=CachePolicy(preset="dbcache", residual_diff_threshold=0.0)
+    )
+    always = client.generate(
+        "a red circle",
+        model="omnigen",
+        seed=4,
+        cache=CachePolicy(preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1),
+    )
+    assert never.outputs[0].sha256 == plain.outputs[0].sha256
+    assert always.cache_stats.cached_steps == 1 and always.outputs[0].sha256 != plain.outputs[0].sha256
+
+
+def test_omnigen_requests_sent_together_get_the_images_they_get_alone(server, client):
+    """Prompts of other lengths: in one call the rotary embedding of every row would follow the first row's."""
+    requests = [
+        {"prompt": prompt, "model": "omnigen", "seed": 2}
+        for prompt in ("a red circle", "a blue square on a green field")
+    ]
+    alone = [client.generate(**r).outputs[0].sha256 for r in requests]
+    crowd = asyncio.run(_together(server.address, requests))
+    assert [r.outputs[0].sha256 for r in crowd] == alone

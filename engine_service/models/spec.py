@@ -33,6 +33,9 @@ LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torc
 #: (pipeline, prompt, the model's call defaults) -> why the model cannot take this prompt, or ``None``
 #: when it can.
 PromptCheck = Callable[["DiffusionPipeline", str, "Mapping[str, Any]"], "str | None"]
+#: (prompt, how many input images the request sends per role) -> why the prompt does not fit those
+#: images, or ``None`` when it does.
+PromptImagesCheck = Callable[[str, "Mapping[str, int]"], "str | None"]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
 #: (pipeline, the first ``image`` input's width, its height) -> the (width, height) in pixels the pipeline
@@ -117,6 +120,10 @@ class FamilySpec:
     check_prompt: PromptCheck | None = None
     """Refuses prompts the model cannot take (INVALID_ARGUMENT on ``prompt`` with the reason);
     ``None`` = any prompt."""
+    check_prompt_images: PromptImagesCheck | None = None
+    """Refuses a prompt that does not fit the input images the request sends, for a pipeline whose
+    prompt names them (OmniGen's ``<img><|image_1|></img>`` tags): INVALID_ARGUMENT on ``prompt`` with
+    the reason, instead of a pipeline failure. ``None`` = any prompt goes with any images."""
     warmup_prompt: str = "warm-up"
     """The prompt of the warm-up request (it must pass ``check_prompt``)."""
     native_size: NativeSize | None = None

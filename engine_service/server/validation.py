@@ -7,6 +7,7 @@ travel to the client in a ``google.rpc.BadRequest``.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import math
@@ -103,6 +104,12 @@ def validate(
     output_format = _output_format(v, request.output_format, is_video)
     quality = _int_range(v, request, "output_quality", DEFAULT_QUALITY, 1, 100)
     images = _input_images(v, request, model, limits)
+    check_prompt_images = model.family.check_prompt_images
+    if check_prompt_images is not None and prompt.strip():
+        sent = collections.Counter(item.role or "image" for item in request.input_images)
+        problem = check_prompt_images(prompt, sent)
+        if problem:
+            v.add("prompt", problem)
     width, height = _size_from_input(v, request, model, limits, images, width, height)
     scales = _control_scales(v, request, model)
     strength = _strength(v, request, model)
