@@ -72,13 +72,19 @@ class JobSpec:
     """One ControlNet conditioning scale per ``"control"`` input image, in request order."""
     denoising_loops: int = 1
     """Whole denoising loops the pipeline runs for the job (a chunked video: one per chunk)."""
+    loop_steps: int | None = None
+    """Steps the pipeline runs per loop, as its family counts them (``FamilySpec.steps_run``: aMUSEd's
+    image-to-image runs ``int(steps x strength)``); ``None`` = :func:`denoising_steps`."""
 
     @property
     def denoising_steps(self) -> int:
-        """Steps the pipeline runs over all its loops: per loop ``num_inference_steps``, or with a
-        strength the last part of its schedule, as diffusers' image-to-image pipelines cut it
-        (``get_timesteps``)."""
-        return denoising_steps(self.num_inference_steps, self.strength) * self.denoising_loops
+        """Steps the pipeline runs over all its loops: per loop ``loop_steps``, or else
+        ``num_inference_steps`` or, with a strength, the last part of its schedule, as diffusers'
+        image-to-image pipelines cut it (``get_timesteps``)."""
+        per_loop = self.loop_steps
+        if per_loop is None:
+            per_loop = denoising_steps(self.num_inference_steps, self.strength)
+        return per_loop * self.denoising_loops
 
     @property
     def cache_tag(self) -> str:

@@ -40,7 +40,7 @@ from client_sdk import CachePolicy, Client, Completed, InputImage, Preview
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import Limits, ServerConfig
-from engine_service.jobs import JobSpec, OutputFormat, denoising_steps
+from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
 from engine_service.models.registry import ModelLoadError, load_local_model
@@ -243,7 +243,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         assert all(pixels(result) != pixels(plain) for result in results), f"another {role!r} input changed nothing"
         assert len({tuple(pixels(result)) for result in results}) == len(results), f"{role!r} inputs alike"
     strength = case.strength if case.strength is not None else model.family.default_strength
-    steps = denoising_steps(model.default_steps, strength) * case.loops
+    steps = model.family.steps_run(model.default_steps, strength) * case.loops
     frames = model.default_frames if video else 1
     previews = [event for event in events if isinstance(event, Preview)]
     # A preview replaces an older one the client has not read yet (docs/serving.md), so a loaded machine

@@ -1,7 +1,8 @@
 """Families whose pipelines differ from plain text-to-image, through a batching engine and the SDK.
 
 DiT is class-conditional (the prompt names a class), renders one size and has no
-step callback; aMUSEd takes a single random generator, so its jobs never batch;
+step callback; aMUSEd takes a single random generator, so its jobs never batch, and its
+image-to-image pipeline runs int(steps x strength) steps;
 HunyuanVideo 1.5 has no step callback either (the engine follows its scheduler's
 steps, which cancellation stops) and its image-to-video pipeline renders its
 resolution buckets only; its VAE cannot decode a batch, so the engine decodes video by video.
@@ -23,7 +24,12 @@ import time
 
 import pytest
 import torch
-from diffusers import HunyuanVideo15ImageToVideoPipeline, Kandinsky5I2IPipeline, Kandinsky5T2IPipeline
+from diffusers import (
+    AmusedImg2ImgPipeline,
+    HunyuanVideo15ImageToVideoPipeline,
+    Kandinsky5I2IPipeline,
+    Kandinsky5T2IPipeline,
+)
 from tiny_families import input_image
 from tiny_families.amused import build_tiny_amused
 from tiny_families.dit import build_tiny_dit
@@ -61,6 +67,9 @@ def server(omnigen):
     models = {
         "dit": model_from_pipeline("dit", build_tiny_dit(), cpu, {"steps": 2}),
         "amused": model_from_pipeline("amused", build_tiny_amused(), cpu, {"width": 8, "height": 8, "steps": 3}),
+        "amused-i2i": model_from_pipeline(
+            "amused-i2i", build_tiny_amused(AmusedImg2ImgPipeline), cpu, {"width": 8, "height": 8, "steps": 10}
+        ),
         "hv15": model_from_pipeline("hv15", build_hunyuan_video15(), cpu, VIDEO),
         "hv15-i2v": model_from_pipeline(
             "hv15-i2v", build_hunyuan_video15(HunyuanVideo15ImageToVideoPipeline), cpu, VIDEO
@@ -336,3 +345,31 @@ def test_omnigen_requests_sent_together_get_the_images_they_get_alone(server, cl
     alone = [client.generate(**r).outputs[0].sha256 for r in requests]
     crowd = asyncio.run(_together(server.address, requests))
     assert [r.outputs[0].sha256 for r in crowd] == alone
+
+
+def test_amused_image_to_image_reports_and_caches_the_int_of_steps_times_strength_steps_it_runs(client):
+    """10 steps at strength 0.35: aMUSEd runs int(3.5) = 3; diffusers' usual count, 10 - int(6.5), would say 4."""
+    policy = CachePolicy(preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1)
+    request = {"model": "amused-i2i", "strength": 0.35, "input_images": [input_image("image", (8, 8))]}
+    events = list(client.stream("a red circle", cache=policy, **request))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event for event in events if isinstance(event, Step)]
+    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    assert started.total_steps == 3 and [(s.step, s.total_steps) for s in steps] == [(0, 3), (1, 3), (2, 3)]
+    assert (result.cache_stats.computed_steps, result.cache_stats.cached_steps) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "why"),
+    [
+        ({"strength": 0.05}, "strength", "runs no denoising step"),  # int(0.05 x 10) = 0
+        ({"num_inference_steps": 1}, "num_inference_steps", "runs no denoising step"),  # int(0.5 x 1) = 0
+        ({"strength": 1.0}, "strength", "masks no token"),  # it would noise for index -1 of its schedule
+    ],
+)
+def test_an_amused_image_to_image_strength_it_would_run_wrong_is_invalid(client, fields, field, why):
+    request = {"model": "amused-i2i", "input_images": [input_image("image", (8, 8))]}
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", **request, **fields)
+    assert set(_fields(info.value)) == {field} and why in _fields(info.value)[field]
+    assert len(client.generate("a red circle", **request, strength=0.1).outputs) == 1

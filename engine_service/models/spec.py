@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from engine_service.jobs import denoising_steps
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -47,6 +49,8 @@ SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 ControlCount = Callable[["DiffusionPipeline"], int]
 #: (frames asked for, the model's call defaults) -> (denoising loops the pipeline runs, frames it makes).
 LoopPlan = Callable[[int, "Mapping[str, Any]"], tuple[int, int]]
+#: (num_inference_steps, strength) -> the denoising steps an image-to-image pipeline runs at that strength.
+StrengthSteps = Callable[[int, float], int]
 #: what ``pipeline.__call__`` returned -> the call's decoded images (N, H, W, 3) or videos (N, F, H, W, 3).
 OutputReader = Callable[[Any], Any]
 
@@ -161,6 +165,16 @@ class FamilySpec:
     """For image-to-image and inpainting pipelines: the ``strength`` a request gets when it sends none
     (the pipeline runs about ``strength x steps`` steps). ``None`` = the pipeline takes no strength, and
     a request that sends one is INVALID_ARGUMENT."""
+    strength_steps: StrengthSteps | None = None
+    """For an image-to-image or inpainting pipeline that cuts its schedule otherwise than diffusers'
+    ``get_timesteps`` (``steps - int(steps - steps x strength)``): the steps it runs for
+    ``(num_inference_steps, strength)`` (aMUSEd: ``int(steps x strength)``). Progress totals,
+    previews, the cache's step mask and its per-step lookups count these (:meth:`steps_run`); a
+    strength at which the pipeline would run no step is INVALID_ARGUMENT. ``None`` = diffusers' count."""
+    full_strength_problem: str | None = None
+    """Why the pipeline mishandles ``strength`` 1, for one that does (aMUSEd's image-to-image noises
+    its input for the last timestep of its schedule at 1, masking no token): a request at strength 1
+    is INVALID_ARGUMENT on ``strength`` with this reason. ``None`` = strength 1 runs as it should."""
     controlnet_pipeline: str | None = None
     """The diffusers pipeline class that runs this family's model with ControlNets attached
     (``serve --controlnet NAME=PATH:MODEL``); it must be a served family. ``None`` = no ControlNet
@@ -188,6 +202,14 @@ class FamilySpec:
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""
+
+    def steps_run(self, num_inference_steps: int, strength: float | None) -> int:
+        """Denoising steps one loop of the pipeline runs for ``num_inference_steps`` at ``strength``
+        (``None`` = the pipeline takes none): :attr:`strength_steps`, or diffusers' count
+        (:func:`engine_service.jobs.denoising_steps`)."""
+        if strength is not None and self.strength_steps is not None:
+            return self.strength_steps(num_inference_steps, strength)
+        return denoising_steps(num_inference_steps, strength)
 
     @property
     def parameters(self) -> tuple[str, ...]:

@@ -595,6 +595,8 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         width, height = model.family.size_from_input(model.pipeline, width, height)
     plan = model.family.denoising_loops
     loops = plan(model.default_frames, model.call_defaults)[0] if plan is not None else 1
+    # Image-to-image pipelines run every step at strength 1.
+    strength = 1.0 if model.family.default_strength is not None else None
     return JobSpec(
         request_id=f"warmup-{model.name}-{width}x{height}",
         model=model.name,
@@ -612,8 +614,8 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         output_quality=90,
         preview_every=0,
         input_images=images,
-        # Image-to-image pipelines run every step at strength 1.
-        strength=1.0 if model.family.default_strength is not None else None,
+        strength=strength,
         controlnet_conditioning_scales=(1.0,) * model.control_images,
         denoising_loops=loops,
+        loop_steps=model.family.steps_run(2, strength),
     )

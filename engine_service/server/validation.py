@@ -21,7 +21,7 @@ from PIL import Image
 from client_sdk._proto import engine_pb2 as pb
 from engine_service.config import Limits
 from engine_service.errors import FieldViolation, InvalidRequest, LoraNotFound, ModelNotFound, excerpt
-from engine_service.jobs import DEFAULT_FPS, JobSpec, OutputFormat, denoising_steps
+from engine_service.jobs import DEFAULT_FPS, JobSpec, OutputFormat
 from engine_service.models import LoadedModel, lora
 from engine_service.server import cache_policy
 
@@ -123,7 +123,14 @@ def validate(
         v.add("request_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
     policy = cache_policy.effective_policy(request, default_cache or pb.CachePolicy(preset="none"))
     # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength).
-    run_steps = denoising_steps(steps, strength) if steps else 0
+    run_steps = model.family.steps_run(steps, strength) if steps else 0
+    if steps and strength is not None and run_steps < 1:
+        field = "strength" if request.HasField("strength") else "num_inference_steps"
+        v.add(
+            field,
+            f"model {model.name!r} ({model.family.name}) runs no denoising step at strength {strength} with "
+            f"{steps} steps; raise strength or num_inference_steps",
+        )
     cache = (
         cache_policy.plan_for(
             policy, run_steps, model.cache_group_sizes, v.add, limits.max_steps, model.cache_calibration
@@ -156,6 +163,7 @@ def validate(
         controlnet_conditioning_scales=scales,
         loras=loras,
         denoising_loops=loops,
+        loop_steps=run_steps,
     )
     return decode_input_images(spec) if decode and images else spec
 
@@ -455,6 +463,13 @@ def _strength(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -
     if not math.isfinite(value) or not 0.0 < value <= 1.0:
         # At 0 the pipeline would run no step; any strength above runs at least one.
         v.add("strength", f"must be a number in (0, 1], got {value}")
+        return default
+    if value == 1.0 and model.family.full_strength_problem is not None:
+        v.add(
+            "strength",
+            f"model {model.name!r} ({model.family.name}) takes a strength below 1: "
+            f"{model.family.full_strength_problem}",
+        )
         return default
     return value
 
