@@ -86,7 +86,9 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
     if family.check_size is not None:
         # One spatial factor wider than the default: off the rule of every family that checks sizes.
         bad.append(({"width": model.default_width + model.spatial_factor}, "width"))
-    if family.output_kind == "video" and (family.frame_stride > 1 or family.frame_counts is not None):
+    if family.output_kind == "video" and (
+        family.frame_stride > 1 or family.frame_counts is not None or family.native_frames is not None
+    ):
         bad.append(({"num_frames": frames + 1}, "num_frames"))
     if family.denoising_loops is not None:
         # The first count of the stride rule above the default that whole chunks do not make.

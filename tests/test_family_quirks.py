@@ -14,7 +14,8 @@ bucket sizes. Helios samples its video chunk by chunk, each chunk a whole denois
 counts the steps of every chunk, the cache restarts at each chunk, and cancellation stops it at a step
 of any chunk. OmniGen's prompt names its reference images by tags that must match the images sent,
 its CFG runs two branches per call without references and three with them, and its jobs run
-alone (its rotary embedding takes the first row's positions for the whole batch).
+alone (its rotary embedding takes the first row's positions for the whole batch). Latte's
+spatial and temporal blocks run as pairs that give the stock transformer's output bit for bit.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import numpy as np
 import pytest
 import torch
 from diffusers import (
@@ -40,6 +42,8 @@ from tiny_families.ideogram4 import build_tiny_ideogram4
 from tiny_families.joyimage import build_tiny_joyimage_edit
 from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6
+from tiny_families.latte import FRAMES as LATTE_FRAMES
+from tiny_families.latte import build_tiny_latte
 from tiny_families.motif_video import build_tiny_motif_video
 from tiny_families.omnigen import build_tiny_omnigen
 
@@ -373,3 +377,27 @@ def test_an_amused_image_to_image_strength_it_would_run_wrong_is_invalid(client,
         client.generate("a red circle", **request, **fields)
     assert set(_fields(info.value)) == {field} and why in _fields(info.value)[field]
     assert len(client.generate("a red circle", **request, strength=0.1).outputs) == 1
+
+
+@pytest.mark.parametrize("temporal", [True, False])
+def test_latte_pair_blocks_give_the_stock_transformers_video_bit_for_bit(temporal):
+    """Each pair runs a spatial block, the reshapes, temp_pos_embed (once, in the first pair) and the temporal
+    block as the transformer's own loop does; a call without temporal attention runs the spatial blocks alone."""
+    stock = build_tiny_latte()
+    served = model_from_pipeline("latte", build_tiny_latte(), torch.device("cpu"), {}).pipeline
+    assert type(served.transformer.transformer_blocks[0]).__name__ == "LattePairBlock"
+
+    def video(pipe):
+        return pipe(
+            "a red circle",
+            width=32,
+            height=32,
+            video_length=LATTE_FRAMES,
+            num_inference_steps=2,
+            clean_caption=False,
+            enable_temporal_attentions=temporal,
+            generator=torch.Generator().manual_seed(3),
+            output_type="np",
+        ).frames
+
+    assert np.array_equal(video(served), video(stock))

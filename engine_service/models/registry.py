@@ -138,6 +138,8 @@ def _finish(
     if default_size is not None:
         overrides.setdefault("width", default_size[0])
         overrides.setdefault("height", default_size[1])
+    if family.native_frames is not None:
+        overrides.setdefault("frames", family.native_frames(pipeline))
     model = LoadedModel(
         name=name,
         family=family,

@@ -38,6 +38,8 @@ PromptCheck = Callable[["DiffusionPipeline", str, "Mapping[str, Any]"], "str | N
 #: (prompt, how many input images the request sends per role) -> why the prompt does not fit those
 #: images, or ``None`` when it does.
 PromptImagesCheck = Callable[[str, "Mapping[str, int]"], "str | None"]
+#: pipeline -> the only frame count it makes.
+NativeFrames = Callable[["DiffusionPipeline"], int]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
 #: (pipeline, the first ``image`` input's width, its height) -> the (width, height) in pixels the pipeline
@@ -91,6 +93,10 @@ class FamilySpec:
     frame_counts: tuple[int, ...] | None = None
     """The only frame counts the pipeline makes, when it ignores other requests (ChronoEdit: 5);
     ``None`` = any count of the ``frame_stride`` rule. Other counts are INVALID_ARGUMENT."""
+    native_frames: NativeFrames | None = None
+    """For a video pipeline whose checkpoint makes one frame count only (Latte: the length of its
+    temporal position embedding, ``video_length``): that count, read from the pipeline. It is the
+    default frame count and any other is INVALID_ARGUMENT. ``None`` = the rules above."""
     takes_guidance: bool = True
     """Whether the model takes a guidance scale. ``False`` for a distilled pipeline whose call has no
     guidance input at all (FLUX.2 Klein KV): a request that sets ``guidance_scale`` is INVALID_ARGUMENT

@@ -245,6 +245,8 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
     if frames and frames < fewest:
         v.add("num_frames", f"{model.family.name} makes at least {fewest} frames; got {frames}")
     counts = model.family.frame_counts
+    if model.family.native_frames is not None:
+        counts = (model.family.native_frames(model.pipeline),)
     if frames and counts is not None and frames not in counts:
         allowed = ", ".join(map(str, counts))
         v.add("num_frames", f"{model.family.name} makes only {allowed} frames; got {frames}")
