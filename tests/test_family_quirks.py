@@ -401,3 +401,14 @@ def test_latte_pair_blocks_give_the_stock_transformers_video_bit_for_bit(tempora
         ).frames
 
     assert np.array_equal(video(served), video(stock))
+
+
+def test_an_omnigen_reference_more_elongated_than_128_to_1_is_invalid(client):
+    """4096x16 would become 4096x16 pixels again after the pipeline's scaling (1024 wide, 4 high, then 16
+    high): 256 patches, more than the transformer's 192 positions a side."""
+    prompt = "<img><|image_1|></img> a red circle"
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(prompt, model="omnigen", input_images=[input_image("reference", (4096, 16))])
+    assert "128:1" in _fields(info.value)["input_images[0].data"]
+    served = client.generate(prompt, model="omnigen", input_images=[input_image("reference", (1024, 16))])
+    assert len(served.outputs) == 1

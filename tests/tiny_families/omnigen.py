@@ -28,7 +28,7 @@ def build_tiny_omnigen(seed: int = 0) -> OmniGenPipeline:
         pad_token_id=2,
         vocab_size=len(tokenizer),
         rope_scaling=_ROPE,
-        pos_embed_max_size=32,
+        pos_embed_max_size=192,  # as released: the family's aspect limit for references counts on it
         time_step_dim=16,
     ).eval()
     scale_weights(transformer.layers, factor=2.0)

@@ -21,7 +21,9 @@ out of every step the same.
 
 The output is the request's size (default 1024 x 1024): the engine never sets
 ``use_input_image_size_as_output``, whose size it could not check; send a reference's size
-(after the pipeline's crop to multiples of 16) as width and height to keep it.
+(after the pipeline's crop to multiples of 16) as width and height to keep it. A reference more
+elongated than 128:1 is INVALID_ARGUMENT: scaled as the pipeline scales it, it could outgrow the
+transformer's patch positions (192 a side in the released checkpoint).
 
 The pipeline's constructor needs a processor that its module imports only with torchvision:
 :mod:`engine_service.models.omnigen_processor` provides one without it.
@@ -92,6 +94,9 @@ OMNIGEN = FamilySpec(
     decode_latents=_decode_latents,
     input_roles=("reference",),
     repeated_roles=("reference",),
+    # The pipeline scales a reference down to 1024 on its longer side, then up to 16 on its shorter: a
+    # more elongated one than 128:1 could pass the released transformer's 192 patch positions a side.
+    max_input_aspect=128,
     check_prompt_images=_check_prompt_images,
     generator_per_output=False,
     seeds_process_rng=True,
