@@ -10,8 +10,8 @@ when none is sent) is INVALID_ARGUMENT on ``prompt``, where the pipeline would f
 CFG is built into every call, in one batch: without references two branches (prompt and
 the processor's fixed negative prompt: ``guidance_scale``), with references three (prompt,
 negative prompt, references alone: ``img_guidance_scale``, 1.6 unless a model's call
-defaults set it). The builder passes ``input_images=None`` for a text-only request, as the
-pipeline counts three branches for any list. Jobs run alone: the transformer's rotary
+defaults set it; requests do not carry it). The builder passes ``input_images=None`` for a
+text-only request, as the pipeline counts three branches for any list. Jobs run alone: the transformer's rotary
 embedding takes the positions of the batch's first row for every row, so an output would
 depend on the prompt lengths of its neighbours; and the pipeline samples the references'
 VAE latents from torch's process-wide random state (seeded per job). A job's rows, all its
@@ -19,8 +19,9 @@ branches, are then the cache's one sample group. As in cache-dit, the cache deci
 whole sequence, whose prompt and reference tokens (attending causally to themselves only) come
 out of every step the same.
 
-The output is the request's size (default 1024 x 1024): the engine never sets
-``use_input_image_size_as_output``, whose size it could not check; send a reference's size
+The output is the request's size (default 1024 x 1024): the engine passes
+``use_input_image_size_as_output=False`` on every call (a model's call defaults cannot turn it
+on), as the size it would render is not the one the engine checked; send a reference's size
 (after the pipeline's crop to multiples of 16) as width and height to keep it. A reference more
 elongated than 128:1 is INVALID_ARGUMENT: scaled as the pipeline scales it, it could outgrow the
 transformer's patch positions (192 a side in the released checkpoint).
