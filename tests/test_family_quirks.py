@@ -12,7 +12,16 @@ batch's prompts are padded and the transformer attends to the padding); its edit
 Kandinsky 6 take one input image for several outputs. JoyImage Edit renders only its ~1 MP
 bucket sizes. Helios samples its video chunk by chunk, each chunk a whole denoising loop: progress
 counts the steps of every chunk, the cache restarts at each chunk, and cancellation stops it at a step
-of any chunk. OmniGen's prompt names its reference images by tags that must match the images sent,
+of any chunk; AnyFlow-FAR also samples chunk by chunk and, between chunks, calls its transformer once more
+to fill the attention key-value cache the next chunk attends to: the block cache computes that call in full.
+Helios Pyramid runs each chunk as stages at growing resolutions, each a fresh run of
+the cache, a distilled model's first chunk twice as many steps. LTX long multi-prompt samples
+overlapping windows that each run one step fewer than asked: progress and the cache's step mask
+follow the steps that run, windows with another overlap make other frame counts than asked, a
+prompt with ``|`` gives each window its own, and the request's seed draws every window's noise.
+Qwen-Image Layered gives each output as its layers, in order, RGBA, reads its input image's
+alpha channel, and the CLI writes one file per layer.
+OmniGen's prompt names its reference images by tags that must match the images sent,
 its CFG runs two branches per call without references and three with them, and its jobs run
 alone (its rotary embedding takes the first row's positions for the whole batch). Latte's
 spatial and temporal blocks run as pairs that give the stock transformer's output bit for bit.
@@ -21,6 +30,10 @@ spatial and temporal blocks run as pairs that give the stock transformer's outpu
 from __future__ import annotations
 
 import asyncio
+import io
+import pathlib
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -28,15 +41,19 @@ import pytest
 import torch
 from diffusers import (
     AmusedImg2ImgPipeline,
+    HeliosDMDScheduler,
+    HeliosPyramidPipeline,
     HunyuanVideo15ImageToVideoPipeline,
     Kandinsky5I2IPipeline,
     Kandinsky5T2IPipeline,
 )
-from tiny_families import input_image
+from PIL import Image
+from tiny_families import all_cases, input_image
 from tiny_families.amused import build_tiny_amused
+from tiny_families.anyflow import FAR_VIDEO, build_tiny_anyflow_far
 from tiny_families.dit import build_tiny_dit
+from tiny_families.helios import PYRAMID, build_helios
 from tiny_families.helios import VIDEO as HELIOS
-from tiny_families.helios import build_helios
 from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
 from tiny_families.ideogram4 import build_tiny_ideogram4
 from tiny_families.joyimage import build_tiny_joyimage_edit
@@ -44,10 +61,12 @@ from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6
 from tiny_families.latte import FRAMES as LATTE_FRAMES
 from tiny_families.latte import build_tiny_latte
+from tiny_families.ltx_video_long import VIDEO as LTX_LONG
+from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
 from tiny_families.omnigen import build_tiny_omnigen
 
-from client_sdk import AsyncClient, CachePolicy, Client, Completed, Started, Step
+from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, Started, Step
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import BatchingConfig, Limits
 from engine_service.errors import ModelLoadError
@@ -57,7 +76,25 @@ from engine_service.server.background import BackgroundServer
 
 K5 = {"steps": 2, "call_defaults": {"max_sequence_length": 16}}
 IDEOGRAM4 = {"width": 32, "height": 32, "steps": 2, "call_defaults": {"max_sequence_length": 64}}
+#: LTX long windows of 3 latent frames overlapping by 2.
+OVERLAP_2 = {"temporal_tile_size": 24, "temporal_overlap": 16}
+#: The condition image every LTX long request sends.
+LTX_IMAGE = [input_image("image", (32, 32))]
+LONG = {"model": "ltx-long", "input_images": LTX_IMAGE}
+OVERLAPPING = {"model": "ltx-long-overlap2", "input_images": LTX_IMAGE}
 K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
+
+
+#: One chunk (5 frames) whose 2 stages run twice the request's steps (a distilled model's first chunk).
+DISTILLED = {**PYRAMID, "frames": 5, "call_defaults": {**PYRAMID["call_defaults"], "is_amplify_first_chunk": True}}
+
+
+def _distilled_pyramid() -> HeliosPyramidPipeline:
+    """Helios Pyramid as a step-distilled checkpoint: the DMD scheduler and ``is_distilled``."""
+    pipeline = build_helios(HeliosPyramidPipeline, stages=2)
+    pipeline.scheduler = HeliosDMDScheduler(stages=2, stage_range=[0, 0.5, 1], use_dynamic_shifting=True)
+    pipeline.register_to_config(is_distilled=True)
+    return pipeline
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +124,18 @@ def server(omnigen):
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
         "omnigen": model_from_pipeline("omnigen", omnigen, cpu, {"width": 32, "height": 32, "steps": 2}),
+        "anyflow-far": model_from_pipeline("anyflow-far", build_tiny_anyflow_far(), cpu, FAR_VIDEO),
+        "helios-pyramid": model_from_pipeline("helios-pyramid", build_helios(HeliosPyramidPipeline, 2), cpu, PYRAMID),
+        "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
+        "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
+        # Windows of 3 latent frames overlapping by 2: each window after the first adds a frame more than
+        # it advances, so only one-window videos (9 or 17 frames) come out as asked.
+        "ltx-long-overlap2": model_from_pipeline(
+            "ltx-long-overlap2",
+            build_ltx_long(),
+            cpu,
+            {**LTX_LONG, "call_defaults": {**LTX_LONG["call_defaults"], **OVERLAP_2}},
+        ),
     }
     batching = BatchingConfig(max_batch=4, batch_window_ms=300)
     engine = AsyncEngine(models, "dit", Limits(), "cpu", batching)
@@ -412,3 +461,204 @@ def test_an_omnigen_reference_more_elongated_than_128_to_1_is_invalid(client):
     assert "128:1" in _fields(info.value)["input_images[0].data"]
     served = client.generate(prompt, model="omnigen", input_images=[input_image("reference", (1024, 16))])
     assert len(served.outputs) == 1
+
+
+def test_the_key_value_fill_between_chunks_runs_every_block_whatever_the_cache_would_reuse(client):
+    """Two chunks of 3 steps; after the first, the pipeline calls the transformer a fourth time (timestep 0)
+    to write the chunk's keys and values into each block's attention cache. A warm-up of 3 steps computes
+    every denoising step, and threshold 1 would reuse the middle blocks' residual at any other call: the
+    video equals the uncached one only when the fill call runs every block (a skipped block would leave
+    its layer of the key-value cache empty for the second chunk)."""
+    policy = CachePolicy(
+        preset="dbcache",
+        residual_diff_threshold=1.0,
+        max_warmup_steps=3,
+        warmup_interval=1,
+        max_continuous_cached_steps=-1,
+    )
+    request = {"model": "anyflow-far", "seed": 3, "output_format": "png_frames"}
+    plain = client.generate("a red circle", **request)
+    warm = client.generate("a red circle", **request, cache=policy)
+    assert [stat.cached for stat in warm.cache_stats.steps] == [False] * 6
+    assert [output.sha256 for output in warm.outputs] == [output.sha256 for output in plain.outputs]
+
+
+def test_windows_that_skip_their_last_timestep_report_the_steps_that_run_and_cache_by_them(client):
+    """17 frames in 2 windows of 4 - 1 = 3 steps each: steps 0-5 of 6; the step mask covers one window's
+    3 steps and computes each window's last step."""
+    policy = CachePolicy(
+        preset="dbcache",
+        residual_diff_threshold=1.0,
+        max_warmup_steps=1,
+        warmup_interval=1,
+        max_continuous_cached_steps=-1,
+        steps_computation_mask=(1, 0, 1),
+    )
+    events = list(client.stream("a red circle", **LONG, seed=3, num_inference_steps=4, cache=policy))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event for event in events if isinstance(event, Step)]
+    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    assert started.total_steps == 6 and {step.total_steps for step in steps} == {6}
+    assert [step.step for step in steps] == list(range(6))
+    assert [step.timestep for step in steps[:3]] == [step.timestep for step in steps[3:]]
+    assert [step.cached for step in steps] == [False, True, False, False, True, False]
+    assert result.cache_stats.cached_steps == 2
+    # A mask has an entry per step of one window (3), not per requested step.
+    mask = CachePolicy(steps_computation_mask=(1, 0, 0, 1))
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", **LONG, num_inference_steps=4, cache=mask)
+    assert "3" in _fields(info.value)["cache.steps_computation_mask"]
+
+
+def test_a_window_without_a_step_is_invalid(client):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", **LONG, num_inference_steps=1)
+    assert "at least one" in _fields(info.value)["num_inference_steps"]
+    assert client.generate("a red circle", **LONG, num_inference_steps=2).outputs
+
+
+def test_a_frame_count_that_the_windows_do_not_make_is_invalid_naming_the_count_they_make(client):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", **OVERLAPPING, num_frames=25)
+    # 25 frames make 33, and 33 would make 49: the nearest count the windows make is 17 (one window).
+    assert "make 33 frames; ask for 17" in _fields(info.value)["num_frames"]
+    (video,) = client.generate("a red circle", **OVERLAPPING, num_frames=17, num_inference_steps=2).outputs
+    assert video.num_frames == 17
+
+
+def test_the_long_video_seed_draws_every_window_and_a_bar_gives_each_window_its_prompt(client):
+    def video(prompt: str, seed: int = 3) -> str:
+        (output,) = client.generate(prompt, **LONG, seed=seed, num_inference_steps=2).outputs
+        return output.sha256
+
+    plain = video("a red circle")
+    assert video("a red circle", seed=4) != plain
+    # The prompt is split at the bar: the same prompt for both windows is the plain prompt.
+    assert video("a red circle | a red circle") == plain
+    assert video("a red circle | a blue square") != plain
+
+
+def test_a_pyramid_video_reports_every_stage_of_every_chunk_and_the_cache_restarts_per_stage(client):
+    """2 chunks of 2 stages (a 2x2 then a 4x4 latent) of 2 steps: steps 0-7 of 8, each stage warming up."""
+    policy = CachePolicy(
+        preset="dbcache",
+        residual_diff_threshold=1.0,
+        max_warmup_steps=1,
+        warmup_interval=1,
+        max_continuous_cached_steps=-1,
+    )
+    events = list(client.stream("a red circle", model="helios-pyramid", seed=3, cache=policy))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event for event in events if isinstance(event, Step)]
+    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    assert started.total_steps == 8 and {step.total_steps for step in steps} == {8}
+    assert [step.step for step in steps] == list(range(8))
+    assert [step.cached for step in steps] == [False, True] * 4
+    assert result.cache_stats.cached_steps == 4
+    (video,) = result.outputs
+    assert (video.num_frames, video.width, video.height) == (9, 32, 32)
+
+
+def test_a_distilled_pyramid_video_runs_twice_the_steps_in_its_first_chunk(client):
+    events = list(client.stream("a red circle", model="helios-distilled", seed=3, num_inference_steps=1))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event.step for event in events if isinstance(event, Step)]
+    assert started.total_steps == 4 and steps == list(range(4))  # 1 chunk: 2 stages of 2 x 1 steps
+
+
+@pytest.fixture(scope="module")
+def layered():
+    """A Qwen-Image Layered server (its own: its warm-up splits a 640x640 picture into 4 layers)."""
+    case = next(c for c in all_cases() if c.name == "qwen-image-layered")
+    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
+    with BackgroundServer(AsyncEngine({case.name: model}, case.name, Limits(), "cpu")) as server:
+        with Client(server.address, timeout=300) as client:
+            yield server, client
+
+
+def _rgba_picture(alpha: int) -> InputImage:
+    """A 64x32 PNG whose right half has ``alpha``; its colours are the same whatever ``alpha``."""
+    image = Image.new("RGBA", (64, 32), (40, 90, 200, 255))
+    image.paste((230, 200, 30, alpha), (32, 0, 64, 32))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return InputImage(data=buffer.getvalue(), role="image")
+
+
+def test_layered_outputs_come_layer_by_layer_of_each_output_with_their_alpha(layered):
+    """Two outputs of one layer each: diffusers 0.42.1 cuts its flat list of images every layers + 1, so
+    the engine joins them back in order; each is an RGBA image, the first what a request for one gives."""
+    _, client = layered
+    request = {"input_images": [_rgba_picture(255)], "seed": 3, "layers": 1}
+    (alone,) = client.generate("a red circle", **request).outputs
+    two = client.generate("a red circle", num_outputs=2, **request).outputs
+    assert len(two) == 2 and all(o.image.mode == "RGBA" and o.image.size == (896, 448) for o in two)
+    assert two[0].sha256 != two[1].sha256
+    first, single = np.asarray(two[0].image, dtype=np.int16), np.asarray(alone.image, dtype=np.int16)
+    assert np.abs(first - single).max() <= 2  # batched arithmetic may round a few pixels otherwise
+
+
+def test_layered_reads_the_input_images_alpha_channel(layered):
+    """The same colours with a transparent half give other layers than opaque ones."""
+    _, client = layered
+    results = [
+        client.generate("a red circle", input_images=[_rgba_picture(alpha)], seed=3, layers=1).outputs[0].sha256
+        for alpha in (255, 0)
+    ]
+    assert results[0] != results[1]
+
+
+def test_generate_writes_one_file_per_layer(layered, tmp_path):
+    server, _ = layered
+    picture = tmp_path / "in.png"
+    picture.write_bytes(_rgba_picture(128).data)
+    command = [str(pathlib.Path(sys.executable).parent / "ditserve"), "generate", "a red circle"]
+    command += ["--target", server.address, "--input-image", str(picture), "--layers", "2", "--seed", "1"]
+    command += ["--out", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "out").iterdir())
+    assert [f.name for f in files] == ["1-0.png", "1-1.png"]
+    assert all(Image.open(f).mode == "RGBA" for f in files)
+
+
+def test_layered_renders_about_its_resolution_squared_in_the_input_images_aspect():
+    """640 by default (the pipeline's), 1024 from the model's call defaults: the size a request gets."""
+    case = next(c for c in all_cases() if c.name == "qwen-image-layered")
+    pipeline = case.build()
+    rule = model_from_pipeline(case.name, pipeline, torch.device("cpu"), case.defaults).family.size_from_input
+    assert rule(pipeline, 64, 32, {}) == (896, 448)
+    assert rule(pipeline, 64, 32, {"resolution": 1024}) == (1440, 736)
+    assert rule(pipeline, 30, 40, {"resolution": 1024}) == (896, 1184)
+
+
+@pytest.fixture(scope="module")
+def visualcloze():
+    case = next(c for c in all_cases() if c.name == "visualcloze-generation")
+    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
+    with BackgroundServer(AsyncEngine({case.name: model}, case.name, Limits(), "cpu")) as server:
+        with Client(server.address, timeout=120) as client:
+            yield client
+
+
+def test_visualcloze_reads_the_task_prompt_and_its_in_context_rows(visualcloze):
+    """The query row (role image) alone, another task prompt, and one in-context row (role reference: its
+    condition image, then its target) each give another target; a row left short is refused."""
+    task = "In each row, [IMAGE2] is a painting of [IMAGE1]"
+    query = [input_image("image", (48, 32))]
+    row = [input_image("reference", (32, 32)), input_image("mask", (32, 32))]
+    row[1] = InputImage(data=row[1].data, role="reference")
+    alone = visualcloze.generate("a red circle", task_prompt=task, input_images=query, seed=3)
+    other_task = visualcloze.generate(
+        "a red circle", task_prompt="In each row, [IMAGE2] blurs [IMAGE1]", input_images=query, seed=3
+    )
+    in_context = visualcloze.generate("a red circle", task_prompt=task, input_images=[*row, *query], seed=3)
+    hashes = {r.outputs[0].sha256 for r in (alone, other_task, in_context)}
+    assert len(hashes) == 3
+    assert all(r.outputs[0].image.size == (32, 16) for r in (alone, other_task, in_context))
+    with pytest.raises(InvalidArgumentError) as refused:
+        visualcloze.generate("a red circle", task_prompt=task, input_images=[row[0], *query], seed=3)
+    assert "whole in-context rows of 2" in _fields(refused.value)["input_images"]
+    assert (
+        visualcloze.generate("a red circle", task_prompt=task, input_images=query, seed=3).outputs[0].sha256 in hashes
+    )

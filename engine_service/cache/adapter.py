@@ -89,7 +89,8 @@ LAYOUT_HIDDEN: dict[str, str] = {"Cosmos3OmniTransformer": "gen_seq"}
 #: block's own slice of the timestep modulation, cut in the loop), Qwen-Image 2.1 (each block's own
 #: layer of the text/condition key-value cache, picked in the loop), Bria Fibo (each block's own text
 #: encoder layer written into the text states before it, and the single blocks' sequence joined in the loop),
-#: Bria Fibo 2 (its injection blocks each read their own bundle of text-encoder layers, picked in the loop).
+#: Bria Fibo 2 (its injection blocks each read their own bundle of text-encoder layers, picked in the loop),
+#: AnyFlow-FAR (each block's own layer of the attention key-value cache of the earlier chunks, picked in the loop).
 PER_BLOCK_LAYOUTS: frozenset[str] = frozenset(
     {
         "HunyuanDiT2DModel",
@@ -98,6 +99,7 @@ PER_BLOCK_LAYOUTS: frozenset[str] = frozenset(
         "QwenImage21Transformer2DModel",
         "BriaFiboTransformer2DModel",
         "BriaFibo2Transformer2DModel",
+        "AnyFlowFARTransformer3DModel",
     }
 )
 
@@ -239,11 +241,21 @@ class GroupSpec:
 CFG_TRANSFORMERS: tuple[str, ...] = ("unconditional_transformer",)
 
 
+#: Pipeline components that denoise in turn: ``transformer`` and, for two experts (Wan 2.2 A14B's
+#: high- and low-noise transformers), ``transformer_2``.
+EXPERT_TRANSFORMERS: tuple[str, ...] = ("transformer", "transformer_2")
+
+
+def denoising_components(pipe: Any) -> list[tuple[str, torch.nn.Module]]:
+    """``(component name, module)`` of each denoising transformer the pipeline has, in order:
+    ``EXPERT_TRANSFORMERS``, then the CFG branch's (``CFG_TRANSFORMERS``). Empty when it has none."""
+    found = [(name, getattr(pipe, name, None)) for name in (*EXPERT_TRANSFORMERS, *CFG_TRANSFORMERS)]
+    return [(name, module) for name, module in found if isinstance(module, torch.nn.Module)]
+
+
 def pipeline_transformers(pipe: Any) -> list[torch.nn.Module]:
-    """The pipeline's denoising transformers: ``transformer``, for two experts ``transformer_2``, and
-    a transformer of the CFG branch (``CFG_TRANSFORMERS``)."""
-    found = [getattr(pipe, name, None) for name in ("transformer", "transformer_2", *CFG_TRANSFORMERS)]
-    transformers = [t for t in found if isinstance(t, torch.nn.Module)]
+    """The pipeline's denoising transformers (:func:`denoising_components`); ValueError when it has none."""
+    transformers = [module for _, module in denoising_components(pipe)]
     if not transformers:
         raise ValueError(f"{type(pipe).__name__} has no transformer to cache")
     return transformers
@@ -338,6 +350,8 @@ __all__ = [
     "default_groups",
     "groups_for",
     "pipeline_adds_hints",
+    "denoising_components",
+    "EXPERT_TRANSFORMERS",
     "pipeline_transformers",
     "runs_cfg_branch",
 ]

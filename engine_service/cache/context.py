@@ -211,6 +211,7 @@ class CacheContext:
         self.group = 0
         self.step = 0
         self.pipeline_step = 0
+        self.past_last_step = False
         self.state = self._state(0, 0)
 
     # -- run lifecycle ---------------------------------------------------------------------------
@@ -325,6 +326,9 @@ class CacheContext:
         else:  # every call is a step: counted over the request (all experts)
             self.step = self.tally.calls - 1
         self.pipeline_step = self.step if pipeline_step is None else pipeline_step
+        # A call after the run's last scheduler step is no denoising step (AnyFlow-FAR fills its
+        # attention key-value cache with the finished chunk at timestep 0): it runs every block.
+        self.past_last_step = pipeline_step is not None and bool(self.total_steps) and pipeline_step >= self.total_steps
 
     def select_group(self, group: int) -> None:
         """Make sample group ``group`` (of the current branch) the one decisions apply to."""
@@ -351,7 +355,7 @@ class CacheContext:
     def _gate(self) -> bool | None:
         """The checks before the diff test: True = cache, False = compute, None = test the diff."""
         config, state, step = self.cache_config, self.state, self.step
-        if step in self.warmup_steps:
+        if self.past_last_step or step in self.warmup_steps:
             return False
         if self.indicator in (CacheType.TeaCache, CacheType.MagCache) and self.total_steps == step + 1:
             return False  # TeaCache and MagCache always compute the last step

@@ -261,6 +261,7 @@ ENGINE_CALL_ARGUMENTS = (
     "num_frames",
     "image",
     "mask_image",
+    "layers",
     "generator",
     "latents",
     "output_type",

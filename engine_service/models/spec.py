@@ -42,9 +42,12 @@ PromptImagesCheck = Callable[[str, "Mapping[str, int]"], "str | None"]
 NativeFrames = Callable[["DiffusionPipeline"], int]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
-#: (pipeline, the first ``image`` input's width, its height) -> the (width, height) in pixels the pipeline
-#: renders for that input.
-InputSize = Callable[["DiffusionPipeline", int, int], tuple[int, int]]
+#: the roles of a request's input images, in request order -> why the model cannot lay them out, or
+#: ``None`` when it can.
+RoleCheck = Callable[["Sequence[str]"], "str | None"]
+#: (pipeline, the first ``image`` input's width, its height, the model's call defaults) -> the (width,
+#: height) in pixels the pipeline renders for that input.
+InputSize = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple[int, int]]
 #: (pipeline, width, height) -> why the pipeline would not render this size as asked, or ``None`` when it would.
 SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 #: pipeline -> how many control images a request must send (one per ControlNet of the pipeline).
@@ -53,6 +56,9 @@ ControlCount = Callable[["DiffusionPipeline"], int]
 LoopPlan = Callable[[int, "Mapping[str, Any]"], tuple[int, int]]
 #: (num_inference_steps, strength) -> the denoising steps an image-to-image pipeline runs at that strength.
 StrengthSteps = Callable[[int, float], int]
+#: (pipeline, num_inference_steps, denoising loops, the model's call defaults) -> the steps of each loop
+#: the pipeline runs, in order.
+LoopSteps = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple[int, ...]]
 #: what ``pipeline.__call__`` returned -> the call's decoded images (N, H, W, 3) or videos (N, F, H, W, 3).
 OutputReader = Callable[[Any], Any]
 
@@ -205,6 +211,36 @@ class FamilySpec:
     many frames they make. Progress counts the steps of every loop (``total_steps`` = steps x loops),
     and the cache starts a fresh run at each loop. A frame count the loops do not make is
     INVALID_ARGUMENT naming the count they make. ``None`` = one loop."""
+    loop_steps: LoopSteps | None = None
+    """For a pipeline whose denoising loops do not each run the request's ``num_inference_steps``
+    (LTX long multi-prompt: ``num_inference_steps - 1`` per window, as it steps ``timesteps[:-1]``):
+    the steps of every loop the request runs, in order, from its steps and the loops
+    ``denoising_loops`` counts (chunks or windows; a family may run several loops per chunk).
+    Progress totals are their sum, and each loop is a run of the cache with its own step count
+    (step mask, warm-up, last step). A request that leaves a loop without a step is
+    INVALID_ARGUMENT on ``num_inference_steps``. ``None`` = each loop runs the request's steps
+    (with a strength, the part of its schedule diffusers runs)."""
+    takes_task_prompt: bool = False
+    """Whether the pipeline takes a task prompt beside the prompt (VisualCloze: what every row of its
+    in-context grid does; the prompt describes the target). A request must then send ``task_prompt``;
+    any other model refuses one (INVALID_ARGUMENT on ``task_prompt``)."""
+    check_roles: RoleCheck | None = None
+    """Refuses input images the pipeline cannot lay out by their roles and count (INVALID_ARGUMENT on
+    ``input_images`` with the reason), e.g. in-context example rows that are not whole; ``None`` = any
+    that ``input_roles``, ``required_roles`` and ``repeated_roles`` allow."""
+    default_layers: int | None = None
+    """For a pipeline that splits its input image into RGBA layers (Qwen-Image Layered): the ``layers`` a
+    request gets when it sends none. Each output of the request is then ``layers`` images, in the
+    pipeline's order, and ``read_output`` returns them as (N, layers, H, W, 4). ``None`` = the pipeline
+    takes no layers, and a request that sends them is INVALID_ARGUMENT."""
+    max_layers: int = 0
+    """The most ``layers`` one request may ask for (more is INVALID_ARGUMENT on ``layers``); set with
+    ``default_layers``."""
+    outputs_alpha: bool = False
+    """Whether the pipeline's outputs keep their alpha channel (RGBA) and its input images are read with
+    theirs (an opaque image gets an opaque one). PNG and WebP keep it; JPEG, which has none, is
+    INVALID_ARGUMENT on ``output_format``. ``False`` = RGB: an RGBA output (a VAE that decodes alpha,
+    as Qwen-Image 2.1's) is composited over white and input images are read as RGB."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""
@@ -225,4 +261,8 @@ class FamilySpec:
             found.append("strength")
         if self.control_count is not None:
             found.append("controlnet_conditioning_scale")
+        if self.default_layers is not None:
+            found.append("layers")
+        if self.takes_task_prompt:
+            found.append("task_prompt")
         return tuple(found)

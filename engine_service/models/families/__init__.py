@@ -104,7 +104,7 @@ from engine_service.models.families.sd3 import (
     SD3_PAG_IMG2IMG,
 )
 from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
-from engine_service.models.families.visualcloze import VISUALCLOZE
+from engine_service.models.families.visualcloze import VISUALCLOZE, VISUALCLOZE_GENERATION
 from engine_service.models.families.vq_diffusion import VQ_DIFFUSION
 from engine_service.models.families.wan import LUCY_EDIT, WAN, WAN_ANIMATE, WAN_I2V, WAN_V2V, WAN_VACE
 from engine_service.models.families.z_image import (
@@ -254,6 +254,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     VQ_DIFFUSION,
     JOYIMAGE_EDIT,
     JOYIMAGE_EDIT_PLUS,
+    VISUALCLOZE_GENERATION,
     VISUALCLOZE,
     NUCLEUSMOE_IMAGE,
     ERNIE_IMAGE,
