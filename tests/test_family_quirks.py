@@ -82,6 +82,10 @@ OVERLAP_2 = {"temporal_tile_size": 24, "temporal_overlap": 16}
 LTX_IMAGE = [input_image("image", (32, 32))]
 LONG = {"model": "ltx-long", "input_images": LTX_IMAGE}
 OVERLAPPING = {"model": "ltx-long-overlap2", "input_images": LTX_IMAGE}
+#: Threshold 1 after one warm-up step: every step but the first of each run is cached.
+ALWAYS_CACHE = CachePolicy(
+    preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
+)
 K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
 
 
@@ -292,14 +296,7 @@ def test_joyimage_edit_defaults_to_its_square_bucket_and_refuses_sizes_off_its_b
 
 def test_a_chunked_video_reports_every_step_of_every_chunk_and_the_cache_restarts_per_chunk(client):
     """9 frames in chunks of 5: two denoising loops of 3 steps, reported as steps 0-5 of 6."""
-    policy = CachePolicy(
-        preset="dbcache",
-        residual_diff_threshold=1.0,
-        max_warmup_steps=1,
-        warmup_interval=1,
-        max_continuous_cached_steps=-1,
-    )
-    events = list(client.stream("a red circle", model="helios", seed=3, cache=policy))
+    events = list(client.stream("a red circle", model="helios", seed=3, cache=ALWAYS_CACHE))
     (started,) = [event for event in events if isinstance(event, Started)]
     steps = [event for event in events if isinstance(event, Step)]
     (result,) = [event.result for event in events if isinstance(event, Completed)]
@@ -540,14 +537,7 @@ def test_the_long_video_seed_draws_every_window_and_a_bar_gives_each_window_its_
 
 def test_a_pyramid_video_reports_every_stage_of_every_chunk_and_the_cache_restarts_per_stage(client):
     """2 chunks of 2 stages (a 2x2 then a 4x4 latent) of 2 steps: steps 0-7 of 8, each stage warming up."""
-    policy = CachePolicy(
-        preset="dbcache",
-        residual_diff_threshold=1.0,
-        max_warmup_steps=1,
-        warmup_interval=1,
-        max_continuous_cached_steps=-1,
-    )
-    events = list(client.stream("a red circle", model="helios-pyramid", seed=3, cache=policy))
+    events = list(client.stream("a red circle", model="helios-pyramid", seed=3, cache=ALWAYS_CACHE))
     (started,) = [event for event in events if isinstance(event, Started)]
     steps = [event for event in events if isinstance(event, Step)]
     (result,) = [event.result for event in events if isinstance(event, Completed)]
