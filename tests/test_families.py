@@ -16,8 +16,10 @@ family's rules refuse (a frame count off its rule, below its least or not made b
 required input image, a strength out of range or for a model without one, a mask of
 another size than its image, a size off the family's size check or, where the size
 follows the input image, another size than it gives, a guidance scale for a model that
-takes none) get INVALID_ARGUMENT naming the field, and the engine keeps serving: the
-threshold-0 request comes after them (and for a video one more, in its default format, MP4).
+takes none, a prompt that names input images the request does not send) get
+INVALID_ARGUMENT naming the field, and the engine keeps serving: the threshold-0 request
+comes after them (and for a video one more, in its default format, MP4). A case may send its
+own prompt (OmniGen's names its reference images).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from client_sdk import CachePolicy, Client, Completed, InputImage, Preview
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import Limits, ServerConfig
-from engine_service.jobs import JobSpec, OutputFormat, denoising_steps
+from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
 from engine_service.models.registry import ModelLoadError, load_local_model
@@ -85,7 +87,9 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
     if family.check_size is not None:
         # One spatial factor wider than the default: off the rule of every family that checks sizes.
         bad.append(({"width": model.default_width + model.spatial_factor}, "width"))
-    if family.output_kind == "video" and (family.frame_stride > 1 or family.frame_counts is not None):
+    if family.output_kind == "video" and (
+        family.frame_stride > 1 or family.frame_counts is not None or family.native_frames is not None
+    ):
         bad.append(({"num_frames": frames + 1}, "num_frames"))
     if family.denoising_loops is not None:
         # The first count of the stride rule above the default that whole chunks do not make, if any:
@@ -101,6 +105,9 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
         bad.append(({"preview_every": 1}, "preview_every"))
     if family.required_roles:
         bad.append(({"input_images": [i for i in images if i.role not in family.required_roles]}, "input_images"))
+    if family.check_prompt_images is not None and images:
+        # The case's prompt names the images it sends (OmniGen's tags): without them it names missing ones.
+        bad.append(({"input_images": []}, "prompt"))
     if family.max_outputs is not None:
         bad.append(({"num_outputs": family.max_outputs + 1}, "num_outputs"))
     single = next((image for image in images if image.role not in (*family.repeated_roles, "control")), None)
@@ -169,9 +176,9 @@ def _other_inputs(case: TinyCase) -> dict[str, list[list[InputImage]]]:
     return variants
 
 
-def _violated_fields(client: Client, request: dict) -> set[str]:
+def _violated_fields(client: Client, prompt: str, request: dict) -> set[str]:
     with pytest.raises(InvalidArgumentError) as raised:
-        client.generate("a red circle", **request)
+        client.generate(prompt, **request)
     return {violation.field for violation in raised.value.field_violations}
 
 
@@ -221,24 +228,24 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         warnings.filterwarnings("error", "invalid value encountered in cast", RuntimeWarning)
         # A family that decodes mid-run latents sends a preview after every step but the last.
         previews_every = 1 if model.family.decode_latents is not None else 0
-        events = list(client.stream("a red circle", preview_every=previews_every, **request))
+        events = list(client.stream(case.prompt, preview_every=previews_every, **request))
         plain = next(event.result for event in events if isinstance(event, Completed))
-        always = client.generate("a red circle", cache=ALWAYS_CACHE, **request)
+        always = client.generate(case.prompt, cache=ALWAYS_CACHE, **request)
         guidance = _other_guidance(model.default_guidance_scale)
         guided = None  # a model that takes no guidance scale refuses one (a bad request below)
         if model.family.takes_guidance:
-            guided = client.generate("a red circle", **{**request, "guidance_scale": guidance})
+            guided = client.generate(case.prompt, **{**request, "guidance_scale": guidance})
         inputs = {
-            role: [client.generate("a red circle", **{**request, "input_images": images}) for images in variants]
+            role: [client.generate(case.prompt, **{**request, "input_images": images}) for images in variants]
             for role, variants in other_inputs.items()
         }
         bad = _bad_requests(model, request["input_images"], case.inputs, size)
-        refused = [_violated_fields(client, {**request, **fields}) for fields, _ in bad]
+        refused = [_violated_fields(client, case.prompt, {**request, **fields}) for fields, _ in bad]
         # Still serving, bit-identical at threshold 0; the size sent as the one rendered changes nothing.
         rendered = {**request, "width": size[0], "height": size[1]}
-        never = client.generate("a red circle", cache=NEVER_CACHE, **rendered)
+        never = client.generate(case.prompt, cache=NEVER_CACHE, **rendered)
         # A video's MP4 (an image's default format is the PNG already asked for).
-        again = client.generate("a red circle", **{**rendered, "output_format": None}) if video else None
+        again = client.generate(case.prompt, **{**rendered, "output_format": None}) if video else None
         (info,) = client.list_models().models
 
     def pixels(result):
@@ -257,7 +264,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         assert all(pixels(result) != pixels(plain) for result in results), f"another {role!r} input changed nothing"
         assert len({tuple(pixels(result)) for result in results}) == len(results), f"{role!r} inputs alike"
     strength = case.strength if case.strength is not None else model.family.default_strength
-    cut = denoising_steps(model.default_steps, strength)
+    cut = model.family.steps_run(model.default_steps, strength)
     if model.family.strength_on_last_loop:  # the strength cuts the last loop only (VisualCloze's upsampling)
         steps = model.default_steps * (case.loops - 1) + cut
     else:

@@ -1,7 +1,8 @@
 """Families whose pipelines differ from plain text-to-image, through a batching engine and the SDK.
 
 DiT is class-conditional (the prompt names a class), renders one size and has no
-step callback; aMUSEd takes a single random generator, so its jobs never batch;
+step callback; aMUSEd takes a single random generator, so its jobs never batch, and its
+image-to-image pipeline runs int(steps x strength) steps;
 HunyuanVideo 1.5 has no step callback either (the engine follows its scheduler's
 steps, which cancellation stops) and its image-to-video pipeline renders its
 resolution buckets only; its VAE cannot decode a batch, so the engine decodes video by video.
@@ -22,6 +23,10 @@ Qwen-Image Layered gives each output as its layers, in order, RGBA, reads its in
 alpha channel, its preview is its first layer over white, and the CLI writes one file per layer.
 VisualCloze takes a task prompt and lays its grid out by roles; its combined pipeline reports its
 generation pass, then the upsampling steps its strength leaves.
+OmniGen's prompt names its reference images by tags that must match the images sent,
+its CFG runs two branches per call without references and three with them, and its jobs run
+alone (its rotary embedding takes the first row's positions for the whole batch). Latte's
+spatial and temporal blocks run as pairs that give the stock transformer's output bit for bit.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import (
+    AmusedImg2ImgPipeline,
     HeliosDMDScheduler,
     HeliosPyramidPipeline,
     HunyuanVideo15ImageToVideoPipeline,
@@ -55,9 +61,12 @@ from tiny_families.ideogram4 import build_tiny_ideogram4
 from tiny_families.joyimage import build_tiny_joyimage_edit
 from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6
+from tiny_families.latte import FRAMES as LATTE_FRAMES
+from tiny_families.latte import build_tiny_latte
 from tiny_families.ltx_video_long import VIDEO as LTX_LONG
 from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
+from tiny_families.omnigen import build_tiny_omnigen
 
 from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, Started, Step
 from client_sdk.errors import InvalidArgumentError
@@ -76,6 +85,10 @@ OVERLAP_2 = {"temporal_tile_size": 24, "temporal_overlap": 16}
 LTX_IMAGE = [input_image("image", (32, 32))]
 LONG = {"model": "ltx-long", "input_images": LTX_IMAGE}
 OVERLAPPING = {"model": "ltx-long-overlap2", "input_images": LTX_IMAGE}
+#: Threshold 1 after one warm-up step: every step but the first of each run is cached.
+ALWAYS_CACHE = CachePolicy(
+    preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
+)
 K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
 
 
@@ -92,11 +105,19 @@ def _distilled_pyramid() -> HeliosPyramidPipeline:
 
 
 @pytest.fixture(scope="module")
-def server():
+def omnigen():
+    return build_tiny_omnigen()
+
+
+@pytest.fixture(scope="module")
+def server(omnigen):
     cpu = torch.device("cpu")
     models = {
         "dit": model_from_pipeline("dit", build_tiny_dit(), cpu, {"steps": 2}),
         "amused": model_from_pipeline("amused", build_tiny_amused(), cpu, {"width": 8, "height": 8, "steps": 3}),
+        "amused-i2i": model_from_pipeline(
+            "amused-i2i", build_tiny_amused(AmusedImg2ImgPipeline), cpu, {"width": 8, "height": 8, "steps": 10}
+        ),
         "hv15": model_from_pipeline("hv15", build_hunyuan_video15(), cpu, VIDEO),
         "hv15-i2v": model_from_pipeline(
             "hv15-i2v", build_hunyuan_video15(HunyuanVideo15ImageToVideoPipeline), cpu, VIDEO
@@ -109,6 +130,7 @@ def server():
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
+        "omnigen": model_from_pipeline("omnigen", omnigen, cpu, {"width": 32, "height": 32, "steps": 2}),
         "anyflow-far": model_from_pipeline("anyflow-far", build_tiny_anyflow_far(), cpu, FAR_VIDEO),
         "helios-pyramid": model_from_pipeline("helios-pyramid", build_helios(HeliosPyramidPipeline, 2), cpu, PYRAMID),
         "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
@@ -277,14 +299,7 @@ def test_joyimage_edit_defaults_to_its_square_bucket_and_refuses_sizes_off_its_b
 
 def test_a_chunked_video_reports_every_step_of_every_chunk_and_the_cache_restarts_per_chunk(client):
     """9 frames in chunks of 5: two denoising loops of 3 steps, reported as steps 0-5 of 6."""
-    policy = CachePolicy(
-        preset="dbcache",
-        residual_diff_threshold=1.0,
-        max_warmup_steps=1,
-        warmup_interval=1,
-        max_continuous_cached_steps=-1,
-    )
-    events = list(client.stream("a red circle", model="helios", seed=3, cache=policy))
+    events = list(client.stream("a red circle", model="helios", seed=3, cache=ALWAYS_CACHE))
     (started,) = [event for event in events if isinstance(event, Started)]
     steps = [event for event in events if isinstance(event, Step)]
     (result,) = [event.result for event in events if isinstance(event, Completed)]
@@ -318,6 +333,134 @@ def test_leaving_the_stream_of_a_chunked_video_stops_it_at_a_step_of_a_later_chu
     after = client.stats(model="helios").models[0]
     assert 81 <= after.cancelled_steps - before.cancelled_steps < 160
     assert client.generate("a red circle", model="helios").outputs  # the pipeline serves the next request
+
+
+REFERENCE = input_image("reference", (32, 32))
+
+
+@pytest.mark.parametrize(
+    ("prompt", "references"),
+    [
+        ("<img><|image_1|></img> a red circle", 0),  # a tag without its image
+        ("a red circle", 1),  # an image without its tag
+        ("<img><|image_2|></img> a red circle", 1),  # the tags count from 1
+        ("<img><|image_1|></img> and <img><|image_2|></img>", 1),  # one image for two tags
+        ("<img><|image_1|></img> a red circle", 2),  # two images for one tag
+        ("<|image_1|> a red circle", 1),  # a tag without its <img> ... </img>
+    ],
+)
+def test_an_omnigen_prompt_whose_image_tags_do_not_name_its_references_is_invalid(client, prompt, references):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(prompt, model="omnigen", input_images=[REFERENCE] * references)
+    assert set(_fields(info.value)) == {"prompt"}
+    assert "reference image" in _fields(info.value)["prompt"]
+    both = client.generate(
+        "<img><|image_2|></img> on <img><|image_1|></img>", model="omnigen", input_images=[REFERENCE] * 2
+    )
+    assert len(both.outputs) == 1
+
+
+def test_omnigen_runs_two_cfg_branches_without_references_and_three_with_them(client, omnigen):
+    """Text only: prompt and negative prompt; with references also the references alone (image guidance)."""
+    rows = []
+    hook = omnigen.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: rows.append(kwargs["hidden_states"].shape[0]), with_kwargs=True
+    )
+    try:
+        client.generate("a red circle", model="omnigen", num_outputs=2)
+        client.generate("<img><|image_1|></img> a red circle", model="omnigen", input_images=[REFERENCE])
+    finally:
+        hook.remove()
+    assert rows == [4, 4, 3, 3]
+
+
+def test_an_omnigen_text_only_request_caches_like_one_with_references(client):
+    plain = client.generate("a red circle", model="omnigen", seed=4)
+    never = client.generate(
+        "a red circle", model="omnigen", seed=4, cache=CachePolicy(preset="dbcache", residual_diff_threshold=0.0)
+    )
+    always = client.generate(
+        "a red circle",
+        model="omnigen",
+        seed=4,
+        cache=CachePolicy(preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1),
+    )
+    assert never.outputs[0].sha256 == plain.outputs[0].sha256
+    assert always.cache_stats.cached_steps == 1 and always.outputs[0].sha256 != plain.outputs[0].sha256
+
+
+def test_omnigen_requests_sent_together_get_the_images_they_get_alone(server, client):
+    """Prompts of other lengths: in one call the rotary embedding of every row would follow the first row's."""
+    requests = [
+        {"prompt": prompt, "model": "omnigen", "seed": 2}
+        for prompt in ("a red circle", "a blue square on a green field")
+    ]
+    alone = [client.generate(**r).outputs[0].sha256 for r in requests]
+    crowd = asyncio.run(_together(server.address, requests))
+    assert [r.outputs[0].sha256 for r in crowd] == alone
+
+
+def test_amused_image_to_image_reports_and_caches_the_int_of_steps_times_strength_steps_it_runs(client):
+    """10 steps at strength 0.35: aMUSEd runs int(3.5) = 3; diffusers' usual count, 10 - int(6.5), would say 4."""
+    policy = CachePolicy(preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1)
+    request = {"model": "amused-i2i", "strength": 0.35, "input_images": [input_image("image", (8, 8))]}
+    events = list(client.stream("a red circle", cache=policy, **request))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event for event in events if isinstance(event, Step)]
+    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    assert started.total_steps == 3 and [(s.step, s.total_steps) for s in steps] == [(0, 3), (1, 3), (2, 3)]
+    assert (result.cache_stats.computed_steps, result.cache_stats.cached_steps) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "why"),
+    [
+        ({"strength": 0.05}, "strength", "runs no denoising step"),  # int(0.05 x 10) = 0
+        ({"num_inference_steps": 1}, "num_inference_steps", "runs no denoising step"),  # int(0.5 x 1) = 0
+        ({"strength": 1.0}, "strength", "masks no token"),  # it would noise for index -1 of its schedule
+    ],
+)
+def test_an_amused_image_to_image_strength_it_would_run_wrong_is_invalid(client, fields, field, why):
+    request = {"model": "amused-i2i", "input_images": [input_image("image", (8, 8))]}
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", **request, **fields)
+    assert set(_fields(info.value)) == {field} and why in _fields(info.value)[field]
+    assert len(client.generate("a red circle", **request, strength=0.1).outputs) == 1
+
+
+@pytest.mark.parametrize("temporal", [True, False])
+def test_latte_pair_blocks_give_the_stock_transformers_video_bit_for_bit(temporal):
+    """Each pair runs a spatial block, the reshapes, temp_pos_embed (once, in the first pair) and the temporal
+    block as the transformer's own loop does; a call without temporal attention runs the spatial blocks alone."""
+    stock = build_tiny_latte()
+    served = model_from_pipeline("latte", build_tiny_latte(), torch.device("cpu"), {}).pipeline
+    assert type(served.transformer.transformer_blocks[0]).__name__ == "LattePairBlock"
+
+    def video(pipe):
+        return pipe(
+            "a red circle",
+            width=32,
+            height=32,
+            video_length=LATTE_FRAMES,
+            num_inference_steps=2,
+            clean_caption=False,
+            enable_temporal_attentions=temporal,
+            generator=torch.Generator().manual_seed(3),
+            output_type="np",
+        ).frames
+
+    assert np.array_equal(video(served), video(stock))
+
+
+def test_an_omnigen_reference_more_elongated_than_128_to_1_is_invalid(client):
+    """4096x16 would become 4096x16 pixels again after the pipeline's scaling (1024 wide, 4 high, then 16
+    high): 256 patches, more than the transformer's 192 positions a side."""
+    prompt = "<img><|image_1|></img> a red circle"
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(prompt, model="omnigen", input_images=[input_image("reference", (4096, 16))])
+    assert "128:1" in _fields(info.value)["input_images[0].data"]
+    served = client.generate(prompt, model="omnigen", input_images=[input_image("reference", (1024, 16))])
+    assert len(served.outputs) == 1
 
 
 def test_the_key_value_fill_between_chunks_runs_every_block_whatever_the_cache_would_reuse(client):
@@ -397,14 +540,7 @@ def test_the_long_video_seed_draws_every_window_and_a_bar_gives_each_window_its_
 
 def test_a_pyramid_video_reports_every_stage_of_every_chunk_and_the_cache_restarts_per_stage(client):
     """2 chunks of 2 stages (a 2x2 then a 4x4 latent) of 2 steps: steps 0-7 of 8, each stage warming up."""
-    policy = CachePolicy(
-        preset="dbcache",
-        residual_diff_threshold=1.0,
-        max_warmup_steps=1,
-        warmup_interval=1,
-        max_continuous_cached_steps=-1,
-    )
-    events = list(client.stream("a red circle", model="helios-pyramid", seed=3, cache=policy))
+    events = list(client.stream("a red circle", model="helios-pyramid", seed=3, cache=ALWAYS_CACHE))
     (started,) = [event for event in events if isinstance(event, Started)]
     steps = [event for event in events if isinstance(event, Step)]
     (result,) = [event.result for event in events if isinstance(event, Completed)]

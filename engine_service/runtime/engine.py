@@ -620,7 +620,7 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         output_quality=90,
         preview_every=0,
         input_images=images,
-        # Image-to-image pipelines run every step at strength 1.
+        # Image-to-image pipelines run every step at strength 1 (aMUSEd's count, int(steps x 1), too).
         strength=1.0 if model.family.default_strength is not None else None,
         controlnet_conditioning_scales=(1.0,) * model.control_images,
         denoising_loops=loops,

@@ -7,6 +7,7 @@ travel to the client in a ``google.rpc.BadRequest``.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import math
@@ -106,6 +107,12 @@ def validate(
     output_format = _output_format(v, request.output_format, is_video)
     quality = _int_range(v, request, "output_quality", DEFAULT_QUALITY, 1, 100)
     images = _input_images(v, request, model, limits)
+    check_prompt_images = model.family.check_prompt_images
+    if check_prompt_images is not None and prompt.strip():
+        sent = collections.Counter(item.role or "image" for item in request.input_images)
+        problem = check_prompt_images(prompt, sent)
+        if problem:
+            v.add("prompt", problem)
     width, height = _size_from_input(v, request, model, limits, images, width, height)
     scales = _control_scales(v, request, model)
     strength = _strength(v, request, model)
@@ -127,7 +134,7 @@ def validate(
     policy = cache_policy.effective_policy(request, default_cache or pb.CachePolicy(preset="none"))
     # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength),
     # per denoising loop: each loop is a run of the cache (loops of another count resample it).
-    loop_steps = _loop_steps(v, model, steps, loops, strength)
+    loop_steps = _loop_steps(v, request, model, steps, loops, strength)
     run_steps = (loop_steps[-1] if loop_steps else denoising_steps(steps, strength)) if steps else 0
     cache = (
         cache_policy.plan_for(
@@ -246,6 +253,8 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
     if frames and frames < fewest:
         v.add("num_frames", f"{model.family.name} makes at least {fewest} frames; got {frames}")
     counts = model.family.frame_counts
+    if model.family.native_frames is not None:
+        counts = (model.family.native_frames(model.pipeline),)
     if frames and counts is not None and frames not in counts:
         allowed = ", ".join(map(str, counts))
         v.add("num_frames", f"{model.family.name} makes only {allowed} frames; got {frames}")
@@ -277,15 +286,30 @@ def _nearest_made(plan, defaults, frames: int, made: int, stride: int, most: int
     return None
 
 
-def _loop_steps(v: _Violations, model: LoadedModel, steps: int, loops: int, strength: float | None) -> tuple[int, ...]:
+def _loop_steps(
+    v: _Violations, request, model: LoadedModel, steps: int, loops: int, strength: float | None
+) -> tuple[int, ...]:
     """The steps of each denoising loop, for a family whose loops do not each run the request's
-    steps (``FamilySpec.loop_steps``), or whose strength cuts only its last loop
+    steps (``FamilySpec.loop_steps``), that counts a strength's steps its own way
+    (``FamilySpec.strength_steps``) or whose strength cuts only its last loop
     (``FamilySpec.strength_on_last_loop``: the others run every step); empty for the others, or when
     ``steps`` is already refused."""
-    if model.family.strength_on_last_loop and steps and loops > 1:
-        return (steps,) * (loops - 1) + (denoising_steps(steps, strength),)
+    if not steps:
+        return ()
+    if model.family.strength_on_last_loop and loops > 1:
+        return (steps,) * (loops - 1) + (model.family.steps_run(steps, strength),)
+    if strength is not None and model.family.strength_steps is not None:
+        counted = model.family.steps_run(steps, strength)
+        if counted < 1:
+            v.add(
+                "strength" if request.HasField("strength") else "num_inference_steps",
+                f"model {model.name!r} ({model.family.name}) runs no denoising step at strength {strength} with "
+                f"{steps} steps; raise strength or num_inference_steps",
+            )
+            return ()
+        return (counted,) * loops
     plan = model.family.loop_steps
-    if plan is None or not steps:
+    if plan is None:
         return ()
     counts = plan(model.pipeline, steps, loops, model.call_defaults)
     if min(counts, default=0) < 1:
@@ -512,6 +536,13 @@ def _strength(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -
     if not math.isfinite(value) or not 0.0 < value <= 1.0:
         # At 0 the pipeline would run no step; any strength above runs at least one.
         v.add("strength", f"must be a number in (0, 1], got {value}")
+        return default
+    if value == 1.0 and model.family.full_strength_problem is not None:
+        v.add(
+            "strength",
+            f"model {model.name!r} ({model.family.name}) takes a strength below 1: "
+            f"{model.family.full_strength_problem}",
+        )
         return default
     return value
 

@@ -35,6 +35,8 @@ class TinyCase:
     """Model defaults for ``model_from_pipeline``: width, height, steps, frames, call_defaults."""
     inputs: tuple[tuple[str, tuple[int, int]], ...] = ()
     """Input images a request sends, as ``(role, (width, height))``."""
+    prompt: str = "a red circle"
+    """The prompt requests send (OmniGen's names each reference image it sends: ``<img><|image_1|></img>``)."""
     strength: float | None = None
     """The ``strength`` a request sends (``None`` = the family's default)."""
     experts: int = 1

@@ -1,7 +1,7 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
 from engine_service.models.families.allegro import ALLEGRO
-from engine_service.models.families.amused import AMUSED, AMUSED_IMG2IMG
+from engine_service.models.families.amused import AMUSED, AMUSED_IMG2IMG, AMUSED_INPAINT
 from engine_service.models.families.anyflow import ANYFLOW, ANYFLOW_FAR
 from engine_service.models.families.auraflow import AURAFLOW
 from engine_service.models.families.bria import BRIA
@@ -249,10 +249,11 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HUNYUANIMAGE,
     HUNYUANIMAGE_REFINER,
     AMUSED,
+    AMUSED_IMG2IMG,
+    AMUSED_INPAINT,
     VQ_DIFFUSION,
     JOYIMAGE_EDIT,
     JOYIMAGE_EDIT_PLUS,
-    AMUSED_IMG2IMG,
     VISUALCLOZE_GENERATION,
     VISUALCLOZE,
     NUCLEUSMOE_IMAGE,
