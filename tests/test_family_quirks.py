@@ -70,6 +70,7 @@ from tiny_families.omnigen import build_tiny_omnigen
 
 from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, Started, Step
 from client_sdk.errors import InvalidArgumentError
+from engine_service import cli
 from engine_service.config import BatchingConfig, Limits
 from engine_service.errors import ModelLoadError
 from engine_service.jobs import JobSpec, OutputFormat
@@ -727,3 +728,20 @@ def test_a_models_default_layers_must_be_one_its_family_takes():
         model_from_pipeline(case.name, case.build(), cpu, {**case.defaults, "layers": 9})
     with pytest.raises(ModelLoadError, match="splits no image into layers"):
         model_from_pipeline("dit", build_tiny_dit(), cpu, {"steps": 2, "layers": 2})
+
+
+def test_the_models_command_shows_the_layers_a_layered_model_takes(layered, capsys):
+    server, client = layered
+    (info,) = client.list_models().models
+    assert (info.parameters, info.default_layers, info.max_layers, info.outputs_alpha) == (("layers",), 2, 8, True)
+    assert cli.main(["models", "--target", server.address]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("* qwen-image-layered")]
+    assert "layers (default 2, 1-8)" in row and "of input" in row
+
+
+def test_list_models_says_which_visualcloze_model_takes_a_task_prompt_and_a_strength(visualcloze):
+    info = {m.name: m for m in visualcloze.list_models().models}
+    assert info["visualcloze-generation"].parameters == ("task_prompt",)
+    assert info["visualcloze"].parameters == ("strength", "task_prompt")
+    assert info["visualcloze"].default_strength == pytest.approx(0.4)
+    assert info["visualcloze"].repeated_roles == ("image", "reference")
