@@ -13,6 +13,8 @@ bucket sizes. Helios samples its video chunk by chunk, each chunk a whole denois
 counts the steps of every chunk, the cache restarts at each chunk, and cancellation stops it at a step
 of any chunk. AnyFlow-FAR also samples chunk by chunk and, between chunks, calls its transformer once more
 to fill the attention key-value cache the next chunk attends to: the block cache computes that call in full.
+SkyReels-V2's diffusion forcing steps one scheduler copy per latent frame and never its own scheduler: each
+step still counts once for the cache, and progress reports the noisiest frame's timestep.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ import time
 
 import pytest
 import torch
-from diffusers import HunyuanVideo15ImageToVideoPipeline, Kandinsky5I2IPipeline, Kandinsky5T2IPipeline
+from diffusers import (
+    HunyuanVideo15ImageToVideoPipeline,
+    Kandinsky5I2IPipeline,
+    Kandinsky5T2IPipeline,
+    SkyReelsV2DiffusionForcingImageToVideoPipeline,
+)
 from tiny_families import input_image
 from tiny_families.amused import build_tiny_amused
 from tiny_families.anyflow import FAR_VIDEO, build_tiny_anyflow_far
@@ -35,6 +42,8 @@ from tiny_families.joyimage import build_tiny_joyimage_edit
 from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6
 from tiny_families.motif_video import build_tiny_motif_video
+from tiny_families.skyreels_v2 import VIDEO as SKYREELS
+from tiny_families.skyreels_v2 import build_skyreels_v2_df
 
 from client_sdk import AsyncClient, CachePolicy, Client, Completed, Started, Step
 from client_sdk.errors import InvalidArgumentError
@@ -68,6 +77,10 @@ def server():
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
         "anyflow-far": model_from_pipeline("anyflow-far", build_tiny_anyflow_far(), cpu, FAR_VIDEO),
+        "df": model_from_pipeline("df", build_skyreels_v2_df(), cpu, SKYREELS),
+        "df-i2v": model_from_pipeline(
+            "df-i2v", build_skyreels_v2_df(SkyReelsV2DiffusionForcingImageToVideoPipeline), cpu, SKYREELS
+        ),
     }
     batching = BatchingConfig(max_batch=4, batch_window_ms=300)
     engine = AsyncEngine(models, "dit", Limits(), "cpu", batching)
@@ -222,16 +235,14 @@ def test_joyimage_edit_defaults_to_its_square_bucket_and_refuses_sizes_off_its_b
     assert "512x512 would be rendered as 1024x1024" in model.family.check_size(pipeline, 512, 512)
 
 
+ALWAYS = CachePolicy(
+    preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
+)
+
+
 def test_a_chunked_video_reports_every_step_of_every_chunk_and_the_cache_restarts_per_chunk(client):
     """9 frames in chunks of 5: two denoising loops of 3 steps, reported as steps 0-5 of 6."""
-    policy = CachePolicy(
-        preset="dbcache",
-        residual_diff_threshold=1.0,
-        max_warmup_steps=1,
-        warmup_interval=1,
-        max_continuous_cached_steps=-1,
-    )
-    events = list(client.stream("a red circle", model="helios", seed=3, cache=policy))
+    events = list(client.stream("a red circle", model="helios", seed=3, cache=ALWAYS))
     (started,) = [event for event in events if isinstance(event, Started)]
     steps = [event for event in events if isinstance(event, Step)]
     (result,) = [event.result for event in events if isinstance(event, Completed)]
@@ -280,8 +291,24 @@ def test_the_key_value_fill_between_chunks_runs_every_block_whatever_the_cache_w
         warmup_interval=1,
         max_continuous_cached_steps=-1,
     )
-    request = {"model": "anyflow-far", "seed": 3, "output_format": "png_frames"}
+    request = {"model": "anyflow-far", "seed": 3, "output_format": "png_frames", "num_inference_steps": 3}
     plain = client.generate("a red circle", **request)
     warm = client.generate("a red circle", **request, cache=policy)
     assert [stat.cached for stat in warm.cache_stats.steps] == [False] * 6
     assert [output.sha256 for output in warm.outputs] == [output.sha256 for output in plain.outputs]
+
+
+def test_diffusion_forcing_counts_a_step_once_for_all_frames_and_reports_the_noisiest_frames_timestep(client):
+    """5 frames: 2 latent frames, each stepped by its own scheduler copy, 4 steps with CFG (two calls each).
+    With threshold 1 both branches cache every step after the first. The image-to-video pipeline keeps the
+    image's latent frame ready (timestep 0): its steps report the generated frames' timesteps, as text-to-video."""
+    timesteps = {}
+    for model, inputs in (("df", []), ("df-i2v", [input_image("image", (16, 16))])):
+        events = list(client.stream("a red circle", model=model, seed=3, cache=ALWAYS, input_images=inputs))
+        steps = [event for event in events if isinstance(event, Step)]
+        assert [step.step for step in steps] == [0, 1, 2, 3]
+        assert [step.cached for step in steps] == [False, True, True, True]
+        assert [step.cfg_cached for step in steps] == [False, True, True, True]
+        timesteps[model] = [step.timestep for step in steps]
+    assert timesteps["df"] == timesteps["df-i2v"] == sorted(timesteps["df"], reverse=True)
+    assert min(timesteps["df"]) > 0

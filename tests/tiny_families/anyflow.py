@@ -15,7 +15,7 @@ from tiny_tokenizers import small_t5_tokenizer
 from tiny_families import TinyCase, louder_vae, scale_weights
 
 #: 5 frames of 16x16: 2 latent frames, one chunk each (``chunk_partition`` [1, 1]): two denoising loops.
-FAR_VIDEO = {"width": 16, "height": 16, "frames": 5, "steps": 3, "call_defaults": {"max_sequence_length": 16}}
+FAR_VIDEO = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 16}}
 
 
 def build_tiny_anyflow() -> AnyFlowPipeline:
