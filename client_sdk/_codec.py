@@ -164,6 +164,9 @@ def model_info_from_proto(msg: engine_pb2.ModelInfo) -> ModelInfo:
         control_images=msg.control_images,
         repeated_roles=tuple(msg.repeated_roles),
         refuses_guidance_scale=msg.refuses_guidance_scale,
+        default_layers=msg.default_layers,
+        max_layers=msg.max_layers,
+        outputs_alpha=msg.outputs_alpha,
         loras=tuple(
             LoraInfo(name=i.name, source=i.source, rank=i.rank, layers=i.layers, components=tuple(i.components))
             for i in msg.loras

@@ -92,6 +92,8 @@ class GenerateOptions(TypedDict, total=False):
     cache: CachePolicy | str | None
     request_id: str | None
     strength: float | None
+    layers: int | None
+    task_prompt: str | None
     loras: LoraChoice | None
 
 
@@ -121,6 +123,8 @@ def build_request(
     request_id: str | None = None,
     preview_every: int = 0,
     strength: float | None = None,
+    layers: int | None = None,
+    task_prompt: str | None = None,
     loras: LoraChoice | None = None,
 ) -> engine_pb2.GenerateRequest:
     """Builds a `ditserve.v1.GenerateRequest`.
@@ -130,8 +134,12 @@ def build_request(
     value; `cache` is a CachePolicy, a preset name or a policy text for
     `CachePolicy.parse`; `input_images` is one image or several (see `InputImages`).
     `strength` (image-to-image and inpainting models) is how much of the input
-    image is re-noised, in (0, 1]. Raises ValueError for an unknown output format
-    or an unreadable array, and TypeError for an input image of another type.
+    image is re-noised, in (0, 1]. `layers` (layered decomposition models) is how
+    many RGBA images each output is split into: the result holds num_outputs x layers
+    outputs, output by output. `task_prompt` (in-context models: VisualCloze) says
+    what every row of the input image grid does; `prompt` then describes the target.
+    Raises ValueError for an unknown output format or an unreadable array, and
+    TypeError for an input image of another type.
     `loras` picks LoRA adapters of the model: `{"style": 0.8}`,
     `[("style", 0.8), ("ink", 0.5)]` or `["style"]` (scale 1); None or empty runs
     the base model. Raises TypeError for another shape.
@@ -141,6 +149,7 @@ def build_request(
         model=model or "",
         negative_prompt=negative_prompt or "",
         request_id=request_id or "",
+        task_prompt=task_prompt or "",
         preview_every=preview_every,
         output_format=parse_output_format(output_format),
     )
@@ -155,6 +164,7 @@ def build_request(
         "fps": fps,
         "output_quality": output_quality,
         "strength": strength,
+        "layers": layers,
     }
     for name, value in optionals.items():
         if value is not None:

@@ -78,7 +78,8 @@ class ModelInfo:
     num_transformer_blocks: int
     """Number of transformer blocks the cache can split."""
     parameters: tuple[str, ...] = ()
-    """Request parameters beyond the common ones it takes: "strength", "controlnet_conditioning_scale"."""
+    """Request parameters beyond the common ones it takes: "strength", "controlnet_conditioning_scale",
+    "layers"."""
     required_roles: tuple[str, ...] = ()
     """Roles of `input_roles` that every request must send."""
     default_strength: float | None = None
@@ -90,6 +91,12 @@ class ModelInfo:
     other role sent twice is refused (`InvalidArgumentError`)."""
     refuses_guidance_scale: bool = False
     """True when the model takes no guidance scale: a request that sets one is refused."""
+    default_layers: int = 0
+    """Layers each output is split into when a request sends none (layered decomposition models); 0 otherwise."""
+    max_layers: int = 0
+    """Most layers a request may ask for (layered decomposition models); 0 otherwise."""
+    outputs_alpha: bool = False
+    """True when the outputs are RGBA images: PNG and WebP keep the alpha channel, JPEG is refused."""
     loras: tuple[LoraInfo, ...] = ()
     """The LoRA adapters loaded for this model."""
     max_loras_per_request: int = 0

@@ -143,12 +143,13 @@ def _inputs(model: ModelInfo) -> str:
 
 def _parameters(model: ModelInfo) -> str:
     """The request parameters a model takes beyond the common ones, with their defaults."""
-    shown = [
-        f"strength (default {model.default_strength:.3g})"
-        if name == "strength" and model.default_strength is not None
-        else name
-        for name in model.parameters
-    ]
+    shown = []
+    for name in model.parameters:
+        if name == "strength" and model.default_strength is not None:
+            name = f"strength (default {model.default_strength:.3g})"
+        elif name == "layers" and model.default_layers:
+            name = f"layers (default {model.default_layers}, 1-{model.max_layers})"
+        shown.append(name)
     return ", ".join(shown) or "-"
 
 

@@ -178,6 +178,8 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
         "guidance_scale": args.guidance,
         "seed": args.seed,
         "strength": args.strength,
+        "layers": args.layers,
+        "task_prompt": args.task_prompt or None,
         "num_outputs": args.num_outputs,
         "num_frames": args.frames,
         "fps": args.fps,
@@ -246,6 +248,12 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="text prompt (default: %(default)r)")
     parser.add_argument("--model", default="", help="model name (default: the server's default model)")
     parser.add_argument("--negative-prompt", default="", help="negative prompt, for models that use one")
+    parser.add_argument(
+        "--task-prompt",
+        default="",
+        help="in-context models (VisualCloze): what every row of the input image grid does; the prompt then "
+        "describes the target",
+    )
     parser.add_argument("--width", type=int, help="width in pixels (default: the model's)")
     parser.add_argument("--height", type=int, help="height in pixels (default: the model's)")
     parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
@@ -255,6 +263,12 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         "--strength",
         type=float,
         help="image-to-image / inpainting: how much of the input image is re-noised, in (0, 1] (default: the model's)",
+    )
+    parser.add_argument(
+        "--layers",
+        type=int,
+        help="layered decomposition models: RGBA layers each output is split into, one file each "
+        "(default: the model's)",
     )
     parser.add_argument("--num-outputs", type=int, help="outputs for the prompt (default 1)")
     parser.add_argument("--frames", type=int, help="video frames, for video models (default: the model's)")

@@ -72,12 +72,24 @@ class JobSpec:
     """One ControlNet conditioning scale per ``"control"`` input image, in request order."""
     denoising_loops: int = 1
     """Whole denoising loops the pipeline runs for the job (a chunked video: one per chunk)."""
+    loop_steps: tuple[int, ...] = ()
+    """Steps of each denoising loop, in order, for a family whose loops do not each run
+    ``num_inference_steps`` (``FamilySpec.loop_steps``) or that runs another number of steps at a
+    strength than diffusers' usual count (``FamilySpec.strength_steps``: aMUSEd's image-to-image runs
+    ``int(steps x strength)``); empty = ``denoising_loops`` loops of them."""
+    task_prompt: str = ""
+    """What every row of an in-context grid does (VisualCloze); empty for models that take none."""
+    layers: int | None = None
+    """RGBA layers each output is split into (a layered decomposition: ``num_outputs x layers``
+    images come back, output by output); ``None`` for models that take none."""
 
     @property
     def denoising_steps(self) -> int:
-        """Steps the pipeline runs over all its loops: per loop ``num_inference_steps``, or with a
-        strength the last part of its schedule, as diffusers' image-to-image pipelines cut it
-        (``get_timesteps``)."""
+        """Steps the pipeline runs over all its loops: the sum of ``loop_steps`` when set, else per
+        loop ``num_inference_steps``, or with a strength the last part of its schedule, as diffusers'
+        image-to-image pipelines cut it (``get_timesteps``)."""
+        if self.loop_steps:
+            return sum(self.loop_steps)
         return denoising_steps(self.num_inference_steps, self.strength) * self.denoising_loops
 
     @property

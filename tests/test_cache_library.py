@@ -195,6 +195,31 @@ def test_static_mask_caches_exactly_the_zero_steps_and_dynamic_still_tests(flux)
     assert _only(cache.summary(flux, logging=False)).cached_steps == []
 
 
+def test_a_run_told_its_step_count_fits_the_step_mask_to_the_steps_that_run(flux):
+    """set_run_steps: the next run has 4 steps (a loop that leaves out some of its timesteps), so the
+    4-entry mask applies as given; the run after it counts its 5 timesteps and resamples the mask."""
+    mask = [1, 1, 0, 1]
+    cache.enable_cache(
+        flux,
+        DBCacheConfig(
+            Fn_compute_blocks=1,
+            residual_diff_threshold=0.0,
+            steps_computation_mask=mask,
+            steps_computation_policy="static",
+        ),
+    )
+    cache.set_run_steps(flux, [4])
+    run_flux(flux, steps=5)
+    assert _only(cache.summary(flux, logging=False)).cached_steps == [2]
+    run_flux(flux, steps=5)  # resampled to 5 steps: 1 1 1 0 1
+    assert _only(cache.summary(flux, logging=False)).cached_steps == [3]
+    with pytest.raises(ValueError, match="at least one step"):
+        cache.set_run_steps(flux, [4, 0])
+    cache.disable_cache(flux)
+    with pytest.raises(ValueError, match="cache is enabled"):
+        cache.set_run_steps(flux, [4])
+
+
 def test_a_preset_mask_follows_the_step_count_of_each_call(flux):
     cache.enable_cache(
         flux,

@@ -16,8 +16,10 @@ family's rules refuse (a frame count off its rule, below its least or not made b
 required input image, a strength out of range or for a model without one, a mask of
 another size than its image, a size off the family's size check or, where the size
 follows the input image, another size than it gives, a guidance scale for a model that
-takes none) get INVALID_ARGUMENT naming the field, and the engine keeps serving (in its
-default format: MP4 for a video).
+takes none, a prompt that names input images the request does not send) get
+INVALID_ARGUMENT naming the field, and the engine keeps serving: the threshold-0 request
+comes after them (and for a video one more, in its default format, MP4). A case may send its
+own prompt (OmniGen's names its reference images).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from client_sdk import CachePolicy, Client, Completed, InputImage, Preview
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import Limits, ServerConfig
-from engine_service.jobs import JobSpec, OutputFormat, denoising_steps
+from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
 from engine_service.models.registry import ModelLoadError, load_local_model
@@ -76,7 +78,7 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
         bad.append(({"width": size[0] + model.spatial_factor, "height": size[1]}, "width"))
         # An 8:1 input image (and mask) that gives a size beyond the engine's limits.
         side = max(model.spatial_factor, family.min_input_side)
-        wide, limits = family.size_from_input(model.pipeline, 8 * side, side), Limits()
+        wide, limits = family.size_from_input(model.pipeline, 8 * side, side, model.call_defaults), Limits()
         if wide[0] > limits.max_width or wide[0] * wide[1] > limits.max_pixels:
             long = [input_image(i.role, (8 * side, side)) if i.role in ("image", "mask") else i for i in images]
             bad.append(({"input_images": long}, "width"))
@@ -85,11 +87,14 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
     if family.check_size is not None:
         # One spatial factor wider than the default: off the rule of every family that checks sizes.
         bad.append(({"width": model.default_width + model.spatial_factor}, "width"))
-    if family.output_kind == "video" and (family.frame_stride > 1 or family.frame_counts is not None):
+    if family.output_kind == "video" and (
+        family.frame_stride > 1 or family.frame_counts is not None or family.native_frames is not None
+    ):
         bad.append(({"num_frames": frames + 1}, "num_frames"))
     if family.denoising_loops is not None:
-        # The first count of the stride rule above the default that whole chunks do not make (if any:
-        # AnyFlow-FAR's last chunk takes what is left, so its chunks make every count).
+        # The first count of the stride rule above the default that whole chunks do not make, if any:
+        # AnyFlow-FAR's last chunk takes what is left, and LTX long's default windows make every count
+        # (test_family_quirks refuses one of a model whose windows do not).
         counts = range(frames, frames + 64 * family.frame_stride, family.frame_stride)
         off = next((f for f in counts if family.denoising_loops(f, model.call_defaults)[1] != f), None)
         if off is not None:
@@ -100,11 +105,24 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None) ->
         bad.append(({"preview_every": 1}, "preview_every"))
     if family.required_roles:
         bad.append(({"input_images": [i for i in images if i.role not in family.required_roles]}, "input_images"))
+    if family.check_prompt_images is not None and images:
+        # The case's prompt names the images it sends (OmniGen's tags): without them it names missing ones.
+        bad.append(({"input_images": []}, "prompt"))
     if family.max_outputs is not None:
         bad.append(({"num_outputs": family.max_outputs + 1}, "num_outputs"))
     single = next((image for image in images if image.role not in (*family.repeated_roles, "control")), None)
     if single is not None:  # a second image of a role the pipeline takes one of would be silently dropped
         bad.append(({"input_images": [*images, single]}, f"input_images[{len(images)}].role"))
+    if family.default_layers is not None:
+        bad.append(({"layers": family.max_layers + 1}, "layers"))
+    else:
+        bad.append(({"layers": 2}, "layers"))
+    if family.takes_task_prompt:
+        bad.append(({"task_prompt": ""}, "task_prompt"))
+    else:
+        bad.append(({"task_prompt": "In each row, [IMAGE2] is [IMAGE1] drawn"}, "task_prompt"))
+    if family.outputs_alpha:  # JPEG has no alpha channel
+        bad.append(({"output_format": "jpeg"}, "output_format"))
     if family.default_strength is not None:
         bad.append(({"strength": 1.5}, "strength"))
     else:
@@ -158,9 +176,9 @@ def _other_inputs(case: TinyCase) -> dict[str, list[list[InputImage]]]:
     return variants
 
 
-def _violated_fields(client: Client, request: dict) -> set[str]:
+def _violated_fields(client: Client, prompt: str, request: dict) -> set[str]:
     with pytest.raises(InvalidArgumentError) as raised:
-        client.generate("a red circle", **request)
+        client.generate(prompt, **request)
     return {violation.field for violation in raised.value.field_violations}
 
 
@@ -195,6 +213,8 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         "seed": 3,
         "input_images": [input_image(role, size) for role, size in case.inputs],
         "strength": case.strength,
+        "layers": case.layers,
+        "task_prompt": case.task_prompt,
         # Frames as PNGs compare exactly; the MP4 path is checked by the last request.
         "output_format": "png_frames" if video else "png",
     }
@@ -202,30 +222,31 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     # The size the request renders: the model's default, or the one its first ``image`` gives.
     size = (model.default_width, model.default_height)
     if model.family.size_from_input is not None:
-        size = model.family.size_from_input(pipeline, *next(s for role, s in case.inputs if role == "image"))
+        first = next(s for role, s in case.inputs if role == "image")
+        size = model.family.size_from_input(pipeline, *first, model.call_defaults)
     with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client, warnings.catch_warnings():
         # NaN pixels (a tiny model gone wrong) surface as this warning when encoded: make them fail the request.
         warnings.filterwarnings("error", "invalid value encountered in cast", RuntimeWarning)
         # A family that decodes mid-run latents sends a preview after every step but the last.
         previews_every = 1 if model.family.decode_latents is not None else 0
-        events = list(client.stream("a red circle", preview_every=previews_every, **request))
+        events = list(client.stream(case.prompt, preview_every=previews_every, **request))
         plain = next(event.result for event in events if isinstance(event, Completed))
-        never = client.generate("a red circle", cache=NEVER_CACHE, **request)
-        always = client.generate("a red circle", cache=ALWAYS_CACHE, **request)
+        always = client.generate(case.prompt, cache=ALWAYS_CACHE, **request)
         guidance = _other_guidance(model.default_guidance_scale)
         guided = None  # a model that takes no guidance scale refuses one (a bad request below)
         if model.family.takes_guidance:
-            guided = client.generate("a red circle", **{**request, "guidance_scale": guidance})
+            guided = client.generate(case.prompt, **{**request, "guidance_scale": guidance})
         inputs = {
-            role: [client.generate("a red circle", **{**request, "input_images": images}) for images in variants]
+            role: [client.generate(case.prompt, **{**request, "input_images": images}) for images in variants]
             for role, variants in other_inputs.items()
         }
         bad = _bad_requests(model, request["input_images"], case.inputs, size)
-        refused = [_violated_fields(client, {**request, **fields}) for fields, _ in bad]
-        # Still serving; the size sent as the one rendered changes nothing.
-        again = client.generate(
-            "a red circle", **{**request, "output_format": None, "width": size[0], "height": size[1]}
-        )
+        refused = [_violated_fields(client, case.prompt, {**request, **fields}) for fields, _ in bad]
+        # Still serving, bit-identical at threshold 0; the size sent as the one rendered changes nothing.
+        rendered = {**request, "width": size[0], "height": size[1]}
+        never = client.generate(case.prompt, cache=NEVER_CACHE, **rendered)
+        # A video's MP4 (an image's default format is the PNG already asked for).
+        again = client.generate(case.prompt, **{**rendered, "output_format": None}) if video else None
         (info,) = client.list_models().models
 
     def pixels(result):
@@ -234,6 +255,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     assert refused == [{field} for _, field in bad]
     assert info.repeated_roles == model.family.repeated_roles
     assert info.refuses_guidance_scale == (not model.family.takes_guidance)
+    assert (info.default_layers, info.outputs_alpha) == (model.family.default_layers or 0, model.family.outputs_alpha)
     # A size that follows the input image is listed as 0 x 0.
     follows = model.family.size_from_input is not None
     assert (info.default_width, info.default_height) == ((0, 0) if follows else size)
@@ -243,7 +265,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         assert all(pixels(result) != pixels(plain) for result in results), f"another {role!r} input changed nothing"
         assert len({tuple(pixels(result)) for result in results}) == len(results), f"{role!r} inputs alike"
     strength = case.strength if case.strength is not None else model.family.default_strength
-    steps = denoising_steps(model.default_steps, strength) * case.loops
+    steps = (case.loop_steps or model.family.steps_run(model.default_steps, strength)) * case.loops
     frames = model.default_frames if video else 1
     previews = [event for event in events if isinstance(event, Preview)]
     # A preview replaces an older one the client has not read yet (docs/serving.md), so a loaded machine
@@ -260,18 +282,19 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     # Each loop is a fresh run of the cache, with its own warm-up.
     cached = steps - case.loops * case.experts - case.reshaped_steps
     assert always.cache_stats.cached_steps == cached, always.cache_stats
-    assert len(plain.outputs) == frames
+    # A layered decomposition's output is one image per layer, each with its alpha channel.
+    layers = case.layers or model.family.default_layers or 1
+    assert len(plain.outputs) == frames * layers
     for output in plain.outputs:
         assert (output.mime_type, output.num_frames) == ("image/png", 1)
         assert output.image.size == size
+        assert output.image.mode == ("RGBA" if model.family.outputs_alpha else "RGB")
     if video:
         (result,) = again.outputs
         assert (result.mime_type, result.num_frames) == ("video/mp4", frames)
         assert (result.width, result.height) == size
         shown = iio.imread(result.data, extension=".mp4", plugin="FFMPEG")
         assert shown.shape == (frames, size[1], size[0], 3)
-    else:
-        assert pixels(again) == pixels(plain)
 
 
 def test_the_warm_up_asks_a_pipeline_for_no_more_outputs_than_it_makes_per_call():

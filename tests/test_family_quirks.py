@@ -1,7 +1,8 @@
 """Families whose pipelines differ from plain text-to-image, through a batching engine and the SDK.
 
 DiT is class-conditional (the prompt names a class), renders one size and has no
-step callback; aMUSEd takes a single random generator, so its jobs never batch;
+step callback; aMUSEd takes a single random generator, so its jobs never batch, and its
+image-to-image pipeline runs int(steps x strength) steps;
 HunyuanVideo 1.5 has no step callback either (the engine follows its scheduler's
 steps, which cancellation stops) and its image-to-video pipeline renders its
 resolution buckets only; its VAE cannot decode a batch, so the engine decodes video by video.
@@ -11,8 +12,19 @@ batch's prompts are padded and the transformer attends to the padding); its edit
 Kandinsky 6 take one input image for several outputs. JoyImage Edit renders only its ~1 MP
 bucket sizes. Helios samples its video chunk by chunk, each chunk a whole denoising loop: progress
 counts the steps of every chunk, the cache restarts at each chunk, and cancellation stops it at a step
-of any chunk. AnyFlow-FAR also samples chunk by chunk and, between chunks, calls its transformer once more
+of any chunk; AnyFlow-FAR also samples chunk by chunk and, between chunks, calls its transformer once more
 to fill the attention key-value cache the next chunk attends to: the block cache computes that call in full.
+Helios Pyramid runs each chunk as stages at growing resolutions, each a fresh run of
+the cache, a distilled model's first chunk twice as many steps. LTX long multi-prompt samples
+overlapping windows that each run one step fewer than asked: progress and the cache's step mask
+follow the steps that run, windows with another overlap make other frame counts than asked, a
+prompt with ``|`` gives each window its own, and the request's seed draws every window's noise.
+Qwen-Image Layered gives each output as its layers, in order, RGBA, reads its input image's
+alpha channel, and the CLI writes one file per layer.
+OmniGen's prompt names its reference images by tags that must match the images sent,
+its CFG runs two branches per call without references and three with them, and its jobs run
+alone (its rotary embedding takes the first row's positions for the whole batch). Latte's
+spatial and temporal blocks run as pairs that give the stock transformer's output bit for bit.
 SkyReels-V2's diffusion forcing steps one scheduler copy per latent frame and never its own scheduler: each
 step still counts once for the cache, and progress reports the noisiest frame's timestep.
 """
@@ -20,32 +32,46 @@ step still counts once for the cache, and progress reports the noisiest frame's 
 from __future__ import annotations
 
 import asyncio
+import io
+import pathlib
+import subprocess
+import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from diffusers import (
+    AmusedImg2ImgPipeline,
+    HeliosDMDScheduler,
+    HeliosPyramidPipeline,
     HunyuanVideo15ImageToVideoPipeline,
     Kandinsky5I2IPipeline,
     Kandinsky5T2IPipeline,
     SkyReelsV2DiffusionForcingImageToVideoPipeline,
 )
-from tiny_families import input_image
+from PIL import Image
+from tiny_families import all_cases, input_image
 from tiny_families.amused import build_tiny_amused
 from tiny_families.anyflow import FAR_VIDEO, build_tiny_anyflow_far
 from tiny_families.dit import build_tiny_dit
+from tiny_families.helios import PYRAMID, build_helios
 from tiny_families.helios import VIDEO as HELIOS
-from tiny_families.helios import build_helios
 from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
 from tiny_families.ideogram4 import build_tiny_ideogram4
 from tiny_families.joyimage import build_tiny_joyimage_edit
 from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6
+from tiny_families.latte import FRAMES as LATTE_FRAMES
+from tiny_families.latte import build_tiny_latte
+from tiny_families.ltx_video_long import VIDEO as LTX_LONG
+from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
+from tiny_families.omnigen import build_tiny_omnigen
 from tiny_families.skyreels_v2 import VIDEO as SKYREELS
 from tiny_families.skyreels_v2 import build_skyreels_v2_df
 
-from client_sdk import AsyncClient, CachePolicy, Client, Completed, Started, Step
+from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, Started, Step
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import BatchingConfig, Limits
 from engine_service.errors import ModelLoadError
@@ -55,15 +81,45 @@ from engine_service.server.background import BackgroundServer
 
 K5 = {"steps": 2, "call_defaults": {"max_sequence_length": 16}}
 IDEOGRAM4 = {"width": 32, "height": 32, "steps": 2, "call_defaults": {"max_sequence_length": 64}}
+#: LTX long windows of 3 latent frames overlapping by 2.
+OVERLAP_2 = {"temporal_tile_size": 24, "temporal_overlap": 16}
+#: The condition image every LTX long request sends.
+LTX_IMAGE = [input_image("image", (32, 32))]
+LONG = {"model": "ltx-long", "input_images": LTX_IMAGE}
+OVERLAPPING = {"model": "ltx-long-overlap2", "input_images": LTX_IMAGE}
+#: Threshold 1 after one warm-up step: every step but the first of each run is cached.
+ALWAYS_CACHE = CachePolicy(
+    preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
+)
 K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
 
 
+#: One chunk (5 frames) whose 2 stages run twice the request's steps (a distilled model's first chunk).
+DISTILLED = {**PYRAMID, "frames": 5, "call_defaults": {**PYRAMID["call_defaults"], "is_amplify_first_chunk": True}}
+
+
+def _distilled_pyramid() -> HeliosPyramidPipeline:
+    """Helios Pyramid as a step-distilled checkpoint: the DMD scheduler and ``is_distilled``."""
+    pipeline = build_helios(HeliosPyramidPipeline, stages=2)
+    pipeline.scheduler = HeliosDMDScheduler(stages=2, stage_range=[0, 0.5, 1], use_dynamic_shifting=True)
+    pipeline.register_to_config(is_distilled=True)
+    return pipeline
+
+
 @pytest.fixture(scope="module")
-def server():
+def omnigen():
+    return build_tiny_omnigen()
+
+
+@pytest.fixture(scope="module")
+def server(omnigen):
     cpu = torch.device("cpu")
     models = {
         "dit": model_from_pipeline("dit", build_tiny_dit(), cpu, {"steps": 2}),
         "amused": model_from_pipeline("amused", build_tiny_amused(), cpu, {"width": 8, "height": 8, "steps": 3}),
+        "amused-i2i": model_from_pipeline(
+            "amused-i2i", build_tiny_amused(AmusedImg2ImgPipeline), cpu, {"width": 8, "height": 8, "steps": 10}
+        ),
         "hv15": model_from_pipeline("hv15", build_hunyuan_video15(), cpu, VIDEO),
         "hv15-i2v": model_from_pipeline(
             "hv15-i2v", build_hunyuan_video15(HunyuanVideo15ImageToVideoPipeline), cpu, VIDEO
@@ -76,10 +132,22 @@ def server():
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
+        "omnigen": model_from_pipeline("omnigen", omnigen, cpu, {"width": 32, "height": 32, "steps": 2}),
         "anyflow-far": model_from_pipeline("anyflow-far", build_tiny_anyflow_far(), cpu, FAR_VIDEO),
         "df": model_from_pipeline("df", build_skyreels_v2_df(), cpu, SKYREELS),
         "df-i2v": model_from_pipeline(
             "df-i2v", build_skyreels_v2_df(SkyReelsV2DiffusionForcingImageToVideoPipeline), cpu, SKYREELS
+        ),
+        "helios-pyramid": model_from_pipeline("helios-pyramid", build_helios(HeliosPyramidPipeline, 2), cpu, PYRAMID),
+        "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
+        "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
+        # Windows of 3 latent frames overlapping by 2: each window after the first adds a frame more than
+        # it advances, so only one-window videos (9 or 17 frames) come out as asked.
+        "ltx-long-overlap2": model_from_pipeline(
+            "ltx-long-overlap2",
+            build_ltx_long(),
+            cpu,
+            {**LTX_LONG, "call_defaults": {**LTX_LONG["call_defaults"], **OVERLAP_2}},
         ),
     }
     batching = BatchingConfig(max_batch=4, batch_window_ms=300)
@@ -235,14 +303,9 @@ def test_joyimage_edit_defaults_to_its_square_bucket_and_refuses_sizes_off_its_b
     assert "512x512 would be rendered as 1024x1024" in model.family.check_size(pipeline, 512, 512)
 
 
-ALWAYS = CachePolicy(
-    preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
-)
-
-
 def test_a_chunked_video_reports_every_step_of_every_chunk_and_the_cache_restarts_per_chunk(client):
     """9 frames in chunks of 5: two denoising loops of 3 steps, reported as steps 0-5 of 6."""
-    events = list(client.stream("a red circle", model="helios", seed=3, cache=ALWAYS))
+    events = list(client.stream("a red circle", model="helios", seed=3, cache=ALWAYS_CACHE))
     (started,) = [event for event in events if isinstance(event, Started)]
     steps = [event for event in events if isinstance(event, Step)]
     (result,) = [event.result for event in events if isinstance(event, Completed)]
@@ -278,6 +341,134 @@ def test_leaving_the_stream_of_a_chunked_video_stops_it_at_a_step_of_a_later_chu
     assert client.generate("a red circle", model="helios").outputs  # the pipeline serves the next request
 
 
+REFERENCE = input_image("reference", (32, 32))
+
+
+@pytest.mark.parametrize(
+    ("prompt", "references"),
+    [
+        ("<img><|image_1|></img> a red circle", 0),  # a tag without its image
+        ("a red circle", 1),  # an image without its tag
+        ("<img><|image_2|></img> a red circle", 1),  # the tags count from 1
+        ("<img><|image_1|></img> and <img><|image_2|></img>", 1),  # one image for two tags
+        ("<img><|image_1|></img> a red circle", 2),  # two images for one tag
+        ("<|image_1|> a red circle", 1),  # a tag without its <img> ... </img>
+    ],
+)
+def test_an_omnigen_prompt_whose_image_tags_do_not_name_its_references_is_invalid(client, prompt, references):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(prompt, model="omnigen", input_images=[REFERENCE] * references)
+    assert set(_fields(info.value)) == {"prompt"}
+    assert "reference image" in _fields(info.value)["prompt"]
+    both = client.generate(
+        "<img><|image_2|></img> on <img><|image_1|></img>", model="omnigen", input_images=[REFERENCE] * 2
+    )
+    assert len(both.outputs) == 1
+
+
+def test_omnigen_runs_two_cfg_branches_without_references_and_three_with_them(client, omnigen):
+    """Text only: prompt and negative prompt; with references also the references alone (image guidance)."""
+    rows = []
+    hook = omnigen.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: rows.append(kwargs["hidden_states"].shape[0]), with_kwargs=True
+    )
+    try:
+        client.generate("a red circle", model="omnigen", num_outputs=2)
+        client.generate("<img><|image_1|></img> a red circle", model="omnigen", input_images=[REFERENCE])
+    finally:
+        hook.remove()
+    assert rows == [4, 4, 3, 3]
+
+
+def test_an_omnigen_text_only_request_caches_like_one_with_references(client):
+    plain = client.generate("a red circle", model="omnigen", seed=4)
+    never = client.generate(
+        "a red circle", model="omnigen", seed=4, cache=CachePolicy(preset="dbcache", residual_diff_threshold=0.0)
+    )
+    always = client.generate(
+        "a red circle",
+        model="omnigen",
+        seed=4,
+        cache=CachePolicy(preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1),
+    )
+    assert never.outputs[0].sha256 == plain.outputs[0].sha256
+    assert always.cache_stats.cached_steps == 1 and always.outputs[0].sha256 != plain.outputs[0].sha256
+
+
+def test_omnigen_requests_sent_together_get_the_images_they_get_alone(server, client):
+    """Prompts of other lengths: in one call the rotary embedding of every row would follow the first row's."""
+    requests = [
+        {"prompt": prompt, "model": "omnigen", "seed": 2}
+        for prompt in ("a red circle", "a blue square on a green field")
+    ]
+    alone = [client.generate(**r).outputs[0].sha256 for r in requests]
+    crowd = asyncio.run(_together(server.address, requests))
+    assert [r.outputs[0].sha256 for r in crowd] == alone
+
+
+def test_amused_image_to_image_reports_and_caches_the_int_of_steps_times_strength_steps_it_runs(client):
+    """10 steps at strength 0.35: aMUSEd runs int(3.5) = 3; diffusers' usual count, 10 - int(6.5), would say 4."""
+    policy = CachePolicy(preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1)
+    request = {"model": "amused-i2i", "strength": 0.35, "input_images": [input_image("image", (8, 8))]}
+    events = list(client.stream("a red circle", cache=policy, **request))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event for event in events if isinstance(event, Step)]
+    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    assert started.total_steps == 3 and [(s.step, s.total_steps) for s in steps] == [(0, 3), (1, 3), (2, 3)]
+    assert (result.cache_stats.computed_steps, result.cache_stats.cached_steps) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "why"),
+    [
+        ({"strength": 0.05}, "strength", "runs no denoising step"),  # int(0.05 x 10) = 0
+        ({"num_inference_steps": 1}, "num_inference_steps", "runs no denoising step"),  # int(0.5 x 1) = 0
+        ({"strength": 1.0}, "strength", "masks no token"),  # it would noise for index -1 of its schedule
+    ],
+)
+def test_an_amused_image_to_image_strength_it_would_run_wrong_is_invalid(client, fields, field, why):
+    request = {"model": "amused-i2i", "input_images": [input_image("image", (8, 8))]}
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", **request, **fields)
+    assert set(_fields(info.value)) == {field} and why in _fields(info.value)[field]
+    assert len(client.generate("a red circle", **request, strength=0.1).outputs) == 1
+
+
+@pytest.mark.parametrize("temporal", [True, False])
+def test_latte_pair_blocks_give_the_stock_transformers_video_bit_for_bit(temporal):
+    """Each pair runs a spatial block, the reshapes, temp_pos_embed (once, in the first pair) and the temporal
+    block as the transformer's own loop does; a call without temporal attention runs the spatial blocks alone."""
+    stock = build_tiny_latte()
+    served = model_from_pipeline("latte", build_tiny_latte(), torch.device("cpu"), {}).pipeline
+    assert type(served.transformer.transformer_blocks[0]).__name__ == "LattePairBlock"
+
+    def video(pipe):
+        return pipe(
+            "a red circle",
+            width=32,
+            height=32,
+            video_length=LATTE_FRAMES,
+            num_inference_steps=2,
+            clean_caption=False,
+            enable_temporal_attentions=temporal,
+            generator=torch.Generator().manual_seed(3),
+            output_type="np",
+        ).frames
+
+    assert np.array_equal(video(served), video(stock))
+
+
+def test_an_omnigen_reference_more_elongated_than_128_to_1_is_invalid(client):
+    """4096x16 would become 4096x16 pixels again after the pipeline's scaling (1024 wide, 4 high, then 16
+    high): 256 patches, more than the transformer's 192 positions a side."""
+    prompt = "<img><|image_1|></img> a red circle"
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(prompt, model="omnigen", input_images=[input_image("reference", (4096, 16))])
+    assert "128:1" in _fields(info.value)["input_images[0].data"]
+    served = client.generate(prompt, model="omnigen", input_images=[input_image("reference", (1024, 16))])
+    assert len(served.outputs) == 1
+
+
 def test_the_key_value_fill_between_chunks_runs_every_block_whatever_the_cache_would_reuse(client):
     """Two chunks of 3 steps; after the first, the pipeline calls the transformer a fourth time (timestep 0)
     to write the chunk's keys and values into each block's attention cache. A warm-up of 3 steps computes
@@ -298,13 +489,187 @@ def test_the_key_value_fill_between_chunks_runs_every_block_whatever_the_cache_w
     assert [output.sha256 for output in warm.outputs] == [output.sha256 for output in plain.outputs]
 
 
+def test_windows_that_skip_their_last_timestep_report_the_steps_that_run_and_cache_by_them(client):
+    """17 frames in 2 windows of 4 - 1 = 3 steps each: steps 0-5 of 6; the step mask covers one window's
+    3 steps and computes each window's last step."""
+    policy = CachePolicy(
+        preset="dbcache",
+        residual_diff_threshold=1.0,
+        max_warmup_steps=1,
+        warmup_interval=1,
+        max_continuous_cached_steps=-1,
+        steps_computation_mask=(1, 0, 1),
+    )
+    events = list(client.stream("a red circle", **LONG, seed=3, num_inference_steps=4, cache=policy))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event for event in events if isinstance(event, Step)]
+    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    assert started.total_steps == 6 and {step.total_steps for step in steps} == {6}
+    assert [step.step for step in steps] == list(range(6))
+    assert [step.timestep for step in steps[:3]] == [step.timestep for step in steps[3:]]
+    assert [step.cached for step in steps] == [False, True, False, False, True, False]
+    assert result.cache_stats.cached_steps == 2
+    # A mask has an entry per step of one window (3), not per requested step.
+    mask = CachePolicy(steps_computation_mask=(1, 0, 0, 1))
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", **LONG, num_inference_steps=4, cache=mask)
+    assert "3" in _fields(info.value)["cache.steps_computation_mask"]
+
+
+def test_a_window_without_a_step_is_invalid(client):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", **LONG, num_inference_steps=1)
+    assert "at least one" in _fields(info.value)["num_inference_steps"]
+    assert client.generate("a red circle", **LONG, num_inference_steps=2).outputs
+
+
+def test_a_frame_count_that_the_windows_do_not_make_is_invalid_naming_the_count_they_make(client):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", **OVERLAPPING, num_frames=25)
+    # 25 frames make 33, and 33 would make 49: the nearest count the windows make is 17 (one window).
+    assert "make 33 frames; ask for 17" in _fields(info.value)["num_frames"]
+    (video,) = client.generate("a red circle", **OVERLAPPING, num_frames=17, num_inference_steps=2).outputs
+    assert video.num_frames == 17
+
+
+def test_the_long_video_seed_draws_every_window_and_a_bar_gives_each_window_its_prompt(client):
+    def video(prompt: str, seed: int = 3) -> str:
+        (output,) = client.generate(prompt, **LONG, seed=seed, num_inference_steps=2).outputs
+        return output.sha256
+
+    plain = video("a red circle")
+    assert video("a red circle", seed=4) != plain
+    # The prompt is split at the bar: the same prompt for both windows is the plain prompt.
+    assert video("a red circle | a red circle") == plain
+    assert video("a red circle | a blue square") != plain
+
+
+def test_a_pyramid_video_reports_every_stage_of_every_chunk_and_the_cache_restarts_per_stage(client):
+    """2 chunks of 2 stages (a 2x2 then a 4x4 latent) of 2 steps: steps 0-7 of 8, each stage warming up."""
+    events = list(client.stream("a red circle", model="helios-pyramid", seed=3, cache=ALWAYS_CACHE))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event for event in events if isinstance(event, Step)]
+    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    assert started.total_steps == 8 and {step.total_steps for step in steps} == {8}
+    assert [step.step for step in steps] == list(range(8))
+    assert [step.cached for step in steps] == [False, True] * 4
+    assert result.cache_stats.cached_steps == 4
+    (video,) = result.outputs
+    assert (video.num_frames, video.width, video.height) == (9, 32, 32)
+
+
+def test_a_distilled_pyramid_video_runs_twice_the_steps_in_its_first_chunk(client):
+    events = list(client.stream("a red circle", model="helios-distilled", seed=3, num_inference_steps=1))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event.step for event in events if isinstance(event, Step)]
+    assert started.total_steps == 4 and steps == list(range(4))  # 1 chunk: 2 stages of 2 x 1 steps
+
+
+@pytest.fixture(scope="module")
+def layered():
+    """A Qwen-Image Layered server (its own: its warm-up splits a 640x640 picture into 4 layers)."""
+    case = next(c for c in all_cases() if c.name == "qwen-image-layered")
+    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
+    with BackgroundServer(AsyncEngine({case.name: model}, case.name, Limits(), "cpu")) as server:
+        with Client(server.address, timeout=300) as client:
+            yield server, client
+
+
+def _rgba_picture(alpha: int) -> InputImage:
+    """A 64x32 PNG whose right half has ``alpha``; its colours are the same whatever ``alpha``."""
+    image = Image.new("RGBA", (64, 32), (40, 90, 200, 255))
+    image.paste((230, 200, 30, alpha), (32, 0, 64, 32))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return InputImage(data=buffer.getvalue(), role="image")
+
+
+def test_layered_outputs_come_layer_by_layer_of_each_output_with_their_alpha(layered):
+    """Two outputs of one layer each: diffusers 0.42.1 cuts its flat list of images every layers + 1, so
+    the engine joins them back in order; each is an RGBA image, the first what a request for one gives."""
+    _, client = layered
+    request = {"input_images": [_rgba_picture(255)], "seed": 3, "layers": 1}
+    (alone,) = client.generate("a red circle", **request).outputs
+    two = client.generate("a red circle", num_outputs=2, **request).outputs
+    assert len(two) == 2 and all(o.image.mode == "RGBA" and o.image.size == (896, 448) for o in two)
+    assert two[0].sha256 != two[1].sha256
+    first, single = np.asarray(two[0].image, dtype=np.int16), np.asarray(alone.image, dtype=np.int16)
+    assert np.abs(first - single).max() <= 2  # batched arithmetic may round a few pixels otherwise
+
+
+def test_layered_reads_the_input_images_alpha_channel(layered):
+    """The same colours with a transparent half give other layers than opaque ones."""
+    _, client = layered
+    results = [
+        client.generate("a red circle", input_images=[_rgba_picture(alpha)], seed=3, layers=1).outputs[0].sha256
+        for alpha in (255, 0)
+    ]
+    assert results[0] != results[1]
+
+
+def test_generate_writes_one_file_per_layer(layered, tmp_path):
+    server, _ = layered
+    picture = tmp_path / "in.png"
+    picture.write_bytes(_rgba_picture(128).data)
+    command = [str(pathlib.Path(sys.executable).parent / "ditserve"), "generate", "a red circle"]
+    command += ["--target", server.address, "--input-image", str(picture), "--layers", "2", "--seed", "1"]
+    command += ["--out", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "out").iterdir())
+    assert [f.name for f in files] == ["1-0.png", "1-1.png"]
+    assert all(Image.open(f).mode == "RGBA" for f in files)
+
+
+def test_layered_renders_about_its_resolution_squared_in_the_input_images_aspect():
+    """640 by default (the pipeline's), 1024 from the model's call defaults: the size a request gets."""
+    case = next(c for c in all_cases() if c.name == "qwen-image-layered")
+    pipeline = case.build()
+    rule = model_from_pipeline(case.name, pipeline, torch.device("cpu"), case.defaults).family.size_from_input
+    assert rule(pipeline, 64, 32, {}) == (896, 448)
+    assert rule(pipeline, 64, 32, {"resolution": 1024}) == (1440, 736)
+    assert rule(pipeline, 30, 40, {"resolution": 1024}) == (896, 1184)
+
+
+@pytest.fixture(scope="module")
+def visualcloze():
+    case = next(c for c in all_cases() if c.name == "visualcloze-generation")
+    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
+    with BackgroundServer(AsyncEngine({case.name: model}, case.name, Limits(), "cpu")) as server:
+        with Client(server.address, timeout=120) as client:
+            yield client
+
+
+def test_visualcloze_reads_the_task_prompt_and_its_in_context_rows(visualcloze):
+    """The query row (role image) alone, another task prompt, and one in-context row (role reference: its
+    condition image, then its target) each give another target; a row left short is refused."""
+    task = "In each row, [IMAGE2] is a painting of [IMAGE1]"
+    query = [input_image("image", (48, 32))]
+    row = [input_image("reference", (32, 32)), input_image("mask", (32, 32))]
+    row[1] = InputImage(data=row[1].data, role="reference")
+    alone = visualcloze.generate("a red circle", task_prompt=task, input_images=query, seed=3)
+    other_task = visualcloze.generate(
+        "a red circle", task_prompt="In each row, [IMAGE2] blurs [IMAGE1]", input_images=query, seed=3
+    )
+    in_context = visualcloze.generate("a red circle", task_prompt=task, input_images=[*row, *query], seed=3)
+    hashes = {r.outputs[0].sha256 for r in (alone, other_task, in_context)}
+    assert len(hashes) == 3
+    assert all(r.outputs[0].image.size == (32, 16) for r in (alone, other_task, in_context))
+    with pytest.raises(InvalidArgumentError) as refused:
+        visualcloze.generate("a red circle", task_prompt=task, input_images=[row[0], *query], seed=3)
+    assert "whole in-context rows of 2" in _fields(refused.value)["input_images"]
+    assert (
+        visualcloze.generate("a red circle", task_prompt=task, input_images=query, seed=3).outputs[0].sha256 in hashes
+    )
+
+
 def test_diffusion_forcing_counts_a_step_once_for_all_frames_and_reports_the_noisiest_frames_timestep(client):
     """5 frames: 2 latent frames, each stepped by its own scheduler copy, 4 steps with CFG (two calls each).
     With threshold 1 both branches cache every step after the first. The image-to-video pipeline keeps the
     image's latent frame ready (timestep 0): its steps report the generated frames' timesteps, as text-to-video."""
     timesteps = {}
     for model, inputs in (("df", []), ("df-i2v", [input_image("image", (16, 16))])):
-        events = list(client.stream("a red circle", model=model, seed=3, cache=ALWAYS, input_images=inputs))
+        events = list(client.stream("a red circle", model=model, seed=3, cache=ALWAYS_CACHE, input_images=inputs))
         steps = [event for event in events if isinstance(event, Step)]
         assert [step.step for step in steps] == [0, 1, 2, 3]
         assert [step.cached for step in steps] == [False, True, True, True]

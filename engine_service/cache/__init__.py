@@ -19,6 +19,7 @@ by changing the import. See docs/caching.md for the exact semantics.
 from engine_service.cache.adapter import (
     BLOCK_LAYOUTS,
     CFG_TRANSFORMERS,
+    EXPERT_TRANSFORMERS,
     HINTED_LAYOUTS,
     LAYOUT_HIDDEN,
     LAYOUT_PATTERNS,
@@ -26,12 +27,14 @@ from engine_service.cache.adapter import (
     PER_BLOCK_LAYOUTS,
     PER_BLOCK_PIPELINES,
     BlockAdapter,
+    denoising_components,
 )
 from engine_service.cache.api import (
     disable_cache,
     enable_cache,
     is_cached,
     refresh_context,
+    set_run_steps,
     set_sample_groups,
     step_outcomes,
     strify,
@@ -59,6 +62,8 @@ from engine_service.cache.stats import CacheStats
 __all__ = [
     "BLOCK_LAYOUTS",
     "CFG_TRANSFORMERS",
+    "EXPERT_TRANSFORMERS",
+    "denoising_components",
     "LAYOUT_PATTERNS",
     "LAYOUT_HIDDEN",
     "LAYOUT_STREAMS",
@@ -91,6 +96,7 @@ __all__ = [
     "enable_cache",
     "is_cached",
     "refresh_context",
+    "set_run_steps",
     "set_sample_groups",
     "step_outcomes",
     "steps_mask",

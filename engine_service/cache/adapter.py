@@ -47,6 +47,9 @@ BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     # Their text blocks refine the prompt tokens before the visual blocks: no part of the stack.
     "Kandinsky5Transformer3DModel": (("visual_transformer_blocks",),),
     "Kandinsky6Transformer3DModel": (("visual_transformer_blocks",),),
+    # Served with each spatial block and the temporal block after it as one pair block (the family's
+    # prepare_pipeline); its temporal list then runs inside the pairs only.
+    "LatteTransformer3DModel": (("transformer_blocks",),),
 }
 
 #: Transformer class name -> the forward pattern of each block group of its default layout,
@@ -238,11 +241,21 @@ class GroupSpec:
 CFG_TRANSFORMERS: tuple[str, ...] = ("unconditional_transformer",)
 
 
+#: Pipeline components that denoise in turn: ``transformer`` and, for two experts (Wan 2.2 A14B's
+#: high- and low-noise transformers), ``transformer_2``.
+EXPERT_TRANSFORMERS: tuple[str, ...] = ("transformer", "transformer_2")
+
+
+def denoising_components(pipe: Any) -> list[tuple[str, torch.nn.Module]]:
+    """``(component name, module)`` of each denoising transformer the pipeline has, in order:
+    ``EXPERT_TRANSFORMERS``, then the CFG branch's (``CFG_TRANSFORMERS``). Empty when it has none."""
+    found = [(name, getattr(pipe, name, None)) for name in (*EXPERT_TRANSFORMERS, *CFG_TRANSFORMERS)]
+    return [(name, module) for name, module in found if isinstance(module, torch.nn.Module)]
+
+
 def pipeline_transformers(pipe: Any) -> list[torch.nn.Module]:
-    """The pipeline's denoising transformers: ``transformer``, for two experts ``transformer_2``, and
-    a transformer of the CFG branch (``CFG_TRANSFORMERS``)."""
-    found = [getattr(pipe, name, None) for name in ("transformer", "transformer_2", *CFG_TRANSFORMERS)]
-    transformers = [t for t in found if isinstance(t, torch.nn.Module)]
+    """The pipeline's denoising transformers (:func:`denoising_components`); ValueError when it has none."""
+    transformers = [module for _, module in denoising_components(pipe)]
     if not transformers:
         raise ValueError(f"{type(pipe).__name__} has no transformer to cache")
     return transformers
@@ -337,6 +350,8 @@ __all__ = [
     "default_groups",
     "groups_for",
     "pipeline_adds_hints",
+    "denoising_components",
+    "EXPERT_TRANSFORMERS",
     "pipeline_transformers",
     "runs_cfg_branch",
 ]

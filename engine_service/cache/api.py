@@ -160,6 +160,9 @@ class _PipelineState:
         self.clock = clock
         self.transformers = transformers
         self.scheduler = pipe.scheduler
+        #: Steps of each run the scheduler starts, in order, where the pipeline says (``set_run_steps``).
+        self.run_steps: tuple[int, ...] = ()
+        self.runs = 0
         self.own = {
             name: self.scheduler.__dict__.get(name)
             for name in ("set_timesteps", "set_begin_index", "step")
@@ -180,6 +183,9 @@ class _PipelineState:
             result = set_timesteps(*args, **kwargs)
             timesteps = getattr(scheduler, "timesteps", None)
             total = len(timesteps) if timesteps is not None else None
+            if self.runs < len(self.run_steps):  # a loop that runs other steps than the timesteps it sets
+                total = self.run_steps[self.runs]
+            self.runs += 1
             self.clock.reset()
             for context in self.contexts():
                 context.reset(total)
@@ -434,6 +440,25 @@ def set_sample_groups(target: Any, sizes: Sequence[int] | None) -> None:
         if context.is_prune and sizes is not None and len(sizes) > 1:
             raise ValueError("DBPrune decides per block for the whole batch; it takes no sample groups")
         context.set_sample_groups(None if sizes is None else tuple(sizes))
+
+
+def set_run_steps(pipe: Any, steps: Sequence[int] | None) -> None:
+    """Tell a cached pipeline how many steps each run it starts really has, in order.
+
+    A run starts at every ``scheduler.set_timesteps`` call and, without this, has as many steps as
+    the timesteps set. A pipeline whose loop leaves some out (``LTXI2VLongMultiPromptPipeline``
+    steps ``timesteps[:-1]`` in each window) gives the real counts here, so the step mask, the warm-up
+    and the last step (TeaCache, MagCache) follow the steps that run. ``steps[i]`` is the count of
+    the i-th run started after this call; later runs, and every run after ``None``, count their
+    timesteps. Raises ValueError for a pipeline without cache or a count below 1.
+    """
+    state = getattr(pipe, "__dict__", {}).get(_STATE)
+    if not isinstance(state, _PipelineState):
+        raise ValueError("set_run_steps takes a pipeline whose cache is enabled")
+    counts = tuple(steps or ())
+    if any(count < 1 for count in counts):
+        raise ValueError(f"every run has at least one step, got {counts}")
+    state.run_steps, state.runs = counts, 0
 
 
 def _merge(outcomes: list[StepOutcome | None]) -> StepOutcome | None:

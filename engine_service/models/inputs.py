@@ -7,11 +7,12 @@ runs alone, so a builder reads them from its single job.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from engine_service.jobs import JobSpec
     from engine_service.models.spec import InputSize
@@ -55,12 +56,34 @@ def area_in_input_aspect(area: int) -> InputSize:
     diffusers 0.42.1's LongCat-Image Edit and Qwen-Image Edit inpainting).
     """
 
-    def size(pipe: Any, width: int, height: int) -> tuple[int, int]:
-        rendered = sys.modules[type(pipe).__module__].calculate_dimensions(area, width / height)
-        step = 2 * pipe.vae_scale_factor
-        return rendered[0] // step * step, rendered[1] // step * step
+    def size(pipe: Any, width: int, height: int, call_defaults: Mapping[str, Any]) -> tuple[int, int]:
+        return _rendered(pipe, area, width, height)
 
     return size
 
 
-__all__ = ["area_in_input_aspect", "control_kwargs", "controlnet_count", "image_of", "images_of"]
+def resolution_in_input_aspect(pipe: Any, width: int, height: int, call_defaults: Mapping[str, Any]) -> tuple[int, int]:
+    """The size rule (a ``FamilySpec.size_from_input``) of a diffusers pipeline that renders about
+    ``resolution`` x ``resolution`` pixels in its input image's aspect, ``resolution`` being its call
+    argument (Qwen-Image Layered: 640 by default, or 1024), read from the model's call defaults or else
+    the signature's default; sides as :func:`area_in_input_aspect`."""
+    resolution = call_defaults.get("resolution")
+    if resolution is None:
+        resolution = inspect.signature(type(pipe).__call__).parameters["resolution"].default
+    return _rendered(pipe, resolution * resolution, width, height)
+
+
+def _rendered(pipe: Any, area: int, width: int, height: int) -> tuple[int, int]:
+    rendered = sys.modules[type(pipe).__module__].calculate_dimensions(area, width / height)
+    step = 2 * pipe.vae_scale_factor
+    return rendered[0] // step * step, rendered[1] // step * step
+
+
+__all__ = [
+    "area_in_input_aspect",
+    "control_kwargs",
+    "controlnet_count",
+    "image_of",
+    "images_of",
+    "resolution_in_input_aspect",
+]

@@ -26,6 +26,7 @@ from engine_service.errors import ModelLoadError
 from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULTS, BUILTIN_DIR, BUILTIN_NAME
 from engine_service.models.families import FAMILIES
 from engine_service.models.lora import ModelLoras
+from engine_service.models.omnigen_processor import provide_omnigen_processor
 from engine_service.models.spec import FamilySpec
 from engine_service.models.vl_processors import image_only_processors
 from engine_service.quant import SpeedConfig, apply_speed
@@ -137,6 +138,8 @@ def _finish(
     if default_size is not None:
         overrides.setdefault("width", default_size[0])
         overrides.setdefault("height", default_size[1])
+    if family.native_frames is not None:
+        overrides.setdefault("frames", family.native_frames(pipeline))
     model = LoadedModel(
         name=name,
         family=family,
@@ -189,8 +192,10 @@ def _load_directory(name: str, directory: pathlib.Path, dtype: torch.dtype) -> t
     logger.info("loading model %r (%s, family %s) from %s", name, pipeline_class, family.name, directory)
     try:
         with _quiet_loading():
-            # Qwen-VL processors whose video processor cannot be built here load without it.
+            # Qwen-VL processors whose video processor cannot be built here load without it, and
+            # OmniGen's pipeline gets its processor without torchvision.
             processors = image_only_processors(directory, index)
+            provide_omnigen_processor()
             pipeline = DiffusionPipeline.from_pretrained(
                 str(directory), local_files_only=True, dtype=dtype, **processors
             )
@@ -256,6 +261,7 @@ ENGINE_CALL_ARGUMENTS = (
     "num_frames",
     "image",
     "mask_image",
+    "layers",
     "generator",
     "latents",
     "output_type",

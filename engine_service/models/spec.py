@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from engine_service.jobs import denoising_steps
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -33,17 +35,30 @@ LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torc
 #: (pipeline, prompt, the model's call defaults) -> why the model cannot take this prompt, or ``None``
 #: when it can.
 PromptCheck = Callable[["DiffusionPipeline", str, "Mapping[str, Any]"], "str | None"]
+#: (prompt, how many input images the request sends per role) -> why the prompt does not fit those
+#: images, or ``None`` when it does.
+PromptImagesCheck = Callable[[str, "Mapping[str, int]"], "str | None"]
+#: pipeline -> the only frame count it makes.
+NativeFrames = Callable[["DiffusionPipeline"], int]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
-#: (pipeline, the first ``image`` input's width, its height) -> the (width, height) in pixels the pipeline
-#: renders for that input.
-InputSize = Callable[["DiffusionPipeline", int, int], tuple[int, int]]
+#: the roles of a request's input images, in request order -> why the model cannot lay them out, or
+#: ``None`` when it can.
+RoleCheck = Callable[["Sequence[str]"], "str | None"]
+#: (pipeline, the first ``image`` input's width, its height, the model's call defaults) -> the (width,
+#: height) in pixels the pipeline renders for that input.
+InputSize = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple[int, int]]
 #: (pipeline, width, height) -> why the pipeline would not render this size as asked, or ``None`` when it would.
 SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 #: pipeline -> how many control images a request must send (one per ControlNet of the pipeline).
 ControlCount = Callable[["DiffusionPipeline"], int]
 #: (frames asked for, the model's call defaults) -> (denoising loops the pipeline runs, frames it makes).
 LoopPlan = Callable[[int, "Mapping[str, Any]"], tuple[int, int]]
+#: (num_inference_steps, strength) -> the denoising steps an image-to-image pipeline runs at that strength.
+StrengthSteps = Callable[[int, float], int]
+#: (pipeline, num_inference_steps, denoising loops, the model's call defaults) -> the steps of each loop
+#: the pipeline runs, in order.
+LoopSteps = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple[int, ...]]
 #: what ``pipeline.__call__`` returned -> the call's decoded images (N, H, W, 3) or videos (N, F, H, W, 3).
 OutputReader = Callable[[Any], Any]
 
@@ -84,6 +99,10 @@ class FamilySpec:
     frame_counts: tuple[int, ...] | None = None
     """The only frame counts the pipeline makes, when it ignores other requests (ChronoEdit: 5);
     ``None`` = any count of the ``frame_stride`` rule. Other counts are INVALID_ARGUMENT."""
+    native_frames: NativeFrames | None = None
+    """For a video pipeline whose checkpoint makes one frame count only (Latte: the length of its
+    temporal position embedding, ``video_length``): that count, read from the pipeline. It is the
+    default frame count and any other is INVALID_ARGUMENT. ``None`` = the rules above."""
     takes_guidance: bool = True
     """Whether the model takes a guidance scale. ``False`` for a distilled pipeline whose call has no
     guidance input at all (FLUX.2 Klein KV): a request that sets ``guidance_scale`` is INVALID_ARGUMENT
@@ -117,6 +136,10 @@ class FamilySpec:
     check_prompt: PromptCheck | None = None
     """Refuses prompts the model cannot take (INVALID_ARGUMENT on ``prompt`` with the reason);
     ``None`` = any prompt."""
+    check_prompt_images: PromptImagesCheck | None = None
+    """Refuses a prompt that does not fit the input images the request sends, for a pipeline whose
+    prompt names them (OmniGen's ``<img><|image_1|></img>`` tags): INVALID_ARGUMENT on ``prompt`` with
+    the reason, instead of a pipeline failure. ``None`` = any prompt goes with any images."""
     warmup_prompt: str = "warm-up"
     """The prompt of the warm-up request (it must pass ``check_prompt``)."""
     native_size: NativeSize | None = None
@@ -154,6 +177,16 @@ class FamilySpec:
     """For image-to-image and inpainting pipelines: the ``strength`` a request gets when it sends none
     (the pipeline runs about ``strength x steps`` steps). ``None`` = the pipeline takes no strength, and
     a request that sends one is INVALID_ARGUMENT."""
+    strength_steps: StrengthSteps | None = None
+    """For an image-to-image or inpainting pipeline that cuts its schedule otherwise than diffusers'
+    ``get_timesteps`` (``steps - int(steps - steps x strength)``): the steps it runs for
+    ``(num_inference_steps, strength)`` (aMUSEd: ``int(steps x strength)``). Progress totals,
+    previews, the cache's step mask and its per-step lookups count these (:meth:`steps_run`); a
+    strength at which the pipeline would run no step is INVALID_ARGUMENT. ``None`` = diffusers' count."""
+    full_strength_problem: str | None = None
+    """Why the pipeline mishandles ``strength`` 1, for one that does (aMUSEd's image-to-image noises
+    its input for the last timestep of its schedule at 1, masking no token): a request at strength 1
+    is INVALID_ARGUMENT on ``strength`` with this reason. ``None`` = strength 1 runs as it should."""
     controlnet_pipeline: str | None = None
     """The diffusers pipeline class that runs this family's model with ControlNets attached
     (``serve --controlnet NAME=PATH:MODEL``); it must be a served family. ``None`` = no ControlNet
@@ -178,9 +211,47 @@ class FamilySpec:
     many frames they make. Progress counts the steps of every loop (``total_steps`` = steps x loops),
     and the cache starts a fresh run at each loop. A frame count the loops do not make is
     INVALID_ARGUMENT naming the count they make. ``None`` = one loop."""
+    loop_steps: LoopSteps | None = None
+    """For a pipeline whose denoising loops do not each run the request's ``num_inference_steps``
+    (LTX long multi-prompt: ``num_inference_steps - 1`` per window, as it steps ``timesteps[:-1]``):
+    the steps of every loop the request runs, in order, from its steps and the loops
+    ``denoising_loops`` counts (chunks or windows; a family may run several loops per chunk).
+    Progress totals are their sum, and each loop is a run of the cache with its own step count
+    (step mask, warm-up, last step). A request that leaves a loop without a step is
+    INVALID_ARGUMENT on ``num_inference_steps``. ``None`` = each loop runs the request's steps
+    (with a strength, the part of its schedule diffusers runs)."""
+    takes_task_prompt: bool = False
+    """Whether the pipeline takes a task prompt beside the prompt (VisualCloze: what every row of its
+    in-context grid does; the prompt describes the target). A request must then send ``task_prompt``;
+    any other model refuses one (INVALID_ARGUMENT on ``task_prompt``)."""
+    check_roles: RoleCheck | None = None
+    """Refuses input images the pipeline cannot lay out by their roles and count (INVALID_ARGUMENT on
+    ``input_images`` with the reason), e.g. in-context example rows that are not whole; ``None`` = any
+    that ``input_roles``, ``required_roles`` and ``repeated_roles`` allow."""
+    default_layers: int | None = None
+    """For a pipeline that splits its input image into RGBA layers (Qwen-Image Layered): the ``layers`` a
+    request gets when it sends none. Each output of the request is then ``layers`` images, in the
+    pipeline's order, and ``read_output`` returns them as (N, layers, H, W, 4). ``None`` = the pipeline
+    takes no layers, and a request that sends them is INVALID_ARGUMENT."""
+    max_layers: int = 0
+    """The most ``layers`` one request may ask for (more is INVALID_ARGUMENT on ``layers``); set with
+    ``default_layers``."""
+    outputs_alpha: bool = False
+    """Whether the pipeline's outputs keep their alpha channel (RGBA) and its input images are read with
+    theirs (an opaque image gets an opaque one). PNG and WebP keep it; JPEG, which has none, is
+    INVALID_ARGUMENT on ``output_format``. ``False`` = RGB: an RGBA output (a VAE that decodes alpha,
+    as Qwen-Image 2.1's) is composited over white and input images are read as RGB."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""
+
+    def steps_run(self, num_inference_steps: int, strength: float | None) -> int:
+        """Denoising steps one loop of the pipeline runs for ``num_inference_steps`` at ``strength``
+        (``None`` = the pipeline takes none): :attr:`strength_steps`, or diffusers' count
+        (:func:`engine_service.jobs.denoising_steps`)."""
+        if strength is not None and self.strength_steps is not None:
+            return self.strength_steps(num_inference_steps, strength)
+        return denoising_steps(num_inference_steps, strength)
 
     @property
     def parameters(self) -> tuple[str, ...]:
@@ -190,4 +261,8 @@ class FamilySpec:
             found.append("strength")
         if self.control_count is not None:
             found.append("controlnet_conditioning_scale")
+        if self.default_layers is not None:
+            found.append("layers")
+        if self.takes_task_prompt:
+            found.append("task_prompt")
         return tuple(found)

@@ -19,6 +19,7 @@ from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.tensor import Replicate
 from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
+from engine_service.cache import EXPERT_TRANSFORMERS
 from engine_service.parallel import attention
 from engine_service.parallel.config import ParallelConfig
 from engine_service.parallel.plans import (
@@ -33,8 +34,8 @@ from engine_service.parallel.plans import (
 
 logger = logging.getLogger(__name__)
 
-#: Pipeline components split by the transformer plans.
-TRANSFORMERS = ("transformer", "transformer_2")
+#: Pipeline components split by the transformer plans (a CFG branch's own transformer runs whole).
+TRANSFORMERS = EXPERT_TRANSFORMERS
 
 
 class ParallelPlanError(ValueError):

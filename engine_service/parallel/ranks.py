@@ -14,7 +14,7 @@ import torch.distributed as dist
 from engine_service.models import apply_model_speed
 from engine_service.parallel.config import ParallelConfig
 from engine_service.parallel.lockstep import Lockstep
-from engine_service.parallel.parallelize import ParallelPlanError, parallelize
+from engine_service.parallel.parallelize import TRANSFORMERS, ParallelPlanError, parallelize
 from engine_service.parallel.plans import plan_for
 from engine_service.quant import SCHEMES, SpeedConfig
 
@@ -91,7 +91,7 @@ def parallelize_models(models: Mapping, parallel: ParallelConfig, device: torch.
 
 def _quantized_split_modules(pipeline, speed: SpeedConfig) -> list[torch.nn.Module]:
     """The components whose weights are torchao tensors over DTensor shards."""
-    names = ["transformer", "transformer_2"]
+    names = list(TRANSFORMERS)
     if speed.quantize_text_encoder:
         names += [name for name in pipeline.components if name.startswith("text_encoder")]
     return [module for name in names if isinstance(module := getattr(pipeline, name, None), torch.nn.Module)]

@@ -6,6 +6,7 @@ import logging
 
 import torch
 
+from engine_service.cache.adapter import denoising_components
 from engine_service.quant.attention import check_attention_backend, set_attention_backend
 from engine_service.quant.compile import CompileStats, check_compile, compile_blocks
 from engine_service.quant.config import SpeedConfig, SpeedConfigError
@@ -43,27 +44,41 @@ def apply_speed(
 ) -> CompileStats | None:
     """Attention backend, quantization, compile, offload, in that order, on a loaded pipeline.
 
-    With offload the pipeline is still on the CPU and offload hooks move it; otherwise
-    it is on ``device`` already. Compile only wraps the blocks: the graphs are built by
-    the engine's warm-up. Returns the compiled blocks' stats (None without compile).
+    The attention backend, quantization and compile apply to every denoising transformer
+    (``cache.denoising_components``: ``transformer``, a second expert ``transformer_2``, a CFG
+    branch's ``unconditional_transformer``). With offload the pipeline is still on the CPU and
+    offload hooks move it; otherwise it is on ``device`` already. Compile only wraps the blocks:
+    the graphs are built by the engine's warm-up. Returns the compiled blocks' stats, one for all
+    the transformers (None without compile).
     """
     check_speed(config, device, pipeline.transformer.dtype)
-    transformer = pipeline.transformer
+    transformers = denoising_components(pipeline)
     if config.attention_backend is not None:
-        set_attention_backend(transformer, config.attention_backend)
+        for _, transformer in transformers:
+            set_attention_backend(transformer, config.attention_backend)
         logger.info("model %r: attention backend %s", name, config.attention_backend)
     if config.quantize is not None:
-        scheme = check_scheme(config.quantize, device, transformer.dtype)
-        count = quantize_blocks(transformer, block_lists, scheme)
-        logger.info("model %r: %s on %d linear layers of %s", name, config.quantize, count, ", ".join(block_lists))
+        scheme = check_scheme(config.quantize, device, pipeline.transformer.dtype)
+        for component, transformer in transformers:
+            count = quantize_blocks(transformer, block_lists, scheme)
+            where = ", ".join(block_lists)
+            logger.info("model %r: %s on %d linear layers of %s (%s)", name, config.quantize, count, component, where)
         if config.quantize_text_encoder:
             for component, module in text_encoders(pipeline):
                 count = quantize_module(module, scheme)
                 logger.info("model %r: %s on %d linear layers of %s", name, config.quantize, count, component)
     compiled = None
     if config.compile:
-        compiled = compile_blocks(transformer, config.compile_backend, config.compile_mode)
-        logger.info("model %r: %d blocks compiled with %s", name, compiled.blocks, config.compile_backend)
+        compiled = CompileStats()
+        for _, transformer in transformers:
+            compile_blocks(transformer, config.compile_backend, config.compile_mode, compiled)
+        logger.info(
+            "model %r: %d blocks of %s compiled with %s",
+            name,
+            compiled.blocks,
+            ", ".join(component for component, _ in transformers),
+            config.compile_backend,
+        )
     if config.offload is not None:
         enable_offload(pipeline, config.offload, device)
         logger.info("model %r: %s CPU offload to %s", name, config.offload, device)

@@ -170,9 +170,12 @@ class _Region:
         return forward
 
 
-def compile_blocks(transformer: torch.nn.Module, backend: str, mode: str | None) -> CompileStats:
+def compile_blocks(
+    transformer: torch.nn.Module, backend: str, mode: str | None, stats: CompileStats | None = None
+) -> CompileStats:
     """Compile each repeated block of ``transformer`` in place (``fullgraph``, dynamic batch and sequence);
-    the stats its calls will update. SpeedConfigError when the transformer declares no repeated blocks."""
+    the stats its calls will update (``stats``, shared by a pipeline's transformers, or new ones).
+    SpeedConfigError when the transformer declares no repeated blocks."""
     names = getattr(transformer, "_repeated_blocks", None)
     if not names:
         raise SpeedConfigError(
@@ -180,7 +183,7 @@ def compile_blocks(transformer: torch.nn.Module, backend: str, mode: str | None)
         )
     # Sizes that happen to be equal (image and text tokens) must not be assumed equal.
     torch.fx.experimental._config.use_duck_shape = False
-    stats = CompileStats()
+    stats = stats if stats is not None else CompileStats()
     counting = _backend(backend, mode, stats)
     regions: dict[type, _Region] = {}
     for module in transformer.modules():
@@ -192,7 +195,7 @@ def compile_blocks(transformer: torch.nn.Module, backend: str, mode: str | None)
         module.forward = region.wrap(module, compiled)
     if not regions:
         raise SpeedConfigError(f"--compile: no module of {type(transformer).__name__} is one of {', '.join(names)}")
-    stats.blocks = sum(1 for module in transformer.modules() if type(module) in regions)
+    stats.blocks += sum(1 for module in transformer.modules() if type(module) in regions)
     _count_transformer_calls(transformer, stats)
     return stats
 

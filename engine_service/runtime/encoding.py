@@ -30,9 +30,10 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 def encode_image(pixels: np.ndarray, fmt: OutputFormat, quality: int) -> EncodedOutput:
-    """Encode one (H, W, 3) uint8 image as PNG, JPEG or WebP."""
+    """Encode one (H, W, 3) uint8 image as PNG, JPEG or WebP, or one (H, W, 4) RGBA image as PNG or WebP
+    (both keep its alpha channel; validation refuses JPEG for such a model)."""
     pil_format, mime_type = _PIL_FORMATS[fmt]
-    image = Image.fromarray(pixels, mode="RGB")
+    image = Image.fromarray(pixels, mode="RGBA" if pixels.shape[-1] == 4 else "RGB")
     buffer = io.BytesIO()
     if fmt is OutputFormat.PNG:
         image.save(buffer, format=pil_format, compress_level=PNG_COMPRESS_LEVEL)
@@ -59,7 +60,7 @@ def encode_preview(pixels: np.ndarray, max_side: int = 256) -> tuple[bytes, int,
 
 
 def encode_images(images: np.ndarray, fmt: OutputFormat, quality: int) -> list[EncodedOutput]:
-    """Encode a batch of float images (N, H, W, 3) in [0, 1]."""
+    """Encode a batch of float images (N, H, W, 3) or RGBA images (N, H, W, 4) in [0, 1]."""
     return [encode_image(pixels, fmt, quality) for pixels in to_uint8(images)]
 
 

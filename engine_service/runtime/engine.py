@@ -359,7 +359,7 @@ class AsyncEngine:
             job.request_id,
             job.cancel_reason,
             job.steps_run,
-            job.spec.num_inference_steps,
+            job.spec.denoising_steps,
             job.elapsed_ms(),
         )
         self._finish(job, JobStatus.CANCELLED, JobCancelled(job.request_id, job.cancel_reason))
@@ -557,6 +557,10 @@ def _encoded(outcome: Outcome) -> JobResult | JobCancelled:
     return outcome.encode() if isinstance(outcome, Decoded) else outcome
 
 
+#: Steps of a warm-up request.
+_WARMUP_STEPS = 2
+
+
 def warmup_specs(model: LoadedModel, max_samples: int = 1) -> list[JobSpec]:
     """The requests run before the engine reports SERVING: one per warm-up size (default: the model's size).
 
@@ -584,7 +588,8 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     """
     width = width or model.default_width
     height = height or model.default_height
-    grey = Image.new("RGB", (width, height), (128, 128, 128))
+    # A family that reads its input images with their alpha channel gets an opaque one.
+    grey = Image.new("RGBA" if model.family.outputs_alpha else "RGB", (width, height), (128, 128, 128, 255))
     # One picture per required role; a ControlNet model gets one control image per ControlNet.
     roles = [role for role in model.family.required_roles if role != "control"]
     if "control" in model.family.required_roles:
@@ -592,9 +597,12 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     images = tuple((role, grey) for role in roles)
     if model.family.size_from_input is not None and "image" in roles:
         # The pipeline renders the size it derives from the picture, whatever the job says.
-        width, height = model.family.size_from_input(model.pipeline, width, height)
+        width, height = model.family.size_from_input(model.pipeline, width, height, model.call_defaults)
     plan = model.family.denoising_loops
     loops = plan(model.default_frames, model.call_defaults)[0] if plan is not None else 1
+    per_loop, loop_steps = model.family.loop_steps, ()
+    if per_loop is not None:
+        loop_steps = tuple(per_loop(model.pipeline, _WARMUP_STEPS, loops, model.call_defaults))
     return JobSpec(
         request_id=f"warmup-{model.name}-{width}x{height}",
         model=model.name,
@@ -602,7 +610,7 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         negative_prompt="",
         width=width,
         height=height,
-        num_inference_steps=2,
+        num_inference_steps=_WARMUP_STEPS,
         guidance_scale=model.default_guidance_scale,
         seed=0,
         num_outputs=1,
@@ -612,8 +620,11 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         output_quality=90,
         preview_every=0,
         input_images=images,
-        # Image-to-image pipelines run every step at strength 1.
+        # Image-to-image pipelines run every step at strength 1 (aMUSEd's count, int(steps x 1), too).
         strength=1.0 if model.family.default_strength is not None else None,
         controlnet_conditioning_scales=(1.0,) * model.control_images,
         denoising_loops=loops,
+        loop_steps=loop_steps,
+        layers=model.family.default_layers,
+        task_prompt=model.family.warmup_prompt if model.family.takes_task_prompt else "",
     )

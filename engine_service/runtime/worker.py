@@ -83,8 +83,9 @@ class Member:
 class Decoded:
     """One finished job's decoded outputs, not yet encoded.
 
-    ``pixels`` is (num_outputs, H, W, 3) for images or (num_outputs, F, H, W, 3) for
-    videos, float32 in [0, 1]. ``timings`` has every phase but ``encode_ms``.
+    ``pixels`` is (num_outputs, H, W, 3) for images, (num_outputs, layers, H, W, 4) for a layered
+    decomposition's RGBA images, or (num_outputs, F, H, W, 3) for videos, float32 in [0, 1].
+    ``timings`` has every phase but ``encode_ms``.
     """
 
     spec: JobSpec
@@ -261,6 +262,8 @@ class Worker:
                 cache.enable_cache(pipe, first.cache.cache_config.copy(), first.cache.calibrator_config)
                 if len(members) > 1:
                     cache.set_sample_groups(pipe, [m.spec.num_outputs for m in members])
+                if first.loop_steps:  # loops that run other step counts than the timesteps they set
+                    cache.set_run_steps(pipe, first.loop_steps)
             if model.family.step_end_callback:
                 kwargs["callback_on_step_end"] = callback
             with (
@@ -492,8 +495,9 @@ def _pruned_ratio(stats: list[cache.CacheStats]) -> float | None:
 
 
 def _decoded(output, spec: JobSpec, family: FamilySpec) -> np.ndarray:
-    """The call's images (N, H, W, 3) or videos (N, F, H, W, 3), floats in [0, 1]. An RGBA output (a VAE
-    that decodes alpha, as Qwen-Image 2.1's) is composited over white."""
+    """The call's images (N, H, W, 3), layered images (N, layers, H, W, 4) or videos (N, F, H, W, 3), floats
+    in [0, 1]. An RGBA output of a family that does not keep alpha (a VAE that decodes it, as Qwen-Image
+    2.1's) is composited over white."""
     attribute = "frames" if family.output_kind == "video" else "images"
     if family.read_output is not None:
         decoded = family.read_output(output)
@@ -502,17 +506,20 @@ def _decoded(output, spec: JobSpec, family: FamilySpec) -> np.ndarray:
     if decoded is None:
         raise JobFailed(spec.request_id, f"the pipeline returned no {attribute}")
     pixels = np.asarray(decoded, dtype=np.float32)
-    if pixels.shape[-1] == 4:
+    if spec.layers is not None:  # a layered decomposition's images come flat, output by output
+        pixels = pixels.reshape(-1, spec.layers, *pixels.shape[1:])
+    if pixels.shape[-1] == 4 and not family.outputs_alpha:
         alpha = pixels[..., 3:]
         pixels = pixels[..., :3] * alpha + (1.0 - alpha)
     return pixels
 
 
 def _encode(decoded: np.ndarray, spec: JobSpec, kind: str) -> list:
-    """One job's share of the decoded outputs, encoded as it asks."""
+    """One job's share of the decoded outputs, encoded as it asks; a layered output's layers are one
+    image each, output by output."""
     if kind == "video":
         return encoding.encode_videos(decoded, spec.output_format, spec.fps, spec.output_quality)
-    return encoding.encode_images(decoded, spec.output_format, spec.output_quality)
+    return encoding.encode_images(decoded.reshape(-1, *decoded.shape[-3:]), spec.output_format, spec.output_quality)
 
 
 __all__ = [

@@ -58,7 +58,8 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
             spec = validation.validate(request, model, self._engine.limits, self._default_cache, decode=False)
             if spec.input_images:
                 loop = asyncio.get_running_loop()
-                spec = await loop.run_in_executor(self._decoder, validation.decode_input_images, spec)
+                mode = validation.input_mode(model)
+                spec = await loop.run_in_executor(self._decoder, validation.decode_input_images, spec, mode)
             job = self._engine.submit(spec, step_events=stream)
         except EngineError:
             self._engine.stats.record_rejected(model.name)

@@ -7,6 +7,7 @@ travel to the client in a ``google.rpc.BadRequest``.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import math
@@ -72,6 +73,9 @@ def validate(
     v = _Violations()
     prompt = _text(v, "prompt", request.prompt, limits, required=True)
     negative = _text(v, "negative_prompt", request.negative_prompt, limits, required=False)
+    task_prompt = _text(v, "task_prompt", request.task_prompt, limits, required=model.family.takes_task_prompt)
+    if task_prompt and not model.family.takes_task_prompt:
+        v.add("task_prompt", f"model {model.name!r} ({model.family.name}) takes no task prompt; leave it empty")
     if negative and not model.family.uses_negative_prompt:
         v.add("negative_prompt", f"model {model.name!r} ({model.family.name}) does not use a negative prompt")
     width = _size(v, request, "width", model.default_width, limits.max_width, model.spatial_factor)
@@ -103,9 +107,22 @@ def validate(
     output_format = _output_format(v, request.output_format, is_video)
     quality = _int_range(v, request, "output_quality", DEFAULT_QUALITY, 1, 100)
     images = _input_images(v, request, model, limits)
+    check_prompt_images = model.family.check_prompt_images
+    if check_prompt_images is not None and prompt.strip():
+        sent = collections.Counter(item.role or "image" for item in request.input_images)
+        problem = check_prompt_images(prompt, sent)
+        if problem:
+            v.add("prompt", problem)
     width, height = _size_from_input(v, request, model, limits, images, width, height)
     scales = _control_scales(v, request, model)
     strength = _strength(v, request, model)
+    layers = _layers(v, request, model)
+    if output_format is OutputFormat.JPEG and model.family.outputs_alpha:
+        v.add(
+            "output_format",
+            f"model {model.name!r} ({model.family.name}) makes RGBA images and JPEG has no alpha channel; "
+            "use PNG or WebP",
+        )
     preview_every = request.preview_every
     if not 0 <= preview_every <= limits.max_steps:
         v.add("preview_every", f"must be between 0 and {limits.max_steps}, got {preview_every}")
@@ -115,8 +132,10 @@ def validate(
     if request_id and not REQUEST_ID_PATTERN.fullmatch(request_id):
         v.add("request_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
     policy = cache_policy.effective_policy(request, default_cache or pb.CachePolicy(preset="none"))
-    # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength).
-    run_steps = denoising_steps(steps, strength) if steps else 0
+    # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength),
+    # per denoising loop: each loop is a run of the cache (loops of another count resample it).
+    loop_steps = _loop_steps(v, request, model, steps, loops, strength)
+    run_steps = (loop_steps[-1] if loop_steps else denoising_steps(steps, strength)) if steps else 0
     cache = (
         cache_policy.plan_for(
             policy, run_steps, model.cache_group_sizes, v.add, limits.max_steps, model.cache_calibration
@@ -149,8 +168,11 @@ def validate(
         controlnet_conditioning_scales=scales,
         loras=loras,
         denoising_loops=loops,
+        loop_steps=loop_steps,
+        layers=layers,
+        task_prompt=task_prompt,
     )
-    return decode_input_images(spec) if decode and images else spec
+    return decode_input_images(spec, input_mode(model)) if decode and images else spec
 
 
 class _Violations:
@@ -230,6 +252,8 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
     if frames and frames < fewest:
         v.add("num_frames", f"{model.family.name} makes at least {fewest} frames; got {frames}")
     counts = model.family.frame_counts
+    if model.family.native_frames is not None:
+        counts = (model.family.native_frames(model.pipeline),)
     if frames and counts is not None and frames not in counts:
         allowed = ", ".join(map(str, counts))
         v.add("num_frames", f"{model.family.name} makes only {allowed} frames; got {frames}")
@@ -238,13 +262,59 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
     if frames and plan is not None and not (frames - 1) % stride:
         loops, made = plan(frames, model.call_defaults)
         if made != frames:
+            near = _nearest_made(plan, model.call_defaults, frames, made, stride, limits.max_frames)
             v.add(
                 "num_frames",
-                f"{model.family.name} makes whole chunks: {frames} frames take {loops} chunk(s), which make "
-                f"{made} frames; ask for {made}",
+                f"{model.family.name} samples its video in whole chunks or windows: {frames} frames take "
+                f"{loops}, which make {made} frames; "
+                + (f"ask for {near}" if near else "no count of its rule near it comes out as asked"),
             )
     fps = _int_range(v, request, "fps", DEFAULT_FPS, 1, MAX_FPS)
     return frames or 1, fps or DEFAULT_FPS, loops
+
+
+def _nearest_made(plan, defaults, frames: int, made: int, stride: int, most: int) -> int | None:
+    """The frame count to suggest for ``frames``, which the loops make into ``made``: ``made`` when the
+    loops make it as asked, else the nearest count of the stride rule they do (the lower on a tie)."""
+    if made <= most and plan(made, defaults)[1] == made:
+        return made
+    for distance in range(stride, most + 1, stride):
+        for count in (frames - distance, frames + distance):
+            if 1 <= count <= most and plan(count, defaults)[1] == count:
+                return count
+    return None
+
+
+def _loop_steps(
+    v: _Violations, request, model: LoadedModel, steps: int, loops: int, strength: float | None
+) -> tuple[int, ...]:
+    """The steps of each denoising loop, for a family whose loops do not each run the request's
+    steps (``FamilySpec.loop_steps``) or that counts a strength's steps its own way
+    (``FamilySpec.strength_steps``); empty for the others, or when ``steps`` is already refused."""
+    if not steps:
+        return ()
+    if strength is not None and model.family.strength_steps is not None:
+        counted = model.family.steps_run(steps, strength)
+        if counted < 1:
+            v.add(
+                "strength" if request.HasField("strength") else "num_inference_steps",
+                f"model {model.name!r} ({model.family.name}) runs no denoising step at strength {strength} with "
+                f"{steps} steps; raise strength or num_inference_steps",
+            )
+            return ()
+        return (counted,) * loops
+    plan = model.family.loop_steps
+    if plan is None:
+        return ()
+    counts = plan(model.pipeline, steps, loops, model.call_defaults)
+    if min(counts, default=0) < 1:
+        v.add(
+            "num_inference_steps",
+            f"{model.family.name} runs {min(counts, default=0)} step(s) in a denoising loop for "
+            f"num_inference_steps={steps}; every loop needs at least one: ask for more",
+        )
+        return ()
+    return tuple(counts)
 
 
 def _output_format(v: _Violations, value: int, is_video: bool) -> OutputFormat:
@@ -301,6 +371,7 @@ def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -
     decodes them, off the event loop.
     """
     items = request.input_images
+    before = len(v.items)
     given = {item.role or "image" for item in items}
     for role in model.family.required_roles:
         if role not in given:
@@ -330,6 +401,11 @@ def _input_images(v: _Violations, request, model: LoadedModel, limits: Limits) -
             opened.append((role, image))
             indices.append(index)
     _check_mask_sizes(v, opened, indices)
+    check_roles = model.family.check_roles
+    # Laid out only when every image is sound: a refused one would leave its row short.
+    problem = check_roles([role for role, _ in opened]) if check_roles is not None and len(v.items) == before else None
+    if problem:
+        v.add("input_images", problem)
     return tuple(opened)
 
 
@@ -344,7 +420,7 @@ def _size_from_input(
     first = next((image for role, image in images if role == "image"), None)
     if rule is None or first is None:
         return width, height
-    rendered = rule(model.pipeline, *first.size)
+    rendered = rule(model.pipeline, *first.size, model.call_defaults)
     sent = {"width": (width, rendered[0]), "height": (height, rendered[1])}
     if any(request.HasField(field) and value and value != size for field, (value, size) in sent.items()):
         v.add(
@@ -397,8 +473,15 @@ def _open_image(v: _Violations, field: str, data: bytes, model: LoadedModel, lim
     return image
 
 
-def decode_input_images(spec: JobSpec) -> JobSpec:
-    """``spec`` with its input images decoded to RGB. Blocking (run it off the event loop).
+def input_mode(model: LoadedModel) -> str:
+    """The Pillow mode the model's input images are decoded to: ``"RGBA"`` for a family that reads their
+    alpha channel (``FamilySpec.outputs_alpha``; an image without one becomes opaque), else ``"RGB"``."""
+    return "RGBA" if model.family.outputs_alpha else "RGB"
+
+
+def decode_input_images(spec: JobSpec, mode: str = "RGB") -> JobSpec:
+    """``spec`` with its input images decoded to ``mode`` (:func:`input_mode`). Blocking (run it off the
+    event loop).
 
     Raises InvalidRequest naming ``input_images[i].data`` for an image that is truncated or
     corrupt. The decoded size is the header's, which validation bounded by ``max_input_pixels``.
@@ -408,7 +491,7 @@ def decode_input_images(spec: JobSpec) -> JobSpec:
     for index, (role, image) in enumerate(spec.input_images):
         try:
             image.load()
-            decoded.append((role, image.convert("RGB")))
+            decoded.append((role, image.convert(mode)))
         except Exception:
             v.add(f"input_images[{index}].data", "is truncated or corrupt: its image data does not decode")
         finally:
@@ -449,7 +532,29 @@ def _strength(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -
         # At 0 the pipeline would run no step; any strength above runs at least one.
         v.add("strength", f"must be a number in (0, 1], got {value}")
         return default
+    if value == 1.0 and model.family.full_strength_problem is not None:
+        v.add(
+            "strength",
+            f"model {model.name!r} ({model.family.name}) takes a strength below 1: "
+            f"{model.family.full_strength_problem}",
+        )
+        return default
     return value
+
+
+def _layers(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -> int | None:
+    """The request's layer count (or the model's default) for a model that splits its input image into
+    layers; ``None`` for any other."""
+    default, most = model.family.default_layers, model.family.max_layers
+    if not request.HasField("layers"):
+        return default
+    if default is None:
+        v.add("layers", f"model {model.name!r} ({model.family.name}) makes no layers; leave it unset")
+        return None
+    if not 1 <= request.layers <= most:
+        v.add("layers", f"must be between 1 and {most}, got {request.layers}")
+        return default
+    return request.layers
 
 
 def _control_scales(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -> tuple[float, ...]:

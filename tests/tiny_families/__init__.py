@@ -35,18 +35,29 @@ class TinyCase:
     """Model defaults for ``model_from_pipeline``: width, height, steps, frames, call_defaults."""
     inputs: tuple[tuple[str, tuple[int, int]], ...] = ()
     """Input images a request sends, as ``(role, (width, height))``."""
+    prompt: str = "a red circle"
+    """The prompt requests send (OmniGen's names each reference image it sends: ``<img><|image_1|></img>``)."""
     strength: float | None = None
     """The ``strength`` a request sends (``None`` = the family's default)."""
     experts: int = 1
     """Transformers that take turns over the steps (Wan 2.2: 2). Each caches in its own context and
     warms up on the first step it runs, so with threshold 1 the run caches ``steps - experts`` steps."""
     loops: int = 1
-    """Whole denoising loops a request runs (Helios: one per chunk of the video), each of the model's steps
-    and each a fresh run of the cache: with threshold 1 the run caches ``loops x (steps - experts)`` steps."""
+    """Whole denoising loops a request runs (Helios: one per chunk of the video; Helios Pyramid: one per
+    stage of each chunk), each of the model's steps (or ``loop_steps``) and each a fresh run of the cache:
+    with threshold 1 the run caches ``loops x (steps - experts)`` steps."""
+    loop_steps: int | None = None
+    """Steps each loop runs when they are not the model's steps (LTX long: one fewer per window), so the
+    run has ``loops x loop_steps`` steps; ``None`` = the model's steps (or its strength's share of them)."""
     preview_frame: int | None = None
     """The video frame that a preview of the last step's latents shows, for a pipeline that samples its video
     in chunks (the first frame of the last chunk); ``None`` = the first frame, or the last for a family that
     takes input images."""
+    task_prompt: str | None = None
+    """The ``task_prompt`` a request sends (in-context models: VisualCloze); ``None`` = none."""
+    layers: int | None = None
+    """The ``layers`` a request sends (a layered decomposition: each output is that many images);
+    ``None`` = the family's default, or none."""
     reshaped_steps: int = 0
     """Steps after the warm-up whose block input changes shape (Qwen-Image 2.1 runs only the target image's
     tokens once its text keys and values are kept): the cache computes them, so with threshold 1 the run

@@ -22,6 +22,7 @@ from diffusers import (
     QwenImageEditPlusPipeline,
     QwenImageImg2ImgPipeline,
     QwenImageInpaintPipeline,
+    QwenImageLayeredPipeline,
     QwenImagePipeline,
     QwenImageTransformer2DModel,
 )
@@ -70,31 +71,40 @@ def tiny_qwen25_vl(tokenizer) -> Qwen2_5_VLForConditionalGeneration:
     )
 
 
-def _components(seed: int = 0, vae_dim: int = 2, vae_mult: tuple[int, ...] = (1,) * 5) -> dict:
+def _components(
+    seed: int = 0, vae_dim: int = 2, vae_mult: tuple[int, ...] = (1,) * 5, *, layered: bool = False
+) -> dict:
     """The pipeline components; ``vae_dim`` and ``vae_mult`` set the VAE's channels (``base_dim`` x each
-    of the five multipliers, one per level)."""
+    of the five multipliers, one per level). ``layered``: Qwen-Image Layered's RGBA VAE (4 image
+    channels) and its transformer's layer-aware rotary embedding and RGB-or-layer timestep condition, with
+    8 latent channels: the pipeline takes a 4-channel input for latents already encoded when the VAE's
+    ``z_dim`` is 4."""
+    latent_channels = 2 * LATENT_CHANNELS if layered else LATENT_CHANNELS
     tokenizer = qwen_vl_tokenizer()
     torch.manual_seed(seed)
     transformer = QwenImageTransformer2DModel(
         patch_size=2,
-        in_channels=LATENT_CHANNELS * 4,
-        out_channels=LATENT_CHANNELS,
+        in_channels=latent_channels * 4,
+        out_channels=latent_channels,
         num_layers=2,
         attention_head_dim=16,
         num_attention_heads=3,
         joint_attention_dim=16,
         guidance_embeds=False,
         axes_dims_rope=(8, 4, 4),
+        use_layer3d_rope=layered,
+        use_additional_t_cond=layered,
     )
     torch.manual_seed(seed)
     vae = AutoencoderKLQwenImage(
+        input_channels=4 if layered else 3,
         base_dim=vae_dim,
-        z_dim=LATENT_CHANNELS,
+        z_dim=latent_channels,
         dim_mult=list(vae_mult),
         num_res_blocks=1,
         temperal_downsample=[False, True, True, True],
-        latents_mean=[0.0] * LATENT_CHANNELS,
-        latents_std=[1.0] * LATENT_CHANNELS,
+        latents_mean=[0.0] * latent_channels,
+        latents_std=[1.0] * latent_channels,
     )
     louder_vae(vae)
     torch.manual_seed(seed)
@@ -188,6 +198,14 @@ def build_tiny_qwen_image_edit_inpaint() -> QwenImageEditInpaintPipeline:
     return _drop_system_prompt(pipe)
 
 
+def build_tiny_qwen_image_layered() -> QwenImageLayeredPipeline:
+    """Its RGBA VAE works at about 640x640 pixels whatever the input (the pipeline's smaller resolution):
+    one channel at full size, as the Edit inpainting case's."""
+    components = _components(vae_dim=1, vae_mult=(1, 2, 2, 2, 2), layered=True)
+    pipe = QwenImageLayeredPipeline(**components, processor=_processor(components["tokenizer"]))
+    return _drop_system_prompt(pipe)
+
+
 TEXT = {"max_sequence_length": 16}
 CASES = [
     TinyCase(
@@ -248,5 +266,15 @@ CASES = [
         build=build_tiny_qwen_image_edit_inpaint,
         defaults={"steps": 3, "guidance_scale": 1.0, "call_defaults": TEXT},
         inputs=(("image", (64, 32)), ("mask", (64, 32))),
+    ),
+    # Splits its 2:1 input into 2 RGBA layers at 896x448 (about 640x640 in its aspect), whatever it is sent;
+    # no true CFG by default, 2 steps (one preview).
+    TinyCase(
+        name="qwen-image-layered",
+        pipeline_class="QwenImageLayeredPipeline",
+        build=build_tiny_qwen_image_layered,
+        defaults={"steps": 2, "guidance_scale": 1.0, "call_defaults": TEXT},
+        inputs=(("image", (64, 32)),),
+        layers=2,
     ),
 ]

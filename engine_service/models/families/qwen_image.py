@@ -33,9 +33,16 @@ Edit inpainting (``QwenImageEditInpaintPipeline``) takes an ``image``, a ``mask`
 the image's aspect (its module's ``calculate_dimensions``: sides rounded to multiples
 of 32), the size a request gets (``size_from_input``); the mask is resized to it.
 
-Layered (``QwenImageLayeredPipeline``) is known but not served: it splits an input
-image into ``layers`` RGBA images at 640² or 1024² pixels in the input's aspect,
-taking no width or height.
+Layered (``QwenImageLayeredPipeline``) splits an ``image`` into the request's ``layers``
+RGBA images (4 by default, 1 to 8): each output is that many images, in the pipeline's
+order, with their alpha channel (PNG or WebP; JPEG is refused), and the input image is
+read with its alpha (an opaque one without). It takes no size: it renders about
+``resolution`` x ``resolution`` pixels in the image's aspect (its call argument: 640 by
+default, or 1024 from the model's ``call_defaults``; sides rounded to multiples of 32),
+the size a request gets (``size_from_input``). The request's prompt describes the image:
+the pipeline captions the image itself only for an empty prompt, which the engine refuses.
+Its latents pack the input image re-made and the layers into one token sequence, so the
+cache decides on all of them at once; a preview shows the first layer over white.
 
 Qwen-Image-Lightning is Qwen-Image with a distillation LoRA fused in and a
 few-step schedule: serve the fused directory like any Qwen-Image model, with a
@@ -48,10 +55,18 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from engine_service.errors import ModelLoadError
-from engine_service.models.inputs import area_in_input_aspect, control_kwargs, controlnet_count, image_of, images_of
+from engine_service.models.inputs import (
+    area_in_input_aspect,
+    control_kwargs,
+    controlnet_count,
+    image_of,
+    images_of,
+    resolution_in_input_aspect,
+)
 from engine_service.models.spec import FamilySpec
 
 if TYPE_CHECKING:
@@ -207,17 +222,49 @@ QWEN_IMAGE_CONTROLNET_INPAINT = dataclasses.replace(
     seeds_process_rng=True,
 )
 
+
+def _layered_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """Layered arguments: the image and its layer count, without a size (``size_from_input``)."""
+    kwargs = _edit_call_kwargs(pipe, jobs)
+    del kwargs["width"], kwargs["height"]
+    return {**kwargs, "layers": jobs[0].layers}
+
+
+def _layered_images(output: Any) -> np.ndarray:
+    """The call's layers, (N x layers, H, W, 4), output by output. diffusers 0.42.1 returns one list per
+    output but cuts its flat list of N x layers images every layers + 1, so beyond one output the lists
+    are mis-split: joined back in order they are right."""
+    return np.concatenate([np.asarray(images) for images in output.images])
+
+
+def _decode_first_layer(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
+    """A preview of the first layer (the first output), its alpha composited over white. The packed
+    latents hold layers + 1 images: the input image re-made (which the pipeline drops), then the layers."""
+    unpacked = pipe._unpack_latents(latents, job.height, job.width, job.layers, pipe.vae_scale_factor)
+    first = unpacked[:, :, 1:2].to(pipe.vae.dtype)
+    config = pipe.vae.config
+    shape = (1, config.z_dim, 1, 1, 1)
+    mean = torch.tensor(config.latents_mean).view(shape).to(first)
+    std = torch.tensor(config.latents_std).view(shape).to(first)
+    decoded = pipe.vae.decode(first * std + mean, return_dict=False)[0][:, :, 0]
+    rgba = (decoded / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
+    alpha = rgba[..., 3:]
+    return rgba[..., :3] * alpha + (1.0 - alpha)
+
+
 QWEN_IMAGE_LAYERED = dataclasses.replace(
     QWEN_IMAGE_EDIT,
     name="qwen-image-layered",
     pipeline_classes=("QwenImageLayeredPipeline",),
-    context_parallel=False,
+    build_call_kwargs=_layered_call_kwargs,
+    decode_latents=_decode_first_layer,
+    context_parallel=False,  # split runs of this variant are not tested yet
     tensor_parallel=False,
-    unsupported_reason=(
-        "it decomposes an input image into `layers` RGBA images (several outputs per prompt) at about 640x640 or "
-        "1024x1024 pixels in the input image's aspect, taking no width or height; the engine's output count, "
-        "sizes, previews and cache plans follow the request"
-    ),
+    size_from_input=resolution_in_input_aspect,
+    default_layers=4,
+    max_layers=8,
+    outputs_alpha=True,
+    read_output=_layered_images,
 )
 
 
