@@ -27,6 +27,8 @@ OmniGen's prompt names its reference images by tags that must match the images s
 its CFG runs two branches per call without references and three with them, and its jobs run
 alone (its rotary embedding takes the first row's positions for the whole batch). Latte's
 spatial and temporal blocks run as pairs that give the stock transformer's output bit for bit.
+SkyReels-V2's diffusion forcing steps one scheduler copy per latent frame and never its own scheduler: each
+step still counts once for the cache, and progress reports the noisiest frame's timestep.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from diffusers import (
     HunyuanVideo15ImageToVideoPipeline,
     Kandinsky5I2IPipeline,
     Kandinsky5T2IPipeline,
+    SkyReelsV2DiffusionForcingImageToVideoPipeline,
 )
 from PIL import Image
 from tiny_families import all_cases, input_image
@@ -67,6 +70,8 @@ from tiny_families.ltx_video_long import VIDEO as LTX_LONG
 from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
 from tiny_families.omnigen import build_tiny_omnigen
+from tiny_families.skyreels_v2 import VIDEO as SKYREELS
+from tiny_families.skyreels_v2 import build_skyreels_v2_df
 
 from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, Started, Step
 from client_sdk.errors import InvalidArgumentError
@@ -133,6 +138,10 @@ def server(omnigen):
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
         "omnigen": model_from_pipeline("omnigen", omnigen, cpu, {"width": 32, "height": 32, "steps": 2}),
         "anyflow-far": model_from_pipeline("anyflow-far", build_tiny_anyflow_far(), cpu, FAR_VIDEO),
+        "df": model_from_pipeline("df", build_skyreels_v2_df(), cpu, SKYREELS),
+        "df-i2v": model_from_pipeline(
+            "df-i2v", build_skyreels_v2_df(SkyReelsV2DiffusionForcingImageToVideoPipeline), cpu, SKYREELS
+        ),
         "helios-pyramid": model_from_pipeline("helios-pyramid", build_helios(HeliosPyramidPipeline, 2), cpu, PYRAMID),
         "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
@@ -477,7 +486,7 @@ def test_the_key_value_fill_between_chunks_runs_every_block_whatever_the_cache_w
         warmup_interval=1,
         max_continuous_cached_steps=-1,
     )
-    request = {"model": "anyflow-far", "seed": 3, "output_format": "png_frames"}
+    request = {"model": "anyflow-far", "seed": 3, "output_format": "png_frames", "num_inference_steps": 3}
     plain = client.generate("a red circle", **request)
     warm = client.generate("a red circle", **request, cache=policy)
     assert [stat.cached for stat in warm.cache_stats.steps] == [False] * 6
@@ -745,3 +754,19 @@ def test_list_models_says_which_visualcloze_model_takes_a_task_prompt_and_a_stre
     assert info["visualcloze"].parameters == ("strength", "task_prompt")
     assert info["visualcloze"].default_strength == pytest.approx(0.4)
     assert info["visualcloze"].repeated_roles == ("image", "reference")
+
+
+def test_diffusion_forcing_counts_a_step_once_for_all_frames_and_reports_the_noisiest_frames_timestep(client):
+    """5 frames: 2 latent frames, each stepped by its own scheduler copy, 4 steps with CFG (two calls each).
+    With threshold 1 both branches cache every step after the first. The image-to-video pipeline keeps the
+    image's latent frame ready (timestep 0): its steps report the generated frames' timesteps, as text-to-video."""
+    timesteps = {}
+    for model, inputs in (("df", []), ("df-i2v", [input_image("image", (16, 16))])):
+        events = list(client.stream("a red circle", model=model, seed=3, cache=ALWAYS_CACHE, input_images=inputs))
+        steps = [event for event in events if isinstance(event, Step)]
+        assert [step.step for step in steps] == [0, 1, 2, 3]
+        assert [step.cached for step in steps] == [False, True, True, True]
+        assert [step.cfg_cached for step in steps] == [False, True, True, True]
+        timesteps[model] = [step.timestep for step in steps]
+    assert timesteps["df"] == timesteps["df-i2v"] == sorted(timesteps["df"], reverse=True)
+    assert min(timesteps["df"]) > 0

@@ -103,7 +103,13 @@ from engine_service.models.families.sd3 import (
     SD3_PAG,
     SD3_PAG_IMG2IMG,
 )
-from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
+from engine_service.models.families.skyreels_v2 import (
+    SKYREELS_V2,
+    SKYREELS_V2_DF,
+    SKYREELS_V2_DF_I2V,
+    SKYREELS_V2_DF_V2V,
+    SKYREELS_V2_I2V,
+)
 from engine_service.models.families.visualcloze import VISUALCLOZE, VISUALCLOZE_GENERATION
 from engine_service.models.families.vq_diffusion import VQ_DIFFUSION
 from engine_service.models.families.wan import LUCY_EDIT, WAN, WAN_ANIMATE, WAN_I2V, WAN_V2V, WAN_VACE
@@ -206,6 +212,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
     SKYREELS_V2,
     SKYREELS_V2_I2V,
     SKYREELS_V2_DF,
+    SKYREELS_V2_DF_I2V,
+    SKYREELS_V2_DF_V2V,
     MOCHI,
     ALLEGRO,
     CHRONOEDIT,
