@@ -78,7 +78,9 @@ class JobSpec:
     """Whole denoising loops the pipeline runs for the job (a chunked video: one per chunk)."""
     loop_steps: tuple[int, ...] = ()
     """Steps of each denoising loop, in order, for a family whose loops do not each run
-    ``num_inference_steps`` (``FamilySpec.loop_steps``); empty = ``denoising_loops`` loops of them."""
+    ``num_inference_steps`` (``FamilySpec.loop_steps``) or that runs another number of steps at a
+    strength than diffusers' usual count (``FamilySpec.strength_steps``: aMUSEd's image-to-image runs
+    ``int(steps x strength)``); empty = ``denoising_loops`` loops of them."""
     task_prompt: str = ""
     """What every row of an in-context grid does (VisualCloze); empty for models that take none."""
     layers: int | None = None

@@ -16,8 +16,10 @@ family's rules refuse (a frame count off its rule, below its least or not made b
 required input image, a strength out of range or for a model without one, a mask of
 another size than its image, a size off the family's size check or, where the size
 follows the input image, another size than it gives, a guidance scale for a model that
-takes none) get INVALID_ARGUMENT naming the field, and the engine keeps serving: the
-threshold-0 request comes after them (and for a video one more, in its default format, MP4).
+takes none, a prompt that names input images the request does not send) get
+INVALID_ARGUMENT naming the field, and the engine keeps serving: the threshold-0 request
+comes after them (and for a video one more, in its default format, MP4). A case may send its
+own prompt (OmniGen's names its reference images).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from client_sdk import CachePolicy, Client, Completed, InputImage, Preview
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import Limits, ServerConfig
-from engine_service.jobs import JobSpec, OutputFormat, denoising_steps
+from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
 from engine_service.models.registry import ModelLoadError, load_local_model
@@ -93,7 +95,9 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None, vi
     if family.check_size is not None:
         # One spatial factor wider than the default: off the rule of every family that checks sizes.
         bad.append(({"width": model.default_width + model.spatial_factor}, "width"))
-    if family.output_kind == "video" and (family.frame_stride > 1 or family.frame_counts is not None):
+    if family.output_kind == "video" and (
+        family.frame_stride > 1 or family.frame_counts is not None or family.native_frames is not None
+    ):
         bad.append(({"num_frames": frames + 1}, "num_frames"))
     if family.denoising_loops is not None:
         # The first count of the stride rule above the default that whole chunks do not make, if any:
@@ -109,6 +113,9 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None, vi
         bad.append(({"preview_every": 1}, "preview_every"))
     if family.required_roles:
         bad.append(({"input_images": [i for i in images if i.role not in family.required_roles]}, "input_images"))
+    if family.check_prompt_images is not None and images:
+        # The case's prompt names the images it sends (OmniGen's tags): without them it names missing ones.
+        bad.append(({"input_images": []}, "prompt"))
     if family.max_outputs is not None:
         bad.append(({"num_outputs": family.max_outputs + 1}, "num_outputs"))
     single = next((image for image in images if image.role not in (*family.repeated_roles, "control")), None)
@@ -180,9 +187,9 @@ def _other_inputs(case: TinyCase) -> dict[str, list[dict[str, list]]]:
     return variants
 
 
-def _violated_fields(client: Client, request: dict) -> set[str]:
+def _violated_fields(client: Client, prompt: str, request: dict) -> set[str]:
     with pytest.raises(InvalidArgumentError) as raised:
-        client.generate("a red circle", **request)
+        client.generate(prompt, **request)
     return {violation.field for violation in raised.value.field_violations}
 
 
@@ -218,7 +225,6 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         "input_images": [input_image(role, size) for role, size in case.inputs],
         "input_videos": [input_video(role, size, frames) for role, size, frames in case.videos],
         "strength": case.strength,
-        "layers": case.layers,
         "task_prompt": case.task_prompt,
         # Frames as PNGs compare exactly; the MP4 path is checked by the last request.
         "output_format": "png_frames" if video else "png",
@@ -234,24 +240,24 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         warnings.filterwarnings("error", "invalid value encountered in cast", RuntimeWarning)
         # A family that decodes mid-run latents sends a preview after every step but the last.
         previews_every = 1 if model.family.decode_latents is not None else 0
-        events = list(client.stream("a red circle", preview_every=previews_every, **request))
+        events = list(client.stream(case.prompt, preview_every=previews_every, **request))
         plain = next(event.result for event in events if isinstance(event, Completed))
-        always = client.generate("a red circle", cache=ALWAYS_CACHE, **request)
+        always = client.generate(case.prompt, cache=ALWAYS_CACHE, **request)
         guidance = _other_guidance(model.default_guidance_scale)
         guided = None  # a model that takes no guidance scale refuses one (a bad request below)
         if model.family.takes_guidance:
-            guided = client.generate("a red circle", **{**request, "guidance_scale": guidance})
+            guided = client.generate(case.prompt, **{**request, "guidance_scale": guidance})
         inputs = {
-            role: [client.generate("a red circle", **{**request, **inputs}) for inputs in variants]
+            role: [client.generate(case.prompt, **{**request, **inputs}) for inputs in variants]
             for role, variants in other_inputs.items()
         }
         bad = _bad_requests(model, request["input_images"], case.inputs, size, request["input_videos"])
-        refused = [_violated_fields(client, {**request, **fields}) for fields, _ in bad]
+        refused = [_violated_fields(client, case.prompt, {**request, **fields}) for fields, _ in bad]
         # Still serving, bit-identical at threshold 0; the size sent as the one rendered changes nothing.
         rendered = {**request, "width": size[0], "height": size[1]}
-        never = client.generate("a red circle", cache=NEVER_CACHE, **rendered)
+        never = client.generate(case.prompt, cache=NEVER_CACHE, **rendered)
         # A video's MP4 (an image's default format is the PNG already asked for).
-        again = client.generate("a red circle", **{**rendered, "output_format": None}) if video else None
+        again = client.generate(case.prompt, **{**rendered, "output_format": None}) if video else None
         (info,) = client.list_models().models
 
     def pixels(result):
@@ -260,7 +266,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     assert refused == [{field} for _, field in bad]
     assert info.repeated_roles == model.family.repeated_roles
     assert info.refuses_guidance_scale == (not model.family.takes_guidance)
-    assert (info.default_layers, info.outputs_alpha) == (model.family.default_layers or 0, model.family.outputs_alpha)
+    assert (info.default_layers, info.outputs_alpha) == (model.default_layers or 0, model.family.outputs_alpha)
     # A size that follows the input image is listed as 0 x 0.
     follows = model.family.size_from_input is not None
     assert (info.default_width, info.default_height) == ((0, 0) if follows else size)
@@ -270,8 +276,11 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         assert all(pixels(result) != pixels(plain) for result in results), f"another {role!r} input changed nothing"
         assert len({tuple(pixels(result)) for result in results}) == len(results), f"{role!r} inputs alike"
     strength = case.strength if case.strength is not None else model.family.default_strength
-    kept = model.family.strength_steps or denoising_steps
-    steps = (case.loop_steps or kept(model.default_steps, strength)) * case.loops
+    cut = model.family.steps_run(model.default_steps, strength)
+    if model.family.strength_on_last_loop:  # the strength cuts the last loop only (VisualCloze's upsampling)
+        steps = model.default_steps * (case.loops - 1) + cut
+    else:
+        steps = (case.loop_steps or cut) * case.loops
     frames = model.default_frames if video else 1
     previews = [event for event in events if isinstance(event, Preview)]
     # A preview replaces an older one the client has not read yet (docs/serving.md), so a loaded machine
@@ -289,7 +298,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     cached = steps - case.loops * case.experts - case.reshaped_steps
     assert always.cache_stats.cached_steps == cached, always.cache_stats
     # A layered decomposition's output is one image per layer, each with its alpha channel.
-    layers = case.layers or model.family.default_layers or 1
+    layers = model.default_layers or 1
     assert len(plain.outputs) == frames * layers
     for output in plain.outputs:
         assert (output.mime_type, output.num_frames) == ("image/png", 1)

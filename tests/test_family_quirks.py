@@ -1,7 +1,8 @@
 """Families whose pipelines differ from plain text-to-image, through a batching engine and the SDK.
 
 DiT is class-conditional (the prompt names a class), renders one size and has no
-step callback; aMUSEd takes a single random generator, so its jobs never batch;
+step callback; aMUSEd takes a single random generator, so its jobs never batch, and its
+image-to-image pipeline runs int(steps x strength) steps;
 HunyuanVideo 1.5 has no step callback either (the engine follows its scheduler's
 steps, which cancellation stops) and its image-to-video pipeline renders its
 resolution buckets only; its VAE cannot decode a batch, so the engine decodes video by video.
@@ -19,7 +20,15 @@ overlapping windows that each run one step fewer than asked: progress and the ca
 follow the steps that run, windows with another overlap make other frame counts than asked, a
 prompt with ``|`` gives each window its own, and the request's seed draws every window's noise.
 Qwen-Image Layered gives each output as its layers, in order, RGBA, reads its input image's
-alpha channel, and the CLI writes one file per layer.
+alpha channel, its preview is its first layer over white, and the CLI writes one file per layer.
+VisualCloze takes a task prompt and lays its grid out by roles; its combined pipeline reports its
+generation pass, then the upsampling steps its strength leaves.
+OmniGen's prompt names its reference images by tags that must match the images sent,
+its CFG runs two branches per call without references and three with them, and its jobs run
+alone (its rotary embedding takes the first row's positions for the whole batch). Latte's
+spatial and temporal blocks run as pairs that give the stock transformer's output bit for bit.
+SkyReels-V2's diffusion forcing steps one scheduler copy per latent frame and never its own scheduler: each
+step still counts once for the cache, and progress reports the noisiest frame's timestep.
 """
 
 from __future__ import annotations
@@ -35,11 +44,13 @@ import numpy as np
 import pytest
 import torch
 from diffusers import (
+    AmusedImg2ImgPipeline,
     HeliosDMDScheduler,
     HeliosPyramidPipeline,
     HunyuanVideo15ImageToVideoPipeline,
     Kandinsky5I2IPipeline,
     Kandinsky5T2IPipeline,
+    SkyReelsV2DiffusionForcingImageToVideoPipeline,
 )
 from PIL import Image
 from tiny_families import all_cases, input_image
@@ -53,14 +64,21 @@ from tiny_families.ideogram4 import build_tiny_ideogram4
 from tiny_families.joyimage import build_tiny_joyimage_edit
 from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6
+from tiny_families.latte import FRAMES as LATTE_FRAMES
+from tiny_families.latte import build_tiny_latte
 from tiny_families.ltx_video_long import VIDEO as LTX_LONG
 from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
+from tiny_families.omnigen import build_tiny_omnigen
+from tiny_families.skyreels_v2 import VIDEO as SKYREELS
+from tiny_families.skyreels_v2 import build_skyreels_v2_df
 
 from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, Started, Step
 from client_sdk.errors import InvalidArgumentError
+from engine_service import cli
 from engine_service.config import BatchingConfig, Limits
 from engine_service.errors import ModelLoadError
+from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
@@ -73,6 +91,10 @@ OVERLAP_2 = {"temporal_tile_size": 24, "temporal_overlap": 16}
 LTX_IMAGE = [input_image("image", (32, 32))]
 LONG = {"model": "ltx-long", "input_images": LTX_IMAGE}
 OVERLAPPING = {"model": "ltx-long-overlap2", "input_images": LTX_IMAGE}
+#: Threshold 1 after one warm-up step: every step but the first of each run is cached.
+ALWAYS_CACHE = CachePolicy(
+    preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
+)
 K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
 
 
@@ -89,11 +111,19 @@ def _distilled_pyramid() -> HeliosPyramidPipeline:
 
 
 @pytest.fixture(scope="module")
-def server():
+def omnigen():
+    return build_tiny_omnigen()
+
+
+@pytest.fixture(scope="module")
+def server(omnigen):
     cpu = torch.device("cpu")
     models = {
         "dit": model_from_pipeline("dit", build_tiny_dit(), cpu, {"steps": 2}),
         "amused": model_from_pipeline("amused", build_tiny_amused(), cpu, {"width": 8, "height": 8, "steps": 3}),
+        "amused-i2i": model_from_pipeline(
+            "amused-i2i", build_tiny_amused(AmusedImg2ImgPipeline), cpu, {"width": 8, "height": 8, "steps": 10}
+        ),
         "hv15": model_from_pipeline("hv15", build_hunyuan_video15(), cpu, VIDEO),
         "hv15-i2v": model_from_pipeline(
             "hv15-i2v", build_hunyuan_video15(HunyuanVideo15ImageToVideoPipeline), cpu, VIDEO
@@ -106,7 +136,12 @@ def server():
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
+        "omnigen": model_from_pipeline("omnigen", omnigen, cpu, {"width": 32, "height": 32, "steps": 2}),
         "anyflow-far": model_from_pipeline("anyflow-far", build_tiny_anyflow_far(), cpu, FAR_VIDEO),
+        "df": model_from_pipeline("df", build_skyreels_v2_df(), cpu, SKYREELS),
+        "df-i2v": model_from_pipeline(
+            "df-i2v", build_skyreels_v2_df(SkyReelsV2DiffusionForcingImageToVideoPipeline), cpu, SKYREELS
+        ),
         "helios-pyramid": model_from_pipeline("helios-pyramid", build_helios(HeliosPyramidPipeline, 2), cpu, PYRAMID),
         "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
@@ -274,14 +309,7 @@ def test_joyimage_edit_defaults_to_its_square_bucket_and_refuses_sizes_off_its_b
 
 def test_a_chunked_video_reports_every_step_of_every_chunk_and_the_cache_restarts_per_chunk(client):
     """9 frames in chunks of 5: two denoising loops of 3 steps, reported as steps 0-5 of 6."""
-    policy = CachePolicy(
-        preset="dbcache",
-        residual_diff_threshold=1.0,
-        max_warmup_steps=1,
-        warmup_interval=1,
-        max_continuous_cached_steps=-1,
-    )
-    events = list(client.stream("a red circle", model="helios", seed=3, cache=policy))
+    events = list(client.stream("a red circle", model="helios", seed=3, cache=ALWAYS_CACHE))
     (started,) = [event for event in events if isinstance(event, Started)]
     steps = [event for event in events if isinstance(event, Step)]
     (result,) = [event.result for event in events if isinstance(event, Completed)]
@@ -317,6 +345,134 @@ def test_leaving_the_stream_of_a_chunked_video_stops_it_at_a_step_of_a_later_chu
     assert client.generate("a red circle", model="helios").outputs  # the pipeline serves the next request
 
 
+REFERENCE = input_image("reference", (32, 32))
+
+
+@pytest.mark.parametrize(
+    ("prompt", "references"),
+    [
+        ("<img><|image_1|></img> a red circle", 0),  # a tag without its image
+        ("a red circle", 1),  # an image without its tag
+        ("<img><|image_2|></img> a red circle", 1),  # the tags count from 1
+        ("<img><|image_1|></img> and <img><|image_2|></img>", 1),  # one image for two tags
+        ("<img><|image_1|></img> a red circle", 2),  # two images for one tag
+        ("<|image_1|> a red circle", 1),  # a tag without its <img> ... </img>
+    ],
+)
+def test_an_omnigen_prompt_whose_image_tags_do_not_name_its_references_is_invalid(client, prompt, references):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(prompt, model="omnigen", input_images=[REFERENCE] * references)
+    assert set(_fields(info.value)) == {"prompt"}
+    assert "reference image" in _fields(info.value)["prompt"]
+    both = client.generate(
+        "<img><|image_2|></img> on <img><|image_1|></img>", model="omnigen", input_images=[REFERENCE] * 2
+    )
+    assert len(both.outputs) == 1
+
+
+def test_omnigen_runs_two_cfg_branches_without_references_and_three_with_them(client, omnigen):
+    """Text only: prompt and negative prompt; with references also the references alone (image guidance)."""
+    rows = []
+    hook = omnigen.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: rows.append(kwargs["hidden_states"].shape[0]), with_kwargs=True
+    )
+    try:
+        client.generate("a red circle", model="omnigen", num_outputs=2)
+        client.generate("<img><|image_1|></img> a red circle", model="omnigen", input_images=[REFERENCE])
+    finally:
+        hook.remove()
+    assert rows == [4, 4, 3, 3]
+
+
+def test_an_omnigen_text_only_request_caches_like_one_with_references(client):
+    plain = client.generate("a red circle", model="omnigen", seed=4)
+    never = client.generate(
+        "a red circle", model="omnigen", seed=4, cache=CachePolicy(preset="dbcache", residual_diff_threshold=0.0)
+    )
+    always = client.generate(
+        "a red circle",
+        model="omnigen",
+        seed=4,
+        cache=CachePolicy(preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1),
+    )
+    assert never.outputs[0].sha256 == plain.outputs[0].sha256
+    assert always.cache_stats.cached_steps == 1 and always.outputs[0].sha256 != plain.outputs[0].sha256
+
+
+def test_omnigen_requests_sent_together_get_the_images_they_get_alone(server, client):
+    """Prompts of other lengths: in one call the rotary embedding of every row would follow the first row's."""
+    requests = [
+        {"prompt": prompt, "model": "omnigen", "seed": 2}
+        for prompt in ("a red circle", "a blue square on a green field")
+    ]
+    alone = [client.generate(**r).outputs[0].sha256 for r in requests]
+    crowd = asyncio.run(_together(server.address, requests))
+    assert [r.outputs[0].sha256 for r in crowd] == alone
+
+
+def test_amused_image_to_image_reports_and_caches_the_int_of_steps_times_strength_steps_it_runs(client):
+    """10 steps at strength 0.35: aMUSEd runs int(3.5) = 3; diffusers' usual count, 10 - int(6.5), would say 4."""
+    policy = CachePolicy(preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1)
+    request = {"model": "amused-i2i", "strength": 0.35, "input_images": [input_image("image", (8, 8))]}
+    events = list(client.stream("a red circle", cache=policy, **request))
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event for event in events if isinstance(event, Step)]
+    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    assert started.total_steps == 3 and [(s.step, s.total_steps) for s in steps] == [(0, 3), (1, 3), (2, 3)]
+    assert (result.cache_stats.computed_steps, result.cache_stats.cached_steps) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "why"),
+    [
+        ({"strength": 0.05}, "strength", "runs no denoising step"),  # int(0.05 x 10) = 0
+        ({"num_inference_steps": 1}, "num_inference_steps", "runs no denoising step"),  # int(0.5 x 1) = 0
+        ({"strength": 1.0}, "strength", "masks no token"),  # it would noise for index -1 of its schedule
+    ],
+)
+def test_an_amused_image_to_image_strength_it_would_run_wrong_is_invalid(client, fields, field, why):
+    request = {"model": "amused-i2i", "input_images": [input_image("image", (8, 8))]}
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", **request, **fields)
+    assert set(_fields(info.value)) == {field} and why in _fields(info.value)[field]
+    assert len(client.generate("a red circle", **request, strength=0.1).outputs) == 1
+
+
+@pytest.mark.parametrize("temporal", [True, False])
+def test_latte_pair_blocks_give_the_stock_transformers_video_bit_for_bit(temporal):
+    """Each pair runs a spatial block, the reshapes, temp_pos_embed (once, in the first pair) and the temporal
+    block as the transformer's own loop does; a call without temporal attention runs the spatial blocks alone."""
+    stock = build_tiny_latte()
+    served = model_from_pipeline("latte", build_tiny_latte(), torch.device("cpu"), {}).pipeline
+    assert type(served.transformer.transformer_blocks[0]).__name__ == "LattePairBlock"
+
+    def video(pipe):
+        return pipe(
+            "a red circle",
+            width=32,
+            height=32,
+            video_length=LATTE_FRAMES,
+            num_inference_steps=2,
+            clean_caption=False,
+            enable_temporal_attentions=temporal,
+            generator=torch.Generator().manual_seed(3),
+            output_type="np",
+        ).frames
+
+    assert np.array_equal(video(served), video(stock))
+
+
+def test_an_omnigen_reference_more_elongated_than_128_to_1_is_invalid(client):
+    """4096x16 would become 4096x16 pixels again after the pipeline's scaling (1024 wide, 4 high, then 16
+    high): 256 patches, more than the transformer's 192 positions a side."""
+    prompt = "<img><|image_1|></img> a red circle"
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(prompt, model="omnigen", input_images=[input_image("reference", (4096, 16))])
+    assert "128:1" in _fields(info.value)["input_images[0].data"]
+    served = client.generate(prompt, model="omnigen", input_images=[input_image("reference", (1024, 16))])
+    assert len(served.outputs) == 1
+
+
 def test_the_key_value_fill_between_chunks_runs_every_block_whatever_the_cache_would_reuse(client):
     """Two chunks of 3 steps; after the first, the pipeline calls the transformer a fourth time (timestep 0)
     to write the chunk's keys and values into each block's attention cache. A warm-up of 3 steps computes
@@ -330,7 +486,7 @@ def test_the_key_value_fill_between_chunks_runs_every_block_whatever_the_cache_w
         warmup_interval=1,
         max_continuous_cached_steps=-1,
     )
-    request = {"model": "anyflow-far", "seed": 3, "output_format": "png_frames"}
+    request = {"model": "anyflow-far", "seed": 3, "output_format": "png_frames", "num_inference_steps": 3}
     plain = client.generate("a red circle", **request)
     warm = client.generate("a red circle", **request, cache=policy)
     assert [stat.cached for stat in warm.cache_stats.steps] == [False] * 6
@@ -394,14 +550,7 @@ def test_the_long_video_seed_draws_every_window_and_a_bar_gives_each_window_its_
 
 def test_a_pyramid_video_reports_every_stage_of_every_chunk_and_the_cache_restarts_per_stage(client):
     """2 chunks of 2 stages (a 2x2 then a 4x4 latent) of 2 steps: steps 0-7 of 8, each stage warming up."""
-    policy = CachePolicy(
-        preset="dbcache",
-        residual_diff_threshold=1.0,
-        max_warmup_steps=1,
-        warmup_interval=1,
-        max_continuous_cached_steps=-1,
-    )
-    events = list(client.stream("a red circle", model="helios-pyramid", seed=3, cache=policy))
+    events = list(client.stream("a red circle", model="helios-pyramid", seed=3, cache=ALWAYS_CACHE))
     (started,) = [event for event in events if isinstance(event, Started)]
     steps = [event for event in events if isinstance(event, Step)]
     (result,) = [event.result for event in events if isinstance(event, Completed)]
@@ -467,12 +616,12 @@ def test_generate_writes_one_file_per_layer(layered, tmp_path):
     picture = tmp_path / "in.png"
     picture.write_bytes(_rgba_picture(128).data)
     command = [str(pathlib.Path(sys.executable).parent / "ditserve"), "generate", "a red circle"]
-    command += ["--target", server.address, "--input-image", str(picture), "--layers", "2", "--seed", "1"]
+    command += ["--target", server.address, "--input-image", str(picture), "--layers", "3", "--seed", "1"]
     command += ["--out", str(tmp_path / "out")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     files = sorted((tmp_path / "out").iterdir())
-    assert [f.name for f in files] == ["1-0.png", "1-1.png"]
+    assert [f.name for f in files] == ["1-0.png", "1-1.png", "1-2.png"]  # 3 layers, not the model's 2
     assert all(Image.open(f).mode == "RGBA" for f in files)
 
 
@@ -488,11 +637,27 @@ def test_layered_renders_about_its_resolution_squared_in_the_input_images_aspect
 
 @pytest.fixture(scope="module")
 def visualcloze():
-    case = next(c for c in all_cases() if c.name == "visualcloze-generation")
-    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
-    with BackgroundServer(AsyncEngine({case.name: model}, case.name, Limits(), "cpu")) as server:
+    """The generation pipeline (the default model) and the combined one (``visualcloze``)."""
+    cases = [c for c in all_cases() if c.name in ("visualcloze-generation", "visualcloze")]
+    models = {c.name: model_from_pipeline(c.name, c.build(), torch.device("cpu"), c.defaults) for c in cases}
+    with BackgroundServer(AsyncEngine(models, "visualcloze-generation", Limits(), "cpu")) as server:
         with Client(server.address, timeout=120) as client:
             yield client
+
+
+@pytest.mark.parametrize(("strength", "upsampling_steps"), [(None, 2), (0.7, 3), (0.3, 1)])
+def test_visualcloze_reports_the_generation_pass_then_the_upsampling_steps_its_strength_leaves(
+    visualcloze, strength, upsampling_steps
+):
+    """3 steps of generation, then the upsampling pass's 3 - int(3 - strength x 3) (default strength 0.4)."""
+    request = {"task_prompt": "In each row, [IMAGE2] is a painting of [IMAGE1]", "seed": 3, "strength": strength}
+    query = [input_image("image", (48, 32))]
+    events = list(visualcloze.stream("a red circle", model="visualcloze", input_images=query, **request))
+    total = 3 + upsampling_steps
+    assert [e.total_steps for e in events if isinstance(e, Started)] == [total]
+    assert [(e.step, e.total_steps) for e in events if isinstance(e, Step)] == [(i, total) for i in range(total)]
+    (output,) = next(e.result for e in events if isinstance(e, Completed)).outputs
+    assert output.image.size == (32, 32)  # the request's size (the model's default here)
 
 
 def test_visualcloze_reads_the_task_prompt_and_its_in_context_rows(visualcloze):
@@ -537,3 +702,92 @@ def test_cogvideox_makes_8k_plus_1_frames():
             made = client.generate("a cat", num_frames=17, num_inference_steps=2, output_format="png_frames")
     assert set(_fields(refused.value)) == {"num_frames"}
     assert len(made.outputs) == 17
+
+
+def test_a_layered_preview_of_the_last_latents_is_the_first_layer_over_white():
+    """The packed latents hold the re-made input image, then the layers: a preview decodes the first layer,
+    its alpha composited over white, as the pipeline decodes it."""
+    case = next(c for c in all_cases() if c.name == "qwen-image-layered")
+    pipeline = case.build()
+    model = model_from_pipeline(case.name, pipeline, torch.device("cpu"), case.defaults)
+    picture = Image.open(io.BytesIO(_rgba_picture(128).data))
+    job = JobSpec(
+        request_id="preview",
+        model=case.name,
+        prompt="a red circle",
+        negative_prompt="",
+        width=896,
+        height=448,
+        num_inference_steps=2,
+        guidance_scale=1.0,
+        seed=3,
+        num_outputs=1,
+        num_frames=1,
+        fps=0,
+        output_format=OutputFormat.PNG,
+        output_quality=90,
+        preview_every=1,
+        input_images=(("image", picture.convert("RGBA")),),
+        layers=2,
+    )
+    last = {}
+
+    def keep_latents(pipe, index, timestep, tensors):
+        last["latents"] = tensors["latents"]
+        return {}
+
+    kwargs = {**model.call_defaults, **model.family.build_call_kwargs(pipeline, [job])}
+    kwargs["callback_on_step_end"] = keep_latents
+    with torch.no_grad():
+        output = pipeline(**kwargs, generator=torch.Generator().manual_seed(3), output_type="np")
+        (preview,) = model.family.decode_latents(pipeline, last["latents"], job)
+    layers = model.family.read_output(output)
+    assert layers.shape == (2, 448, 896, 4)
+    first = torch.from_numpy(layers[0])
+    alpha = first[..., 3:]
+    torch.testing.assert_close(preview, first[..., :3] * alpha + (1 - alpha), atol=1e-4, rtol=0)
+
+
+def test_a_models_default_layers_must_be_one_its_family_takes():
+    """``layers`` in a model's ``ditserve.json``: the request's default, 1 to the family's most, and only
+    for a family that splits its image into layers."""
+    case = next(c for c in all_cases() if c.name == "qwen-image-layered")
+    cpu = torch.device("cpu")
+    assert model_from_pipeline(case.name, case.build(), cpu, {**case.defaults, "layers": 6}).default_layers == 6
+    with pytest.raises(ModelLoadError, match="layers must be between 1 and 8, got 9"):
+        model_from_pipeline(case.name, case.build(), cpu, {**case.defaults, "layers": 9})
+    with pytest.raises(ModelLoadError, match="splits no image into layers"):
+        model_from_pipeline("dit", build_tiny_dit(), cpu, {"steps": 2, "layers": 2})
+
+
+def test_the_models_command_shows_the_layers_a_layered_model_takes(layered, capsys):
+    server, client = layered
+    (info,) = client.list_models().models
+    assert (info.parameters, info.default_layers, info.max_layers, info.outputs_alpha) == (("layers",), 2, 8, True)
+    assert cli.main(["models", "--target", server.address]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("* qwen-image-layered")]
+    assert "layers (default 2, 1-8)" in row and "of input" in row
+
+
+def test_list_models_says_which_visualcloze_model_takes_a_task_prompt_and_a_strength(visualcloze):
+    info = {m.name: m for m in visualcloze.list_models().models}
+    assert info["visualcloze-generation"].parameters == ("task_prompt",)
+    assert info["visualcloze"].parameters == ("strength", "task_prompt")
+    assert info["visualcloze"].default_strength == pytest.approx(0.4)
+    assert info["visualcloze"].repeated_roles == ("image", "reference")
+
+
+def test_diffusion_forcing_counts_a_step_once_for_all_frames_and_reports_the_noisiest_frames_timestep(client):
+    """5 frames: 2 latent frames, each stepped by its own scheduler copy, 4 steps with CFG (two calls each).
+    With threshold 1 both branches cache every step after the first. The image-to-video pipeline keeps the
+    image's latent frame ready (timestep 0): its steps report the generated frames' timesteps, as text-to-video."""
+    timesteps = {}
+    for model, inputs in (("df", []), ("df-i2v", [input_image("image", (16, 16))])):
+        events = list(client.stream("a red circle", model=model, seed=3, cache=ALWAYS_CACHE, input_images=inputs))
+        steps = [event for event in events if isinstance(event, Step)]
+        assert [step.step for step in steps] == [0, 1, 2, 3]
+        assert [step.cached for step in steps] == [False, True, True, True]
+        assert [step.cfg_cached for step in steps] == [False, True, True, True]
+        timesteps[model] = [step.timestep for step in steps]
+    assert timesteps["df"] == timesteps["df-i2v"] == sorted(timesteps["df"], reverse=True)
+    assert min(timesteps["df"]) > 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from tokenizers import AddedToken
 from tokenizers.processors import TemplateProcessing
-from transformers import BertTokenizer, CLIPTokenizer, GemmaTokenizer, Qwen2Tokenizer, T5Tokenizer
+from transformers import BertTokenizer, CLIPTokenizer, GemmaTokenizer, LlamaTokenizer, Qwen2Tokenizer, T5Tokenizer
 
 _T5_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,!?'-"
 _T5_WORDS = ("a", "an", "the", "of", "on", "in", "with", "and", "cat", "dog", "photo", "painting")
@@ -120,3 +120,16 @@ def small_gemma_tokenizer(model_max_length: int = 512) -> GemmaTokenizer:
         vocab.setdefault(char, len(vocab))
     # Like Gemma's own, it starts every text with <bos>: an empty negative prompt still has a token to attend to.
     return GemmaTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length, add_bos_token=True)
+
+
+def small_llama_tokenizer(model_max_length: int = 4096) -> LlamaTokenizer:
+    """A Llama tokenizer over the characters of the T5 one (each a token, with ``▁`` for a space) and byte
+    fallback for anything else: ``<unk>``, ``<s>`` (1, starts every text), ``</s>`` (2), 256 bytes and
+    43 characters, as OmniGen's processor expects (it drops id 1 from the start of later prompt chunks
+    and pads with 2)."""
+    vocab = {token: index for index, token in enumerate(("<unk>", "<s>", "</s>"))}
+    for byte in range(256):
+        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    for char in "▁" + _T5_CHARS:
+        vocab.setdefault(char, len(vocab))
+    return LlamaTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)

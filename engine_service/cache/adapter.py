@@ -47,6 +47,9 @@ BLOCK_LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     # Their text blocks refine the prompt tokens before the visual blocks: no part of the stack.
     "Kandinsky5Transformer3DModel": (("visual_transformer_blocks",),),
     "Kandinsky6Transformer3DModel": (("visual_transformer_blocks",),),
+    # Served with each spatial block and the temporal block after it as one pair block (the family's
+    # prepare_pipeline); its temporal list then runs inside the pairs only.
+    "LatteTransformer3DModel": (("transformer_blocks",),),
 }
 
 #: Transformer class name -> the forward pattern of each block group of its default layout,

@@ -8,10 +8,13 @@ count steps, so the transformer calls of one step can be told apart (CFG). Every
 change is an instance attribute, recorded and removed by :func:`disable_cache`,
 which leaves the modules exactly as they were.
 
-The scheduler wrappers are methods bound to the scheduler they were installed on,
-and count only for that object: a pipeline that deep-copies its scheduler (LTX-2
-steps a copy for its audio track) gets a copy whose ``set_timesteps`` and ``step``
-are the scheduler class's own, so the copy neither resets nor advances the run.
+The scheduler wrappers are methods bound to the scheduler they were installed on.
+A pipeline that deep-copies its scheduler gets copies whose ``set_timesteps`` is the
+scheduler class's own: a copy never starts a run. A copy's ``step`` advances the
+run only where the pipeline's own scheduler did not step since the last transformer
+call: LTX-2 steps its video on the pipeline's scheduler and its audio track on a copy
+(one step), SkyReels-V2's diffusion forcing steps one copy per latent frame and never
+its own (one step too, however many frames).
 """
 
 from __future__ import annotations
@@ -61,12 +64,23 @@ class _Clock:
         self.scheduler_steps = 0
         self.calls_since_step: dict[int, int] = {}
         self.calls = 0
+        # Since the last transformer call: whether a scheduler (the pipeline's or a copy) stepped,
+        # and whether a copy's step counted as the step.
+        self.stepped = False
+        self.copy_counted = False
 
-    def on_scheduler_step(self) -> None:
+    def on_scheduler_step(self, copy: bool = False) -> None:
+        """A step of the pipeline's scheduler, or of a deep copy of it (``copy``): at most one per
+        step counts, a copy only where nothing stepped since the last transformer call."""
+        if self.copy_counted or (copy and self.stepped):
+            return
+        self.stepped = True
+        self.copy_counted = copy
         self.scheduler_steps += 1
         self.calls_since_step.clear()
 
     def next_call(self, transformer: torch.nn.Module) -> tuple[int, int | None]:
+        self.stepped = self.copy_counted = False
         if self.watches_scheduler:
             index = self.calls_since_step.get(id(transformer), 0)
             self.calls_since_step[id(transformer)] = index + 1
@@ -195,7 +209,8 @@ class _PipelineState:
 
         @functools.wraps(step)
         def counted_step(owner, *args, **kwargs):
-            if owner is not scheduler:
+            if owner is not scheduler:  # a deep copy (per latent frame, or an audio track's)
+                self.clock.on_scheduler_step(copy=True)
                 return type(owner).step(owner, *args, **kwargs)
             self.clock.on_scheduler_step()
             return step(*args, **kwargs)

@@ -26,6 +26,7 @@ from engine_service.errors import ModelLoadError
 from engine_service.models.builtin import BUILTIN_CALL_DEFAULTS, BUILTIN_DEFAULTS, BUILTIN_DIR, BUILTIN_NAME
 from engine_service.models.families import FAMILIES
 from engine_service.models.lora import ModelLoras
+from engine_service.models.omnigen_processor import provide_omnigen_processor
 from engine_service.models.spec import FamilySpec
 from engine_service.models.vl_processors import image_only_processors
 from engine_service.quant import SpeedConfig, apply_speed
@@ -51,6 +52,9 @@ class LoadedModel:
     default_steps: int
     default_guidance_scale: float
     default_frames: int
+    default_layers: int | None
+    """Layers a request gets when it sends none, for a family that splits its input image into layers
+    (the family's, or the directory's ``layers``); ``None`` for other families."""
     spatial_factor: int
     """Width and height must be multiples of this (VAE scale factor x the family's latent patch)."""
     call_defaults: Mapping[str, Any]
@@ -137,6 +141,8 @@ def _finish(
     if default_size is not None:
         overrides.setdefault("width", default_size[0])
         overrides.setdefault("height", default_size[1])
+    if family.native_frames is not None:
+        overrides.setdefault("frames", family.native_frames(pipeline))
     model = LoadedModel(
         name=name,
         family=family,
@@ -147,6 +153,7 @@ def _finish(
         default_steps=overrides.pop("steps", family.default_steps),
         default_guidance_scale=overrides.pop("guidance_scale", family.default_guidance_scale),
         default_frames=overrides.pop("frames", family.default_frames),
+        default_layers=_default_layers(name, family, overrides.pop("layers", None)),
         spatial_factor=_spatial_factor(pipeline, family),
         call_defaults={**family.call_defaults, **overrides.pop("call_defaults", {})},
         speed=speed,
@@ -158,6 +165,18 @@ def _finish(
     if not defer_speed:
         apply_model_speed(model, device)
     return model
+
+
+def _default_layers(name: str, family: FamilySpec, layers: int | None) -> int | None:
+    """The model's default layer count: its own (``layers`` in ``ditserve.json``) or its family's.
+    ModelLoadError for one its family takes none of, or beyond the family's ``max_layers``."""
+    if layers is None:
+        return family.default_layers
+    if family.default_layers is None:
+        raise ModelLoadError(f"model {name!r}: layers is set, but {family.name} splits no image into layers")
+    if not 1 <= layers <= family.max_layers:
+        raise ModelLoadError(f"model {name!r}: layers must be between 1 and {family.max_layers}, got {layers}")
+    return layers
 
 
 def apply_model_speed(model: LoadedModel, device: torch.device) -> None:
@@ -189,8 +208,10 @@ def _load_directory(name: str, directory: pathlib.Path, dtype: torch.dtype) -> t
     logger.info("loading model %r (%s, family %s) from %s", name, pipeline_class, family.name, directory)
     try:
         with _quiet_loading():
-            # Qwen-VL processors whose video processor cannot be built here load without it.
+            # Qwen-VL processors whose video processor cannot be built here load without it, and
+            # OmniGen's pipeline gets its processor without torchvision.
             processors = image_only_processors(directory, index)
+            provide_omnigen_processor()
             pipeline = DiffusionPipeline.from_pretrained(
                 str(directory), local_files_only=True, dtype=dtype, **processors
             )
@@ -217,7 +238,7 @@ def _quiet_loading():
 #: Optional file in a model directory with the model's own defaults, in place of its family's.
 MODEL_DEFAULTS_FILE = "ditserve.json"
 #: What that file may set: request defaults, and fixed keyword arguments added to every pipeline call.
-MODEL_DEFAULT_KEYS = ("width", "height", "steps", "guidance_scale", "frames", "call_defaults", "cache")
+MODEL_DEFAULT_KEYS = ("width", "height", "steps", "guidance_scale", "frames", "layers", "call_defaults", "cache")
 
 
 def _directory_defaults(name: str, directory: pathlib.Path) -> dict[str, Any]:
@@ -273,7 +294,7 @@ def check_model_defaults(defaults: Mapping[str, Any]) -> list[str]:
         return isinstance(value, int) and not isinstance(value, bool)
 
     problems = []
-    for key in ("width", "height", "steps", "frames"):
+    for key in ("width", "height", "steps", "frames", "layers"):
         if key in defaults and not (whole(defaults[key]) and defaults[key] >= 1):
             problems.append(f"{key} must be a positive whole number, got {defaults[key]!r}")
     if "guidance_scale" in defaults:

@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from engine_service.jobs import denoising_steps
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -33,6 +35,11 @@ LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torc
 #: (pipeline, prompt, the model's call defaults) -> why the model cannot take this prompt, or ``None``
 #: when it can.
 PromptCheck = Callable[["DiffusionPipeline", str, "Mapping[str, Any]"], "str | None"]
+#: (prompt, how many input images the request sends per role) -> why the prompt does not fit those
+#: images, or ``None`` when it does.
+PromptImagesCheck = Callable[[str, "Mapping[str, int]"], "str | None"]
+#: pipeline -> the only frame count it makes.
+NativeFrames = Callable[["DiffusionPipeline"], int]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
 #: the roles of a request's input images, in request order -> why the model cannot lay them out, or
@@ -47,11 +54,12 @@ SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 ControlCount = Callable[["DiffusionPipeline"], int]
 #: (frames asked for, the model's call defaults) -> (denoising loops the pipeline runs, frames it makes).
 LoopPlan = Callable[[int, "Mapping[str, Any]"], tuple[int, int]]
+#: (num_inference_steps, strength) -> the denoising steps an image-to-image (or video-to-video) pipeline runs at
+#: that strength.
+StrengthSteps = Callable[[int, float], int]
 #: (pipeline, num_inference_steps, denoising loops, the model's call defaults) -> the steps of each loop
 #: the pipeline runs, in order.
 LoopSteps = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple[int, ...]]
-#: (num_inference_steps, strength) -> the denoising steps the pipeline runs.
-StrengthSteps = Callable[[int, float], int]
 #: what ``pipeline.__call__`` returned -> the call's decoded images (N, H, W, 3) or videos (N, F, H, W, 3).
 OutputReader = Callable[[Any], Any]
 
@@ -92,6 +100,10 @@ class FamilySpec:
     frame_counts: tuple[int, ...] | None = None
     """The only frame counts the pipeline makes, when it ignores other requests (ChronoEdit: 5);
     ``None`` = any count of the ``frame_stride`` rule. Other counts are INVALID_ARGUMENT."""
+    native_frames: NativeFrames | None = None
+    """For a video pipeline whose checkpoint makes one frame count only (Latte: the length of its
+    temporal position embedding, ``video_length``): that count, read from the pipeline. It is the
+    default frame count and any other is INVALID_ARGUMENT. ``None`` = the rules above."""
     takes_guidance: bool = True
     """Whether the model takes a guidance scale. ``False`` for a distilled pipeline whose call has no
     guidance input at all (FLUX.2 Klein KV): a request that sets ``guidance_scale`` is INVALID_ARGUMENT
@@ -138,6 +150,10 @@ class FamilySpec:
     check_prompt: PromptCheck | None = None
     """Refuses prompts the model cannot take (INVALID_ARGUMENT on ``prompt`` with the reason);
     ``None`` = any prompt."""
+    check_prompt_images: PromptImagesCheck | None = None
+    """Refuses a prompt that does not fit the input images the request sends, for a pipeline whose
+    prompt names them (OmniGen's ``<img><|image_1|></img>`` tags): INVALID_ARGUMENT on ``prompt`` with
+    the reason, instead of a pipeline failure. ``None`` = any prompt goes with any images."""
     warmup_prompt: str = "warm-up"
     """The prompt of the warm-up request (it must pass ``check_prompt``)."""
     native_size: NativeSize | None = None
@@ -176,11 +192,15 @@ class FamilySpec:
     (the pipeline runs about ``strength x steps`` steps). ``None`` = the pipeline takes no strength, and
     a request that sends one is INVALID_ARGUMENT."""
     strength_steps: StrengthSteps | None = None
-    """For a pipeline with a strength that cuts its schedule another way than diffusers' image-to-image
-    pipelines (``engine_service.jobs.denoising_steps``): the steps it runs for ``num_inference_steps``
-    at a strength (video-to-video: ``int(steps x strength)``, ``engine_service.models.video.kept_steps``).
-    Progress and the cache count these; a request that would run none is INVALID_ARGUMENT on
-    ``strength``. ``None`` = the image-to-image rule."""
+    """For an image-to-image or inpainting pipeline that cuts its schedule otherwise than diffusers'
+    ``get_timesteps`` (``steps - int(steps - steps x strength)``): the steps it runs for
+    ``(num_inference_steps, strength)`` (aMUSEd: ``int(steps x strength)``). Progress totals,
+    previews, the cache's step mask and its per-step lookups count these (:meth:`steps_run`); a
+    strength at which the pipeline would run no step is INVALID_ARGUMENT. ``None`` = diffusers' count."""
+    full_strength_problem: str | None = None
+    """Why the pipeline mishandles ``strength`` 1, for one that does (aMUSEd's image-to-image noises
+    its input for the last timestep of its schedule at 1, masking no token): a request at strength 1
+    is INVALID_ARGUMENT on ``strength`` with this reason. ``None`` = strength 1 runs as it should."""
     controlnet_pipeline: str | None = None
     """The diffusers pipeline class that runs this family's model with ControlNets attached
     (``serve --controlnet NAME=PATH:MODEL``); it must be a served family. ``None`` = no ControlNet
@@ -235,9 +255,22 @@ class FamilySpec:
     theirs (an opaque image gets an opaque one). PNG and WebP keep it; JPEG, which has none, is
     INVALID_ARGUMENT on ``output_format``. ``False`` = RGB: an RGBA output (a VAE that decodes alpha,
     as Qwen-Image 2.1's) is composited over white and input images are read as RGB."""
+    strength_on_last_loop: bool = False
+    """For a pipeline of several denoising loops that takes a strength: whether the strength cuts only
+    its last loop (VisualCloze's upsampling pass after a whole generation pass), the others running
+    every step. A job's ``loop_steps`` then say so (``num_inference_steps`` per loop, the last the part
+    of its schedule the strength leaves), as ``loop_steps`` would. ``False`` = it cuts every loop."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""
+
+    def steps_run(self, num_inference_steps: int, strength: float | None) -> int:
+        """Denoising steps one loop of the pipeline runs for ``num_inference_steps`` at ``strength``
+        (``None`` = the pipeline takes none): :attr:`strength_steps`, or diffusers' count
+        (:func:`engine_service.jobs.denoising_steps`)."""
+        if strength is not None and self.strength_steps is not None:
+            return self.strength_steps(num_inference_steps, strength)
+        return denoising_steps(num_inference_steps, strength)
 
     @property
     def parameters(self) -> tuple[str, ...]:

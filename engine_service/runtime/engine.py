@@ -625,11 +625,11 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         preview_every=0,
         input_images=images,
         input_videos=videos,
-        # Image-to-image pipelines run every step at strength 1.
+        # Image-to-image pipelines run every step at strength 1 (aMUSEd's count, int(steps x 1), too).
         strength=1.0 if model.family.default_strength is not None else None,
         controlnet_conditioning_scales=(1.0,) * model.control_images,
         denoising_loops=loops,
         loop_steps=loop_steps,
-        layers=model.family.default_layers,
+        layers=model.default_layers,
         task_prompt=model.family.warmup_prompt if model.family.takes_task_prompt else "",
     )

@@ -385,7 +385,8 @@ class _HostTimesteps:
     queued before it, so the host could not queue the next step while the device runs this
     one. The scheduler's timesteps are copied to the host once per run instead, checked
     against the first step's, and indexed from then on; a pipeline whose steps do not follow
-    its scheduler's timesteps falls back to reading each one.
+    its scheduler's timesteps falls back to reading each one. A pipeline that gives each latent
+    frame its own timestep (SkyReels-V2's diffusion forcing) reports its noisiest frame's.
     """
 
     def __init__(self) -> None:
@@ -395,6 +396,8 @@ class _HostTimesteps:
     def value(self, pipe, index: int, timestep) -> float:
         if not isinstance(timestep, torch.Tensor):
             return float(timestep)
+        if timestep.numel() > 1:  # one per latent frame (diffusion forcing): the noisiest frame's
+            timestep = timestep.max()
         if not self._checked:
             self._checked = True
             self._values = self._scheduler_values(pipe)

@@ -151,7 +151,7 @@ def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:
         control_images=model.control_images,
         repeated_roles=list(family.repeated_roles),
         refuses_guidance_scale=not family.takes_guidance,
-        default_layers=family.default_layers or 0,
+        default_layers=model.default_layers or 0,
         max_layers=family.max_layers if family.default_layers is not None else 0,
         outputs_alpha=family.outputs_alpha,
         loras=[

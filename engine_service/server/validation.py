@@ -7,6 +7,7 @@ travel to the client in a ``google.rpc.BadRequest``.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import math
@@ -111,6 +112,12 @@ def validate(
     follows = model.family.frames_from_video
     if any(role == follows for role, _ in videos) and not request.HasField("num_frames"):
         frames = 0  # the video's: set once it is decoded (decode_inputs)
+    check_prompt_images = model.family.check_prompt_images
+    if check_prompt_images is not None and prompt.strip():
+        sent = collections.Counter(item.role or "image" for item in request.input_images)
+        problem = check_prompt_images(prompt, sent)
+        if problem:
+            v.add("prompt", problem)
     width, height = _size_from_input(v, request, model, limits, images, width, height)
     scales = _control_scales(v, request, model)
     strength = _strength(v, request, model)
@@ -132,7 +139,7 @@ def validate(
     policy = cache_policy.effective_policy(request, default_cache or pb.CachePolicy(preset="none"))
     # The cache's step mask covers the steps the pipeline runs (fewer than requested with a strength),
     # per denoising loop: each loop is a run of the cache (loops of another count resample it).
-    loop_steps = _loop_steps(v, model, steps, loops) or _strength_steps(v, model, steps, strength)
+    loop_steps = _loop_steps(v, request, model, steps, loops, strength)
     run_steps = (loop_steps[-1] if loop_steps else denoising_steps(steps, strength)) if steps else 0
     cache = (
         cache_policy.plan_for(
@@ -239,7 +246,8 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
             v.add("num_frames", f"model {model.name!r} produces images; leave num_frames unset")
         if request.HasField("fps"):
             v.add("fps", f"model {model.name!r} produces images; leave fps unset")
-        return 1, 0, 1
+        plan = model.family.denoising_loops  # an image pipeline of several passes (VisualCloze)
+        return 1, 0, plan(1, model.call_defaults)[0] if plan is not None else 1
     frames = _int_range(v, request, "num_frames", model.default_frames, 1, limits.max_frames)
     stride = model.family.frame_stride
     if frames and (frames - 1) % stride:
@@ -251,6 +259,8 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
     if frames and frames < fewest:
         v.add("num_frames", f"{model.family.name} makes at least {fewest} frames; got {frames}")
     counts = model.family.frame_counts
+    if model.family.native_frames is not None:
+        counts = (model.family.native_frames(model.pipeline),)
     if frames and counts is not None and frames not in counts:
         allowed = ", ".join(map(str, counts))
         v.add("num_frames", f"{model.family.name} makes only {allowed} frames; got {frames}")
@@ -282,11 +292,30 @@ def _nearest_made(plan, defaults, frames: int, made: int, stride: int, most: int
     return None
 
 
-def _loop_steps(v: _Violations, model: LoadedModel, steps: int, loops: int) -> tuple[int, ...]:
+def _loop_steps(
+    v: _Violations, request, model: LoadedModel, steps: int, loops: int, strength: float | None
+) -> tuple[int, ...]:
     """The steps of each denoising loop, for a family whose loops do not each run the request's
-    steps (``FamilySpec.loop_steps``); empty for the others, or when ``steps`` is already refused."""
+    steps (``FamilySpec.loop_steps``), that counts a strength's steps its own way
+    (``FamilySpec.strength_steps``) or whose strength cuts only its last loop
+    (``FamilySpec.strength_on_last_loop``: the others run every step); empty for the others, or when
+    ``steps`` is already refused."""
+    if not steps:
+        return ()
+    if model.family.strength_on_last_loop and loops > 1:
+        return (steps,) * (loops - 1) + (model.family.steps_run(steps, strength),)
+    if strength is not None and model.family.strength_steps is not None:
+        counted = model.family.steps_run(steps, strength)
+        if counted < 1:
+            v.add(
+                "strength" if request.HasField("strength") else "num_inference_steps",
+                f"model {model.name!r} ({model.family.name}) runs no denoising step at strength {strength} with "
+                f"{steps} steps; raise strength or num_inference_steps",
+            )
+            return ()
+        return (counted,) * loops
     plan = model.family.loop_steps
-    if plan is None or not steps:
+    if plan is None:
         return ()
     counts = plan(model.pipeline, steps, loops, model.call_defaults)
     if min(counts, default=0) < 1:
@@ -297,23 +326,6 @@ def _loop_steps(v: _Violations, model: LoadedModel, steps: int, loops: int) -> t
         )
         return ()
     return tuple(counts)
-
-
-def _strength_steps(v: _Violations, model: LoadedModel, steps: int, strength: float | None) -> tuple[int, ...]:
-    """The steps of the one denoising loop of a family that cuts its schedule by strength its own way
-    (``FamilySpec.strength_steps``), as ``loop_steps``; empty for the others. None is a violation."""
-    rule = model.family.strength_steps
-    if rule is None or not steps or strength is None:
-        return ()
-    kept = rule(steps, strength)
-    if kept < 1:
-        v.add(
-            "strength",
-            f"{model.family.name} runs int(num_inference_steps x strength) steps, none for {steps} steps at "
-            f"{strength:g}: raise the strength or the steps",
-        )
-        return ()
-    return (kept,)
 
 
 def _output_format(v: _Violations, value: int, is_video: bool) -> OutputFormat:
@@ -599,13 +611,20 @@ def _strength(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -
         # At 0 the pipeline would run no step; any strength above runs at least one.
         v.add("strength", f"must be a number in (0, 1], got {value}")
         return default
+    if value == 1.0 and model.family.full_strength_problem is not None:
+        v.add(
+            "strength",
+            f"model {model.name!r} ({model.family.name}) takes a strength below 1: "
+            f"{model.family.full_strength_problem}",
+        )
+        return default
     return value
 
 
 def _layers(v: _Violations, request: pb.GenerateRequest, model: LoadedModel) -> int | None:
     """The request's layer count (or the model's default) for a model that splits its input image into
     layers; ``None`` for any other."""
-    default, most = model.family.default_layers, model.family.max_layers
+    default, most = model.default_layers, model.family.max_layers
     if not request.HasField("layers"):
         return default
     if default is None:

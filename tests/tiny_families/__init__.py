@@ -37,6 +37,8 @@ class TinyCase:
     """Input images a request sends, as ``(role, (width, height))``."""
     videos: tuple[tuple[str, tuple[int, int], int], ...] = ()
     """Input videos a request sends, as ``(role, (width, height), frames)``."""
+    prompt: str = "a red circle"
+    """The prompt requests send (OmniGen's names each reference image it sends: ``<img><|image_1|></img>``)."""
     strength: float | None = None
     """The ``strength`` a request sends (``None`` = the family's default)."""
     experts: int = 1
@@ -55,9 +57,6 @@ class TinyCase:
     takes input images."""
     task_prompt: str | None = None
     """The ``task_prompt`` a request sends (in-context models: VisualCloze); ``None`` = none."""
-    layers: int | None = None
-    """The ``layers`` a request sends (a layered decomposition: each output is that many images);
-    ``None`` = the family's default, or none."""
     reshaped_steps: int = 0
     """Steps after the warm-up whose block input changes shape (Qwen-Image 2.1 runs only the target image's
     tokens once its text keys and values are kept): the cache computes them, so with threshold 1 the run

@@ -1,14 +1,22 @@
-"""aMUSEd: a masked-token UViT over VQ-GAN tokens; one generator per call, no step callback."""
+"""aMUSEd: a masked-token UViT over VQ-GAN tokens; one generator per call, no step callback; its
+image-to-image and inpainting pipelines from the same components."""
 
 import torch
-from diffusers import AmusedPipeline, AmusedScheduler, UVit2DModel, VQModel
+from diffusers import (
+    AmusedImg2ImgPipeline,
+    AmusedInpaintPipeline,
+    AmusedPipeline,
+    AmusedScheduler,
+    UVit2DModel,
+    VQModel,
+)
 from tiny_tokenizers import byte_level_clip_tokenizer
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
 from tiny_families import TinyCase
 
 
-def build_tiny_amused() -> AmusedPipeline:
+def build_tiny_amused(pipeline_class: type = AmusedPipeline) -> AmusedPipeline:
     """From diffusers' aMUSEd test configuration, with 3 transformer layers."""
     torch.manual_seed(0)
     transformer = UVit2DModel(
@@ -67,7 +75,7 @@ def build_tiny_amused() -> AmusedPipeline:
     )
     for module in (transformer, vqvae, text_encoder):
         module.eval()
-    return AmusedPipeline(
+    return pipeline_class(
         vqvae=vqvae,
         tokenizer=byte_level_clip_tokenizer(),
         text_encoder=text_encoder,
@@ -82,5 +90,22 @@ CASES = [
         pipeline_class="AmusedPipeline",
         build=build_tiny_amused,
         defaults={"width": 8, "height": 8, "steps": 4},
+    ),
+    # At strength 0.6 of 4 steps the pipelines run int(2.4) = 2 steps, where diffusers' usual count is 3.
+    TinyCase(
+        name="amused-img2img",
+        pipeline_class="AmusedImg2ImgPipeline",
+        build=lambda: build_tiny_amused(AmusedImg2ImgPipeline),
+        defaults={"width": 8, "height": 8, "steps": 4},
+        inputs=(("image", (8, 8)),),
+        strength=0.6,
+    ),
+    TinyCase(
+        name="amused-inpaint",
+        pipeline_class="AmusedInpaintPipeline",
+        build=lambda: build_tiny_amused(AmusedInpaintPipeline),
+        defaults={"width": 8, "height": 8, "steps": 4},
+        inputs=(("image", (8, 8)), ("mask", (8, 8))),
+        strength=0.6,
     ),
 ]

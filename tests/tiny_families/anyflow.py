@@ -1,5 +1,5 @@
 """AnyFlow: a 3-block flow-map (two-timestep) Wan-style transformer over the tiny Wan VAE and UMT5 encoder;
-AnyFlow-FAR: its causal sibling, sampling a 5-frame video in two chunks (two denoising loops)."""
+AnyFlow-FAR: its 2-block causal sibling, sampling a 5-frame video in two chunks (two denoising loops)."""
 
 import torch
 from diffusers import (
@@ -15,7 +15,7 @@ from tiny_tokenizers import small_t5_tokenizer
 from tiny_families import TinyCase, louder_vae, scale_weights
 
 #: 5 frames of 16x16: 2 latent frames, one chunk each (``chunk_partition`` [1, 1]): two denoising loops.
-FAR_VIDEO = {"width": 16, "height": 16, "frames": 5, "steps": 3, "call_defaults": {"max_sequence_length": 16}}
+FAR_VIDEO = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 16}}
 
 
 def build_tiny_anyflow() -> AnyFlowPipeline:
@@ -42,7 +42,7 @@ def build_tiny_anyflow() -> AnyFlowPipeline:
 
 
 def build_tiny_anyflow_far() -> AnyFlowFARPipeline:
-    """A 3-block causal transformer whose blocks are scaled up (x2) and a louder VAE: the second chunk's
+    """A 2-block causal transformer whose blocks are scaled up (x2) and a louder VAE: the second chunk's
     video then shows, by many uint8 levels, whether the middle blocks wrote the first chunk's keys and
     values into the attention cache."""
     torch.manual_seed(0)
@@ -56,7 +56,7 @@ def build_tiny_anyflow_far() -> AnyFlowFARPipeline:
         text_dim=32,
         freq_dim=256,
         ffn_dim=32,
-        num_layers=3,
+        num_layers=2,
         rope_max_seq_len=32,
         chunk_partition=(1, 1),
     ).eval()

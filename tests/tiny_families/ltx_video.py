@@ -20,7 +20,9 @@ from tiny_families import TinyCase
 VIDEO = {"width": 32, "height": 32, "frames": 9, "steps": 4, "call_defaults": {"max_sequence_length": 16}}
 
 
-def _build(pipeline_class) -> LTXPipeline | LTXImageToVideoPipeline:
+def _build(pipeline_class, scheduler=None, scaling: tuple[bool, ...] = (True, True, False, False)):
+    """``pipeline_class`` with the tiny components; ``scaling`` says which VAE stages compress 2x in
+    space and time (the default 4x; one more ``True`` gives 8x, as the real VAE's temporal factor)."""
     torch.manual_seed(0)
     transformer = LTXVideoTransformer3DModel(
         in_channels=8,
@@ -38,8 +40,8 @@ def _build(pipeline_class) -> LTXPipeline | LTXImageToVideoPipeline:
         latent_channels=8,
         block_out_channels=(8, 8, 8, 8),
         decoder_block_out_channels=(8, 8, 8, 8),
-        spatio_temporal_scaling=(True, True, False, False),
-        decoder_spatio_temporal_scaling=(True, True, False, False),
+        spatio_temporal_scaling=scaling,
+        decoder_spatio_temporal_scaling=scaling,
         layers_per_block=(1, 1, 1, 1, 1),
         decoder_layers_per_block=(1, 1, 1, 1, 1),
         patch_size=1,
@@ -52,7 +54,7 @@ def _build(pipeline_class) -> LTXPipeline | LTXImageToVideoPipeline:
     torch.manual_seed(0)
     text_encoder = T5EncoderModel(T5Config(**TINY_T5)).eval()
     return pipeline_class(
-        scheduler=FlowMatchEulerDiscreteScheduler(),
+        scheduler=scheduler or FlowMatchEulerDiscreteScheduler(),
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=small_t5_tokenizer(),

@@ -1,17 +1,9 @@
 """LTX-Video long multi-prompt image-to-video: overlapping temporal windows, each a denoising loop."""
 
-import torch
-from diffusers import (
-    AutoencoderKLLTXVideo,
-    LTXEulerAncestralRFScheduler,
-    LTXI2VLongMultiPromptPipeline,
-    LTXVideoTransformer3DModel,
-)
-from tiny_pipelines import TINY_T5
-from tiny_tokenizers import small_t5_tokenizer
-from transformers import T5Config, T5EncoderModel
+from diffusers import LTXEulerAncestralRFScheduler, LTXI2VLongMultiPromptPipeline
 
 from tiny_families import TinyCase
+from tiny_families.ltx_video import _build
 
 #: 17 frames of 32x32: 3 latent frames of 4x4 with this VAE (8x temporal compression as the real one, 8x
 #: spatial), in windows of 2 latent frames overlapping by 1: 2 windows, fused back into 3 latent frames.
@@ -32,43 +24,8 @@ VIDEO = {
 
 
 def build_ltx_long() -> LTXI2VLongMultiPromptPipeline:
-    torch.manual_seed(0)
-    transformer = LTXVideoTransformer3DModel(
-        in_channels=8,
-        out_channels=8,
-        patch_size=1,
-        patch_size_t=1,
-        num_attention_heads=4,
-        attention_head_dim=8,
-        cross_attention_dim=32,
-        num_layers=2,
-        caption_channels=32,
-    ).eval()
-    torch.manual_seed(0)
-    vae = AutoencoderKLLTXVideo(
-        latent_channels=8,
-        block_out_channels=(8, 8, 8, 8),
-        decoder_block_out_channels=(8, 8, 8, 8),
-        spatio_temporal_scaling=(True, True, True, False),
-        decoder_spatio_temporal_scaling=(True, True, True, False),
-        layers_per_block=(1, 1, 1, 1, 1),
-        decoder_layers_per_block=(1, 1, 1, 1, 1),
-        patch_size=1,
-        patch_size_t=1,
-        encoder_causal=True,
-        decoder_causal=False,
-    ).eval()
-    vae.use_framewise_encoding = False
-    vae.use_framewise_decoding = False
-    torch.manual_seed(0)
-    text_encoder = T5EncoderModel(T5Config(**TINY_T5)).eval()
-    return LTXI2VLongMultiPromptPipeline(
-        scheduler=LTXEulerAncestralRFScheduler(),
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=small_t5_tokenizer(),
-        transformer=transformer,
-    )
+    """LTX-Video's tiny components with 8x temporal compression, and the scheduler the pipeline prefers."""
+    return _build(LTXI2VLongMultiPromptPipeline, LTXEulerAncestralRFScheduler(), scaling=(True, True, True, False))
 
 
 CASES = [

@@ -273,8 +273,7 @@ CASES = [
         name="qwen-image-layered",
         pipeline_class="QwenImageLayeredPipeline",
         build=build_tiny_qwen_image_layered,
-        defaults={"steps": 2, "guidance_scale": 1.0, "call_defaults": TEXT},
+        defaults={"steps": 2, "guidance_scale": 1.0, "layers": 2, "call_defaults": TEXT},
         inputs=(("image", (64, 32)),),
-        layers=2,
     ),
 ]

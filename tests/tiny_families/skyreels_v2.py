@@ -1,7 +1,10 @@
-"""SkyReels-V2 text- and image-to-video: a 2-block Wan-style transformer with the Wan VAE."""
+"""SkyReels-V2 text- and image-to-video: a 2-block Wan-style transformer with the Wan VAE; the diffusion-forcing
+pipelines (one scheduler copy per latent frame) on the same parts, with a louder VAE."""
 
 import torch
 from diffusers import (
+    SkyReelsV2DiffusionForcingImageToVideoPipeline,
+    SkyReelsV2DiffusionForcingPipeline,
     SkyReelsV2ImageToVideoPipeline,
     SkyReelsV2Pipeline,
     SkyReelsV2Transformer3DModel,
@@ -10,7 +13,7 @@ from diffusers import (
 from tiny_pipelines import TINY_WAN_TRANSFORMER, tiny_clip_vision, tiny_umt5, tiny_wan_vae
 from tiny_tokenizers import small_t5_tokenizer
 
-from tiny_families import TinyCase
+from tiny_families import TinyCase, louder_vae
 
 VIDEO = {"width": 16, "height": 16, "frames": 5, "steps": 4, "call_defaults": {"max_sequence_length": 16}}
 
@@ -40,6 +43,14 @@ def build_skyreels_v2_i2v() -> SkyReelsV2ImageToVideoPipeline:
     )
 
 
+def build_skyreels_v2_df(pipeline_class=SkyReelsV2DiffusionForcingPipeline):
+    """Diffusion forcing (text- or image-to-video): the plain transformer (the image-to-video pipeline
+    keeps the image's latent frame as the first frame instead of feeding it as channels)."""
+    parts = _parts()
+    parts["vae"] = louder_vae(parts["vae"])
+    return pipeline_class(**parts, transformer=_transformer())
+
+
 CASES = [
     TinyCase(
         name="skyreels-v2",
@@ -51,6 +62,19 @@ CASES = [
         name="skyreels-v2-i2v",
         pipeline_class="SkyReelsV2ImageToVideoPipeline",
         build=build_skyreels_v2_i2v,
+        defaults=VIDEO,
+        inputs=(("image", (16, 16)),),
+    ),
+    TinyCase(
+        name="skyreels-v2-df",
+        pipeline_class="SkyReelsV2DiffusionForcingPipeline",
+        build=build_skyreels_v2_df,
+        defaults=VIDEO,
+    ),
+    TinyCase(
+        name="skyreels-v2-df-i2v",
+        pipeline_class="SkyReelsV2DiffusionForcingImageToVideoPipeline",
+        build=lambda: build_skyreels_v2_df(SkyReelsV2DiffusionForcingImageToVideoPipeline),
         defaults=VIDEO,
         inputs=(("image", (16, 16)),),
     ),

@@ -1,7 +1,7 @@
 """Family entries, one module per family. Adding a family means adding a module here."""
 
 from engine_service.models.families.allegro import ALLEGRO
-from engine_service.models.families.amused import AMUSED, AMUSED_IMG2IMG
+from engine_service.models.families.amused import AMUSED, AMUSED_IMG2IMG, AMUSED_INPAINT
 from engine_service.models.families.anyflow import ANYFLOW, ANYFLOW_FAR
 from engine_service.models.families.auraflow import AURAFLOW
 from engine_service.models.families.bria import BRIA
@@ -103,7 +103,13 @@ from engine_service.models.families.sd3 import (
     SD3_PAG,
     SD3_PAG_IMG2IMG,
 )
-from engine_service.models.families.skyreels_v2 import SKYREELS_V2, SKYREELS_V2_DF, SKYREELS_V2_I2V
+from engine_service.models.families.skyreels_v2 import (
+    SKYREELS_V2,
+    SKYREELS_V2_DF,
+    SKYREELS_V2_DF_I2V,
+    SKYREELS_V2_DF_V2V,
+    SKYREELS_V2_I2V,
+)
 from engine_service.models.families.visualcloze import VISUALCLOZE, VISUALCLOZE_GENERATION
 from engine_service.models.families.vq_diffusion import VQ_DIFFUSION
 from engine_service.models.families.wan import LUCY_EDIT, WAN, WAN_ANIMATE, WAN_I2V, WAN_V2V, WAN_VACE
@@ -206,6 +212,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
     SKYREELS_V2,
     SKYREELS_V2_I2V,
     SKYREELS_V2_DF,
+    SKYREELS_V2_DF_I2V,
+    SKYREELS_V2_DF_V2V,
     MOCHI,
     ALLEGRO,
     CHRONOEDIT,
@@ -249,10 +257,11 @@ FAMILIES: tuple[FamilySpec, ...] = (
     HUNYUANIMAGE,
     HUNYUANIMAGE_REFINER,
     AMUSED,
+    AMUSED_IMG2IMG,
+    AMUSED_INPAINT,
     VQ_DIFFUSION,
     JOYIMAGE_EDIT,
     JOYIMAGE_EDIT_PLUS,
-    AMUSED_IMG2IMG,
     VISUALCLOZE_GENERATION,
     VISUALCLOZE,
     NUCLEUSMOE_IMAGE,

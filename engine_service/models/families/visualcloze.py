@@ -1,5 +1,5 @@
-"""VisualCloze: in-context generation (``VisualClozeGenerationPipeline``) served; the combined
-pipeline with its upsampling pass (``VisualClozePipeline``) known, not served.
+"""VisualCloze: in-context generation (``VisualClozeGenerationPipeline``) and the same followed by an
+upsampling pass (``VisualClozePipeline``).
 
 VisualCloze completes a grid of images on a FLUX-Fill transformer: rows of in-context
 examples, then a query row whose missing cell is generated. Its text is two prompts: the
@@ -14,18 +14,19 @@ from the grid's shape. A request lays out the grid by roles, in order:
   each row its condition images then its target, as many per row as the query row has cells
   (conditions + 1); a count that leaves a row short is INVALID_ARGUMENT on ``input_images``.
 
-The pipeline resizes every row to about ``resolution``² pixels (the pipeline's config,
-384 for the released models) in the aspect of the row's first image, sides floored to
-multiples of 16; the target has its query row's size, the request's size
-(``size_from_input``). The generation pass has no previews: its latents are the whole grid.
+The generation pipeline resizes every row to about ``resolution``² pixels (the pipeline's
+config, 384 for the released models) in the aspect of the row's first image, sides floored
+to multiples of 16; the target has its query row's size, the request's size
+(``size_from_input``). No previews: its latents are the whole grid.
 
-The combined ``VisualClozePipeline`` then upsamples each target in the same call with a
-FLUX Fill image-to-image pass over a fully white mask. That pass runs
-``steps - int(steps - upsampling_strength x steps)`` steps, equal to the first pass only at
-strength 1 (``FamilySpec.denoising_loops`` counts equal loops), where it starts from pure noise
-with the whole picture masked and so keeps nothing of the first pass's image; and it renders
-``upsampling_width`` x ``upsampling_height``, by default FLUX Fill's 1024 x 1024 whatever the
-grid's aspect.
+The combined ``VisualClozePipeline`` then upsamples the target in the same call with a FLUX
+Fill image-to-image pass over a fully white mask, at the request's size (default 1024x1024,
+the pipeline's own default whatever the grid's aspect) and ``strength`` (its
+``upsampling_strength``; default 0.4, VisualCloze's own example: at diffusers' default 1.0 the
+pass starts from pure noise with the whole picture masked, keeping nothing of the first
+pass's image). The engine follows both passes as two denoising loops: the generation pass's
+``steps``, then the ``steps - int(steps - strength x steps)`` the strength leaves
+(``strength_on_last_loop``); progress counts both, and the cache starts afresh at each.
 """
 
 from __future__ import annotations
@@ -111,18 +112,33 @@ VISUALCLOZE_GENERATION = FamilySpec(
     call_defaults={"max_sequence_length": 512},
 )
 
+
+def _two_passes(frames: int, call_defaults: Mapping[str, Any]) -> tuple[int, int]:
+    """The combined pipeline's loops: the generation pass, then the upsampling pass."""
+    return 2, frames
+
+
+def _combined_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """The generation pass's arguments, then the upsampling pass's: the request's size and strength."""
+    first = jobs[0]
+    return {
+        **_call_kwargs(pipe, jobs),
+        "upsampling_width": first.width,
+        "upsampling_height": first.height,
+        "upsampling_strength": first.strength,
+    }
+
+
 VISUALCLOZE = dataclasses.replace(
     VISUALCLOZE_GENERATION,
     name="visualcloze",
     pipeline_classes=("VisualClozePipeline",),
+    build_call_kwargs=_combined_call_kwargs,
     default_width=1024,
     default_height=1024,
     size_from_input=None,
-    unsupported_reason=(
-        "its in-context generation is served as visualcloze-generation, but this pipeline then upsamples the "
-        "target in the same call with a FLUX Fill image-to-image pass over a fully white mask, which runs "
-        "steps - int(steps - upsampling_strength x steps) steps, equal to the first pass only at strength 1 (where "
-        "it starts from pure noise with the whole picture masked, keeping nothing of the first pass's image), and "
-        "renders upsampling_width x upsampling_height, by default 1024x1024 whatever the grid's aspect"
-    ),
+    # VisualCloze's own example upsamples at 0.4; diffusers' default 1.0 keeps nothing of the first pass.
+    default_strength=0.4,
+    denoising_loops=_two_passes,
+    strength_on_last_loop=True,
 )
