@@ -27,17 +27,29 @@ from engine_service.models import model_from_pipeline
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
 
-#: Tight video limits, so that a tiny video can exceed each.
-LIMITS = Limits(max_input_video_bytes=60_000, max_input_video_frames=13, max_input_video_pixels=32 * 32)
+#: Tight video limits, so that a tiny video can exceed each; waiting requests may hold two 5-frame 16x16 videos.
+LIMITS = Limits(
+    max_input_video_bytes=60_000,
+    max_input_video_frames=13,
+    max_input_video_pixels=32 * 32,
+    max_input_images=1,
+    max_input_pixels=16 * 16,
+    max_queued_input_pixels=2 * 5 * 16 * 16,
+)
 REQUEST = {"model": "wan-v2v", "seed": 3, "num_inference_steps": 2, "output_format": "png_frames"}
 
 
 @pytest.fixture(scope="module")
-def v2v_address():
+def v2v_server():
     model = model_from_pipeline("wan-v2v", build_wan_v2v(), torch.device("cpu"), {**VIDEO, "steps": 4})
     engine = AsyncEngine({"wan-v2v": model}, "wan-v2v", LIMITS, "cpu")
     with BackgroundServer(engine) as server:
-        yield server.address
+        yield server
+
+
+@pytest.fixture(scope="module")
+def v2v_address(v2v_server):
+    return v2v_server.address
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +139,30 @@ def test_the_byte_limit_case_is_over_it_and_the_pixel_case_is_not_a_byte_problem
     assert len(_noise_video(9, (64, 64)).data) > LIMITS.max_input_video_bytes
     assert len(input_video("video", (48, 48), 5).data) < LIMITS.max_input_video_bytes
     assert 48 * 48 > LIMITS.max_input_video_pixels >= 32 * 32
+
+
+def test_queued_decoded_video_frames_are_bounded(v2v_server):
+    """Waiting requests hold at most max_queued_input_pixels of decoded input images and video frames."""
+    from client_sdk._core import build_request
+    from engine_service.errors import QueueFull
+    from engine_service.server import validation
+
+    engine = v2v_server.engine
+    model = engine.models["wan-v2v"]
+    request = build_request("a cat", input_videos=[input_video("video", (16, 16), 5)])
+
+    async def scenario():
+        # Queued (the engine loop has not run yet): two 5-frame videos hold the limit.
+        queued = [engine.submit(validation.validate(request, model, LIMITS)) for _ in range(2)]
+        try:
+            with pytest.raises(QueueFull) as info:
+                engine.submit(validation.validate(request, model, LIMITS))
+            return info.value.retry_after
+        finally:
+            for job in queued:
+                engine.cancel_job(job, "cancelled by the test")
+
+    assert v2v_server.call(scenario(), timeout=60) >= 1.0
 
 
 def test_list_models_shows_the_video_roles_and_limits(client):
