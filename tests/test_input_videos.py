@@ -7,8 +7,10 @@ one. CogVideoX video-to-video makes several outputs from one video."""
 from __future__ import annotations
 
 import pathlib
+import struct
 import subprocess
 import sys
+import zlib
 
 import imageio.v3 as iio
 import numpy as np
@@ -94,6 +96,16 @@ def _noise_video(frames: int, size=(16, 16)) -> InputVideo:
     return InputVideo.from_frames([rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8) for _ in range(frames)])
 
 
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` pixels and which holds none."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
 def _truncated_mp4() -> bytes:
     data = _encoded(9, ".mp4", "libx264")
     return data[: len(data) // 2]
@@ -106,6 +118,11 @@ BAD = [
     ("too many frames", {"input_videos": [input_video("video", (16, 16), 17)]}, "input_videos[0].data"),
     ("too many bytes", {"input_videos": [_noise_video(9, (64, 64))]}, "input_videos[0].data"),
     ("frames too large", {"input_videos": [input_video("video", (48, 48), 5)]}, "input_videos[0].data"),
+    (
+        "a PNG header beyond Pillow's ceiling",
+        {"input_videos": [InputVideo(_png_claiming(10**5, 10**5))]},
+        "input_videos[0].data",
+    ),
     (
         "another role",
         {"input_videos": [input_video("video", (16, 16), 5), input_video("control", (16, 16), 5)]},

@@ -59,6 +59,9 @@ def decode_video(add: AddViolation, field: str, data: bytes, limits: Limits, wan
         else:
             add(field, f"is not {VIDEO_FORMATS}")
             return None
+    except Image.DecompressionBombError:  # a PNG header that claims far more than Pillow's own ceiling
+        add(field, f"its frames exceed the limit of {limits.max_input_video_pixels} pixels")
+        return None
     except Exception:  # PyAV and Pillow raise many types on hostile data; none of their text is sent
         add(field, "is truncated or corrupt: its video data does not decode")
         return None
