@@ -99,8 +99,10 @@ SKYREELS_V2_DF_V2V = FamilySpec(
     pipeline_classes=("SkyReelsV2DiffusionForcingVideoToVideoPipeline",),
     build_call_kwargs=video_call_kwargs(),
     unsupported_reason=(
-        "it continues an input video (its frames are the first latent frames, kept ready); requests carry "
-        "input videos (as wan-v2v's), but no family maps its call yet and no tiny case runs it"
+        "it continues an input video: the output is the input video's frames followed by num_frames new ones, "
+        "sampled in iterations of base_num_frames, each a whole denoising loop that starts from the last "
+        "overlap_history frames (which it requires); requests carry input videos, but no family maps these "
+        "loops and the prepended frames, and no tiny case runs it"
     ),
     **_COMMON,
 )
