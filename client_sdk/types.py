@@ -300,7 +300,7 @@ class InputVideo:
     @classmethod
     def from_frames(cls, frames: Any, role: str = "video") -> InputVideo:
         """A video of ``frames`` (PIL images, or uint8 arrays of shape (H, W, 3)), sent losslessly as one
-        animated PNG."""
+        animated PNG (needs Pillow). Raises ValueError for no frames."""
         from PIL import Image
 
         images = [frame if isinstance(frame, Image.Image) else Image.fromarray(frame) for frame in frames]
