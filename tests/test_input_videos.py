@@ -183,7 +183,11 @@ def test_queued_decoded_video_frames_are_bounded(v2v_server):
 
 
 def test_list_models_shows_the_video_roles_and_limits(client):
+    from client_sdk import console
+
     listed = client.list_models()
+    (row,) = [line for line in console.models_table(listed).splitlines() if "wan-v2v" in line]
+    assert "  video  strength (default 0.8)  " in row  # its inputs, then its parameters
     (info,) = listed.models
     assert (info.video_roles, info.required_video_roles, info.frames_from_video) == (("video",), ("video",), "video")
     assert info.input_roles == () and "strength" in info.parameters
