@@ -159,7 +159,8 @@ def _parameters(model: ModelInfo) -> str:
 
 def models_table(models: ModelList) -> str:
     """One row per served model (the default marked "*"; its size "of input" where it follows the input
-    image; its input roles, extra request parameters, and LoRA adapters last), then the engine's limits."""
+    image, its frames "of video" where they follow an input video; its input roles, extra request parameters,
+    and LoRA adapters last), then the engine's limits."""
     headers = ["model", "family", "pipeline", "kind", "size", "steps", "guidance", "frames", "blocks", "inputs"]
     headers += ["parameters", "loras"]
     rows = [
@@ -171,7 +172,7 @@ def models_table(models: ModelList) -> str:
             f"{m.default_width}x{m.default_height}" if m.default_width else "of input",
             str(m.default_steps),
             f"{m.default_guidance_scale:g}",
-            str(m.default_frames),
+            "of video" if m.frames_from_video else str(m.default_frames),
             str(m.num_transformer_blocks),
             _inputs(m),
             _parameters(m),
@@ -184,7 +185,9 @@ def models_table(models: ModelList) -> str:
         f"limits: up to {lim.max_width}x{lim.max_height} ({lim.max_pixels} px), {lim.max_steps} steps, "
         f"{lim.max_outputs} outputs, {lim.max_frames} frames, {lim.max_prompt_chars} prompt chars, "
         f"{lim.max_input_images} input images of {lim.max_input_image_bytes / _MIB:.1f} MiB, "
-        f"requests of {lim.max_request_bytes / _MIB:.1f} MiB, queue {lim.max_queue}"
+        f"input videos of {lim.max_input_video_bytes / _MIB:.1f} MiB, {lim.max_input_video_frames} frames and "
+        f"{lim.max_input_video_pixels} px a frame, requests of {lim.max_request_bytes / _MIB:.1f} MiB, "
+        f"queue {lim.max_queue}"
     )
     return f"{_table(headers, rows, left=4)}\n{limits}\n{server_line(models.server)}"
 

@@ -186,8 +186,11 @@ def test_list_models_shows_the_video_roles_and_limits(client):
     from client_sdk import console
 
     listed = client.list_models()
-    (row,) = [line for line in console.models_table(listed).splitlines() if "wan-v2v" in line]
+    table = console.models_table(listed)
+    (row,) = [line for line in table.splitlines() if "wan-v2v" in line]
     assert "  video  strength (default 0.8)  " in row  # its inputs, then its parameters
+    assert "  of video  " in row  # its frames follow the video, whatever its default frame count
+    assert "input videos of 0.1 MiB, 13 frames and 1024 px a frame" in table
     (info,) = listed.models
     assert (info.video_roles, info.required_video_roles, info.frames_from_video) == (("video",), ("video",), "video")
     assert info.input_roles == () and "strength" in info.parameters
