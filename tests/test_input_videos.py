@@ -134,6 +134,11 @@ BAD = [
         {"input_videos": [input_video("video", (16, 16), 5)], "num_frames": 9},
         "num_frames",
     ),
+    (  # its first 17 frames are over the 13-frame limit: num_frames is what to change, not the video
+        "more frames than the input frame limit",
+        {"input_videos": [input_video("video", (16, 16), 17)], "num_frames": 17},
+        "num_frames",
+    ),
     (
         "a strength that runs no step",
         {"input_videos": [input_video("video", (16, 16), 5)], "strength": 0.3},

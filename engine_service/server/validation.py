@@ -458,7 +458,8 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
     A video becomes a tuple of PIL RGB frames. Where the model's frames follow its ``"video"`` input
     (``FamilySpec.frames_from_video``), a ``num_frames`` of 0 (the request left it unset) becomes the
     video's frame count cut to the family's frame rule, and the video keeps exactly ``num_frames`` frames;
-    a request that asks for more frames than the video holds is refused on ``num_frames``.
+    a request that asks for more frames than the video holds, or than ``max_input_video_frames``, is
+    refused on ``num_frames`` (the latter before decoding).
 
     Raises InvalidRequest naming ``input_videos[i].data`` for a video that does not decode, holds no
     frames, too many frames (``max_input_video_frames``), frames too large (``max_input_video_pixels``)
@@ -473,6 +474,14 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
     for index, (role, data) in enumerate(spec.input_videos):
         field = f"input_videos[{index}].data"
         follows = role == family.frames_from_video
+        if follows and frames > limits.max_input_video_frames:  # its first frames would be over the limit
+            fits = video_inputs.frames_of_rule(limits.max_input_video_frames, family.frame_stride)
+            v.add(
+                "num_frames",
+                f"asks for the input video's first {frames} frames; the limit is "
+                f"{limits.max_input_video_frames} input video frames, so ask for {fits} or fewer",
+            )
+            continue
         got = video_inputs.decode_video(v.add, field, data, limits, frames if follows and frames else None)
         if got is None:
             continue
