@@ -562,6 +562,16 @@ def test_a_pyramid_video_reports_every_stage_of_every_chunk_and_the_cache_restar
     assert (video.num_frames, video.width, video.height) == (9, 32, 32)
 
 
+def test_a_pyramid_size_its_lowest_stage_cannot_patch_is_invalid_argument_naming_width(client):
+    """48x48 is a 6x6 latent: its 2-stage pyramid's first stage would be 3x3, which 2x2 patches do not tile."""
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", model="helios-pyramid", width=48, height=48)
+    assert {violation.field for violation in raised.value.field_violations} == {"width"}, raised.value
+    assert "multiples of 32" in str(raised.value)
+    (video,) = client.generate("a red circle", model="helios-pyramid", width=64, height=32).outputs
+    assert (video.width, video.height) == (64, 32)
+
+
 def test_a_distilled_pyramid_video_runs_twice_the_steps_in_its_first_chunk(client):
     events = list(client.stream("a red circle", model="helios-distilled", seed=3, num_inference_steps=1))
     (started,) = [event for event in events if isinstance(event, Started)]

@@ -110,6 +110,19 @@ def _pyramid_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> di
     return kwargs
 
 
+def _pyramid_size(pipe: DiffusionPipeline, width: int, height: int) -> str | None:
+    """Refuses a size whose lowest stage does not patch: the pipeline halves the latent sides (floor) once per
+    stage after the first, then doubles them back, so each latent side must be a multiple of the patch x
+    2^(stages - 1), i.e. each side of vae scale x patch x 2^(stages - 1) pixels (64 with 3 stages)."""
+    multiple = int(pipe.vae_scale_factor_spatial) * _COMMON["latent_patch"] * 2 ** (_stages(pipe) - 1)
+    if width % multiple or height % multiple:
+        return (
+            f"helios-pyramid renders sides that are multiples of {multiple} only (its lowest pyramid stage is "
+            f"1/{2 ** (_stages(pipe) - 1)} of the size); got {width}x{height}"
+        )
+    return None
+
+
 _chunk_preview = video_preview(mean_std)
 
 
@@ -129,6 +142,7 @@ HELIOS_PYRAMID = FamilySpec(
     decode_latents=_stage_preview,
     denoising_loops=chunks,
     loop_steps=pyramid_steps,
+    check_size=_pyramid_size,
     generator_per_output=False,
     **{**_COMMON, "build_call_kwargs": _pyramid_call_kwargs, "default_steps": 10},
 )
