@@ -117,6 +117,18 @@ def test_input_image_flags_read_an_optional_role():
         _input_images(["mask=missing.png"])
 
 
+def test_the_video_flag_help_names_every_video_role(capsys):
+    from engine_service.cli import build_parser
+    from engine_service.models.families import FAMILIES
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    flag = shown[shown.index("--input-video [ROLE=]PATH, --video") :]
+    assert {role for family in FAMILIES for role in family.video_roles} == {"video", "control"}
+    assert "ROLE is video (the default) or control" in flag
+
+
 def test_generate_without_the_image_or_with_a_missing_file_says_so(engine, files, tmp_path):
     missing = _cli(engine, files, "generate", "a cat", "--model", "wan-i2v", "--out", str(tmp_path))
     assert missing.returncode == 1 and "input_images" in missing.stderr and "request " in missing.stderr
