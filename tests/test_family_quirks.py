@@ -370,6 +370,17 @@ def test_an_omnigen_prompt_whose_image_tags_do_not_name_its_references_is_invali
     assert len(both.outputs) == 1
 
 
+@pytest.mark.parametrize(
+    "prompt", ["<img><|image_1|></img> on <|image_2|>", "<img><|image_01|></img> <img><|image_2|></img>"]
+)
+def test_an_omnigen_tag_not_written_in_full_is_named_as_written_wrong(client, prompt):
+    """The numbers are right, so the message names the tag to write in full rather than listing them."""
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(prompt, model="omnigen", input_images=[REFERENCE] * 2)
+    missing = "<img><|image_2|></img>" if "on" in prompt else "<img><|image_1|></img>"
+    assert _fields(info.value)["prompt"].startswith(f"does not name {missing} in full"), info.value
+
+
 def test_omnigen_runs_two_cfg_branches_without_references_and_three_with_them(client, omnigen):
     """Text only: prompt and negative prompt; with references also the references alone (image guidance)."""
     rows = []

@@ -68,6 +68,9 @@ def _check_prompt_images(prompt: str, sent: Mapping[str, int]) -> str | None:
     wanted = range(1, count + 1)
     if set(named) <= set(wanted) and all(f"<img><|image_{k}|></img>" in prompt for k in wanted):
         return None
+    if count and named == list(wanted):  # the right numbers, some not written as the processor's full tag
+        partial = ", ".join(f"<img><|image_{k}|></img>" for k in wanted if f"<img><|image_{k}|></img>" not in prompt)
+        return f"does not name {partial} in full: write each reference image's tag as <img><|image_k|></img>"
     shown = ", ".join(f"<|image_{k}|>" for k in named) or "no image"
     if count == 0:
         return f"names {shown} but the request sends no reference image; send one per tag, or no tag"
