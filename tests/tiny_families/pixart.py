@@ -13,26 +13,27 @@ from tiny_tokenizers import small_t5_tokenizer
 
 from tiny_families import TinyCase
 
+#: The blocks of a tiny PixArt-style transformer (PixArt, and Latte's spatial and temporal blocks).
+PIXART_BLOCKS = {
+    "patch_size": 2,
+    "attention_head_dim": 8,
+    "num_attention_heads": 3,
+    "caption_channels": 32,
+    "in_channels": 4,
+    "cross_attention_dim": 24,
+    "out_channels": 8,  # learned variance: the pipeline keeps the first 4 channels
+    "attention_bias": True,
+    "activation_fn": "gelu-approximate",
+    "num_embeds_ada_norm": 1000,
+    "norm_type": "ada_norm_single",
+    "norm_elementwise_affine": False,
+    "norm_eps": 1e-6,
+}
+
 
 def _components(seed: int = 0) -> dict:
     torch.manual_seed(seed)
-    transformer = PixArtTransformer2DModel(
-        sample_size=8,
-        num_layers=3,
-        patch_size=2,
-        attention_head_dim=8,
-        num_attention_heads=3,
-        caption_channels=32,
-        in_channels=4,
-        cross_attention_dim=24,
-        out_channels=8,  # learned variance: the pipeline keeps the first 4 channels
-        attention_bias=True,
-        activation_fn="gelu-approximate",
-        num_embeds_ada_norm=1000,
-        norm_type="ada_norm_single",
-        norm_elementwise_affine=False,
-        norm_eps=1e-6,
-    ).eval()
+    transformer = PixArtTransformer2DModel(sample_size=8, num_layers=3, **PIXART_BLOCKS).eval()
     return {
         "transformer": transformer,
         "vae": tiny_vae(seed),
