@@ -622,6 +622,16 @@ def test_layered_outputs_come_layer_by_layer_of_each_output_with_their_alpha(lay
     assert np.abs(first - single).max() <= 2  # batched arithmetic may round a few pixels otherwise
 
 
+def test_outputs_times_layers_beyond_max_outputs_is_invalid_naming_layers(layered):
+    """Each layer is an output of the response: 3 outputs x 3 layers (9) exceed the default max_outputs (8)."""
+    _, client = layered
+    request = {"input_images": [_rgba_picture(255)], "seed": 3}
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", num_outputs=3, layers=3, **request)
+    assert "9 images, more than the engine's max_outputs (8)" in _fields(info.value)["layers"]
+    assert len(client.generate("a red circle", num_outputs=2, layers=1, **request).outputs) == 2
+
+
 def test_layered_reads_the_input_images_alpha_channel(layered):
     """The same colours with a transparent half give other layers than opaque ones."""
     _, client = layered

@@ -122,6 +122,13 @@ def validate(
     scales = _control_scales(v, request, model)
     strength = _strength(v, request, model)
     layers = _layers(v, request, model)
+    if layers and outputs and layers * outputs > limits.max_outputs:
+        # Every layer comes back as an output of its own: the response's count is what the limit bounds.
+        v.add(
+            "layers",
+            f"{outputs} outputs x {layers} layers make {outputs * layers} images, more than the engine's "
+            f"max_outputs ({limits.max_outputs}) per request; ask for fewer layers or outputs",
+        )
     if output_format is OutputFormat.JPEG and model.family.outputs_alpha:
         v.add(
             "output_format",
