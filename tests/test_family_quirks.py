@@ -559,6 +559,13 @@ def test_the_long_video_seed_draws_every_window_and_a_bar_gives_each_window_its_
     assert video("a red circle | a blue square") != plain
 
 
+@pytest.mark.parametrize("prompt", ["|", "a red circle |", " | a blue square", "a | | b"])
+def test_an_empty_window_prompt_is_invalid_naming_the_prompt(client, prompt):
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(prompt, **LONG, seed=3, num_inference_steps=2)
+    assert "window prompts split at '|' must not be empty" in _fields(info.value)["prompt"]
+
+
 def test_a_pyramid_video_reports_every_stage_of_every_chunk_and_the_cache_restarts_per_stage(client):
     """2 chunks of 2 stages (a 2x2 then a 4x4 latent) of 2 steps: steps 0-7 of 8, each stage warming up."""
     events = list(client.stream("a red circle", model="helios-pyramid", seed=3, cache=ALWAYS_CACHE))

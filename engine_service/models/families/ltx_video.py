@@ -144,10 +144,23 @@ def _long_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[
     return kwargs
 
 
+def _check_window_prompts(pipe: DiffusionPipeline, prompt: str, call_defaults: Mapping[str, Any]) -> str | None:
+    """A prompt split at ``|`` (as the pipeline splits it, each part stripped) must give every window a prompt."""
+    parts = [part.strip() for part in prompt.split("|")]
+    empty = [index + 1 for index, part in enumerate(parts) if not part]
+    if len(parts) > 1 and empty:
+        return (
+            f"the window prompts split at '|' must not be empty; part {empty[0]} of {len(parts)} is: "
+            "write a prompt between every two bars"
+        )
+    return None
+
+
 LTX_VIDEO_LONG = FamilySpec(
     name="ltx-video-long",
     pipeline_classes=("LTXI2VLongMultiPromptPipeline",),
     build_call_kwargs=_long_call_kwargs,
+    check_prompt=_check_window_prompts,
     input_roles=("image",),
     required_roles=("image",),
     denoising_loops=long_windows,
