@@ -170,6 +170,14 @@ def _fields(err: InvalidArgumentError) -> dict[str, str]:
     return {v.field: v.description for v in err.field_violations}
 
 
+def _streamed(events: list) -> tuple[Started, list[Step], object]:
+    """A finished stream's Started event, its Step events in order, and its result."""
+    (started,) = [event for event in events if isinstance(event, Started)]
+    steps = [event for event in events if isinstance(event, Step)]
+    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    return started, steps, result
+
+
 def test_the_prompt_names_a_class_by_name_synonym_or_index(client):
     by_name = client.generate("Golden Retriever", seed=1)
     by_index = client.generate(" 2 ", seed=1)
@@ -310,9 +318,7 @@ def test_joyimage_edit_defaults_to_its_square_bucket_and_refuses_sizes_off_its_b
 def test_a_chunked_video_reports_every_step_of_every_chunk_and_the_cache_restarts_per_chunk(client):
     """9 frames in chunks of 5: two denoising loops of 3 steps, reported as steps 0-5 of 6."""
     events = list(client.stream("a red circle", model="helios", seed=3, cache=ALWAYS_CACHE))
-    (started,) = [event for event in events if isinstance(event, Started)]
-    steps = [event for event in events if isinstance(event, Step)]
-    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    started, steps, result = _streamed(events)
     assert started.total_steps == 6 and {step.total_steps for step in steps} == {6}
     assert [step.step for step in steps] == list(range(6))
     # Each chunk's scheduler runs the same timesteps; each chunk warms the cache up on its first step.
@@ -426,9 +432,7 @@ def test_amused_image_to_image_reports_and_caches_the_int_of_steps_times_strengt
     policy = CachePolicy(preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1)
     request = {"model": "amused-i2i", "strength": 0.35, "input_images": [input_image("image", (8, 8))]}
     events = list(client.stream("a red circle", cache=policy, **request))
-    (started,) = [event for event in events if isinstance(event, Started)]
-    steps = [event for event in events if isinstance(event, Step)]
-    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    started, steps, result = _streamed(events)
     assert started.total_steps == 3 and [(s.step, s.total_steps) for s in steps] == [(0, 3), (1, 3), (2, 3)]
     assert (result.cache_stats.computed_steps, result.cache_stats.cached_steps) == (1, 2)
 
@@ -516,9 +520,7 @@ def test_windows_that_skip_their_last_timestep_report_the_steps_that_run_and_cac
         steps_computation_mask=(1, 0, 1),
     )
     events = list(client.stream("a red circle", **LONG, seed=3, num_inference_steps=4, cache=policy))
-    (started,) = [event for event in events if isinstance(event, Started)]
-    steps = [event for event in events if isinstance(event, Step)]
-    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    started, steps, result = _streamed(events)
     assert started.total_steps == 6 and {step.total_steps for step in steps} == {6}
     assert [step.step for step in steps] == list(range(6))
     assert [step.timestep for step in steps[:3]] == [step.timestep for step in steps[3:]]
@@ -569,9 +571,7 @@ def test_an_empty_window_prompt_is_invalid_naming_the_prompt(client, prompt):
 def test_a_pyramid_video_reports_every_stage_of_every_chunk_and_the_cache_restarts_per_stage(client):
     """2 chunks of 2 stages (a 2x2 then a 4x4 latent) of 2 steps: steps 0-7 of 8, each stage warming up."""
     events = list(client.stream("a red circle", model="helios-pyramid", seed=3, cache=ALWAYS_CACHE))
-    (started,) = [event for event in events if isinstance(event, Started)]
-    steps = [event for event in events if isinstance(event, Step)]
-    (result,) = [event.result for event in events if isinstance(event, Completed)]
+    started, steps, result = _streamed(events)
     assert started.total_steps == 8 and {step.total_steps for step in steps} == {8}
     assert [step.step for step in steps] == list(range(8))
     assert [step.cached for step in steps] == [False, True] * 4
