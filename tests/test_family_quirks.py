@@ -29,6 +29,8 @@ alone (its rotary embedding takes the first row's positions for the whole batch)
 spatial and temporal blocks run as pairs that give the stock transformer's output bit for bit.
 SkyReels-V2's diffusion forcing steps one scheduler copy per latent frame and never its own scheduler: each
 step still counts once for the cache, and progress reports the noisiest frame's timestep.
+LTX-2 in-context takes its reference video as the pipeline's reference condition, every frame of it, and
+makes the reference's frames (8k + 1, or the first num_frames of it).
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ from diffusers import (
     Kandinsky5T2IPipeline,
     SkyReelsV2DiffusionForcingImageToVideoPipeline,
 )
+from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2ReferenceCondition
 from PIL import Image
-from tiny_families import all_cases, input_image
+from tiny_families import all_cases, input_image, input_video, video_frames
 from tiny_families.amused import build_tiny_amused
 from tiny_families.anyflow import FAR_VIDEO, build_tiny_anyflow_far
 from tiny_families.dit import build_tiny_dit
@@ -66,6 +69,8 @@ from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6
 from tiny_families.latte import FRAMES as LATTE_FRAMES
 from tiny_families.latte import build_tiny_latte
+from tiny_families.ltx2 import VIDEO as LTX2_VIDEO
+from tiny_families.ltx2 import build_in_context
 from tiny_families.ltx_video_long import VIDEO as LTX_LONG
 from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
@@ -73,13 +78,14 @@ from tiny_families.omnigen import build_tiny_omnigen
 from tiny_families.skyreels_v2 import VIDEO as SKYREELS
 from tiny_families.skyreels_v2 import build_skyreels_v2_df
 
-from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, Started, Step
+from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, InputVideo, Started, Step
 from client_sdk.errors import InvalidArgumentError
 from engine_service import cli
 from engine_service.config import BatchingConfig, Limits
 from engine_service.errors import ModelLoadError
 from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
+from engine_service.runtime.encoding import to_uint8
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
 
@@ -95,6 +101,8 @@ OVERLAPPING = {"model": "ltx-long-overlap2", "input_images": LTX_IMAGE}
 ALWAYS_CACHE = CachePolicy(
     preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
 )
+#: Threshold 0: the cache decides every step and never reuses one.
+NEVER_CACHE = CachePolicy(preset="dbcache", residual_diff_threshold=0.0)
 K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
 
 
@@ -145,6 +153,14 @@ def server(omnigen):
         "helios-pyramid": model_from_pipeline("helios-pyramid", build_helios(HeliosPyramidPipeline, 2), cpu, PYRAMID),
         "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
+        "ltx2-ic": model_from_pipeline("ltx2-ic", build_in_context(), cpu, LTX2_VIDEO),
+        # Half-strength attention between the noisy and the reference tokens: a video self-attention mask.
+        "ltx2-ic-masked": model_from_pipeline(
+            "ltx2-ic-masked",
+            build_in_context(),
+            cpu,
+            {**LTX2_VIDEO, "call_defaults": {**LTX2_VIDEO["call_defaults"], "conditioning_attention_strength": 0.5}},
+        ),
         # Windows of 3 latent frames overlapping by 2: each window after the first adds a frame more than
         # it advances, so only one-window videos (9 or 17 frames) come out as asked.
         "ltx-long-overlap2": model_from_pipeline(
@@ -829,3 +845,104 @@ def test_diffusion_forcing_counts_a_step_once_for_all_frames_and_reports_the_noi
         timesteps[model] = [step.timestep for step in steps]
     assert timesteps["df"] == timesteps["df-i2v"] == sorted(timesteps["df"], reverse=True)
     assert min(timesteps["df"]) > 0
+
+
+#: An LTX-2 in-context request; its reference video's frames are 32x32, the output's size.
+IN_CONTEXT = {"model": "ltx2-ic", "seed": 3, "fps": 16, "num_inference_steps": 2, "output_format": "png_frames"}
+
+
+def _reference(frames: list) -> list[InputVideo]:
+    return [InputVideo.from_frames(frames, "reference")]
+
+
+def _frames(result) -> list[str]:
+    return [output.sha256 for output in result.outputs]
+
+
+def test_the_in_context_reference_video_is_the_pipelines_reference_condition():
+    """The engine's video is the pipeline's own with the reference video as its reference condition, frame
+    for frame: not dropped, not taken as a first-frame image or keyframe condition."""
+    frames = video_frames((32, 32), 9)
+    pipeline = build_in_context()
+    call = {**LTX2_VIDEO["call_defaults"], **_in_context_call(frames)}
+    with torch.no_grad():
+        video = pipeline(**call, generator=torch.Generator().manual_seed(3), output_type="np").frames[0]
+    model = model_from_pipeline("ltx2-ic", pipeline, torch.device("cpu"), LTX2_VIDEO)
+    with BackgroundServer(AsyncEngine({"ltx2-ic": model}, "ltx2-ic", Limits(), "cpu")) as server:
+        with Client(server.address, timeout=120) as client:
+            result = client.generate("a red circle", input_videos=_reference(frames), **IN_CONTEXT)
+    made = np.stack([np.asarray(output.image) for output in result.outputs])
+    np.testing.assert_array_equal(made, to_uint8(video))
+
+
+def _in_context_call(frames: list) -> dict:
+    """The in-context pipeline's arguments for ``IN_CONTEXT`` with ``frames`` as its reference, written out."""
+    return {
+        "prompt": ["a red circle"],
+        "negative_prompt": [""],
+        "width": 32,
+        "height": 32,
+        "num_frames": len(frames),
+        "num_inference_steps": 2,
+        "guidance_scale": 3.0,
+        "frame_rate": 16,
+        "stg_scale": 0.0,
+        "audio_stg_scale": 0.0,
+        "modality_scale": 1.0,
+        "audio_modality_scale": 1.0,
+        "reference_conditions": [LTX2ReferenceCondition(frames=frames, strength=1.0)],
+    }
+
+
+def test_the_in_context_frames_follow_the_reference_video(client):
+    """The output has the reference's frames cut to 8k + 1 (13 give 9, 17 give 17), or its first
+    ``num_frames``: 9 of 17 give what a reference of those 9 frames gives."""
+    frames = video_frames((32, 32), 17)
+    cut = client.generate("a red circle", input_videos=_reference(frames[:13]), **IN_CONTEXT)
+    whole = client.generate("a red circle", input_videos=_reference(frames), **IN_CONTEXT)
+    first = client.generate("a red circle", input_videos=_reference(frames), num_frames=9, **IN_CONTEXT)
+    nine = client.generate("a red circle", input_videos=_reference(frames[:9]), **IN_CONTEXT)
+    assert (len(cut.outputs), len(whole.outputs)) == (9, 17)
+    assert _frames(first) == _frames(nine) == _frames(cut)
+
+
+def test_every_frame_of_the_in_context_reference_steers_the_video(client):
+    """A reference whose square moves and one that holds its first frame give other videos: the pipeline
+    gets the reference as a video, not its first frame alone."""
+    frames = video_frames((32, 32), 9)
+    moving = client.generate("a red circle", input_videos=_reference(frames), **IN_CONTEXT)
+    still = client.generate("a red circle", input_videos=_reference([frames[0]] * 9), **IN_CONTEXT)
+    assert _frames(moving) != _frames(still)
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"input_videos": []}, {"input_videos"}),
+        # A video of another role: the reference is missing and the role is not one the model takes.
+        ({"input_videos": [input_video("video", (32, 32), 9)]}, {"input_videos", "input_videos[0].role"}),
+        ({"input_videos": _reference(video_frames((32, 32), 9)), "num_frames": 17}, {"num_frames"}),
+    ],
+    ids=["no reference", "another role", "more frames than the reference"],
+)
+def test_a_bad_in_context_reference_is_invalid_naming_the_field_and_the_server_still_serves(client, fields, named):
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", **{**IN_CONTEXT, **fields})
+    assert set(_fields(raised.value)) == named, raised.value
+    good = client.generate("a red circle", input_videos=_reference(video_frames((32, 32), 9)), **IN_CONTEXT)
+    assert len(good.outputs) == 9
+
+
+def test_an_in_context_attention_mask_reaches_every_block_with_and_without_cache(client):
+    """A model's conditioning_attention_strength below 1 makes the pipeline pass a video self-attention mask
+    over the noisy and reference tokens: it changes the video, threshold 0 gives it bit for bit and
+    threshold 1 caches every step after the warm-up."""
+    request = {**IN_CONTEXT, "input_videos": _reference(video_frames((32, 32), 9))}
+    masked = {**request, "model": "ltx2-ic-masked"}
+    plain = client.generate("a red circle", **masked)
+    never = client.generate("a red circle", **masked, cache=NEVER_CACHE)
+    always = client.generate("a red circle", **masked, cache=ALWAYS_CACHE)
+    unmasked = client.generate("a red circle", **request)
+    assert _frames(plain) == _frames(never) != _frames(unmasked)
+    assert always.cache_stats.cached_steps == request["num_inference_steps"] - 1
+    assert _frames(always) != _frames(plain)
