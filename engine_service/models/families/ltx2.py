@@ -140,9 +140,12 @@ LTX2_HDR = FamilySpec(
     pipeline_classes=("LTX2HDRPipeline",),
     build_call_kwargs=video_call_kwargs(fps="frame_rate"),
     unsupported_reason=(
-        "its output is linear HDR values in [0, inf) after an inverse LogC3 transform, which the engine's 8-bit "
-        "MP4 and PNG frames cannot carry (its reference SDR video, LTX2HDRReferenceCondition, could come as an "
-        "input video)"
+        "its output is linear HDR values in [0, inf) (the inverse LogC3 transform of the decoded video), and every "
+        "output format of the contract (PNG, JPEG, WebP, MP4, PNG frames) is 8-bit sRGB: serving it needs a float "
+        "frame format such as OpenEXR in the contract, with its encoder and an SDK and CLI that hand back float "
+        "frames; an SDR tone map (diffusers' encode_hdr_tensor_to_mp4: clip to [0, 1], then the sRGB transfer) "
+        "would drop the range the pipeline exists for. Its reference SDR video (LTX2HDRReferenceCondition) could "
+        "come as an input video, as ltx2-in-context's reference does"
     ),
     **_COMMON,
 )
