@@ -30,7 +30,8 @@ spatial and temporal blocks run as pairs that give the stock transformer's outpu
 SkyReels-V2's diffusion forcing steps one scheduler copy per latent frame and never its own scheduler: each
 step still counts once for the cache, and progress reports the noisiest frame's timestep.
 LTX-2 in-context takes its reference video as the pipeline's reference condition, every frame of it, and
-makes the reference's frames (8k + 1, or the first num_frames of it).
+makes the reference's frames (8k + 1, or the first num_frames of it); served from a directory, an IC-LoRA
+loaded as a request adapter steers it.
 """
 
 from __future__ import annotations
@@ -946,3 +947,40 @@ def test_an_in_context_attention_mask_reaches_every_block_with_and_without_cache
     assert _frames(plain) == _frames(never) != _frames(unmasked)
     assert always.cache_stats.cached_steps == request["num_inference_steps"] - 1
     assert _frames(always) != _frames(plain)
+
+
+def test_an_in_context_model_directory_serves_an_ic_lora_as_a_request_adapter(tmp_path):
+    """``serve --model ic=DIR --lora pose=FILE:ic``: the in-context pipeline loads from its directory (its
+    ``ditserve.json`` the tiny defaults) and a request that picks the IC-LoRA gets another video than one
+    without it, each with the reference video."""
+    import json
+
+    from diffusers import LTX2InContextPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from engine_service.bootstrap import ModelSource, build_engine
+    from engine_service.models.lora import LoraSource
+
+    build_in_context().save_pretrained(tmp_path / "ic")
+    (tmp_path / "ic" / "ditserve.json").write_text(json.dumps(LTX2_VIDEO))
+    transformer = build_in_context().transformer
+    torch.manual_seed(0)  # a LoRA whose lora_B is not zero, so that it changes the video
+    transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, init_lora_weights=False, target_modules=["to_q", "to_v"]))
+    LTX2InContextPipeline.save_lora_weights(
+        tmp_path / "pose", transformer_lora_layers=get_peft_model_state_dict(transformer)
+    )
+    engine = build_engine(
+        [ModelSource("ic", str(tmp_path / "ic"))], device="cpu", loras=[LoraSource("pose", str(tmp_path / "pose"))]
+    )
+    request = {**IN_CONTEXT, "model": "ic", "input_videos": _reference(video_frames((32, 32), 9))}
+    with BackgroundServer(engine) as server, Client(server.address, timeout=120) as client:
+        plain = client.generate("a red circle", **request)
+        steered = client.generate("a red circle", loras=[("pose", 1.0)], **request)
+        (info,) = client.list_models().models
+    assert (info.pipeline_class, info.video_roles, info.frames_from_video) == (
+        "LTX2InContextPipeline",
+        ("reference",),
+        "reference",
+    )
+    assert len(plain.outputs) == len(steered.outputs) == 9 and _frames(plain) != _frames(steered)
