@@ -167,6 +167,7 @@ def model_info_from_proto(msg: engine_pb2.ModelInfo) -> ModelInfo:
         default_layers=msg.default_layers,
         max_layers=msg.max_layers,
         outputs_alpha=msg.outputs_alpha,
+        outputs_hdr=msg.outputs_hdr,
         loras=tuple(
             LoraInfo(name=i.name, source=i.source, rank=i.rank, layers=i.layers, components=tuple(i.components))
             for i in msg.loras

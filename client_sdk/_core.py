@@ -63,6 +63,7 @@ OUTPUT_FORMATS: dict[str, int] = {
     "webp": engine_pb2.OUTPUT_FORMAT_WEBP,
     "mp4": engine_pb2.OUTPUT_FORMAT_MP4,
     "png_frames": engine_pb2.OUTPUT_FORMAT_PNG_FRAMES,
+    "exr_frames": engine_pb2.OUTPUT_FORMAT_EXR_FRAMES,
 }
 """Output format names accepted by `build_request`, mapped to `ditserve.v1.OutputFormat`."""
 

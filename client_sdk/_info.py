@@ -97,6 +97,10 @@ class ModelInfo:
     """Most layers a request may ask for (layered decomposition models); 0 otherwise."""
     outputs_alpha: bool = False
     """True when the outputs are RGBA images: PNG and WebP keep the alpha channel, JPEG is refused."""
+    outputs_hdr: bool = False
+    """True when the model makes high-dynamic-range video (linear light in [0, inf)): "exr_frames" returns
+    it in full, one OpenEXR image per frame; MP4 and PNG frames are its 8-bit SDR rendering. Any other
+    model refuses "exr_frames"."""
     loras: tuple[LoraInfo, ...] = ()
     """The LoRA adapters loaded for this model."""
     max_loras_per_request: int = 0

@@ -57,6 +57,7 @@ _EXTENSION_BY_MIME = {
     "image/jpeg": "jpg",
     "image/webp": "webp",
     "video/mp4": "mp4",
+    "image/x-exr": "exr",
 }
 
 
@@ -64,6 +65,11 @@ def _open_image(data: bytes, mime_type: str) -> PILImage.Image:
     """Decodes encoded image bytes with Pillow, imported only now."""
     if not mime_type.startswith("image/"):
         raise ValueError(f"a {mime_type or 'untyped'} output is not an image; use .data or .save() instead")
+    if mime_type == "image/x-exr":
+        raise ValueError(
+            "an OpenEXR frame holds linear half-float light that Pillow cannot read; use .data or .save() "
+            "and an OpenEXR reader (the OpenEXR package)"
+        )
     try:
         from PIL import Image
     except ImportError as err:
@@ -341,7 +347,7 @@ class Output:
 
     @property
     def extension(self) -> str:
-        """File extension for the MIME type: "png", "jpg", "webp", "mp4" ("bin" if unknown)."""
+        """File extension for the MIME type: "png", "jpg", "webp", "mp4", "exr" ("bin" if unknown)."""
         return _EXTENSION_BY_MIME.get(self.mime_type, "bin")
 
     @property

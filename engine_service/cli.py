@@ -37,7 +37,7 @@ ENGINE_MODULES = frozenset(
 #: Environment variable read by ``serve`` when ``--auth-token`` is not given (keeps the token out of ``ps``).
 AUTH_TOKEN_ENV = "DITSERVE_AUTH_TOKEN"
 DEFAULT_PROMPT = "a yellow triangle on a blue background"  # the default model's vocabulary
-FORMATS = ("png", "jpeg", "webp", "mp4", "png_frames")
+FORMATS = ("png", "jpeg", "webp", "mp4", "png_frames", "exr_frames")
 
 
 def _configure_logging(level: str) -> None:
@@ -312,7 +312,12 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
     parser.add_argument(
         "--preview-every", type=int, default=0, metavar="N", help="save a preview every N steps (default: none)"
     )
-    parser.add_argument("--format", choices=FORMATS, help="output encoding (default: png for images, mp4 for videos)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="output encoding (default: png for images, mp4 for videos); exr_frames: one OpenEXR file per frame "
+        "of a high-dynamic-range model's video (its linear light in full)",
+    )
     parser.add_argument("--request-id", default="", help="id for Cancel and logs (default: assigned)")
     parser.add_argument(
         "--cache",

@@ -37,6 +37,8 @@ class OutputFormat(enum.Enum):
     WEBP = "webp"
     MP4 = "mp4"
     PNG_FRAMES = "png_frames"
+    EXR_FRAMES = "exr_frames"
+    """Every frame of a high-dynamic-range video as a half-float OpenEXR image (linear light)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -401,6 +401,8 @@ def test_a_video_preview_of_the_last_latents_is_the_frame_the_video_shows(case: 
         video = (model.family.read_output(output) if model.family.read_output else output.frames)[0]
         (preview,) = model.family.decode_latents(pipeline, last["latents"], job)
     assert video.shape[0] == job.num_frames
+    if model.family.outputs_hdr:  # linear light, channels last, as the pipeline returns it
+        video = video.permute(0, 3, 1, 2)
     if case.preview_frame is not None:  # a chunked video: the first frame of its last chunk
         shown = video[case.preview_frame].permute(1, 2, 0)
     else:

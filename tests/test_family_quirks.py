@@ -31,7 +31,9 @@ SkyReels-V2's diffusion forcing steps one scheduler copy per latent frame and ne
 step still counts once for the cache, and progress reports the noisiest frame's timestep.
 LTX-2 in-context takes its reference video as the pipeline's reference condition, every frame of it, and
 makes the reference's frames (8k + 1, or the first num_frames of it); served from a directory, an IC-LoRA
-loaded as a request adapter steers it.
+loaded as a request adapter steers it. LTX-2 HDR makes linear light: its OpenEXR frames hold the pipeline's
+own values (above 1.0 too), its MP4 and PNG frames are diffusers' SDR rendering of them, and any other model
+refuses OpenEXR frames.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ from tiny_families.kandinsky6 import build_kandinsky6
 from tiny_families.latte import FRAMES as LATTE_FRAMES
 from tiny_families.latte import build_tiny_latte
 from tiny_families.ltx2 import VIDEO as LTX2_VIDEO
-from tiny_families.ltx2 import build_in_context
+from tiny_families.ltx2 import build_hdr, build_in_context
 from tiny_families.ltx_video_long import VIDEO as LTX_LONG
 from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
@@ -86,7 +88,7 @@ from engine_service.config import BatchingConfig, Limits
 from engine_service.errors import ModelLoadError
 from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
-from engine_service.runtime.encoding import to_uint8
+from engine_service.runtime.encoding import encode_mp4, to_uint8
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
 
@@ -155,6 +157,7 @@ def server(omnigen):
         "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
         "ltx2-ic": model_from_pipeline("ltx2-ic", build_in_context(), cpu, LTX2_VIDEO),
+        "ltx2-hdr": model_from_pipeline("ltx2-hdr", build_hdr(), cpu, LTX2_VIDEO),
         # Half-strength attention between the noisy and the reference tokens: a video self-attention mask.
         "ltx2-ic-masked": model_from_pipeline(
             "ltx2-ic-masked",
@@ -984,3 +987,92 @@ def test_an_in_context_model_directory_serves_an_ic_lora_as_a_request_adapter(tm
         "reference",
     )
     assert len(plain.outputs) == len(steered.outputs) == 9 and _frames(plain) != _frames(steered)
+
+
+#: An LTX-2 HDR request; its reference video's frames are 32x32, the output's size.
+HDR = {"model": "ltx2-hdr", "seed": 3, "fps": 16, "num_inference_steps": 2}
+
+
+def _diffusers_sdr(linear: np.ndarray) -> np.ndarray:
+    """diffusers' 8-bit SDR frames of linear HDR light, written out as
+    ``diffusers.pipelines.ltx2.export_utils.encode_hdr_tensor_to_mp4`` computes them with its default tone
+    map: clip to [0, 1], the sRGB (Rec. 709) transfer function, then ``(sdr * 255 + 0.5).astype(uint8)``."""
+    mapped = np.clip(linear, 0.0, 1.0)
+    sdr = np.where(mapped <= 0.0031308, mapped * 12.92, 1.055 * np.power(mapped, 1.0 / 2.4) - 0.055)
+    return (sdr * 255.0 + 0.5).astype(np.uint8)
+
+
+def _read_exr(data: bytes) -> np.ndarray:
+    import OpenEXR
+
+    with OpenEXR.File(io.BytesIO(data)) as image:
+        return image.channels()["RGB"].pixels
+
+
+def test_hdr_exr_frames_hold_the_pipelines_linear_light_and_mp4_and_png_frames_its_sdr_rendering(client):
+    """OpenEXR frames are the pipeline's own linear HDR video (its reference video as its reference
+    condition) in half floats, values above 1.0 kept; PNG frames are diffusers' SDR rendering of it, and
+    the MP4 encodes those very frames."""
+    from diffusers.pipelines.ltx2.pipeline_ltx2_hdr_lora import LTX2HDRReferenceCondition
+
+    frames = video_frames((32, 32), 9)
+    call = {
+        "prompt": ["a red circle"],
+        "negative_prompt": [""],
+        "width": 32,
+        "height": 32,
+        "num_frames": 9,
+        "num_inference_steps": 2,
+        "guidance_scale": 1.0,
+        "frame_rate": 16,
+        "stg_scale": 0.0,
+        "modality_scale": 1.0,
+        "reference_conditions": [LTX2HDRReferenceCondition(frames=frames, strength=1.0)],
+        **LTX2_VIDEO["call_defaults"],
+    }
+    with torch.no_grad():
+        video = build_hdr()(**call, generator=torch.Generator().manual_seed(3), output_type="np").frames[0]
+    reference = _reference(frames)
+    exr = client.generate("a red circle", input_videos=reference, output_format="exr_frames", **HDR)
+    png = client.generate("a red circle", input_videos=reference, output_format="png_frames", **HDR)
+    (mp4,) = client.generate("a red circle", input_videos=reference, **HDR).outputs
+    assert [(o.mime_type, o.extension, o.width, o.height, o.num_frames) for o in exr.outputs] == [
+        ("image/x-exr", "exr", 32, 32, 1)
+    ] * 9
+    linear = np.stack([_read_exr(output.data) for output in exr.outputs])
+    assert linear.dtype == np.float16 and (linear > 1.0).mean() > 0.05  # light beyond SDR white survives
+    np.testing.assert_array_equal(linear, video.astype(np.float16))
+    shown = np.stack([np.asarray(output.image) for output in png.outputs])
+    np.testing.assert_array_equal(shown, _diffusers_sdr(video))
+    assert (mp4.mime_type, mp4.num_frames) == ("video/mp4", 9)
+    assert mp4.data == encode_mp4(_diffusers_sdr(video), 16, 90).data
+    with pytest.raises(ValueError, match="OpenEXR"):
+        exr.outputs[0].image  # noqa: B018 - Pillow cannot read it: the SDK says how to
+
+
+@pytest.mark.parametrize("model", ["ltx2-ic", "dit"])
+def test_exr_frames_from_a_model_without_hdr_output_are_invalid_and_the_server_still_serves(client, model):
+    """OpenEXR frames are for models that list ``outputs_hdr``: an 8-bit video model and an image model
+    refuse them naming ``output_format``; the HDR model lists it and serves PNG frames as before."""
+    request = {"model": model, "seed": 3, "output_format": "exr_frames"}
+    if model == "ltx2-ic":
+        request.update(IN_CONTEXT, output_format="exr_frames", input_videos=_reference(video_frames((32, 32), 9)))
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("1" if model == "dit" else "a red circle", **request)
+    assert set(_fields(raised.value)) == {"output_format"}, raised.value
+    infos = {info.name: info.outputs_hdr for info in client.list_models().models}
+    assert infos["ltx2-hdr"] and not infos["ltx2-ic"] and not infos["dit"]
+    served = client.generate("a red circle", input_videos=_reference(video_frames((32, 32), 9)), **HDR)
+    assert served.outputs[0].mime_type == "video/mp4"
+
+
+def test_generate_writes_one_exr_file_per_frame_of_an_hdr_video(server, tmp_path):
+    """``ditserve generate --format exr_frames`` writes the frames as OpenEXR files, linear light kept."""
+    reference = tmp_path / "reference.png"
+    reference.write_bytes(_reference(video_frames((32, 32), 9))[0].data)
+    command = ["generate", "a red circle", "--target", server.address, "--model", "ltx2-hdr", "--seed", "3"]
+    command += ["--steps", "2", "--fps", "16", "--video", f"reference={reference}", "--format", "exr_frames"]
+    assert cli.main([*command, "--out", str(tmp_path / "out")]) == 0
+    files = sorted((tmp_path / "out").iterdir())
+    assert [f.suffix for f in files] == [".exr"] * 9
+    assert any((_read_exr(f.read_bytes()) > 1.0).any() for f in files)

@@ -29,8 +29,9 @@ OutputKind = Literal["image", "video", "audio", "protein structure"]
 #: (pipeline, the jobs of one call) -> keyword arguments for ``pipeline.__call__``. The jobs share
 #: their batch key (size, steps, guidance, ...); the builder lists one prompt per output, in job order.
 CallKwargsBuilder = Callable[["DiffusionPipeline", "Sequence[JobSpec]"], dict[str, Any]]
-#: (pipeline, latents as seen by callback_on_step_end, job) -> images in [0, 1], shape (N, H, W, 3);
-#: for a video family, one frame of each video (``engine_service.models.video.video_preview``).
+#: (pipeline, latents as seen by callback_on_step_end, job) -> images in [0, 1], shape (N, H, W, 3)
+#: (linear light for a family that ``outputs_hdr``); for a video family, one frame of each video
+#: (``engine_service.models.video.video_preview``).
 LatentDecoder = Callable[["DiffusionPipeline", "torch.Tensor", "JobSpec"], "torch.Tensor"]
 #: (pipeline, prompt, the model's call defaults) -> why the model cannot take this prompt, or ``None``
 #: when it can.
@@ -255,6 +256,13 @@ class FamilySpec:
     theirs (an opaque image gets an opaque one). PNG and WebP keep it; JPEG, which has none, is
     INVALID_ARGUMENT on ``output_format``. ``False`` = RGB: an RGBA output (a VAE that decodes alpha,
     as Qwen-Image 2.1's) is composited over white and input images are read as RGB."""
+    outputs_hdr: bool = False
+    """Whether the pipeline decodes high-dynamic-range video: linear light in [0, inf) (LTX-2 HDR's inverse
+    LogC3 transform), not frames in [0, 1]. Its decoded frames stay float up to the encoder:
+    ``exr_frames`` returns them as they are (half-float OpenEXR), while MP4 and PNG frames are their 8-bit
+    SDR rendering (:func:`engine_service.runtime.encoding.sdr_rendering`); its ``decode_latents``
+    returns linear light too. ``False`` = frames in [0, 1], and ``exr_frames`` is INVALID_ARGUMENT on
+    ``output_format``."""
     strength_on_last_loop: bool = False
     """For a pipeline of several denoising loops that takes a strength: whether the strength cuts only
     its last loop (VisualCloze's upsampling pass after a whole generation pass), the others running

@@ -1,7 +1,10 @@
 """Encoding decoded pipeline outputs (float arrays in [0, 1]) into image and video bytes, in the worker.
 
 Videos become H.264 MP4 through imageio's ffmpeg plugin (the imageio-ffmpeg wheel
-carries its own ffmpeg binary), or one PNG per frame.
+carries its own ffmpeg binary), or one PNG per frame. A high-dynamic-range video
+(linear light in [0, inf)) becomes one half-float OpenEXR image per frame, written
+with the ``OpenEXR`` package, or its 8-bit SDR rendering (:func:`sdr_rendering`) in
+any of the 8-bit formats.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ _PIL_FORMATS = {
     OutputFormat.JPEG: ("JPEG", "image/jpeg"),
     OutputFormat.WEBP: ("WEBP", "image/webp"),
 }
+#: The MIME type of an OpenEXR image.
+EXR_MIME_TYPE = "image/x-exr"
 #: PNG compression level: 1 is several times faster than the default 6 for a few % more bytes.
 PNG_COMPRESS_LEVEL = 1
 
@@ -27,6 +32,36 @@ PNG_COMPRESS_LEVEL = 1
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """Float images in [0, 1] (any leading dims, channels last) to uint8 with rounding."""
     return (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def sdr_rendering(linear: np.ndarray) -> np.ndarray:
+    """The SDR rendering of linear light (any shape, float, values in [0, inf)): values in [0, 1] to show
+    on an sRGB display. The tone map clips to [0, 1], then the sRGB (Rec. 709) transfer function applies:
+    ``12.92 x`` up to 0.0031308, ``1.055 x^(1/2.4) - 0.055`` above. This is diffusers' rendering of LTX-2
+    HDR video (``diffusers.pipelines.ltx2.export_utils.encode_hdr_tensor_to_mp4`` with its default tone
+    map), so ``to_uint8`` of it gives the 8-bit frames that function encodes."""
+    clipped = np.clip(linear, 0.0, 1.0)
+    return np.where(clipped <= 0.0031308, clipped * 12.92, 1.055 * np.power(clipped, 1.0 / 2.4) - 0.055)
+
+
+def encode_exr(frame: np.ndarray) -> EncodedOutput:
+    """Encode one (H, W, 3) float frame of linear light as an OpenEXR image: half-float RGB channels, ZIP
+    compressed (lossless), scanline; values above 1.0 (and up to half-float's 65504) are kept."""
+    import OpenEXR
+
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    buffer = io.BytesIO()
+    with OpenEXR.File(header, {"RGB": np.ascontiguousarray(frame, dtype=np.float16)}) as image:
+        image.write(buffer)
+    data = buffer.getvalue()
+    return EncodedOutput(
+        data=data,
+        mime_type=EXR_MIME_TYPE,
+        width=int(frame.shape[1]),
+        height=int(frame.shape[0]),
+        num_frames=1,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
 
 
 def encode_image(pixels: np.ndarray, fmt: OutputFormat, quality: int) -> EncodedOutput:
@@ -93,8 +128,18 @@ def encode_mp4(frames: np.ndarray, fps: int, quality: int) -> EncodedOutput:
     )
 
 
-def encode_videos(videos: np.ndarray, fmt: OutputFormat, fps: int, quality: int) -> list[EncodedOutput]:
-    """Encode a batch of float videos (N, F, H, W, 3) in [0, 1]: one MP4 each, or one PNG per frame."""
+def encode_videos(
+    videos: np.ndarray, fmt: OutputFormat, fps: int, quality: int, hdr: bool = False
+) -> list[EncodedOutput]:
+    """Encode a batch of float videos (N, F, H, W, 3) in [0, 1]: one MP4 each, or one PNG per frame.
+
+    ``hdr``: the videos are linear light in [0, inf) (a family that ``outputs_hdr``): ``EXR_FRAMES`` encodes
+    each frame as it is (:func:`encode_exr`), MP4 and PNG frames encode the SDR rendering
+    (:func:`sdr_rendering`)."""
+    if fmt is OutputFormat.EXR_FRAMES:
+        return [encode_exr(frame) for frames in videos for frame in frames]
+    if hdr:
+        videos = sdr_rendering(videos)
     outputs: list[EncodedOutput] = []
     for frames in to_uint8(videos):
         if fmt is OutputFormat.MP4:

@@ -84,7 +84,8 @@ class Decoded:
     """One finished job's decoded outputs, not yet encoded.
 
     ``pixels`` is (num_outputs, H, W, 3) for images, (num_outputs, layers, H, W, 4) for a layered
-    decomposition's RGBA images, or (num_outputs, F, H, W, 3) for videos, float32 in [0, 1].
+    decomposition's RGBA images, or (num_outputs, F, H, W, 3) for videos, float32 in [0, 1] (linear
+    light in [0, inf) when ``hdr``).
     ``timings`` has every phase but ``encode_ms``.
     """
 
@@ -97,15 +98,18 @@ class Decoded:
     pruned_ratio: float | None
     cache_tag: str | None = None
     """The cache tag of the run (it tells whether a calibrator forecast); ``None`` = the plan's."""
+    hdr: bool = False
+    """Whether ``pixels`` are high-dynamic-range linear light (``FamilySpec.outputs_hdr``), kept as floats
+    until they are encoded: as they are in OpenEXR frames, as their SDR rendering in 8-bit formats."""
 
     @property
     def request_id(self) -> str:
         return self.spec.request_id
 
     def encode(self) -> JobResult:
-        """Encode the outputs as the job asks (PNG, JPEG, WebP, MP4, PNG frames); safe on any thread."""
+        """Encode the outputs as the job asks (PNG, JPEG, WebP, MP4, PNG or EXR frames); safe on any thread."""
         start = time.perf_counter()
-        outputs = _encode(self.pixels, self.spec, self.kind)
+        outputs = _encode(self.pixels, self.spec, self.kind, self.hdr)
         encode_ms = (time.perf_counter() - start) * 1000.0
         return JobResult(
             request_id=self.spec.request_id,
@@ -192,7 +196,10 @@ class _Decode:
             )
             own = decoded[member.first_sample : member.first_sample + spec.num_outputs]
             tag = cache.strify(model.pipeline, group if len(members) > 1 else None) if spec.cache else None
-            outcomes.append(Decoded(spec, own, model.family.output_kind, tuple(records), timings, pruned_ratio, tag))
+            family = model.family
+            outcomes.append(
+                Decoded(spec, own, family.output_kind, tuple(records), timings, pruned_ratio, tag, family.outputs_hdr)
+            )
         return outcomes
 
 
@@ -363,8 +370,10 @@ class Worker:
     @staticmethod
     def _preview(model: LoadedModel, member: Member, index: int, latents: torch.Tensor) -> PreviewEvent:
         own = latents[member.first_sample : member.first_sample + 1]
-        decoded = model.family.decode_latents(model.pipeline, own, member.spec)
-        pixels = encoding.to_uint8(decoded[0].float().cpu().numpy())
+        decoded = model.family.decode_latents(model.pipeline, own, member.spec)[0].float().cpu().numpy()
+        if model.family.outputs_hdr:  # linear light: shown as the outputs' 8-bit formats show it
+            decoded = encoding.sdr_rendering(decoded)
+        pixels = encoding.to_uint8(decoded)
         data, width, height = encoding.encode_preview(pixels)
         return PreviewEvent(step=index, data=data, width=width, height=height)
 
@@ -514,11 +523,11 @@ def _decoded(output, spec: JobSpec, family: FamilySpec) -> np.ndarray:
     return pixels
 
 
-def _encode(decoded: np.ndarray, spec: JobSpec, kind: str) -> list:
+def _encode(decoded: np.ndarray, spec: JobSpec, kind: str, hdr: bool) -> list:
     """One job's share of the decoded outputs, encoded as it asks; a layered output's layers are one
-    image each, output by output."""
+    image each, output by output. ``hdr``: the videos are linear light (``Decoded.hdr``)."""
     if kind == "video":
-        return encoding.encode_videos(decoded, spec.output_format, spec.fps, spec.output_quality)
+        return encoding.encode_videos(decoded, spec.output_format, spec.fps, spec.output_quality, hdr)
     return encoding.encode_images(decoded.reshape(-1, *decoded.shape[-3:]), spec.output_format, spec.output_quality)
 
 

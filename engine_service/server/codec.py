@@ -154,6 +154,7 @@ def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:
         default_layers=model.default_layers or 0,
         max_layers=family.max_layers if family.default_layers is not None else 0,
         outputs_alpha=family.outputs_alpha,
+        outputs_hdr=family.outputs_hdr,
         loras=[
             pb.LoraInfo(
                 name=info.name,

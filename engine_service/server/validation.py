@@ -41,7 +41,11 @@ _IMAGE_FORMATS = {
     pb.OUTPUT_FORMAT_JPEG: OutputFormat.JPEG,
     pb.OUTPUT_FORMAT_WEBP: OutputFormat.WEBP,
 }
-_VIDEO_FORMATS = {pb.OUTPUT_FORMAT_MP4: OutputFormat.MP4, pb.OUTPUT_FORMAT_PNG_FRAMES: OutputFormat.PNG_FRAMES}
+_VIDEO_FORMATS = {
+    pb.OUTPUT_FORMAT_MP4: OutputFormat.MP4,
+    pb.OUTPUT_FORMAT_PNG_FRAMES: OutputFormat.PNG_FRAMES,
+    pb.OUTPUT_FORMAT_EXR_FRAMES: OutputFormat.EXR_FRAMES,
+}
 
 
 def resolve_model(request: pb.GenerateRequest, models: dict[str, LoadedModel], default_model: str) -> LoadedModel:
@@ -134,6 +138,12 @@ def validate(
             "output_format",
             f"model {model.name!r} ({model.family.name}) makes RGBA images and JPEG has no alpha channel; "
             "use PNG or WebP",
+        )
+    if output_format is OutputFormat.EXR_FRAMES and not model.family.outputs_hdr:
+        v.add(
+            "output_format",
+            f"model {model.name!r} ({model.family.name}) makes 8-bit frames, not high-dynamic-range video "
+            "(ListModels: outputs_hdr); use MP4 or PNG frames",
         )
     preview_every = request.preview_every
     if not 0 <= preview_every <= limits.max_steps:

@@ -1,6 +1,6 @@
-"""LTX-2 text- and image-to-video and in-context conditioning on a reference video: a 2-block audio-video
-transformer, a one-layer Gemma-3 text model, tiny video and audio VAEs and a tiny vocoder (configurations
-after diffusers' own LTX-2 tests)."""
+"""LTX-2 text- and image-to-video, in-context conditioning on a reference video and HDR video from one: a
+2-block audio-video transformer, a one-layer Gemma-3 text model, tiny video and audio VAEs and a tiny vocoder
+(configurations after diffusers' own LTX-2 tests)."""
 
 import torch
 from diffusers import (
@@ -8,6 +8,7 @@ from diffusers import (
     AutoencoderKLLTX2Video,
     FlowMatchEulerDiscreteScheduler,
     LTX2ConditionPipeline,
+    LTX2HDRPipeline,
     LTX2ImageToVideoPipeline,
     LTX2InContextPipeline,
     LTX2Pipeline,
@@ -183,6 +184,26 @@ CASES.append(
         build=build_in_context,
         defaults=VIDEO,
         inputs=(("image", (32, 32)),),
+        videos=(("reference", (32, 32), 9),),
+    )
+)
+
+
+def build_hdr() -> LTX2HDRPipeline:
+    """The HDR pipeline, its video self-attention twice as strong (as the in-context one's) so that another
+    reference video moves the SDR frames by more than a level or two. Its random VAE decodes about a quarter
+    of the linear light above 1.0, which the SDR rendering clips and OpenEXR frames keep."""
+    pipe = _build(LTX2HDRPipeline)
+    scale_weights(*(block.attn1 for block in pipe.transformer.transformer_blocks), factor=2.0)
+    return pipe
+
+
+CASES.append(
+    TinyCase(
+        name="ltx2-hdr",
+        pipeline_class="LTX2HDRPipeline",
+        build=build_hdr,
+        defaults=VIDEO,
         videos=(("reference", (32, 32), 9),),
     )
 )

@@ -17,9 +17,12 @@ The in-context (IC-LoRA) pipeline takes the request's ``reference`` input video:
 tokens follow the noisy video's tokens in the one sequence the transformer sees (clean, at
 timestep 0), so the cache's residuals span both; the output's frames follow the reference.
 
+The HDR pipeline takes its reference SDR video the same way and returns high-dynamic-range video:
+linear light, kept as floats for OpenEXR frames and rendered to SDR for the 8-bit formats.
+
 The other LTX-2 pipelines are known, not served: the DFR passes and refine rounds, the latent
 upsampler and the diffusion decoder are stages of multi-call recipes (latents in, or no prompt
-and no denoising loop of their own), and the HDR pipeline's output is beyond 8-bit frames.
+and no denoising loop of their own).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+from diffusers.pipelines.ltx2.pipeline_ltx2_hdr_lora import LTX2HDRReferenceCondition
 from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2ReferenceCondition
 
 from engine_service.models.inputs import video_of
@@ -35,6 +39,7 @@ from engine_service.models.spec import FamilySpec
 from engine_service.models.video import ltx_decode, ltx_mean_std, packed_tokens, video_call_kwargs, video_preview
 
 if TYPE_CHECKING:
+    import torch
     from diffusers import DiffusionPipeline
 
     from engine_service.jobs import JobSpec
@@ -102,7 +107,7 @@ LTX2_CONDITION = FamilySpec(
 )
 
 # Known, not served: the other LTX-2 pipelines of diffusers 0.42.1 are stages of multi-call
-# recipes, take a video or latents as their input, or make output the engine cannot carry.
+# recipes or take a video or latents as their input.
 
 #: One Diffusion Fidelity Rendering pass (LTX-2.5).
 LTX2_DFR = FamilySpec(
@@ -130,22 +135,6 @@ LTX2_DFR_TEMPORAL_REFINE = FamilySpec(
         "keyframe positions (all required), not a prompt-to-video pipeline; it doubles the frames with a "
         "temporal latent upsampler and denoises the canvas tile by tile, each tile a whole denoising loop of "
         "its own, while the engine follows one loop per request"
-    ),
-    **_COMMON,
-)
-
-#: HDR generation from a reference SDR video (HDR IC-LoRA).
-LTX2_HDR = FamilySpec(
-    name="ltx2-hdr",
-    pipeline_classes=("LTX2HDRPipeline",),
-    build_call_kwargs=video_call_kwargs(fps="frame_rate"),
-    unsupported_reason=(
-        "its output is linear HDR values in [0, inf) (the inverse LogC3 transform of the decoded video), and every "
-        "output format of the contract (PNG, JPEG, WebP, MP4, PNG frames) is 8-bit sRGB: serving it needs a float "
-        "frame format such as OpenEXR in the contract, with its encoder and an SDK and CLI that hand back float "
-        "frames; an SDR tone map (diffusers' encode_hdr_tensor_to_mp4: clip to [0, 1], then the sRGB transfer) "
-        "would drop the range the pipeline exists for. Its reference SDR video (LTX2HDRReferenceCondition) could "
-        "come as an input video, as ltx2-in-context's reference does"
     ),
     **_COMMON,
 )
@@ -182,6 +171,54 @@ LTX2_IN_CONTEXT = FamilySpec(
     # It takes no list of generators (diffusers warns and draws every sample from the first one).
     generator_per_output=False,
     **_COMMON,
+)
+
+_reference_call_kwargs = video_call_kwargs(fps="frame_rate")
+
+
+def _hdr_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """The HDR pipeline's kwargs: the ``reference`` video (its first ``num_frames`` frames, as the server
+    cut them) as its one reference condition at full strength."""
+    kwargs = _reference_call_kwargs(pipe, jobs)
+    kwargs["reference_conditions"] = [LTX2HDRReferenceCondition(frames=video_of(jobs, "reference"), strength=1.0)]
+    return kwargs
+
+
+_hdr_preview = video_preview(ltx_mean_std, latents=packed_tokens, decode=ltx_decode, leading_latent_frames=None)
+
+
+def _hdr_decode_latents(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
+    """The first frame the latents decode to, as linear light: the pipeline's own inverse LogC3 transform
+    (``hdr_video_processor``) of the VAE's frame in [0, 1]."""
+    return pipe.hdr_video_processor._logc3_decompress(_hdr_preview(pipe, latents, job))
+
+
+#: HDR video from a reference SDR video (the HDR IC-LoRA of LTX-2.3): the request's ``reference`` input
+#: video is resized (aspect kept) and reflect-padded to the output's size, encoded by the VAE and appended
+#: clean (strength 1) to the noisy video's tokens, as in ``ltx2-in-context``; the output has its frames.
+#: The pipeline decodes LogC3-encoded frames and returns linear light in [0, inf) (the inverse LogC3
+#: transform): ``exr_frames`` returns it in full, MP4 and PNG frames its SDR rendering (diffusers'
+#: ``encode_hdr_tensor_to_mp4``: clipped to [0, 1], then the sRGB transfer function). Video only: the
+#: transformer still runs its audio stream (the cache carries it), whose decode the pipeline skips. Its
+#: call's defaults are the distilled model's: 8 steps with a linear sigma schedule (1 to 1/steps), no
+#: classifier-free guidance (1.0); STG and modality guidance are off. It takes no image and no first-frame
+#: condition. Jobs run alone (they send a video): the reference is encoded once per call.
+LTX2_HDR = FamilySpec(
+    name="ltx2-hdr",
+    pipeline_classes=("LTX2HDRPipeline",),
+    build_call_kwargs=_hdr_call_kwargs,
+    decode_latents=_hdr_decode_latents,
+    video_roles=("reference",),
+    required_video_roles=("reference",),
+    frames_from_video="reference",
+    outputs_hdr=True,
+    **{
+        **_COMMON,
+        "default_steps": 8,
+        "default_guidance_scale": 1.0,
+        # It takes no audio guidance scales (its audio is never decoded).
+        "call_defaults": {"stg_scale": 0.0, "modality_scale": 1.0},
+    },
 )
 
 #: The spatial latent upsampler between the two stages of a two-stage recipe.
