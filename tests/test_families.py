@@ -131,6 +131,8 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None, vi
         bad.append(({"task_prompt": "In each row, [IMAGE2] is [IMAGE1] drawn"}, "task_prompt"))
     if family.outputs_alpha:  # JPEG has no alpha channel
         bad.append(({"output_format": "jpeg"}, "output_format"))
+    if not family.outputs_hdr:  # OpenEXR frames are for high-dynamic-range video only
+        bad.append(({"output_format": "exr_frames"}, "output_format"))
     if family.default_strength is not None:
         bad.append(({"strength": 1.5}, "strength"))
     else:
@@ -267,6 +269,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     assert info.repeated_roles == model.family.repeated_roles
     assert info.refuses_guidance_scale == (not model.family.takes_guidance)
     assert (info.default_layers, info.outputs_alpha) == (model.default_layers or 0, model.family.outputs_alpha)
+    assert info.outputs_hdr == model.family.outputs_hdr
     # A size that follows the input image is listed as 0 x 0.
     follows = model.family.size_from_input is not None
     assert (info.default_width, info.default_height) == ((0, 0) if follows else size)
