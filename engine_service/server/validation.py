@@ -374,14 +374,16 @@ def _camera(v: _Violations, request, model: LoadedModel, frames: int, limits: Li
             except ValueError as problem:
                 v.add("camera.action", str(problem))
     else:
-        covered = _poses(v, c2w)
+        covered = _poses(v, c2w, frames or limits.max_frames)
     if covered and frames and covered != frames:
         field = "camera.action" if action else "camera.c2w"
         what = f"moves the camera over {covered} frames" if action else f"holds {covered} poses"
         v.add(field, f"{what}; the video has {frames} (num_frames): the trajectory must cover every frame")
     intrinsics = tuple(camera.intrinsics)
-    if len(intrinsics) != 4 or not all(math.isfinite(value) for value in intrinsics):
-        v.add("camera.intrinsics", f"must be 4 finite numbers fx, fy, cx, cy; got {len(intrinsics)} numbers")
+    if len(intrinsics) != 4:
+        v.add("camera.intrinsics", f"must be 4 numbers fx, fy, cx, cy; got {len(intrinsics)} numbers")
+    elif not all(math.isfinite(value) for value in intrinsics):
+        v.add("camera.intrinsics", "must be 4 finite numbers fx, fy, cx, cy")
     elif intrinsics[0] <= 0 or intrinsics[1] <= 0:
         v.add("camera.intrinsics", f"focal lengths fx and fy must be positive, got {intrinsics[0]}, {intrinsics[1]}")
     if len(v.items) > before:
@@ -390,12 +392,15 @@ def _camera(v: _Violations, request, model: LoadedModel, frames: int, limits: Li
     return CameraTrajectory(intrinsics=intrinsics, action=action, c2w=poses)  # type: ignore[arg-type]
 
 
-def _poses(v: _Violations, c2w: tuple[float, ...]) -> int:
+def _poses(v: _Violations, c2w: tuple[float, ...], most: int) -> int:
     """How many 4x4 poses ``c2w`` holds, 0 after a violation: 16 finite numbers each, each a rigid
-    transform (a rotation, a translation, the last row 0 0 0 1)."""
+    transform (a rotation, a translation, the last row 0 0 0 1). Poses are read one by one only when
+    they are at most ``most`` (the frames): the count of a longer list is returned as it is."""
     if len(c2w) % 16:
         v.add("camera.c2w", f"holds {len(c2w)} numbers; each pose is 16 (a row-major 4x4 matrix)")
         return 0
+    if len(c2w) // 16 > most:
+        return len(c2w) // 16
     if not all(math.isfinite(value) for value in c2w):
         v.add("camera.c2w", "must hold finite numbers only")
         return 0
