@@ -17,7 +17,8 @@ family's rules refuse (a frame count off its rule, below its least or not made b
 required input image, a strength out of range or for a model without one, a mask of
 another size than its image, a size off the family's size check or, where the size
 follows the input image, another size than it gives, a guidance scale for a model that
-takes none, a prompt that names input images the request does not send) get
+takes none, a prompt that names input images the request does not send, a camera trajectory
+for a model that takes none, or for a world model none, both forms, a malformed or short one) get
 INVALID_ARGUMENT naming the field, and the engine keeps serving: the threshold-0 request
 comes after them (and for a video one more, in its default format, MP4). A case may send its
 own prompt (OmniGen's names its reference images).
