@@ -34,17 +34,23 @@ makes the reference's frames (8k + 1, or the first num_frames of it); served fro
 loaded as a request adapter steers it. LTX-2 HDR makes linear light: its OpenEXR frames hold the pipeline's
 own values (above 1.0 too), its MP4 and PNG frames are diffusers' SDR rendering of them, and any other model
 refuses OpenEXR frames.
+Sana-WM follows the camera trajectory each request sends (an action string gives the frames its rolled-out
+poses give), refuses a malformed one naming its field, and reads action strings exactly as diffusers does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import json
 import pathlib
 import subprocess
 import sys
 import time
 
+import hypothesis
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 import torch
@@ -81,7 +87,17 @@ from tiny_families.omnigen import build_tiny_omnigen
 from tiny_families.skyreels_v2 import VIDEO as SKYREELS
 from tiny_families.skyreels_v2 import build_skyreels_v2_df
 
-from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, InputVideo, Started, Step
+from client_sdk import (
+    AsyncClient,
+    CachePolicy,
+    CameraTrajectory,
+    Client,
+    Completed,
+    InputImage,
+    InputVideo,
+    Started,
+    Step,
+)
 from client_sdk.errors import InvalidArgumentError
 from engine_service import cli
 from engine_service.config import BatchingConfig, Limits
@@ -1076,3 +1092,162 @@ def test_generate_writes_one_exr_file_per_frame_of_an_hdr_video(server, tmp_path
     files = sorted((tmp_path / "out").iterdir())
     assert [f.suffix for f in files] == [".exr"] * 9
     assert any((_read_exr(f.read_bytes()) > 1.0).any() for f in files)
+
+
+@pytest.fixture(scope="module")
+def sana_wm():
+    """A Sana-WM server (its own: every request carries a camera trajectory) and its tiny case."""
+    case = next(c for c in all_cases() if c.name == "sana-wm")
+    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
+    with BackgroundServer(AsyncEngine({case.name: model}, case.name, Limits(), "cpu")) as server:
+        with Client(server.address, timeout=120) as client:
+            yield server, client, case
+
+
+def _wm_request(case, **fields) -> dict:
+    return {"input_images": [input_image("image", (32, 32))], "seed": 3, "output_format": "png_frames", **fields}
+
+
+def test_sana_wm_follows_the_trajectory_as_action_or_as_the_poses_it_rolls_out(sana_wm):
+    """The action string and the poses diffusers rolls it out to give the same frames bit for bit (the poses
+    reach the pipeline as sent); another trajectory, and the same with other intrinsics, give other frames."""
+    from diffusers.pipelines.sana_wm.cam_utils import action_string_to_c2w
+
+    _, client, case = sana_wm
+    lens = case.camera.intrinsics
+    poses = action_string_to_c2w(case.camera.action)
+    assert len(poses) == 9  # w-8: the start pose and 8 moves
+    by_action = client.generate("a red circle", **_wm_request(case, camera=case.camera))
+    by_poses = client.generate("a red circle", **_wm_request(case, camera=CameraTrajectory(lens, c2w=poses)))
+    turned = client.generate("a red circle", **_wm_request(case, camera=case.other_camera))
+    wider = CameraTrajectory((8.0, 8.0, 16.0, 16.0), action=case.camera.action)
+    widened = client.generate("a red circle", **_wm_request(case, camera=wider))
+    frames = [[o.sha256 for o in result.outputs] for result in (by_action, by_poses, turned, widened)]
+    assert len(frames[0]) == 9
+    assert frames[0] == frames[1]
+    assert frames[2] != frames[0] and frames[3] != frames[0] and frames[2] != frames[3]
+
+
+_IDENTITY = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+_SCALED = [[2.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+_PROJECTIVE = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 1.0]]
+_MIRRORED = [[-1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+_LENS = (16.0, 16.0, 16.0, 16.0)
+
+
+#: Trajectories Sana-WM refuses (for 9 frames), the field each names and a part of the reason.
+_BAD_CAMERAS = [
+    (CameraTrajectory(_LENS), "camera", "give an action string"),
+    (CameraTrajectory(_LENS, action=" , "), "camera.action", "is not '<keys>-<frames>'"),
+    (CameraTrajectory(_LENS, action="w8"), "camera.action", "is not '<keys>-<frames>'"),
+    (CameraTrajectory(_LENS, action="w-4,,w-4"), "camera.action", "segment '' is not"),
+    (CameraTrajectory(_LENS, action="w-0,w-8"), "camera.action", "positive whole number"),
+    (CameraTrajectory(_LENS, action="w-x"), "camera.action", "positive whole number"),
+    (CameraTrajectory(_LENS, action="wq-8"), "camera.action", "holds 'q'"),
+    (CameraTrajectory(_LENS, action="w-16"), "camera.action", "over 17 frames; the video has 9"),
+    (CameraTrajectory(_LENS, action="w-" + "9" * 40), "camera.action", "the video has 9"),
+    (CameraTrajectory(_LENS, c2w=[_IDENTITY] * 10), "camera.c2w", "holds 10 poses; the video has 9"),
+    (CameraTrajectory(_LENS, c2w=[1.0] * 17), "camera.c2w", "holds 17 numbers"),
+    (CameraTrajectory(_LENS, c2w=[_IDENTITY] * 8 + [[[float("nan")] * 4] * 4]), "camera.c2w", "finite"),
+    (CameraTrajectory(_LENS, c2w=[_IDENTITY] * 8 + [_SCALED]), "camera.c2w", "pose 8 has a rotation part"),
+    (CameraTrajectory(_LENS, c2w=[_MIRRORED] + [_IDENTITY] * 8), "camera.c2w", "pose 0 has a rotation part"),
+    (CameraTrajectory(_LENS, c2w=[_IDENTITY] * 8 + [_PROJECTIVE]), "camera.c2w", "row 0 0 0 1"),
+    (CameraTrajectory((16.0, 16.0, 16.0), action="w-8"), "camera.intrinsics", "got 3 numbers"),
+    (CameraTrajectory((16.0, float("inf"), 16.0, 16.0), action="w-8"), "camera.intrinsics", "4 finite"),
+    (CameraTrajectory((16.0, -1.0, 16.0, 16.0), action="w-8"), "camera.intrinsics", "must be positive"),
+]
+
+
+def test_a_bad_camera_trajectory_is_invalid_naming_its_field_and_the_server_keeps_serving(sana_wm):
+    _, client, case = sana_wm
+    for camera, field, why in _BAD_CAMERAS:
+        with pytest.raises(InvalidArgumentError) as refused:
+            client.generate("a red circle", **_wm_request(case, camera=camera))
+        assert _fields(refused.value).keys() == {field}, camera
+        assert why in _fields(refused.value)[field], camera
+    assert len(client.generate("a red circle", **_wm_request(case, camera=case.camera)).outputs) == 9
+
+
+def test_a_sana_wm_frame_count_off_the_rule_is_refused_on_num_frames_alone(sana_wm):
+    """The trajectory's count is checked against a frame count the model makes only."""
+    _, client, case = sana_wm
+    with pytest.raises(InvalidArgumentError) as refused:
+        client.generate("a red circle", **_wm_request(case, camera=case.camera, num_frames=10))
+    assert set(_fields(refused.value)) == {"num_frames"}
+    longer = CameraTrajectory(case.camera.intrinsics, action="w-8,jw-8")
+    assert len(client.generate("a red circle", **_wm_request(case, camera=longer, num_frames=17)).outputs) == 17
+
+
+_ACTION_TEXT = st.text(alphabet="wasdijklWKnoe q-,\uff0c 0129\t\u00b2\u0663", max_size=14)
+#: Segments of the grammar's edge cases: keys in any case, "none", none at all, unknown keys, a dash among
+#: the keys; counts of zero, a superscript (a digit to str.isdigit that int() cannot read), an Arabic-Indic
+#: digit (one int() reads), letters, nothing.
+_SEGMENTS = st.tuples(
+    st.sampled_from(["w", "jW", "", "none", "NONE", "sd", "q", "w-a", " i k "]),
+    st.one_of(st.integers(0, 30).map(str), st.sampled_from(["\u00b2", "\u0663", "1\u0663", "x", "", "-1"])),
+)
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(
+    st.one_of(
+        _ACTION_TEXT,
+        st.tuples(st.lists(_SEGMENTS, min_size=1, max_size=4), st.sampled_from([",", "\uff0c", " , "])).map(
+            lambda drawn: drawn[1].join(f"{keys}-{count}" for keys, count in drawn[0])
+        ),
+    )
+)
+def test_the_action_parser_accepts_exactly_the_strings_diffusers_does_and_counts_their_frames(action):
+    """The family's parser (which never rolls poses out) against diffusers' own: the same strings refused
+    (both raise ValueError), the same frame count for the others."""
+    from diffusers.pipelines.sana_wm.cam_utils import _parse_action_string
+
+    from engine_service.models.families.sana_video import action_frames
+
+    try:
+        expected = len(_parse_action_string(action)) + 1
+    except ValueError:
+        expected = None
+    try:
+        counted = action_frames(action)
+    except ValueError:
+        counted = None
+    assert counted == expected
+
+
+def test_list_models_and_the_models_command_say_sana_wm_needs_a_camera_trajectory(sana_wm, capsys):
+    server, client, _ = sana_wm
+    (info,) = client.list_models().models
+    assert info.requires_camera and info.required_roles == ("image",)
+    assert cli.main(["models", "--target", server.address]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("* sana-wm")]
+    assert "image, camera trajectory" in row
+
+
+def test_generate_sends_the_camera_action_or_the_poses_file(sana_wm, tmp_path):
+    """--camera-action and --camera-poses (with the file's intrinsics, or --camera-intrinsics) give the
+    frames the SDK's requests give; both at once is a usage error."""
+    from diffusers.pipelines.sana_wm.cam_utils import action_string_to_c2w
+
+    server, client, case = sana_wm
+    picture = tmp_path / "first.png"
+    picture.write_bytes(input_image("image", (32, 32)).data)
+    expected = [o.sha256 for o in client.generate("a red circle", **_wm_request(case, camera=case.camera)).outputs]
+    poses = tmp_path / "poses.json"
+    lens = list(case.camera.intrinsics)
+    poses.write_text(json.dumps({"c2w": action_string_to_c2w("w-8").tolist(), "intrinsics": lens}))
+    base = ["generate", "a red circle", "--target", server.address, "--input-image", str(picture), "--seed", "3"]
+    base += ["--format", "png_frames"]
+    lens_flag = ["--camera-intrinsics", ",".join(map(str, lens))]
+    runs = {
+        "action": ["--camera-action", "w-8", *lens_flag],
+        "poses": ["--camera-poses", str(poses)],
+        "list": ["--camera-poses", str(tmp_path / "list.json"), *lens_flag],
+    }
+    (tmp_path / "list.json").write_text(json.dumps(action_string_to_c2w("w-8").tolist()))
+    for name, flags in runs.items():
+        out = tmp_path / name
+        assert cli.main([*base, *flags, "--out", str(out)]) == 0
+        written = sorted(out.iterdir(), key=lambda f: int(f.stem.split("-")[-1]))
+        assert [hashlib.sha256(f.read_bytes()).hexdigest() for f in written] == expected, name
+    assert cli.main([*base, "--camera-action", "w-8", "--camera-poses", str(poses), "--out", str(tmp_path)]) == 2
