@@ -219,12 +219,13 @@ def to_lora_adapters(loras: LoraChoice) -> list[engine_pb2.LoraAdapter]:
 
 
 def parse_output_format(value: str | int | None) -> engine_pb2.OutputFormat:
-    """The `ditserve.v1.OutputFormat` value for a format name or number; None is unspecified."""
+    """The `ditserve.v1.OutputFormat` value for a format name or number; None is unspecified. Names are
+    read case-blind, with "-" as "_" ("exr-frames" is "exr_frames")."""
     if value is None:
         return engine_pb2.OUTPUT_FORMAT_UNSPECIFIED
     if isinstance(value, str):
         try:
-            return cast(engine_pb2.OutputFormat, OUTPUT_FORMATS[value.strip().lower()])
+            return cast(engine_pb2.OutputFormat, OUTPUT_FORMATS[value.strip().lower().replace("-", "_")])
         except KeyError:
             raise ValueError(f"unknown output format {value!r}; expected one of {', '.join(OUTPUT_FORMATS)}") from None
     if isinstance(value, bool) or not isinstance(value, int) or value not in engine_pb2.OutputFormat.values():

@@ -1083,11 +1083,12 @@ def test_exr_frames_from_a_model_without_hdr_output_are_invalid_and_the_server_s
 
 
 def test_generate_writes_one_exr_file_per_frame_of_an_hdr_video(server, tmp_path):
-    """``ditserve generate --format exr_frames`` writes the frames as OpenEXR files, linear light kept."""
+    """``ditserve generate --format exr-frames`` (or ``exr_frames``) writes the frames as OpenEXR files, linear
+    light kept."""
     reference = tmp_path / "reference.png"
     reference.write_bytes(_reference(video_frames((32, 32), 9))[0].data)
     command = ["generate", "a red circle", "--target", server.address, "--model", "ltx2-hdr", "--seed", "3"]
-    command += ["--steps", "2", "--fps", "16", "--video", f"reference={reference}", "--format", "exr_frames"]
+    command += ["--steps", "2", "--fps", "16", "--video", f"reference={reference}", "--format", "exr-frames"]
     assert cli.main([*command, "--out", str(tmp_path / "out")]) == 0
     files = sorted((tmp_path / "out").iterdir())
     assert [f.suffix for f in files] == [".exr"] * 9

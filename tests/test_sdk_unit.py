@@ -103,6 +103,7 @@ def test_build_request_sets_explicit_values_including_zero():
         ("mp4", pb.OUTPUT_FORMAT_MP4),
         ("png_frames", pb.OUTPUT_FORMAT_PNG_FRAMES),
         ("exr_frames", pb.OUTPUT_FORMAT_EXR_FRAMES),
+        ("EXR-frames", pb.OUTPUT_FORMAT_EXR_FRAMES),
         (pb.OUTPUT_FORMAT_WEBP, pb.OUTPUT_FORMAT_WEBP),
     ],
 )
