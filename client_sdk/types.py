@@ -290,8 +290,9 @@ class InputVideo:
     data: bytes = field(repr=False)
     """MP4, WebM or animated PNG bytes."""
     role: str = "video"
-    """What the video is for: "video" (the one a video-to-video model transforms) or "control" (a control
-    video: per-frame depth, pose or edges), as the model takes them (``ModelInfo.video_roles``)."""
+    """What the video is for: "video" (the one a video-to-video model transforms), "control" (a control
+    video: per-frame depth, pose or edges), or Wan-Animate's "pose", "face", "background" and "mask", as
+    the model takes them (``ModelInfo.video_roles``)."""
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str], role: str = "video") -> InputVideo:

@@ -296,9 +296,9 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         action="append",
         default=[],
         metavar="[ROLE=]PATH",
-        help="an input video (MP4, WebM or animated PNG) for video-to-video models; ROLE is video (the default) "
-        "or control (a control video), as the model takes them. The output has its frames unless --frames asks "
-        "for fewer",
+        help="an input video (MP4, WebM or animated PNG) for video-to-video models; ROLE is video (the default), "
+        "control (a control video), or pose, face, background and mask (Wan-Animate), as the model takes them. "
+        "The output has its frames unless --frames asks for fewer",
     )
     parser.add_argument(
         "--controlnet-scale",

@@ -29,6 +29,9 @@ alone (its rotary embedding takes the first row's positions for the whole batch)
 spatial and temporal blocks run as pairs that give the stock transformer's output bit for bit.
 SkyReels-V2's diffusion forcing steps one scheduler copy per latent frame and never its own scheduler: each
 step still counts once for the cache, and progress reports the noisiest frame's timestep.
+Wan-Animate makes its pose video's frames in segments, each a whole denoising loop: progress counts the
+steps of every segment the pose video needs and the cache restarts at each; a background video with its
+mask video switches it to replacing the person, and videos that do not go together are refused.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from diffusers import (
     SkyReelsV2DiffusionForcingImageToVideoPipeline,
 )
 from PIL import Image
-from tiny_families import all_cases, input_image
+from tiny_families import all_cases, input_image, input_video
 from tiny_families.amused import build_tiny_amused
 from tiny_families.anyflow import FAR_VIDEO, build_tiny_anyflow_far
 from tiny_families.dit import build_tiny_dit
@@ -72,6 +75,7 @@ from tiny_families.motif_video import build_tiny_motif_video
 from tiny_families.omnigen import build_tiny_omnigen
 from tiny_families.skyreels_v2 import VIDEO as SKYREELS
 from tiny_families.skyreels_v2 import build_skyreels_v2_df
+from tiny_families.wan import ANIMATE, build_wan_animate
 
 from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, Started, Step
 from client_sdk.errors import InvalidArgumentError
@@ -136,6 +140,7 @@ def server(omnigen):
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
+        "wan-animate": model_from_pipeline("wan-animate", build_wan_animate(), cpu, ANIMATE),
         "omnigen": model_from_pipeline("omnigen", omnigen, cpu, {"width": 32, "height": 32, "steps": 2}),
         "anyflow-far": model_from_pipeline("anyflow-far", build_tiny_anyflow_far(), cpu, FAR_VIDEO),
         "df": model_from_pipeline("df", build_skyreels_v2_df(), cpu, SKYREELS),
@@ -829,3 +834,96 @@ def test_diffusion_forcing_counts_a_step_once_for_all_frames_and_reports_the_noi
         timesteps[model] = [step.timestep for step in steps]
     assert timesteps["df"] == timesteps["df-i2v"] == sorted(timesteps["df"], reverse=True)
     assert min(timesteps["df"]) > 0
+
+
+def _animate(frames: int = 9, *, face_frames: int | None = None, replace: bool = False, **videos) -> dict:
+    """A Wan-Animate request: the reference image, a pose and a face video of ``frames`` frames (the face
+    video ``face_frames``), with ``replace`` a background and a mask video too; ``videos`` replaces a role's
+    video (``None`` leaves it out)."""
+    sent = {
+        "pose": input_video("pose", (16, 16), frames),
+        "face": input_video("face", (16, 16), face_frames or frames),
+        "background": input_video("background", (16, 16), frames, other=True) if replace else None,
+        "mask": input_video("mask", (16, 16), frames) if replace else None,
+    }
+    sent.update(videos)
+    return {
+        "model": "wan-animate",
+        "seed": 3,
+        "input_images": [input_image("image", (16, 16))],
+        "input_videos": [video for video in sent.values() if video is not None],
+    }
+
+
+@pytest.mark.parametrize(("frames", "segments"), [(9, 2), (13, 3)])
+def test_an_animation_reports_every_step_of_every_segment_its_pose_video_needs_and_caches_per_segment(
+    client, frames, segments
+):
+    """Segments of 5 frames, each after the first starting on the last frame of the one before: 9 pose frames
+    take 2 segments, 13 take 3, each a denoising loop of 2 steps that warms the cache up on its first."""
+    events = list(client.stream("a red circle", cache=ALWAYS_CACHE, **_animate(frames)))
+    started, steps, result = _streamed(events)
+    total = 2 * segments
+    assert started.total_steps == total and {step.total_steps for step in steps} == {total}
+    assert [step.step for step in steps] == list(range(total))
+    assert [step.cached for step in steps] == [False, True] * segments
+    assert [stat.cached for stat in result.cache_stats.steps] == [False, True] * segments
+    assert result.cache_stats.cached_steps == segments
+    (video,) = result.outputs
+    assert video.num_frames == frames
+
+
+def test_an_animation_of_num_frames_takes_the_segments_of_those_first_frames(client):
+    """The first 5 of 13 frames: one segment. Two outputs share the videos, each with its own noise."""
+    events = client.stream("a red circle", num_frames=5, num_outputs=2, **_animate(13))
+    started, steps, result = _streamed(list(events))
+    assert started.total_steps == len(steps) == 2
+    assert [video.num_frames for video in result.outputs] == [5, 5]
+    assert result.outputs[0].sha256 != result.outputs[1].sha256
+
+
+def test_a_background_and_mask_video_replace_the_person_each_changing_the_video(client):
+    def pixels(request):
+        return client.generate("a red circle", output_format="png_frames", **request).outputs[0].sha256
+
+    animated, replaced = pixels(_animate()), pixels(_animate(replace=True))
+    other_background = pixels(_animate(replace=True, background=input_video("background", (16, 16), 9)))
+    other_mask = pixels(_animate(replace=True, mask=input_video("mask", (16, 16), 9, other=True)))
+    assert len({animated, replaced, other_background, other_mask}) == 4
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "field", "words"),
+    [
+        ({"background": None}, "input_videos", "a mask video needs a background video"),
+        ({"mask": None}, "input_videos", "a background video needs a mask video"),
+        ({"face": input_video("face", (16, 16), 7)}, "input_videos[1].data", "has 7 frames"),
+        ({"mask": input_video("mask", (16, 16), 11)}, "input_videos[3].data", "its pose video (input_videos[0])"),
+        (
+            # One frame: no segment after the first's conditioning frame.
+            {
+                "pose": input_video("pose", (16, 16), 1),
+                "face": input_video("face", (16, 16), 1),
+                "background": None,
+                "mask": None,
+            },
+            "input_videos[0].data",
+            "makes at least 2",
+        ),
+    ],
+)
+def test_animation_videos_that_do_not_go_together_are_invalid_and_the_server_keeps_serving(
+    client, request_fields, field, words
+):
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", **_animate(replace=True, **request_fields))
+    assert words in _fields(raised.value)[field]
+    assert set(_fields(raised.value)) == {field}
+    assert client.generate("a red circle", num_inference_steps=1, **_animate()).outputs[0].num_frames == 9
+
+
+def test_a_face_video_shorter_than_num_frames_is_invalid_naming_it(client):
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", num_frames=9, **_animate(13, face_frames=7))
+    assert _fields(raised.value) == {"input_videos[1].data": _fields(raised.value)["input_videos[1].data"]}
+    assert "has 7 frames of the first 9" in _fields(raised.value)["input_videos[1].data"]
