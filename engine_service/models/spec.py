@@ -133,9 +133,9 @@ class FamilySpec:
     (``num_frames`` of them)."""
     aligned_video_roles: tuple[str, ...] = ()
     """Video roles whose frames go frame by frame with the ``frames_from_video`` video (Wan-Animate's face,
-    background and mask videos beside its pose video): each must hold as many frames as that video (as
-    many of its first ``num_frames`` when the request sets them), and is cut as that video is. Another
-    count is INVALID_ARGUMENT on the video's data instead of a pipeline that pads or drops frames of it."""
+    background and mask videos beside its pose video): each must hold as many frames as that video (at
+    least ``num_frames`` when the request sets them), and is cut as that video is. Another count is
+    INVALID_ARGUMENT on the video's data instead of a pipeline that pads or drops frames of it."""
     check_video_roles: RoleCheck | None = None
     """Refuses input videos the pipeline cannot take together by their roles (INVALID_ARGUMENT on
     ``input_videos`` with the reason), e.g. a mask video without the background video it masks;

@@ -515,12 +515,20 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
             frames = video_inputs.frames_of_rule(min(len(got), limits.max_frames), family.frame_stride)
             if frames < max(family.min_frames, 1):
                 v.add(field, f"has {len(got)} frames; {family.name} makes at least {family.min_frames}")
-        elif role in aligned and followed is not None and len(got) != followed[1]:
+        # An aligned video is not blamed where the followed video has fewer than num_frames: num_frames is.
+        elif role in aligned and spec.num_frames and followed is not None and len(got) < spec.num_frames <= followed[1]:
             v.add(
                 field,
-                f"has {len(got)} frames{' of the first ' + str(frames) if spec.num_frames else ''}; "
-                f"{family.name} takes its {role} video frame by frame with its {family.frames_from_video} "
-                f"video (input_videos[{followed[0]}]), which has {followed[1]}: send as many frames",
+                f"has {len(got)} frames; {family.name} takes the first {spec.num_frames} (num_frames) of its "
+                f"{role} video frame by frame with those of its {family.frames_from_video} video: send at least "
+                f"{spec.num_frames}",
+            )
+        elif role in aligned and not spec.num_frames and followed is not None and len(got) != followed[1]:
+            v.add(
+                field,
+                f"has {len(got)} frames; {family.name} takes its {role} video frame by frame with its "
+                f"{family.frames_from_video} video (input_videos[{followed[0]}]), which has {followed[1]}: "
+                "send as many frames",
             )
         decoded.append((index, role, tuple(got[:frames] if follows or role in aligned else got)))
     loops = spec.denoising_loops
