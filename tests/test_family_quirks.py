@@ -99,6 +99,11 @@ OVERLAPPING = {"model": "ltx-long-overlap2", "input_images": LTX_IMAGE}
 ALWAYS_CACHE = CachePolicy(
     preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
 )
+#: Wan-Animate segments of 13 frames, each after the first starting on the last 5 of the one before.
+ANIMATE_PREV5 = {
+    **ANIMATE,
+    "call_defaults": {**ANIMATE["call_defaults"], "segment_frame_length": 13, "prev_segment_conditioning_frames": 5},
+}
 K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
 
 
@@ -141,6 +146,7 @@ def server(omnigen):
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
         "wan-animate": model_from_pipeline("wan-animate", build_wan_animate(), cpu, ANIMATE),
+        "wan-animate-prev5": model_from_pipeline("wan-animate-prev5", build_wan_animate(), cpu, ANIMATE_PREV5),
         "omnigen": model_from_pipeline("omnigen", omnigen, cpu, {"width": 32, "height": 32, "steps": 2}),
         "anyflow-far": model_from_pipeline("anyflow-far", build_tiny_anyflow_far(), cpu, FAR_VIDEO),
         "df": model_from_pipeline("df", build_skyreels_v2_df(), cpu, SKYREELS),
@@ -836,7 +842,9 @@ def test_diffusion_forcing_counts_a_step_once_for_all_frames_and_reports_the_noi
     assert min(timesteps["df"]) > 0
 
 
-def _animate(frames: int = 9, *, face_frames: int | None = None, replace: bool = False, **videos) -> dict:
+def _animate(
+    frames: int = 9, *, face_frames: int | None = None, replace: bool = False, model: str = "wan-animate", **videos
+) -> dict:
     """A Wan-Animate request: the reference image, a pose and a face video of ``frames`` frames (the face
     video ``face_frames``), with ``replace`` a background and a mask video too; ``videos`` replaces a role's
     video (``None`` leaves it out)."""
@@ -848,7 +856,7 @@ def _animate(frames: int = 9, *, face_frames: int | None = None, replace: bool =
     }
     sent.update(videos)
     return {
-        "model": "wan-animate",
+        "model": model,
         "seed": 3,
         "input_images": [input_image("image", (16, 16))],
         "input_videos": [video for video in sent.values() if video is not None],
@@ -931,3 +939,17 @@ def test_with_num_frames_every_animation_video_needs_that_many_first_frames(clie
     assert "has 7 frames; wan-animate takes the first 9 (num_frames)" in _fields(raised.value)[field]
     result = client.generate("a red circle", num_frames=9, num_inference_steps=1, **_animate(13, face_frames=11))
     assert result.outputs[0].num_frames == 9
+
+
+def test_a_model_conditioning_segments_on_5_frames_needs_6_and_counts_its_segments_by_8_new_frames(client):
+    """Segments of 13 frames that start on the last 5 of the one before add 8 frames each: 17 frames take 2
+    segments; 5 frames make no segment, whether the pose video has them or num_frames asks for them."""
+    started, steps, result = _streamed(list(client.stream("a red circle", **_animate(17, model="wan-animate-prev5"))))
+    assert started.total_steps == len(steps) == 4 and result.outputs[0].num_frames == 17
+    with pytest.raises(InvalidArgumentError) as short:
+        client.generate("a red circle", **_animate(5, model="wan-animate-prev5"))
+    assert "send 6 frames or more" in _fields(short.value)["input_videos[0].data"]
+    with pytest.raises(InvalidArgumentError) as asked:
+        client.generate("a red circle", num_frames=5, **_animate(9, model="wan-animate-prev5"))
+    assert "ask for 6" in _fields(asked.value)["num_frames"]
+    assert client.generate("a red circle", num_frames=6, **_animate(9, model="wan-animate-prev5")).outputs

@@ -5,6 +5,7 @@ from diffusers import (
     AutoencoderKLWan,
     FlowMatchEulerDiscreteScheduler,
     LucyEditPipeline,
+    UniPCMultistepScheduler,
     WanAnimatePipeline,
     WanAnimateTransformer3DModel,
     WanImageToVideoPipeline,
@@ -140,9 +141,13 @@ def build_wan_animate() -> WanAnimatePipeline:
     """Wan-Animate: 3 blocks, a face adapter after each (``inject_face_latents_blocks=1``: after the first
     block, a middle one and the last), a motion encoder that reads 16x16 face frames, a CLIP vision image
     encoder; latents + mask + reference latents in (16 + 4 + 16 channels). A louder VAE, so that the pose
-    latents and the previous segment's frames reach the pixels."""
+    latents and the previous segment's frames reach the pixels. The UniPC scheduler the pipeline is typed for
+    (flow prediction), whose multistep state each segment's ``set_timesteps`` resets."""
     parts = _parts()
     louder_vae(parts["vae"])
+    parts["scheduler"] = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0
+    )
     torch.manual_seed(0)
     transformer = WanAnimateTransformer3DModel(
         **TINY_WAN_TRANSFORMER,
