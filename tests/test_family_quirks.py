@@ -890,6 +890,14 @@ def test_an_animation_of_num_frames_takes_the_segments_of_those_first_frames(cli
     assert result.outputs[0].sha256 != result.outputs[1].sha256
 
 
+def test_list_models_tells_the_animation_videos_and_that_the_pose_video_sets_the_frames(client):
+    (info,) = [model for model in client.list_models().models if model.name == "wan-animate"]
+    assert info.video_roles == ("pose", "face", "background", "mask")
+    assert info.required_video_roles == ("pose", "face")
+    assert info.frames_from_video == "pose"
+    assert (info.input_roles, info.required_roles) == (("image",), ("image",))
+
+
 def test_a_background_and_mask_video_replace_the_person_each_changing_the_video(client):
     def pixels(request):
         return client.generate("a red circle", output_format="png_frames", **request).outputs[0].sha256
