@@ -228,10 +228,13 @@ class ProgressBar:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc is not None and not self._bar.n:
+            # Failed before its first step: clear the line, so the caller's error line stands alone.
+            self._bar.leave = False
         self.close()
 
     def close(self) -> None:
-        """Finishes the bar's line."""
+        """Finishes the bar's line (kept on the screen)."""
         self._bar.close()
 
     def update(self, event: Event) -> None:

@@ -534,6 +534,19 @@ def test_progress_bar_follows_events():
     assert "queued #3" in text and "2/2" in text and "cached=yes" in text
 
 
+def test_progress_bar_clears_its_line_when_the_stream_fails_before_a_step():
+    failed, stepped = io.StringIO(), io.StringIO()
+    for sink, steps in ((failed, 0), (stepped, 1)):
+        with pytest.raises(RuntimeError), console.ProgressBar(file=sink) as bar:
+            bar.update(Queued(1, "r"))
+            for step in range(steps):
+                bar.update(Step(step, 2, 1.0, False, None, None, None, 1.0, 1.0))
+            raise RuntimeError("the stream failed")
+    # The line is drawn, then blanked: the error that follows stands alone; after a step it stays.
+    assert failed.getvalue().endswith("\r") and failed.getvalue().rstrip("\r").split("\r")[-1].strip() == ""
+    assert stepped.getvalue().endswith("\n") and "1/2" in stepped.getvalue()
+
+
 # --- import hygiene ------------------------------------------------------------
 
 
