@@ -37,6 +37,7 @@ from engine_service.models.video import (
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    import torch
     from diffusers import DiffusionPipeline
 
     from engine_service.jobs import JobSpec
@@ -113,7 +114,8 @@ _TEMPORAL = 4
 
 def animate_segments(frames: int, call_defaults: Mapping[str, Any]) -> tuple[int, int]:
     """(segments, frames made) for a pose video of ``frames`` frames, as ``WanAnimatePipeline.__call__``
-    plans them: segments of ``segment_frame_length`` frames (rounded down to ``4 k + 1``), each after the
+    plans them: segments of ``segment_frame_length`` frames (made ``4 k + 1`` as the pipeline does:
+    ``length // 4 x 4 + 1``), each after the
     first starting on the last ``prev_segment_conditioning_frames`` frames of the one before, as many
     as cover the video (the last one padded by reflecting the videos), cut to the pose video's frames.
     The video needs more frames than the conditioning frames (fewer make no segment): the fewest it
@@ -147,6 +149,12 @@ def _animate_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> di
     return kwargs
 
 
+def _segment_latents(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
+    """A segment's step latents (N, C, 1 + F, h, w) without their first latent frame, the reference image's
+    slot, which the pipeline drops before decoding."""
+    return latents[:, :, 1:]
+
+
 def _animate_video_roles(roles: Sequence[str]) -> str | None:
     """Replace mode needs the background video and its mask video together."""
     if ("background" in roles) != ("mask" in roles):
@@ -171,7 +179,7 @@ WAN_ANIMATE = FamilySpec(
     name="wan-animate",
     pipeline_classes=("WanAnimatePipeline",),
     build_call_kwargs=_animate_call_kwargs,
-    decode_latents=video_preview(mean_std, frame="last", latents=lambda pipe, latents, job: latents[:, :, 1:]),
+    decode_latents=video_preview(mean_std, frame="last", latents=_segment_latents),
     input_roles=("image",),
     required_roles=("image",),
     video_roles=("pose", "face", "background", "mask"),
