@@ -108,6 +108,9 @@ class ModelInfo:
     frames_from_video: str = ""
     """The video role whose frame count the output has: a request that leaves `num_frames` unset gets
     that video's frames (cut to the model's frame rule), one that sets it the first that many; "" = none."""
+    requires_camera: bool = False
+    """True for a camera-controlled world model (Sana-WM): every request sends a `CameraTrajectory`
+    (`camera=`); other models refuse one."""
 
 
 @dataclass(frozen=True)

@@ -126,8 +126,8 @@ def test_the_video_flag_help_names_every_video_role(capsys):
     shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
     flag = shown[shown.index("--input-video [ROLE=]PATH, --video") :]
     roles = {role for family in FAMILIES for role in family.video_roles}
-    assert roles == {"video", "control", "pose", "face", "background", "mask"}
-    assert "ROLE is video (the default), control" in flag
+    assert roles == {"video", "control", "reference", "pose", "face", "background", "mask"}
+    assert "ROLE is video (the default), control (a control video), reference" in flag
     assert "pose, face, background and mask (Wan-Animate)" in flag
 
 
