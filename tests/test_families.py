@@ -79,6 +79,15 @@ def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None, vi
         bad.append(({"input_videos": [*videos, videos[0]]}, f"input_videos[{len(videos)}].role"))
     if not family.video_roles:
         bad.append(({"input_videos": [input_video("video", (16, 16), 1)]}, "input_videos"))
+    if family.history_frames is not None:  # a continued video shorter than the frames it continues from
+        index = next(i for i, v in enumerate(videos) if v.role == family.continues_video)
+        short = input_video(family.continues_video, (16, 16), family.history_frames(model.call_defaults) - 1)
+        bad.append(
+            (
+                {"input_videos": [short if i == index else v for i, v in enumerate(videos)]},
+                f"input_videos[{index}].data",
+            )
+        )
     if family.frames_from_video:  # more frames than the video holds
         bad.append(({"num_frames": frames + family.frame_stride}, "num_frames"))
     if family.size_from_input is not None:
@@ -282,6 +291,8 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     else:
         steps = (case.loop_steps or cut) * case.loops
     frames = model.default_frames if video else 1
+    # A model that continues its input video returns that video's frames before the new ones.
+    frames += sum(count for role, _, count in case.videos if role == model.family.continues_video)
     previews = [event for event in events if isinstance(event, Preview)]
     # A preview replaces an older one the client has not read yet (docs/serving.md), so a loaded machine
     # may skip some; the newest, of the last step but one, always arrives, and steps only go forward.

@@ -51,9 +51,10 @@ from diffusers import (
     Kandinsky5I2IPipeline,
     Kandinsky5T2IPipeline,
     SkyReelsV2DiffusionForcingImageToVideoPipeline,
+    SkyReelsV2DiffusionForcingVideoToVideoPipeline,
 )
 from PIL import Image
-from tiny_families import all_cases, input_image
+from tiny_families import all_cases, input_image, input_video, video_frames
 from tiny_families.amused import build_tiny_amused
 from tiny_families.anyflow import FAR_VIDEO, build_tiny_anyflow_far
 from tiny_families.dit import build_tiny_dit
@@ -70,8 +71,8 @@ from tiny_families.ltx_video_long import VIDEO as LTX_LONG
 from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
 from tiny_families.omnigen import build_tiny_omnigen
+from tiny_families.skyreels_v2 import CONTINUATION, build_skyreels_v2_df
 from tiny_families.skyreels_v2 import VIDEO as SKYREELS
-from tiny_families.skyreels_v2 import build_skyreels_v2_df
 
 from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, Started, Step
 from client_sdk.errors import InvalidArgumentError
@@ -116,7 +117,12 @@ def omnigen():
 
 
 @pytest.fixture(scope="module")
-def server(omnigen):
+def continuation():
+    return build_skyreels_v2_df(SkyReelsV2DiffusionForcingVideoToVideoPipeline)
+
+
+@pytest.fixture(scope="module")
+def server(omnigen, continuation):
     cpu = torch.device("cpu")
     models = {
         "dit": model_from_pipeline("dit", build_tiny_dit(), cpu, {"steps": 2}),
@@ -142,6 +148,7 @@ def server(omnigen):
         "df-i2v": model_from_pipeline(
             "df-i2v", build_skyreels_v2_df(SkyReelsV2DiffusionForcingImageToVideoPipeline), cpu, SKYREELS
         ),
+        "df-v2v": model_from_pipeline("df-v2v", continuation, cpu, CONTINUATION),
         "helios-pyramid": model_from_pipeline("helios-pyramid", build_helios(HeliosPyramidPipeline, 2), cpu, PYRAMID),
         "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
@@ -829,3 +836,65 @@ def test_diffusion_forcing_counts_a_step_once_for_all_frames_and_reports_the_noi
         timesteps[model] = [step.timestep for step in steps]
     assert timesteps["df"] == timesteps["df-i2v"] == sorted(timesteps["df"], reverse=True)
     assert min(timesteps["df"]) > 0
+
+
+#: The 7-frame video the continuation requests send.
+CONTINUED = [input_video("video", (16, 16), 7)]
+
+
+@pytest.mark.parametrize(("frames", "steps", "windows"), [(13, 3, 2), (17, 2, 3)])
+def test_a_continued_video_holds_the_input_then_reports_and_caches_every_window(
+    client, continuation, frames, steps, windows
+):
+    """Windows of 3 latent frames overlapping by 2 add one latent frame (4 frames) each: 13 new frames take
+    2 windows, 17 take 3, each a whole loop of the request's steps over fresh scheduler copies, reported in
+    order and each a fresh run of the cache (warm-up on its first step): the last block runs on the
+    warm-up step of each window alone, twice (CFG). The output is the 7 input frames (exactly: they are
+    16 x 16 already) followed by the new ones."""
+    last_block = continuation.transformer.blocks[-1]
+    calls = []
+    hook = last_block.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        events = list(
+            client.stream(
+                "a red circle",
+                model="df-v2v",
+                seed=3,
+                num_frames=frames,
+                num_inference_steps=steps,
+                input_videos=CONTINUED,
+                cache=ALWAYS_CACHE,
+                output_format="png_frames",
+            )
+        )
+    finally:
+        hook.remove()
+    assert len(calls) == 2 * windows
+    started, reported, result = _streamed(events)
+    total = steps * windows
+    assert started.total_steps == total and {step.total_steps for step in reported} == {total}
+    assert [step.step for step in reported] == list(range(total))
+    # Every window's copies run the same timesteps, the noisiest (a new frame's) reported.
+    assert [step.timestep for step in reported] == [step.timestep for step in reported[:steps]] * windows
+    assert [step.cached for step in reported] == ([False] + [True] * (steps - 1)) * windows
+    assert result.cache_stats.cached_steps == (steps - 1) * windows
+    assert len(result.outputs) == 7 + frames
+    shown = [np.asarray(output.image) for output in result.outputs]
+    assert all((a == np.asarray(b)).all() for a, b in zip(shown, video_frames((16, 16), 7), strict=False))
+    assert not (shown[7] == shown[6]).all()  # the sampled frames follow
+
+
+def test_a_continuation_that_samples_no_frame_past_its_history_is_invalid(client):
+    """5 new frames are 2 latent frames, all of them the 5-frame history: nothing would be sampled."""
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", model="df-v2v", num_frames=5, input_videos=CONTINUED)
+    assert "make 9 frames; ask for 9" in _fields(info.value)["num_frames"]
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", model="df-v2v", input_videos=[input_video("video", (16, 16), 4)])
+    assert "last 5 frames" in _fields(info.value)["input_videos[0].data"]
+    (model,) = [m for m in client.list_models().models if m.name == "df-v2v"]
+    assert (model.continues_video, model.frames_from_video) == ("video", "")
+    (video,) = client.generate(
+        "a red circle", model="df-v2v", num_frames=9, num_inference_steps=1, input_videos=CONTINUED
+    ).outputs
+    assert video.num_frames == 7 + 9  # one window

@@ -54,6 +54,8 @@ SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 ControlCount = Callable[["DiffusionPipeline"], int]
 #: (frames asked for, the model's call defaults) -> (denoising loops the pipeline runs, frames it makes).
 LoopPlan = Callable[[int, "Mapping[str, Any]"], tuple[int, int]]
+#: the model's call defaults -> the frames of its input video that a pipeline continues from.
+HistoryFrames = Callable[["Mapping[str, Any]"], int]
 #: (num_inference_steps, strength) -> the denoising steps an image-to-image (or video-to-video) pipeline runs at
 #: that strength.
 StrengthSteps = Callable[[int, float], int]
@@ -131,6 +133,15 @@ class FamilySpec:
     rule; one that sets it gets that many of the video's first frames, and more than the video holds is
     INVALID_ARGUMENT. The family's builder passes the video's frames as the server cut them
     (``num_frames`` of them)."""
+    continues_video: str | None = None
+    """The video role a pipeline continues (``"video"``: SkyReels-V2 diffusion forcing video-to-video): its
+    output is that video's frames, resized to the request's size, followed by the ``num_frames`` frames it
+    samples, so it holds the video's frame count plus ``num_frames``. ``None`` = the output holds
+    ``num_frames`` frames."""
+    history_frames: HistoryFrames | None = None
+    """For a family that continues a video (``continues_video``): how many of the video's last frames the
+    pipeline continues from (SkyReels-V2: ``overlap_history``), read from the model's call defaults. A
+    video with fewer frames is INVALID_ARGUMENT naming it. ``None`` = any frame count."""
     min_input_side: int = 0
     """Smallest width or height, in pixels, the pipeline accepts for an input image (0 = any); a smaller
     image is INVALID_ARGUMENT naming it instead of a pipeline failure."""
@@ -225,6 +236,12 @@ class FamilySpec:
     many frames they make. Progress counts the steps of every loop (``total_steps`` = steps x loops),
     and the cache starts a fresh run at each loop. A frame count the loops do not make is
     INVALID_ARGUMENT naming the count they make. ``None`` = one loop."""
+    loops_on_scheduler_copies: bool = False
+    """Whether the pipeline's denoising loops set the timesteps of fresh deep copies of its scheduler and
+    never again its own (SkyReels-V2 diffusion forcing video-to-video: one copy per latent frame, set anew
+    for every window). The cache then starts each loop's run at the first copy set after a step
+    (:func:`engine_service.cache.start_runs_on_copies`); without it every loop after the first would
+    continue the first one's run. ``False`` = each loop sets the scheduler's own timesteps."""
     loop_steps: LoopSteps | None = None
     """For a pipeline whose denoising loops do not each run the request's ``num_inference_steps``
     (LTX long multi-prompt: ``num_inference_steps - 1`` per window, as it steps ``timesteps[:-1]``):

@@ -597,8 +597,11 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     if "control" in model.family.required_roles:
         roles += ["control"] * max(model.control_images, 1)
     images = tuple((role, grey) for role in roles)
-    # A grey video of the default frame count for each required video role.
-    videos = tuple((role, (grey.convert("RGB"),) * model.default_frames) for role in model.family.required_video_roles)
+    # A grey video of the default frame count for each required video role (at least the frames a model
+    # that continues its video continues from).
+    history = model.family.history_frames(model.call_defaults) if model.family.history_frames is not None else 0
+    count = max(model.default_frames, history)
+    videos = tuple((role, (grey.convert("RGB"),) * count) for role in model.family.required_video_roles)
     if model.family.size_from_input is not None and "image" in roles:
         # The pipeline renders the size it derives from the picture, whatever the job says.
         width, height = model.family.size_from_input(model.pipeline, width, height, model.call_defaults)

@@ -264,6 +264,8 @@ class Worker:
                     cache.set_sample_groups(pipe, [m.spec.num_outputs for m in members])
                 if first.loop_steps:  # loops that run other step counts than the timesteps they set
                     cache.set_run_steps(pipe, first.loop_steps)
+                if model.family.loops_on_scheduler_copies:  # loops that set copies of the scheduler only
+                    cache.start_runs_on_copies(pipe)
             if model.family.step_end_callback:
                 kwargs["callback_on_step_end"] = callback
             with (

@@ -168,6 +168,7 @@ def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:
         video_roles=list(family.video_roles),
         required_video_roles=list(family.required_video_roles),
         frames_from_video=family.frames_from_video or "",
+        continues_video=family.continues_video or "",
     )
 
 

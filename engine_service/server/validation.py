@@ -470,7 +470,8 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
 
     Raises InvalidRequest naming ``input_videos[i].data`` for a video that does not decode, holds no
     frames, too many frames (``max_input_video_frames``), frames too large (``max_input_video_pixels``)
-    or too few frames for the family's least count.
+    or too few frames for the family's least count (or, for a video the model continues, fewer than the
+    frames it continues from: ``FamilySpec.history_frames``).
     """
     if spec.input_images:
         spec = decode_input_images(spec, input_mode(model))
@@ -492,6 +493,13 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
         got = video_inputs.decode_video(v.add, field, data, limits, frames if follows and frames else None)
         if got is None:
             continue
+        history = family.history_frames(model.call_defaults) if family.history_frames is not None else 0
+        if role == family.continues_video and len(got) < history:
+            v.add(
+                field,
+                f"has {len(got)} frames; {family.name} continues a video from its last {history} frames, "
+                f"so send at least {history}",
+            )
         if follows and frames and len(got) < frames:
             fits = video_inputs.frames_of_rule(len(got), family.frame_stride)
             v.add("num_frames", f"the input video has {len(got)} frames, fewer than {frames}; ask for {fits} or fewer")
