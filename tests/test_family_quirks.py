@@ -28,7 +28,10 @@ its CFG runs two branches per call without references and three with them, and i
 alone (its rotary embedding takes the first row's positions for the whole batch). Latte's
 spatial and temporal blocks run as pairs that give the stock transformer's output bit for bit.
 SkyReels-V2's diffusion forcing steps one scheduler copy per latent frame and never its own scheduler: each
-step still counts once for the cache, and progress reports the noisiest frame's timestep.
+step still counts once for the cache, and progress reports the noisiest frame's timestep. Its video-to-video
+pipeline returns the input video's frames and then the new ones, sampled in windows, each a loop over fresh
+scheduler copies that the cache restarts at. Kandinsky 6 SR takes no prompt or guidance, renders the size its
+input video gives and refines it tile by tile, each tile a loop whose count follows the video's size.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
 from tiny_families.ideogram4 import build_tiny_ideogram4
 from tiny_families.joyimage import build_tiny_joyimage_edit
 from tiny_families.kandinsky5 import build_kandinsky5
-from tiny_families.kandinsky6 import build_kandinsky6
+from tiny_families.kandinsky6 import build_kandinsky6, build_kandinsky6_sr
 from tiny_families.latte import FRAMES as LATTE_FRAMES
 from tiny_families.latte import build_tiny_latte
 from tiny_families.ltx_video_long import VIDEO as LTX_LONG
@@ -140,6 +143,8 @@ def server(omnigen, continuation):
             "k5-i2i", build_kandinsky5(Kandinsky5I2IPipeline), cpu, {**K5, "call_defaults": {"max_sequence_length": 64}}
         ),
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
+        # The pipeline's own 2.25x upscale (a 1.125x pre-upscale, then 2x).
+        "k6-sr": model_from_pipeline("k6-sr", build_kandinsky6_sr(), cpu, {"width": 24, "height": 16, "steps": 2}),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
         "omnigen": model_from_pipeline("omnigen", omnigen, cpu, {"width": 32, "height": 32, "steps": 2}),
@@ -898,3 +903,61 @@ def test_a_continuation_that_samples_no_frame_past_its_history_is_invalid(client
         "a red circle", model="df-v2v", num_frames=9, num_inference_steps=1, input_videos=CONTINUED
     ).outputs
     assert video.num_frames == 7 + 9  # one window
+
+
+def test_a_video_upscale_reports_every_tile_loop_and_renders_the_size_its_video_gives(client):
+    """2.25x: a 24x16 video is pre-upscaled to 28x16 (multiples of the VAE's 4), tiled by 16x16 tiles
+    (two across) and upscaled 2x to 56x32; each tile is a loop of the request's steps with the scheduler's
+    timesteps set anew, reported in order and each a fresh run of the cache. The video's 7 frames are cut
+    to 5 (4k + 1). A wider video takes more tiles, and every output its own loops."""
+    video = [input_video("video", (24, 16), 7)]
+    events = list(
+        client.stream("", model="k6-sr", seed=3, input_videos=video, cache=ALWAYS_CACHE, output_format="png_frames")
+    )
+    started, steps, result = _streamed(events)
+    assert started.total_steps == 4 and {step.total_steps for step in steps} == {4}
+    assert [step.step for step in steps] == [0, 1, 2, 3]
+    assert [step.timestep for step in steps[:2]] == [step.timestep for step in steps[2:]]
+    assert [step.cached for step in steps] == [False, True, False, True]
+    assert result.cache_stats.cached_steps == 2
+    assert [output.image.size for output in result.outputs] == [(56, 32)] * 5
+    wide = [input_video("video", (40, 16), 5)]  # 44x16 after the pre-upscale: four tiles across
+    started, steps, result = _streamed(
+        list(client.stream("", model="k6-sr", input_videos=wide, num_inference_steps=1, num_outputs=2))
+    )
+    assert started.total_steps == len(steps) == 2 * 4
+    assert [(output.width, output.height, output.num_frames) for output in result.outputs] == [(88, 32, 5)] * 2
+
+
+@pytest.mark.parametrize(
+    ("prompt", "fields", "field", "why"),
+    [
+        ("a red circle", {}, "prompt", "takes no prompt"),
+        ("", {"guidance_scale": 2.0}, "guidance_scale", "takes no guidance scale"),
+        ("", {"width": 48}, "width", "renders 56x32 for this 24x16 input video"),
+        (
+            "",
+            {"input_videos": [input_video("video", (12, 8), 5)]},
+            "input_videos[0].data",
+            "smaller than one 16x16 tile",
+        ),
+    ],
+)
+def test_a_video_upscale_with_a_prompt_guidance_another_size_or_a_video_below_a_tile_is_invalid(
+    client, prompt, fields, field, why
+):
+    request = {"model": "k6-sr", "input_videos": [input_video("video", (24, 16), 5)], **fields}
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(prompt, **request)
+    assert why in _fields(info.value)[field]
+    (model,) = [m for m in client.list_models().models if m.name == "k6-sr"]
+    assert (model.refuses_prompt, model.refuses_guidance_scale, model.default_width, model.default_height) == (
+        True,
+        True,
+        0,
+        0,
+    )
+    (video,) = client.generate(
+        "", model="k6-sr", input_videos=[input_video("video", (24, 16), 5)], num_inference_steps=1
+    ).outputs
+    assert (video.width, video.height) == (56, 32)

@@ -34,13 +34,13 @@ def _yes_no(flag: bool) -> str:
 
 
 def _inputs(family: FamilySpec) -> str:
-    """``text``, then each accepted image role and video role (``video`` or ``ROLE video``); roles a
-    request may leave out are marked optional."""
+    """``text`` (unless the family takes no prompt), then each accepted image role and video role
+    (``video`` or ``ROLE video``); roles a request may leave out are marked optional."""
     roles = [role if role in family.required_roles else f"{role} (optional)" for role in family.input_roles]
     for role in family.video_roles:
         name = "video" if role == "video" else f"{role} video"
         roles.append(name if role in family.required_video_roles else f"{name} (optional)")
-    return " + ".join(["text", *roles])
+    return " + ".join(["text", *roles] if family.takes_prompt else roles)
 
 
 def support_rows(families: Sequence[FamilySpec] = FAMILIES) -> list[tuple[str, ...]]:

@@ -48,6 +48,9 @@ RoleCheck = Callable[["Sequence[str]"], "str | None"]
 #: (pipeline, the first ``image`` input's width, its height, the model's call defaults) -> the (width,
 #: height) in pixels the pipeline renders for that input.
 InputSize = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple[int, int]]
+#: (pipeline, the input video's width, its height, the model's call defaults) -> the (width, height) in pixels
+#: the pipeline renders for that video and the denoising loops it runs per output, or why it cannot take it.
+VideoSizePlan = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], "tuple[int, int, int] | str"]
 #: (pipeline, width, height) -> why the pipeline would not render this size as asked, or ``None`` when it would.
 SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 #: pipeline -> how many control images a request must send (one per ControlNet of the pipeline).
@@ -110,6 +113,10 @@ class FamilySpec:
     """Whether the model takes a guidance scale. ``False`` for a distilled pipeline whose call has no
     guidance input at all (FLUX.2 Klein KV): a request that sets ``guidance_scale`` is INVALID_ARGUMENT
     rather than silently ignored."""
+    takes_prompt: bool = True
+    """Whether the pipeline takes a prompt. ``False`` for one without any text input (Kandinsky 6 SR
+    upscales its input video): a request must then leave ``prompt`` empty (anything else is
+    INVALID_ARGUMENT rather than silently ignored), and ListModels says ``refuses_prompt``."""
     uses_negative_prompt: bool = False
     """Whether the pipeline takes ``negative_prompt`` with the request's guidance."""
     input_roles: tuple[str, ...] = ()
@@ -185,6 +192,16 @@ class FamilySpec:
     height differs, or whose image gives a size beyond the engine's limits, is INVALID_ARGUMENT on
     ``width`` naming it. ListModels reports default width and height 0. ``None`` = the request's size
     is rendered."""
+    size_from_video: VideoSizePlan | None = None
+    """For a pipeline that takes no width or height and renders a size it derives from its input video, in
+    denoising loops whose count follows that size (Kandinsky 6 SR: the video's size x ``resolution_scale``,
+    one loop per batch of tiles): that size and the loops per output for the video of role
+    ``frames_from_video``, or why the pipeline cannot take a video of its size (INVALID_ARGUMENT naming
+    it). Applied once the video decodes: a request's width or height that differs, or a size beyond the
+    engine's limits, is INVALID_ARGUMENT on ``width``; the job runs loops x ``num_outputs`` loops (the
+    pipeline samples its outputs one after another), each of its steps, and progress counts them all.
+    The model's default width and height are the size of its warm-up video; ListModels reports 0.
+    ``None`` = the request's size is rendered."""
     generator_per_output: bool = True
     """Whether ``__call__`` takes a list of generators, one per output. Without it the pipeline gets
     the job's one generator, and its jobs never join a batch (an output must not depend on its batch).

@@ -576,7 +576,11 @@ def warmup_specs(model: LoadedModel, max_samples: int = 1) -> list[JobSpec]:
         specs += [dataclasses.replace(spec, request_id=f"{spec.request_id}-lora", loras=lora_set) for spec in specs]
     if model.speed.compile and max_samples > 1 and (model.family.max_outputs or 2) > 1:
         batch = specs[0]
-        specs.append(dataclasses.replace(batch, request_id=f"{batch.request_id}-batch2", num_outputs=2))
+        # A size that follows the input video gives loops per output (FamilySpec.size_from_video).
+        loops = batch.denoising_loops * (2 if model.family.size_from_video is not None else 1)
+        specs.append(
+            dataclasses.replace(batch, request_id=f"{batch.request_id}-batch2", num_outputs=2, denoising_loops=loops)
+        )
     return specs
 
 
@@ -586,7 +590,8 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     A family that requires input images gets a plain grey picture of that size for each
     required role (and each ControlNet), and one that requires input videos a grey video of its
     default frame count for each required video role; a family whose size follows its input image
-    (``FamilySpec.size_from_input``) renders the size that picture gives.
+    (``FamilySpec.size_from_input``) renders the size that picture gives, and one whose size follows
+    its input video (``FamilySpec.size_from_video``) the size and loops that video gives.
     """
     width = width or model.default_width
     height = height or model.default_height
@@ -607,6 +612,12 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         width, height = model.family.size_from_input(model.pipeline, width, height, model.call_defaults)
     plan = model.family.denoising_loops
     loops = plan(model.default_frames, model.call_defaults)[0] if plan is not None else 1
+    from_video = model.family.size_from_video
+    if from_video is not None and videos:
+        sized = from_video(model.pipeline, width, height, model.call_defaults)
+        if isinstance(sized, str):
+            raise ModelLoadError(f"model {model.name!r}: its {width}x{height} warm-up video: {sized}")
+        width, height, loops = sized
     per_loop, loop_steps = model.family.loop_steps, ()
     if per_loop is not None:
         loop_steps = tuple(per_loop(model.pipeline, _WARMUP_STEPS, loops, model.call_defaults))

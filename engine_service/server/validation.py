@@ -72,7 +72,9 @@ def validate(
     wait, and where the model's frames follow the video, ``num_frames`` is 0 until they decode).
     """
     v = _Violations()
-    prompt = _text(v, "prompt", request.prompt, limits, required=True)
+    prompt = _text(v, "prompt", request.prompt, limits, required=model.family.takes_prompt)
+    if request.prompt and not model.family.takes_prompt:
+        v.add("prompt", f"model {model.name!r} ({model.family.name}) takes no prompt; leave it empty")
     negative = _text(v, "negative_prompt", request.negative_prompt, limits, required=False)
     task_prompt = _text(v, "task_prompt", request.task_prompt, limits, required=model.family.takes_task_prompt)
     if task_prompt and not model.family.takes_task_prompt:
@@ -112,6 +114,10 @@ def validate(
     follows = model.family.frames_from_video
     if any(role == follows for role, _ in videos) and not request.HasField("num_frames"):
         frames = 0  # the video's: set once it is decoded (decode_inputs)
+    if model.family.size_from_video is not None and any(role == follows for role, _ in videos):
+        # The size the video gives, set once it is decoded (decode_inputs); one the request sets must match it.
+        width = width if request.HasField("width") else 0
+        height = height if request.HasField("height") else 0
     check_prompt_images = model.family.check_prompt_images
     if check_prompt_images is not None and prompt.strip():
         sent = collections.Counter(item.role or "image" for item in request.input_images)
@@ -471,14 +477,16 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
     Raises InvalidRequest naming ``input_videos[i].data`` for a video that does not decode, holds no
     frames, too many frames (``max_input_video_frames``), frames too large (``max_input_video_pixels``)
     or too few frames for the family's least count (or, for a video the model continues, fewer than the
-    frames it continues from: ``FamilySpec.history_frames``).
+    frames it continues from: ``FamilySpec.history_frames``). Where the model's size follows that video
+    (``FamilySpec.size_from_video``), the job gets the size and denoising loops it gives, and a video the
+    pipeline cannot take is refused naming it (a size the request sets otherwise, on ``width``).
     """
     if spec.input_images:
         spec = decode_input_images(spec, input_mode(model))
     if not spec.input_videos:
         return spec
     v, family = _Violations(), model.family
-    frames, decoded = spec.num_frames, []
+    frames, decoded, sized = spec.num_frames, [], {}
     for index, (role, data) in enumerate(spec.input_videos):
         field = f"input_videos[{index}].data"
         follows = role == family.frames_from_video
@@ -508,8 +516,40 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
             if frames < max(family.min_frames, 1):
                 v.add(field, f"has {len(got)} frames; {family.name} makes at least {family.min_frames}")
         decoded.append((role, tuple(got[:frames] if follows else got)))
+        if follows and family.size_from_video is not None:
+            sized = _size_from_video(v, field, spec, model, limits, got[0].size)
     v.raise_if_any()
-    return dataclasses.replace(spec, input_videos=tuple(decoded), num_frames=frames)
+    return dataclasses.replace(spec, input_videos=tuple(decoded), num_frames=frames, **sized)
+
+
+def _size_from_video(
+    v: _Violations, field: str, spec: JobSpec, model: LoadedModel, limits: Limits, size: tuple[int, int]
+) -> dict:
+    """The width, height and denoising loops of a job whose model renders a size it derives from its input
+    video (``FamilySpec.size_from_video``), for a video of ``size``; empty after a violation: on ``field``
+    for a video the pipeline cannot take, on ``width`` for a size the request sets otherwise (0 = unset)
+    or one beyond the engine's limits."""
+    plan = model.family.size_from_video(model.pipeline, *size, model.call_defaults)
+    if isinstance(plan, str):
+        v.add(field, plan)
+        return {}
+    width, height, loops = plan
+    sent = ((spec.width, width), (spec.height, height))
+    if any(value and value != rendered for value, rendered in sent):
+        v.add(
+            "width",
+            f"model {model.name!r} ({model.family.name}) renders {width}x{height} for this {size[0]}x{size[1]} "
+            "input video (its size follows the video); leave width and height unset or send that size",
+        )
+        return {}
+    if width > limits.max_width or height > limits.max_height or width * height > limits.max_pixels:
+        v.add(
+            "width",
+            f"model {model.name!r} ({model.family.name}) renders {width}x{height} for this input video, beyond "
+            f"the limits of {limits.max_width}x{limits.max_height} and {limits.max_pixels} pixels",
+        )
+        return {}
+    return {"width": width, "height": height, "denoising_loops": loops * spec.num_outputs}
 
 
 def _size_from_input(
