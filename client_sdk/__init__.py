@@ -18,6 +18,7 @@ from client_sdk.retry import RetryPolicy
 from client_sdk.types import (
     CachePolicy,
     CacheStats,
+    CameraTrajectory,
     Completed,
     Duration,
     Event,
@@ -47,6 +48,7 @@ __all__ = [
     "AsyncClient",
     "CachePolicy",
     "CacheStats",
+    "CameraTrajectory",
     "Client",
     "Completed",
     "Duration",

@@ -177,6 +177,7 @@ def model_info_from_proto(msg: engine_pb2.ModelInfo) -> ModelInfo:
         frames_from_video=msg.frames_from_video,
         continues_video=msg.continues_video,
         refuses_prompt=msg.refuses_prompt,
+        requires_camera=msg.requires_camera,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any, TypedDict, cast
 from client_sdk import _codec
 from client_sdk._proto import engine_pb2
 from client_sdk.errors import ChunkIntegrityError, DitServeError
-from client_sdk.types import CachePolicy, Completed, Event, InputImage, InputVideo
+from client_sdk.types import CachePolicy, CameraTrajectory, Completed, Event, InputImage, InputVideo
 
 Metadata = Sequence[tuple[str, str | bytes]]
 """gRPC call metadata: (key, value) pairs; keys ending in "-bin" take bytes."""
@@ -96,6 +96,7 @@ class GenerateOptions(TypedDict, total=False):
     layers: int | None
     task_prompt: str | None
     loras: LoraChoice | None
+    camera: CameraTrajectory | None
 
 
 class StreamOptions(GenerateOptions, total=False):
@@ -128,6 +129,7 @@ def build_request(
     layers: int | None = None,
     task_prompt: str | None = None,
     loras: LoraChoice | None = None,
+    camera: CameraTrajectory | None = None,
 ) -> engine_pb2.GenerateRequest:
     """Builds a `ditserve.v1.GenerateRequest`.
 
@@ -141,6 +143,8 @@ def build_request(
     many RGBA images each output is split into: the result holds num_outputs x layers
     outputs, output by output. `task_prompt` (in-context models: VisualCloze) says
     what every row of the input image grid does; `prompt` then describes the target.
+    `camera` (camera-controlled world models: Sana-WM, `ModelInfo.requires_camera`)
+    is the path the camera moves along over every frame: an action string or poses.
     Raises ValueError for an unknown output format or an unreadable array, and
     TypeError for an input image of another type.
     `loras` picks LoRA adapters of the model: `{"style": 0.8}`,
@@ -186,6 +190,10 @@ def build_request(
         request.cache.CopyFrom(policy.to_proto())
     if loras:
         request.loras.extend(to_lora_adapters(loras))
+    if camera is not None:
+        if not isinstance(camera, CameraTrajectory):
+            raise TypeError(f"camera must be a CameraTrajectory, got {type(camera).__name__}")
+        request.camera.CopyFrom(camera.to_proto())
     return request
 
 

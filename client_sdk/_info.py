@@ -113,6 +113,9 @@ class ModelInfo:
     continues_video: str = ""
     """The video role the model continues: its output holds that video's frames followed by `num_frames`
     new ones; "" = none (the output holds `num_frames` frames)."""
+    requires_camera: bool = False
+    """True for a camera-controlled world model (Sana-WM): every request sends a `CameraTrajectory`
+    (`camera=`); other models refuse one."""
 
 
 @dataclass(frozen=True)

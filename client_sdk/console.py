@@ -139,16 +139,19 @@ def _frames(model: ModelInfo) -> str:
 def _inputs(model: ModelInfo) -> str:
     """The input roles a model takes: ``image, mask`` (required), ``image (optional)``, ``control x2``
     (a multi-ControlNet model: one control image per ControlNet), ``image...`` (several, in order), then
-    its input videos: ``video``, ``control video``."""
+    its input videos: ``video``, ``control video``, ``reference video``, then ``camera trajectory`` for a
+    world model."""
     roles = []
     for role in model.input_roles:
         text = f"{role} x{model.control_images}" if role == "control" and model.control_images > 1 else role
         if role in model.repeated_roles:
             text += "..."
         roles.append(text if role in model.required_roles else f"{text} (optional)")
-    for role in model.video_roles:  # "video", or "control video"
+    for role in model.video_roles:  # "video", or "control video", "reference video"
         text = "video" if role == "video" else f"{role} video"
         roles.append(text if role in model.required_video_roles else f"{text} (optional)")
+    if model.requires_camera:
+        roles.append("camera trajectory")
     return ", ".join(roles) or "-"
 
 
@@ -235,10 +238,13 @@ class ProgressBar:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc is not None and not self._bar.n:
+            # Failed before its first step: clear the line, so the caller's error line stands alone.
+            self._bar.leave = False
         self.close()
 
     def close(self) -> None:
-        """Finishes the bar's line."""
+        """Finishes the bar's line (kept on the screen)."""
         self._bar.close()
 
     def update(self, event: Event) -> None:

@@ -22,10 +22,13 @@ from client_sdk._info import Duration, Limits, LoraInfo, ModelInfo, ModelList, M
 from client_sdk._proto import engine_pb2
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from PIL import Image as PILImage
 
 __all__ = [
     "CachePolicy",
+    "CameraTrajectory",
     "InputImage",
     "InputVideo",
     "Output",
@@ -290,8 +293,9 @@ class InputVideo:
     data: bytes = field(repr=False)
     """MP4, WebM or animated PNG bytes."""
     role: str = "video"
-    """What the video is for: "video" (the one a video-to-video model transforms) or "control" (a control
-    video: per-frame depth, pose or edges), as the model takes them (``ModelInfo.video_roles``)."""
+    """What the video is for: "video" (the one a video-to-video model transforms), "control" (a control
+    video: per-frame depth, pose or edges) or "reference" (an in-context reference video an IC-LoRA follows
+    frame by frame), as the model takes them (``ModelInfo.video_roles``)."""
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str], role: str = "video") -> InputVideo:
@@ -314,6 +318,55 @@ class InputVideo:
     def to_proto(self) -> engine_pb2.InputVideo:
         """The video as a `ditserve.v1.InputVideo`."""
         return engine_pb2.InputVideo(data=self.data, role=self.role)
+
+
+@dataclass(frozen=True)
+class CameraTrajectory:
+    """The path the camera of a camera-controlled world model moves along (`ModelInfo.requires_camera`:
+    Sana-WM), covering every frame of the video: either an `action` string or `c2w` poses, one per
+    frame, and always the `intrinsics`.
+
+        CameraTrajectory(action="w-80,jw-40", intrinsics=(800, 800, 640, 360))  # 121 frames
+        CameraTrajectory.from_json("path.json")  # {"c2w": [[4x4], ...], "intrinsics": [fx, fy, cx, cy]}
+    """
+
+    intrinsics: Sequence[float]
+    """Pinhole `[fx, fy, cx, cy]` in pixels of the input image as sent (fx, fy > 0)."""
+    action: str = ""
+    """Keys held for a number of frames, e.g. "w-80,jw-40,w-40": w/s forward/back, a/d left/right,
+    i/k pitch up/down, j/l yaw left/right, "none" still; the durations sum to `num_frames - 1`."""
+    c2w: Sequence[Any] = ()
+    """Camera-to-world poses, one per frame: 4x4 rigid transforms (nested lists or arrays) or 16
+    numbers each, row-major, in OpenCV axes (+x right, +y down, +z forward)."""
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> CameraTrajectory:
+        """Reads a JSON object with "intrinsics" and "action" or "c2w" (as the fields above). Raises
+        ValueError for a file of another shape."""
+        import json
+
+        data = json.loads(pathlib.Path(path).read_text())
+        if not isinstance(data, dict) or not set(data) <= {"intrinsics", "action", "c2w"}:
+            raise ValueError(f"{path}: expected an object with intrinsics and action or c2w")
+        return cls(intrinsics=data.get("intrinsics", ()), action=data.get("action", ""), c2w=data.get("c2w", ()))
+
+    def to_proto(self) -> engine_pb2.CameraTrajectory:
+        """The trajectory as a `ditserve.v1.CameraTrajectory` (poses flattened, 16 numbers each)."""
+        flat: list[float] = []
+        for pose in self.c2w:
+            flat.extend(_flatten(pose))
+        return engine_pb2.CameraTrajectory(
+            action=self.action, c2w=flat, intrinsics=[float(value) for value in self.intrinsics]
+        )
+
+
+def _flatten(value: Any) -> list[float]:
+    """The numbers of a nested list or array, row-major."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [number for item in value for number in _flatten(item)]
+    return [float(value)]
 
 
 # --- results -----------------------------------------------------------------

@@ -158,6 +158,39 @@ def _with_controlnet_scales(images: list, scales: list[float]) -> list:
     return scaled
 
 
+def _camera(action: str | None, poses: str | None, intrinsics: str | None):
+    """The `CameraTrajectory` of --camera-action / --camera-poses with --camera-intrinsics (which
+    overrides the poses file's "intrinsics"), or None without either. Raises ValueError for both, an
+    unreadable file or intrinsics that are not numbers; the server checks the rest."""
+    import json
+
+    from client_sdk import CameraTrajectory
+
+    if action is None and poses is None:
+        if intrinsics is not None:
+            raise ValueError("--camera-intrinsics goes with --camera-action or --camera-poses")
+        return None
+    if action is not None and poses is not None:
+        raise ValueError("give --camera-action or --camera-poses, not both")
+    given: list[float] = []
+    if intrinsics is not None:
+        try:
+            given = [float(value) for value in intrinsics.split(",")]
+        except ValueError:
+            raise ValueError(f"--camera-intrinsics: expected FX,FY,CX,CY numbers, got {intrinsics!r}") from None
+    if action is not None:
+        return CameraTrajectory(intrinsics=given, action=action)
+    try:
+        data = json.loads(pathlib.Path(poses).read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--camera-poses: {err}") from None
+    if isinstance(data, list):
+        data = {"c2w": data}
+    if not isinstance(data, dict) or not isinstance(data.get("c2w"), list):
+        raise ValueError('--camera-poses: expected a JSON list of 4x4 poses or an object with "c2w" (and "intrinsics")')
+    return CameraTrajectory(intrinsics=given or data.get("intrinsics", ()), c2w=data["c2w"])
+
+
 def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
     from client_sdk import CachePolicy, Client, Completed, Preview, Step, console, errors
 
@@ -176,6 +209,11 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
         loras = [_parse_lora_choice(value) for value in args.lora]
     except ValueError as err:
         print(f"error: --lora: {err}", file=sys.stderr)
+        return 2
+    try:
+        camera = _camera(args.camera_action, args.camera_poses, args.camera_intrinsics)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     kwargs = {
         "model": args.model or None,
@@ -198,6 +236,7 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
         "preview_every": args.preview_every,
         "cache": cache,
         "loras": loras,
+        "camera": camera,
     }
     steps: list = []
     previews: list = []
@@ -296,9 +335,26 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         action="append",
         default=[],
         metavar="[ROLE=]PATH",
-        help="an input video (MP4, WebM or animated PNG) for video-to-video models; ROLE is video (the default) "
-        "or control (a control video), as the model takes them. The output has its frames unless --frames asks "
-        "for fewer",
+        help="an input video (MP4, WebM or animated PNG) for video-to-video models; ROLE is video (the default), "
+        "control (a control video) or reference (an in-context reference video), as the model takes them. The "
+        "output has its frames unless --frames asks for fewer",
+    )
+    parser.add_argument(
+        "--camera-action",
+        metavar="ACTIONS",
+        help="camera-controlled world models (Sana-WM): keys held for a number of frames, e.g. 'w-80,jw-40' "
+        "(w/s forward/back, a/d left/right, i/k pitch, j/l yaw, none); the frames sum to --frames minus 1",
+    )
+    parser.add_argument(
+        "--camera-poses",
+        metavar="FILE.json",
+        help="camera-controlled world models: camera-to-world 4x4 poses, one per frame, as a JSON list or an "
+        'object {"c2w": [...], "intrinsics": [fx, fy, cx, cy]}',
+    )
+    parser.add_argument(
+        "--camera-intrinsics",
+        metavar="FX,FY,CX,CY",
+        help="with --camera-action or --camera-poses: pinhole intrinsics in pixels of the input image",
     )
     parser.add_argument(
         "--controlnet-scale",

@@ -40,6 +40,28 @@ class OutputFormat(enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
+class CameraTrajectory:
+    """The path a camera-controlled world model's camera moves along (``GenerateRequest.camera``), as
+    validated: exactly one of ``action`` and ``c2w``, covering the job's frames."""
+
+    intrinsics: tuple[float, float, float, float]
+    """Pinhole ``(fx, fy, cx, cy)`` in pixels of the input image as sent."""
+    action: str = ""
+    """Action string, e.g. ``"w-80,jw-40,w-40"`` (keys held for that many frames); empty with ``c2w``."""
+    c2w: tuple[tuple[float, ...], ...] = ()
+    """Camera-to-world poses, one per frame, each the 16 numbers of a row-major 4x4 rigid transform;
+    empty with ``action``."""
+
+    @classmethod
+    def still(cls, frames: int, width: int, height: int) -> CameraTrajectory:
+        """A camera at rest for ``frames`` frames, with a 90-degree horizontal field of view over a
+        ``width`` x ``height`` image (the warm-up's)."""
+        identity = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+        half = width / 2
+        return cls(intrinsics=(half, half, half, height / 2), c2w=(identity,) * frames)
+
+
+@dataclasses.dataclass(frozen=True)
 class JobSpec:
     """A validated request: every value in range and resolved against the model's defaults."""
 
@@ -86,6 +108,8 @@ class JobSpec:
     layers: int | None = None
     """RGBA layers each output is split into (a layered decomposition: ``num_outputs x layers``
     images come back, output by output); ``None`` for models that take none."""
+    camera: CameraTrajectory | None = None
+    """The camera's path for a camera-controlled world model (Sana-WM); ``None`` for models that take none."""
 
     @property
     def denoising_steps(self) -> int:

@@ -10,13 +10,15 @@ size the input image gives, where the size follows it; sent as that size, the ou
 unchanged; ListModels shows such a size as 0 x 0). Each
 case must see what a request asks: the cached output, another guidance scale, and
 another picture for each input role it sends (for a role sent with several pictures:
-one fewer and one more) each change the pixels, so that a dropped guidance scale, an
-ignored input image or a cache that never takes effect fails here. Requests the
+one fewer and one more) and another camera trajectory (a world model's) each change the
+pixels, so that a dropped guidance scale, an ignored input image or trajectory or a cache that
+never takes effect fails here. Requests the
 family's rules refuse (a frame count off its rule, below its least or not made by whole chunks, a missing
 required input image, a strength out of range or for a model without one, a mask of
 another size than its image, a size off the family's size check or, where the size
 follows the input image, another size than it gives, a guidance scale for a model that
-takes none, a prompt that names input images the request does not send) get
+takes none, a prompt that names input images the request does not send, a camera trajectory
+for a model that takes none, or for a world model none, both forms, a malformed or short one) get
 INVALID_ARGUMENT naming the field, and the engine keeps serving: the threshold-0 request
 comes after them (and for a video one more, in its default format, MP4). A case may send its
 own prompt (OmniGen's names its reference images).
@@ -37,10 +39,11 @@ import torch
 from PIL import Image
 from tiny_families import TinyCase, all_cases, input_image, input_video, video_frames
 
-from client_sdk import CachePolicy, Client, Completed, InputImage, Preview
+from client_sdk import CachePolicy, CameraTrajectory, Client, Completed, InputImage, Preview
 from client_sdk._proto import engine_pb2, engine_pb2_grpc
 from client_sdk.errors import InvalidArgumentError
 from engine_service.config import Limits, ServerConfig
+from engine_service.jobs import CameraTrajectory as JobCamera
 from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
 from engine_service.models.families import FAMILIES
@@ -68,11 +71,28 @@ ALWAYS_CACHE = CachePolicy(
 )
 
 
-def _bad_requests(model, images: list[InputImage], case_inputs=(), size=None, videos=()) -> list[tuple[dict, str]]:
+def _bad_requests(
+    model, images: list[InputImage], case_inputs=(), size=None, videos=(), camera=None
+) -> list[tuple[dict, str]]:
     """Requests the family's rules refuse, with the field each must be refused for; ``size`` is the
-    (width, height) the request renders, ``videos`` the input videos it sends."""
+    (width, height) the request renders, ``videos`` the input videos it sends, ``camera`` its camera
+    trajectory."""
     family, frames = model.family, model.default_frames
     bad = []
+    if family.takes_camera:
+        # None, both forms, a trajectory one frame short, an action of an unknown key, a singular pose.
+        identity = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+        flat = [[0.0] * 4] * 3 + [[0.0, 0.0, 0.0, 1.0]]
+        lens = camera.intrinsics
+        bad.append(({"camera": None}, "camera"))
+        bad.append(({"camera": CameraTrajectory(lens, action="w-1", c2w=[identity])}, "camera"))
+        bad.append(({"camera": CameraTrajectory(lens, action=f"w-{frames - 2}")}, "camera.action"))
+        bad.append(({"camera": CameraTrajectory(lens, action=f"q-{frames - 1}")}, "camera.action"))
+        bad.append(({"camera": CameraTrajectory(lens, c2w=[identity] * (frames - 1))}, "camera.c2w"))
+        bad.append(({"camera": CameraTrajectory(lens, c2w=[identity] * (frames - 1) + [flat])}, "camera.c2w"))
+        bad.append(({"camera": CameraTrajectory((0.0, 1.0, 1.0, 1.0), action=f"w-{frames - 1}")}, "camera.intrinsics"))
+    else:
+        bad.append(({"camera": CameraTrajectory((1.0, 1.0, 0.5, 0.5), action="w-8")}, "camera"))
     if family.required_video_roles:
         bad.append(({"input_videos": [v for v in videos if v.role not in family.required_video_roles]}, "input_videos"))
     if videos:  # a second video of a role: each role is sent once
@@ -203,7 +223,14 @@ def _other_inputs(case: TinyCase) -> dict[str, list[dict[str, list]]]:
     for index, (role, _size, _frames) in enumerate(case.videos):
         videos = [input_video(r, s, f, other=i == index) for i, (r, s, f) in enumerate(case.videos)]
         variants[f"video {role}"] = [{"input_videos": videos}]
+    if case.other_camera is not None:
+        variants["camera"] = [{"camera": case.other_camera}]
     return variants
+
+
+def _job_camera(camera: CameraTrajectory | None) -> JobCamera | None:
+    """The engine's form of a case's camera trajectory (an action string's), as validation makes it."""
+    return None if camera is None else JobCamera(intrinsics=tuple(camera.intrinsics), action=camera.action)
 
 
 def _violated_fields(client: Client, prompt: str, request: dict) -> set[str]:
@@ -248,6 +275,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
         "input_videos": [input_video(role, size, frames) for role, size, frames in case.videos],
         "strength": case.strength,
         "task_prompt": case.task_prompt,
+        "camera": case.camera,
         # Frames as PNGs compare exactly; the MP4 path is checked by the last request.
         "output_format": "png_frames" if video else "png",
     }
@@ -276,7 +304,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
             role: [client.generate(case.prompt, **{**request, **inputs}) for inputs in variants]
             for role, variants in other_inputs.items()
         }
-        bad = _bad_requests(model, request["input_images"], case.inputs, size, request["input_videos"])
+        bad = _bad_requests(model, request["input_images"], case.inputs, size, request["input_videos"], case.camera)
         refused = [_violated_fields(client, case.prompt, {**request, **fields}) for fields, _ in bad]
         # Still serving, bit-identical at threshold 0; the size sent as the one rendered changes nothing.
         rendered = {**request, "width": size[0], "height": size[1]}
@@ -290,6 +318,7 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
 
     assert refused == [{field} for _, field in bad]
     assert info.repeated_roles == model.family.repeated_roles
+    assert info.requires_camera == model.family.takes_camera
     assert info.refuses_guidance_scale == (not model.family.takes_guidance)
     assert (info.default_layers, info.outputs_alpha) == (model.default_layers or 0, model.family.outputs_alpha)
     # A size that follows the input image or video is listed as 0 x 0.
@@ -405,6 +434,7 @@ def test_a_video_preview_of_the_last_latents_is_the_frame_the_video_shows(case: 
         input_images=inputs,
         input_videos=tuple((role, tuple(video_frames(size, count))) for role, size, count in case.videos),
         strength=model.family.default_strength,
+        camera=_job_camera(case.camera),
     )
     last = {}
 

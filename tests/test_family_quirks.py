@@ -32,17 +32,26 @@ step still counts once for the cache, and progress reports the noisiest frame's 
 pipeline returns the input video's frames and then the new ones, sampled in windows, each a loop over fresh
 scheduler copies that the cache restarts at. Kandinsky 6 SR takes no prompt or guidance, renders the size its
 input video gives and refines it tile by tile, each tile a loop whose count follows the video's size.
+LTX-2 in-context takes its reference video as the pipeline's reference condition, every frame of it, and
+makes the reference's frames (8k + 1, or the first num_frames of it); served from a directory, an IC-LoRA
+loaded as a request adapter steers it.
+Sana-WM follows the camera trajectory each request sends (an action string gives the frames its rolled-out
+poses give), refuses a malformed one naming its field, and reads action strings exactly as diffusers does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import json
 import pathlib
 import subprocess
 import sys
 import time
 
+import hypothesis
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 import torch
@@ -56,6 +65,7 @@ from diffusers import (
     SkyReelsV2DiffusionForcingImageToVideoPipeline,
     SkyReelsV2DiffusionForcingVideoToVideoPipeline,
 )
+from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2ReferenceCondition
 from PIL import Image
 from tiny_families import all_cases, input_image, input_video, video_frames
 from tiny_families.amused import build_tiny_amused
@@ -70,6 +80,8 @@ from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6, build_kandinsky6_sr
 from tiny_families.latte import FRAMES as LATTE_FRAMES
 from tiny_families.latte import build_tiny_latte
+from tiny_families.ltx2 import VIDEO as LTX2_VIDEO
+from tiny_families.ltx2 import build_in_context
 from tiny_families.ltx_video_long import VIDEO as LTX_LONG
 from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
@@ -77,13 +89,24 @@ from tiny_families.omnigen import build_tiny_omnigen
 from tiny_families.skyreels_v2 import CONTINUATION, build_skyreels_v2_df
 from tiny_families.skyreels_v2 import VIDEO as SKYREELS
 
-from client_sdk import AsyncClient, CachePolicy, Client, Completed, InputImage, Started, Step
+from client_sdk import (
+    AsyncClient,
+    CachePolicy,
+    CameraTrajectory,
+    Client,
+    Completed,
+    InputImage,
+    InputVideo,
+    Started,
+    Step,
+)
 from client_sdk.errors import InvalidArgumentError
 from engine_service import cli
 from engine_service.config import BatchingConfig, Limits
 from engine_service.errors import ModelLoadError
 from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
+from engine_service.runtime.encoding import to_uint8
 from engine_service.runtime.engine import AsyncEngine
 from engine_service.server.background import BackgroundServer
 
@@ -99,6 +122,8 @@ OVERLAPPING = {"model": "ltx-long-overlap2", "input_images": LTX_IMAGE}
 ALWAYS_CACHE = CachePolicy(
     preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
 )
+#: Threshold 0: the cache decides every step and never reuses one.
+NEVER_CACHE = CachePolicy(preset="dbcache", residual_diff_threshold=0.0)
 K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
 
 
@@ -157,6 +182,14 @@ def server(omnigen, continuation):
         "helios-pyramid": model_from_pipeline("helios-pyramid", build_helios(HeliosPyramidPipeline, 2), cpu, PYRAMID),
         "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
+        "ltx2-ic": model_from_pipeline("ltx2-ic", build_in_context(), cpu, LTX2_VIDEO),
+        # Half-strength attention between the noisy and the reference tokens: a video self-attention mask.
+        "ltx2-ic-masked": model_from_pipeline(
+            "ltx2-ic-masked",
+            build_in_context(),
+            cpu,
+            {**LTX2_VIDEO, "call_defaults": {**LTX2_VIDEO["call_defaults"], "conditioning_attention_strength": 0.5}},
+        ),
         # Windows of 3 latent frames overlapping by 2: each window after the first adds a frame more than
         # it advances, so only one-window videos (9 or 17 frames) come out as asked.
         "ltx-long-overlap2": model_from_pipeline(
@@ -961,3 +994,299 @@ def test_a_video_upscale_with_a_prompt_guidance_another_size_or_a_video_below_a_
         "", model="k6-sr", input_videos=[input_video("video", (24, 16), 5)], num_inference_steps=1
     ).outputs
     assert (video.width, video.height) == (56, 32)
+
+
+IN_CONTEXT = {"model": "ltx2-ic", "seed": 3, "fps": 16, "num_inference_steps": 2, "output_format": "png_frames"}
+
+
+def _reference(frames: list) -> list[InputVideo]:
+    return [InputVideo.from_frames(frames, "reference")]
+
+
+def _frames(result) -> list[str]:
+    return [output.sha256 for output in result.outputs]
+
+
+def test_the_in_context_reference_video_is_the_pipelines_reference_condition():
+    """The engine's video is the pipeline's own with the reference video as its reference condition, frame
+    for frame: not dropped, not taken as a first-frame image or keyframe condition."""
+    frames = video_frames((32, 32), 9)
+    pipeline = build_in_context()
+    call = {**LTX2_VIDEO["call_defaults"], **_in_context_call(frames)}
+    with torch.no_grad():
+        video = pipeline(**call, generator=torch.Generator().manual_seed(3), output_type="np").frames[0]
+    model = model_from_pipeline("ltx2-ic", pipeline, torch.device("cpu"), LTX2_VIDEO)
+    with BackgroundServer(AsyncEngine({"ltx2-ic": model}, "ltx2-ic", Limits(), "cpu")) as server:
+        with Client(server.address, timeout=120) as client:
+            result = client.generate("a red circle", input_videos=_reference(frames), **IN_CONTEXT)
+    made = np.stack([np.asarray(output.image) for output in result.outputs])
+    np.testing.assert_array_equal(made, to_uint8(video))
+
+
+def _in_context_call(frames: list) -> dict:
+    """The in-context pipeline's arguments for ``IN_CONTEXT`` with ``frames`` as its reference, written out."""
+    return {
+        "prompt": ["a red circle"],
+        "negative_prompt": [""],
+        "width": 32,
+        "height": 32,
+        "num_frames": len(frames),
+        "num_inference_steps": 2,
+        "guidance_scale": 3.0,
+        "frame_rate": 16,
+        "stg_scale": 0.0,
+        "audio_stg_scale": 0.0,
+        "modality_scale": 1.0,
+        "audio_modality_scale": 1.0,
+        "reference_conditions": [LTX2ReferenceCondition(frames=frames, strength=1.0)],
+    }
+
+
+def test_the_in_context_frames_follow_the_reference_video(client):
+    """The output has the reference's frames cut to 8k + 1 (13 give 9, 17 give 17), or its first
+    ``num_frames``: 9 of 17 give what a reference of those 9 frames gives."""
+    frames = video_frames((32, 32), 17)
+    cut = client.generate("a red circle", input_videos=_reference(frames[:13]), **IN_CONTEXT)
+    whole = client.generate("a red circle", input_videos=_reference(frames), **IN_CONTEXT)
+    first = client.generate("a red circle", input_videos=_reference(frames), num_frames=9, **IN_CONTEXT)
+    nine = client.generate("a red circle", input_videos=_reference(frames[:9]), **IN_CONTEXT)
+    assert (len(cut.outputs), len(whole.outputs)) == (9, 17)
+    assert _frames(first) == _frames(nine) == _frames(cut)
+
+
+def test_every_frame_of_the_in_context_reference_steers_the_video(client):
+    """A reference whose square moves and one that holds its first frame give other videos: the pipeline
+    gets the reference as a video, not its first frame alone."""
+    frames = video_frames((32, 32), 9)
+    moving = client.generate("a red circle", input_videos=_reference(frames), **IN_CONTEXT)
+    still = client.generate("a red circle", input_videos=_reference([frames[0]] * 9), **IN_CONTEXT)
+    assert _frames(moving) != _frames(still)
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"input_videos": []}, {"input_videos"}),
+        # A video of another role: the reference is missing and the role is not one the model takes.
+        ({"input_videos": [input_video("video", (32, 32), 9)]}, {"input_videos", "input_videos[0].role"}),
+        ({"input_videos": _reference(video_frames((32, 32), 9)), "num_frames": 17}, {"num_frames"}),
+    ],
+    ids=["no reference", "another role", "more frames than the reference"],
+)
+def test_a_bad_in_context_reference_is_invalid_naming_the_field_and_the_server_still_serves(client, fields, named):
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", **{**IN_CONTEXT, **fields})
+    assert set(_fields(raised.value)) == named, raised.value
+    good = client.generate("a red circle", input_videos=_reference(video_frames((32, 32), 9)), **IN_CONTEXT)
+    assert len(good.outputs) == 9
+
+
+def test_an_in_context_attention_mask_reaches_every_block_with_and_without_cache(client):
+    """A model's conditioning_attention_strength below 1 makes the pipeline pass a video self-attention mask
+    over the noisy and reference tokens: it changes the video, threshold 0 gives it bit for bit and
+    threshold 1 caches every step after the warm-up."""
+    request = {**IN_CONTEXT, "input_videos": _reference(video_frames((32, 32), 9))}
+    masked = {**request, "model": "ltx2-ic-masked"}
+    plain = client.generate("a red circle", **masked)
+    never = client.generate("a red circle", **masked, cache=NEVER_CACHE)
+    always = client.generate("a red circle", **masked, cache=ALWAYS_CACHE)
+    unmasked = client.generate("a red circle", **request)
+    assert _frames(plain) == _frames(never) != _frames(unmasked)
+    assert always.cache_stats.cached_steps == request["num_inference_steps"] - 1
+    assert _frames(always) != _frames(plain)
+
+
+def test_an_in_context_model_directory_serves_an_ic_lora_as_a_request_adapter(tmp_path):
+    """``serve --model ic=DIR --lora pose=FILE:ic``: the in-context pipeline loads from its directory (its
+    ``ditserve.json`` the tiny defaults) and a request that picks the IC-LoRA gets another video than one
+    without it, each with the reference video."""
+    import json
+
+    from diffusers import LTX2InContextPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from engine_service.bootstrap import ModelSource, build_engine
+    from engine_service.models.lora import LoraSource
+
+    build_in_context().save_pretrained(tmp_path / "ic")
+    (tmp_path / "ic" / "ditserve.json").write_text(json.dumps(LTX2_VIDEO))
+    transformer = build_in_context().transformer
+    torch.manual_seed(0)  # a LoRA whose lora_B is not zero, so that it changes the video
+    transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, init_lora_weights=False, target_modules=["to_q", "to_v"]))
+    LTX2InContextPipeline.save_lora_weights(
+        tmp_path / "pose", transformer_lora_layers=get_peft_model_state_dict(transformer)
+    )
+    engine = build_engine(
+        [ModelSource("ic", str(tmp_path / "ic"))], device="cpu", loras=[LoraSource("pose", str(tmp_path / "pose"))]
+    )
+    request = {**IN_CONTEXT, "model": "ic", "input_videos": _reference(video_frames((32, 32), 9))}
+    with BackgroundServer(engine) as server, Client(server.address, timeout=120) as client:
+        plain = client.generate("a red circle", **request)
+        steered = client.generate("a red circle", loras=[("pose", 1.0)], **request)
+        (info,) = client.list_models().models
+    assert (info.pipeline_class, info.video_roles, info.frames_from_video) == (
+        "LTX2InContextPipeline",
+        ("reference",),
+        "reference",
+    )
+    assert len(plain.outputs) == len(steered.outputs) == 9 and _frames(plain) != _frames(steered)
+
+
+@pytest.fixture(scope="module")
+def sana_wm():
+    """A Sana-WM server (its own: every request carries a camera trajectory) and its tiny case."""
+    case = next(c for c in all_cases() if c.name == "sana-wm")
+    model = model_from_pipeline(case.name, case.build(), torch.device("cpu"), case.defaults)
+    with BackgroundServer(AsyncEngine({case.name: model}, case.name, Limits(), "cpu")) as server:
+        with Client(server.address, timeout=120) as client:
+            yield server, client, case
+
+
+def _wm_request(case, **fields) -> dict:
+    return {"input_images": [input_image("image", (32, 32))], "seed": 3, "output_format": "png_frames", **fields}
+
+
+def test_sana_wm_follows_the_trajectory_as_action_or_as_the_poses_it_rolls_out(sana_wm):
+    """The action string and the poses diffusers rolls it out to give the same frames bit for bit (the poses
+    reach the pipeline as sent); another trajectory, and the same with other intrinsics, give other frames."""
+    from diffusers.pipelines.sana_wm.cam_utils import action_string_to_c2w
+
+    _, client, case = sana_wm
+    lens = case.camera.intrinsics
+    poses = action_string_to_c2w(case.camera.action)
+    assert len(poses) == 9  # w-8: the start pose and 8 moves
+    by_action = client.generate("a red circle", **_wm_request(case, camera=case.camera))
+    by_poses = client.generate("a red circle", **_wm_request(case, camera=CameraTrajectory(lens, c2w=poses)))
+    turned = client.generate("a red circle", **_wm_request(case, camera=case.other_camera))
+    wider = CameraTrajectory((8.0, 8.0, 16.0, 16.0), action=case.camera.action)
+    widened = client.generate("a red circle", **_wm_request(case, camera=wider))
+    frames = [[o.sha256 for o in result.outputs] for result in (by_action, by_poses, turned, widened)]
+    assert len(frames[0]) == 9
+    assert frames[0] == frames[1]
+    assert frames[2] != frames[0] and frames[3] != frames[0] and frames[2] != frames[3]
+
+
+_IDENTITY = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+_SCALED = [[2.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+_PROJECTIVE = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 1.0]]
+_MIRRORED = [[-1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+_LENS = (16.0, 16.0, 16.0, 16.0)
+
+
+#: Trajectories Sana-WM refuses (for 9 frames), the field each names and a part of the reason.
+_BAD_CAMERAS = [
+    (CameraTrajectory(_LENS), "camera", "give an action string"),
+    (CameraTrajectory(_LENS, action=" , "), "camera.action", "is not '<keys>-<frames>'"),
+    (CameraTrajectory(_LENS, action="w8"), "camera.action", "is not '<keys>-<frames>'"),
+    (CameraTrajectory(_LENS, action="w-4,,w-4"), "camera.action", "segment '' is not"),
+    (CameraTrajectory(_LENS, action="w-0,w-8"), "camera.action", "positive whole number"),
+    (CameraTrajectory(_LENS, action="w-x"), "camera.action", "positive whole number"),
+    (CameraTrajectory(_LENS, action="wq-8"), "camera.action", "holds 'q'"),
+    (CameraTrajectory(_LENS, action="w-16"), "camera.action", "over 17 frames; the video has 9"),
+    (CameraTrajectory(_LENS, action="w-" + "9" * 40), "camera.action", "the video has 9"),
+    (CameraTrajectory(_LENS, c2w=[_IDENTITY] * 10), "camera.c2w", "holds 10 poses; the video has 9"),
+    (CameraTrajectory(_LENS, c2w=[1.0] * 17), "camera.c2w", "holds 17 numbers"),
+    (CameraTrajectory(_LENS, c2w=[_IDENTITY] * 8 + [[[float("nan")] * 4] * 4]), "camera.c2w", "finite"),
+    (CameraTrajectory(_LENS, c2w=[_IDENTITY] * 8 + [_SCALED]), "camera.c2w", "pose 8 has a rotation part"),
+    (CameraTrajectory(_LENS, c2w=[_MIRRORED] + [_IDENTITY] * 8), "camera.c2w", "pose 0 has a rotation part"),
+    (CameraTrajectory(_LENS, c2w=[_IDENTITY] * 8 + [_PROJECTIVE]), "camera.c2w", "row 0 0 0 1"),
+    (CameraTrajectory((16.0, 16.0, 16.0), action="w-8"), "camera.intrinsics", "got 3 numbers"),
+    (CameraTrajectory((16.0, float("inf"), 16.0, 16.0), action="w-8"), "camera.intrinsics", "4 finite"),
+    (CameraTrajectory((16.0, -1.0, 16.0, 16.0), action="w-8"), "camera.intrinsics", "must be positive"),
+]
+
+
+def test_a_bad_camera_trajectory_is_invalid_naming_its_field_and_the_server_keeps_serving(sana_wm):
+    _, client, case = sana_wm
+    for camera, field, why in _BAD_CAMERAS:
+        with pytest.raises(InvalidArgumentError) as refused:
+            client.generate("a red circle", **_wm_request(case, camera=camera))
+        assert _fields(refused.value).keys() == {field}, camera
+        assert why in _fields(refused.value)[field], camera
+    assert len(client.generate("a red circle", **_wm_request(case, camera=case.camera)).outputs) == 9
+
+
+def test_a_sana_wm_frame_count_off_the_rule_is_refused_on_num_frames_alone(sana_wm):
+    """The trajectory's count is checked against a frame count the model makes only."""
+    _, client, case = sana_wm
+    with pytest.raises(InvalidArgumentError) as refused:
+        client.generate("a red circle", **_wm_request(case, camera=case.camera, num_frames=10))
+    assert set(_fields(refused.value)) == {"num_frames"}
+    longer = CameraTrajectory(case.camera.intrinsics, action="w-8,jw-8")
+    assert len(client.generate("a red circle", **_wm_request(case, camera=longer, num_frames=17)).outputs) == 17
+
+
+_ACTION_TEXT = st.text(alphabet="wasdijklWKnoe q-,\uff0c 0129\t\u00b2\u0663", max_size=14)
+#: Segments of the grammar's edge cases: keys in any case, "none", none at all, unknown keys, a dash among
+#: the keys; counts of zero, a superscript (a digit to str.isdigit that int() cannot read), an Arabic-Indic
+#: digit (one int() reads), letters, nothing.
+_SEGMENTS = st.tuples(
+    st.sampled_from(["w", "jW", "", "none", "NONE", "sd", "q", "w-a", " i k "]),
+    st.one_of(st.integers(0, 30).map(str), st.sampled_from(["\u00b2", "\u0663", "1\u0663", "x", "", "-1"])),
+)
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(
+    st.one_of(
+        _ACTION_TEXT,
+        st.tuples(st.lists(_SEGMENTS, min_size=1, max_size=4), st.sampled_from([",", "\uff0c", " , "])).map(
+            lambda drawn: drawn[1].join(f"{keys}-{count}" for keys, count in drawn[0])
+        ),
+    )
+)
+def test_the_action_parser_accepts_exactly_the_strings_diffusers_does_and_counts_their_frames(action):
+    """The family's parser (which never rolls poses out) against diffusers' own: the same strings refused
+    (both raise ValueError), the same frame count for the others."""
+    from diffusers.pipelines.sana_wm.cam_utils import _parse_action_string
+
+    from engine_service.models.families.sana_video import action_frames
+
+    try:
+        expected = len(_parse_action_string(action)) + 1
+    except ValueError:
+        expected = None
+    try:
+        counted = action_frames(action)
+    except ValueError:
+        counted = None
+    assert counted == expected
+
+
+def test_list_models_and_the_models_command_say_sana_wm_needs_a_camera_trajectory(sana_wm, capsys):
+    server, client, _ = sana_wm
+    (info,) = client.list_models().models
+    assert info.requires_camera and info.required_roles == ("image",)
+    assert cli.main(["models", "--target", server.address]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("* sana-wm")]
+    assert "image, camera trajectory" in row
+
+
+def test_generate_sends_the_camera_action_or_the_poses_file(sana_wm, tmp_path):
+    """--camera-action and --camera-poses (with the file's intrinsics, or --camera-intrinsics) give the
+    frames the SDK's requests give; both at once is a usage error."""
+    from diffusers.pipelines.sana_wm.cam_utils import action_string_to_c2w
+
+    server, client, case = sana_wm
+    picture = tmp_path / "first.png"
+    picture.write_bytes(input_image("image", (32, 32)).data)
+    expected = [o.sha256 for o in client.generate("a red circle", **_wm_request(case, camera=case.camera)).outputs]
+    poses = tmp_path / "poses.json"
+    lens = list(case.camera.intrinsics)
+    poses.write_text(json.dumps({"c2w": action_string_to_c2w("w-8").tolist(), "intrinsics": lens}))
+    base = ["generate", "a red circle", "--target", server.address, "--input-image", str(picture), "--seed", "3"]
+    base += ["--format", "png_frames"]
+    lens_flag = ["--camera-intrinsics", ",".join(map(str, lens))]
+    runs = {
+        "action": ["--camera-action", "w-8", *lens_flag],
+        "poses": ["--camera-poses", str(poses)],
+        "list": ["--camera-poses", str(tmp_path / "list.json"), *lens_flag],
+    }
+    (tmp_path / "list.json").write_text(json.dumps(action_string_to_c2w("w-8").tolist()))
+    for name, flags in runs.items():
+        out = tmp_path / name
+        assert cli.main([*base, *flags, "--out", str(out)]) == 0
+        written = sorted(out.iterdir(), key=lambda f: int(f.stem.split("-")[-1]))
+        assert [hashlib.sha256(f.read_bytes()).hexdigest() for f in written] == expected, name
+    assert cli.main([*base, "--camera-action", "w-8", "--camera-poses", str(poses), "--out", str(tmp_path)]) == 2

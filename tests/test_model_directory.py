@@ -7,8 +7,12 @@ import shutil
 
 import pytest
 import torch
+from tiny_families.latte import FRAMES as LATTE_FRAMES
+from tiny_families.latte import build_tiny_latte
+from tiny_families.wan import build_wan22
 
 from engine_service.models import ModelLoadError, load_local_model
+from engine_service.models.registry import model_from_pipeline
 
 
 @pytest.fixture
@@ -54,3 +58,16 @@ def test_a_missing_directory_is_named_as_missing(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="no model_index.json"):
         _load(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    ("build", "frames", "named"),
+    [(build_tiny_latte, LATTE_FRAMES + 1, f"frames must be {LATTE_FRAMES}"), (build_wan22, 6, "multiple of 4 plus 1")],
+    ids=["latte-not-its-video-length", "wan-off-the-4k+1-rule"],
+)
+def test_a_default_frame_count_every_request_would_be_refused_for_fails_loading(build, frames, named):
+    pipeline = build()
+    with pytest.raises(ModelLoadError, match=named):
+        model_from_pipeline("m", pipeline, torch.device("cpu"), {"frames": frames})
+    good = LATTE_FRAMES if build is build_tiny_latte else 5
+    assert model_from_pipeline("m", pipeline, torch.device("cpu"), {"frames": good}).default_frames == good

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import pathlib
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import client_sdk
 from client_sdk import (
     CachePolicy,
     CacheStats,
+    CameraTrajectory,
     Completed,
     Duration,
     InputImage,
@@ -128,6 +130,31 @@ def test_input_images_from_bytes_path_and_input_image(tmp_path):
     assert [i.data for i in single.input_images] == [b"one"]
     with pytest.raises(TypeError):
         build_request("x", input_images=[123])
+
+
+def test_a_camera_trajectory_is_sent_as_an_action_or_flat_row_major_poses(tmp_path):
+    """Poses as nested lists, arrays or 16 flat numbers each all flatten row by row; a JSON file reads the
+    same; no camera leaves the field unset; another type is a TypeError."""
+    np = pytest.importorskip("numpy")
+    pose = [[1.0, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 2.0], [0.0, 0.0, 0.0, 1.0]]
+    flat = [number for row in pose for number in row]
+    lens = (800, 800.5, 640, 352)
+    for poses in ([pose, pose], np.array([pose, pose]), [flat, flat]):
+        request = build_request("x", camera=CameraTrajectory(lens, c2w=poses))
+        assert list(request.camera.c2w) == flat * 2 and not request.camera.action
+        assert list(request.camera.intrinsics) == [800.0, 800.5, 640.0, 352.0]
+    action = build_request("x", camera=CameraTrajectory(lens, action="w-80,jw-40")).camera
+    assert (action.action, list(action.c2w)) == ("w-80,jw-40", [])
+    assert not build_request("x").HasField("camera")
+    path = tmp_path / "poses.json"
+    path.write_text(json.dumps({"c2w": [pose], "intrinsics": list(lens)}))
+    one = build_request("x", camera=CameraTrajectory(lens, c2w=[pose])).camera
+    assert CameraTrajectory.from_json(path).to_proto() == one
+    path.write_text('{"poses": []}')
+    with pytest.raises(ValueError):
+        CameraTrajectory.from_json(path)
+    with pytest.raises(TypeError):
+        build_request("x", camera="w-80")
 
 
 def test_cache_policy_to_proto_sets_only_given_fields():
@@ -532,6 +559,19 @@ def test_progress_bar_follows_events():
         bar.update(Completed(_result()))
     text = sink.getvalue()
     assert "queued #3" in text and "2/2" in text and "cached=yes" in text
+
+
+def test_progress_bar_clears_its_line_when_the_stream_fails_before_a_step():
+    failed, stepped = io.StringIO(), io.StringIO()
+    for sink, steps in ((failed, 0), (stepped, 1)):
+        with pytest.raises(RuntimeError), console.ProgressBar(file=sink) as bar:
+            bar.update(Queued(1, "r"))
+            for step in range(steps):
+                bar.update(Step(step, 2, 1.0, False, None, None, None, 1.0, 1.0))
+            raise RuntimeError("the stream failed")
+    # The line is drawn, then blanked: the error that follows stands alone; after a step it stays.
+    assert failed.getvalue().endswith("\r") and failed.getvalue().rstrip("\r").split("\r")[-1].strip() == ""
+    assert stepped.getvalue().endswith("\n") and "1/2" in stepped.getvalue()
 
 
 # --- import hygiene ------------------------------------------------------------

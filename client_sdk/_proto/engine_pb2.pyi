@@ -108,8 +108,18 @@ class LoraInfo(_message.Message):
     components: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., rank: _Optional[int] = ..., layers: _Optional[int] = ..., components: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class CameraTrajectory(_message.Message):
+    __slots__ = ("action", "c2w", "intrinsics")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    C2W_FIELD_NUMBER: _ClassVar[int]
+    INTRINSICS_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    c2w: _containers.RepeatedScalarFieldContainer[float]
+    intrinsics: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, action: _Optional[str] = ..., c2w: _Optional[_Iterable[float]] = ..., intrinsics: _Optional[_Iterable[float]] = ...) -> None: ...
+
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "prompt", "negative_prompt", "width", "height", "num_inference_steps", "guidance_scale", "seed", "num_outputs", "num_frames", "fps", "input_images", "output_format", "output_quality", "cache", "request_id", "preview_every", "strength", "layers", "task_prompt", "loras", "input_videos")
+    __slots__ = ("model", "prompt", "negative_prompt", "width", "height", "num_inference_steps", "guidance_scale", "seed", "num_outputs", "num_frames", "fps", "input_images", "output_format", "output_quality", "cache", "request_id", "preview_every", "strength", "layers", "task_prompt", "loras", "input_videos", "camera")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +142,7 @@ class GenerateRequest(_message.Message):
     TASK_PROMPT_FIELD_NUMBER: _ClassVar[int]
     LORAS_FIELD_NUMBER: _ClassVar[int]
     INPUT_VIDEOS_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_FIELD_NUMBER: _ClassVar[int]
     model: str
     prompt: str
     negative_prompt: str
@@ -154,7 +165,8 @@ class GenerateRequest(_message.Message):
     task_prompt: str
     loras: _containers.RepeatedCompositeFieldContainer[LoraAdapter]
     input_videos: _containers.RepeatedCompositeFieldContainer[InputVideo]
-    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., num_outputs: _Optional[int] = ..., num_frames: _Optional[int] = ..., fps: _Optional[int] = ..., input_images: _Optional[_Iterable[_Union[InputImage, _Mapping]]] = ..., output_format: _Optional[_Union[OutputFormat, str]] = ..., output_quality: _Optional[int] = ..., cache: _Optional[_Union[CachePolicy, _Mapping]] = ..., request_id: _Optional[str] = ..., preview_every: _Optional[int] = ..., strength: _Optional[float] = ..., layers: _Optional[int] = ..., task_prompt: _Optional[str] = ..., loras: _Optional[_Iterable[_Union[LoraAdapter, _Mapping]]] = ..., input_videos: _Optional[_Iterable[_Union[InputVideo, _Mapping]]] = ...) -> None: ...
+    camera: CameraTrajectory
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., num_outputs: _Optional[int] = ..., num_frames: _Optional[int] = ..., fps: _Optional[int] = ..., input_images: _Optional[_Iterable[_Union[InputImage, _Mapping]]] = ..., output_format: _Optional[_Union[OutputFormat, str]] = ..., output_quality: _Optional[int] = ..., cache: _Optional[_Union[CachePolicy, _Mapping]] = ..., request_id: _Optional[str] = ..., preview_every: _Optional[int] = ..., strength: _Optional[float] = ..., layers: _Optional[int] = ..., task_prompt: _Optional[str] = ..., loras: _Optional[_Iterable[_Union[LoraAdapter, _Mapping]]] = ..., input_videos: _Optional[_Iterable[_Union[InputVideo, _Mapping]]] = ..., camera: _Optional[_Union[CameraTrajectory, _Mapping]] = ...) -> None: ...
 
 class Output(_message.Message):
     __slots__ = ("data", "mime_type", "width", "height", "num_frames", "size_bytes", "sha256")
@@ -477,7 +489,7 @@ class Limits(_message.Message):
     def __init__(self, max_width: _Optional[int] = ..., max_height: _Optional[int] = ..., max_pixels: _Optional[int] = ..., max_steps: _Optional[int] = ..., max_outputs: _Optional[int] = ..., max_frames: _Optional[int] = ..., max_prompt_chars: _Optional[int] = ..., max_input_images: _Optional[int] = ..., max_input_image_bytes: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., max_queue: _Optional[int] = ..., max_input_pixels: _Optional[int] = ..., max_queued_input_pixels: _Optional[int] = ..., max_input_video_bytes: _Optional[int] = ..., max_input_video_frames: _Optional[int] = ..., max_input_video_pixels: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "family", "pipeline_class", "is_default", "output_kind", "default_width", "default_height", "default_steps", "default_guidance_scale", "default_frames", "spatial_factor", "supports_negative_prompt", "input_roles", "source", "num_transformer_blocks", "parameters", "required_roles", "default_strength", "control_images", "repeated_roles", "refuses_guidance_scale", "default_layers", "max_layers", "outputs_alpha", "video_roles", "required_video_roles", "frames_from_video", "continues_video", "refuses_prompt", "loras", "max_loras_per_request")
+    __slots__ = ("name", "family", "pipeline_class", "is_default", "output_kind", "default_width", "default_height", "default_steps", "default_guidance_scale", "default_frames", "spatial_factor", "supports_negative_prompt", "input_roles", "source", "num_transformer_blocks", "parameters", "required_roles", "default_strength", "control_images", "repeated_roles", "refuses_guidance_scale", "default_layers", "max_layers", "outputs_alpha", "video_roles", "required_video_roles", "frames_from_video", "continues_video", "refuses_prompt", "requires_camera", "loras", "max_loras_per_request")
     NAME_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_CLASS_FIELD_NUMBER: _ClassVar[int]
@@ -507,6 +519,7 @@ class ModelInfo(_message.Message):
     FRAMES_FROM_VIDEO_FIELD_NUMBER: _ClassVar[int]
     CONTINUES_VIDEO_FIELD_NUMBER: _ClassVar[int]
     REFUSES_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_CAMERA_FIELD_NUMBER: _ClassVar[int]
     LORAS_FIELD_NUMBER: _ClassVar[int]
     MAX_LORAS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     name: str
@@ -538,9 +551,10 @@ class ModelInfo(_message.Message):
     frames_from_video: str
     continues_video: str
     refuses_prompt: bool
+    requires_camera: bool
     loras: _containers.RepeatedCompositeFieldContainer[LoraInfo]
     max_loras_per_request: int
-    def __init__(self, name: _Optional[str] = ..., family: _Optional[str] = ..., pipeline_class: _Optional[str] = ..., is_default: _Optional[bool] = ..., output_kind: _Optional[str] = ..., default_width: _Optional[int] = ..., default_height: _Optional[int] = ..., default_steps: _Optional[int] = ..., default_guidance_scale: _Optional[float] = ..., default_frames: _Optional[int] = ..., spatial_factor: _Optional[int] = ..., supports_negative_prompt: _Optional[bool] = ..., input_roles: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., num_transformer_blocks: _Optional[int] = ..., parameters: _Optional[_Iterable[str]] = ..., required_roles: _Optional[_Iterable[str]] = ..., default_strength: _Optional[float] = ..., control_images: _Optional[int] = ..., repeated_roles: _Optional[_Iterable[str]] = ..., refuses_guidance_scale: _Optional[bool] = ..., default_layers: _Optional[int] = ..., max_layers: _Optional[int] = ..., outputs_alpha: _Optional[bool] = ..., video_roles: _Optional[_Iterable[str]] = ..., required_video_roles: _Optional[_Iterable[str]] = ..., frames_from_video: _Optional[str] = ..., continues_video: _Optional[str] = ..., refuses_prompt: _Optional[bool] = ..., loras: _Optional[_Iterable[_Union[LoraInfo, _Mapping]]] = ..., max_loras_per_request: _Optional[int] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., family: _Optional[str] = ..., pipeline_class: _Optional[str] = ..., is_default: _Optional[bool] = ..., output_kind: _Optional[str] = ..., default_width: _Optional[int] = ..., default_height: _Optional[int] = ..., default_steps: _Optional[int] = ..., default_guidance_scale: _Optional[float] = ..., default_frames: _Optional[int] = ..., spatial_factor: _Optional[int] = ..., supports_negative_prompt: _Optional[bool] = ..., input_roles: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., num_transformer_blocks: _Optional[int] = ..., parameters: _Optional[_Iterable[str]] = ..., required_roles: _Optional[_Iterable[str]] = ..., default_strength: _Optional[float] = ..., control_images: _Optional[int] = ..., repeated_roles: _Optional[_Iterable[str]] = ..., refuses_guidance_scale: _Optional[bool] = ..., default_layers: _Optional[int] = ..., max_layers: _Optional[int] = ..., outputs_alpha: _Optional[bool] = ..., video_roles: _Optional[_Iterable[str]] = ..., required_video_roles: _Optional[_Iterable[str]] = ..., frames_from_video: _Optional[str] = ..., continues_video: _Optional[str] = ..., refuses_prompt: _Optional[bool] = ..., requires_camera: _Optional[bool] = ..., loras: _Optional[_Iterable[_Union[LoraInfo, _Mapping]]] = ..., max_loras_per_request: _Optional[int] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models", "limits", "engine_id", "server")

@@ -143,6 +143,7 @@ def _finish(
         overrides.setdefault("height", default_size[1])
     if family.native_frames is not None:
         overrides.setdefault("frames", family.native_frames(pipeline))
+    _check_default_frames(name, family, pipeline, overrides.get("frames"))
     model = LoadedModel(
         name=name,
         family=family,
@@ -165,6 +166,23 @@ def _finish(
     if not defer_speed:
         apply_model_speed(model, device)
     return model
+
+
+def _check_default_frames(name: str, family: FamilySpec, pipeline: DiffusionPipeline, frames: int | None) -> None:
+    """ModelLoadError for a model default frame count (``frames`` in ``ditserve.json``) that the
+    family's frame rule refuses: every request leaving ``num_frames`` unset would be INVALID_ARGUMENT."""
+    if frames is None or family.output_kind != "video":
+        return
+    native = family.native_frames(pipeline) if family.native_frames is not None else None
+    counts = (native,) if native is not None else family.frame_counts
+    if counts is not None and frames not in counts:
+        allowed = ", ".join(map(str, counts))
+        raise ModelLoadError(f"model {name!r}: frames must be {allowed} for {family.name}, got {frames}")
+    if frames < family.min_frames or (frames - 1) % family.frame_stride:
+        raise ModelLoadError(
+            f"model {name!r}: frames must be a multiple of {family.frame_stride} plus 1 for {family.name}, "
+            f"at least {family.min_frames}; got {frames}"
+        )
 
 
 def _default_layers(name: str, family: FamilySpec, layers: int | None) -> int | None:

@@ -65,6 +65,9 @@ StrengthSteps = Callable[[int, float], int]
 #: (pipeline, num_inference_steps, denoising loops, the model's call defaults) -> the steps of each loop
 #: the pipeline runs, in order.
 LoopSteps = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple[int, ...]]
+#: an action string (``GenerateRequest.camera.action``) -> the frames a camera moving along it covers; raises
+#: ValueError saying what is wrong in it.
+CameraActions = Callable[[str], int]
 #: what ``pipeline.__call__`` returned -> the call's decoded images (N, H, W, 3) or videos (N, F, H, W, 3).
 OutputReader = Callable[[Any], Any]
 
@@ -294,9 +297,21 @@ class FamilySpec:
     its last loop (VisualCloze's upsampling pass after a whole generation pass), the others running
     every step. A job's ``loop_steps`` then say so (``num_inference_steps`` per loop, the last the part
     of its schedule the strength leaves), as ``loop_steps`` would. ``False`` = it cuts every loop."""
+    camera_actions: CameraActions | None = None
+    """For a camera-controlled world model (Sana-WM), whose every call moves the camera along a
+    trajectory: the frames an action string covers by the pipeline's own grammar (raising ValueError
+    for one it would refuse). Set = every request must send a camera trajectory (``camera``: an action
+    string or one pose per frame, with intrinsics) covering exactly its frames, and ``job.camera``
+    reaches the family's builder; ``None`` = the pipeline takes none, and a request that sends one is
+    INVALID_ARGUMENT on ``camera``."""
     unsupported_reason: str | None = None
     """Set for a family the registry knows but does not serve: loading it fails with this reason,
     and the support matrix shows it. ``None`` = supported, which requires a tiny test case."""
+
+    @property
+    def takes_camera(self) -> bool:
+        """Whether every request must send a camera trajectory (:attr:`camera_actions`)."""
+        return self.camera_actions is not None
 
     def steps_run(self, num_inference_steps: int, strength: float | None) -> int:
         """Denoising steps one loop of the pipeline runs for ``num_inference_steps`` at ``strength``

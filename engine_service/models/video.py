@@ -120,15 +120,17 @@ def frames_first(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -
 
 
 def packed_tokens(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
-    """LTX-Video's (N, tokens, features) step latents, unpacked as the pipeline does before decoding."""
-    return pipe._unpack_latents(
-        latents,
-        (job.num_frames - 1) // pipe.vae_temporal_compression_ratio + 1,
-        job.height // pipe.vae_spatial_compression_ratio,
-        job.width // pipe.vae_spatial_compression_ratio,
-        pipe.transformer_spatial_patch_size,
-        pipe.transformer_temporal_patch_size,
-    )
+    """LTX-Video's (N, tokens, features) step latents, unpacked as the pipeline does before decoding.
+
+    The generated video's tokens come first; the condition tokens a pipeline appends after them
+    (LTX-2's keyframes and in-context reference video) are cut off, as the pipeline cuts them.
+    """
+    frames = (job.num_frames - 1) // pipe.vae_temporal_compression_ratio + 1
+    height = job.height // pipe.vae_spatial_compression_ratio
+    width = job.width // pipe.vae_spatial_compression_ratio
+    spatial, temporal = pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
+    tokens = (frames // temporal) * (height // spatial) * (width // spatial)
+    return pipe._unpack_latents(latents[:, :tokens], frames, height, width, spatial, temporal)
 
 
 def _per_channel(values, latents: torch.Tensor) -> torch.Tensor:

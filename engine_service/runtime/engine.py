@@ -49,6 +49,7 @@ from engine_service.errors import (
 )
 from engine_service.jobs import (
     DEFAULT_FPS,
+    CameraTrajectory,
     CompletedEvent,
     JobEvent,
     JobResult,
@@ -646,4 +647,6 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         loop_steps=loop_steps,
         layers=model.default_layers,
         task_prompt=model.family.warmup_prompt if model.family.takes_task_prompt else "",
+        # A world model's camera stays at rest over the picture.
+        camera=CameraTrajectory.still(model.default_frames, width, height) if model.family.takes_camera else None,
     )

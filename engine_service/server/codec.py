@@ -171,6 +171,7 @@ def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:
         frames_from_video=family.frames_from_video or "",
         continues_video=family.continues_video or "",
         refuses_prompt=not family.takes_prompt,
+        requires_camera=family.takes_camera,
     )
 
 

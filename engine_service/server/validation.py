@@ -21,7 +21,7 @@ from PIL import Image
 from client_sdk._proto import engine_pb2 as pb
 from engine_service.config import Limits
 from engine_service.errors import FieldViolation, InvalidRequest, LoraNotFound, ModelNotFound, excerpt
-from engine_service.jobs import DEFAULT_FPS, JobSpec, OutputFormat, denoising_steps
+from engine_service.jobs import DEFAULT_FPS, CameraTrajectory, JobSpec, OutputFormat, denoising_steps
 from engine_service.models import LoadedModel, lora
 from engine_service.server import cache_policy, video_inputs
 
@@ -127,6 +127,8 @@ def validate(
     width, height = _size_from_input(v, request, model, limits, images, width, height)
     scales = _control_scales(v, request, model)
     strength = _strength(v, request, model)
+    refused_frames = any(item.field == "num_frames" for item in v.items)
+    camera = _camera(v, request, model, 0 if refused_frames else frames, limits)
     layers = _layers(v, request, model)
     if layers and outputs and layers * outputs > limits.max_outputs:
         # Every layer comes back as an output of its own: the response's count is what the limit bounds.
@@ -190,6 +192,7 @@ def validate(
         loop_steps=loop_steps,
         layers=layers,
         task_prompt=task_prompt,
+        camera=camera,
     )
     return decode_inputs(spec, model, limits) if decode and (images or videos) else spec
 
@@ -339,6 +342,98 @@ def _loop_steps(
         )
         return ()
     return tuple(counts)
+
+
+#: How far a pose's rotation part may stray from a rotation (entries of R^T R - I, and det R from 1), and
+#: its last row from 0 0 0 1: float32 poses computed in float64 come within 1e-6.
+POSE_TOLERANCE = 1e-3
+
+
+def _camera(v: _Violations, request, model: LoadedModel, frames: int, limits: Limits) -> CameraTrajectory | None:
+    """The request's camera trajectory, for a model that takes one (``FamilySpec.camera_actions``):
+    exactly one of an action string the model's grammar reads and ``frames`` poses, each a rigid
+    transform, and four intrinsics (positive focal lengths), every number finite. ``frames`` is 0
+    when ``num_frames`` is already refused: the count is then not checked."""
+    family = model.family
+    sent = request.HasField("camera")
+    if not family.takes_camera:
+        if sent:
+            v.add("camera", f"model {model.name!r} ({family.name}) takes no camera trajectory; leave it unset")
+        return None
+    if not sent:
+        v.add("camera", f"model {model.name!r} ({family.name}) needs a camera trajectory: an action string or poses")
+        return None
+    before = len(v.items)
+    camera = request.camera
+    action, c2w = camera.action, tuple(camera.c2w)
+    covered = 0
+    if action and c2w:
+        v.add("camera", "give either an action string or c2w poses, not both")
+    elif not action and not c2w:
+        v.add("camera", "give an action string (e.g. 'w-80,jw-40') or c2w poses, one per frame")
+    elif action:
+        if len(action) > limits.max_prompt_chars:
+            v.add("camera.action", f"is {len(action)} characters long; the limit is {limits.max_prompt_chars}")
+        else:
+            try:
+                covered = family.camera_actions(action)
+            except ValueError as problem:
+                v.add("camera.action", str(problem))
+    else:
+        covered = _poses(v, c2w, frames or limits.max_frames)
+    if covered and frames and covered != frames:
+        field = "camera.action" if action else "camera.c2w"
+        what = f"moves the camera over {covered} frames" if action else f"holds {covered} poses"
+        v.add(field, f"{what}; the video has {frames} (num_frames): the trajectory must cover every frame")
+    intrinsics = tuple(camera.intrinsics)
+    if len(intrinsics) != 4:
+        v.add("camera.intrinsics", f"must be 4 numbers fx, fy, cx, cy; got {len(intrinsics)} numbers")
+    elif not all(math.isfinite(value) for value in intrinsics):
+        v.add("camera.intrinsics", "must be 4 finite numbers fx, fy, cx, cy")
+    elif intrinsics[0] <= 0 or intrinsics[1] <= 0:
+        v.add("camera.intrinsics", f"focal lengths fx and fy must be positive, got {intrinsics[0]}, {intrinsics[1]}")
+    if len(v.items) > before:
+        return None
+    poses = tuple(c2w[index : index + 16] for index in range(0, len(c2w), 16))
+    return CameraTrajectory(intrinsics=intrinsics, action=action, c2w=poses)  # type: ignore[arg-type]
+
+
+def _poses(v: _Violations, c2w: tuple[float, ...], most: int) -> int:
+    """How many 4x4 poses ``c2w`` holds, 0 after a violation: 16 finite numbers each, each a rigid
+    transform (a rotation, a translation, the last row 0 0 0 1). Poses are read one by one only when
+    they are at most ``most`` (the frames): the count of a longer list is returned as it is."""
+    if len(c2w) % 16:
+        v.add("camera.c2w", f"holds {len(c2w)} numbers; each pose is 16 (a row-major 4x4 matrix)")
+        return 0
+    if len(c2w) // 16 > most:
+        return len(c2w) // 16
+    if not all(math.isfinite(value) for value in c2w):
+        v.add("camera.c2w", "must hold finite numbers only")
+        return 0
+    for index in range(0, len(c2w), 16):
+        problem = _rigid_problem(c2w[index : index + 16])
+        if problem:
+            v.add("camera.c2w", f"pose {index // 16} {problem}")
+            return 0
+    return len(c2w) // 16
+
+
+def _rigid_problem(pose: tuple[float, ...]) -> str | None:
+    """Why the row-major 4x4 ``pose`` is no rigid transform, or ``None``."""
+    if any(abs(value - want) > POSE_TOLERANCE for value, want in zip(pose[12:], (0.0, 0.0, 0.0, 1.0), strict=True)):
+        return "must end in the row 0 0 0 1"
+    r = [pose[row * 4 : row * 4 + 3] for row in range(3)]
+    det = (
+        r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1])
+        - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0])
+        + r[0][2] * (r[1][0] * r[2][1] - r[1][1] * r[2][0])
+    )
+    orthonormal = all(
+        abs(sum(r[k][i] * r[k][j] for k in range(3)) - (i == j)) <= POSE_TOLERANCE for i in range(3) for j in range(3)
+    )
+    if abs(det - 1.0) > POSE_TOLERANCE or not orthonormal:
+        return f"has a rotation part that is no rotation (determinant {det:.4g}; a singular or scaled matrix)"
+    return None
 
 
 def _output_format(v: _Violations, value: int, is_video: bool) -> OutputFormat:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from client_sdk import InputImage, InputVideo
+from client_sdk import CameraTrajectory, InputImage, InputVideo
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +57,10 @@ class TinyCase:
     takes input images."""
     task_prompt: str | None = None
     """The ``task_prompt`` a request sends (in-context models: VisualCloze); ``None`` = none."""
+    camera: CameraTrajectory | None = None
+    """The camera trajectory a request sends (camera-controlled world models: Sana-WM); ``None`` = none."""
+    other_camera: CameraTrajectory | None = None
+    """Another trajectory over as many frames, which must change the output; with ``camera``."""
     reshaped_steps: int = 0
     """Steps after the warm-up whose block input changes shape (Qwen-Image 2.1 runs only the target image's
     tokens once its text keys and values are kept): the cache computes them, so with threshold 1 the run

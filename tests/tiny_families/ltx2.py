@@ -1,5 +1,6 @@
-"""LTX-2 text- and image-to-video: a 2-block audio-video transformer, a one-layer Gemma-3 text model, tiny
-video and audio VAEs and a tiny vocoder (configurations after diffusers' own LTX-2 tests)."""
+"""LTX-2 text- and image-to-video and in-context conditioning on a reference video: a 2-block audio-video
+transformer, a one-layer Gemma-3 text model, tiny video and audio VAEs and a tiny vocoder (configurations
+after diffusers' own LTX-2 tests)."""
 
 import torch
 from diffusers import (
@@ -8,6 +9,7 @@ from diffusers import (
     FlowMatchEulerDiscreteScheduler,
     LTX2ConditionPipeline,
     LTX2ImageToVideoPipeline,
+    LTX2InContextPipeline,
     LTX2Pipeline,
     LTX2VideoTransformer3DModel,
 )
@@ -16,7 +18,7 @@ from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
 from tiny_tokenizers import small_gemma_tokenizer
 from transformers import Gemma3TextConfig, Gemma3TextModel
 
-from tiny_families import TinyCase
+from tiny_families import TinyCase, scale_weights
 
 #: 9 frames of 32x32: 3 latent frames of 8x8 latent pixels with this VAE (4x temporal and spatial
 #: compression; the real one compresses 8x and 32x). STG and modality guidance stay off (the family's
@@ -27,7 +29,7 @@ VIDEO = {"width": 32, "height": 32, "frames": 9, "steps": 3, "call_defaults": {"
 TEXT_WIDTH = 32
 
 
-def _build(pipeline_class) -> LTX2Pipeline | LTX2ImageToVideoPipeline | LTX2ConditionPipeline:
+def _build(pipeline_class) -> LTX2Pipeline | LTX2ImageToVideoPipeline | LTX2ConditionPipeline | LTX2InContextPipeline:
     tokenizer = small_gemma_tokenizer()
     torch.manual_seed(0)
     text_encoder = Gemma3TextModel(
@@ -163,3 +165,24 @@ CASES = [
         inputs=(("image", (32, 32)),),
     ),
 ]
+
+
+def build_in_context() -> LTX2InContextPipeline:
+    """The in-context pipeline, its video self-attention twice as strong: at init scale the noisy tokens
+    barely attend to the reference's (another reference moved a pixel by under 2 uint8 levels; at 2x, by
+    about 11)."""
+    pipe = _build(LTX2InContextPipeline)
+    scale_weights(*(block.attn1 for block in pipe.transformer.transformer_blocks), factor=2.0)
+    return pipe
+
+
+CASES.append(
+    TinyCase(
+        name="ltx2-in-context",
+        pipeline_class="LTX2InContextPipeline",
+        build=build_in_context,
+        defaults=VIDEO,
+        inputs=(("image", (32, 32)),),
+        videos=(("reference", (32, 32), 9),),
+    )
+)

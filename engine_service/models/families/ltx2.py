@@ -1,4 +1,4 @@
-"""LTX-2 text- and image-to-video: one transformer makes a video and its audio track together.
+"""LTX-2 text-, image- and in-context video: one transformer makes a video and its audio track together.
 
 Each block carries the video and the audio hidden states (cross-attention between the two
 tracks); the cache carries the audio as the blocks' second stream (``LAYOUT_STREAMS``). The
@@ -13,10 +13,13 @@ and a modality-isolation call without the audio-video cross-attention (``modalit
 as the cache counts steps and branches): STG and modality guidance are off in the call
 defaults. A model may switch them back on through its ``call_defaults``, without the cache.
 
+The in-context (IC-LoRA) pipeline takes the request's ``reference`` input video: its latent
+tokens follow the noisy video's tokens in the one sequence the transformer sees (clean, at
+timestep 0), so the cache's residuals span both; the output's frames follow the reference.
+
 The other LTX-2 pipelines are known, not served: the DFR passes and refine rounds, the latent
 upsampler and the diffusion decoder are stages of multi-call recipes (latents in, or no prompt
-and no denoising loop of their own), and the in-context and HDR pipelines are conditioned on a
-reference video, which a request cannot send.
+and no denoising loop of their own), and the HDR pipeline's output is beyond 8-bit frames.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2ReferenceCondition
 
-from engine_service.models.spec import CallKwargsBuilder, FamilySpec
+from engine_service.models.inputs import video_of
+from engine_service.models.spec import FamilySpec
 from engine_service.models.video import ltx_decode, ltx_mean_std, packed_tokens, video_call_kwargs, video_preview
 
 if TYPE_CHECKING:
@@ -71,16 +76,15 @@ LTX2_I2V = FamilySpec(
 )
 
 
-def _first_frame_condition() -> CallKwargsBuilder:
-    """The condition pipeline's kwargs: the input image as a full-strength condition on frame 0."""
-    base = video_call_kwargs(images={"image": "conditions"}, fps="frame_rate")
+_video_call_kwargs = video_call_kwargs(images={"image": "conditions"}, fps="frame_rate")
 
-    def build(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
-        kwargs = base(pipe, jobs)
+
+def _first_frame_condition(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """The condition pipeline's kwargs: the input image, if sent, as a full-strength condition on frame 0."""
+    kwargs = _video_call_kwargs(pipe, jobs)
+    if "conditions" in kwargs:
         kwargs["conditions"] = [LTX2VideoCondition(frames=kwargs["conditions"], index=0, strength=1.0)]
-        return kwargs
-
-    return build
+    return kwargs
 
 
 #: The condition pipeline (images or clips at any frame index, each with a strength), served with
@@ -88,7 +92,7 @@ def _first_frame_condition() -> CallKwargsBuilder:
 LTX2_CONDITION = FamilySpec(
     name="ltx2-condition",
     pipeline_classes=("LTX2ConditionPipeline",),
-    build_call_kwargs=_first_frame_condition(),
+    build_call_kwargs=_first_frame_condition,
     decode_latents=video_preview(ltx_mean_std, frame="last", latents=packed_tokens, decode=ltx_decode),
     input_roles=("image",),
     required_roles=("image",),
@@ -136,25 +140,47 @@ LTX2_HDR = FamilySpec(
     pipeline_classes=("LTX2HDRPipeline",),
     build_call_kwargs=video_call_kwargs(fps="frame_rate"),
     unsupported_reason=(
-        "its output is linear HDR values in [0, inf) after an inverse LogC3 transform, which the engine's 8-bit "
-        "MP4 and PNG frames cannot carry (its reference SDR video, LTX2HDRReferenceCondition, could come as an "
-        "input video)"
+        "its output is linear HDR values in [0, inf) (the inverse LogC3 transform of the decoded video), and every "
+        "output format of the contract (PNG, JPEG, WebP, MP4, PNG frames) is 8-bit sRGB: serving it needs a float "
+        "frame format such as OpenEXR in the contract, with its encoder and an SDK and CLI that hand back float "
+        "frames; an SDR tone map (diffusers' encode_hdr_tensor_to_mp4: clip to [0, 1], then the sRGB transfer) "
+        "would drop the range the pipeline exists for. Its reference SDR video (LTX2HDRReferenceCondition) could "
+        "come as an input video, as ltx2-in-context's reference does"
     ),
     **_COMMON,
 )
 
-#: In-context (IC-LoRA) conditioning on a reference video.
+
+def _in_context_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """The in-context pipeline's kwargs: the ``reference`` video (its first ``num_frames`` frames, as the
+    server cut them) as one reference condition at full strength, and the ``image``, if sent, as a
+    first-frame condition."""
+    kwargs = _first_frame_condition(pipe, jobs)
+    kwargs["reference_conditions"] = [LTX2ReferenceCondition(frames=video_of(jobs, "reference"), strength=1.0)]
+    return kwargs
+
+
+#: In-context (IC-LoRA) conditioning on a reference video: a pose, depth or edge video (the request's
+#: ``reference`` input video) that an IC-LoRA follows frame by frame. The pipeline resizes and
+#: centre-crops it to the output's size, encodes it with the VAE and appends its latent tokens to the
+#: noisy video's, fully clean (strength 1: timestep 0 on those tokens, pinned to the encoded reference
+#: every step); the transformer attends to all of them, so the cache's residuals span the longer
+#: sequence (and the audio stream, as for ``ltx2``). The output has the reference's frames (8k + 1 of
+#: them, or the first ``num_frames``), which keeps its tokens frame for frame beside the generated
+#: ones. An ``image`` input, optional, is a first-frame condition as in ``ltx2-condition``. A model
+#: whose IC-LoRA was trained on downscaled references sets ``reference_downscale_factor`` in its
+#: ``call_defaults``. Jobs run alone: the reference is encoded once per call and every output shares it.
 LTX2_IN_CONTEXT = FamilySpec(
     name="ltx2-in-context",
     pipeline_classes=("LTX2InContextPipeline",),
-    build_call_kwargs=video_call_kwargs(fps="frame_rate"),
-    unsupported_reason=(
-        "its conditioning input is a reference video (LTX2ReferenceCondition: a pose, depth or edge video the "
-        "IC-LoRA follows frame by frame) whose latent tokens join the noisy sequence with their own timesteps "
-        "and attention mask; requests carry input videos, but the engine maps none to a reference condition and "
-        "no tiny case checks the cache over the longer sequence; without one it is LTX2ConditionPipeline, "
-        "which is served (ltx2-condition)"
-    ),
+    build_call_kwargs=_in_context_call_kwargs,
+    decode_latents=video_preview(ltx_mean_std, frame="last", latents=packed_tokens, decode=ltx_decode),
+    input_roles=("image",),
+    video_roles=("reference",),
+    required_video_roles=("reference",),
+    frames_from_video="reference",
+    # It takes no list of generators (diffusers warns and draws every sample from the first one).
+    generator_per_output=False,
     **_COMMON,
 )
 

@@ -8,17 +8,25 @@ call. The pipeline takes the frame count as ``frames``; it snaps sizes to its
 aspect-ratio bins and resizes back, so the output has the requested size. The
 image-to-video pipeline keeps the input image's latents as the first latent frame.
 
-Sana-WM (``SanaWMPipeline``, a world model over the LTX-2 video VAE) is known but
-not served: it follows a camera trajectory (camera-to-world poses and intrinsics,
-or action strings) besides the first-frame image, and a request cannot carry one.
+Sana-WM (``SanaWMPipeline``) is a camera-controlled world model over the LTX-2 video
+VAE: from a first-frame image it renders the video a camera moving along the
+request's trajectory would see (``GenerateRequest.camera``: an action string such
+as ``"w-80,jw-40,w-40"``, or one camera-to-world pose per frame, with pinhole
+intrinsics). Its transformer conditions every block on the trajectory's rays; the
+first latent frame stays the input image's. One video per call, with one
+generator. diffusers ships its stage-2 refiner (``SanaWMLTX2Refiner``) as a
+separate pipeline that the call does not run.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
+from engine_service.errors import excerpt
+from engine_service.models.inputs import image_of
 from engine_service.models.spec import FamilySpec
 from engine_service.models.video import mean_std, video_call_kwargs, video_preview
 
@@ -100,6 +108,78 @@ SANA_VIDEO_I2V = FamilySpec(
     **_COMMON,
 )
 
+#: The keys an action segment may hold (diffusers' ``cam_utils.ALLOWED_ACTION_KEYS``): w/s forward and
+#: back, a/d left and right, i/k pitch up and down, j/l yaw left and right.
+ACTION_KEYS = frozenset("wasdijkl")
+
+
+def action_frames(action: str) -> int:
+    """The frames a Sana-WM camera moving along ``action`` covers: the sum of its segments' durations,
+    plus the start pose.
+
+    The grammar is diffusers' (``pipelines/sana_wm/cam_utils.py``, ``_parse_action_string``), read
+    without rolling the poses out: comma-separated ``<keys>-<frames>`` segments, whitespace dropped and
+    a full-width comma taken as a comma; ``<frames>`` is a positive integer, ``<keys>`` any of
+    ``wasdijkl`` in any case, ``none`` or nothing. Accepts exactly the strings diffusers accepts.
+    Raises ValueError saying what is wrong.
+    """
+    cleaned = "".join(action.replace("\uff0c", ",").split())
+    if not cleaned:
+        raise ValueError("is empty; give segments such as 'w-80,jw-40'")
+    total = 0
+    for segment in cleaned.split(","):
+        if not segment or "-" not in segment:
+            raise ValueError(f"segment {excerpt(segment)} is not '<keys>-<frames>', e.g. 'w-80'")
+        keys, count = segment.rsplit("-", 1)
+        try:
+            frames = int(count) if count.isdigit() else 0
+        except ValueError:  # a digit int() does not read, e.g. a superscript
+            frames = 0
+        if frames <= 0:
+            raise ValueError(f"segment {excerpt(segment)} needs a positive whole number of frames after '-'")
+        lowered = keys.lower()
+        bad = sorted({key for key in lowered if key not in ACTION_KEYS}) if lowered != "none" else []
+        if bad:
+            raise ValueError(
+                f"segment {excerpt(segment)} holds {excerpt(''.join(bad))}: keys are any of "
+                f"{''.join(sorted(ACTION_KEYS))} or 'none'"
+            )
+        total += frames
+    return total + 1
+
+
+def _wm_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    (job,) = jobs  # one job per call (generator_per_output=False), one video (max_outputs=1)
+    camera = job.camera
+    kwargs: dict[str, Any] = {
+        "image": image_of(jobs, "image"),
+        "prompt": job.prompt,
+        "negative_prompt": job.negative_prompt,
+        "width": job.width,
+        "height": job.height,
+        "num_frames": job.num_frames,
+        "fps": job.fps,
+        "num_inference_steps": job.num_inference_steps,
+        "guidance_scale": job.guidance_scale,
+        "intrinsics": list(camera.intrinsics),
+    }
+    if camera.action:
+        kwargs["action"] = camera.action
+    else:
+        kwargs["c2w"] = np.asarray(camera.c2w, dtype=np.float32).reshape(-1, 4, 4)
+    return kwargs
+
+
+def _wm_decode(pipe: DiffusionPipeline, latents: torch.Tensor) -> torch.Tensor:
+    """The pipeline's own decode: the LTX-2 VAE's scaling, mean and std undone, then the VAE."""
+    return pipe._decode_latents(latents)
+
+
+def _read_wm_output(output: Any) -> Any:
+    """The pipeline's ``frames`` (F, H, W, 3) as one output: (1, F, H, W, 3)."""
+    return output.frames[None]
+
+
 SANA_WM = FamilySpec(
     name="sana-wm",
     pipeline_classes=("SanaWMPipeline",),
@@ -110,14 +190,15 @@ SANA_WM = FamilySpec(
     default_steps=60,
     default_guidance_scale=5.0,
     block_lists=("blocks",),
-    build_call_kwargs=video_call_kwargs(images={"image": "image"}, fps="fps"),
+    build_call_kwargs=_wm_call_kwargs,
+    decode_latents=video_preview(lambda pipe, latents: latents, frame="last", decode=_wm_decode),
     default_frames=161,
     frame_stride=8,
     uses_negative_prompt=True,
     input_roles=("image",),
     required_roles=("image",),
-    unsupported_reason=(
-        "it moves the camera along a trajectory that every call must give (camera-to-world poses with "
-        "intrinsics, or action strings, per frame) besides the first-frame image, and a request cannot carry one"
-    ),
+    generator_per_output=False,
+    max_outputs=1,
+    read_output=_read_wm_output,
+    camera_actions=action_frames,
 )
