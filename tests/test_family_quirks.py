@@ -962,38 +962,26 @@ def test_a_video_upscale_reports_every_tile_loop_and_renders_the_size_its_video_
     assert [(output.width, output.height, output.num_frames) for output in result.outputs] == [(88, 32, 5)] * 2
 
 
-@pytest.mark.parametrize(
-    ("prompt", "fields", "field", "why"),
-    [
-        ("a red circle", {}, "prompt", "takes no prompt"),
-        ("", {"guidance_scale": 2.0}, "guidance_scale", "takes no guidance scale"),
-        ("", {"width": 48}, "width", "renders 56x32 for this 24x16 input video"),
-        (
-            "",
-            {"input_videos": [input_video("video", (12, 8), 5)]},
-            "input_videos[0].data",
-            "smaller than one 16x16 tile",
-        ),
-    ],
-)
-def test_a_video_upscale_with_a_prompt_guidance_another_size_or_a_video_below_a_tile_is_invalid(
-    client, prompt, fields, field, why
-):
-    request = {"model": "k6-sr", "input_videos": [input_video("video", (24, 16), 5)], **fields}
-    with pytest.raises(InvalidArgumentError) as info:
-        client.generate(prompt, **request)
-    assert why in _fields(info.value)[field]
+#: Requests a video upscaler refuses: (prompt, fields, the field named, part of why).
+UPSCALE_REFUSALS = [
+    ("a red circle", {}, "prompt", "takes no prompt"),
+    ("", {"guidance_scale": 2.0}, "guidance_scale", "takes no guidance scale"),
+    ("", {"width": 48}, "width", "renders 56x32 for this 24x16 input video"),
+    ("", {"input_videos": [input_video("video", (12, 8), 5)]}, "input_videos[0].data", "smaller than one 16x16 tile"),
+]
+
+
+def test_a_video_upscale_with_a_prompt_guidance_another_size_or_a_video_below_a_tile_is_invalid(client):
+    video = [input_video("video", (24, 16), 5)]
+    for prompt, fields, field, why in UPSCALE_REFUSALS:
+        with pytest.raises(InvalidArgumentError) as info:
+            client.generate(prompt, **{"model": "k6-sr", "input_videos": video, **fields})
+        assert why in _fields(info.value)[field], field
     (model,) = [m for m in client.list_models().models if m.name == "k6-sr"]
-    assert (model.refuses_prompt, model.refuses_guidance_scale, model.default_width, model.default_height) == (
-        True,
-        True,
-        0,
-        0,
-    )
-    (video,) = client.generate(
-        "", model="k6-sr", input_videos=[input_video("video", (24, 16), 5)], num_inference_steps=1
-    ).outputs
-    assert (video.width, video.height) == (56, 32)
+    listed = (model.refuses_prompt, model.refuses_guidance_scale, model.default_width, model.default_height)
+    assert listed == (True, True, 0, 0)
+    (output,) = client.generate("", model="k6-sr", input_videos=video, num_inference_steps=1).outputs
+    assert (output.width, output.height) == (56, 32)
 
 
 IN_CONTEXT = {"model": "ltx2-ic", "seed": 3, "fps": 16, "num_inference_steps": 2, "output_format": "png_frames"}
