@@ -37,6 +37,9 @@ makes the reference's frames (8k + 1, or the first num_frames of it); served fro
 loaded as a request adapter steers it.
 Sana-WM follows the camera trajectory each request sends (an action string gives the frames its rolled-out
 poses give), refuses a malformed one naming its field, and reads action strings exactly as diffusers does.
+Wan-Animate makes its pose video's frames in segments, each a whole denoising loop: progress counts the
+steps of every segment the pose video needs and the cache restarts at each; a background video with its
+mask video switches it to replacing the person, and videos that do not go together are refused.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ from tiny_families.motif_video import build_tiny_motif_video
 from tiny_families.omnigen import build_tiny_omnigen
 from tiny_families.skyreels_v2 import CONTINUATION, build_skyreels_v2_df
 from tiny_families.skyreels_v2 import VIDEO as SKYREELS
+from tiny_families.wan import ANIMATE, build_wan_animate
 
 from client_sdk import (
     AsyncClient,
@@ -122,6 +126,11 @@ OVERLAPPING = {"model": "ltx-long-overlap2", "input_images": LTX_IMAGE}
 ALWAYS_CACHE = CachePolicy(
     preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
 )
+#: Wan-Animate segments of 13 frames, each after the first starting on the last 5 of the one before.
+ANIMATE_PREV5 = {
+    **ANIMATE,
+    "call_defaults": {**ANIMATE["call_defaults"], "segment_frame_length": 13, "prev_segment_conditioning_frames": 5},
+}
 #: Threshold 0: the cache decides every step and never reuses one.
 NEVER_CACHE = CachePolicy(preset="dbcache", residual_diff_threshold=0.0)
 K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
@@ -172,6 +181,8 @@ def server(omnigen, continuation):
         "k6-sr": model_from_pipeline("k6-sr", build_kandinsky6_sr(), cpu, {"width": 24, "height": 16, "steps": 2}),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
+        "wan-animate": model_from_pipeline("wan-animate", build_wan_animate(), cpu, ANIMATE),
+        "wan-animate-prev5": model_from_pipeline("wan-animate-prev5", build_wan_animate(), cpu, ANIMATE_PREV5),
         "omnigen": model_from_pipeline("omnigen", omnigen, cpu, {"width": 32, "height": 32, "steps": 2}),
         "anyflow-far": model_from_pipeline("anyflow-far", build_tiny_anyflow_far(), cpu, FAR_VIDEO),
         "df": model_from_pipeline("df", build_skyreels_v2_df(), cpu, SKYREELS),
@@ -984,6 +995,128 @@ def test_a_video_upscale_with_a_prompt_guidance_another_size_or_a_video_below_a_
     assert (output.width, output.height) == (56, 32)
 
 
+def _animate(
+    frames: int = 9, *, face_frames: int | None = None, replace: bool = False, model: str = "wan-animate", **videos
+) -> dict:
+    """A Wan-Animate request: the reference image, a pose and a face video of ``frames`` frames (the face
+    video ``face_frames``), with ``replace`` a background and a mask video too; ``videos`` replaces a role's
+    video (``None`` leaves it out)."""
+    sent = {
+        "pose": input_video("pose", (16, 16), frames),
+        "face": input_video("face", (16, 16), face_frames or frames),
+        "background": input_video("background", (16, 16), frames, other=True) if replace else None,
+        "mask": input_video("mask", (16, 16), frames) if replace else None,
+    }
+    sent.update(videos)
+    return {
+        "model": model,
+        "seed": 3,
+        "input_images": [input_image("image", (16, 16))],
+        "input_videos": [video for video in sent.values() if video is not None],
+    }
+
+
+@pytest.mark.parametrize(("frames", "segments"), [(9, 2), (13, 3)])
+def test_an_animation_reports_every_step_of_every_segment_its_pose_video_needs_and_caches_per_segment(
+    client, frames, segments
+):
+    """Segments of 5 frames, each after the first starting on the last frame of the one before: 9 pose frames
+    take 2 segments, 13 take 3, each a denoising loop of 2 steps that warms the cache up on its first."""
+    events = list(client.stream("a red circle", cache=ALWAYS_CACHE, **_animate(frames)))
+    started, steps, result = _streamed(events)
+    total = 2 * segments
+    assert started.total_steps == total and {step.total_steps for step in steps} == {total}
+    assert [step.step for step in steps] == list(range(total))
+    assert [step.cached for step in steps] == [False, True] * segments
+    assert [stat.cached for stat in result.cache_stats.steps] == [False, True] * segments
+    assert result.cache_stats.cached_steps == segments
+    (video,) = result.outputs
+    assert video.num_frames == frames
+
+
+def test_an_animation_of_num_frames_takes_the_segments_of_those_first_frames(client):
+    """The first 5 of 13 frames: one segment. Two outputs share the videos, each with its own noise."""
+    events = client.stream("a red circle", num_frames=5, num_outputs=2, **_animate(13))
+    started, steps, result = _streamed(list(events))
+    assert started.total_steps == len(steps) == 2
+    assert [video.num_frames for video in result.outputs] == [5, 5]
+    assert result.outputs[0].sha256 != result.outputs[1].sha256
+
+
+def test_list_models_tells_the_animation_videos_and_that_the_pose_video_sets_the_frames(client):
+    (info,) = [model for model in client.list_models().models if model.name == "wan-animate"]
+    assert info.video_roles == ("pose", "face", "background", "mask")
+    assert info.required_video_roles == ("pose", "face")
+    assert info.frames_from_video == "pose"
+    assert (info.input_roles, info.required_roles) == (("image",), ("image",))
+
+
+def test_a_background_and_mask_video_replace_the_person_each_changing_the_video(client):
+    def pixels(request):
+        return client.generate("a red circle", output_format="png_frames", **request).outputs[0].sha256
+
+    animated, replaced = pixels(_animate()), pixels(_animate(replace=True))
+    other_background = pixels(_animate(replace=True, background=input_video("background", (16, 16), 9)))
+    other_mask = pixels(_animate(replace=True, mask=input_video("mask", (16, 16), 9, other=True)))
+    assert len({animated, replaced, other_background, other_mask}) == 4
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "field", "words"),
+    [
+        ({"background": None}, "input_videos", "a mask video needs a background video"),
+        ({"mask": None}, "input_videos", "a background video needs a mask video"),
+        ({"face": input_video("face", (16, 16), 7)}, "input_videos[1].data", "has 7 frames"),
+        ({"mask": input_video("mask", (16, 16), 11)}, "input_videos[3].data", "its pose video (input_videos[0])"),
+        (
+            # One frame: no segment after the first's conditioning frame.
+            {
+                "pose": input_video("pose", (16, 16), 1),
+                "face": input_video("face", (16, 16), 1),
+                "background": None,
+                "mask": None,
+            },
+            "input_videos[0].data",
+            "makes at least 2",
+        ),
+    ],
+)
+def test_animation_videos_that_do_not_go_together_are_invalid_and_the_server_keeps_serving(
+    client, request_fields, field, words
+):
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", **_animate(replace=True, **request_fields))
+    assert words in _fields(raised.value)[field]
+    assert set(_fields(raised.value)) == {field}
+    assert client.generate("a red circle", num_inference_steps=1, **_animate()).outputs[0].num_frames == 9
+
+
+def test_with_num_frames_every_animation_video_needs_that_many_first_frames(client):
+    """13 pose frames and a face video of 11 make 9 frames (the first 9 of each); a face video of 7 is refused."""
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", num_frames=9, **_animate(13, face_frames=7))
+    (field,) = _fields(raised.value)
+    assert field == "input_videos[1].data"
+    assert "has 7 frames; wan-animate takes the first 9 (num_frames)" in _fields(raised.value)[field]
+    result = client.generate("a red circle", num_frames=9, num_inference_steps=1, **_animate(13, face_frames=11))
+    assert result.outputs[0].num_frames == 9
+
+
+def test_a_model_conditioning_segments_on_5_frames_needs_6_and_counts_its_segments_by_8_new_frames(client):
+    """Segments of 13 frames that start on the last 5 of the one before add 8 frames each: 17 frames take 2
+    segments; 5 frames make no segment, whether the pose video has them or num_frames asks for them."""
+    started, steps, result = _streamed(list(client.stream("a red circle", **_animate(17, model="wan-animate-prev5"))))
+    assert started.total_steps == len(steps) == 4 and result.outputs[0].num_frames == 17
+    with pytest.raises(InvalidArgumentError) as short:
+        client.generate("a red circle", **_animate(5, model="wan-animate-prev5"))
+    assert "send 6 frames or more" in _fields(short.value)["input_videos[0].data"]
+    with pytest.raises(InvalidArgumentError) as asked:
+        client.generate("a red circle", num_frames=5, **_animate(9, model="wan-animate-prev5"))
+    assert "ask for 6" in _fields(asked.value)["num_frames"]
+    assert client.generate("a red circle", num_frames=6, **_animate(9, model="wan-animate-prev5")).outputs
+
+
+#: An LTX-2 in-context request; its reference video's frames are 32x32, the output's size.
 IN_CONTEXT = {"model": "ltx2-ic", "seed": 3, "fps": 16, "num_inference_steps": 2, "output_format": "png_frames"}
 
 

@@ -42,8 +42,8 @@ PromptImagesCheck = Callable[[str, "Mapping[str, int]"], "str | None"]
 NativeFrames = Callable[["DiffusionPipeline"], int]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
-#: the roles of a request's input images, in request order -> why the model cannot lay them out, or
-#: ``None`` when it can.
+#: the roles of a request's input images (or videos), in request order -> why the model cannot lay them
+#: out, or ``None`` when it can.
 RoleCheck = Callable[["Sequence[str]"], "str | None"]
 #: (pipeline, the first ``image`` input's width, its height, the model's call defaults) -> the (width,
 #: height) in pixels the pipeline renders for that input.
@@ -152,6 +152,15 @@ class FamilySpec:
     """For a family that continues a video (``continues_video``): how many of the video's last frames the
     pipeline continues from (SkyReels-V2: ``overlap_history``), read from the model's call defaults. A
     video with fewer frames is INVALID_ARGUMENT naming it. ``None`` = any frame count."""
+    aligned_video_roles: tuple[str, ...] = ()
+    """Video roles whose frames go frame by frame with the ``frames_from_video`` video (Wan-Animate's face,
+    background and mask videos beside its pose video): each must hold as many frames as that video (at
+    least ``num_frames`` when the request sets them), and is cut as that video is. Another count is
+    INVALID_ARGUMENT on the video's data instead of a pipeline that pads or drops frames of it."""
+    check_video_roles: RoleCheck | None = None
+    """Refuses input videos the pipeline cannot take together by their roles (INVALID_ARGUMENT on
+    ``input_videos`` with the reason), e.g. a mask video without the background video it masks;
+    ``None`` = any that ``video_roles`` and ``required_video_roles`` allow."""
     min_input_side: int = 0
     """Smallest width or height, in pixels, the pipeline accepts for an input image (0 = any); a smaller
     image is INVALID_ARGUMENT naming it instead of a pipeline failure."""
@@ -255,7 +264,10 @@ class FamilySpec:
     timesteps set anew (Helios samples a video chunk by chunk): how many loops a request runs and how
     many frames they make. Progress counts the steps of every loop (``total_steps`` = steps x loops),
     and the cache starts a fresh run at each loop. A frame count the loops do not make is
-    INVALID_ARGUMENT naming the count they make. ``None`` = one loop."""
+    INVALID_ARGUMENT naming the count they make. For a family whose frames follow an input video
+    (``frames_from_video``) and a request that leaves ``num_frames`` unset, the loops are counted from
+    that video's frames once it is decoded (a video whose frames they do not make is INVALID_ARGUMENT
+    on its data). ``None`` = one loop."""
     loops_on_scheduler_copies: bool = False
     """Whether the pipeline's denoising loops set the timesteps of fresh deep copies of its scheduler and
     never again its own (SkyReels-V2 diffusion forcing video-to-video: one copy per latent frame, set anew
