@@ -99,6 +99,13 @@ def validate(
         if problem:
             v.add("prompt", problem)
     steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps)
+    if steps and steps != model.default_steps and model.family.schedule_steps is not None:
+        v.add(
+            "num_inference_steps",
+            f"model {model.name!r} ({model.family.name}) runs its distilled sigma schedule of {model.default_steps} "
+            f"steps; leave num_inference_steps unset or send {model.default_steps}",
+        )
+        steps = 0
     guidance = _guidance(v, request, model.default_guidance_scale)
     if request.HasField("guidance_scale") and not model.family.takes_guidance:
         v.add("guidance_scale", f"model {model.name!r} ({model.family.name}) takes no guidance scale; leave it unset")
