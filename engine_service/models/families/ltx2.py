@@ -172,10 +172,11 @@ LTX2_DFR_TEMPORAL_REFINE = FamilySpec(
     pipeline_classes=("LTX2DFRTemporalRefinePipeline",),
     build_call_kwargs=video_call_kwargs(fps="frame_rate"),
     unsupported_reason=(
-        "it is a processing stage that takes the previous DFR pass's video, audio and keyframe latents and "
-        "keyframe positions (all required), not a prompt-to-video pipeline; it doubles the frames with a "
-        "temporal latent upsampler and denoises the canvas tile by tile, each tile a whole denoising loop of "
-        "its own, while the engine follows one loop per request"
+        "it is a processing stage of the DFR recipe, not a prompt-to-video pipeline: every call needs the previous "
+        "pass's raw video latents, keyframe-slot latents, keyframe positions and frozen audio latents (diffusers "
+        "raises without them), which no request can carry and ltx2-dfr, which returns decoded frames, does not hand "
+        "on; it doubles the frames with a temporal latent upsampler and denoises the canvas tile by tile, each tile "
+        "a whole denoising loop of its own"
     ),
     **_COMMON,
 )
@@ -236,9 +237,14 @@ LTX2_LATENT_UPSAMPLE = FamilySpec(
     pipeline_classes=("LTX2LatentUpsamplePipeline",),
     build_call_kwargs=video_call_kwargs(),
     unsupported_reason=(
-        "it is a processing stage that takes latents or a video (a first stage's output) and upsamples them "
-        "with a latent upsampler model, not a prompt-to-video pipeline: no prompt, no denoising loop and no "
-        "transformer to cache"
+        "it upscales a video (or a first stage's latents) without denoising it: VAE encode, one call of its latent "
+        "upsampler model, VAE decode, with no prompt, no transformer, no scheduler and no steps. Its video input and "
+        "a size that follows the video would fit the contract, but the engine serves models that denoise: the "
+        "worker times steps on the transformer, the block cache, LoRA adapters and the speed stack (quantization, "
+        "compile, parallel splits) act on it, and every request reports and is cancelled at its steps. Serving it "
+        "needs a kind of model without a denoising loop across validation (refusing steps, guidance, a cache "
+        "policy, previews and adapters), the worker, the speed stack and ListModels (no steps), more than a small "
+        "change; kandinsky6-sr, the served video upscaler, denoises its tiles in steps"
     ),
     **_COMMON,
 )
@@ -249,9 +255,9 @@ LTX2_DIFFUSION_DECODE = FamilySpec(
     pipeline_classes=("LTX2VideoDiffusionDecodePipeline",),
     build_call_kwargs=video_call_kwargs(),
     unsupported_reason=(
-        "it is a decoder that takes an LTX-2 pipeline's latents (its only required input) and denoises pixels "
-        "from them, not a prompt-to-video pipeline: no prompt, no guidance, and its steps run inside the "
-        "decoder model's decode call"
+        "it is a decoder whose only input is an LTX-2 pipeline's video latents, which no request can carry (the "
+        "served LTX-2 families return decoded frames): no prompt, no video input, no guidance, and its denoising "
+        "steps run inside the diffusion decoder model's decode call, not through a loop the engine follows"
     ),
     **_COMMON,
 )
