@@ -32,6 +32,8 @@ step still counts once for the cache, and progress reports the noisiest frame's 
 LTX-2 in-context takes its reference video as the pipeline's reference condition, every frame of it, and
 makes the reference's frames (8k + 1, or the first num_frames of it); served from a directory, an IC-LoRA
 loaded as a request adapter steers it.
+EasyAnimate Control, whose diffusers 0.42.1 call fails on every call, works on the served instance and
+follows its control video frame for frame (frames 4k + 1, or the first num_frames of it).
 Sana-WM follows the camera trajectory each request sends (an action string gives the frames its rolled-out
 poses give), refuses a malformed one naming its field, and reads action strings exactly as diffusers does.
 """
@@ -54,6 +56,7 @@ import pytest
 import torch
 from diffusers import (
     AmusedImg2ImgPipeline,
+    EasyAnimateControlPipeline,
     HeliosDMDScheduler,
     HeliosPyramidPipeline,
     HunyuanVideo15ImageToVideoPipeline,
@@ -67,6 +70,8 @@ from tiny_families import all_cases, input_image, input_video, video_frames
 from tiny_families.amused import build_tiny_amused
 from tiny_families.anyflow import FAR_VIDEO, build_tiny_anyflow_far
 from tiny_families.dit import build_tiny_dit
+from tiny_families.easyanimate import VIDEO as EASYANIMATE
+from tiny_families.easyanimate import build_easyanimate
 from tiny_families.helios import PYRAMID, build_helios
 from tiny_families.helios import VIDEO as HELIOS
 from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
@@ -171,6 +176,9 @@ def server(omnigen):
         "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
         "ltx2-ic": model_from_pipeline("ltx2-ic", build_in_context(), cpu, LTX2_VIDEO),
+        "easyanimate-control": model_from_pipeline(
+            "easyanimate-control", build_easyanimate(EasyAnimateControlPipeline), cpu, EASYANIMATE
+        ),
         # Half-strength attention between the noisy and the reference tokens: a video self-attention mask.
         "ltx2-ic-masked": model_from_pipeline(
             "ltx2-ic-masked",
@@ -1000,6 +1008,71 @@ def test_an_in_context_model_directory_serves_an_ic_lora_as_a_request_adapter(tm
         "reference",
     )
     assert len(plain.outputs) == len(steered.outputs) == 9 and _frames(plain) != _frames(steered)
+
+
+#: An EasyAnimate Control request; its control video's frames are 32x32, the output's size.
+EASYANIMATE_CONTROL = {
+    "model": "easyanimate-control",
+    "seed": 3,
+    "num_inference_steps": 2,
+    "output_format": "png_frames",
+}
+
+
+def _control(frames: list) -> list[InputVideo]:
+    return [InputVideo.from_frames(frames, "control")]
+
+
+def _control_call(frames: list) -> dict:
+    """The control pipeline's arguments for ``EASYANIMATE_CONTROL`` with ``frames`` as its control video,
+    written out: (1, 3, F, H, W) in [0, 1]."""
+    video = torch.from_numpy(np.stack([np.asarray(frame, dtype=np.float32) / 255.0 for frame in frames]))
+    return {
+        "prompt": ["a red circle"],
+        "negative_prompt": [""],
+        "width": 32,
+        "height": 32,
+        "num_frames": len(frames),
+        "num_inference_steps": 2,
+        "guidance_scale": 5.0,
+        "control_video": video.permute(3, 0, 1, 2)[None],
+    }
+
+
+def test_easyanimate_control_fails_as_diffusers_ships_it_and_serves_its_own_call_repaired():
+    """diffusers 0.42.1's ``__call__`` passes ``encode_prompt`` an argument it does not take (TypeError on
+    every call) and decodes with a ``decode_latents`` the class lacks. The served instance runs: the engine's
+    video is the pipeline's own call with the control video, and its decode is ``EasyAnimatePipeline``'s,
+    ``vae.decode(latents / scaling_factor)``."""
+    frames = video_frames((32, 32), 5)
+    pipeline = build_easyanimate(EasyAnimateControlPipeline)
+    with pytest.raises(TypeError, match="text_encoder_index"), torch.no_grad():
+        pipeline(**_control_call(frames), generator=torch.Generator().manual_seed(3), output_type="latent")
+    model = model_from_pipeline("easyanimate-control", pipeline, torch.device("cpu"), EASYANIMATE)
+    with torch.no_grad():
+        video = pipeline(**_control_call(frames), generator=torch.Generator().manual_seed(3), output_type="np")
+        latents = pipeline(**_control_call(frames), generator=torch.Generator().manual_seed(3), output_type="latent")
+        decoded = pipeline.vae.decode(latents.frames / pipeline.vae.config.scaling_factor, return_dict=False)[0]
+    np.testing.assert_array_equal(video.frames, pipeline.video_processor.postprocess_video(decoded, output_type="np"))
+    engine = AsyncEngine({"easyanimate-control": model}, "easyanimate-control", Limits(), "cpu")
+    with BackgroundServer(engine) as server, Client(server.address, timeout=120) as client:
+        result = client.generate("a red circle", input_videos=_control(frames), **EASYANIMATE_CONTROL)
+    made = np.stack([np.asarray(output.image) for output in result.outputs])
+    np.testing.assert_array_equal(made, to_uint8(video.frames[0]))
+
+
+def test_easyanimate_control_follows_its_control_video_frame_for_frame(client):
+    """The output has the control video's frames cut to 4k + 1 (7 give 5, 9 give 9), or its first
+    ``num_frames`` (5 of 9 give what those 5 give); the same frames played backwards give another video:
+    each control frame steers its own frames, not the first alone."""
+    frames = video_frames((32, 32), 9)
+    cut = client.generate("a red circle", input_videos=_control(frames[:7]), **EASYANIMATE_CONTROL)
+    whole = client.generate("a red circle", input_videos=_control(frames), **EASYANIMATE_CONTROL)
+    first = client.generate("a red circle", input_videos=_control(frames), num_frames=5, **EASYANIMATE_CONTROL)
+    backwards = client.generate("a red circle", input_videos=_control(frames[::-1]), **EASYANIMATE_CONTROL)
+    assert (len(cut.outputs), len(whole.outputs)) == (5, 9)
+    assert _frames(first) == _frames(cut)
+    assert _frames(backwards) != _frames(whole)
 
 
 @pytest.fixture(scope="module")
