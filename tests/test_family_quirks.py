@@ -1075,6 +1075,44 @@ def test_easyanimate_control_follows_its_control_video_frame_for_frame(client):
     assert _frames(backwards) != _frames(whole)
 
 
+def _reference_tensor(picture: Image.Image) -> torch.Tensor:
+    """A reference image as the control pipeline's ``ref_image``: a one-frame video (1, 3, 1, H, W) in [0, 1]."""
+    return torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0).permute(2, 0, 1)[None, :, None]
+
+
+def test_easyanimate_control_takes_a_reference_image_and_refuses_one_it_would_drop(client):
+    """The ``reference`` image is the pipeline's ``ref_image``: the engine's video is the pipeline's own call
+    with it. The pipeline reads it only when more than one latent frame follows (its own one-frame calls
+    with and without it are alike), so a one-frame request with a reference is INVALID_ARGUMENT naming the
+    image's role, and the server still serves it without one."""
+    frames = video_frames((32, 32), 5)
+    reference = input_image("reference", (32, 32))
+    picture = Image.open(io.BytesIO(reference.data)).convert("RGB")
+    pipeline = build_easyanimate(EasyAnimateControlPipeline)
+    model_from_pipeline("easyanimate-control", pipeline, torch.device("cpu"), EASYANIMATE)  # repaired
+    ref_image = _reference_tensor(picture)
+    with torch.no_grad():
+        video = pipeline(
+            **_control_call(frames), ref_image=ref_image, generator=torch.Generator().manual_seed(3), output_type="np"
+        ).frames[0]
+        single = [
+            pipeline(**_control_call(frames[:1]), generator=torch.Generator().manual_seed(3), output_type="np", **ref)
+            for ref in ({}, {"ref_image": ref_image})
+        ]
+    np.testing.assert_array_equal(single[0].frames, single[1].frames)
+    request = {**EASYANIMATE_CONTROL, "input_images": [reference]}
+    served = client.generate("a red circle", input_videos=_control(frames), **request)
+    np.testing.assert_array_equal(np.stack([np.asarray(output.image) for output in served.outputs]), to_uint8(video))
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", input_videos=_control(frames[:1]), **request)
+    assert set(_fields(raised.value)) == {"input_images[0].role"}, raised.value
+    with pytest.raises(InvalidArgumentError) as raised:  # one frame of a longer control video
+        client.generate("a red circle", input_videos=_control(frames), num_frames=1, **request)
+    assert set(_fields(raised.value)) == {"input_images[0].role"}, raised.value
+    alone = client.generate("a red circle", input_videos=_control(frames[:1]), **EASYANIMATE_CONTROL)
+    assert len(alone.outputs) == 1
+
+
 @pytest.fixture(scope="module")
 def sana_wm():
     """A Sana-WM server (its own: every request carries a camera trajectory) and its tiny case."""

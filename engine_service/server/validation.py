@@ -565,13 +565,17 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
 
     Raises InvalidRequest naming ``input_videos[i].data`` for a video that does not decode, holds no
     frames, too many frames (``max_input_video_frames``), frames too large (``max_input_video_pixels``)
-    or too few frames for the family's least count.
+    or too few frames for the family's least count, and naming ``input_images[i].role`` for an image of a
+    role the family reads only in a video of more than one latent frame (``FamilySpec.video_only_roles``)
+    when the request makes one.
     """
     if spec.input_images:
         spec = decode_input_images(spec, input_mode(model))
-    if not spec.input_videos:
-        return spec
     v, family = _Violations(), model.family
+    if not spec.input_videos:
+        _video_only_images(v, spec, model, spec.num_frames)
+        v.raise_if_any()
+        return spec
     frames, decoded = spec.num_frames, []
     for index, (role, data) in enumerate(spec.input_videos):
         field = f"input_videos[{index}].data"
@@ -595,8 +599,25 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
             if frames < max(family.min_frames, 1):
                 v.add(field, f"has {len(got)} frames; {family.name} makes at least {family.min_frames}")
         decoded.append((role, tuple(got[:frames] if follows else got)))
+    if frames:  # a video that set no count is refused already
+        _video_only_images(v, spec, model, frames)
     v.raise_if_any()
     return dataclasses.replace(spec, input_videos=tuple(decoded), num_frames=frames)
+
+
+def _video_only_images(v: _Violations, spec: JobSpec, model: LoadedModel, frames: int) -> None:
+    """Refuses an input image of a role the pipeline reads only for a video of more than one latent frame
+    (``FamilySpec.video_only_roles``) in a request for ``frames`` frames that make one."""
+    family = model.family
+    if frames > family.frame_stride:
+        return
+    for index, (role, _) in enumerate(spec.input_images):
+        if role in family.video_only_roles:
+            v.add(
+                f"input_images[{index}].role",
+                f"{family.name} reads a {role!r} image only for a video of more than {family.frame_stride} frames "
+                f"(one latent frame); this request makes {frames}",
+            )
 
 
 def _size_from_input(

@@ -106,6 +106,7 @@ CASES = [
         pipeline_class="EasyAnimateControlPipeline",
         build=lambda: build_easyanimate(EasyAnimateControlPipeline),
         defaults=VIDEO,
+        inputs=(("reference", (32, 32)),),
         videos=(("control", (32, 32), 5),),
     ),
 ]

@@ -14,8 +14,10 @@ the pipeline's ``strength`` are not exposed.
 
 The control pipeline follows a control video (input video role ``control``: per-frame depth, pose
 or edges): the transformer takes its VAE latents beside the noise's channels, frame for frame, so
-the output has the control video's frames (4k + 1). Its camera control (``control_camera_video``,
-Plücker embeddings rather than a picture) and its reference image (``ref_image``) are not exposed. diffusers 0.42.1's control pipeline
+the output has the control video's frames (4k + 1). An optional reference image (input image role
+``reference``, the pipeline's ``ref_image``) is encoded into further channels of the first latent
+frame; the pipeline reads it only in a video of more than one latent frame. Its camera control
+(``control_camera_video``, Plücker embeddings rather than a picture) is not exposed. diffusers 0.42.1's control pipeline
 fails on every call twice over; :func:`_repair_control_pipeline` works around both on the loaded
 pipeline.
 """
@@ -104,14 +106,21 @@ EASYANIMATE_I2V = FamilySpec(
 def _control_video_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
     """The control video (the server cut it to ``num_frames`` frames) as the (N, 3, F, H, W) tensor in
     [0, 1] the pipeline takes, resized to the output's size, once per output: its latents join each
-    output's noise along the channels, so their batches must match."""
+    output's noise along the channels, so their batches must match. The optional ``reference`` image
+    likewise as ``ref_image`` (N, 3, 1, H, W)."""
     kwargs = _text_to_video_kwargs(pipe, jobs)
     size = (kwargs["width"], kwargs["height"])
     frames = [
         np.asarray(frame.convert("RGB").resize(size), dtype=np.float32) / 255.0 for frame in video_of(jobs, "control")
     ]
     video = torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2)  # (3, F, H, W)
-    kwargs["control_video"] = video[None].expand(len(kwargs["prompt"]), -1, -1, -1, -1).contiguous()
+    outputs = len(kwargs["prompt"])
+    kwargs["control_video"] = video[None].expand(outputs, -1, -1, -1, -1).contiguous()
+    reference = image_of(jobs, "reference")
+    if reference is not None:  # a one-frame video (N, 3, 1, H, W), as the pipeline reads it
+        picture = np.asarray(reference.convert("RGB").resize(size), dtype=np.float32) / 255.0
+        still = torch.from_numpy(picture).permute(2, 0, 1)[None, :, None]
+        kwargs["ref_image"] = still.expand(outputs, -1, -1, -1, -1).contiguous()
     return kwargs
 
 
@@ -145,14 +154,18 @@ def _repair_control_pipeline(pipe: DiffusionPipeline) -> None:
         pipe.decode_latents = decode_latents
 
 
-#: EasyAnimate Control: the transformer takes the control video's latents (the VAE's mode) and a
-#: reference image's (zeros without one) beside the noise's channels, frame for frame, so the output has
-#: the control video's frames, cut to 4k + 1.
+#: EasyAnimate Control: the transformer takes the control video's latents (the VAE's mode) beside the
+#: noise's channels, frame for frame, so the output has the control video's frames, cut to 4k + 1; and a
+#: reference image's latents (zeros without one) in further channels of the first latent frame, which
+#: the pipeline fills only when more latent frames follow (so with one frame a reference is refused).
+#: Previews show the last frame, as image-to-video ones do.
 EASYANIMATE_CONTROL = FamilySpec(
     name="easyanimate-control",
     pipeline_classes=("EasyAnimateControlPipeline",),
     build_call_kwargs=_control_video_kwargs,
-    decode_latents=video_preview(scaling_factor),
+    decode_latents=video_preview(scaling_factor, frame="last"),
+    input_roles=("reference",),
+    video_only_roles=("reference",),
     video_roles=("control",),
     required_video_roles=("control",),
     frames_from_video="control",
