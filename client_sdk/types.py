@@ -294,8 +294,9 @@ class InputVideo:
     """MP4, WebM or animated PNG bytes."""
     role: str = "video"
     """What the video is for: "video" (the one a video-to-video model transforms), "control" (a control
-    video: per-frame depth, pose or edges) or "reference" (an in-context reference video an IC-LoRA follows
-    frame by frame), as the model takes them (``ModelInfo.video_roles``)."""
+    video: per-frame depth, pose or edges), "reference" (an in-context reference video an IC-LoRA follows
+    frame by frame), or Wan-Animate's "pose", "face", "background" and "mask", as the model takes them
+    (``ModelInfo.video_roles``)."""
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str], role: str = "video") -> InputVideo:

@@ -336,8 +336,8 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         default=[],
         metavar="[ROLE=]PATH",
         help="an input video (MP4, WebM or animated PNG) for video-to-video models; ROLE is video (the default), "
-        "control (a control video) or reference (an in-context reference video), as the model takes them. The "
-        "output has its frames unless --frames asks for fewer",
+        "control (a control video), reference (an in-context reference video), or pose, face, background and "
+        "mask (Wan-Animate), as the model takes them. The output has its frames unless --frames asks for fewer",
     )
     parser.add_argument(
         "--camera-action",

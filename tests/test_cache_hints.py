@@ -6,7 +6,8 @@ as without a cache; on a cached step the stored middle residual already holds th
 the middle blocks, so each hint is counted exactly once: with the same inputs and hints, a
 cached step gives the computed output (to float rounding). A runner that lets the loop add
 the hints again on a cached step is off by the sum of the middle hints. The same holds on
-diffusers' own loops, with the real residuals of the tiny SD3 and HunyuanDiT ControlNets.
+diffusers' own loops, with the real residuals of the tiny SD3 and HunyuanDiT ControlNets, and
+with Wan-Animate's face adapter output.
 """
 
 from __future__ import annotations
@@ -169,3 +170,58 @@ def test_real_controlnet_transformers_take_their_residuals_once_on_cached_steps(
     if doubled:  # without hint placement, the loop adds the middle blocks' residuals a second time
         outputs, cached = run(BlockAdapter(transformer=transformer, per_block=True, hints=False))
         assert cached == [1, 2] and (outputs[1] - reference).abs().max() > 1e-2
+
+
+def test_wan_animate_takes_its_face_adapter_output_once_on_cached_steps():
+    """Wan-Animate's loop adds its face adapter's output (a cross-attention of the hidden states to the
+    face video's motion) after every ``inject_face_latents_blocks``-th block: the tiny model's after each
+    of its 3. The cache finds the transformer in ``HINTED_LAYOUTS``; with the same inputs, a cached step
+    gives the computed output (to float rounding), and a runner that lets the loop add the middle blocks'
+    face outputs again does not."""
+    from tiny_families import video_frames
+    from tiny_families.wan import build_wan_animate
+
+    pipe = build_wan_animate()
+    transformer, seen = pipe.transformer, []
+    hook = transformer.register_forward_pre_hook(lambda _, a, k: seen.append((a, k)), with_kwargs=True)
+    try:
+        pipe(
+            image=Image.new("RGB", (16, 16), (40, 90, 200)),
+            pose_video=video_frames((16, 16), 5),
+            face_video=video_frames((16, 16), 5),
+            prompt="a red circle",
+            height=16,
+            width=16,
+            segment_frame_length=5,
+            num_inference_steps=1,
+            max_sequence_length=16,
+            output_type="latent",
+        )
+    finally:
+        hook.remove()
+    args, kwargs = seen[0]
+
+    def step(face: torch.Tensor | None = None):
+        given = kwargs if face is None else {**kwargs, "face_pixel_values": face}
+        return transformer(*args, **{**given, "return_dict": False})[0]
+
+    reference = step()
+    assert (step(kwargs["face_pixel_values"] * 0 - 1) - reference).abs().max() > 1e-2, "the face must matter"
+    always = DBCacheConfig(Fn_compute_blocks=1, Bn_compute_blocks=0, residual_diff_threshold=1.0, max_warmup_steps=1)
+
+    def run(adapter):
+        cache.enable_cache(adapter, always)
+        try:
+            outputs = [step() for _ in range(3)]
+            return outputs, list(cache.summary(transformer, logging=False)[0].cached_steps)
+        finally:
+            cache.disable_cache(transformer)
+
+    (group,) = BlockAdapter(transformer=transformer).groups()
+    assert group.hints and group.per_block
+    outputs, cached = run(BlockAdapter(transformer=transformer))
+    assert cached == [1, 2]
+    for out in outputs:
+        torch.testing.assert_close(out, reference, atol=1e-4, rtol=0)
+    outputs, cached = run(BlockAdapter(transformer=transformer, per_block=True, hints=False))
+    assert cached == [1, 2] and (outputs[1] - reference).abs().max() > 1e-2

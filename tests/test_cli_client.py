@@ -125,8 +125,10 @@ def test_the_video_flag_help_names_every_video_role(capsys):
         build_parser().parse_args(["generate", "--help"])
     shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
     flag = shown[shown.index("--input-video [ROLE=]PATH, --video") :]
-    assert {role for family in FAMILIES for role in family.video_roles} == {"video", "control", "reference"}
-    assert "ROLE is video (the default), control (a control video) or reference" in flag
+    roles = {role for family in FAMILIES for role in family.video_roles}
+    assert roles == {"video", "control", "reference", "pose", "face", "background", "mask"}
+    assert "ROLE is video (the default), control (a control video), reference" in flag
+    assert "or pose, face, background and mask" in flag  # (Wan-Animate), which argparse may break at its hyphen
 
 
 def test_generate_without_the_image_or_with_a_missing_file_says_so(engine, files, tmp_path):

@@ -28,7 +28,10 @@ its CFG runs two branches per call without references and three with them, and i
 alone (its rotary embedding takes the first row's positions for the whole batch). Latte's
 spatial and temporal blocks run as pairs that give the stock transformer's output bit for bit.
 SkyReels-V2's diffusion forcing steps one scheduler copy per latent frame and never its own scheduler: each
-step still counts once for the cache, and progress reports the noisiest frame's timestep.
+step still counts once for the cache, and progress reports the noisiest frame's timestep. Its video-to-video
+pipeline returns the input video's frames and then the new ones, sampled in windows, each a loop over fresh
+scheduler copies that the cache restarts at. Kandinsky 6 SR takes no prompt or guidance, renders the size its
+input video gives and refines it tile by tile, each tile a loop whose count follows the video's size.
 LTX-2 in-context takes its reference video as the pipeline's reference condition, every frame of it, and
 makes the reference's frames (8k + 1, or the first num_frames of it); served from a directory, an IC-LoRA
 loaded as a request adapter steers it.
@@ -36,6 +39,9 @@ EasyAnimate Control, whose diffusers 0.42.1 call fails on every call, works on t
 follows its control video frame for frame (frames 4k + 1, or the first num_frames of it).
 Sana-WM follows the camera trajectory each request sends (an action string gives the frames its rolled-out
 poses give), refuses a malformed one naming its field, and reads action strings exactly as diffusers does.
+Wan-Animate makes its pose video's frames in segments, each a whole denoising loop: progress counts the
+steps of every segment the pose video needs and the cache restarts at each; a background video with its
+mask video switches it to replacing the person, and videos that do not go together are refused.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from diffusers import (
     Kandinsky5I2IPipeline,
     Kandinsky5T2IPipeline,
     SkyReelsV2DiffusionForcingImageToVideoPipeline,
+    SkyReelsV2DiffusionForcingVideoToVideoPipeline,
 )
 from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2ReferenceCondition
 from PIL import Image
@@ -78,7 +85,7 @@ from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
 from tiny_families.ideogram4 import build_tiny_ideogram4
 from tiny_families.joyimage import build_tiny_joyimage_edit
 from tiny_families.kandinsky5 import build_kandinsky5
-from tiny_families.kandinsky6 import build_kandinsky6
+from tiny_families.kandinsky6 import build_kandinsky6, build_kandinsky6_sr
 from tiny_families.latte import FRAMES as LATTE_FRAMES
 from tiny_families.latte import build_tiny_latte
 from tiny_families.ltx2 import VIDEO as LTX2_VIDEO
@@ -87,8 +94,9 @@ from tiny_families.ltx_video_long import VIDEO as LTX_LONG
 from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
 from tiny_families.omnigen import build_tiny_omnigen
+from tiny_families.skyreels_v2 import CONTINUATION, build_skyreels_v2_df
 from tiny_families.skyreels_v2 import VIDEO as SKYREELS
-from tiny_families.skyreels_v2 import build_skyreels_v2_df
+from tiny_families.wan import ANIMATE, build_wan_animate
 
 from client_sdk import (
     AsyncClient,
@@ -123,6 +131,11 @@ OVERLAPPING = {"model": "ltx-long-overlap2", "input_images": LTX_IMAGE}
 ALWAYS_CACHE = CachePolicy(
     preset="dbcache", residual_diff_threshold=1.0, max_warmup_steps=1, warmup_interval=1, max_continuous_cached_steps=-1
 )
+#: Wan-Animate segments of 13 frames, each after the first starting on the last 5 of the one before.
+ANIMATE_PREV5 = {
+    **ANIMATE,
+    "call_defaults": {**ANIMATE["call_defaults"], "segment_frame_length": 13, "prev_segment_conditioning_frames": 5},
+}
 #: Threshold 0: the cache decides every step and never reuses one.
 NEVER_CACHE = CachePolicy(preset="dbcache", residual_diff_threshold=0.0)
 K6 = {"width": 16, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"max_sequence_length": 512}}
@@ -146,7 +159,12 @@ def omnigen():
 
 
 @pytest.fixture(scope="module")
-def server(omnigen):
+def continuation():
+    return build_skyreels_v2_df(SkyReelsV2DiffusionForcingVideoToVideoPipeline)
+
+
+@pytest.fixture(scope="module")
+def server(omnigen, continuation):
     cpu = torch.device("cpu")
     models = {
         "dit": model_from_pipeline("dit", build_tiny_dit(), cpu, {"steps": 2}),
@@ -164,14 +182,19 @@ def server(omnigen):
             "k5-i2i", build_kandinsky5(Kandinsky5I2IPipeline), cpu, {**K5, "call_defaults": {"max_sequence_length": 64}}
         ),
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
+        # The pipeline's own 2.25x upscale (a 1.125x pre-upscale, then 2x).
+        "k6-sr": model_from_pipeline("k6-sr", build_kandinsky6_sr(), cpu, {"width": 24, "height": 16, "steps": 2}),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
+        "wan-animate": model_from_pipeline("wan-animate", build_wan_animate(), cpu, ANIMATE),
+        "wan-animate-prev5": model_from_pipeline("wan-animate-prev5", build_wan_animate(), cpu, ANIMATE_PREV5),
         "omnigen": model_from_pipeline("omnigen", omnigen, cpu, {"width": 32, "height": 32, "steps": 2}),
         "anyflow-far": model_from_pipeline("anyflow-far", build_tiny_anyflow_far(), cpu, FAR_VIDEO),
         "df": model_from_pipeline("df", build_skyreels_v2_df(), cpu, SKYREELS),
         "df-i2v": model_from_pipeline(
             "df-i2v", build_skyreels_v2_df(SkyReelsV2DiffusionForcingImageToVideoPipeline), cpu, SKYREELS
         ),
+        "df-v2v": model_from_pipeline("df-v2v", continuation, cpu, CONTINUATION),
         "helios-pyramid": model_from_pipeline("helios-pyramid", build_helios(HeliosPyramidPipeline, 2), cpu, PYRAMID),
         "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
@@ -870,6 +893,235 @@ def test_diffusion_forcing_counts_a_step_once_for_all_frames_and_reports_the_noi
         timesteps[model] = [step.timestep for step in steps]
     assert timesteps["df"] == timesteps["df-i2v"] == sorted(timesteps["df"], reverse=True)
     assert min(timesteps["df"]) > 0
+
+
+#: The 7-frame video the continuation requests send.
+CONTINUED = [input_video("video", (16, 16), 7)]
+
+
+@pytest.mark.parametrize(("frames", "steps", "windows"), [(13, 3, 2), (17, 2, 3)])
+def test_a_continued_video_holds_the_input_then_reports_and_caches_every_window(
+    client, continuation, frames, steps, windows
+):
+    """Windows of 3 latent frames overlapping by 2 add one latent frame (4 frames) each: 13 new frames take
+    2 windows, 17 take 3, each a whole loop of the request's steps over fresh scheduler copies, reported in
+    order and each a fresh run of the cache (warm-up on its first step): the last block runs on the
+    warm-up step of each window alone, twice (CFG). The output is the 7 input frames (exactly: they are
+    16 x 16 already) followed by the new ones."""
+    last_block = continuation.transformer.blocks[-1]
+    calls = []
+    hook = last_block.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        events = list(
+            client.stream(
+                "a red circle",
+                model="df-v2v",
+                seed=3,
+                num_frames=frames,
+                num_inference_steps=steps,
+                input_videos=CONTINUED,
+                cache=ALWAYS_CACHE,
+                output_format="png_frames",
+            )
+        )
+    finally:
+        hook.remove()
+    assert len(calls) == 2 * windows
+    started, reported, result = _streamed(events)
+    total = steps * windows
+    assert started.total_steps == total and {step.total_steps for step in reported} == {total}
+    assert [step.step for step in reported] == list(range(total))
+    # Every window's copies run the same timesteps, the noisiest (a new frame's) reported.
+    assert [step.timestep for step in reported] == [step.timestep for step in reported[:steps]] * windows
+    assert [step.cached for step in reported] == ([False] + [True] * (steps - 1)) * windows
+    assert result.cache_stats.cached_steps == (steps - 1) * windows
+    assert len(result.outputs) == 7 + frames
+    shown = [np.asarray(output.image) for output in result.outputs]
+    assert all((a == np.asarray(b)).all() for a, b in zip(shown, video_frames((16, 16), 7), strict=False))
+    assert not (shown[7] == shown[6]).all()  # the sampled frames follow
+
+
+def test_a_continuation_that_samples_no_frame_past_its_history_is_invalid(client):
+    """5 new frames are 2 latent frames, all of them the 5-frame history: nothing would be sampled."""
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", model="df-v2v", num_frames=5, input_videos=CONTINUED)
+    assert "make 9 frames; ask for 9" in _fields(info.value)["num_frames"]
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", model="df-v2v", input_videos=[input_video("video", (16, 16), 4)])
+    assert "last 5 frames" in _fields(info.value)["input_videos[0].data"]
+    (model,) = [m for m in client.list_models().models if m.name == "df-v2v"]
+    assert (model.continues_video, model.frames_from_video) == ("video", "")
+    (video,) = client.generate(
+        "a red circle", model="df-v2v", num_frames=9, num_inference_steps=1, input_videos=CONTINUED
+    ).outputs
+    assert video.num_frames == 7 + 9  # one window
+
+
+def test_a_video_upscale_reports_every_tile_loop_and_renders_the_size_its_video_gives(client):
+    """2.25x: a 24x16 video is pre-upscaled to 28x16 (multiples of the VAE's 4), tiled by 16x16 tiles
+    (two across) and upscaled 2x to 56x32; each tile is a loop of the request's steps with the scheduler's
+    timesteps set anew, reported in order and each a fresh run of the cache. The video's 7 frames are cut
+    to 5 (4k + 1). A wider video takes more tiles, and every output its own loops."""
+    video = [input_video("video", (24, 16), 7)]
+    events = list(
+        client.stream("", model="k6-sr", seed=3, input_videos=video, cache=ALWAYS_CACHE, output_format="png_frames")
+    )
+    started, steps, result = _streamed(events)
+    assert started.total_steps == 4 and {step.total_steps for step in steps} == {4}
+    assert [step.step for step in steps] == [0, 1, 2, 3]
+    assert [step.timestep for step in steps[:2]] == [step.timestep for step in steps[2:]]
+    assert [step.cached for step in steps] == [False, True, False, True]
+    assert result.cache_stats.cached_steps == 2
+    assert [output.image.size for output in result.outputs] == [(56, 32)] * 5
+    wide = [input_video("video", (40, 16), 5)]  # 44x16 after the pre-upscale: four tiles across
+    started, steps, result = _streamed(
+        list(client.stream("", model="k6-sr", input_videos=wide, num_inference_steps=1, num_outputs=2))
+    )
+    assert started.total_steps == len(steps) == 2 * 4
+    assert [(output.width, output.height, output.num_frames) for output in result.outputs] == [(88, 32, 5)] * 2
+
+
+#: Requests a video upscaler refuses: (prompt, fields, the field named, part of why).
+UPSCALE_REFUSALS = [
+    ("a red circle", {}, "prompt", "takes no prompt"),
+    ("", {"guidance_scale": 2.0}, "guidance_scale", "takes no guidance scale"),
+    ("", {"width": 48}, "width", "renders 56x32 for this 24x16 input video"),
+    ("", {"input_videos": [input_video("video", (12, 8), 5)]}, "input_videos[0].data", "smaller than one 16x16 tile"),
+]
+
+
+def test_a_video_upscale_with_a_prompt_guidance_another_size_or_a_video_below_a_tile_is_invalid(client):
+    video = [input_video("video", (24, 16), 5)]
+    for prompt, fields, field, why in UPSCALE_REFUSALS:
+        with pytest.raises(InvalidArgumentError) as info:
+            client.generate(prompt, **{"model": "k6-sr", "input_videos": video, **fields})
+        assert why in _fields(info.value)[field], field
+    (model,) = [m for m in client.list_models().models if m.name == "k6-sr"]
+    listed = (model.refuses_prompt, model.refuses_guidance_scale, model.default_width, model.default_height)
+    assert listed == (True, True, 0, 0)
+    (output,) = client.generate("", model="k6-sr", input_videos=video, num_inference_steps=1).outputs
+    assert (output.width, output.height) == (56, 32)
+
+
+def _animate(
+    frames: int = 9, *, face_frames: int | None = None, replace: bool = False, model: str = "wan-animate", **videos
+) -> dict:
+    """A Wan-Animate request: the reference image, a pose and a face video of ``frames`` frames (the face
+    video ``face_frames``), with ``replace`` a background and a mask video too; ``videos`` replaces a role's
+    video (``None`` leaves it out)."""
+    sent = {
+        "pose": input_video("pose", (16, 16), frames),
+        "face": input_video("face", (16, 16), face_frames or frames),
+        "background": input_video("background", (16, 16), frames, other=True) if replace else None,
+        "mask": input_video("mask", (16, 16), frames) if replace else None,
+    }
+    sent.update(videos)
+    return {
+        "model": model,
+        "seed": 3,
+        "input_images": [input_image("image", (16, 16))],
+        "input_videos": [video for video in sent.values() if video is not None],
+    }
+
+
+@pytest.mark.parametrize(("frames", "segments"), [(9, 2), (13, 3)])
+def test_an_animation_reports_every_step_of_every_segment_its_pose_video_needs_and_caches_per_segment(
+    client, frames, segments
+):
+    """Segments of 5 frames, each after the first starting on the last frame of the one before: 9 pose frames
+    take 2 segments, 13 take 3, each a denoising loop of 2 steps that warms the cache up on its first."""
+    events = list(client.stream("a red circle", cache=ALWAYS_CACHE, **_animate(frames)))
+    started, steps, result = _streamed(events)
+    total = 2 * segments
+    assert started.total_steps == total and {step.total_steps for step in steps} == {total}
+    assert [step.step for step in steps] == list(range(total))
+    assert [step.cached for step in steps] == [False, True] * segments
+    assert [stat.cached for stat in result.cache_stats.steps] == [False, True] * segments
+    assert result.cache_stats.cached_steps == segments
+    (video,) = result.outputs
+    assert video.num_frames == frames
+
+
+def test_an_animation_of_num_frames_takes_the_segments_of_those_first_frames(client):
+    """The first 5 of 13 frames: one segment. Two outputs share the videos, each with its own noise."""
+    events = client.stream("a red circle", num_frames=5, num_outputs=2, **_animate(13))
+    started, steps, result = _streamed(list(events))
+    assert started.total_steps == len(steps) == 2
+    assert [video.num_frames for video in result.outputs] == [5, 5]
+    assert result.outputs[0].sha256 != result.outputs[1].sha256
+
+
+def test_list_models_tells_the_animation_videos_and_that_the_pose_video_sets_the_frames(client):
+    (info,) = [model for model in client.list_models().models if model.name == "wan-animate"]
+    assert info.video_roles == ("pose", "face", "background", "mask")
+    assert info.required_video_roles == ("pose", "face")
+    assert info.frames_from_video == "pose"
+    assert (info.input_roles, info.required_roles) == (("image",), ("image",))
+
+
+def test_a_background_and_mask_video_replace_the_person_each_changing_the_video(client):
+    def pixels(request):
+        return client.generate("a red circle", output_format="png_frames", **request).outputs[0].sha256
+
+    animated, replaced = pixels(_animate()), pixels(_animate(replace=True))
+    other_background = pixels(_animate(replace=True, background=input_video("background", (16, 16), 9)))
+    other_mask = pixels(_animate(replace=True, mask=input_video("mask", (16, 16), 9, other=True)))
+    assert len({animated, replaced, other_background, other_mask}) == 4
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "field", "words"),
+    [
+        ({"background": None}, "input_videos", "a mask video needs a background video"),
+        ({"mask": None}, "input_videos", "a background video needs a mask video"),
+        ({"face": input_video("face", (16, 16), 7)}, "input_videos[1].data", "has 7 frames"),
+        ({"mask": input_video("mask", (16, 16), 11)}, "input_videos[3].data", "its pose video (input_videos[0])"),
+        (
+            # One frame: no segment after the first's conditioning frame.
+            {
+                "pose": input_video("pose", (16, 16), 1),
+                "face": input_video("face", (16, 16), 1),
+                "background": None,
+                "mask": None,
+            },
+            "input_videos[0].data",
+            "makes at least 2",
+        ),
+    ],
+)
+def test_animation_videos_that_do_not_go_together_are_invalid_and_the_server_keeps_serving(
+    client, request_fields, field, words
+):
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", **_animate(replace=True, **request_fields))
+    assert words in _fields(raised.value)[field]
+    assert set(_fields(raised.value)) == {field}
+    assert client.generate("a red circle", num_inference_steps=1, **_animate()).outputs[0].num_frames == 9
+
+
+def test_with_num_frames_every_animation_video_needs_that_many_first_frames(client):
+    """13 pose frames and a face video of 11 make 9 frames (the first 9 of each); a face video of 7 is refused."""
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", num_frames=9, **_animate(13, face_frames=7))
+    (field,) = _fields(raised.value)
+    assert field == "input_videos[1].data"
+    assert "has 7 frames; wan-animate takes the first 9 (num_frames)" in _fields(raised.value)[field]
+    result = client.generate("a red circle", num_frames=9, num_inference_steps=1, **_animate(13, face_frames=11))
+    assert result.outputs[0].num_frames == 9
+
+
+def test_a_model_conditioning_segments_on_5_frames_needs_6_and_counts_its_segments_by_8_new_frames(client):
+    """Segments of 13 frames that start on the last 5 of the one before add 8 frames each: 17 frames take 2
+    segments; 5 frames make no segment, whether the pose video has them or num_frames asks for them."""
+    started, steps, result = _streamed(list(client.stream("a red circle", **_animate(17, model="wan-animate-prev5"))))
+    assert started.total_steps == len(steps) == 4 and result.outputs[0].num_frames == 17
+    with pytest.raises(InvalidArgumentError) as short:
+        client.generate("a red circle", **_animate(5, model="wan-animate-prev5"))
+    assert "send 6 frames or more" in _fields(short.value)["input_videos[0].data"]
+    with pytest.raises(InvalidArgumentError) as asked:
+        client.generate("a red circle", num_frames=5, **_animate(9, model="wan-animate-prev5"))
+    assert "ask for 6" in _fields(asked.value)["num_frames"]
+    assert client.generate("a red circle", num_frames=6, **_animate(9, model="wan-animate-prev5")).outputs
 
 
 #: An LTX-2 in-context request; its reference video's frames are 32x32, the output's size.

@@ -9,7 +9,7 @@ import pytest
 import torch
 from tiny_families.latte import FRAMES as LATTE_FRAMES
 from tiny_families.latte import build_tiny_latte
-from tiny_families.wan import build_wan22
+from tiny_families.wan import ANIMATE, build_wan22, build_wan_animate
 
 from engine_service.models import ModelLoadError, load_local_model
 from engine_service.models.registry import model_from_pipeline
@@ -71,3 +71,31 @@ def test_a_default_frame_count_every_request_would_be_refused_for_fails_loading(
         model_from_pipeline("m", pipeline, torch.device("cpu"), {"frames": frames})
     good = LATTE_FRAMES if build is build_tiny_latte else 5
     assert model_from_pipeline("m", pipeline, torch.device("cpu"), {"frames": good}).default_frames == good
+
+
+@pytest.mark.parametrize(
+    ("call_defaults", "frames", "named", "fixed"),
+    [
+        # Segments of 9 frames that start on the last 5 of the one before add 4: they never finish a video.
+        (
+            {"segment_frame_length": 9, "prev_segment_conditioning_frames": 5},
+            9,
+            "take 1, which make 0",
+            {"call_defaults": {"segment_frame_length": 9, "prev_segment_conditioning_frames": 1}},
+        ),
+        # 5 frames are no more than the 5 conditioning frames: the fewest it makes is 6.
+        (
+            {"segment_frame_length": 13, "prev_segment_conditioning_frames": 5},
+            5,
+            "default 5 frames take 1, which make 6",
+            {"frames": 6},
+        ),
+    ],
+    ids=["segments-that-add-fewer-frames-than-they-start-on", "no-more-frames-than-the-conditioning-frames"],
+)
+def test_an_animation_model_whose_segments_make_no_default_video_fails_loading(call_defaults, frames, named, fixed):
+    pipeline = build_wan_animate()
+    defaults = {**ANIMATE, "frames": frames, "call_defaults": {**ANIMATE["call_defaults"], **call_defaults}}
+    with pytest.raises(ModelLoadError, match=named):
+        model_from_pipeline("m", pipeline, torch.device("cpu"), defaults)
+    assert model_from_pipeline("m", pipeline, torch.device("cpu"), {**defaults, **fixed}).name == "m"

@@ -110,11 +110,12 @@ PER_BLOCK_PIPELINES: frozenset[str] = frozenset({"Flux2KleinKVPipeline"})
 
 
 #: Transformers whose loop adds a hint to the hidden states after some of their blocks: Wan VACE
-#: (its control hints after each of its ``vace_layers``). Any transformer of a pipeline with a
-#: ``controlnet`` component is one too (FLUX, Qwen-Image, SD3... add the ControlNet's residuals
+#: (its control hints after each of its ``vace_layers``), Wan-Animate (its face adapter's cross-attention
+#: to the face video's motion, after every ``inject_face_latents_blocks``-th block). Any transformer of a
+#: pipeline with a ``controlnet`` component is one too (FLUX, Qwen-Image, SD3... add the ControlNet's residuals
 #: after their blocks). The cache stands in for each block of those and places the hints (see
 #: ``PerBlockHintedCachedBlocks``).
-HINTED_LAYOUTS: frozenset[str] = frozenset({"WanVACETransformer3DModel"})
+HINTED_LAYOUTS: frozenset[str] = frozenset({"WanVACETransformer3DModel", "WanAnimateTransformer3DModel"})
 #: Pipeline components whose presence means the transformer's loop adds hints between blocks.
 HINT_COMPONENTS: tuple[str, ...] = ("controlnet",)
 

@@ -378,15 +378,17 @@ class PerBlockCachedBlocks(_PerBlockRunner):
 
 class PerBlockHintedCachedBlocks(PerBlockCachedBlocks):
     """Per-block DBCache for a loop that adds a hint to the hidden states after blocks: the
-    residuals of a ControlNet (FLUX, Qwen-Image) or the control hints of Wan VACE.
+    residuals of a ControlNet (FLUX, Qwen-Image), the control hints of Wan VACE, or Wan-Animate's
+    face adapter output (a cross-attention of the hidden states to the face video's motion).
 
     A computed step stores the middle residual from the input of the first middle block to the
     output of the last, before the loop adds that block's hint: it holds the hints added after
     every other middle block, once. On a cached step the first middle block returns its input
     plus that residual and the other middle blocks return the same tensors, so the hints the loop
     adds after them are dropped (the residual has them); the hint after the last middle block is
-    added by the loop, once, as on a computed step. At threshold 0 every block runs as without a
-    cache.
+    added by the loop, once, as on a computed step. A hint the loop computes from the hidden states
+    (Wan-Animate's face adapter) is still computed after the cached middle blocks, and dropped with
+    them. At threshold 0 every block runs as without a cache.
     """
 
     def on_block(self, index: int, call: BlockCall, hidden, encoder):

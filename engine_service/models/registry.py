@@ -163,9 +163,26 @@ def _finish(
         cache_calibration=dict(overrides.pop("cache", {})),
         speed_pending=not speed.is_default,
     )
+    _check_loop_frames(model)
     if not defer_speed:
         apply_model_speed(model, device)
     return model
+
+
+def _check_loop_frames(model: LoadedModel) -> None:
+    """ModelLoadError for a video model whose default frame count its denoising loops do not make
+    (``FamilySpec.denoising_loops``, with the model's ``call_defaults``: Wan-Animate segments that start
+    on more conditioning frames than they add make none): every request would be INVALID_ARGUMENT."""
+    plan, frames = model.family.denoising_loops, model.default_frames
+    if plan is None or model.family.output_kind != "video":
+        return
+    loops, made = plan(frames, model.call_defaults)
+    if made != frames:
+        raise ModelLoadError(
+            f"model {model.name!r}: {model.family.name} samples its video in whole chunks or segments, and its "
+            f"default {frames} frames take {loops}, which make {made}; set frames, or the call_defaults that "
+            "size the chunks, so that they make what they are asked"
+        )
 
 
 def _check_default_frames(name: str, family: FamilySpec, pipeline: DiffusionPipeline, frames: int | None) -> None:

@@ -42,18 +42,23 @@ PromptImagesCheck = Callable[[str, "Mapping[str, int]"], "str | None"]
 NativeFrames = Callable[["DiffusionPipeline"], int]
 #: pipeline -> the only (width, height) it renders.
 NativeSize = Callable[["DiffusionPipeline"], tuple[int, int]]
-#: the roles of a request's input images, in request order -> why the model cannot lay them out, or
-#: ``None`` when it can.
+#: the roles of a request's input images (or videos), in request order -> why the model cannot lay them
+#: out, or ``None`` when it can.
 RoleCheck = Callable[["Sequence[str]"], "str | None"]
 #: (pipeline, the first ``image`` input's width, its height, the model's call defaults) -> the (width,
 #: height) in pixels the pipeline renders for that input.
 InputSize = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple[int, int]]
+#: (pipeline, the input video's width, its height, the model's call defaults) -> the (width, height) in pixels
+#: the pipeline renders for that video and the denoising loops it runs per output, or why it cannot take it.
+VideoSizePlan = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], "tuple[int, int, int] | str"]
 #: (pipeline, width, height) -> why the pipeline would not render this size as asked, or ``None`` when it would.
 SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 #: pipeline -> how many control images a request must send (one per ControlNet of the pipeline).
 ControlCount = Callable[["DiffusionPipeline"], int]
 #: (frames asked for, the model's call defaults) -> (denoising loops the pipeline runs, frames it makes).
 LoopPlan = Callable[[int, "Mapping[str, Any]"], tuple[int, int]]
+#: the model's call defaults -> the frames of its input video that a pipeline continues from.
+HistoryFrames = Callable[["Mapping[str, Any]"], int]
 #: (num_inference_steps, strength) -> the denoising steps an image-to-image (or video-to-video) pipeline runs at
 #: that strength.
 StrengthSteps = Callable[[int, float], int]
@@ -111,6 +116,10 @@ class FamilySpec:
     """Whether the model takes a guidance scale. ``False`` for a distilled pipeline whose call has no
     guidance input at all (FLUX.2 Klein KV): a request that sets ``guidance_scale`` is INVALID_ARGUMENT
     rather than silently ignored."""
+    takes_prompt: bool = True
+    """Whether the pipeline takes a prompt. ``False`` for one without any text input (Kandinsky 6 SR
+    upscales its input video): a request must then leave ``prompt`` empty (anything else is
+    INVALID_ARGUMENT rather than silently ignored), and ListModels says ``refuses_prompt``."""
     uses_negative_prompt: bool = False
     """Whether the pipeline takes ``negative_prompt`` with the request's guidance."""
     input_roles: tuple[str, ...] = ()
@@ -139,6 +148,24 @@ class FamilySpec:
     rule; one that sets it gets that many of the video's first frames, and more than the video holds is
     INVALID_ARGUMENT. The family's builder passes the video's frames as the server cut them
     (``num_frames`` of them)."""
+    continues_video: str | None = None
+    """The video role a pipeline continues (``"video"``: SkyReels-V2 diffusion forcing video-to-video): its
+    output is that video's frames, resized to the request's size, followed by the ``num_frames`` frames it
+    samples, so it holds the video's frame count plus ``num_frames``. ``None`` = the output holds
+    ``num_frames`` frames."""
+    history_frames: HistoryFrames | None = None
+    """For a family that continues a video (``continues_video``): how many of the video's last frames the
+    pipeline continues from (SkyReels-V2: ``overlap_history``), read from the model's call defaults. A
+    video with fewer frames is INVALID_ARGUMENT naming it. ``None`` = any frame count."""
+    aligned_video_roles: tuple[str, ...] = ()
+    """Video roles whose frames go frame by frame with the ``frames_from_video`` video (Wan-Animate's face,
+    background and mask videos beside its pose video): each must hold as many frames as that video (at
+    least ``num_frames`` when the request sets them), and is cut as that video is. Another count is
+    INVALID_ARGUMENT on the video's data instead of a pipeline that pads or drops frames of it."""
+    check_video_roles: RoleCheck | None = None
+    """Refuses input videos the pipeline cannot take together by their roles (INVALID_ARGUMENT on
+    ``input_videos`` with the reason), e.g. a mask video without the background video it masks;
+    ``None`` = any that ``video_roles`` and ``required_video_roles`` allow."""
     min_input_side: int = 0
     """Smallest width or height, in pixels, the pipeline accepts for an input image (0 = any); a smaller
     image is INVALID_ARGUMENT naming it instead of a pipeline failure."""
@@ -182,6 +209,16 @@ class FamilySpec:
     height differs, or whose image gives a size beyond the engine's limits, is INVALID_ARGUMENT on
     ``width`` naming it. ListModels reports default width and height 0. ``None`` = the request's size
     is rendered."""
+    size_from_video: VideoSizePlan | None = None
+    """For a pipeline that takes no width or height and renders a size it derives from its input video, in
+    denoising loops whose count follows that size (Kandinsky 6 SR: the video's size x ``resolution_scale``,
+    one loop per batch of tiles): that size and the loops per output for the video of role
+    ``frames_from_video``, or why the pipeline cannot take a video of its size (INVALID_ARGUMENT naming
+    it). Applied once the video decodes: a request's width or height that differs, or a size beyond the
+    engine's limits, is INVALID_ARGUMENT on ``width``; the job runs loops x ``num_outputs`` loops (the
+    pipeline samples its outputs one after another), each of its steps, and progress counts them all.
+    The model's default width and height are the size of its warm-up video; ListModels reports 0.
+    ``None`` = the request's size is rendered."""
     generator_per_output: bool = True
     """Whether ``__call__`` takes a list of generators, one per output. Without it the pipeline gets
     the job's one generator, and its jobs never join a batch (an output must not depend on its batch).
@@ -232,7 +269,16 @@ class FamilySpec:
     timesteps set anew (Helios samples a video chunk by chunk): how many loops a request runs and how
     many frames they make. Progress counts the steps of every loop (``total_steps`` = steps x loops),
     and the cache starts a fresh run at each loop. A frame count the loops do not make is
-    INVALID_ARGUMENT naming the count they make. ``None`` = one loop."""
+    INVALID_ARGUMENT naming the count they make. For a family whose frames follow an input video
+    (``frames_from_video``) and a request that leaves ``num_frames`` unset, the loops are counted from
+    that video's frames once it is decoded (a video whose frames they do not make is INVALID_ARGUMENT
+    on its data). ``None`` = one loop."""
+    loops_on_scheduler_copies: bool = False
+    """Whether the pipeline's denoising loops set the timesteps of fresh deep copies of its scheduler and
+    never again its own (SkyReels-V2 diffusion forcing video-to-video: one copy per latent frame, set anew
+    for every window). The cache then starts each loop's run at the first copy set after a step
+    (:func:`engine_service.cache.start_runs_on_copies`); without it every loop after the first would
+    continue the first one's run. ``False`` = each loop sets the scheduler's own timesteps."""
     loop_steps: LoopSteps | None = None
     """For a pipeline whose denoising loops do not each run the request's ``num_inference_steps``
     (LTX long multi-prompt: ``num_inference_steps - 1`` per window, as it steps ``timesteps[:-1]``):

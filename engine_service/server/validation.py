@@ -72,7 +72,9 @@ def validate(
     wait, and where the model's frames follow the video, ``num_frames`` is 0 until they decode).
     """
     v = _Violations()
-    prompt = _text(v, "prompt", request.prompt, limits, required=True)
+    prompt = _text(v, "prompt", request.prompt, limits, required=model.family.takes_prompt)
+    if request.prompt and not model.family.takes_prompt:
+        v.add("prompt", f"model {model.name!r} ({model.family.name}) takes no prompt; leave it empty")
     negative = _text(v, "negative_prompt", request.negative_prompt, limits, required=False)
     task_prompt = _text(v, "task_prompt", request.task_prompt, limits, required=model.family.takes_task_prompt)
     if task_prompt and not model.family.takes_task_prompt:
@@ -112,6 +114,10 @@ def validate(
     follows = model.family.frames_from_video
     if any(role == follows for role, _ in videos) and not request.HasField("num_frames"):
         frames = 0  # the video's: set once it is decoded (decode_inputs)
+    if model.family.size_from_video is not None and any(role == follows for role, _ in videos):
+        # The size the video gives, set once it is decoded (decode_inputs); one the request sets must match it.
+        width = width if request.HasField("width") else 0
+        height = height if request.HasField("height") else 0
     check_prompt_images = model.family.check_prompt_images
     if check_prompt_images is not None and prompt.strip():
         sent = collections.Counter(item.role or "image" for item in request.input_images)
@@ -550,6 +556,10 @@ def _input_videos(v: _Violations, request, model: LoadedModel, limits: Limits) -
             v.add(f"{field}.data", f"is not {video_inputs.VIDEO_FORMATS}")
         else:
             videos.append((role, item.data))
+    check = family.check_video_roles
+    problem = check([item.role or "video" for item in items]) if check is not None else None
+    if problem:
+        v.add("input_videos", problem)
     return tuple(videos)
 
 
@@ -557,17 +567,23 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
     """``spec`` with its input images (:func:`decode_input_images`) and videos decoded. Blocking (run it
     off the event loop).
 
-    A video becomes a tuple of PIL RGB frames. Where the model's frames follow its ``"video"`` input
-    (``FamilySpec.frames_from_video``), a ``num_frames`` of 0 (the request left it unset) becomes the
+    A video becomes a tuple of PIL RGB frames. Where the model's frames follow an input video
+    (``FamilySpec.frames_from_video``), a ``num_frames`` of 0 (the request left it unset) becomes that
     video's frame count cut to the family's frame rule, and the video keeps exactly ``num_frames`` frames;
     a request that asks for more frames than the video holds, or than ``max_input_video_frames``, is
-    refused on ``num_frames`` (the latter before decoding).
+    refused on ``num_frames`` (the latter before decoding). The videos that go frame by frame with it
+    (``FamilySpec.aligned_video_roles``) must hold as many frames as it and are cut alike. A family of
+    several denoising loops (``FamilySpec.denoising_loops``) gets the loops of the frames so found.
 
     Raises InvalidRequest naming ``input_videos[i].data`` for a video that does not decode, holds no
-    frames, too many frames (``max_input_video_frames``), frames too large (``max_input_video_pixels``)
-    or too few frames for the family's least count, and naming ``input_images[i].role`` for an image of a
-    role the family reads only in a video of more than one latent frame (``FamilySpec.video_only_roles``)
-    when the request makes one.
+    frames, too many frames (``max_input_video_frames``), frames too large (``max_input_video_pixels``),
+    too few frames for the family's least count or its denoising loops, another count than the video
+    it goes frame by frame with, or (for a video the model continues) fewer than the frames it continues
+    from (``FamilySpec.history_frames``). Where the model's size follows that video
+    (``FamilySpec.size_from_video``), the job gets the size and denoising loops it gives, and a video the
+    pipeline cannot take is refused naming it (a size the request sets otherwise, on ``width``). An image
+    of a role the family reads only in a video of more than one latent frame
+    (``FamilySpec.video_only_roles``) is refused naming ``input_images[i].role`` when the request makes one.
     """
     if spec.input_images:
         spec = decode_input_images(spec, input_mode(model))
@@ -576,8 +592,13 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
         _video_only_images(v, spec, model, spec.num_frames)
         v.raise_if_any()
         return spec
-    frames, decoded = spec.num_frames, []
-    for index, (role, data) in enumerate(spec.input_videos):
+    frames, decoded, sized = spec.num_frames, [], {}
+    aligned = family.aligned_video_roles
+    # The video the frames follow first: the videos aligned with it are checked against its frames.
+    order = sorted(range(len(spec.input_videos)), key=lambda i: spec.input_videos[i][0] != family.frames_from_video)
+    followed: tuple[int, int] | None = None  # (index, frames decoded) of the video the frames follow
+    for index in order:
+        role, data = spec.input_videos[index]
         field = f"input_videos[{index}].data"
         follows = role == family.frames_from_video
         if follows and frames > limits.max_input_video_frames:  # its first frames would be over the limit
@@ -588,9 +609,20 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
                 f"{limits.max_input_video_frames} input video frames, so ask for {fits} or fewer",
             )
             continue
-        got = video_inputs.decode_video(v.add, field, data, limits, frames if follows and frames else None)
+        # The first num_frames frames of the videos the request's frames count, when it sets them.
+        cut = (follows or role in aligned) and spec.num_frames
+        got = video_inputs.decode_video(v.add, field, data, limits, spec.num_frames if cut else None)
         if got is None:
             continue
+        history = family.history_frames(model.call_defaults) if family.history_frames is not None else 0
+        if role == family.continues_video and len(got) < history:
+            v.add(
+                field,
+                f"has {len(got)} frames; {family.name} continues a video from its last {history} frames, "
+                f"so send at least {history}",
+            )
+        if follows:
+            followed = (index, len(got))
         if follows and frames and len(got) < frames:
             fits = video_inputs.frames_of_rule(len(got), family.frame_stride)
             v.add("num_frames", f"the input video has {len(got)} frames, fewer than {frames}; ask for {fits} or fewer")
@@ -598,11 +630,70 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
             frames = video_inputs.frames_of_rule(min(len(got), limits.max_frames), family.frame_stride)
             if frames < max(family.min_frames, 1):
                 v.add(field, f"has {len(got)} frames; {family.name} makes at least {family.min_frames}")
-        decoded.append((role, tuple(got[:frames] if follows else got)))
+        # An aligned video is not blamed where the followed video has fewer than num_frames: num_frames is.
+        elif role in aligned and spec.num_frames and followed is not None and len(got) < spec.num_frames <= followed[1]:
+            v.add(
+                field,
+                f"has {len(got)} frames; {family.name} takes the first {spec.num_frames} (num_frames) of its "
+                f"{role} video frame by frame with those of its {family.frames_from_video} video: send at least "
+                f"{spec.num_frames}",
+            )
+        elif role in aligned and not spec.num_frames and followed is not None and len(got) != followed[1]:
+            v.add(
+                field,
+                f"has {len(got)} frames; {family.name} takes its {role} video frame by frame with its "
+                f"{family.frames_from_video} video (input_videos[{followed[0]}]), which has {followed[1]}: "
+                "send as many frames",
+            )
+        decoded.append((index, role, tuple(got[:frames] if follows or role in aligned else got)))
+        if follows and family.size_from_video is not None:
+            sized = _size_from_video(v, field, spec, model, limits, got[0].size)
+    loops = spec.denoising_loops
+    plan = family.denoising_loops
+    if plan is not None and followed is not None and not spec.num_frames and frames and not v.items:
+        loops, made = plan(frames, model.call_defaults)
+        if made != frames:
+            v.add(
+                f"input_videos[{followed[0]}].data",
+                f"has {followed[1]} frames; {family.name} samples its video in whole chunks or segments, and "
+                f"{frames} frames take {loops}, which make {made}: send {made} frames or more",
+            )
     if frames:  # a video that set no count is refused already
         _video_only_images(v, spec, model, frames)
     v.raise_if_any()
-    return dataclasses.replace(spec, input_videos=tuple(decoded), num_frames=frames)
+    videos = tuple((role, got) for _index, role, got in sorted(decoded, key=lambda item: item[0]))
+    fields = {"denoising_loops": loops, **sized}  # a size from the video counts its loops
+    return dataclasses.replace(spec, input_videos=videos, num_frames=frames, **fields)
+
+
+def _size_from_video(
+    v: _Violations, field: str, spec: JobSpec, model: LoadedModel, limits: Limits, size: tuple[int, int]
+) -> dict:
+    """The width, height and denoising loops of a job whose model renders a size it derives from its input
+    video (``FamilySpec.size_from_video``), for a video of ``size``; empty after a violation: on ``field``
+    for a video the pipeline cannot take, on ``width`` for a size the request sets otherwise (0 = unset)
+    or one beyond the engine's limits."""
+    plan = model.family.size_from_video(model.pipeline, *size, model.call_defaults)
+    if isinstance(plan, str):
+        v.add(field, plan)
+        return {}
+    width, height, loops = plan
+    sent = ((spec.width, width), (spec.height, height))
+    if any(value and value != rendered for value, rendered in sent):
+        v.add(
+            "width",
+            f"model {model.name!r} ({model.family.name}) renders {width}x{height} for this {size[0]}x{size[1]} "
+            "input video (its size follows the video); leave width and height unset or send that size",
+        )
+        return {}
+    if width > limits.max_width or height > limits.max_height or width * height > limits.max_pixels:
+        v.add(
+            "width",
+            f"model {model.name!r} ({model.family.name}) renders {width}x{height} for this input video, beyond "
+            f"the limits of {limits.max_width}x{limits.max_height} and {limits.max_pixels} pixels",
+        )
+        return {}
+    return {"width": width, "height": height, "denoising_loops": loops * spec.num_outputs}
 
 
 def _video_only_images(v: _Violations, spec: JobSpec, model: LoadedModel, frames: int) -> None:

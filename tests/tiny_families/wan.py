@@ -1,10 +1,13 @@
-"""Wan 2.1 text- and image-to-video, VACE, and Wan 2.2 with two experts (high-noise and low-noise)."""
+"""Wan 2.1 text- and image-to-video, VACE, Wan-Animate, and Wan 2.2 with two experts (high-noise and low-noise)."""
 
 import torch
 from diffusers import (
     AutoencoderKLWan,
     FlowMatchEulerDiscreteScheduler,
     LucyEditPipeline,
+    UniPCMultistepScheduler,
+    WanAnimatePipeline,
+    WanAnimateTransformer3DModel,
     WanImageToVideoPipeline,
     WanPipeline,
     WanTransformer3DModel,
@@ -129,6 +132,41 @@ def build_wan_v2v() -> WanVideoToVideoPipeline:
     return WanVideoToVideoPipeline(**parts, transformer=_transformer())
 
 
+#: Wan-Animate: 9 frames of 16x16 in segments of 5 frames, each after the first starting on the last frame
+#: of the one before: 2 segments (frames 0-4 and 4-8), each a denoising loop of 2 steps.
+ANIMATE = {**VIDEO, "frames": 9, "steps": 2, "call_defaults": {**VIDEO["call_defaults"], "segment_frame_length": 5}}
+
+
+def build_wan_animate() -> WanAnimatePipeline:
+    """Wan-Animate: 3 blocks, a face adapter after each (``inject_face_latents_blocks=1``: after the first
+    block, a middle one and the last), a motion encoder that reads 16x16 face frames, a CLIP vision image
+    encoder; latents + mask + reference latents in (16 + 4 + 16 channels). A louder VAE, so that the pose
+    latents and the previous segment's frames reach the pixels. The UniPC scheduler the pipeline is typed for
+    (flow prediction), whose multistep state each segment's ``set_timesteps`` resets."""
+    parts = _parts()
+    louder_vae(parts["vae"])
+    parts["scheduler"] = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0
+    )
+    torch.manual_seed(0)
+    transformer = WanAnimateTransformer3DModel(
+        **TINY_WAN_TRANSFORMER,
+        in_channels=36,
+        latent_channels=16,
+        num_layers=3,
+        image_dim=4,
+        motion_encoder_channel_sizes={"16": 4, "8": 4, "4": 4},
+        motion_encoder_size=16,
+        motion_style_dim=8,
+        motion_dim=4,
+        motion_encoder_dim=8,
+        face_encoder_hidden_dim=8,
+        face_encoder_num_heads=2,
+        inject_face_latents_blocks=1,
+    ).eval()
+    return WanAnimatePipeline(**parts, **tiny_clip_vision(), transformer=transformer)
+
+
 CASES = [
     TinyCase(
         name="wan",
@@ -177,6 +215,15 @@ CASES = [
         build=build_wan_v2v,
         defaults={**VIDEO, "steps": 4},
         videos=(("video", (16, 16), 5),),
+    ),
+    TinyCase(
+        name="wan-animate",
+        pipeline_class="WanAnimatePipeline",
+        build=build_wan_animate,
+        defaults=ANIMATE,
+        inputs=(("image", (16, 16)),),
+        videos=(("pose", (16, 16), 9), ("face", (16, 16), 9)),
+        loops=2,
     ),
     TinyCase(
         name="lucy-edit",

@@ -10,11 +10,10 @@ each expert warms up on the first step it runs and compares a step only with its
 own previous steps. Wan 2.2 TI2V-5B is one transformer with a 16x VAE (sizes are
 multiples of 32, read from the pipeline) and a timestep per token.
 
-Wan-Animate (``WanAnimatePipeline``) is known but not served: it animates a
-reference image after a pose video and a face video (and, to replace a person, a
-background video and a mask video), generated in segments of
-``segment_frame_length`` frames, each a whole denoising loop conditioned on the
-last frames of the one before. Wan video-to-video (``WanVideoToVideoPipeline``)
+Wan-Animate (``WanAnimatePipeline``) animates a reference image after a pose
+video and a face video (and, to replace a person, a background video and a mask
+video), generated in segments of ``segment_frame_length`` frames, each a whole
+denoising loop conditioned on the last frames of the one before. Wan video-to-video (``WanVideoToVideoPipeline``)
 transforms the request's input video (``input_videos``); its output has the
 video's frames, as does Lucy Edit (``LucyEditPipeline``, a Wan 2.2 TI2V-5B video
 editor that conditions every step on the video's latents).
@@ -22,9 +21,10 @@ editor that conditions every step on the video's latents).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
-from engine_service.models.inputs import video_of
+from engine_service.models.inputs import image_of, video_of
 from engine_service.models.spec import FamilySpec
 from engine_service.models.video import (
     kept_steps,
@@ -35,8 +35,9 @@ from engine_service.models.video import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
+    import torch
     from diffusers import DiffusionPipeline
 
     from engine_service.jobs import JobSpec
@@ -104,20 +105,100 @@ WAN_VACE = FamilySpec(
     **_COMMON,
 )
 
+#: ``WanAnimatePipeline.__call__``'s defaults: frames per segment, and frames of the previous segment
+#: each segment after the first is conditioned on.
+_SEGMENT_FRAMES, _PREV_SEGMENT_FRAMES = 77, 1
+#: The Wan VAE's temporal compression.
+_TEMPORAL = 4
+
+
+def animate_segments(frames: int, call_defaults: Mapping[str, Any]) -> tuple[int, int]:
+    """(segments, frames made) for a pose video of ``frames`` frames, as ``WanAnimatePipeline.__call__``
+    plans them: segments of ``segment_frame_length`` frames (made ``4 k + 1`` as the pipeline does:
+    ``length // 4 x 4 + 1``), each after the
+    first starting on the last ``prev_segment_conditioning_frames`` frames of the one before, as many
+    as cover the video (the last one padded by reflecting the videos), cut to the pose video's frames.
+    The video needs more frames than the conditioning frames (fewer make no segment): the fewest it
+    makes is then that count plus one. Segments of no more new frames than conditioning frames make no
+    video the pipeline can finish (it counts one segment too many): 0 frames."""
+    segment = int(call_defaults.get("segment_frame_length", _SEGMENT_FRAMES))
+    if segment % _TEMPORAL != 1:
+        segment = segment // _TEMPORAL * _TEMPORAL + 1
+    prev = int(call_defaults.get("prev_segment_conditioning_frames", _PREV_SEGMENT_FRAMES))
+    step = segment - prev  # new frames per segment
+    if step <= prev:
+        return 1, 0
+    if frames <= prev:
+        return 1, prev + 1
+    return math.ceil((frames - prev) / step), frames
+
+
+def _animate_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """Wan-Animate: the reference image, the pose and face videos and, to replace the person of a
+    background video, that video and its mask video (``mode="replace"``). The server cut every video to
+    the pose video's ``num_frames``; the pipeline makes as many frames as its pose video has."""
+    kwargs = _video_call_kwargs(pipe, jobs)
+    del kwargs["num_frames"]
+    kwargs["image"] = image_of(jobs, "image")
+    kwargs["pose_video"] = video_of(jobs, "pose")
+    kwargs["face_video"] = video_of(jobs, "face")
+    background, mask = video_of(jobs, "background"), video_of(jobs, "mask")
+    kwargs["mode"] = "replace" if background is not None else "animate"
+    if background is not None:
+        kwargs["background_video"], kwargs["mask_video"] = background, mask
+    return kwargs
+
+
+def _segment_latents(pipe: DiffusionPipeline, latents: torch.Tensor, job: JobSpec) -> torch.Tensor:
+    """A segment's step latents (N, C, 1 + F, h, w) without their first latent frame, the reference image's
+    slot, which the pipeline drops before decoding."""
+    return latents[:, :, 1:]
+
+
+def _animate_video_roles(roles: Sequence[str]) -> str | None:
+    """Replace mode needs the background video and its mask video together."""
+    if ("background" in roles) != ("mask" in roles):
+        given, missing = ("background", "mask") if "background" in roles else ("mask", "background")
+        return (
+            f"a {given} video needs a {missing} video: wan-animate replaces the person masked in the mask video "
+            "of the background video (send both), or animates the reference image alone (send neither)"
+        )
+    return None
+
+
+#: Wan-Animate: the reference image (``image``) moves as the person of the ``pose`` video (its body pose,
+#: e.g. rendered skeletons) with the expressions of the ``face`` video (face crops, read by the
+#: transformer's motion encoder); with a ``background`` video and a ``mask`` video (white where the person
+#: is) it replaces that person in the background video instead. The output has the pose video's frames,
+#: made in segments of ``segment_frame_length`` frames, each a whole denoising loop of the request's
+#: steps conditioned on the last ``prev_segment_conditioning_frames`` frames of the one before: progress
+#: counts steps x segments, and each segment is a run of the cache. The face adapter adds its output after
+#: every ``inject_face_latents_blocks``-th block (a hint the cache places). A preview shows the last frame of
+#: the segment being sampled.
 WAN_ANIMATE = FamilySpec(
     name="wan-animate",
     pipeline_classes=("WanAnimatePipeline",),
-    build_call_kwargs=video_call_kwargs(images={"image": "image"}),
+    build_call_kwargs=_animate_call_kwargs,
+    decode_latents=video_preview(mean_std, frame="last", latents=_segment_latents),
     input_roles=("image",),
     required_roles=("image",),
-    unsupported_reason=(
-        "it animates the reference image after a pose video and a face video (and, to replace a person, "
-        "a background video and a mask video), generating segments of segment_frame_length frames, each a "
-        "whole denoising loop conditioned on the last frames of the one before; requests carry input videos "
-        "and the engine follows several loops (as Helios's chunks), but no family maps these five inputs and "
-        "its segment plan, and no tiny case checks them"
-    ),
-    **{**_COMMON, "default_width": 1280, "default_height": 720, "default_steps": 20, "default_guidance_scale": 1.0},
+    video_roles=("pose", "face", "background", "mask"),
+    required_video_roles=("pose", "face"),
+    frames_from_video="pose",
+    aligned_video_roles=("face", "background", "mask"),
+    check_video_roles=_animate_video_roles,
+    denoising_loops=animate_segments,
+    **{
+        **_COMMON,
+        "default_width": 1280,
+        "default_height": 720,
+        "default_steps": 20,
+        "default_guidance_scale": 1.0,
+        # Any count above the conditioning frames: the segments are cut to the pose video's frames.
+        "default_frames": _SEGMENT_FRAMES,
+        "frame_stride": 1,
+        "min_frames": _PREV_SEGMENT_FRAMES + 1,
+    },
 )
 
 #: Video-to-video: it noises the latents of the request's video by ``strength`` and denoises them. It
