@@ -63,6 +63,7 @@ import torch
 from diffusers import (
     AmusedImg2ImgPipeline,
     EasyAnimateControlPipeline,
+    EasyAnimateInpaintPipeline,
     HeliosDMDScheduler,
     HeliosPyramidPipeline,
     HunyuanVideo15ImageToVideoPipeline,
@@ -1325,6 +1326,23 @@ def test_easyanimate_control_follows_its_control_video_frame_for_frame(client):
     assert (len(cut.outputs), len(whole.outputs)) == (5, 9)
     assert _frames(first) == _frames(cut)
     assert _frames(backwards) != _frames(whole)
+
+
+@pytest.mark.parametrize(
+    ("pipeline_class", "channels", "message"),
+    [
+        (EasyAnimateControlPipeline, 8, "transformer of 8 input channels is not served"),
+        (EasyAnimateInpaintPipeline, 4, "transformer of 4 input channels"),
+    ],
+    ids=["control without reference channels", "inpainting without mask channels"],
+)
+def test_easyanimate_transformers_that_fail_every_call_fail_to_load_naming_why(pipeline_class, channels, message):
+    """A control transformer without reference-image channels (the pipeline always joins them) and an
+    inpainting transformer of the noise's channels only (diffusers 0.42.1's loop then calls
+    ``torch.tensor([timestep], noise)``) fail on every call: loading refuses them naming why."""
+    pipeline = build_easyanimate(pipeline_class, in_channels=channels)
+    with pytest.raises(ModelLoadError, match=message):
+        model_from_pipeline("easyanimate", pipeline, torch.device("cpu"), EASYANIMATE)
 
 
 def _reference_tensor(picture: Image.Image) -> torch.Tensor:

@@ -23,16 +23,17 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_easyanimate(pipeline_class=EasyAnimatePipeline):
+def build_easyanimate(pipeline_class=EasyAnimatePipeline, in_channels=None):
     """From diffusers' EasyAnimate test configuration, with 2 blocks. The inpainting transformer takes the
     noise, the mask latents and the masked video latents (4 + 4 + 4 channels), as EasyAnimate V5 does; the
-    control transformer the noise, the control video's latents and the reference image's (4 + 4 + 4)."""
+    control transformer the noise, the control video's latents and the reference image's (4 + 4 + 4).
+    ``in_channels`` replaces that count (a checkpoint the engine refuses)."""
     conditioned = pipeline_class is not EasyAnimatePipeline
     torch.manual_seed(0)
     transformer = EasyAnimateTransformer3DModel(
         num_attention_heads=2,
         attention_head_dim=16,
-        in_channels=12 if conditioned else 4,
+        in_channels=in_channels or (12 if conditioned else 4),
         out_channels=4,
         time_embed_dim=2,
         text_embed_dim=16,

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from engine_service.errors import ModelLoadError
 from engine_service.models.inputs import image_of, video_of
 from engine_service.models.spec import FamilySpec
 from engine_service.models.video import scaling_factor, video_call_kwargs, video_preview
@@ -90,10 +91,25 @@ EASYANIMATE = FamilySpec(
     **_COMMON,
 )
 
+
+def _mask_channels(pipe: DiffusionPipeline) -> None:
+    """Refuses an inpainting pipeline whose transformer takes only the noise's channels (ModelLoadError):
+    for it diffusers 0.42.1's loop blends the kept frames back in with ``torch.tensor([timestep], noise)``,
+    a TypeError at every step but the last."""
+    channels = pipe.transformer.config.in_channels
+    if channels == pipe.vae.config.latent_channels:
+        raise ModelLoadError(
+            f"EasyAnimateInpaintPipeline with a transformer of {channels} input channels (the noise's only, no "
+            "mask or masked-video latents) is not served: diffusers 0.42.1's pipeline fails on every call with "
+            "it (its denoising loop calls torch.tensor([timestep], noise))"
+        )
+
+
 EASYANIMATE_I2V = FamilySpec(
     name="easyanimate-i2v",
     pipeline_classes=("EasyAnimateInpaintPipeline",),
     build_call_kwargs=_image_to_video_kwargs,
+    prepare_pipeline=_mask_channels,
     decode_latents=video_preview(scaling_factor, frame="last"),
     input_roles=("image",),
     required_roles=("image",),
@@ -127,7 +143,10 @@ def _control_video_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> d
 def _repair_control_pipeline(pipe: DiffusionPipeline) -> None:
     """Works around the two faults that make diffusers 0.42.1's ``EasyAnimateControlPipeline`` fail on
     every call, on this pipeline instance and only while its class still has them (a diffusers release
-    that fixes one makes its check false, and the instance is left as it is):
+    that fixes one makes its check false, and the instance is left as it is). Refuses a transformer
+    without reference-image channels (ModelLoadError): the pipeline always joins the noise's, the
+    control video's and the reference image's latents (zeros without one), 3 x the VAE's latent
+    channels, and any other count fails on every call.
 
     - ``__call__`` passes ``encode_prompt`` a ``text_encoder_index=0`` argument (as HunyuanDiT's
       two-encoder pipelines do) that its one-encoder ``encode_prompt`` does not take: ``TypeError``.
@@ -137,6 +156,13 @@ def _repair_control_pipeline(pipe: DiffusionPipeline) -> None:
       ``EasyAnimatePipeline.__call__`` does: ``vae.decode(latents / scaling_factor)``, frames in
       [-1, 1] (N, 3, F, H, W) for the pipeline's video post-processing.
     """
+    channels, latent = pipe.transformer.config.in_channels, pipe.vae.config.latent_channels
+    if channels != 3 * latent:
+        raise ModelLoadError(
+            f"EasyAnimateControlPipeline with a transformer of {channels} input channels is not served: diffusers "
+            f"0.42.1's pipeline always gives it the noise's, the control video's and a reference image's latents "
+            f"(zeros without one), 3 x {latent} = {3 * latent} channels, so it would fail on every call"
+        )
     cls = type(pipe)
     if "text_encoder_index" not in inspect.signature(cls.encode_prompt).parameters:
         encode = pipe.encode_prompt
