@@ -37,6 +37,8 @@ makes the reference's frames (8k + 1, or the first num_frames of it); served fro
 loaded as a request adapter steers it. An LTX-2 DFR pass runs its sigma schedule: its steps are the schedule's
 (progress, the cache and ListModels count them; another step count is refused), and the engine's video is the
 pipeline's own with its keyframe slots; a checkpoint whose steps or transformer do not fit the pass fails to load.
+EasyAnimate Control, whose diffusers 0.42.1 call fails on every call, works on the served instance and
+follows its control video frame for frame (frames 4k + 1, or the first num_frames of it).
 Sana-WM follows the camera trajectory each request sends (an action string gives the frames its rolled-out
 poses give), refuses a malformed one naming its field, and reads action strings exactly as diffusers does.
 Wan-Animate makes its pose video's frames in segments, each a whole denoising loop: progress counts the
@@ -62,6 +64,8 @@ import pytest
 import torch
 from diffusers import (
     AmusedImg2ImgPipeline,
+    EasyAnimateControlPipeline,
+    EasyAnimateInpaintPipeline,
     HeliosDMDScheduler,
     HeliosPyramidPipeline,
     HunyuanVideo15ImageToVideoPipeline,
@@ -76,6 +80,8 @@ from tiny_families import all_cases, input_image, input_video, video_frames
 from tiny_families.amused import build_tiny_amused
 from tiny_families.anyflow import FAR_VIDEO, build_tiny_anyflow_far
 from tiny_families.dit import build_tiny_dit
+from tiny_families.easyanimate import VIDEO as EASYANIMATE
+from tiny_families.easyanimate import build_easyanimate
 from tiny_families.helios import PYRAMID, build_helios
 from tiny_families.helios import VIDEO as HELIOS
 from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
@@ -197,6 +203,9 @@ def server(omnigen, continuation):
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
         "ltx2-ic": model_from_pipeline("ltx2-ic", build_in_context(), cpu, LTX2_VIDEO),
         "ltx2-dfr": model_from_pipeline("ltx2-dfr", build_dfr(), cpu, DFR),
+        "easyanimate-control": model_from_pipeline(
+            "easyanimate-control", build_easyanimate(EasyAnimateControlPipeline), cpu, EASYANIMATE
+        ),
         # Half-strength attention between the noisy and the reference tokens: a video self-attention mask.
         "ltx2-ic-masked": model_from_pipeline(
             "ltx2-ic-masked",
@@ -1321,6 +1330,126 @@ def test_an_in_context_model_directory_serves_an_ic_lora_as_a_request_adapter(tm
         "reference",
     )
     assert len(plain.outputs) == len(steered.outputs) == 9 and _frames(plain) != _frames(steered)
+
+
+#: An EasyAnimate Control request; its control video's frames are 32x32, the output's size.
+EASYANIMATE_CONTROL = {
+    "model": "easyanimate-control",
+    "seed": 3,
+    "num_inference_steps": 2,
+    "output_format": "png_frames",
+}
+
+
+def _control(frames: list) -> list[InputVideo]:
+    return [InputVideo.from_frames(frames, "control")]
+
+
+def _control_call(frames: list) -> dict:
+    """The control pipeline's arguments for ``EASYANIMATE_CONTROL`` with ``frames`` as its control video,
+    written out: (1, 3, F, H, W) in [0, 1]."""
+    video = torch.from_numpy(np.stack([np.asarray(frame, dtype=np.float32) / 255.0 for frame in frames]))
+    return {
+        "prompt": ["a red circle"],
+        "negative_prompt": [""],
+        "width": 32,
+        "height": 32,
+        "num_frames": len(frames),
+        "num_inference_steps": 2,
+        "guidance_scale": 5.0,
+        "control_video": video.permute(3, 0, 1, 2)[None],
+    }
+
+
+def test_easyanimate_control_fails_as_diffusers_ships_it_and_serves_its_own_call_repaired():
+    """diffusers 0.42.1's ``__call__`` passes ``encode_prompt`` an argument it does not take (TypeError on
+    every call) and decodes with a ``decode_latents`` the class lacks. The served instance runs: the engine's
+    video is the pipeline's own call with the control video, and its decode is ``EasyAnimatePipeline``'s,
+    ``vae.decode(latents / scaling_factor)``."""
+    frames = video_frames((32, 32), 5)
+    pipeline = build_easyanimate(EasyAnimateControlPipeline)
+    with pytest.raises(TypeError, match="text_encoder_index"), torch.no_grad():
+        pipeline(**_control_call(frames), generator=torch.Generator().manual_seed(3), output_type="latent")
+    model = model_from_pipeline("easyanimate-control", pipeline, torch.device("cpu"), EASYANIMATE)
+    with torch.no_grad():
+        video = pipeline(**_control_call(frames), generator=torch.Generator().manual_seed(3), output_type="np")
+        latents = pipeline(**_control_call(frames), generator=torch.Generator().manual_seed(3), output_type="latent")
+        decoded = pipeline.vae.decode(latents.frames / pipeline.vae.config.scaling_factor, return_dict=False)[0]
+    np.testing.assert_array_equal(video.frames, pipeline.video_processor.postprocess_video(decoded, output_type="np"))
+    engine = AsyncEngine({"easyanimate-control": model}, "easyanimate-control", Limits(), "cpu")
+    with BackgroundServer(engine) as server, Client(server.address, timeout=120) as client:
+        result = client.generate("a red circle", input_videos=_control(frames), **EASYANIMATE_CONTROL)
+    made = np.stack([np.asarray(output.image) for output in result.outputs])
+    np.testing.assert_array_equal(made, to_uint8(video.frames[0]))
+
+
+def test_easyanimate_control_follows_its_control_video_frame_for_frame(client):
+    """The output has the control video's frames cut to 4k + 1 (7 give 5, 9 give 9), or its first
+    ``num_frames`` (5 of 9 give what those 5 give); the same frames played backwards give another video:
+    each control frame steers its own frames, not the first alone."""
+    frames = video_frames((32, 32), 9)
+    cut = client.generate("a red circle", input_videos=_control(frames[:7]), **EASYANIMATE_CONTROL)
+    whole = client.generate("a red circle", input_videos=_control(frames), **EASYANIMATE_CONTROL)
+    first = client.generate("a red circle", input_videos=_control(frames), num_frames=5, **EASYANIMATE_CONTROL)
+    backwards = client.generate("a red circle", input_videos=_control(frames[::-1]), **EASYANIMATE_CONTROL)
+    assert (len(cut.outputs), len(whole.outputs)) == (5, 9)
+    assert _frames(first) == _frames(cut)
+    assert _frames(backwards) != _frames(whole)
+
+
+@pytest.mark.parametrize(
+    ("pipeline_class", "channels", "message"),
+    [
+        (EasyAnimateControlPipeline, 8, "transformer of 8 input channels is not served"),
+        (EasyAnimateInpaintPipeline, 4, "transformer of 4 input channels"),
+    ],
+    ids=["control without reference channels", "inpainting without mask channels"],
+)
+def test_easyanimate_transformers_that_fail_every_call_fail_to_load_naming_why(pipeline_class, channels, message):
+    """A control transformer without reference-image channels (the pipeline always joins them) and an
+    inpainting transformer of the noise's channels only (diffusers 0.42.1's loop then calls
+    ``torch.tensor([timestep], noise)``) fail on every call: loading refuses them naming why."""
+    pipeline = build_easyanimate(pipeline_class, in_channels=channels)
+    with pytest.raises(ModelLoadError, match=message):
+        model_from_pipeline("easyanimate", pipeline, torch.device("cpu"), EASYANIMATE)
+
+
+def _reference_tensor(picture: Image.Image) -> torch.Tensor:
+    """A reference image as the control pipeline's ``ref_image``: a one-frame video (1, 3, 1, H, W) in [0, 1]."""
+    return torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0).permute(2, 0, 1)[None, :, None]
+
+
+def test_easyanimate_control_takes_a_reference_image_and_refuses_one_it_would_drop(client):
+    """The ``reference`` image is the pipeline's ``ref_image``: the engine's video is the pipeline's own call
+    with it. The pipeline reads it only when more than one latent frame follows (its own one-frame calls
+    with and without it are alike), so a one-frame request with a reference is INVALID_ARGUMENT naming the
+    image's role, and the server still serves it without one."""
+    frames = video_frames((32, 32), 5)
+    reference = input_image("reference", (32, 32))
+    picture = Image.open(io.BytesIO(reference.data)).convert("RGB")
+    pipeline = build_easyanimate(EasyAnimateControlPipeline)
+    model_from_pipeline("easyanimate-control", pipeline, torch.device("cpu"), EASYANIMATE)  # repaired
+    ref_image = _reference_tensor(picture)
+    with torch.no_grad():
+        video = pipeline(
+            **_control_call(frames), ref_image=ref_image, generator=torch.Generator().manual_seed(3), output_type="np"
+        ).frames[0]
+        single = [
+            pipeline(**_control_call(frames[:1]), generator=torch.Generator().manual_seed(3), output_type="np", **ref)
+            for ref in ({}, {"ref_image": ref_image})
+        ]
+    np.testing.assert_array_equal(single[0].frames, single[1].frames)
+    request = {**EASYANIMATE_CONTROL, "input_images": [reference]}
+    served = client.generate("a red circle", input_videos=_control(frames), **request)
+    np.testing.assert_array_equal(np.stack([np.asarray(output.image) for output in served.outputs]), to_uint8(video))
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", input_videos=_control(frames[:1]), **request)
+    assert set(_fields(raised.value)) == {"input_images[0].role"}, raised.value
+    with pytest.raises(InvalidArgumentError) as raised:  # one frame of a longer control video
+        client.generate("a red circle", input_videos=_control(frames), num_frames=1, **request)
+    assert set(_fields(raised.value)) == {"input_images[0].role"}, raised.value
+    alone = client.generate("a red circle", input_videos=_control(frames[:1]), **EASYANIMATE_CONTROL)
+    assert len(alone.outputs) == 1
 
 
 @pytest.fixture(scope="module")

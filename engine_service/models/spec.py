@@ -139,6 +139,11 @@ class FamilySpec:
     """Roles a request may send several images of, in order (reference images of FLUX.2, Qwen-Image
     Edit-Plus, ...). Any other role but ``control`` (one image per ControlNet) sent twice is
     INVALID_ARGUMENT on the second: the pipeline would use the first alone."""
+    video_only_roles: tuple[str, ...] = ()
+    """Input image roles the pipeline reads only for a video of more than one latent frame (EasyAnimate
+    Control's reference image fills the reference channels of the first latent frame only when others
+    follow it). A request for at most ``frame_stride`` frames (one latent frame) that sends one is
+    INVALID_ARGUMENT on that image's role instead of the image being dropped."""
     video_roles: tuple[str, ...] = ()
     """Roles of the input videos it accepts (``"video"``: the video a video-to-video pipeline transforms);
     empty = none, and a request that sends one is INVALID_ARGUMENT. Each role at most once. The server
