@@ -36,7 +36,11 @@ LTX-2 in-context takes its reference video as the pipeline's reference condition
 makes the reference's frames (8k + 1, or the first num_frames of it); served from a directory, an IC-LoRA
 loaded as a request adapter steers it. LTX-2 HDR makes linear light: its OpenEXR frames hold the pipeline's
 own values (above 1.0 too), its MP4 and PNG frames are diffusers' SDR rendering of them, and any other model
-refuses OpenEXR frames.
+refuses OpenEXR frames. An LTX-2 DFR pass runs its sigma schedule: its steps are the schedule's
+(progress, the cache and ListModels count them; another step count is refused), and the engine's video is the
+pipeline's own with its keyframe slots; a checkpoint whose steps or transformer do not fit the pass fails to load.
+EasyAnimate Control, whose diffusers 0.42.1 call fails on every call, works on the served instance and
+follows its control video frame for frame (frames 4k + 1, or the first num_frames of it).
 Sana-WM follows the camera trajectory each request sends (an action string gives the frames its rolled-out
 poses give), refuses a malformed one naming its field, and reads action strings exactly as diffusers does.
 Wan-Animate makes its pose video's frames in segments, each a whole denoising loop: progress counts the
@@ -62,6 +66,8 @@ import pytest
 import torch
 from diffusers import (
     AmusedImg2ImgPipeline,
+    EasyAnimateControlPipeline,
+    EasyAnimateInpaintPipeline,
     HeliosDMDScheduler,
     HeliosPyramidPipeline,
     HunyuanVideo15ImageToVideoPipeline,
@@ -76,6 +82,8 @@ from tiny_families import all_cases, input_image, input_video, video_frames
 from tiny_families.amused import build_tiny_amused
 from tiny_families.anyflow import FAR_VIDEO, build_tiny_anyflow_far
 from tiny_families.dit import build_tiny_dit
+from tiny_families.easyanimate import VIDEO as EASYANIMATE
+from tiny_families.easyanimate import build_easyanimate
 from tiny_families.helios import PYRAMID, build_helios
 from tiny_families.helios import VIDEO as HELIOS
 from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
@@ -85,8 +93,8 @@ from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6, build_kandinsky6_sr
 from tiny_families.latte import FRAMES as LATTE_FRAMES
 from tiny_families.latte import build_tiny_latte
+from tiny_families.ltx2 import DFR, DFR_SIGMAS, build_dfr, build_hdr, build_in_context
 from tiny_families.ltx2 import VIDEO as LTX2_VIDEO
-from tiny_families.ltx2 import build_hdr, build_in_context
 from tiny_families.ltx_video_long import VIDEO as LTX_LONG
 from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
@@ -113,7 +121,7 @@ from engine_service.errors import ModelLoadError
 from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
 from engine_service.runtime.encoding import encode_mp4, to_uint8
-from engine_service.runtime.engine import AsyncEngine
+from engine_service.runtime.engine import AsyncEngine, warmup_spec
 from engine_service.server.background import BackgroundServer
 
 K5 = {"steps": 2, "call_defaults": {"max_sequence_length": 16}}
@@ -197,6 +205,10 @@ def server(omnigen, continuation):
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
         "ltx2-ic": model_from_pipeline("ltx2-ic", build_in_context(), cpu, LTX2_VIDEO),
         "ltx2-hdr": model_from_pipeline("ltx2-hdr", build_hdr(), cpu, LTX2_VIDEO),
+        "ltx2-dfr": model_from_pipeline("ltx2-dfr", build_dfr(), cpu, DFR),
+        "easyanimate-control": model_from_pipeline(
+            "easyanimate-control", build_easyanimate(EasyAnimateControlPipeline), cpu, EASYANIMATE
+        ),
         # Half-strength attention between the noisy and the reference tokens: a video self-attention mask.
         "ltx2-ic-masked": model_from_pipeline(
             "ltx2-ic-masked",
@@ -1220,6 +1232,72 @@ def test_an_in_context_attention_mask_reaches_every_block_with_and_without_cache
     assert _frames(always) != _frames(plain)
 
 
+#: A request to the tiny DFR pass (three sigmas).
+DFR_REQUEST = {"model": "ltx2-dfr", "seed": 3, "fps": 16, "output_format": "png_frames"}
+
+
+def test_a_dfr_pass_reports_and_caches_the_steps_of_its_sigma_schedule(client):
+    """The tiny DFR model's schedule has three sigmas: ListModels' default steps, Started's total and the Step
+    events count them (not the family's 8, nor a request's), the cache warms up on the first and caches the
+    other two, and a request that sends those three steps gets the video of one that sends none."""
+    (info,) = [m for m in client.list_models().models if m.name == "ltx2-dfr"]
+    started, steps, cached = _streamed(list(client.stream("a red circle", cache=ALWAYS_CACHE, **DFR_REQUEST)))
+    plain = client.generate("a red circle", **DFR_REQUEST)
+    explicit = client.generate("a red circle", num_inference_steps=3, **DFR_REQUEST)
+    assert info.default_steps == len(DFR_SIGMAS) == 3 and info.refuses_guidance_scale
+    assert started.total_steps == 3 and [(s.step, s.total_steps) for s in steps] == [(0, 3), (1, 3), (2, 3)]
+    assert (cached.cache_stats.computed_steps, cached.cache_stats.cached_steps) == (1, 2)
+    assert _frames(explicit) == _frames(plain) != _frames(cached)
+
+
+@pytest.mark.parametrize("steps", [2, 8])
+def test_a_dfr_step_count_off_its_schedule_is_invalid_and_the_server_still_serves(client, steps):
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", num_inference_steps=steps, **DFR_REQUEST)
+    assert _fields(raised.value).keys() == {"num_inference_steps"}
+    assert "sigma schedule of 3 steps" in _fields(raised.value)["num_inference_steps"]
+    assert len(client.generate("a red circle", **DFR_REQUEST).outputs) == 9
+
+
+def test_a_dfr_pass_is_the_pipelines_own_call_with_its_sigmas_and_keyframe_slots(client):
+    """The engine's video is the pipeline's own call at the request's size, frames and frame rate with the
+    model's sigmas and the pipeline's default keyframe slots, frame for frame (no step count, no guidance)."""
+    pipeline = build_dfr()
+    with torch.no_grad():
+        video = pipeline(
+            prompt=["a red circle"],
+            width=32,
+            height=32,
+            num_frames=9,
+            frame_rate=16,
+            **DFR["call_defaults"],
+            generator=torch.Generator().manual_seed(3),
+            output_type="np",
+        ).frames[0]
+    result = client.generate("a red circle", **DFR_REQUEST)
+    made = np.stack([np.asarray(output.image) for output in result.outputs])
+    np.testing.assert_array_equal(made, to_uint8(video))
+
+
+def test_a_dfr_model_whose_steps_or_transformer_do_not_fit_its_pass_fails_to_load():
+    """Without sigmas of its own a model runs diffusers' 8 distilled ones; a model default steps other than
+    its schedule's, sigmas that are no list, and a transformer without the keyframe-slot embedding (every
+    call would fail) stop loading naming them."""
+    cpu, pipeline = torch.device("cpu"), build_dfr()
+    assert model_from_pipeline("dfr", pipeline, cpu, {**DFR, "call_defaults": {}}).default_steps == 8
+    # The warm-up runs (and counts) the schedule's steps, not the two of other models' warm-ups.
+    assert warmup_spec(model_from_pipeline("dfr", pipeline, cpu, DFR)).num_inference_steps == 3
+    with pytest.raises(ModelLoadError, match="sigma schedule of 3 steps and takes no step count; steps is 8"):
+        model_from_pipeline("dfr", pipeline, cpu, {**DFR, "steps": 8})
+    with pytest.raises(ModelLoadError, match="sigmas must be a non-empty list of numbers"):
+        model_from_pipeline("dfr", pipeline, cpu, {**DFR, "call_defaults": {"sigmas": []}})
+    config = dict(pipeline.transformer.config)
+    config["use_keyframes_abs_pos_embedding"] = False
+    pipeline.transformer = type(pipeline.transformer).from_config(config).eval()
+    with pytest.raises(ModelLoadError, match="model 'dfr': a DFR pass generates keyframe slots"):
+        model_from_pipeline("dfr", pipeline, cpu, DFR)
+
+
 def test_an_in_context_model_directory_serves_an_ic_lora_as_a_request_adapter(tmp_path):
     """``serve --model ic=DIR --lora pose=FILE:ic``: the in-context pipeline loads from its directory (its
     ``ditserve.json`` the tiny defaults) and a request that picks the IC-LoRA gets another video than one
@@ -1257,94 +1335,124 @@ def test_an_in_context_model_directory_serves_an_ic_lora_as_a_request_adapter(tm
     assert len(plain.outputs) == len(steered.outputs) == 9 and _frames(plain) != _frames(steered)
 
 
-#: An LTX-2 HDR request; its reference video's frames are 32x32, the output's size.
-HDR = {"model": "ltx2-hdr", "seed": 3, "fps": 16, "num_inference_steps": 2}
+#: An EasyAnimate Control request; its control video's frames are 32x32, the output's size.
+EASYANIMATE_CONTROL = {
+    "model": "easyanimate-control",
+    "seed": 3,
+    "num_inference_steps": 2,
+    "output_format": "png_frames",
+}
 
 
-def _diffusers_sdr(linear: np.ndarray) -> np.ndarray:
-    """diffusers' 8-bit SDR frames of linear HDR light, written out as
-    ``diffusers.pipelines.ltx2.export_utils.encode_hdr_tensor_to_mp4`` computes them with its default tone
-    map: clip to [0, 1], the sRGB (Rec. 709) transfer function, then ``(sdr * 255 + 0.5).astype(uint8)``."""
-    mapped = np.clip(linear, 0.0, 1.0)
-    sdr = np.where(mapped <= 0.0031308, mapped * 12.92, 1.055 * np.power(mapped, 1.0 / 2.4) - 0.055)
-    return (sdr * 255.0 + 0.5).astype(np.uint8)
+def _control(frames: list) -> list[InputVideo]:
+    return [InputVideo.from_frames(frames, "control")]
 
 
-def _read_exr(data: bytes) -> np.ndarray:
-    import OpenEXR
-
-    with OpenEXR.File(io.BytesIO(data)) as image:
-        return image.channels()["RGB"].pixels
-
-
-def test_hdr_exr_frames_hold_the_pipelines_linear_light_and_mp4_and_png_frames_its_sdr_rendering(client):
-    """OpenEXR frames are the pipeline's own linear HDR video (its reference video as its reference
-    condition) in half floats, values above 1.0 kept; PNG frames are diffusers' SDR rendering of it, and
-    the MP4 encodes those very frames."""
-    from diffusers.pipelines.ltx2.pipeline_ltx2_hdr_lora import LTX2HDRReferenceCondition
-
-    frames = video_frames((32, 32), 9)
-    call = {
+def _control_call(frames: list) -> dict:
+    """The control pipeline's arguments for ``EASYANIMATE_CONTROL`` with ``frames`` as its control video,
+    written out: (1, 3, F, H, W) in [0, 1]."""
+    video = torch.from_numpy(np.stack([np.asarray(frame, dtype=np.float32) / 255.0 for frame in frames]))
+    return {
         "prompt": ["a red circle"],
         "negative_prompt": [""],
         "width": 32,
         "height": 32,
-        "num_frames": 9,
+        "num_frames": len(frames),
         "num_inference_steps": 2,
-        "guidance_scale": 1.0,
-        "frame_rate": 16,
-        "stg_scale": 0.0,
-        "modality_scale": 1.0,
-        "reference_conditions": [LTX2HDRReferenceCondition(frames=frames, strength=1.0)],
-        **LTX2_VIDEO["call_defaults"],
+        "guidance_scale": 5.0,
+        "control_video": video.permute(3, 0, 1, 2)[None],
     }
+
+
+def test_easyanimate_control_fails_as_diffusers_ships_it_and_serves_its_own_call_repaired():
+    """diffusers 0.42.1's ``__call__`` passes ``encode_prompt`` an argument it does not take (TypeError on
+    every call) and decodes with a ``decode_latents`` the class lacks. The served instance runs: the engine's
+    video is the pipeline's own call with the control video, and its decode is ``EasyAnimatePipeline``'s,
+    ``vae.decode(latents / scaling_factor)``."""
+    frames = video_frames((32, 32), 5)
+    pipeline = build_easyanimate(EasyAnimateControlPipeline)
+    with pytest.raises(TypeError, match="text_encoder_index"), torch.no_grad():
+        pipeline(**_control_call(frames), generator=torch.Generator().manual_seed(3), output_type="latent")
+    model = model_from_pipeline("easyanimate-control", pipeline, torch.device("cpu"), EASYANIMATE)
     with torch.no_grad():
-        video = build_hdr()(**call, generator=torch.Generator().manual_seed(3), output_type="np").frames[0]
-    reference = _reference(frames)
-    exr = client.generate("a red circle", input_videos=reference, output_format="exr_frames", **HDR)
-    png = client.generate("a red circle", input_videos=reference, output_format="png_frames", **HDR)
-    (mp4,) = client.generate("a red circle", input_videos=reference, **HDR).outputs
-    assert [(o.mime_type, o.extension, o.width, o.height, o.num_frames) for o in exr.outputs] == [
-        ("image/x-exr", "exr", 32, 32, 1)
-    ] * 9
-    linear = np.stack([_read_exr(output.data) for output in exr.outputs])
-    assert linear.dtype == np.float16 and (linear > 1.0).mean() > 0.05  # light beyond SDR white survives
-    np.testing.assert_array_equal(linear, video.astype(np.float16))
-    shown = np.stack([np.asarray(output.image) for output in png.outputs])
-    np.testing.assert_array_equal(shown, _diffusers_sdr(video))
-    assert (mp4.mime_type, mp4.num_frames) == ("video/mp4", 9)
-    assert mp4.data == encode_mp4(_diffusers_sdr(video), 16, 90).data
-    with pytest.raises(ValueError, match="OpenEXR"):
-        exr.outputs[0].image  # noqa: B018 - Pillow cannot read it: the SDK says how to
+        video = pipeline(**_control_call(frames), generator=torch.Generator().manual_seed(3), output_type="np")
+        latents = pipeline(**_control_call(frames), generator=torch.Generator().manual_seed(3), output_type="latent")
+        decoded = pipeline.vae.decode(latents.frames / pipeline.vae.config.scaling_factor, return_dict=False)[0]
+    np.testing.assert_array_equal(video.frames, pipeline.video_processor.postprocess_video(decoded, output_type="np"))
+    engine = AsyncEngine({"easyanimate-control": model}, "easyanimate-control", Limits(), "cpu")
+    with BackgroundServer(engine) as server, Client(server.address, timeout=120) as client:
+        result = client.generate("a red circle", input_videos=_control(frames), **EASYANIMATE_CONTROL)
+    made = np.stack([np.asarray(output.image) for output in result.outputs])
+    np.testing.assert_array_equal(made, to_uint8(video.frames[0]))
 
 
-@pytest.mark.parametrize("model", ["ltx2-ic", "dit"])
-def test_exr_frames_from_a_model_without_hdr_output_are_invalid_and_the_server_still_serves(client, model):
-    """OpenEXR frames are for models that list ``outputs_hdr``: an 8-bit video model and an image model
-    refuse them naming ``output_format``; the HDR model lists it and serves PNG frames as before."""
-    request = {"model": model, "seed": 3, "output_format": "exr_frames"}
-    if model == "ltx2-ic":
-        request.update(IN_CONTEXT, output_format="exr_frames", input_videos=_reference(video_frames((32, 32), 9)))
+def test_easyanimate_control_follows_its_control_video_frame_for_frame(client):
+    """The output has the control video's frames cut to 4k + 1 (7 give 5, 9 give 9), or its first
+    ``num_frames`` (5 of 9 give what those 5 give); the same frames played backwards give another video:
+    each control frame steers its own frames, not the first alone."""
+    frames = video_frames((32, 32), 9)
+    cut = client.generate("a red circle", input_videos=_control(frames[:7]), **EASYANIMATE_CONTROL)
+    whole = client.generate("a red circle", input_videos=_control(frames), **EASYANIMATE_CONTROL)
+    first = client.generate("a red circle", input_videos=_control(frames), num_frames=5, **EASYANIMATE_CONTROL)
+    backwards = client.generate("a red circle", input_videos=_control(frames[::-1]), **EASYANIMATE_CONTROL)
+    assert (len(cut.outputs), len(whole.outputs)) == (5, 9)
+    assert _frames(first) == _frames(cut)
+    assert _frames(backwards) != _frames(whole)
+
+
+@pytest.mark.parametrize(
+    ("pipeline_class", "channels", "message"),
+    [
+        (EasyAnimateControlPipeline, 8, "transformer of 8 input channels is not served"),
+        (EasyAnimateInpaintPipeline, 4, "transformer of 4 input channels"),
+    ],
+    ids=["control without reference channels", "inpainting without mask channels"],
+)
+def test_easyanimate_transformers_that_fail_every_call_fail_to_load_naming_why(pipeline_class, channels, message):
+    """A control transformer without reference-image channels (the pipeline always joins them) and an
+    inpainting transformer of the noise's channels only (diffusers 0.42.1's loop then calls
+    ``torch.tensor([timestep], noise)``) fail on every call: loading refuses them naming why."""
+    pipeline = build_easyanimate(pipeline_class, in_channels=channels)
+    with pytest.raises(ModelLoadError, match=message):
+        model_from_pipeline("easyanimate", pipeline, torch.device("cpu"), EASYANIMATE)
+
+
+def _reference_tensor(picture: Image.Image) -> torch.Tensor:
+    """A reference image as the control pipeline's ``ref_image``: a one-frame video (1, 3, 1, H, W) in [0, 1]."""
+    return torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0).permute(2, 0, 1)[None, :, None]
+
+
+def test_easyanimate_control_takes_a_reference_image_and_refuses_one_it_would_drop(client):
+    """The ``reference`` image is the pipeline's ``ref_image``: the engine's video is the pipeline's own call
+    with it. The pipeline reads it only when more than one latent frame follows (its own one-frame calls
+    with and without it are alike), so a one-frame request with a reference is INVALID_ARGUMENT naming the
+    image's role, and the server still serves it without one."""
+    frames = video_frames((32, 32), 5)
+    reference = input_image("reference", (32, 32))
+    picture = Image.open(io.BytesIO(reference.data)).convert("RGB")
+    pipeline = build_easyanimate(EasyAnimateControlPipeline)
+    model_from_pipeline("easyanimate-control", pipeline, torch.device("cpu"), EASYANIMATE)  # repaired
+    ref_image = _reference_tensor(picture)
+    with torch.no_grad():
+        video = pipeline(
+            **_control_call(frames), ref_image=ref_image, generator=torch.Generator().manual_seed(3), output_type="np"
+        ).frames[0]
+        single = [
+            pipeline(**_control_call(frames[:1]), generator=torch.Generator().manual_seed(3), output_type="np", **ref)
+            for ref in ({}, {"ref_image": ref_image})
+        ]
+    np.testing.assert_array_equal(single[0].frames, single[1].frames)
+    request = {**EASYANIMATE_CONTROL, "input_images": [reference]}
+    served = client.generate("a red circle", input_videos=_control(frames), **request)
+    np.testing.assert_array_equal(np.stack([np.asarray(output.image) for output in served.outputs]), to_uint8(video))
     with pytest.raises(InvalidArgumentError) as raised:
-        client.generate("1" if model == "dit" else "a red circle", **request)
-    assert set(_fields(raised.value)) == {"output_format"}, raised.value
-    infos = {info.name: info.outputs_hdr for info in client.list_models().models}
-    assert infos["ltx2-hdr"] and not infos["ltx2-ic"] and not infos["dit"]
-    served = client.generate("a red circle", input_videos=_reference(video_frames((32, 32), 9)), **HDR)
-    assert served.outputs[0].mime_type == "video/mp4"
-
-
-def test_generate_writes_one_exr_file_per_frame_of_an_hdr_video(server, tmp_path):
-    """``ditserve generate --format exr-frames`` (or ``exr_frames``) writes the frames as OpenEXR files, linear
-    light kept."""
-    reference = tmp_path / "reference.png"
-    reference.write_bytes(_reference(video_frames((32, 32), 9))[0].data)
-    command = ["generate", "a red circle", "--target", server.address, "--model", "ltx2-hdr", "--seed", "3"]
-    command += ["--steps", "2", "--fps", "16", "--video", f"reference={reference}", "--format", "exr-frames"]
-    assert cli.main([*command, "--out", str(tmp_path / "out")]) == 0
-    files = sorted((tmp_path / "out").iterdir())
-    assert [f.suffix for f in files] == [".exr"] * 9
-    assert any((_read_exr(f.read_bytes()) > 1.0).any() for f in files)
+        client.generate("a red circle", input_videos=_control(frames[:1]), **request)
+    assert set(_fields(raised.value)) == {"input_images[0].role"}, raised.value
+    with pytest.raises(InvalidArgumentError) as raised:  # one frame of a longer control video
+        client.generate("a red circle", input_videos=_control(frames), num_frames=1, **request)
+    assert set(_fields(raised.value)) == {"input_images[0].role"}, raised.value
+    alone = client.generate("a red circle", input_videos=_control(frames[:1]), **EASYANIMATE_CONTROL)
+    assert len(alone.outputs) == 1
 
 
 @pytest.fixture(scope="module")
@@ -1504,3 +1612,93 @@ def test_generate_sends_the_camera_action_or_the_poses_file(sana_wm, tmp_path):
         written = sorted(out.iterdir(), key=lambda f: int(f.stem.split("-")[-1]))
         assert [hashlib.sha256(f.read_bytes()).hexdigest() for f in written] == expected, name
     assert cli.main([*base, "--camera-action", "w-8", "--camera-poses", str(poses), "--out", str(tmp_path)]) == 2
+
+
+#: An LTX-2 HDR request; its reference video's frames are 32x32, the output's size.
+HDR = {"model": "ltx2-hdr", "seed": 3, "fps": 16, "num_inference_steps": 2}
+
+
+def _diffusers_sdr(linear: np.ndarray) -> np.ndarray:
+    """diffusers' 8-bit SDR frames of linear HDR light, written out as
+    ``diffusers.pipelines.ltx2.export_utils.encode_hdr_tensor_to_mp4`` computes them with its default tone
+    map: clip to [0, 1], the sRGB (Rec. 709) transfer function, then ``(sdr * 255 + 0.5).astype(uint8)``."""
+    mapped = np.clip(linear, 0.0, 1.0)
+    sdr = np.where(mapped <= 0.0031308, mapped * 12.92, 1.055 * np.power(mapped, 1.0 / 2.4) - 0.055)
+    return (sdr * 255.0 + 0.5).astype(np.uint8)
+
+
+def _read_exr(data: bytes) -> np.ndarray:
+    import OpenEXR
+
+    with OpenEXR.File(io.BytesIO(data)) as image:
+        return image.channels()["RGB"].pixels
+
+
+def test_hdr_exr_frames_hold_the_pipelines_linear_light_and_mp4_and_png_frames_its_sdr_rendering(client):
+    """OpenEXR frames are the pipeline's own linear HDR video (its reference video as its reference
+    condition) in half floats, values above 1.0 kept; PNG frames are diffusers' SDR rendering of it, and
+    the MP4 encodes those very frames."""
+    from diffusers.pipelines.ltx2.pipeline_ltx2_hdr_lora import LTX2HDRReferenceCondition
+
+    frames = video_frames((32, 32), 9)
+    call = {
+        "prompt": ["a red circle"],
+        "negative_prompt": [""],
+        "width": 32,
+        "height": 32,
+        "num_frames": 9,
+        "num_inference_steps": 2,
+        "guidance_scale": 1.0,
+        "frame_rate": 16,
+        "stg_scale": 0.0,
+        "modality_scale": 1.0,
+        "reference_conditions": [LTX2HDRReferenceCondition(frames=frames, strength=1.0)],
+        **LTX2_VIDEO["call_defaults"],
+    }
+    with torch.no_grad():
+        video = build_hdr()(**call, generator=torch.Generator().manual_seed(3), output_type="np").frames[0]
+    reference = _reference(frames)
+    exr = client.generate("a red circle", input_videos=reference, output_format="exr_frames", **HDR)
+    png = client.generate("a red circle", input_videos=reference, output_format="png_frames", **HDR)
+    (mp4,) = client.generate("a red circle", input_videos=reference, **HDR).outputs
+    assert [(o.mime_type, o.extension, o.width, o.height, o.num_frames) for o in exr.outputs] == [
+        ("image/x-exr", "exr", 32, 32, 1)
+    ] * 9
+    linear = np.stack([_read_exr(output.data) for output in exr.outputs])
+    assert linear.dtype == np.float16 and (linear > 1.0).mean() > 0.05  # light beyond SDR white survives
+    np.testing.assert_array_equal(linear, video.astype(np.float16))
+    shown = np.stack([np.asarray(output.image) for output in png.outputs])
+    np.testing.assert_array_equal(shown, _diffusers_sdr(video))
+    assert (mp4.mime_type, mp4.num_frames) == ("video/mp4", 9)
+    assert mp4.data == encode_mp4(_diffusers_sdr(video), 16, 90).data
+    with pytest.raises(ValueError, match="OpenEXR"):
+        exr.outputs[0].image  # noqa: B018 - Pillow cannot read it: the SDK says how to
+
+
+@pytest.mark.parametrize("model", ["ltx2-ic", "dit"])
+def test_exr_frames_from_a_model_without_hdr_output_are_invalid_and_the_server_still_serves(client, model):
+    """OpenEXR frames are for models that list ``outputs_hdr``: an 8-bit video model and an image model
+    refuse them naming ``output_format``; the HDR model lists it and serves PNG frames as before."""
+    request = {"model": model, "seed": 3, "output_format": "exr_frames"}
+    if model == "ltx2-ic":
+        request.update(IN_CONTEXT, output_format="exr_frames", input_videos=_reference(video_frames((32, 32), 9)))
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("1" if model == "dit" else "a red circle", **request)
+    assert set(_fields(raised.value)) == {"output_format"}, raised.value
+    infos = {info.name: info.outputs_hdr for info in client.list_models().models}
+    assert infos["ltx2-hdr"] and not infos["ltx2-ic"] and not infos["dit"]
+    served = client.generate("a red circle", input_videos=_reference(video_frames((32, 32), 9)), **HDR)
+    assert served.outputs[0].mime_type == "video/mp4"
+
+
+def test_generate_writes_one_exr_file_per_frame_of_an_hdr_video(server, tmp_path):
+    """``ditserve generate --format exr-frames`` (or ``exr_frames``) writes the frames as OpenEXR files, linear
+    light kept."""
+    reference = tmp_path / "reference.png"
+    reference.write_bytes(_reference(video_frames((32, 32), 9))[0].data)
+    command = ["generate", "a red circle", "--target", server.address, "--model", "ltx2-hdr", "--seed", "3"]
+    command += ["--steps", "2", "--fps", "16", "--video", f"reference={reference}", "--format", "exr-frames"]
+    assert cli.main([*command, "--out", str(tmp_path / "out")]) == 0
+    files = sorted((tmp_path / "out").iterdir())
+    assert [f.suffix for f in files] == [".exr"] * 9
+    assert any((_read_exr(f.read_bytes()) > 1.0).any() for f in files)

@@ -69,6 +69,8 @@ LoopSteps = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple
 #: an action string (``GenerateRequest.camera.action``) -> the frames a camera moving along it covers; raises
 #: ValueError saying what is wrong in it.
 CameraActions = Callable[[str], int]
+#: the model's call defaults -> the denoising steps of the fixed sigma schedule the pipeline runs.
+ScheduleSteps = Callable[["Mapping[str, Any]"], int]
 #: what ``pipeline.__call__`` returned -> the call's decoded images (N, H, W, 3) or videos (N, F, H, W, 3).
 OutputReader = Callable[[Any], Any]
 
@@ -113,6 +115,13 @@ class FamilySpec:
     """For a video pipeline whose checkpoint makes one frame count only (Latte: the length of its
     temporal position embedding, ``video_length``): that count, read from the pipeline. It is the
     default frame count and any other is INVALID_ARGUMENT. ``None`` = the rules above."""
+    schedule_steps: ScheduleSteps | None = None
+    """For a distilled pipeline that runs a fixed sigma schedule and takes no ``num_inference_steps``
+    (LTX-2 DFR: its ``sigmas``, 8 by default): the steps that schedule runs, read from the model's call
+    defaults (a model may set its own ``sigmas``). They are the model's steps (ListModels' default
+    steps; a model default ``steps`` other than them fails to load), and a request's
+    ``num_inference_steps`` other than them is INVALID_ARGUMENT instead of a count the pipeline would
+    not run. ``None`` = the pipeline runs the request's steps."""
     takes_guidance: bool = True
     """Whether the model takes a guidance scale. ``False`` for a distilled pipeline whose call has no
     guidance input at all (FLUX.2 Klein KV): a request that sets ``guidance_scale`` is INVALID_ARGUMENT
@@ -131,6 +140,11 @@ class FamilySpec:
     """Roles a request may send several images of, in order (reference images of FLUX.2, Qwen-Image
     Edit-Plus, ...). Any other role but ``control`` (one image per ControlNet) sent twice is
     INVALID_ARGUMENT on the second: the pipeline would use the first alone."""
+    video_only_roles: tuple[str, ...] = ()
+    """Input image roles the pipeline reads only for a video of more than one latent frame (EasyAnimate
+    Control's reference image fills the reference channels of the first latent frame only when others
+    follow it). A request for at most ``frame_stride`` frames (one latent frame) that sends one is
+    INVALID_ARGUMENT on that image's role instead of the image being dropped."""
     video_roles: tuple[str, ...] = ()
     """Roles of the input videos it accepts (``"video"``: the video a video-to-video pipeline transforms);
     empty = none, and a request that sends one is INVALID_ARGUMENT. Each role at most once. The server

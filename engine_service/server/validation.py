@@ -103,6 +103,13 @@ def validate(
         if problem:
             v.add("prompt", problem)
     steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps)
+    if steps and steps != model.default_steps and model.family.schedule_steps is not None:
+        v.add(
+            "num_inference_steps",
+            f"model {model.name!r} ({model.family.name}) runs its distilled sigma schedule of {model.default_steps} "
+            f"steps; leave num_inference_steps unset or send {model.default_steps}",
+        )
+        steps = 0
     guidance = _guidance(v, request, model.default_guidance_scale)
     if request.HasField("guidance_scale") and not model.family.takes_guidance:
         v.add("guidance_scale", f"model {model.name!r} ({model.family.name}) takes no guidance scale; leave it unset")
@@ -591,13 +598,17 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
     it goes frame by frame with, or (for a video the model continues) fewer than the frames it continues
     from (``FamilySpec.history_frames``). Where the model's size follows that video
     (``FamilySpec.size_from_video``), the job gets the size and denoising loops it gives, and a video the
-    pipeline cannot take is refused naming it (a size the request sets otherwise, on ``width``).
+    pipeline cannot take is refused naming it (a size the request sets otherwise, on ``width``). An image
+    of a role the family reads only in a video of more than one latent frame
+    (``FamilySpec.video_only_roles``) is refused naming ``input_images[i].role`` when the request makes one.
     """
     if spec.input_images:
         spec = decode_input_images(spec, input_mode(model))
-    if not spec.input_videos:
-        return spec
     v, family = _Violations(), model.family
+    if not spec.input_videos:
+        _video_only_images(v, spec, model, spec.num_frames)
+        v.raise_if_any()
+        return spec
     frames, decoded, sized = spec.num_frames, [], {}
     aligned = family.aligned_video_roles
     # The video the frames follow first: the videos aligned with it are checked against its frames.
@@ -664,6 +675,8 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
                 f"has {followed[1]} frames; {family.name} samples its video in whole chunks or segments, and "
                 f"{frames} frames take {loops}, which make {made}: send {made} frames or more",
             )
+    if frames:  # a video that set no count is refused already
+        _video_only_images(v, spec, model, frames)
     v.raise_if_any()
     videos = tuple((role, got) for _index, role, got in sorted(decoded, key=lambda item: item[0]))
     fields = {"denoising_loops": loops, **sized}  # a size from the video counts its loops
@@ -698,6 +711,21 @@ def _size_from_video(
         )
         return {}
     return {"width": width, "height": height, "denoising_loops": loops * spec.num_outputs}
+
+
+def _video_only_images(v: _Violations, spec: JobSpec, model: LoadedModel, frames: int) -> None:
+    """Refuses an input image of a role the pipeline reads only for a video of more than one latent frame
+    (``FamilySpec.video_only_roles``) in a request for ``frames`` frames that make one."""
+    family = model.family
+    if frames > family.frame_stride:
+        return
+    for index, (role, _) in enumerate(spec.input_images):
+        if role in family.video_only_roles:
+            v.add(
+                f"input_images[{index}].role",
+                f"{family.name} reads a {role!r} image only for a video of more than {family.frame_stride} frames "
+                f"(one latent frame); this request makes {frames}",
+            )
 
 
 def _size_from_input(
