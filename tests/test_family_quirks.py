@@ -950,6 +950,12 @@ def test_a_continuation_that_samples_no_frame_past_its_history_is_invalid(client
     with pytest.raises(InvalidArgumentError) as info:
         client.generate("a red circle", model="df-v2v", input_videos=[input_video("video", (16, 16), 4)])
     assert "last 5 frames" in _fields(info.value)["input_videos[0].data"]
+    # A video over the frame limit: num_frames counts the new frames and never cuts it, so it is not offered.
+    with pytest.raises(InvalidArgumentError) as info:
+        long = [input_video("video", (16, 16), 258)]
+        client.generate("a red circle", model="df-v2v", num_frames=9, input_videos=long)
+    too_long = _fields(info.value)["input_videos[0].data"]
+    assert "more than 257 frames" in too_long and "num_frames" not in too_long, too_long
     (model,) = [m for m in client.list_models().models if m.name == "df-v2v"]
     assert (model.continues_video, model.frames_from_video) == ("video", "")
     (video,) = client.generate(

@@ -611,7 +611,9 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
             continue
         # The first num_frames frames of the videos the request's frames count, when it sets them.
         cut = (follows or role in aligned) and spec.num_frames
-        got = video_inputs.decode_video(v.add, field, data, limits, spec.num_frames if cut else None)
+        got = video_inputs.decode_video(
+            v.add, field, data, limits, spec.num_frames if cut else None, cut=follows or role in aligned
+        )
         if got is None:
             continue
         history = family.history_frames(model.call_defaults) if family.history_frames is not None else 0
