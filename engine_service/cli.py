@@ -291,7 +291,7 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
     from client_sdk.types import DEFAULT_NAME
 
     if prompt_required:
-        parser.add_argument("prompt", help="text prompt")
+        parser.add_argument("prompt", help='text prompt ("" for a model that takes none: a video upscaler)')
     else:
         parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="text prompt (default: %(default)r)")
     parser.add_argument("--model", default="", help="model name (default: the server's default model)")
@@ -319,7 +319,12 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         "(default: the model's)",
     )
     parser.add_argument("--num-outputs", type=int, help="outputs for the prompt (default 1)")
-    parser.add_argument("--frames", type=int, help="video frames, for video models (default: the model's)")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        help="video frames, for video models (default: the model's); for a model that continues its input "
+        "video, the new frames that follow the video's",
+    )
     parser.add_argument("--fps", type=int, help="frames per second of a video (default 16)")
     parser.add_argument(
         "--input-image",
@@ -337,7 +342,8 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         metavar="[ROLE=]PATH",
         help="an input video (MP4, WebM or animated PNG) for video-to-video models; ROLE is video (the default), "
         "control (a control video), reference (an in-context reference video), or pose, face, background and "
-        "mask (Wan-Animate), as the model takes them. The output has its frames unless --frames asks for fewer",
+        "mask (Wan-Animate), as the model takes them. The output has its frames unless --frames asks for fewer; "
+        "a model that continues its video returns them followed by --frames new ones",
     )
     parser.add_argument(
         "--camera-action",

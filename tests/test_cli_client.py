@@ -129,6 +129,12 @@ def test_the_video_flag_help_names_every_video_role(capsys):
     assert roles == {"video", "control", "reference", "pose", "face", "background", "mask"}
     assert "ROLE is video (the default), control (a control video), reference" in flag
     assert "or pose, face, background and mask" in flag  # (Wan-Animate), which argparse may break at its hyphen
+    # A model that continues its video (SkyReels-V2 diffusion forcing) returns its frames and --frames new ones;
+    # a video upscaler takes an empty prompt.
+    assert "followed by --frames new ones" in flag
+    frames = shown[shown.index("--frames FRAMES ") :]
+    assert frames.startswith("--frames FRAMES video frames, for video models (default: the model's); for a model")
+    assert 'text prompt ("" for a model that takes none' in shown
 
 
 def test_generate_without_the_image_or_with_a_missing_file_says_so(engine, files, tmp_path):

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -522,6 +523,20 @@ def test_codec_model_list_and_durations():
     table = console.models_table(models)
     rows = {line.lstrip("* ").split()[0]: line for line in table.splitlines()[2:4]}
     assert "* b" in table and "512x256" in rows["b"] and "of input" in rows["a"] and "0x0" not in table
+    # A video upscaler that refuses a prompt and a guidance scale shows neither a default scale nor a prompt.
+    upscaler = pb.ModelInfo(
+        name="sr",
+        default_steps=4,
+        video_roles=["video"],
+        required_video_roles=["video"],
+        frames_from_video="video",
+        default_guidance_scale=1.0,
+        refuses_guidance_scale=True,
+        refuses_prompt=True,
+    )
+    listed = _codec.model_list_from_proto(pb.ListModelsResponse(models=[upscaler]))
+    row = console.models_table(listed).splitlines()[2]
+    assert re.search(r" of input +4 +- +of video ", row) and "video, no prompt" in row, row
 
 
 def test_step_table_with_and_without_step_events():
