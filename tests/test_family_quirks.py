@@ -947,6 +947,10 @@ def test_a_continuation_that_samples_no_frame_past_its_history_is_invalid(client
     with pytest.raises(InvalidArgumentError) as info:
         client.generate("a red circle", model="df-v2v", num_frames=5, input_videos=CONTINUED)
     assert "make 9 frames; ask for 9" in _fields(info.value)["num_frames"]
+    # A count off the 4k + 1 rule is shown one the windows make: 9, not the 5 they would refuse.
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", model="df-v2v", num_frames=6, input_videos=CONTINUED)
+    assert "multiple of 4 plus 1 for skyreels-v2-df-v2v (e.g. 9); got 6" in _fields(info.value)["num_frames"]
     with pytest.raises(InvalidArgumentError) as info:
         client.generate("a red circle", model="df-v2v", input_videos=[input_video("video", (16, 16), 4)])
     assert "last 5 frames" in _fields(info.value)["input_videos[0].data"]

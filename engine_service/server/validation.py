@@ -266,17 +266,20 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
         return 1, 0, plan(1, model.call_defaults)[0] if plan is not None else 1
     frames = _int_range(v, request, "num_frames", model.default_frames, 1, limits.max_frames)
     stride = model.family.frame_stride
-    if frames and (frames - 1) % stride:
-        v.add(
-            "num_frames",
-            f"must be a multiple of {stride} plus 1 for {model.family.name} (e.g. {stride + 1}); got {frames}",
-        )
     fewest = model.family.min_frames
-    if frames and frames < fewest:
-        v.add("num_frames", f"{model.family.name} makes at least {fewest} frames; got {frames}")
     counts = model.family.frame_counts
     if model.family.native_frames is not None:
         counts = (model.family.native_frames(model.pipeline),)
+    if frames and (frames - 1) % stride:
+        near = _nearest_rule_count(model, counts, frames, limits.max_frames)
+        v.add(
+            "num_frames",
+            f"must be a multiple of {stride} plus 1 for {model.family.name}"
+            + (f" (e.g. {near})" if near else "")
+            + f"; got {frames}",
+        )
+    if frames and frames < fewest:
+        v.add("num_frames", f"{model.family.name} makes at least {fewest} frames; got {frames}")
     if frames and counts is not None and frames not in counts:
         allowed = ", ".join(map(str, counts))
         v.add("num_frames", f"{model.family.name} makes only {allowed} frames; got {frames}")
@@ -294,6 +297,22 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
             )
     fps = _int_range(v, request, "fps", DEFAULT_FPS, 1, MAX_FPS)
     return frames or 1, fps or DEFAULT_FPS, loops
+
+
+def _nearest_rule_count(model: LoadedModel, counts, frames: int, most: int) -> int | None:
+    """The count of the family's ``k * stride + 1`` rule nearest ``frames`` (the lower on a tie) that a
+    request may ask for: at least the family's least count, one of its only ``counts`` where it has them,
+    and one its denoising loops make as asked (a continued video's windows sample none within its
+    history); ``None`` for none up to ``most``."""
+    family = model.family
+    plan = family.denoising_loops
+    rule = sorted(range(1, most + 1, family.frame_stride), key=lambda count: (abs(count - frames), count))
+    for count in rule:
+        if count < family.min_frames or (counts is not None and count not in counts):
+            continue
+        if plan is None or plan(count, model.call_defaults)[1] == count:
+            return count
+    return None
 
 
 def _nearest_made(plan, defaults, frames: int, made: int, stride: int, most: int) -> int | None:
