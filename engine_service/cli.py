@@ -762,12 +762,18 @@ def cmd_calibrate_cache(args: argparse.Namespace) -> int:
         spec = dataclasses.replace(base, prompt=prompt, num_inference_steps=steps, seed=seed)
         kwargs = {**model.call_defaults, **model.family.build_call_kwargs(pipe, [spec])}
         with torch.inference_mode():
-            pipe(**kwargs, generator=torch.Generator().manual_seed(seed), output_type="latent")
+            # Decoded as the engine decodes every family ("latent" is no output type of some, e.g. an upscaler).
+            pipe(**kwargs, generator=torch.Generator().manual_seed(seed), output_type="np")
 
     started = time.perf_counter()
     runs = [functools.partial(run, seed, prompt) for seed, prompt in enumerate(prompts)]
     try:
-        result = cache.calibrate(pipe, runs, Fn_compute_blocks=args.fn_compute_blocks)
+        result = cache.calibrate(
+            pipe,
+            runs,
+            Fn_compute_blocks=args.fn_compute_blocks,
+            loops_on_scheduler_copies=model.family.loops_on_scheduler_copies,
+        )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

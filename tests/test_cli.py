@@ -293,3 +293,24 @@ def test_calibrate_cache_writes_teacache_and_magcache_data_into_the_model_direct
     assert all(r > 0 for r in calibration["magcache_ratios"])
     assert main(["calibrate-cache", str(tmp_path / "nowhere"), "--device", "cpu"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family", ["skyreels-v2-df-v2v", "kandinsky6-sr"])
+def test_calibrate_cache_counts_each_denoising_loop_from_step_0(family, tmp_path):
+    """A continued video's windows (loops over fresh scheduler copies) and an upscaler's tile loops (whose
+    pipeline has no "latent" output) are calibrated loop by loop, as the engine counts their steps: a
+    3-step calibration has 3 MagCache ratios, however many loops each call runs."""
+    import json
+
+    from tiny_families import all_cases
+
+    from engine_service.cli import main
+
+    (case,) = [case for case in all_cases() if case.name == family]
+    assert case.loops == 2
+    directory = tmp_path / family
+    case.build().save_pretrained(directory)
+    (directory / "ditserve.json").write_text(json.dumps({**case.defaults, "steps": 3}))
+    assert main(["calibrate-cache", str(directory), "--steps", "3", "--prompts", "1", "--device", "cpu"]) == 0
+    calibration = json.loads((directory / "ditserve.json").read_text())["cache"]
+    assert calibration["steps"] == 3 and calibration["runs"] == 1 and len(calibration["magcache_ratios"]) == 3
