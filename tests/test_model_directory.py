@@ -9,6 +9,7 @@ import pytest
 import torch
 from tiny_families.latte import FRAMES as LATTE_FRAMES
 from tiny_families.latte import build_tiny_latte
+from tiny_families.skyreels_v2 import CONTINUATION, SkyReelsV2DiffusionForcingVideoToVideoPipeline, build_skyreels_v2_df
 from tiny_families.wan import ANIMATE, build_wan22, build_wan_animate
 
 from engine_service.models import ModelLoadError, load_local_model
@@ -71,6 +72,25 @@ def test_a_default_frame_count_every_request_would_be_refused_for_fails_loading(
         model_from_pipeline("m", pipeline, torch.device("cpu"), {"frames": frames})
     good = LATTE_FRAMES if build is build_tiny_latte else 5
     assert model_from_pipeline("m", pipeline, torch.device("cpu"), {"frames": good}).default_frames == good
+
+
+@pytest.mark.parametrize(
+    ("call_defaults", "named"),
+    [
+        ({"overlap_history": None}, "call_defaults overlap_history must be a whole number of frames"),
+        ({"base_num_frames": "nine"}, "call_defaults base_num_frames must be a whole number of frames"),
+        ({"base_num_frames": 5}, r"base_num_frames 5 \(2 latent frames\) must hold more latent frames than"),
+    ],
+    ids=["no-history", "not-a-count", "windows-that-add-nothing"],
+)
+def test_a_video_continuation_whose_windows_are_no_sizes_fails_loading_naming_them(call_defaults, named):
+    """SkyReels-V2 video-to-video always samples windows that start on overlap_history frames: None, a
+    string, or windows no longer than their history stop loading naming the call default (not a TypeError
+    out of the frame count check)."""
+    pipeline = build_skyreels_v2_df(SkyReelsV2DiffusionForcingVideoToVideoPipeline)
+    defaults = {**CONTINUATION, "call_defaults": {**CONTINUATION["call_defaults"], **call_defaults}}
+    with pytest.raises(ModelLoadError, match=named):
+        model_from_pipeline("m", pipeline, torch.device("cpu"), defaults)
 
 
 @pytest.mark.parametrize(
