@@ -94,6 +94,30 @@ def test_a_video_continuation_whose_windows_are_no_sizes_fails_loading_naming_th
 
 
 @pytest.mark.parametrize(
+    ("call_defaults", "named"),
+    [
+        ({"resolution_scale": "2"}, "resolution_scale '2' is none of 2, 2.25, 4"),
+        ({"resolution_scale": 3}, "resolution_scale 3 is none of"),
+        ({"tiles_batch_size": "2"}, "tiles_batch_size '2' is no positive whole number"),
+        ({"tiles_batch_size": 0}, "tiles_batch_size 0 is no positive whole number"),
+        ({"min_overlap": 1.0}, r"min_overlap 1.0 is no fraction of a tile in \[0, 1\)"),
+        ({"min_overlap": None}, "min_overlap None is no fraction"),
+    ],
+)
+def test_a_video_upscaler_whose_tiling_call_defaults_are_no_values_fails_loading_naming_them(call_defaults, named):
+    """Kandinsky 6 SR's tiling comes from its call defaults: a value its pipeline refuses, or one of another
+    type (a string from a hand-written ditserve.json), stops its warm-up naming it, not a TypeError."""
+    from tiny_families.kandinsky6 import build_kandinsky6_sr
+
+    from engine_service.runtime.engine import warmup_spec
+
+    defaults = {"width": 24, "height": 16, "frames": 5, "steps": 2, "call_defaults": call_defaults}
+    model = model_from_pipeline("m", build_kandinsky6_sr(), torch.device("cpu"), defaults)
+    with pytest.raises(ModelLoadError, match=named):
+        warmup_spec(model)
+
+
+@pytest.mark.parametrize(
     ("call_defaults", "frames", "named", "fixed"),
     [
         # Segments of 9 frames that start on the last 5 of the one before add 4: they never finish a video.
