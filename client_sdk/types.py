@@ -12,9 +12,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import numbers
 import os
 import pathlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -352,22 +354,38 @@ class CameraTrajectory:
         return cls(intrinsics=data.get("intrinsics", ()), action=data.get("action", ""), c2w=data.get("c2w", ()))
 
     def to_proto(self) -> engine_pb2.CameraTrajectory:
-        """The trajectory as a `ditserve.v1.CameraTrajectory` (poses flattened, 16 numbers each)."""
+        """The trajectory as a `ditserve.v1.CameraTrajectory` (poses flattened, 16 numbers each). Raises
+        TypeError for intrinsics that are not a flat sequence of numbers (a string, or a 3x3 K matrix:
+        send its fx, fy, cx, cy) and for poses that are a string or hold anything but numbers."""
         flat: list[float] = []
         for pose in self.c2w:
             flat.extend(_flatten(pose))
+        intrinsics = self.intrinsics.tolist() if hasattr(self.intrinsics, "tolist") else self.intrinsics
+        if (
+            not isinstance(intrinsics, Iterable)
+            or isinstance(intrinsics, (str, bytes))
+            or not all(_is_number(value) for value in intrinsics)
+        ):
+            raise TypeError(f"camera intrinsics must be the 4 numbers fx, fy, cx, cy, got {intrinsics!r:.80}")
         return engine_pb2.CameraTrajectory(
-            action=self.action, c2w=flat, intrinsics=[float(value) for value in self.intrinsics]
+            action=self.action, c2w=flat, intrinsics=[float(value) for value in intrinsics]
         )
 
 
 def _flatten(value: Any) -> list[float]:
-    """The numbers of a nested list or array, row-major."""
+    """The numbers of a nested list or array, row-major. Raises TypeError for anything else (a string)."""
     if hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
         return [number for item in value for number in _flatten(item)]
+    if not _is_number(value):
+        raise TypeError(f"camera c2w poses must hold numbers only, got {value!r:.40}")
     return [float(value)]
+
+
+def _is_number(value: Any) -> bool:
+    """A real number (numpy's scalars too), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 # --- results -----------------------------------------------------------------

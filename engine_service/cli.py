@@ -161,7 +161,8 @@ def _with_controlnet_scales(images: list, scales: list[float]) -> list:
 def _camera(action: str | None, poses: str | None, intrinsics: str | None):
     """The `CameraTrajectory` of --camera-action / --camera-poses with --camera-intrinsics (which
     overrides the poses file's "intrinsics"), or None without either. Raises ValueError for both, an
-    unreadable file or intrinsics that are not numbers; the server checks the rest."""
+    unreadable file, a file whose poses or intrinsics are not numbers (a 3x3 K matrix), or intrinsics that are
+    not numbers; the server checks the rest."""
     import json
 
     from client_sdk import CameraTrajectory
@@ -188,7 +189,12 @@ def _camera(action: str | None, poses: str | None, intrinsics: str | None):
         data = {"c2w": data}
     if not isinstance(data, dict) or not isinstance(data.get("c2w"), list):
         raise ValueError('--camera-poses: expected a JSON list of 4x4 poses or an object with "c2w" (and "intrinsics")')
-    return CameraTrajectory(intrinsics=given or data.get("intrinsics", ()), c2w=data["c2w"])
+    camera = CameraTrajectory(intrinsics=given or data.get("intrinsics") or (), c2w=data["c2w"])
+    try:
+        camera.to_proto()
+    except TypeError as err:
+        raise ValueError(f"--camera-poses: {err}") from None
+    return camera
 
 
 def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:

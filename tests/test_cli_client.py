@@ -117,6 +117,26 @@ def test_input_image_flags_read_an_optional_role():
         _input_images(["mask=missing.png"])
 
 
+def test_a_poses_file_whose_numbers_are_no_numbers_is_a_usage_error(tmp_path, capsys):
+    """--camera-poses with a 3x3 K matrix as intrinsics, or a pose holding a string, is one error line and
+    exit 2 before any request (no traceback)."""
+    from engine_service import cli
+
+    pose = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    files = {
+        "k-matrix": {"c2w": [pose], "intrinsics": [[16, 0, 16], [0, 16, 16], [0, 0, 1]]},
+        "string-intrinsics": {"c2w": [pose], "intrinsics": "1234"},
+        "string-pose": {"c2w": [[["x"] * 4] * 4], "intrinsics": [16, 16, 16, 16]},
+    }
+    for name, data in files.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(data))
+        code = cli.main(["generate", "x", "--target", "127.0.0.1:1", "--camera-poses", str(path)])
+        err = capsys.readouterr().err
+        assert code == 2, name
+        assert err.startswith("error: --camera-poses: camera ") and err.count("\n") == 1, (name, err)
+
+
 def test_the_video_flag_help_names_every_video_role(capsys):
     from engine_service.cli import build_parser
     from engine_service.models.families import FAMILIES
