@@ -144,6 +144,11 @@ def _finish(
     if family.native_frames is not None:
         overrides.setdefault("frames", family.native_frames(pipeline))
     _check_default_frames(name, family, pipeline, overrides.get("frames"))
+    clash = sorted(set(overrides.get("call_defaults", {})) & set(family.request_call_arguments))
+    if clash:
+        raise ModelLoadError(
+            f"model {name!r}: call_defaults may not set {', '.join(clash)}: {family.name} sets them from each request"
+        )
     model = LoadedModel(
         name=name,
         family=family,
