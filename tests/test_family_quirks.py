@@ -982,6 +982,16 @@ def test_with_num_frames_every_animation_video_needs_that_many_first_frames(clie
     assert result.outputs[0].num_frames == 9
 
 
+def test_num_frames_below_the_fewest_an_animation_makes_is_refused_once(client):
+    """1 frame is below the 2 Wan-Animate makes at least: one violation saying so (not a second one about its
+    segments, which cannot make 1 frame either)."""
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", num_frames=1, **_animate())
+    assert [(v.field, v.description) for v in raised.value.field_violations] == [
+        ("num_frames", "wan-animate makes at least 2 frames; got 1")
+    ]
+
+
 def test_a_model_conditioning_segments_on_5_frames_needs_6_and_counts_its_segments_by_8_new_frames(client):
     """Segments of 13 frames that start on the last 5 of the one before add 8 frames each: 17 frames take 2
     segments; 5 frames make no segment, whether the pose video has them or num_frames asks for them."""

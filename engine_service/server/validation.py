@@ -276,7 +276,7 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
         v.add("num_frames", f"{model.family.name} makes only {allowed} frames; got {frames}")
     loops = 1
     plan = model.family.denoising_loops
-    if frames and plan is not None and not (frames - 1) % stride:
+    if frames and frames >= fewest and plan is not None and not (frames - 1) % stride:
         loops, made = plan(frames, model.call_defaults)
         if made != frames:
             near = _nearest_made(plan, model.call_defaults, frames, made, stride, limits.max_frames)
