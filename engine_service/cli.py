@@ -260,6 +260,10 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
     except errors.DitServeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Leaving the stream closed the channel: the engine cancels the request (its client went away).
+        print("error: interrupted; the request was cancelled", file=sys.stderr)
+        return 130
     if result is None:
         print("error: the stream ended without a result", file=sys.stderr)
         return 1

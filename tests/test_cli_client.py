@@ -158,6 +158,44 @@ def test_generate_without_the_image_or_with_a_missing_file_says_so(engine, files
     assert absent.returncode == 2 and "/nonexistent.png" in absent.stderr
 
 
+def test_ctrl_c_during_generate_is_one_error_line_and_cancels_the_request(engine, files, pki):  # noqa: F811
+    """SIGINT while the steps run: the last line says the request was cancelled (no traceback), exit 130, and
+    the engine counts the request as cancelled."""
+    import signal
+
+    def cancelled() -> int:
+        with Client(engine, root_certificates=pki["ca"], auth_token=TOKEN) as client:
+            (model,) = client.stats().models
+            return model.cancelled.count
+
+    before = cancelled()
+    env = {**os.environ, "DITSERVE_AUTH_TOKEN": TOKEN}
+    command = [*DITSERVE, "generate", "a cat", "--model", "wan-i2v", "--input-image", str(files["picture"])]
+    command += ["--steps", "500", "--out", "/nonexistent", "--target", engine, "--tls-ca", str(files["ca"])]
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background job ignores it
+    )
+    seen = b""
+    while b"denoising" not in seen:  # the bar's line once the steps run
+        chunk = process.stderr.read1(4096)
+        assert chunk, seen
+        seen += chunk
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    assert process.wait(timeout=60) == 130
+    lines = (seen + rest).decode().replace("\r", "\n").splitlines()
+    assert "Traceback" not in "".join(lines)
+    assert lines[-1] == "error: interrupted; the request was cancelled"
+    deadline = time.monotonic() + 60
+    while cancelled() == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cancelled() == before + 1
+
+
 def test_client_commands_need_the_tls_flags_and_the_token(engine, files):
     stats = _cli(engine, files, "stats")
     assert stats.returncode == 0 and "wan-i2v" in stats.stdout, stats.stderr
