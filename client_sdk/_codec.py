@@ -175,6 +175,8 @@ def model_info_from_proto(msg: engine_pb2.ModelInfo) -> ModelInfo:
         video_roles=tuple(msg.video_roles),
         required_video_roles=tuple(msg.required_video_roles),
         frames_from_video=msg.frames_from_video,
+        continues_video=msg.continues_video,
+        refuses_prompt=msg.refuses_prompt,
         requires_camera=msg.requires_camera,
     )
 

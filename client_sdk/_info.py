@@ -108,6 +108,11 @@ class ModelInfo:
     frames_from_video: str = ""
     """The video role whose frame count the output has: a request that leaves `num_frames` unset gets
     that video's frames (cut to the model's frame rule), one that sets it the first that many; "" = none."""
+    refuses_prompt: bool = False
+    """True when the model takes no prompt (a video upscaler): requests must leave it empty."""
+    continues_video: str = ""
+    """The video role the model continues: its output holds that video's frames followed by `num_frames`
+    new ones; "" = none (the output holds `num_frames` frames)."""
     requires_camera: bool = False
     """True for a camera-controlled world model (Sana-WM): every request sends a `CameraTrajectory`
     (`camera=`); other models refuse one."""

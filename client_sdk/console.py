@@ -129,6 +129,13 @@ def server_line(info: ServerInfo) -> str:
     return f"server: {info.name} {info.version} ({info.api}; {build})"
 
 
+def _frames(model: ModelInfo) -> str:
+    """The default frame count; ``video + 97`` for a model that continues its input video."""
+    if model.continues_video:
+        return f"{model.continues_video} + {model.default_frames}"
+    return str(model.default_frames)
+
+
 def _inputs(model: ModelInfo) -> str:
     """The input roles a model takes: ``image, mask`` (required), ``image (optional)``, ``control x2``
     (a multi-ControlNet model: one control image per ControlNet), ``image...`` (several, in order), then
@@ -175,7 +182,7 @@ def models_table(models: ModelList) -> str:
             f"{m.default_width}x{m.default_height}" if m.default_width else "of input",
             str(m.default_steps),
             f"{m.default_guidance_scale:g}",
-            "of video" if m.frames_from_video else str(m.default_frames),
+            "of video" if m.frames_from_video else _frames(m),
             str(m.num_transformer_blocks),
             _inputs(m),
             _parameters(m),

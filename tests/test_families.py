@@ -17,11 +17,11 @@ family's rules refuse (a frame count off its rule, below its least or not made b
 required input image, a strength out of range or for a model without one, a mask of
 another size than its image, a size off the family's size check or, where the size
 follows the input image, another size than it gives, a guidance scale for a model that
-takes none, a prompt that names input images the request does not send, a camera trajectory
-for a model that takes none, or for a world model none, both forms, a malformed or short one) get
-INVALID_ARGUMENT naming the field, and the engine keeps serving: the threshold-0 request
-comes after them (and for a video one more, in its default format, MP4). A case may send its
-own prompt (OmniGen's names its reference images).
+takes none, a step count off a fixed sigma schedule, a prompt that names input images the request
+does not send, a camera trajectory for a model that takes none, or for a world model none, both
+forms, a malformed or short one) get INVALID_ARGUMENT naming the field, and the engine keeps
+serving: the threshold-0 request comes after them (and for a video one more, in its default
+format, MP4). A case may send its own prompt (OmniGen's names its reference images).
 """
 
 from __future__ import annotations
@@ -99,6 +99,15 @@ def _bad_requests(
         bad.append(({"input_videos": [*videos, videos[0]]}, f"input_videos[{len(videos)}].role"))
     if not family.video_roles:
         bad.append(({"input_videos": [input_video("video", (16, 16), 1)]}, "input_videos"))
+    if family.history_frames is not None:  # a continued video shorter than the frames it continues from
+        index = next(i for i, v in enumerate(videos) if v.role == family.continues_video)
+        short = input_video(family.continues_video, (16, 16), family.history_frames(model.call_defaults) - 1)
+        bad.append(
+            (
+                {"input_videos": [short if i == index else v for i, v in enumerate(videos)]},
+                f"input_videos[{index}].data",
+            )
+        )
     if family.frames_from_video:  # more frames than the video holds
         bad.append(({"num_frames": frames + family.frame_stride}, "num_frames"))
     if family.size_from_input is not None:
@@ -110,8 +119,20 @@ def _bad_requests(
         if wide[0] > limits.max_width or wide[0] * wide[1] > limits.max_pixels:
             long = [input_image(i.role, (8 * side, side)) if i.role in ("image", "mask") else i for i in images]
             bad.append(({"input_images": long}, "width"))
+    if family.schedule_steps is not None:  # a pipeline of a fixed sigma schedule runs its steps only
+        bad.append(({"num_inference_steps": model.default_steps + 1}, "num_inference_steps"))
     if not family.takes_guidance:
         bad.append(({"guidance_scale": model.default_guidance_scale + 1.0}, "guidance_scale"))
+    if not family.takes_prompt:  # a model without a prompt (a video upscaler) refuses one
+        bad.append(({"prompt": "a red circle"}, "prompt"))
+    if family.size_from_video is not None:
+        # Another size than the one the input video gives, and a video too small for the pipeline's tiles.
+        bad.append(({"width": size[0] + model.spatial_factor, "height": size[1]}, "width"))
+        index = next(i for i, v in enumerate(videos) if v.role == family.frames_from_video)
+        tiny = input_video(family.frames_from_video, (model.spatial_factor,) * 2, model.default_frames)
+        bad.append(
+            ({"input_videos": [tiny if i == index else v for i, v in enumerate(videos)]}, f"input_videos[{index}].data")
+        )
     if family.check_size is not None:
         # One spatial factor wider than the default: off the rule of every family that checks sizes.
         bad.append(({"width": model.default_width + model.spatial_factor}, "width"))
@@ -215,6 +236,9 @@ def _job_camera(camera: CameraTrajectory | None) -> JobCamera | None:
 
 
 def _violated_fields(client: Client, prompt: str, request: dict) -> set[str]:
+    """The fields a request is refused for; a ``prompt`` in ``request`` replaces ``prompt``."""
+    request = dict(request)
+    prompt = request.pop("prompt", prompt)
     with pytest.raises(InvalidArgumentError) as raised:
         client.generate(prompt, **request)
     return {violation.field for violation in raised.value.field_violations}
@@ -263,6 +287,9 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     if model.family.size_from_input is not None:
         first = next(s for role, s in case.inputs if role == "image")
         size = model.family.size_from_input(pipeline, *first, model.call_defaults)
+    if model.family.size_from_video is not None:  # a video upscaler: the size its video gives
+        given = next(s for role, s, _ in case.videos if role == model.family.frames_from_video)
+        size = model.family.size_from_video(pipeline, *given, model.call_defaults)[:2]
     with BackgroundServer(engine) as server, Client(server.address, timeout=300) as client, warnings.catch_warnings():
         # NaN pixels (a tiny model gone wrong) surface as this warning when encoded: make them fail the request.
         warnings.filterwarnings("error", "invalid value encountered in cast", RuntimeWarning)
@@ -296,8 +323,9 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     assert info.requires_camera == model.family.takes_camera
     assert info.refuses_guidance_scale == (not model.family.takes_guidance)
     assert (info.default_layers, info.outputs_alpha) == (model.default_layers or 0, model.family.outputs_alpha)
-    # A size that follows the input image is listed as 0 x 0.
-    follows = model.family.size_from_input is not None
+    # A size that follows the input image or video is listed as 0 x 0.
+    follows = model.family.size_from_input is not None or model.family.size_from_video is not None
+    assert info.refuses_prompt == (not model.family.takes_prompt)
     assert (info.default_width, info.default_height) == ((0, 0) if follows else size)
     assert pixels(always) != pixels(plain), "the cached steps did not change the output"
     assert guided is None or pixels(guided) != pixels(plain), f"guidance {guidance} gave the default's output"
@@ -311,6 +339,8 @@ def test_family_runs_through_the_engine_with_and_without_cache(case: TinyCase):
     else:
         steps = (case.loop_steps or cut) * case.loops
     frames = model.default_frames if video else 1
+    # A model that continues its input video returns that video's frames before the new ones.
+    frames += sum(count for role, _, count in case.videos if role == model.family.continues_video)
     previews = [event for event in events if isinstance(event, Preview)]
     # A preview replaces an older one the client has not read yet (docs/serving.md), so a loaded machine
     # may skip some; the newest, of the last step but one, always arrives, and steps only go forward.

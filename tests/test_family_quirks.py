@@ -28,10 +28,17 @@ its CFG runs two branches per call without references and three with them, and i
 alone (its rotary embedding takes the first row's positions for the whole batch). Latte's
 spatial and temporal blocks run as pairs that give the stock transformer's output bit for bit.
 SkyReels-V2's diffusion forcing steps one scheduler copy per latent frame and never its own scheduler: each
-step still counts once for the cache, and progress reports the noisiest frame's timestep.
+step still counts once for the cache, and progress reports the noisiest frame's timestep. Its video-to-video
+pipeline returns the input video's frames and then the new ones, sampled in windows, each a loop over fresh
+scheduler copies that the cache restarts at. Kandinsky 6 SR takes no prompt or guidance, renders the size its
+input video gives and refines it tile by tile, each tile a loop whose count follows the video's size.
 LTX-2 in-context takes its reference video as the pipeline's reference condition, every frame of it, and
 makes the reference's frames (8k + 1, or the first num_frames of it); served from a directory, an IC-LoRA
-loaded as a request adapter steers it.
+loaded as a request adapter steers it. An LTX-2 DFR pass runs its sigma schedule: its steps are the schedule's
+(progress, the cache and ListModels count them; another step count is refused), and the engine's video is the
+pipeline's own with its keyframe slots; a checkpoint whose steps or transformer do not fit the pass fails to load.
+EasyAnimate Control, whose diffusers 0.42.1 call fails on every call, works on the served instance and
+follows its control video frame for frame (frames 4k + 1, or the first num_frames of it).
 Sana-WM follows the camera trajectory each request sends (an action string gives the frames its rolled-out
 poses give), refuses a malformed one naming its field, and reads action strings exactly as diffusers does.
 Wan-Animate makes its pose video's frames in segments, each a whole denoising loop: progress counts the
@@ -57,12 +64,15 @@ import pytest
 import torch
 from diffusers import (
     AmusedImg2ImgPipeline,
+    EasyAnimateControlPipeline,
+    EasyAnimateInpaintPipeline,
     HeliosDMDScheduler,
     HeliosPyramidPipeline,
     HunyuanVideo15ImageToVideoPipeline,
     Kandinsky5I2IPipeline,
     Kandinsky5T2IPipeline,
     SkyReelsV2DiffusionForcingImageToVideoPipeline,
+    SkyReelsV2DiffusionForcingVideoToVideoPipeline,
 )
 from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2ReferenceCondition
 from PIL import Image
@@ -70,23 +80,25 @@ from tiny_families import all_cases, input_image, input_video, video_frames
 from tiny_families.amused import build_tiny_amused
 from tiny_families.anyflow import FAR_VIDEO, build_tiny_anyflow_far
 from tiny_families.dit import build_tiny_dit
+from tiny_families.easyanimate import VIDEO as EASYANIMATE
+from tiny_families.easyanimate import build_easyanimate
 from tiny_families.helios import PYRAMID, build_helios
 from tiny_families.helios import VIDEO as HELIOS
 from tiny_families.hunyuan_video15 import VIDEO, build_hunyuan_video15
 from tiny_families.ideogram4 import build_tiny_ideogram4
 from tiny_families.joyimage import build_tiny_joyimage_edit
 from tiny_families.kandinsky5 import build_kandinsky5
-from tiny_families.kandinsky6 import build_kandinsky6
+from tiny_families.kandinsky6 import build_kandinsky6, build_kandinsky6_sr
 from tiny_families.latte import FRAMES as LATTE_FRAMES
 from tiny_families.latte import build_tiny_latte
+from tiny_families.ltx2 import DFR, DFR_SIGMAS, build_dfr, build_in_context
 from tiny_families.ltx2 import VIDEO as LTX2_VIDEO
-from tiny_families.ltx2 import build_in_context
 from tiny_families.ltx_video_long import VIDEO as LTX_LONG
 from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
 from tiny_families.omnigen import build_tiny_omnigen
+from tiny_families.skyreels_v2 import CONTINUATION, build_skyreels_v2_df
 from tiny_families.skyreels_v2 import VIDEO as SKYREELS
-from tiny_families.skyreels_v2 import build_skyreels_v2_df
 from tiny_families.wan import ANIMATE, build_wan_animate
 
 from client_sdk import (
@@ -107,7 +119,7 @@ from engine_service.errors import ModelLoadError
 from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
 from engine_service.runtime.encoding import to_uint8
-from engine_service.runtime.engine import AsyncEngine
+from engine_service.runtime.engine import AsyncEngine, warmup_spec
 from engine_service.server.background import BackgroundServer
 
 K5 = {"steps": 2, "call_defaults": {"max_sequence_length": 16}}
@@ -150,7 +162,12 @@ def omnigen():
 
 
 @pytest.fixture(scope="module")
-def server(omnigen):
+def continuation():
+    return build_skyreels_v2_df(SkyReelsV2DiffusionForcingVideoToVideoPipeline)
+
+
+@pytest.fixture(scope="module")
+def server(omnigen, continuation):
     cpu = torch.device("cpu")
     models = {
         "dit": model_from_pipeline("dit", build_tiny_dit(), cpu, {"steps": 2}),
@@ -168,6 +185,8 @@ def server(omnigen):
             "k5-i2i", build_kandinsky5(Kandinsky5I2IPipeline), cpu, {**K5, "call_defaults": {"max_sequence_length": 64}}
         ),
         "k6": model_from_pipeline("k6", build_kandinsky6(), cpu, K6),
+        # The pipeline's own 2.25x upscale (a 1.125x pre-upscale, then 2x).
+        "k6-sr": model_from_pipeline("k6-sr", build_kandinsky6_sr(), cpu, {"width": 24, "height": 16, "steps": 2}),
         "ideogram4": model_from_pipeline("ideogram4", build_tiny_ideogram4(), cpu, IDEOGRAM4),
         "helios": model_from_pipeline("helios", build_helios(), cpu, HELIOS),
         "wan-animate": model_from_pipeline("wan-animate", build_wan_animate(), cpu, ANIMATE),
@@ -178,10 +197,15 @@ def server(omnigen):
         "df-i2v": model_from_pipeline(
             "df-i2v", build_skyreels_v2_df(SkyReelsV2DiffusionForcingImageToVideoPipeline), cpu, SKYREELS
         ),
+        "df-v2v": model_from_pipeline("df-v2v", continuation, cpu, CONTINUATION),
         "helios-pyramid": model_from_pipeline("helios-pyramid", build_helios(HeliosPyramidPipeline, 2), cpu, PYRAMID),
         "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
         "ltx2-ic": model_from_pipeline("ltx2-ic", build_in_context(), cpu, LTX2_VIDEO),
+        "ltx2-dfr": model_from_pipeline("ltx2-dfr", build_dfr(), cpu, DFR),
+        "easyanimate-control": model_from_pipeline(
+            "easyanimate-control", build_easyanimate(EasyAnimateControlPipeline), cpu, EASYANIMATE
+        ),
         # Half-strength attention between the noisy and the reference tokens: a video self-attention mask.
         "ltx2-ic-masked": model_from_pipeline(
             "ltx2-ic-masked",
@@ -875,6 +899,114 @@ def test_diffusion_forcing_counts_a_step_once_for_all_frames_and_reports_the_noi
     assert min(timesteps["df"]) > 0
 
 
+#: The 7-frame video the continuation requests send.
+CONTINUED = [input_video("video", (16, 16), 7)]
+
+
+@pytest.mark.parametrize(("frames", "steps", "windows"), [(13, 3, 2), (17, 2, 3)])
+def test_a_continued_video_holds_the_input_then_reports_and_caches_every_window(
+    client, continuation, frames, steps, windows
+):
+    """Windows of 3 latent frames overlapping by 2 add one latent frame (4 frames) each: 13 new frames take
+    2 windows, 17 take 3, each a whole loop of the request's steps over fresh scheduler copies, reported in
+    order and each a fresh run of the cache (warm-up on its first step): the last block runs on the
+    warm-up step of each window alone, twice (CFG). The output is the 7 input frames (exactly: they are
+    16 x 16 already) followed by the new ones."""
+    last_block = continuation.transformer.blocks[-1]
+    calls = []
+    hook = last_block.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        events = list(
+            client.stream(
+                "a red circle",
+                model="df-v2v",
+                seed=3,
+                num_frames=frames,
+                num_inference_steps=steps,
+                input_videos=CONTINUED,
+                cache=ALWAYS_CACHE,
+                output_format="png_frames",
+            )
+        )
+    finally:
+        hook.remove()
+    assert len(calls) == 2 * windows
+    started, reported, result = _streamed(events)
+    total = steps * windows
+    assert started.total_steps == total and {step.total_steps for step in reported} == {total}
+    assert [step.step for step in reported] == list(range(total))
+    # Every window's copies run the same timesteps, the noisiest (a new frame's) reported.
+    assert [step.timestep for step in reported] == [step.timestep for step in reported[:steps]] * windows
+    assert [step.cached for step in reported] == ([False] + [True] * (steps - 1)) * windows
+    assert result.cache_stats.cached_steps == (steps - 1) * windows
+    assert len(result.outputs) == 7 + frames
+    shown = [np.asarray(output.image) for output in result.outputs]
+    assert all((a == np.asarray(b)).all() for a, b in zip(shown, video_frames((16, 16), 7), strict=False))
+    assert not (shown[7] == shown[6]).all()  # the sampled frames follow
+
+
+def test_a_continuation_that_samples_no_frame_past_its_history_is_invalid(client):
+    """5 new frames are 2 latent frames, all of them the 5-frame history: nothing would be sampled."""
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", model="df-v2v", num_frames=5, input_videos=CONTINUED)
+    assert "make 9 frames; ask for 9" in _fields(info.value)["num_frames"]
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", model="df-v2v", input_videos=[input_video("video", (16, 16), 4)])
+    assert "last 5 frames" in _fields(info.value)["input_videos[0].data"]
+    (model,) = [m for m in client.list_models().models if m.name == "df-v2v"]
+    assert (model.continues_video, model.frames_from_video) == ("video", "")
+    (video,) = client.generate(
+        "a red circle", model="df-v2v", num_frames=9, num_inference_steps=1, input_videos=CONTINUED
+    ).outputs
+    assert video.num_frames == 7 + 9  # one window
+
+
+def test_a_video_upscale_reports_every_tile_loop_and_renders_the_size_its_video_gives(client):
+    """2.25x: a 24x16 video is pre-upscaled to 28x16 (multiples of the VAE's 4), tiled by 16x16 tiles
+    (two across) and upscaled 2x to 56x32; each tile is a loop of the request's steps with the scheduler's
+    timesteps set anew, reported in order and each a fresh run of the cache. The video's 7 frames are cut
+    to 5 (4k + 1). A wider video takes more tiles, and every output its own loops."""
+    video = [input_video("video", (24, 16), 7)]
+    events = list(
+        client.stream("", model="k6-sr", seed=3, input_videos=video, cache=ALWAYS_CACHE, output_format="png_frames")
+    )
+    started, steps, result = _streamed(events)
+    assert started.total_steps == 4 and {step.total_steps for step in steps} == {4}
+    assert [step.step for step in steps] == [0, 1, 2, 3]
+    assert [step.timestep for step in steps[:2]] == [step.timestep for step in steps[2:]]
+    assert [step.cached for step in steps] == [False, True, False, True]
+    assert result.cache_stats.cached_steps == 2
+    assert [output.image.size for output in result.outputs] == [(56, 32)] * 5
+    wide = [input_video("video", (40, 16), 5)]  # 44x16 after the pre-upscale: four tiles across
+    started, steps, result = _streamed(
+        list(client.stream("", model="k6-sr", input_videos=wide, num_inference_steps=1, num_outputs=2))
+    )
+    assert started.total_steps == len(steps) == 2 * 4
+    assert [(output.width, output.height, output.num_frames) for output in result.outputs] == [(88, 32, 5)] * 2
+
+
+#: Requests a video upscaler refuses: (prompt, fields, the field named, part of why).
+UPSCALE_REFUSALS = [
+    ("a red circle", {}, "prompt", "takes no prompt"),
+    ("", {"guidance_scale": 2.0}, "guidance_scale", "takes no guidance scale"),
+    ("", {"width": 48}, "width", "renders 56x32 for this 24x16 input video"),
+    ("", {"input_videos": [input_video("video", (12, 8), 5)]}, "input_videos[0].data", "smaller than one 16x16 tile"),
+]
+
+
+def test_a_video_upscale_with_a_prompt_guidance_another_size_or_a_video_below_a_tile_is_invalid(client):
+    video = [input_video("video", (24, 16), 5)]
+    for prompt, fields, field, why in UPSCALE_REFUSALS:
+        with pytest.raises(InvalidArgumentError) as info:
+            client.generate(prompt, **{"model": "k6-sr", "input_videos": video, **fields})
+        assert why in _fields(info.value)[field], field
+    (model,) = [m for m in client.list_models().models if m.name == "k6-sr"]
+    listed = (model.refuses_prompt, model.refuses_guidance_scale, model.default_width, model.default_height)
+    assert listed == (True, True, 0, 0)
+    (output,) = client.generate("", model="k6-sr", input_videos=video, num_inference_steps=1).outputs
+    assert (output.width, output.height) == (56, 32)
+
+
 def _animate(
     frames: int = 9, *, face_frames: int | None = None, replace: bool = False, model: str = "wan-animate", **videos
 ) -> dict:
@@ -1107,6 +1239,72 @@ def test_an_in_context_attention_mask_reaches_every_block_with_and_without_cache
     assert _frames(always) != _frames(plain)
 
 
+#: A request to the tiny DFR pass (three sigmas).
+DFR_REQUEST = {"model": "ltx2-dfr", "seed": 3, "fps": 16, "output_format": "png_frames"}
+
+
+def test_a_dfr_pass_reports_and_caches_the_steps_of_its_sigma_schedule(client):
+    """The tiny DFR model's schedule has three sigmas: ListModels' default steps, Started's total and the Step
+    events count them (not the family's 8, nor a request's), the cache warms up on the first and caches the
+    other two, and a request that sends those three steps gets the video of one that sends none."""
+    (info,) = [m for m in client.list_models().models if m.name == "ltx2-dfr"]
+    started, steps, cached = _streamed(list(client.stream("a red circle", cache=ALWAYS_CACHE, **DFR_REQUEST)))
+    plain = client.generate("a red circle", **DFR_REQUEST)
+    explicit = client.generate("a red circle", num_inference_steps=3, **DFR_REQUEST)
+    assert info.default_steps == len(DFR_SIGMAS) == 3 and info.refuses_guidance_scale
+    assert started.total_steps == 3 and [(s.step, s.total_steps) for s in steps] == [(0, 3), (1, 3), (2, 3)]
+    assert (cached.cache_stats.computed_steps, cached.cache_stats.cached_steps) == (1, 2)
+    assert _frames(explicit) == _frames(plain) != _frames(cached)
+
+
+@pytest.mark.parametrize("steps", [2, 8])
+def test_a_dfr_step_count_off_its_schedule_is_invalid_and_the_server_still_serves(client, steps):
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", num_inference_steps=steps, **DFR_REQUEST)
+    assert _fields(raised.value).keys() == {"num_inference_steps"}
+    assert "sigma schedule of 3 steps" in _fields(raised.value)["num_inference_steps"]
+    assert len(client.generate("a red circle", **DFR_REQUEST).outputs) == 9
+
+
+def test_a_dfr_pass_is_the_pipelines_own_call_with_its_sigmas_and_keyframe_slots(client):
+    """The engine's video is the pipeline's own call at the request's size, frames and frame rate with the
+    model's sigmas and the pipeline's default keyframe slots, frame for frame (no step count, no guidance)."""
+    pipeline = build_dfr()
+    with torch.no_grad():
+        video = pipeline(
+            prompt=["a red circle"],
+            width=32,
+            height=32,
+            num_frames=9,
+            frame_rate=16,
+            **DFR["call_defaults"],
+            generator=torch.Generator().manual_seed(3),
+            output_type="np",
+        ).frames[0]
+    result = client.generate("a red circle", **DFR_REQUEST)
+    made = np.stack([np.asarray(output.image) for output in result.outputs])
+    np.testing.assert_array_equal(made, to_uint8(video))
+
+
+def test_a_dfr_model_whose_steps_or_transformer_do_not_fit_its_pass_fails_to_load():
+    """Without sigmas of its own a model runs diffusers' 8 distilled ones; a model default steps other than
+    its schedule's, sigmas that are no list, and a transformer without the keyframe-slot embedding (every
+    call would fail) stop loading naming them."""
+    cpu, pipeline = torch.device("cpu"), build_dfr()
+    assert model_from_pipeline("dfr", pipeline, cpu, {**DFR, "call_defaults": {}}).default_steps == 8
+    # The warm-up runs (and counts) the schedule's steps, not the two of other models' warm-ups.
+    assert warmup_spec(model_from_pipeline("dfr", pipeline, cpu, DFR)).num_inference_steps == 3
+    with pytest.raises(ModelLoadError, match="sigma schedule of 3 steps and takes no step count; steps is 8"):
+        model_from_pipeline("dfr", pipeline, cpu, {**DFR, "steps": 8})
+    with pytest.raises(ModelLoadError, match="sigmas must be a non-empty list of numbers"):
+        model_from_pipeline("dfr", pipeline, cpu, {**DFR, "call_defaults": {"sigmas": []}})
+    config = dict(pipeline.transformer.config)
+    config["use_keyframes_abs_pos_embedding"] = False
+    pipeline.transformer = type(pipeline.transformer).from_config(config).eval()
+    with pytest.raises(ModelLoadError, match="model 'dfr': a DFR pass generates keyframe slots"):
+        model_from_pipeline("dfr", pipeline, cpu, DFR)
+
+
 def test_an_in_context_model_directory_serves_an_ic_lora_as_a_request_adapter(tmp_path):
     """``serve --model ic=DIR --lora pose=FILE:ic``: the in-context pipeline loads from its directory (its
     ``ditserve.json`` the tiny defaults) and a request that picks the IC-LoRA gets another video than one
@@ -1142,6 +1340,126 @@ def test_an_in_context_model_directory_serves_an_ic_lora_as_a_request_adapter(tm
         "reference",
     )
     assert len(plain.outputs) == len(steered.outputs) == 9 and _frames(plain) != _frames(steered)
+
+
+#: An EasyAnimate Control request; its control video's frames are 32x32, the output's size.
+EASYANIMATE_CONTROL = {
+    "model": "easyanimate-control",
+    "seed": 3,
+    "num_inference_steps": 2,
+    "output_format": "png_frames",
+}
+
+
+def _control(frames: list) -> list[InputVideo]:
+    return [InputVideo.from_frames(frames, "control")]
+
+
+def _control_call(frames: list) -> dict:
+    """The control pipeline's arguments for ``EASYANIMATE_CONTROL`` with ``frames`` as its control video,
+    written out: (1, 3, F, H, W) in [0, 1]."""
+    video = torch.from_numpy(np.stack([np.asarray(frame, dtype=np.float32) / 255.0 for frame in frames]))
+    return {
+        "prompt": ["a red circle"],
+        "negative_prompt": [""],
+        "width": 32,
+        "height": 32,
+        "num_frames": len(frames),
+        "num_inference_steps": 2,
+        "guidance_scale": 5.0,
+        "control_video": video.permute(3, 0, 1, 2)[None],
+    }
+
+
+def test_easyanimate_control_fails_as_diffusers_ships_it_and_serves_its_own_call_repaired():
+    """diffusers 0.42.1's ``__call__`` passes ``encode_prompt`` an argument it does not take (TypeError on
+    every call) and decodes with a ``decode_latents`` the class lacks. The served instance runs: the engine's
+    video is the pipeline's own call with the control video, and its decode is ``EasyAnimatePipeline``'s,
+    ``vae.decode(latents / scaling_factor)``."""
+    frames = video_frames((32, 32), 5)
+    pipeline = build_easyanimate(EasyAnimateControlPipeline)
+    with pytest.raises(TypeError, match="text_encoder_index"), torch.no_grad():
+        pipeline(**_control_call(frames), generator=torch.Generator().manual_seed(3), output_type="latent")
+    model = model_from_pipeline("easyanimate-control", pipeline, torch.device("cpu"), EASYANIMATE)
+    with torch.no_grad():
+        video = pipeline(**_control_call(frames), generator=torch.Generator().manual_seed(3), output_type="np")
+        latents = pipeline(**_control_call(frames), generator=torch.Generator().manual_seed(3), output_type="latent")
+        decoded = pipeline.vae.decode(latents.frames / pipeline.vae.config.scaling_factor, return_dict=False)[0]
+    np.testing.assert_array_equal(video.frames, pipeline.video_processor.postprocess_video(decoded, output_type="np"))
+    engine = AsyncEngine({"easyanimate-control": model}, "easyanimate-control", Limits(), "cpu")
+    with BackgroundServer(engine) as server, Client(server.address, timeout=120) as client:
+        result = client.generate("a red circle", input_videos=_control(frames), **EASYANIMATE_CONTROL)
+    made = np.stack([np.asarray(output.image) for output in result.outputs])
+    np.testing.assert_array_equal(made, to_uint8(video.frames[0]))
+
+
+def test_easyanimate_control_follows_its_control_video_frame_for_frame(client):
+    """The output has the control video's frames cut to 4k + 1 (7 give 5, 9 give 9), or its first
+    ``num_frames`` (5 of 9 give what those 5 give); the same frames played backwards give another video:
+    each control frame steers its own frames, not the first alone."""
+    frames = video_frames((32, 32), 9)
+    cut = client.generate("a red circle", input_videos=_control(frames[:7]), **EASYANIMATE_CONTROL)
+    whole = client.generate("a red circle", input_videos=_control(frames), **EASYANIMATE_CONTROL)
+    first = client.generate("a red circle", input_videos=_control(frames), num_frames=5, **EASYANIMATE_CONTROL)
+    backwards = client.generate("a red circle", input_videos=_control(frames[::-1]), **EASYANIMATE_CONTROL)
+    assert (len(cut.outputs), len(whole.outputs)) == (5, 9)
+    assert _frames(first) == _frames(cut)
+    assert _frames(backwards) != _frames(whole)
+
+
+@pytest.mark.parametrize(
+    ("pipeline_class", "channels", "message"),
+    [
+        (EasyAnimateControlPipeline, 8, "transformer of 8 input channels is not served"),
+        (EasyAnimateInpaintPipeline, 4, "transformer of 4 input channels"),
+    ],
+    ids=["control without reference channels", "inpainting without mask channels"],
+)
+def test_easyanimate_transformers_that_fail_every_call_fail_to_load_naming_why(pipeline_class, channels, message):
+    """A control transformer without reference-image channels (the pipeline always joins them) and an
+    inpainting transformer of the noise's channels only (diffusers 0.42.1's loop then calls
+    ``torch.tensor([timestep], noise)``) fail on every call: loading refuses them naming why."""
+    pipeline = build_easyanimate(pipeline_class, in_channels=channels)
+    with pytest.raises(ModelLoadError, match=message):
+        model_from_pipeline("easyanimate", pipeline, torch.device("cpu"), EASYANIMATE)
+
+
+def _reference_tensor(picture: Image.Image) -> torch.Tensor:
+    """A reference image as the control pipeline's ``ref_image``: a one-frame video (1, 3, 1, H, W) in [0, 1]."""
+    return torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0).permute(2, 0, 1)[None, :, None]
+
+
+def test_easyanimate_control_takes_a_reference_image_and_refuses_one_it_would_drop(client):
+    """The ``reference`` image is the pipeline's ``ref_image``: the engine's video is the pipeline's own call
+    with it. The pipeline reads it only when more than one latent frame follows (its own one-frame calls
+    with and without it are alike), so a one-frame request with a reference is INVALID_ARGUMENT naming the
+    image's role, and the server still serves it without one."""
+    frames = video_frames((32, 32), 5)
+    reference = input_image("reference", (32, 32))
+    picture = Image.open(io.BytesIO(reference.data)).convert("RGB")
+    pipeline = build_easyanimate(EasyAnimateControlPipeline)
+    model_from_pipeline("easyanimate-control", pipeline, torch.device("cpu"), EASYANIMATE)  # repaired
+    ref_image = _reference_tensor(picture)
+    with torch.no_grad():
+        video = pipeline(
+            **_control_call(frames), ref_image=ref_image, generator=torch.Generator().manual_seed(3), output_type="np"
+        ).frames[0]
+        single = [
+            pipeline(**_control_call(frames[:1]), generator=torch.Generator().manual_seed(3), output_type="np", **ref)
+            for ref in ({}, {"ref_image": ref_image})
+        ]
+    np.testing.assert_array_equal(single[0].frames, single[1].frames)
+    request = {**EASYANIMATE_CONTROL, "input_images": [reference]}
+    served = client.generate("a red circle", input_videos=_control(frames), **request)
+    np.testing.assert_array_equal(np.stack([np.asarray(output.image) for output in served.outputs]), to_uint8(video))
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", input_videos=_control(frames[:1]), **request)
+    assert set(_fields(raised.value)) == {"input_images[0].role"}, raised.value
+    with pytest.raises(InvalidArgumentError) as raised:  # one frame of a longer control video
+        client.generate("a red circle", input_videos=_control(frames), num_frames=1, **request)
+    assert set(_fields(raised.value)) == {"input_images[0].role"}, raised.value
+    alone = client.generate("a red circle", input_videos=_control(frames[:1]), **EASYANIMATE_CONTROL)
+    assert len(alone.outputs) == 1
 
 
 @pytest.fixture(scope="module")

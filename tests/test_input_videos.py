@@ -2,8 +2,8 @@
 PNG videos; its output's frames follow the video's (cut to the 4k + 1 rule, or the first num_frames of
 them); every bad video is INVALID_ARGUMENT naming its field and the server keeps serving; ListModels
 reports the video roles and limits; the SDK reads a video file and ``ditserve generate --video`` sends
-one. CogVideoX video-to-video, Lucy Edit, CogVideoX-Fun Control and LTX-2 in-context make several outputs
-from one video."""
+one. CogVideoX video-to-video, Lucy Edit, CogVideoX-Fun Control, EasyAnimate Control and LTX-2 in-context
+make several outputs from one video."""
 
 from __future__ import annotations
 
@@ -222,14 +222,16 @@ def test_generate_video_flag_sends_a_video_file(v2v_address, tmp_path):
     assert missing.returncode == 2 and "/nonexistent.mp4" in missing.stderr
 
 
-@pytest.mark.parametrize("name", ["wan-v2v", "cogvideox-v2v", "lucy-edit", "cogvideox-fun-control", "ltx2-in-context"])
+@pytest.mark.parametrize(
+    "name", ["wan-v2v", "cogvideox-v2v", "lucy-edit", "cogvideox-fun-control", "easyanimate-control", "ltx2-in-context"]
+)
 def test_several_outputs_of_one_video(name):
     """Each pipeline gets the one video for all outputs its own way: Wan V2V broadcasts its latents over
     the noise, CogVideoX V2V would encode ``video[i]`` for the i-th of a list of generators and gets the
     job's one generator (``generator_per_output=False``), Lucy Edit compares the condition's batch with
-    the noise's and CogVideoX-Fun Control joins the control latents to the noise's channels: both get the
-    video once per output. LTX-2 in-context encodes its reference once and appends its tokens to every
-    output's."""
+    the noise's and CogVideoX-Fun Control and EasyAnimate Control join the control latents to the noise's
+    channels: they get the video once per output. LTX-2 in-context encodes its reference once and appends
+    its tokens to every output's."""
     case = next(case for case in all_cases() if case.name == name)
     model = model_from_pipeline(name, case.build(), torch.device("cpu"), case.defaults)
     engine = AsyncEngine({name: model}, name, Limits(), "cpu")

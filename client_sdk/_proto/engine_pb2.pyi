@@ -489,7 +489,7 @@ class Limits(_message.Message):
     def __init__(self, max_width: _Optional[int] = ..., max_height: _Optional[int] = ..., max_pixels: _Optional[int] = ..., max_steps: _Optional[int] = ..., max_outputs: _Optional[int] = ..., max_frames: _Optional[int] = ..., max_prompt_chars: _Optional[int] = ..., max_input_images: _Optional[int] = ..., max_input_image_bytes: _Optional[int] = ..., max_request_bytes: _Optional[int] = ..., max_queue: _Optional[int] = ..., max_input_pixels: _Optional[int] = ..., max_queued_input_pixels: _Optional[int] = ..., max_input_video_bytes: _Optional[int] = ..., max_input_video_frames: _Optional[int] = ..., max_input_video_pixels: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "family", "pipeline_class", "is_default", "output_kind", "default_width", "default_height", "default_steps", "default_guidance_scale", "default_frames", "spatial_factor", "supports_negative_prompt", "input_roles", "source", "num_transformer_blocks", "parameters", "required_roles", "default_strength", "control_images", "repeated_roles", "refuses_guidance_scale", "default_layers", "max_layers", "outputs_alpha", "video_roles", "required_video_roles", "frames_from_video", "requires_camera", "loras", "max_loras_per_request")
+    __slots__ = ("name", "family", "pipeline_class", "is_default", "output_kind", "default_width", "default_height", "default_steps", "default_guidance_scale", "default_frames", "spatial_factor", "supports_negative_prompt", "input_roles", "source", "num_transformer_blocks", "parameters", "required_roles", "default_strength", "control_images", "repeated_roles", "refuses_guidance_scale", "default_layers", "max_layers", "outputs_alpha", "video_roles", "required_video_roles", "frames_from_video", "continues_video", "refuses_prompt", "requires_camera", "loras", "max_loras_per_request")
     NAME_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_CLASS_FIELD_NUMBER: _ClassVar[int]
@@ -517,6 +517,8 @@ class ModelInfo(_message.Message):
     VIDEO_ROLES_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_VIDEO_ROLES_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FROM_VIDEO_FIELD_NUMBER: _ClassVar[int]
+    CONTINUES_VIDEO_FIELD_NUMBER: _ClassVar[int]
+    REFUSES_PROMPT_FIELD_NUMBER: _ClassVar[int]
     REQUIRES_CAMERA_FIELD_NUMBER: _ClassVar[int]
     LORAS_FIELD_NUMBER: _ClassVar[int]
     MAX_LORAS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -547,10 +549,12 @@ class ModelInfo(_message.Message):
     video_roles: _containers.RepeatedScalarFieldContainer[str]
     required_video_roles: _containers.RepeatedScalarFieldContainer[str]
     frames_from_video: str
+    continues_video: str
+    refuses_prompt: bool
     requires_camera: bool
     loras: _containers.RepeatedCompositeFieldContainer[LoraInfo]
     max_loras_per_request: int
-    def __init__(self, name: _Optional[str] = ..., family: _Optional[str] = ..., pipeline_class: _Optional[str] = ..., is_default: _Optional[bool] = ..., output_kind: _Optional[str] = ..., default_width: _Optional[int] = ..., default_height: _Optional[int] = ..., default_steps: _Optional[int] = ..., default_guidance_scale: _Optional[float] = ..., default_frames: _Optional[int] = ..., spatial_factor: _Optional[int] = ..., supports_negative_prompt: _Optional[bool] = ..., input_roles: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., num_transformer_blocks: _Optional[int] = ..., parameters: _Optional[_Iterable[str]] = ..., required_roles: _Optional[_Iterable[str]] = ..., default_strength: _Optional[float] = ..., control_images: _Optional[int] = ..., repeated_roles: _Optional[_Iterable[str]] = ..., refuses_guidance_scale: _Optional[bool] = ..., default_layers: _Optional[int] = ..., max_layers: _Optional[int] = ..., outputs_alpha: _Optional[bool] = ..., video_roles: _Optional[_Iterable[str]] = ..., required_video_roles: _Optional[_Iterable[str]] = ..., frames_from_video: _Optional[str] = ..., requires_camera: _Optional[bool] = ..., loras: _Optional[_Iterable[_Union[LoraInfo, _Mapping]]] = ..., max_loras_per_request: _Optional[int] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., family: _Optional[str] = ..., pipeline_class: _Optional[str] = ..., is_default: _Optional[bool] = ..., output_kind: _Optional[str] = ..., default_width: _Optional[int] = ..., default_height: _Optional[int] = ..., default_steps: _Optional[int] = ..., default_guidance_scale: _Optional[float] = ..., default_frames: _Optional[int] = ..., spatial_factor: _Optional[int] = ..., supports_negative_prompt: _Optional[bool] = ..., input_roles: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., num_transformer_blocks: _Optional[int] = ..., parameters: _Optional[_Iterable[str]] = ..., required_roles: _Optional[_Iterable[str]] = ..., default_strength: _Optional[float] = ..., control_images: _Optional[int] = ..., repeated_roles: _Optional[_Iterable[str]] = ..., refuses_guidance_scale: _Optional[bool] = ..., default_layers: _Optional[int] = ..., max_layers: _Optional[int] = ..., outputs_alpha: _Optional[bool] = ..., video_roles: _Optional[_Iterable[str]] = ..., required_video_roles: _Optional[_Iterable[str]] = ..., frames_from_video: _Optional[str] = ..., continues_video: _Optional[str] = ..., refuses_prompt: _Optional[bool] = ..., requires_camera: _Optional[bool] = ..., loras: _Optional[_Iterable[_Union[LoraInfo, _Mapping]]] = ..., max_loras_per_request: _Optional[int] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models", "limits", "engine_id", "server")

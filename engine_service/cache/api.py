@@ -163,6 +163,8 @@ class _PipelineState:
         #: Steps of each run the scheduler starts, in order, where the pipeline says (``set_run_steps``).
         self.run_steps: tuple[int, ...] = ()
         self.runs = 0
+        #: Whether a deep copy's ``set_timesteps`` after a step starts a run (``start_runs_on_copies``).
+        self.copies_start_runs = False
         self.own = {
             name: self.scheduler.__dict__.get(name)
             for name in ("set_timesteps", "set_begin_index", "step")
@@ -176,12 +178,7 @@ class _PipelineState:
         scheduler = self.scheduler
         set_timesteps, step = scheduler.set_timesteps, scheduler.step
 
-        @functools.wraps(set_timesteps)
-        def set_timesteps_and_reset(owner, *args, **kwargs):
-            if owner is not scheduler:  # a deep copy of the scheduler: not the pipeline's clock
-                return type(owner).set_timesteps(owner, *args, **kwargs)
-            result = set_timesteps(*args, **kwargs)
-            timesteps = getattr(scheduler, "timesteps", None)
+        def start_run(timesteps) -> None:
             total = len(timesteps) if timesteps is not None else None
             if self.runs < len(self.run_steps):  # a loop that runs other steps than the timesteps it sets
                 total = self.run_steps[self.runs]
@@ -189,6 +186,17 @@ class _PipelineState:
             self.clock.reset()
             for context in self.contexts():
                 context.reset(total)
+
+        @functools.wraps(set_timesteps)
+        def set_timesteps_and_reset(owner, *args, **kwargs):
+            if owner is not scheduler:  # a deep copy of the scheduler: not the pipeline's clock
+                result = type(owner).set_timesteps(owner, *args, **kwargs)
+                # A loop over fresh copies (start_runs_on_copies): the first copy set after a step starts it.
+                if self.copies_start_runs and self.clock.scheduler_steps:
+                    start_run(getattr(owner, "timesteps", None))
+                return result
+            result = set_timesteps(*args, **kwargs)
+            start_run(getattr(scheduler, "timesteps", None))
             return result
 
         set_begin_index = getattr(scheduler, "set_begin_index", None)
@@ -459,6 +467,23 @@ def set_run_steps(pipe: Any, steps: Sequence[int] | None) -> None:
     if any(count < 1 for count in counts):
         raise ValueError(f"every run has at least one step, got {counts}")
     state.run_steps, state.runs = counts, 0
+
+
+def start_runs_on_copies(pipe: Any) -> None:
+    """Let a cached pipeline's loops over fresh deep copies of its scheduler each start a run.
+
+    ``SkyReelsV2DiffusionForcingVideoToVideoPipeline`` sets its own scheduler's timesteps once, then
+    samples its video window by window: each window is a whole denoising loop over new copies of the
+    scheduler (one per latent frame) whose timesteps it sets, and its own scheduler never again. After
+    this call, the first copy whose ``set_timesteps`` runs after a step of the current run starts the
+    next run (with the next of ``set_run_steps``' counts, else the copy's timesteps), as the pipeline's
+    own ``set_timesteps`` does; copies set before any step (those of the first loop, LTX-2's audio
+    scheduler) start none. Raises ValueError for a pipeline without cache.
+    """
+    state = getattr(pipe, "__dict__", {}).get(_STATE)
+    if not isinstance(state, _PipelineState):
+        raise ValueError("start_runs_on_copies takes a pipeline whose cache is enabled")
+    state.copies_start_runs = True
 
 
 def _merge(outcomes: list[StepOutcome | None]) -> StepOutcome | None:

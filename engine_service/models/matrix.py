@@ -34,15 +34,16 @@ def _yes_no(flag: bool) -> str:
 
 
 def _inputs(family: FamilySpec) -> str:
-    """``text``, then each accepted image role and video role (``video`` or ``ROLE video``); roles a
-    request may leave out are marked optional; ``camera`` last for a camera-controlled world model."""
+    """``text`` (unless the family takes no prompt), then each accepted image role and video role
+    (``video`` or ``ROLE video``); roles a request may leave out are marked optional; ``camera`` last for a
+    camera-controlled world model."""
     roles = [role if role in family.required_roles else f"{role} (optional)" for role in family.input_roles]
     for role in family.video_roles:
         name = "video" if role == "video" else f"{role} video"
         roles.append(name if role in family.required_video_roles else f"{name} (optional)")
     if family.takes_camera:
         roles.append("camera")
-    return " + ".join(["text", *roles])
+    return " + ".join(["text", *roles] if family.takes_prompt else roles)
 
 
 def support_rows(families: Sequence[FamilySpec] = FAMILIES) -> list[tuple[str, ...]]:

@@ -48,12 +48,17 @@ RoleCheck = Callable[["Sequence[str]"], "str | None"]
 #: (pipeline, the first ``image`` input's width, its height, the model's call defaults) -> the (width,
 #: height) in pixels the pipeline renders for that input.
 InputSize = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple[int, int]]
+#: (pipeline, the input video's width, its height, the model's call defaults) -> the (width, height) in pixels
+#: the pipeline renders for that video and the denoising loops it runs per output, or why it cannot take it.
+VideoSizePlan = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], "tuple[int, int, int] | str"]
 #: (pipeline, width, height) -> why the pipeline would not render this size as asked, or ``None`` when it would.
 SizeCheck = Callable[["DiffusionPipeline", int, int], "str | None"]
 #: pipeline -> how many control images a request must send (one per ControlNet of the pipeline).
 ControlCount = Callable[["DiffusionPipeline"], int]
 #: (frames asked for, the model's call defaults) -> (denoising loops the pipeline runs, frames it makes).
 LoopPlan = Callable[[int, "Mapping[str, Any]"], tuple[int, int]]
+#: the model's call defaults -> the frames of its input video that a pipeline continues from.
+HistoryFrames = Callable[["Mapping[str, Any]"], int]
 #: (num_inference_steps, strength) -> the denoising steps an image-to-image (or video-to-video) pipeline runs at
 #: that strength.
 StrengthSteps = Callable[[int, float], int]
@@ -63,6 +68,8 @@ LoopSteps = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple
 #: an action string (``GenerateRequest.camera.action``) -> the frames a camera moving along it covers; raises
 #: ValueError saying what is wrong in it.
 CameraActions = Callable[[str], int]
+#: the model's call defaults -> the denoising steps of the fixed sigma schedule the pipeline runs.
+ScheduleSteps = Callable[["Mapping[str, Any]"], int]
 #: what ``pipeline.__call__`` returned -> the call's decoded images (N, H, W, 3) or videos (N, F, H, W, 3).
 OutputReader = Callable[[Any], Any]
 
@@ -107,10 +114,21 @@ class FamilySpec:
     """For a video pipeline whose checkpoint makes one frame count only (Latte: the length of its
     temporal position embedding, ``video_length``): that count, read from the pipeline. It is the
     default frame count and any other is INVALID_ARGUMENT. ``None`` = the rules above."""
+    schedule_steps: ScheduleSteps | None = None
+    """For a distilled pipeline that runs a fixed sigma schedule and takes no ``num_inference_steps``
+    (LTX-2 DFR: its ``sigmas``, 8 by default): the steps that schedule runs, read from the model's call
+    defaults (a model may set its own ``sigmas``). They are the model's steps (ListModels' default
+    steps; a model default ``steps`` other than them fails to load), and a request's
+    ``num_inference_steps`` other than them is INVALID_ARGUMENT instead of a count the pipeline would
+    not run. ``None`` = the pipeline runs the request's steps."""
     takes_guidance: bool = True
     """Whether the model takes a guidance scale. ``False`` for a distilled pipeline whose call has no
     guidance input at all (FLUX.2 Klein KV): a request that sets ``guidance_scale`` is INVALID_ARGUMENT
     rather than silently ignored."""
+    takes_prompt: bool = True
+    """Whether the pipeline takes a prompt. ``False`` for one without any text input (Kandinsky 6 SR
+    upscales its input video): a request must then leave ``prompt`` empty (anything else is
+    INVALID_ARGUMENT rather than silently ignored), and ListModels says ``refuses_prompt``."""
     uses_negative_prompt: bool = False
     """Whether the pipeline takes ``negative_prompt`` with the request's guidance."""
     input_roles: tuple[str, ...] = ()
@@ -121,6 +139,11 @@ class FamilySpec:
     """Roles a request may send several images of, in order (reference images of FLUX.2, Qwen-Image
     Edit-Plus, ...). Any other role but ``control`` (one image per ControlNet) sent twice is
     INVALID_ARGUMENT on the second: the pipeline would use the first alone."""
+    video_only_roles: tuple[str, ...] = ()
+    """Input image roles the pipeline reads only for a video of more than one latent frame (EasyAnimate
+    Control's reference image fills the reference channels of the first latent frame only when others
+    follow it). A request for at most ``frame_stride`` frames (one latent frame) that sends one is
+    INVALID_ARGUMENT on that image's role instead of the image being dropped."""
     video_roles: tuple[str, ...] = ()
     """Roles of the input videos it accepts (``"video"``: the video a video-to-video pipeline transforms);
     empty = none, and a request that sends one is INVALID_ARGUMENT. Each role at most once. The server
@@ -134,6 +157,15 @@ class FamilySpec:
     rule; one that sets it gets that many of the video's first frames, and more than the video holds is
     INVALID_ARGUMENT. The family's builder passes the video's frames as the server cut them
     (``num_frames`` of them)."""
+    continues_video: str | None = None
+    """The video role a pipeline continues (``"video"``: SkyReels-V2 diffusion forcing video-to-video): its
+    output is that video's frames, resized to the request's size, followed by the ``num_frames`` frames it
+    samples, so it holds the video's frame count plus ``num_frames``. ``None`` = the output holds
+    ``num_frames`` frames."""
+    history_frames: HistoryFrames | None = None
+    """For a family that continues a video (``continues_video``): how many of the video's last frames the
+    pipeline continues from (SkyReels-V2: ``overlap_history``), read from the model's call defaults. A
+    video with fewer frames is INVALID_ARGUMENT naming it. ``None`` = any frame count."""
     aligned_video_roles: tuple[str, ...] = ()
     """Video roles whose frames go frame by frame with the ``frames_from_video`` video (Wan-Animate's face,
     background and mask videos beside its pose video): each must hold as many frames as that video (at
@@ -191,6 +223,16 @@ class FamilySpec:
     height differs, or whose image gives a size beyond the engine's limits, is INVALID_ARGUMENT on
     ``width`` naming it. ListModels reports default width and height 0. ``None`` = the request's size
     is rendered."""
+    size_from_video: VideoSizePlan | None = None
+    """For a pipeline that takes no width or height and renders a size it derives from its input video, in
+    denoising loops whose count follows that size (Kandinsky 6 SR: the video's size x ``resolution_scale``,
+    one loop per batch of tiles): that size and the loops per output for the video of role
+    ``frames_from_video``, or why the pipeline cannot take a video of its size (INVALID_ARGUMENT naming
+    it). Applied once the video decodes: a request's width or height that differs, or a size beyond the
+    engine's limits, is INVALID_ARGUMENT on ``width``; the job runs loops x ``num_outputs`` loops (the
+    pipeline samples its outputs one after another), each of its steps, and progress counts them all.
+    The model's default width and height are the size of its warm-up video; ListModels reports 0.
+    ``None`` = the request's size is rendered."""
     generator_per_output: bool = True
     """Whether ``__call__`` takes a list of generators, one per output. Without it the pipeline gets
     the job's one generator, and its jobs never join a batch (an output must not depend on its batch).
@@ -245,6 +287,12 @@ class FamilySpec:
     (``frames_from_video``) and a request that leaves ``num_frames`` unset, the loops are counted from
     that video's frames once it is decoded (a video whose frames they do not make is INVALID_ARGUMENT
     on its data). ``None`` = one loop."""
+    loops_on_scheduler_copies: bool = False
+    """Whether the pipeline's denoising loops set the timesteps of fresh deep copies of its scheduler and
+    never again its own (SkyReels-V2 diffusion forcing video-to-video: one copy per latent frame, set anew
+    for every window). The cache then starts each loop's run at the first copy set after a step
+    (:func:`engine_service.cache.start_runs_on_copies`); without it every loop after the first would
+    continue the first one's run. ``False`` = each loop sets the scheduler's own timesteps."""
     loop_steps: LoopSteps | None = None
     """For a pipeline whose denoising loops do not each run the request's ``num_inference_steps``
     (LTX long multi-prompt: ``num_inference_steps - 1`` per window, as it steps ``timesteps[:-1]``):

@@ -577,17 +577,23 @@ def warmup_specs(model: LoadedModel, max_samples: int = 1) -> list[JobSpec]:
         specs += [dataclasses.replace(spec, request_id=f"{spec.request_id}-lora", loras=lora_set) for spec in specs]
     if model.speed.compile and max_samples > 1 and (model.family.max_outputs or 2) > 1:
         batch = specs[0]
-        specs.append(dataclasses.replace(batch, request_id=f"{batch.request_id}-batch2", num_outputs=2))
+        # A size that follows the input video gives loops per output (FamilySpec.size_from_video).
+        loops = batch.denoising_loops * (2 if model.family.size_from_video is not None else 1)
+        specs.append(
+            dataclasses.replace(batch, request_id=f"{batch.request_id}-batch2", num_outputs=2, denoising_loops=loops)
+        )
     return specs
 
 
 def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None = None) -> JobSpec:
-    """A two-step request at ``width`` x ``height`` (default: the model's size).
+    """A two-step request at ``width`` x ``height`` (default: the model's size); a pipeline of a fixed
+    sigma schedule (``FamilySpec.schedule_steps``) runs the steps of its schedule.
 
     A family that requires input images gets a plain grey picture of that size for each
     required role (and each ControlNet), and one that requires input videos a grey video of its
     default frame count for each required video role; a family whose size follows its input image
-    (``FamilySpec.size_from_input``) renders the size that picture gives.
+    (``FamilySpec.size_from_input``) renders the size that picture gives, and one whose size follows
+    its input video (``FamilySpec.size_from_video``) the size and loops that video gives.
     """
     width = width or model.default_width
     height = height or model.default_height
@@ -598,16 +604,27 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
     if "control" in model.family.required_roles:
         roles += ["control"] * max(model.control_images, 1)
     images = tuple((role, grey) for role in roles)
-    # A grey video of the default frame count for each required video role.
-    videos = tuple((role, (grey.convert("RGB"),) * model.default_frames) for role in model.family.required_video_roles)
+    # A grey video of the default frame count for each required video role (at least the frames a model
+    # that continues its video continues from).
+    history = model.family.history_frames(model.call_defaults) if model.family.history_frames is not None else 0
+    count = max(model.default_frames, history)
+    videos = tuple((role, (grey.convert("RGB"),) * count) for role in model.family.required_video_roles)
     if model.family.size_from_input is not None and "image" in roles:
         # The pipeline renders the size it derives from the picture, whatever the job says.
         width, height = model.family.size_from_input(model.pipeline, width, height, model.call_defaults)
     plan = model.family.denoising_loops
     loops = plan(model.default_frames, model.call_defaults)[0] if plan is not None else 1
+    from_video = model.family.size_from_video
+    if from_video is not None and videos:
+        sized = from_video(model.pipeline, width, height, model.call_defaults)
+        if isinstance(sized, str):
+            raise ModelLoadError(f"model {model.name!r}: its {width}x{height} warm-up video: {sized}")
+        width, height, loops = sized
+    # A pipeline of a fixed sigma schedule runs its steps whatever the job says: the warm-up counts them.
+    steps = model.default_steps if model.family.schedule_steps is not None else _WARMUP_STEPS
     per_loop, loop_steps = model.family.loop_steps, ()
     if per_loop is not None:
-        loop_steps = tuple(per_loop(model.pipeline, _WARMUP_STEPS, loops, model.call_defaults))
+        loop_steps = tuple(per_loop(model.pipeline, steps, loops, model.call_defaults))
     return JobSpec(
         request_id=f"warmup-{model.name}-{width}x{height}",
         model=model.name,
@@ -615,7 +632,7 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         negative_prompt="",
         width=width,
         height=height,
-        num_inference_steps=_WARMUP_STEPS,
+        num_inference_steps=steps,
         guidance_scale=model.default_guidance_scale,
         seed=0,
         num_outputs=1,

@@ -264,6 +264,8 @@ class Worker:
                     cache.set_sample_groups(pipe, [m.spec.num_outputs for m in members])
                 if first.loop_steps:  # loops that run other step counts than the timesteps they set
                     cache.set_run_steps(pipe, first.loop_steps)
+                if model.family.loops_on_scheduler_copies:  # loops that set copies of the scheduler only
+                    cache.start_runs_on_copies(pipe)
             if model.family.step_end_callback:
                 kwargs["callback_on_step_end"] = callback
             with (
@@ -444,12 +446,15 @@ def _free_device_memory() -> None:
 
 @contextlib.contextmanager
 def _steps_from_scheduler(pipe, callback: Callable[..., dict] | None):
-    """For pipelines without ``callback_on_step_end``: call ``callback`` after each scheduler step."""
+    """For pipelines without ``callback_on_step_end``: call ``callback`` after each scheduler step, with
+    the step's index in its denoising loop (from 0 again after each ``set_timesteps``, as a pipeline's
+    own callback counts: Kandinsky 6 SR sets its timesteps anew for every batch of tiles)."""
     if callback is None:
         yield
         return
     scheduler = pipe.scheduler
-    own, step = scheduler.__dict__.get("step"), scheduler.step
+    own = {name: scheduler.__dict__.get(name) for name in ("step", "set_timesteps")}
+    step, set_timesteps = scheduler.step, scheduler.set_timesteps
     index = 0
 
     @functools.wraps(step)
@@ -461,14 +466,22 @@ def _steps_from_scheduler(pipe, callback: Callable[..., dict] | None):
         index += 1
         return out
 
+    @functools.wraps(set_timesteps)
+    def set_timesteps_and_restart(*args, **kwargs):
+        nonlocal index
+        index = 0
+        return set_timesteps(*args, **kwargs)
+
     scheduler.step = step_and_report
+    scheduler.set_timesteps = set_timesteps_and_restart
     try:
         yield
     finally:
-        if own is None:
-            scheduler.__dict__.pop("step", None)
-        else:
-            scheduler.step = own
+        for name, method in own.items():
+            if method is None:
+                scheduler.__dict__.pop(name, None)
+            else:
+                setattr(scheduler, name, method)
 
 
 def _step_record(pipe, loop_index: int, index: int, cached_run: bool, sample_group: int) -> StepRecord:

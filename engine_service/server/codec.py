@@ -128,15 +128,16 @@ def limits(lim: Limits) -> pb.Limits:
 
 def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:
     family = model.family
+    follows_input = family.size_from_input is not None or family.size_from_video is not None
     return pb.ModelInfo(
         name=model.name,
         family=family.name,
         pipeline_class=type(model.pipeline).__name__,
         is_default=is_default,
         output_kind=family.output_kind,
-        # 0 x 0: the size follows the input image.
-        default_width=0 if family.size_from_input is not None else model.default_width,
-        default_height=0 if family.size_from_input is not None else model.default_height,
+        # 0 x 0: the size follows the input image or video.
+        default_width=0 if follows_input else model.default_width,
+        default_height=0 if follows_input else model.default_height,
         default_steps=model.default_steps,
         default_guidance_scale=model.default_guidance_scale,
         default_frames=model.default_frames,
@@ -168,6 +169,8 @@ def model_info(model: LoadedModel, is_default: bool) -> pb.ModelInfo:
         video_roles=list(family.video_roles),
         required_video_roles=list(family.required_video_roles),
         frames_from_video=family.frames_from_video or "",
+        continues_video=family.continues_video or "",
+        refuses_prompt=not family.takes_prompt,
         requires_camera=family.takes_camera,
     )
 

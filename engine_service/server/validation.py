@@ -72,7 +72,9 @@ def validate(
     wait, and where the model's frames follow the video, ``num_frames`` is 0 until they decode).
     """
     v = _Violations()
-    prompt = _text(v, "prompt", request.prompt, limits, required=True)
+    prompt = _text(v, "prompt", request.prompt, limits, required=model.family.takes_prompt)
+    if request.prompt and not model.family.takes_prompt:
+        v.add("prompt", f"model {model.name!r} ({model.family.name}) takes no prompt; leave it empty")
     negative = _text(v, "negative_prompt", request.negative_prompt, limits, required=False)
     task_prompt = _text(v, "task_prompt", request.task_prompt, limits, required=model.family.takes_task_prompt)
     if task_prompt and not model.family.takes_task_prompt:
@@ -97,6 +99,13 @@ def validate(
         if problem:
             v.add("prompt", problem)
     steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps)
+    if steps and steps != model.default_steps and model.family.schedule_steps is not None:
+        v.add(
+            "num_inference_steps",
+            f"model {model.name!r} ({model.family.name}) runs its distilled sigma schedule of {model.default_steps} "
+            f"steps; leave num_inference_steps unset or send {model.default_steps}",
+        )
+        steps = 0
     guidance = _guidance(v, request, model.default_guidance_scale)
     if request.HasField("guidance_scale") and not model.family.takes_guidance:
         v.add("guidance_scale", f"model {model.name!r} ({model.family.name}) takes no guidance scale; leave it unset")
@@ -112,6 +121,10 @@ def validate(
     follows = model.family.frames_from_video
     if any(role == follows for role, _ in videos) and not request.HasField("num_frames"):
         frames = 0  # the video's: set once it is decoded (decode_inputs)
+    if model.family.size_from_video is not None and any(role == follows for role, _ in videos):
+        # The size the video gives, set once it is decoded (decode_inputs); one the request sets must match it.
+        width = width if request.HasField("width") else 0
+        height = height if request.HasField("height") else 0
     check_prompt_images = model.family.check_prompt_images
     if check_prompt_images is not None and prompt.strip():
         sent = collections.Counter(item.role or "image" for item in request.input_images)
@@ -571,15 +584,22 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
 
     Raises InvalidRequest naming ``input_videos[i].data`` for a video that does not decode, holds no
     frames, too many frames (``max_input_video_frames``), frames too large (``max_input_video_pixels``),
-    too few frames for the family's least count or its denoising loops, or another count than the video
-    it goes frame by frame with.
+    too few frames for the family's least count or its denoising loops, another count than the video
+    it goes frame by frame with, or (for a video the model continues) fewer than the frames it continues
+    from (``FamilySpec.history_frames``). Where the model's size follows that video
+    (``FamilySpec.size_from_video``), the job gets the size and denoising loops it gives, and a video the
+    pipeline cannot take is refused naming it (a size the request sets otherwise, on ``width``). An image
+    of a role the family reads only in a video of more than one latent frame
+    (``FamilySpec.video_only_roles``) is refused naming ``input_images[i].role`` when the request makes one.
     """
     if spec.input_images:
         spec = decode_input_images(spec, input_mode(model))
-    if not spec.input_videos:
-        return spec
     v, family = _Violations(), model.family
-    frames, decoded = spec.num_frames, []
+    if not spec.input_videos:
+        _video_only_images(v, spec, model, spec.num_frames)
+        v.raise_if_any()
+        return spec
+    frames, decoded, sized = spec.num_frames, [], {}
     aligned = family.aligned_video_roles
     # The video the frames follow first: the videos aligned with it are checked against its frames.
     order = sorted(range(len(spec.input_videos)), key=lambda i: spec.input_videos[i][0] != family.frames_from_video)
@@ -601,6 +621,13 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
         got = video_inputs.decode_video(v.add, field, data, limits, spec.num_frames if cut else None)
         if got is None:
             continue
+        history = family.history_frames(model.call_defaults) if family.history_frames is not None else 0
+        if role == family.continues_video and len(got) < history:
+            v.add(
+                field,
+                f"has {len(got)} frames; {family.name} continues a video from its last {history} frames, "
+                f"so send at least {history}",
+            )
         if follows:
             followed = (index, len(got))
         if follows and frames and len(got) < frames:
@@ -626,6 +653,8 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
                 "send as many frames",
             )
         decoded.append((index, role, tuple(got[:frames] if follows or role in aligned else got)))
+        if follows and family.size_from_video is not None:
+            sized = _size_from_video(v, field, spec, model, limits, got[0].size)
     loops = spec.denoising_loops
     plan = family.denoising_loops
     if plan is not None and followed is not None and not spec.num_frames and frames and not v.items:
@@ -636,9 +665,57 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
                 f"has {followed[1]} frames; {family.name} samples its video in whole chunks or segments, and "
                 f"{frames} frames take {loops}, which make {made}: send {made} frames or more",
             )
+    if frames:  # a video that set no count is refused already
+        _video_only_images(v, spec, model, frames)
     v.raise_if_any()
     videos = tuple((role, got) for _index, role, got in sorted(decoded, key=lambda item: item[0]))
-    return dataclasses.replace(spec, input_videos=videos, num_frames=frames, denoising_loops=loops)
+    fields = {"denoising_loops": loops, **sized}  # a size from the video counts its loops
+    return dataclasses.replace(spec, input_videos=videos, num_frames=frames, **fields)
+
+
+def _size_from_video(
+    v: _Violations, field: str, spec: JobSpec, model: LoadedModel, limits: Limits, size: tuple[int, int]
+) -> dict:
+    """The width, height and denoising loops of a job whose model renders a size it derives from its input
+    video (``FamilySpec.size_from_video``), for a video of ``size``; empty after a violation: on ``field``
+    for a video the pipeline cannot take, on ``width`` for a size the request sets otherwise (0 = unset)
+    or one beyond the engine's limits."""
+    plan = model.family.size_from_video(model.pipeline, *size, model.call_defaults)
+    if isinstance(plan, str):
+        v.add(field, plan)
+        return {}
+    width, height, loops = plan
+    sent = ((spec.width, width), (spec.height, height))
+    if any(value and value != rendered for value, rendered in sent):
+        v.add(
+            "width",
+            f"model {model.name!r} ({model.family.name}) renders {width}x{height} for this {size[0]}x{size[1]} "
+            "input video (its size follows the video); leave width and height unset or send that size",
+        )
+        return {}
+    if width > limits.max_width or height > limits.max_height or width * height > limits.max_pixels:
+        v.add(
+            "width",
+            f"model {model.name!r} ({model.family.name}) renders {width}x{height} for this input video, beyond "
+            f"the limits of {limits.max_width}x{limits.max_height} and {limits.max_pixels} pixels",
+        )
+        return {}
+    return {"width": width, "height": height, "denoising_loops": loops * spec.num_outputs}
+
+
+def _video_only_images(v: _Violations, spec: JobSpec, model: LoadedModel, frames: int) -> None:
+    """Refuses an input image of a role the pipeline reads only for a video of more than one latent frame
+    (``FamilySpec.video_only_roles``) in a request for ``frames`` frames that make one."""
+    family = model.family
+    if frames > family.frame_stride:
+        return
+    for index, (role, _) in enumerate(spec.input_images):
+        if role in family.video_only_roles:
+            v.add(
+                f"input_images[{index}].role",
+                f"{family.name} reads a {role!r} image only for a video of more than {family.frame_stride} frames "
+                f"(one latent frame); this request makes {frames}",
+            )
 
 
 def _size_from_input(

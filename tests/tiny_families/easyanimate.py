@@ -1,9 +1,10 @@
-"""EasyAnimate text-to-video and image-to-video (its inpainting pipeline): 2 blocks, a tiny Qwen2-VL, a
-tiny MagVIT VAE."""
+"""EasyAnimate text-to-video, image-to-video (its inpainting pipeline) and control video: 2 blocks, a tiny
+Qwen2-VL, a tiny MagVIT VAE."""
 
 import torch
 from diffusers import (
     AutoencoderKLMagvit,
+    EasyAnimateControlPipeline,
     EasyAnimateInpaintPipeline,
     EasyAnimatePipeline,
     EasyAnimateTransformer3DModel,
@@ -22,15 +23,17 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_easyanimate(pipeline_class=EasyAnimatePipeline):
+def build_easyanimate(pipeline_class=EasyAnimatePipeline, in_channels=None):
     """From diffusers' EasyAnimate test configuration, with 2 blocks. The inpainting transformer takes the
-    noise, the mask latents and the masked video latents (4 + 4 + 4 channels), as EasyAnimate V5 does."""
-    inpaint = pipeline_class is EasyAnimateInpaintPipeline
+    noise, the mask latents and the masked video latents (4 + 4 + 4 channels), as EasyAnimate V5 does; the
+    control transformer the noise, the control video's latents and the reference image's (4 + 4 + 4).
+    ``in_channels`` replaces that count (a checkpoint the engine refuses)."""
+    conditioned = pipeline_class is not EasyAnimatePipeline
     torch.manual_seed(0)
     transformer = EasyAnimateTransformer3DModel(
         num_attention_heads=2,
         attention_head_dim=16,
-        in_channels=12 if inpaint else 4,
+        in_channels=in_channels or (12 if conditioned else 4),
         out_channels=4,
         time_embed_dim=2,
         text_embed_dim=16,
@@ -98,5 +101,13 @@ CASES = [
         build=lambda: build_easyanimate(EasyAnimateInpaintPipeline),
         defaults=VIDEO,
         inputs=(("image", (32, 32)),),
+    ),
+    TinyCase(
+        name="easyanimate-control",
+        pipeline_class="EasyAnimateControlPipeline",
+        build=lambda: build_easyanimate(EasyAnimateControlPipeline),
+        defaults=VIDEO,
+        inputs=(("reference", (32, 32)),),
+        videos=(("control", (32, 32), 5),),
     ),
 ]

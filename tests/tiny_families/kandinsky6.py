@@ -4,13 +4,23 @@ A ``Kandinsky6Transformer3DModel`` of 1 text block per track and 2 fused video/a
 16, the released checkpoints' ``ca_rope``, ``cross_gates`` and ``fix_modulation``), with the text
 encoders, processor and HunyuanVideo VAE of the Kandinsky 5 cases, and a tiny MMAudio VAE and
 vocoder, so that the audio track is denoised beside the video (and dropped) as with a released
-checkpoint.
+checkpoint. The super-resolution pipeline gets a tiny transformer and K-VAE of its own
+(``build_kandinsky6_sr``).
 """
 
 from __future__ import annotations
 
 import torch
-from diffusers import Kandinsky6TI2VAPipeline, Kandinsky6Transformer3DModel, MMAudioVAE, MMAudioVocoder
+from diffusers import (
+    FlowMatchEulerDiscreteScheduler,
+    Kandinsky6SRPipeline,
+    Kandinsky6SRTransformer3DModel,
+    Kandinsky6SRVAE,
+    Kandinsky6TI2VAPipeline,
+    Kandinsky6Transformer3DModel,
+    MMAudioVAE,
+    MMAudioVocoder,
+)
 from tiny_tokenizers import qwen_vl_tokenizer
 
 from tiny_families import TinyCase, scale_weights
@@ -69,6 +79,32 @@ def build_kandinsky6() -> Kandinsky6TI2VAPipeline:
     )
 
 
+def build_kandinsky6_sr() -> Kandinsky6SRPipeline:
+    """Super-resolution: a 2-block transformer (width 16) trained on 32x32 tiles and a 3-level, 4-channel
+    K-VAE (4x spatially, 4x in time), so a tile is 8x8 latent tokens, the least NABLA attention's 8x8 blocks
+    take. At the 2x upscale a tile covers 16x16 input pixels: a 24x16 video takes two tiles. No latent
+    upscaler: tiles are upscaled as pixels and encoded."""
+    torch.manual_seed(0)
+    transformer = Kandinsky6SRTransformer3DModel(
+        in_visual_dim=4,
+        out_visual_dim=4,
+        time_dim=16,
+        model_dim=16,
+        ff_dim=16,
+        num_visual_blocks=2,
+        axes_dims=(2, 2, 4),
+        tile_sizes=((32, 32),),
+    ).eval()
+    torch.manual_seed(0)
+    vae = Kandinsky6SRVAE(
+        latent_channels=4,
+        encoder_block_out_channels=(4, 4, 4),
+        decoder_block_out_channels=(4, 4, 4),
+        layers_per_block=1,
+    ).eval()
+    return Kandinsky6SRPipeline(transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler())
+
+
 TEXT = {"max_sequence_length": 512}  # the byte-level template spells its system prompt in ~620 tokens
 CASES = [
     TinyCase(
@@ -83,5 +119,15 @@ CASES = [
         build=build_kandinsky6,
         defaults={"width": 16, "height": 16, "frames": 5, "steps": 3, "call_defaults": TEXT},
         inputs=(("image", (16, 16)),),
+    ),
+    TinyCase(
+        name="kandinsky6-sr",
+        pipeline_class="Kandinsky6SRPipeline",
+        build=build_kandinsky6_sr,
+        # 2x: the 24x16 video becomes 48x32 in two tiles, each a loop of 2 steps.
+        defaults={"width": 24, "height": 16, "frames": 5, "steps": 2, "call_defaults": {"resolution_scale": 2}},
+        videos=(("video", (24, 16), 5),),
+        prompt="",
+        loops=2,
     ),
 ]

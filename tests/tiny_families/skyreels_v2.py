@@ -1,10 +1,12 @@
 """SkyReels-V2 text- and image-to-video: a 2-block Wan-style transformer with the Wan VAE; the diffusion-forcing
-pipelines (one scheduler copy per latent frame) on the same parts, with a louder VAE."""
+pipelines (one scheduler copy per latent frame; video-to-video continues a 7-frame video in two windows) on
+the same parts, with a louder VAE."""
 
 import torch
 from diffusers import (
     SkyReelsV2DiffusionForcingImageToVideoPipeline,
     SkyReelsV2DiffusionForcingPipeline,
+    SkyReelsV2DiffusionForcingVideoToVideoPipeline,
     SkyReelsV2ImageToVideoPipeline,
     SkyReelsV2Pipeline,
     SkyReelsV2Transformer3DModel,
@@ -16,6 +18,14 @@ from tiny_tokenizers import small_t5_tokenizer
 from tiny_families import TinyCase, louder_vae
 
 VIDEO = {"width": 16, "height": 16, "frames": 5, "steps": 4, "call_defaults": {"max_sequence_length": 16}}
+#: Video-to-video: windows of 9 frames (3 latent) that overlap by 5 (2 latent), so each window adds one
+#: latent frame: 13 new frames (4 latent) take two windows, each a loop of 3 steps.
+CONTINUATION = {
+    **VIDEO,
+    "frames": 13,
+    "steps": 3,
+    "call_defaults": {"max_sequence_length": 16, "base_num_frames": 9, "overlap_history": 5},
+}
 
 
 def _transformer(in_channels: int = 16, image_dim: int | None = None) -> SkyReelsV2Transformer3DModel:
@@ -77,5 +87,13 @@ CASES = [
         build=lambda: build_skyreels_v2_df(SkyReelsV2DiffusionForcingImageToVideoPipeline),
         defaults=VIDEO,
         inputs=(("image", (16, 16)),),
+    ),
+    TinyCase(
+        name="skyreels-v2-df-v2v",
+        pipeline_class="SkyReelsV2DiffusionForcingVideoToVideoPipeline",
+        build=lambda: build_skyreels_v2_df(SkyReelsV2DiffusionForcingVideoToVideoPipeline),
+        defaults=CONTINUATION,
+        videos=(("video", (16, 16), 7),),
+        loops=2,
     ),
 ]

@@ -13,15 +13,21 @@ step (the pipeline never steps its own scheduler), and progress reports the nois
 frame's timestep. The asynchronous mode (``ar_step`` > 0: later blocks of frames lag
 behind earlier ones, over more iterations than steps, on a window of frames that
 moves) and long videos in windows (``overlap_history``: each window a denoising loop
-without ``set_timesteps`` between them) are not offered. The video-to-video pipeline
-stays refused: it continues an input video.
+without ``set_timesteps`` between them) are not offered by the text- and image-to-video
+entries.
+
+The video-to-video pipeline continues an input video, synchronously too, in windows of
+``base_num_frames`` that overlap by ``overlap_history`` (the model's call defaults): each
+window is a whole denoising loop of ``num_inference_steps`` steps over fresh scheduler
+copies, which the cache starts a run at (``FamilySpec.loops_on_scheduler_copies``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from engine_service.models.inputs import video_of
 from engine_service.models.spec import CallKwargsBuilder, FamilySpec
 from engine_service.models.video import mean_std, video_call_kwargs, video_preview
 
@@ -94,15 +100,63 @@ SKYREELS_V2_DF_I2V = FamilySpec(
     **{**_COMMON, "default_guidance_scale": 5.0},
 )
 
+
+def _history_frames(defaults: Mapping[str, Any]) -> int:
+    """The input video's last frames the video-to-video pipeline continues from: ``overlap_history``."""
+    return int(defaults["overlap_history"])
+
+
+def _windows(frames: int, defaults: Mapping[str, Any]) -> tuple[int, int]:
+    """(windows, frames made) for ``frames`` new frames (4k + 1): the video-to-video pipeline's ``n_iter``.
+
+    In latent frames (``(n - 1) // 4 + 1`` of ``n`` pixel frames): ``L`` of ``num_frames``, ``B`` of
+    ``base_num_frames``, ``O`` of ``overlap_history``. The first window holds ``min(L, B)`` frames, the
+    first ``O`` the encoded end of the input video; each further one starts from the last ``O`` frames made
+    and adds up to ``B - O``: ``1 + ceil((L - B) / (B - O))`` windows for ``L > B``, one otherwise, and
+    ``L`` frames in all (the first ``O`` re-decode the input's last ``overlap_history`` frames). ``L <= O``
+    would sample nothing (the pipeline fails): the fewest it makes, ``4 O + 1``, is the count made.
+    """
+    latent = (frames - 1) // 4 + 1
+    base = (int(defaults["base_num_frames"]) - 1) // 4 + 1
+    overlap = (int(defaults["overlap_history"]) - 1) // 4 + 1
+    if base <= overlap:  # windows that add no frame: a model whose call defaults the pipeline cannot run
+        return 1, 0
+    if latent <= overlap:
+        return 1, 4 * overlap + 1
+    return 1 + max(0, -(-(latent - base) // (base - overlap))), frames
+
+
+def _continuation(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """The video-to-video call: the request's video once per output (the pipeline encodes each and joins
+    it to its output), synchronous windows (``ar_step`` 0) of ``base_num_frames`` that overlap by
+    ``overlap_history`` (the model's call defaults), and the request's frame rate."""
+    kwargs = video_call_kwargs(fps="fps")(pipe, jobs)
+    kwargs["video"] = [video_of(jobs, "video")] * len(kwargs["prompt"])
+    kwargs["ar_step"] = 0
+    return kwargs
+
+
+#: Video-to-video: it continues the request's video. The output holds the video's frames (resized to the
+#: request's size) followed by ``num_frames`` sampled ones, the first ``overlap_history`` of which re-decode
+#: the video's last frames (the history each window starts from); the new frames come in windows of
+#: ``base_num_frames``, each a whole denoising loop of ``num_inference_steps`` steps over fresh copies of
+#: the scheduler. No previews: a window's latents decode to other pixels than the final decode of all of
+#: them (the Wan VAE is causal over every latent frame before).
 SKYREELS_V2_DF_V2V = FamilySpec(
     name="skyreels-v2-df-v2v",
     pipeline_classes=("SkyReelsV2DiffusionForcingVideoToVideoPipeline",),
-    build_call_kwargs=video_call_kwargs(),
-    unsupported_reason=(
-        "it continues an input video: the output is the input video's frames followed by num_frames new ones, "
-        "sampled in iterations of base_num_frames, each a whole denoising loop that starts from the last "
-        "overlap_history frames (which it requires); requests carry input videos, but no family maps these "
-        "loops and the prepended frames, and no tiny case runs it"
-    ),
-    **_COMMON,
+    build_call_kwargs=_continuation,
+    video_roles=("video",),
+    required_video_roles=("video",),
+    continues_video="video",
+    history_frames=_history_frames,
+    denoising_loops=_windows,
+    loops_on_scheduler_copies=True,
+    # The pipeline noises its history with torch's process-wide generator when a model sets
+    # addnoise_condition (diffusers' default 0 adds none).
+    seeds_process_rng=True,
+    **{
+        **_COMMON,
+        "call_defaults": {"max_sequence_length": 512, "base_num_frames": 97, "overlap_history": 17},
+    },
 )
