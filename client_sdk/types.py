@@ -331,6 +331,7 @@ class CameraTrajectory:
 
         CameraTrajectory(action="w-80,jw-40", intrinsics=(800, 800, 640, 360))  # 121 frames
         CameraTrajectory.from_json("path.json")  # {"c2w": [[4x4], ...], "intrinsics": [fx, fy, cx, cy]}
+        # or a list of 4x4 poses: dataclasses.replace(CameraTrajectory.from_json(...), intrinsics=(...))
     """
 
     intrinsics: Sequence[float]
@@ -344,13 +345,23 @@ class CameraTrajectory:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> CameraTrajectory:
-        """Reads a JSON object with "intrinsics" and "action" or "c2w" (as the fields above). Raises
-        ValueError for a file of another shape."""
+        """Reads a trajectory file: a JSON list of 4x4 camera-to-world poses (then set `intrinsics` with
+        `dataclasses.replace`), or an object with "intrinsics" and "action" or "c2w" (as the fields above).
+        Raises ValueError for an unreadable file, a file of another shape, or another key (a typo such as
+        "intrinsic" would otherwise leave the intrinsics out)."""
         import json
 
-        data = json.loads(pathlib.Path(path).read_text())
-        if not isinstance(data, dict) or not set(data) <= {"intrinsics", "action", "c2w"}:
-            raise ValueError(f"{path}: expected an object with intrinsics and action or c2w")
+        try:
+            data = json.loads(pathlib.Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path}: {err}") from None
+        if isinstance(data, list):
+            data = {"c2w": data}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a list of 4x4 poses or an object with intrinsics and action or c2w")
+        unknown = sorted(set(data) - {"intrinsics", "action", "c2w"})
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {', '.join(unknown)}; expected intrinsics and action or c2w")
         return cls(intrinsics=data.get("intrinsics", ()), action=data.get("action", ""), c2w=data.get("c2w", ()))
 
     def to_proto(self) -> engine_pb2.CameraTrajectory:

@@ -118,8 +118,8 @@ def test_input_image_flags_read_an_optional_role():
 
 
 def test_a_poses_file_whose_numbers_are_no_numbers_is_a_usage_error(tmp_path, capsys):
-    """--camera-poses with a 3x3 K matrix as intrinsics, or a pose holding a string, is one error line and
-    exit 2 before any request (no traceback)."""
+    """--camera-poses with a 3x3 K matrix as intrinsics, a pose holding a string, or a misspelt key (read
+    as the SDK's CameraTrajectory.from_json reads it) is one error line and exit 2 before any request."""
     from engine_service import cli
 
     pose = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
@@ -127,6 +127,7 @@ def test_a_poses_file_whose_numbers_are_no_numbers_is_a_usage_error(tmp_path, ca
         "k-matrix": {"c2w": [pose], "intrinsics": [[16, 0, 16], [0, 16, 16], [0, 0, 1]]},
         "string-intrinsics": {"c2w": [pose], "intrinsics": "1234"},
         "string-pose": {"c2w": [[["x"] * 4] * 4], "intrinsics": [16, 16, 16, 16]},
+        "misspelt-key": {"c2w": [pose], "intrinsic": [16, 16, 16, 16]},
     }
     for name, data in files.items():
         path = tmp_path / f"{name}.json"
@@ -134,7 +135,10 @@ def test_a_poses_file_whose_numbers_are_no_numbers_is_a_usage_error(tmp_path, ca
         code = cli.main(["generate", "x", "--target", "127.0.0.1:1", "--camera-poses", str(path)])
         err = capsys.readouterr().err
         assert code == 2, name
-        assert err.startswith("error: --camera-poses: camera ") and err.count("\n") == 1, (name, err)
+        expected = "error: --camera-poses: " + (
+            f"{path}: unknown keys intrinsic" if name == "misspelt-key" else "camera "
+        )
+        assert err.startswith(expected) and err.count("\n") == 1, (name, err)
 
 
 def test_the_video_flag_help_names_every_video_role(capsys):

@@ -3,6 +3,7 @@ reassembly, error mapping, value types, console rendering and import hygiene."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -150,8 +151,14 @@ def test_a_camera_trajectory_is_sent_as_an_action_or_flat_row_major_poses(tmp_pa
     path.write_text(json.dumps({"c2w": [pose], "intrinsics": list(lens)}))
     one = build_request("x", camera=CameraTrajectory(lens, c2w=[pose])).camera
     assert CameraTrajectory.from_json(path).to_proto() == one
-    path.write_text('{"poses": []}')
-    with pytest.raises(ValueError):
+    path.write_text(json.dumps([pose]))  # a bare list of poses, as generate --camera-poses reads it
+    assert dataclasses.replace(CameraTrajectory.from_json(path), intrinsics=lens).to_proto() == one
+    for text, named in (('{"poses": []}', "poses"), (json.dumps({"c2w": [pose], "intrinsic": lens}), "intrinsic")):
+        path.write_text(text)
+        with pytest.raises(ValueError, match=f"unknown keys {named};"):
+            CameraTrajectory.from_json(path)
+    path.write_text("[")
+    with pytest.raises(ValueError, match="poses.json"):
         CameraTrajectory.from_json(path)
     with pytest.raises(TypeError):
         build_request("x", camera="w-80")
