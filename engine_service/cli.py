@@ -160,10 +160,10 @@ def _with_controlnet_scales(images: list, scales: list[float]) -> list:
 
 def _camera(action: str | None, poses: str | None, intrinsics: str | None):
     """The `CameraTrajectory` of --camera-action / --camera-poses with --camera-intrinsics (which
-    overrides the poses file's "intrinsics"), or None without either. Raises ValueError for both, an
-    unreadable file or intrinsics that are not numbers; the server checks the rest."""
-    import json
-
+    overrides the poses file's "intrinsics"), or None without either. The file is read as
+    `CameraTrajectory.from_json` reads it. Raises ValueError for both, an unreadable file or one of another
+    shape or with another key, a file whose poses or intrinsics are not numbers (a 3x3 K matrix), or
+    intrinsics that are not numbers; the server checks the rest."""
     from client_sdk import CameraTrajectory
 
     if action is None and poses is None:
@@ -181,14 +181,16 @@ def _camera(action: str | None, poses: str | None, intrinsics: str | None):
     if action is not None:
         return CameraTrajectory(intrinsics=given, action=action)
     try:
-        data = json.loads(pathlib.Path(poses).read_text())
-    except (OSError, ValueError) as err:
+        camera = CameraTrajectory.from_json(poses)
+    except ValueError as err:
         raise ValueError(f"--camera-poses: {err}") from None
-    if isinstance(data, list):
-        data = {"c2w": data}
-    if not isinstance(data, dict) or not isinstance(data.get("c2w"), list):
-        raise ValueError('--camera-poses: expected a JSON list of 4x4 poses or an object with "c2w" (and "intrinsics")')
-    return CameraTrajectory(intrinsics=given or data.get("intrinsics", ()), c2w=data["c2w"])
+    if given:
+        camera = dataclasses.replace(camera, intrinsics=given)
+    try:
+        camera.to_proto()
+    except TypeError as err:
+        raise ValueError(f"--camera-poses: {err}") from None
+    return camera
 
 
 def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
@@ -254,6 +256,10 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
     except errors.DitServeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Leaving the stream closed the channel: the engine cancels the request (its client went away).
+        print("error: interrupted; the request was cancelled", file=sys.stderr)
+        return 130
     if result is None:
         print("error: the stream ended without a result", file=sys.stderr)
         return 1
@@ -355,7 +361,7 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         "--camera-poses",
         metavar="FILE.json",
         help="camera-controlled world models: camera-to-world 4x4 poses, one per frame, as a JSON list or an "
-        'object {"c2w": [...], "intrinsics": [fx, fy, cx, cy]}',
+        'object {"c2w": [...], "intrinsics": [fx, fy, cx, cy]} (or "action" in place of "c2w"); other keys are refused',
     )
     parser.add_argument(
         "--camera-intrinsics",

@@ -236,6 +236,13 @@ def test_limits_are_configurable_and_reported(proto_stubs):
                     pb.GenerateRequest(prompt="a cat", width=64, height=64, num_inference_steps=11), timeout=30
                 )
             assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "10" in info.value.details()
+            # The model's own default (20 steps) is held to the limit too, not only what a request sets.
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Generate(pb.GenerateRequest(prompt="a cat", width=64, height=64), timeout=30)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "20 (the model's default num_inference_steps) exceeds the limit of 10" in info.value.details()
+            done = stub.Generate(pb.GenerateRequest(prompt="a cat", width=64, height=64, num_inference_steps=2))
+            assert len(done.cache_stats.steps) == 2
     finally:
         process.terminate()
         assert process.wait(timeout=60) == 0

@@ -17,11 +17,11 @@ family's rules refuse (a frame count off its rule, below its least or not made b
 required input image, a strength out of range or for a model without one, a mask of
 another size than its image, a size off the family's size check or, where the size
 follows the input image, another size than it gives, a guidance scale for a model that
-takes none, a prompt that names input images the request does not send, a camera trajectory
-for a model that takes none, or for a world model none, both forms, a malformed or short one) get
-INVALID_ARGUMENT naming the field, and the engine keeps serving: the threshold-0 request
-comes after them (and for a video one more, in its default format, MP4). A case may send its
-own prompt (OmniGen's names its reference images).
+takes none, a step count off a fixed sigma schedule, a prompt that names input images the request
+does not send, a camera trajectory for a model that takes none, or for a world model none, both
+forms, a malformed or short one) get INVALID_ARGUMENT naming the field, and the engine keeps
+serving: the threshold-0 request comes after them (and for a video one more, in its default
+format, MP4). A case may send its own prompt (OmniGen's names its reference images).
 """
 
 from __future__ import annotations
@@ -119,6 +119,8 @@ def _bad_requests(
         if wide[0] > limits.max_width or wide[0] * wide[1] > limits.max_pixels:
             long = [input_image(i.role, (8 * side, side)) if i.role in ("image", "mask") else i for i in images]
             bad.append(({"input_images": long}, "width"))
+    if family.schedule_steps is not None:  # a pipeline of a fixed sigma schedule runs its steps only
+        bad.append(({"num_inference_steps": model.default_steps + 1}, "num_inference_steps"))
     if not family.takes_guidance:
         bad.append(({"guidance_scale": model.default_guidance_scale + 1.0}, "guidance_scale"))
     if not family.takes_prompt:  # a model without a prompt (a video upscaler) refuses one

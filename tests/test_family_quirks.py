@@ -34,7 +34,9 @@ scheduler copies that the cache restarts at. Kandinsky 6 SR takes no prompt or g
 input video gives and refines it tile by tile, each tile a loop whose count follows the video's size.
 LTX-2 in-context takes its reference video as the pipeline's reference condition, every frame of it, and
 makes the reference's frames (8k + 1, or the first num_frames of it); served from a directory, an IC-LoRA
-loaded as a request adapter steers it.
+loaded as a request adapter steers it. An LTX-2 DFR pass runs its sigma schedule: its steps are the schedule's
+(progress, the cache and ListModels count them; another step count is refused), and the engine's video is the
+pipeline's own with its keyframe slots; a checkpoint whose steps or transformer do not fit the pass fails to load.
 EasyAnimate Control, whose diffusers 0.42.1 call fails on every call, works on the served instance and
 follows its control video frame for frame (frames 4k + 1, or the first num_frames of it).
 Sana-WM follows the camera trajectory each request sends (an action string gives the frames its rolled-out
@@ -89,8 +91,8 @@ from tiny_families.kandinsky5 import build_kandinsky5
 from tiny_families.kandinsky6 import build_kandinsky6, build_kandinsky6_sr
 from tiny_families.latte import FRAMES as LATTE_FRAMES
 from tiny_families.latte import build_tiny_latte
+from tiny_families.ltx2 import DFR, DFR_SIGMAS, build_dfr, build_in_context
 from tiny_families.ltx2 import VIDEO as LTX2_VIDEO
-from tiny_families.ltx2 import build_in_context
 from tiny_families.ltx_video_long import VIDEO as LTX_LONG
 from tiny_families.ltx_video_long import build_ltx_long
 from tiny_families.motif_video import build_tiny_motif_video
@@ -117,7 +119,7 @@ from engine_service.errors import ModelLoadError
 from engine_service.jobs import JobSpec, OutputFormat
 from engine_service.models import model_from_pipeline
 from engine_service.runtime.encoding import to_uint8
-from engine_service.runtime.engine import AsyncEngine
+from engine_service.runtime.engine import AsyncEngine, warmup_spec
 from engine_service.server.background import BackgroundServer
 
 K5 = {"steps": 2, "call_defaults": {"max_sequence_length": 16}}
@@ -200,6 +202,7 @@ def server(omnigen, continuation):
         "helios-distilled": model_from_pipeline("helios-distilled", _distilled_pyramid(), cpu, DISTILLED),
         "ltx-long": model_from_pipeline("ltx-long", build_ltx_long(), cpu, LTX_LONG),
         "ltx2-ic": model_from_pipeline("ltx2-ic", build_in_context(), cpu, LTX2_VIDEO),
+        "ltx2-dfr": model_from_pipeline("ltx2-dfr", build_dfr(), cpu, DFR),
         "easyanimate-control": model_from_pipeline(
             "easyanimate-control", build_easyanimate(EasyAnimateControlPipeline), cpu, EASYANIMATE
         ),
@@ -1121,6 +1124,16 @@ def test_with_num_frames_every_animation_video_needs_that_many_first_frames(clie
     assert result.outputs[0].num_frames == 9
 
 
+def test_num_frames_below_the_fewest_an_animation_makes_is_refused_once(client):
+    """1 frame is below the 2 Wan-Animate makes at least: one violation saying so (not a second one about its
+    segments, which cannot make 1 frame either)."""
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", num_frames=1, **_animate())
+    assert [(v.field, v.description) for v in raised.value.field_violations] == [
+        ("num_frames", "wan-animate makes at least 2 frames; got 1")
+    ]
+
+
 def test_a_model_conditioning_segments_on_5_frames_needs_6_and_counts_its_segments_by_8_new_frames(client):
     """Segments of 13 frames that start on the last 5 of the one before add 8 frames each: 17 frames take 2
     segments; 5 frames make no segment, whether the pose video has them or num_frames asks for them."""
@@ -1234,6 +1247,72 @@ def test_an_in_context_attention_mask_reaches_every_block_with_and_without_cache
     assert _frames(plain) == _frames(never) != _frames(unmasked)
     assert always.cache_stats.cached_steps == request["num_inference_steps"] - 1
     assert _frames(always) != _frames(plain)
+
+
+#: A request to the tiny DFR pass (three sigmas).
+DFR_REQUEST = {"model": "ltx2-dfr", "seed": 3, "fps": 16, "output_format": "png_frames"}
+
+
+def test_a_dfr_pass_reports_and_caches_the_steps_of_its_sigma_schedule(client):
+    """The tiny DFR model's schedule has three sigmas: ListModels' default steps, Started's total and the Step
+    events count them (not the family's 8, nor a request's), the cache warms up on the first and caches the
+    other two, and a request that sends those three steps gets the video of one that sends none."""
+    (info,) = [m for m in client.list_models().models if m.name == "ltx2-dfr"]
+    started, steps, cached = _streamed(list(client.stream("a red circle", cache=ALWAYS_CACHE, **DFR_REQUEST)))
+    plain = client.generate("a red circle", **DFR_REQUEST)
+    explicit = client.generate("a red circle", num_inference_steps=3, **DFR_REQUEST)
+    assert info.default_steps == len(DFR_SIGMAS) == 3 and info.refuses_guidance_scale
+    assert started.total_steps == 3 and [(s.step, s.total_steps) for s in steps] == [(0, 3), (1, 3), (2, 3)]
+    assert (cached.cache_stats.computed_steps, cached.cache_stats.cached_steps) == (1, 2)
+    assert _frames(explicit) == _frames(plain) != _frames(cached)
+
+
+@pytest.mark.parametrize("steps", [2, 8])
+def test_a_dfr_step_count_off_its_schedule_is_invalid_and_the_server_still_serves(client, steps):
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", num_inference_steps=steps, **DFR_REQUEST)
+    assert _fields(raised.value).keys() == {"num_inference_steps"}
+    assert "sigma schedule of 3 steps" in _fields(raised.value)["num_inference_steps"]
+    assert len(client.generate("a red circle", **DFR_REQUEST).outputs) == 9
+
+
+def test_a_dfr_pass_is_the_pipelines_own_call_with_its_sigmas_and_keyframe_slots(client):
+    """The engine's video is the pipeline's own call at the request's size, frames and frame rate with the
+    model's sigmas and the pipeline's default keyframe slots, frame for frame (no step count, no guidance)."""
+    pipeline = build_dfr()
+    with torch.no_grad():
+        video = pipeline(
+            prompt=["a red circle"],
+            width=32,
+            height=32,
+            num_frames=9,
+            frame_rate=16,
+            **DFR["call_defaults"],
+            generator=torch.Generator().manual_seed(3),
+            output_type="np",
+        ).frames[0]
+    result = client.generate("a red circle", **DFR_REQUEST)
+    made = np.stack([np.asarray(output.image) for output in result.outputs])
+    np.testing.assert_array_equal(made, to_uint8(video))
+
+
+def test_a_dfr_model_whose_steps_or_transformer_do_not_fit_its_pass_fails_to_load():
+    """Without sigmas of its own a model runs diffusers' 8 distilled ones; a model default steps other than
+    its schedule's, sigmas that are no list, and a transformer without the keyframe-slot embedding (every
+    call would fail) stop loading naming them."""
+    cpu, pipeline = torch.device("cpu"), build_dfr()
+    assert model_from_pipeline("dfr", pipeline, cpu, {**DFR, "call_defaults": {}}).default_steps == 8
+    # The warm-up runs (and counts) the schedule's steps, not the two of other models' warm-ups.
+    assert warmup_spec(model_from_pipeline("dfr", pipeline, cpu, DFR)).num_inference_steps == 3
+    with pytest.raises(ModelLoadError, match="sigma schedule of 3 steps and takes no step count; steps is 8"):
+        model_from_pipeline("dfr", pipeline, cpu, {**DFR, "steps": 8})
+    with pytest.raises(ModelLoadError, match="sigmas must be a non-empty list of numbers"):
+        model_from_pipeline("dfr", pipeline, cpu, {**DFR, "call_defaults": {"sigmas": []}})
+    config = dict(pipeline.transformer.config)
+    config["use_keyframes_abs_pos_embedding"] = False
+    pipeline.transformer = type(pipeline.transformer).from_config(config).eval()
+    with pytest.raises(ModelLoadError, match="model 'dfr': a DFR pass generates keyframe slots"):
+        model_from_pipeline("dfr", pipeline, cpu, DFR)
 
 
 def test_an_in_context_model_directory_serves_an_ic_lora_as_a_request_adapter(tmp_path):

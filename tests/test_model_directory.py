@@ -143,3 +143,29 @@ def test_an_animation_model_whose_segments_make_no_default_video_fails_loading(c
     with pytest.raises(ModelLoadError, match=named):
         model_from_pipeline("m", pipeline, torch.device("cpu"), defaults)
     assert model_from_pipeline("m", pipeline, torch.device("cpu"), {**defaults, **fixed}).name == "m"
+
+
+@pytest.mark.parametrize(
+    ("module", "build", "argument", "value"),
+    [
+        # With c2w fixed, every request sending an action string would give the pipeline both: INTERNAL.
+        ("sana_video", "build_sana_wm", "c2w", [[1.0]]),
+        # The request's intrinsics would silently win.
+        ("sana_video", "build_sana_wm", "intrinsics", [16.0, 16.0, 16.0, 16.0]),
+        # The mode follows from the videos a request sends.
+        ("wan", "build_wan_animate", "mode", "replace"),
+        ("ltx2", "build_in_context", "reference_conditions", []),
+    ],
+)
+def test_call_defaults_setting_an_argument_the_family_fills_from_each_request_fail_loading(
+    module, build, argument, value
+):
+    import importlib
+
+    families = importlib.import_module(f"tiny_families.{module}")
+    (case,) = [case for case in families.CASES if case.build is getattr(families, build)]
+    pipeline = case.build()
+    defaults = {**case.defaults, "call_defaults": {**case.defaults.get("call_defaults", {}), argument: value}}
+    with pytest.raises(ModelLoadError, match=f"call_defaults may not set {argument}: .* from each request"):
+        model_from_pipeline("m", pipeline, torch.device("cpu"), defaults)
+    assert model_from_pipeline("m", pipeline, torch.device("cpu"), dict(case.defaults)).name == "m"

@@ -144,6 +144,14 @@ def _finish(
     if family.native_frames is not None:
         overrides.setdefault("frames", family.native_frames(pipeline))
     _check_default_frames(name, family, pipeline, overrides.get("frames"))
+    clash = sorted(set(overrides.get("call_defaults", {})) & set(family.request_call_arguments))
+    if clash:
+        raise ModelLoadError(
+            f"model {name!r}: call_defaults may not set {', '.join(clash)}: {family.name} sets them from each request"
+        )
+    call_defaults = {**family.call_defaults, **overrides.pop("call_defaults", {})}
+    if family.schedule_steps is not None:
+        overrides["steps"] = _schedule_steps(name, family, call_defaults, overrides.get("steps"))
     model = LoadedModel(
         name=name,
         family=family,
@@ -156,7 +164,7 @@ def _finish(
         default_frames=overrides.pop("frames", family.default_frames),
         default_layers=_default_layers(name, family, overrides.pop("layers", None)),
         spatial_factor=_spatial_factor(pipeline, family),
-        call_defaults={**family.call_defaults, **overrides.pop("call_defaults", {})},
+        call_defaults=call_defaults,
         speed=speed,
         native_size=native,
         control_images=family.control_count(pipeline) if family.control_count is not None else 0,
@@ -187,6 +195,28 @@ def _check_loop_frames(model: LoadedModel) -> None:
             f"default {frames} frames take {loops}, which make {made}; set frames, or the call_defaults that "
             "size the chunks, so that they make what they are asked"
         )
+
+
+def _schedule_steps(name: str, family: FamilySpec, call_defaults: Mapping[str, Any], steps: int | None) -> int:
+    """The steps of the fixed sigma schedule a model runs (``FamilySpec.schedule_steps``); ModelLoadError
+    for a schedule that is no list of sigmas, or a model default ``steps`` other than its length (every
+    request leaving ``num_inference_steps`` unset would be INVALID_ARGUMENT)."""
+    sigmas = call_defaults.get("sigmas")
+    if sigmas is not None and not (
+        isinstance(sigmas, list | tuple)
+        and sigmas
+        and all(isinstance(s, int | float) and not isinstance(s, bool) for s in sigmas)
+    ):
+        raise ModelLoadError(
+            f"model {name!r}: call_defaults sigmas must be a non-empty list of numbers, got {sigmas!r}"
+        )
+    schedule = family.schedule_steps(call_defaults)
+    if steps is not None and steps != schedule:
+        raise ModelLoadError(
+            f"model {name!r}: {family.name} runs its sigma schedule of {schedule} steps and takes no step count; "
+            f"steps is {steps} (leave it unset, or set call_defaults sigmas)"
+        )
+    return schedule
 
 
 def _check_default_frames(name: str, family: FamilySpec, pipeline: DiffusionPipeline, frames: int | None) -> None:

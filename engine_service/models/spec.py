@@ -68,6 +68,8 @@ LoopSteps = Callable[["DiffusionPipeline", int, int, "Mapping[str, Any]"], tuple
 #: an action string (``GenerateRequest.camera.action``) -> the frames a camera moving along it covers; raises
 #: ValueError saying what is wrong in it.
 CameraActions = Callable[[str], int]
+#: the model's call defaults -> the denoising steps of the fixed sigma schedule the pipeline runs.
+ScheduleSteps = Callable[["Mapping[str, Any]"], int]
 #: what ``pipeline.__call__`` returned -> the call's decoded images (N, H, W, 3) or videos (N, F, H, W, 3).
 OutputReader = Callable[[Any], Any]
 
@@ -112,6 +114,13 @@ class FamilySpec:
     """For a video pipeline whose checkpoint makes one frame count only (Latte: the length of its
     temporal position embedding, ``video_length``): that count, read from the pipeline. It is the
     default frame count and any other is INVALID_ARGUMENT. ``None`` = the rules above."""
+    schedule_steps: ScheduleSteps | None = None
+    """For a distilled pipeline that runs a fixed sigma schedule and takes no ``num_inference_steps``
+    (LTX-2 DFR: its ``sigmas``, 8 by default): the steps that schedule runs, read from the model's call
+    defaults (a model may set its own ``sigmas``). They are the model's steps (ListModels' default
+    steps; a model default ``steps`` other than them fails to load), and a request's
+    ``num_inference_steps`` other than them is INVALID_ARGUMENT instead of a count the pipeline would
+    not run. ``None`` = the pipeline runs the request's steps."""
     takes_guidance: bool = True
     """Whether the model takes a guidance scale. ``False`` for a distilled pipeline whose call has no
     guidance input at all (FLUX.2 Klein KV): a request that sets ``guidance_scale`` is INVALID_ARGUMENT
@@ -174,6 +183,11 @@ class FamilySpec:
     a more extreme image is INVALID_ARGUMENT naming it instead of a pipeline failure."""
     call_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Extra fixed keyword arguments for ``pipeline.__call__`` (a model may override them)."""
+    request_call_arguments: tuple[str, ...] = ()
+    """Pipeline call arguments that ``build_call_kwargs`` fills from the request on some or every call,
+    beyond those every family's calls get (``registry.ENGINE_CALL_ARGUMENTS``), e.g. Sana-WM's ``action``,
+    ``c2w`` and ``intrinsics``: a model's ``call_defaults`` may not set them (the request's value would
+    silently win, or the call would get both of two exclusive arguments)."""
     context_parallel: bool = False
     """Whether the family has a context-parallel plan (Ulysses / Ring)."""
     tensor_parallel: bool = False

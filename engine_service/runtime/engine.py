@@ -586,7 +586,8 @@ def warmup_specs(model: LoadedModel, max_samples: int = 1) -> list[JobSpec]:
 
 
 def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None = None) -> JobSpec:
-    """A two-step request at ``width`` x ``height`` (default: the model's size).
+    """A two-step request at ``width`` x ``height`` (default: the model's size); a pipeline of a fixed
+    sigma schedule (``FamilySpec.schedule_steps``) runs the steps of its schedule.
 
     A family that requires input images gets a plain grey picture of that size for each
     required role (and each ControlNet), and one that requires input videos a grey video of its
@@ -619,9 +620,11 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         if isinstance(sized, str):
             raise ModelLoadError(f"model {model.name!r}: its {width}x{height} warm-up video: {sized}")
         width, height, loops = sized
+    # A pipeline of a fixed sigma schedule runs its steps whatever the job says: the warm-up counts them.
+    steps = model.default_steps if model.family.schedule_steps is not None else _WARMUP_STEPS
     per_loop, loop_steps = model.family.loop_steps, ()
     if per_loop is not None:
-        loop_steps = tuple(per_loop(model.pipeline, _WARMUP_STEPS, loops, model.call_defaults))
+        loop_steps = tuple(per_loop(model.pipeline, steps, loops, model.call_defaults))
     return JobSpec(
         request_id=f"warmup-{model.name}-{width}x{height}",
         model=model.name,
@@ -629,7 +632,7 @@ def warmup_spec(model: LoadedModel, width: int | None = None, height: int | None
         negative_prompt="",
         width=width,
         height=height,
-        num_inference_steps=_WARMUP_STEPS,
+        num_inference_steps=steps,
         guidance_scale=model.default_guidance_scale,
         seed=0,
         num_outputs=1,

@@ -98,7 +98,14 @@ def validate(
         problem = check_prompt(model.pipeline, prompt, model.call_defaults)
         if problem:
             v.add("prompt", problem)
-    steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps)
+    steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps, limit_default=True)
+    if steps and steps != model.default_steps and model.family.schedule_steps is not None:
+        v.add(
+            "num_inference_steps",
+            f"model {model.name!r} ({model.family.name}) runs its distilled sigma schedule of {model.default_steps} "
+            f"steps; leave num_inference_steps unset or send {model.default_steps}",
+        )
+        steps = 0
     guidance = _guidance(v, request, model.default_guidance_scale)
     if request.HasField("guidance_scale") and not model.family.takes_guidance:
         v.add("guidance_scale", f"model {model.name!r} ({model.family.name}) takes no guidance scale; leave it unset")
@@ -235,8 +242,15 @@ def _size(v: _Violations, request: pb.GenerateRequest, field: str, default: int,
     return value
 
 
-def _int_range(v: _Violations, request, field: str, default: int | None, low: int, high: int) -> int | None:
+def _int_range(
+    v: _Violations, request, field: str, default: int | None, low: int, high: int, limit_default: bool = False
+) -> int | None:
+    """The request's ``field`` if set and in ``[low, high]``, else its ``default``. With ``limit_default``,
+    a default above ``high`` (a model's own default beyond the server's limit) is a violation too."""
     if not request.HasField(field):
+        if limit_default and default is not None and default > high:
+            v.add(field, f"{default} (the model's default {field}) exceeds the limit of {high}")
+            return None
         return default
     value = getattr(request, field)
     if not low <= value <= high:
@@ -264,7 +278,9 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
             v.add("fps", f"model {model.name!r} produces images; leave fps unset")
         plan = model.family.denoising_loops  # an image pipeline of several passes (VisualCloze)
         return 1, 0, plan(1, model.call_defaults)[0] if plan is not None else 1
-    frames = _int_range(v, request, "num_frames", model.default_frames, 1, limits.max_frames)
+    # A model's default frames beyond the limit is refused, unless an input video sets the count.
+    limit_default = model.family.frames_from_video is None
+    frames = _int_range(v, request, "num_frames", model.default_frames, 1, limits.max_frames, limit_default)
     stride = model.family.frame_stride
     fewest = model.family.min_frames
     counts = model.family.frame_counts
@@ -285,7 +301,7 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
         v.add("num_frames", f"{model.family.name} makes only {allowed} frames; got {frames}")
     loops = 1
     plan = model.family.denoising_loops
-    if frames and plan is not None and not (frames - 1) % stride:
+    if frames and frames >= fewest and plan is not None and not (frames - 1) % stride:
         loops, made = plan(frames, model.call_defaults)
         if made != frames:
             near = _nearest_made(plan, model.call_defaults, frames, made, stride, limits.max_frames)

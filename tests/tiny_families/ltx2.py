@@ -1,4 +1,4 @@
-"""LTX-2 text- and image-to-video and in-context conditioning on a reference video: a 2-block audio-video
+"""LTX-2 text- and image-to-video, in-context conditioning on a reference video and a DFR pass: a 2-block audio-video
 transformer, a one-layer Gemma-3 text model, tiny video and audio VAEs and a tiny vocoder (configurations
 after diffusers' own LTX-2 tests)."""
 
@@ -8,6 +8,7 @@ from diffusers import (
     AutoencoderKLLTX2Video,
     FlowMatchEulerDiscreteScheduler,
     LTX2ConditionPipeline,
+    LTX2DFRPipeline,
     LTX2ImageToVideoPipeline,
     LTX2InContextPipeline,
     LTX2Pipeline,
@@ -29,7 +30,9 @@ VIDEO = {"width": 32, "height": 32, "frames": 9, "steps": 3, "call_defaults": {"
 TEXT_WIDTH = 32
 
 
-def _build(pipeline_class) -> LTX2Pipeline | LTX2ImageToVideoPipeline | LTX2ConditionPipeline | LTX2InContextPipeline:
+def _build(pipeline_class, keyframes: bool = False):
+    """The tiny pipeline of ``pipeline_class``; ``keyframes``: an LTX-2.5 transformer with the learned
+    embedding of keyframe-slot tokens (``use_keyframes_abs_pos_embedding``)."""
     tokenizer = small_gemma_tokenizer()
     torch.manual_seed(0)
     text_encoder = Gemma3TextModel(
@@ -63,6 +66,7 @@ def _build(pipeline_class) -> LTX2Pipeline | LTX2ImageToVideoPipeline | LTX2Cond
         caption_channels=TEXT_WIDTH,
         rope_double_precision=False,
         rope_type="split",
+        use_keyframes_abs_pos_embedding=keyframes,
     ).eval()
     torch.manual_seed(0)
     connectors = LTX2TextConnectors(
@@ -186,3 +190,18 @@ CASES.append(
         videos=(("reference", (32, 32), 9),),
     )
 )
+
+#: Three sigmas of the distilled schedule (its first, one from the middle and its last) in place of its
+#: eight: the pass runs three steps, which the model reports as its steps.
+DFR_SIGMAS = [1.0, 0.725, 0.421875]
+
+#: A DFR model's defaults: 9 frames of 32x32 and its three sigmas (no ``steps``: the schedule sets them).
+DFR = {"width": 32, "height": 32, "frames": 9, "call_defaults": {"max_sequence_length": 16, "sigmas": DFR_SIGMAS}}
+
+
+def build_dfr() -> LTX2DFRPipeline:
+    """A DFR pass with an LTX-2.5 transformer: its keyframe-slot embedding marks the slots the pass generates."""
+    return _build(LTX2DFRPipeline, keyframes=True)
+
+
+CASES.append(TinyCase(name="ltx2-dfr", pipeline_class="LTX2DFRPipeline", build=build_dfr, defaults=DFR))

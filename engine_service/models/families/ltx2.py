@@ -17,19 +17,24 @@ The in-context (IC-LoRA) pipeline takes the request's ``reference`` input video:
 tokens follow the noisy video's tokens in the one sequence the transformer sees (clean, at
 timestep 0), so the cache's residuals span both; the output's frames follow the reference.
 
-The other LTX-2 pipelines are known, not served: the DFR passes and refine rounds, the latent
-upsampler and the diffusion decoder are stages of multi-call recipes (latents in, or no prompt
-and no denoising loop of their own), and the HDR pipeline's output is beyond 8-bit frames.
+A DFR pass (LTX-2.5) is served as one text-to-video pass of its distilled sigma schedule, without
+CFG: its steps are the schedule's (``FamilySpec.schedule_steps``) and it takes no guidance scale.
+
+The other LTX-2 pipelines are known, not served: the DFR refine rounds, the latent upsampler and
+the diffusion decoder are stages of multi-call recipes (latents in, or no prompt and no denoising
+loop of their own), and the HDR pipeline's output is beyond 8-bit frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
 from diffusers.pipelines.ltx2.pipeline_ltx2_ic_lora import LTX2ReferenceCondition
+from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES
 
+from engine_service.errors import ModelLoadError
 from engine_service.models.inputs import video_of
 from engine_service.models.spec import FamilySpec
 from engine_service.models.video import ltx_decode, ltx_mean_std, packed_tokens, video_call_kwargs, video_preview
@@ -101,24 +106,65 @@ LTX2_CONDITION = FamilySpec(
     **_COMMON,
 )
 
-# Known, not served: the other LTX-2 pipelines of diffusers 0.42.1 are stages of multi-call
-# recipes, take a video or latents as their input, or make output the engine cannot carry.
 
-#: One Diffusion Fidelity Rendering pass (LTX-2.5).
+def _dfr_schedule_steps(call_defaults: Mapping[str, Any]) -> int:
+    """The steps a DFR pass runs: one per sigma of its schedule (the model's ``sigmas``, else diffusers'
+    distilled schedule)."""
+    return len(call_defaults.get("sigmas", DISTILLED_SIGMA_VALUES))
+
+
+_dfr_video_call_kwargs = video_call_kwargs(negative_prompt=False, fps="frame_rate")
+
+
+def _dfr_call_kwargs(pipe: DiffusionPipeline, jobs: Sequence[JobSpec]) -> dict[str, Any]:
+    """A DFR pass's kwargs: prompt, size, ``num_frames`` and frame rate; no step count (the steps are its
+    ``sigmas``) and no guidance (it runs without classifier-free guidance)."""
+    kwargs = _dfr_video_call_kwargs(pipe, jobs)
+    del kwargs["num_inference_steps"], kwargs["guidance_scale"]
+    return kwargs
+
+
+def _require_keyframe_embedding(pipe: DiffusionPipeline) -> None:
+    """Refuse a transformer that cannot mark generated keyframe slots: every call would fail."""
+    if not pipe.transformer.config.get("use_keyframes_abs_pos_embedding", False):
+        raise ModelLoadError(
+            "a DFR pass generates keyframe slots, which need an LTX-2.5 transformer whose config sets "
+            "use_keyframes_abs_pos_embedding; serve an earlier LTX-2 checkpoint with LTX2Pipeline"
+        )
+
+
+#: One Diffusion Fidelity Rendering pass (LTX-2.5) from a prompt: a whole text-to-video pass of the
+#: distilled sigma schedule (``sigmas``, 8 by default; a model may set its own in ``call_defaults``)
+#: with one transformer call per step and no classifier-free guidance. Its steps are the schedule's
+#: (``schedule_steps``: another ``num_inference_steps`` is INVALID_ARGUMENT) and it takes no guidance
+#: scale. The pass generates keyframe slots (``generate_slots``, diffusers' default): single-frame latent
+#: tokens at the ends of its keyframe segments, appended after the video's tokens, so the transformer
+#: and the cache see both (the preview and the output cut them off, as the pipeline does); the frame
+#: count is padded inside the pass to whole segments and the output trimmed back to ``num_frames``.
+#: ``num_frames`` follows the frame rule (8k + 1, at least 9); a request that leaves it unset gets the
+#: model's default frames, never the duration head's prediction (the engine sizes, validates and
+#: batches a request before it runs). The recipe's other inputs (keyframe and reference latents, guidance
+#: keyframes, epilogue tiles, a previous pass's latents) come from other stages and are not taken.
 LTX2_DFR = FamilySpec(
     name="ltx2-dfr",
     pipeline_classes=("LTX2DFRPipeline",),
-    build_call_kwargs=video_call_kwargs(fps="frame_rate"),
-    unsupported_reason=(
-        "it is one pass of the Diffusion Fidelity Rendering recipe, whose caller chains separate calls (a "
-        "half-resolution pass, a latent upsample, a full-resolution pass fed the upsampled latents, keyframe "
-        "slots and an in-context reference, then temporal refine rounds); a pass runs the distilled sigma "
-        "schedule (8 sigmas) without classifier-free guidance and takes no num_inference_steps and no "
-        "guidance_scale, so a request's steps and guidance would change nothing, and its default keyframe slots "
-        "need an LTX-2.5 transformer with keyframe position embeddings"
-    ),
-    **_COMMON,
+    build_call_kwargs=_dfr_call_kwargs,
+    decode_latents=video_preview(ltx_mean_std, latents=packed_tokens, decode=ltx_decode, leading_latent_frames=None),
+    schedule_steps=_dfr_schedule_steps,
+    takes_guidance=False,
+    prepare_pipeline=_require_keyframe_embedding,
+    **{
+        **_COMMON,
+        "default_steps": len(DISTILLED_SIGMA_VALUES),
+        "default_guidance_scale": 1.0,
+        "uses_negative_prompt": False,
+        "min_frames": 9,
+        "call_defaults": {},
+    },
 )
+
+# Known, not served: the other LTX-2 pipelines of diffusers 0.42.1 are stages of multi-call
+# recipes, take a video or latents as their input, or make output the engine cannot carry.
 
 #: A temporal refine round of the DFR recipe.
 LTX2_DFR_TEMPORAL_REFINE = FamilySpec(
@@ -126,10 +172,11 @@ LTX2_DFR_TEMPORAL_REFINE = FamilySpec(
     pipeline_classes=("LTX2DFRTemporalRefinePipeline",),
     build_call_kwargs=video_call_kwargs(fps="frame_rate"),
     unsupported_reason=(
-        "it is a processing stage that takes the previous DFR pass's video, audio and keyframe latents and "
-        "keyframe positions (all required), not a prompt-to-video pipeline; it doubles the frames with a "
-        "temporal latent upsampler and denoises the canvas tile by tile, each tile a whole denoising loop of "
-        "its own, while the engine follows one loop per request"
+        "it is a processing stage of the DFR recipe, not a prompt-to-video pipeline: every call needs the previous "
+        "pass's raw video latents, keyframe-slot latents, keyframe positions and frozen audio latents (diffusers "
+        "raises without them), which no request can carry and ltx2-dfr, which returns decoded frames, does not hand "
+        "on; it doubles the frames with a temporal latent upsampler and denoises the canvas tile by tile, each tile "
+        "a whole denoising loop of its own"
     ),
     **_COMMON,
 )
@@ -179,6 +226,7 @@ LTX2_IN_CONTEXT = FamilySpec(
     video_roles=("reference",),
     required_video_roles=("reference",),
     frames_from_video="reference",
+    request_call_arguments=("reference_conditions", "conditions"),
     # It takes no list of generators (diffusers warns and draws every sample from the first one).
     generator_per_output=False,
     **_COMMON,
@@ -190,9 +238,14 @@ LTX2_LATENT_UPSAMPLE = FamilySpec(
     pipeline_classes=("LTX2LatentUpsamplePipeline",),
     build_call_kwargs=video_call_kwargs(),
     unsupported_reason=(
-        "it is a processing stage that takes latents or a video (a first stage's output) and upsamples them "
-        "with a latent upsampler model, not a prompt-to-video pipeline: no prompt, no denoising loop and no "
-        "transformer to cache"
+        "it upscales a video (or a first stage's latents) without denoising it: VAE encode, one call of its latent "
+        "upsampler model, VAE decode, with no prompt, no transformer, no scheduler and no steps. Its video input and "
+        "a size that follows the video would fit the contract, but the engine serves models that denoise: the "
+        "worker times steps on the transformer, the block cache, LoRA adapters and the speed stack (quantization, "
+        "compile, parallel splits) act on it, and every request reports and is cancelled at its steps. Serving it "
+        "needs a kind of model without a denoising loop across validation (refusing steps, guidance, a cache "
+        "policy, previews and adapters), the worker, the speed stack and ListModels (no steps), more than a small "
+        "change; kandinsky6-sr, the served video upscaler, denoises its tiles in steps"
     ),
     **_COMMON,
 )
@@ -203,9 +256,9 @@ LTX2_DIFFUSION_DECODE = FamilySpec(
     pipeline_classes=("LTX2VideoDiffusionDecodePipeline",),
     build_call_kwargs=video_call_kwargs(),
     unsupported_reason=(
-        "it is a decoder that takes an LTX-2 pipeline's latents (its only required input) and denoises pixels "
-        "from them, not a prompt-to-video pipeline: no prompt, no guidance, and its steps run inside the "
-        "decoder model's decode call"
+        "it is a decoder whose only input is an LTX-2 pipeline's video latents, which no request can carry (the "
+        "served LTX-2 families return decoded frames): no prompt, no video input, no guidance, and its denoising "
+        "steps run inside the diffusion decoder model's decode call, not through a loop the engine follows"
     ),
     **_COMMON,
 )
