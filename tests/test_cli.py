@@ -248,6 +248,17 @@ def test_limits_are_configurable_and_reported(proto_stubs):
         assert process.wait(timeout=60) == 0
 
 
+def test_a_reader_that_goes_away_ends_the_command_without_a_traceback():
+    """`ditserve models --supported | head -1`: the pipe's reader is gone before the table is written."""
+    process = subprocess.Popen(
+        [*DITSERVE, "models", "--supported"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    process.stdout.close()  # no reader: every write to stdout fails with EPIPE
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
 def test_python_dash_m_is_the_same_command():
     result = subprocess.run([sys.executable, "-m", "engine_service", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "serve" in result.stdout and "demo" in result.stdout
