@@ -963,6 +963,12 @@ def test_a_continuation_that_samples_no_frame_past_its_history_is_invalid(client
         client.generate("a red circle", model="df-v2v", num_frames=9, input_videos=long)
     too_long = _fields(info.value)["input_videos[0].data"]
     assert "more than 257 frames" in too_long and "num_frames" not in too_long, too_long
+    # The output holds the input's frames and the new ones: together they are held to the frame limit.
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(
+            "a red circle", model="df-v2v", num_frames=9, input_videos=[input_video("video", (16, 16), 250)]
+        )
+    assert "250 + 9 frames exceed the limit of 257; ask for at most 7" in _fields(info.value)["num_frames"]
     (model,) = [m for m in client.list_models().models if m.name == "df-v2v"]
     assert (model.continues_video, model.frames_from_video) == ("video", "")
     (video,) = client.generate(

@@ -614,7 +614,8 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
     frames, too many frames (``max_input_video_frames``), frames too large (``max_input_video_pixels``),
     too few frames for the family's least count or its denoising loops, another count than the video
     it goes frame by frame with, or (for a video the model continues) fewer than the frames it continues
-    from (``FamilySpec.history_frames``). Where the model's size follows that video
+    from (``FamilySpec.history_frames``); a continued video whose frames and the ``num_frames`` new ones
+    exceed ``max_frames`` is refused on ``num_frames``. Where the model's size follows that video
     (``FamilySpec.size_from_video``), the job gets the size and denoising loops it gives, and a video the
     pipeline cannot take is refused naming it (a size the request sets otherwise, on ``width``). An image
     of a role the family reads only in a video of more than one latent frame
@@ -657,6 +658,13 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
                 field,
                 f"has {len(got)} frames; {family.name} continues a video from its last {history} frames, "
                 f"so send at least {history}",
+            )
+        if role == family.continues_video and len(got) + spec.num_frames > limits.max_frames:
+            v.add(
+                "num_frames",
+                f"{family.name} returns the input video's {len(got)} frames followed by num_frames new ones: "
+                f"{len(got)} + {spec.num_frames} frames exceed the limit of {limits.max_frames}; ask for at most "
+                f"{max(limits.max_frames - len(got), 0)} or send a shorter video",
             )
         if follows:
             followed = (index, len(got))
