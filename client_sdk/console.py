@@ -140,7 +140,7 @@ def _inputs(model: ModelInfo) -> str:
     """The input roles a model takes: ``image, mask`` (required), ``image (optional)``, ``control x2``
     (a multi-ControlNet model: one control image per ControlNet), ``image...`` (several, in order), then
     its input videos: ``video``, ``control video``, ``reference video``, then ``camera trajectory`` for a
-    world model."""
+    world model and ``no prompt`` for one that refuses a prompt (a video upscaler)."""
     roles = []
     for role in model.input_roles:
         text = f"{role} x{model.control_images}" if role == "control" and model.control_images > 1 else role
@@ -152,6 +152,8 @@ def _inputs(model: ModelInfo) -> str:
         roles.append(text if role in model.required_video_roles else f"{text} (optional)")
     if model.requires_camera:
         roles.append("camera trajectory")
+    if model.refuses_prompt:
+        roles.append("no prompt")
     return ", ".join(roles) or "-"
 
 
@@ -169,8 +171,9 @@ def _parameters(model: ModelInfo) -> str:
 
 def models_table(models: ModelList) -> str:
     """One row per served model (the default marked "*"; its size "of input" where it follows the input
-    image, its frames "of video" where they follow an input video; its input roles, extra request parameters,
-    and LoRA adapters last), then the engine's limits."""
+    image, its guidance "-" where it refuses a guidance scale, its frames "of video" where they follow an
+    input video; its input roles, extra request parameters, and LoRA adapters last), then the engine's
+    limits."""
     headers = ["model", "family", "pipeline", "kind", "size", "steps", "guidance", "frames", "blocks", "inputs"]
     headers += ["parameters", "loras"]
     rows = [
@@ -181,7 +184,7 @@ def models_table(models: ModelList) -> str:
             m.output_kind,
             f"{m.default_width}x{m.default_height}" if m.default_width else "of input",
             str(m.default_steps),
-            f"{m.default_guidance_scale:g}",
+            "-" if m.refuses_guidance_scale else f"{m.default_guidance_scale:g}",
             "of video" if m.frames_from_video else _frames(m),
             str(m.num_transformer_blocks),
             _inputs(m),

@@ -12,9 +12,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import numbers
 import os
 import pathlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -335,6 +337,7 @@ class CameraTrajectory:
 
         CameraTrajectory(action="w-80,jw-40", intrinsics=(800, 800, 640, 360))  # 121 frames
         CameraTrajectory.from_json("path.json")  # {"c2w": [[4x4], ...], "intrinsics": [fx, fy, cx, cy]}
+        # or a list of 4x4 poses: dataclasses.replace(CameraTrajectory.from_json(...), intrinsics=(...))
     """
 
     intrinsics: Sequence[float]
@@ -348,32 +351,58 @@ class CameraTrajectory:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> CameraTrajectory:
-        """Reads a JSON object with "intrinsics" and "action" or "c2w" (as the fields above). Raises
-        ValueError for a file of another shape."""
+        """Reads a trajectory file: a JSON list of 4x4 camera-to-world poses (then set `intrinsics` with
+        `dataclasses.replace`), or an object with "intrinsics" and "action" or "c2w" (as the fields above).
+        Raises ValueError for an unreadable file, a file of another shape, or another key (a typo such as
+        "intrinsic" would otherwise leave the intrinsics out)."""
         import json
 
-        data = json.loads(pathlib.Path(path).read_text())
-        if not isinstance(data, dict) or not set(data) <= {"intrinsics", "action", "c2w"}:
-            raise ValueError(f"{path}: expected an object with intrinsics and action or c2w")
+        try:
+            data = json.loads(pathlib.Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path}: {err}") from None
+        if isinstance(data, list):
+            data = {"c2w": data}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a list of 4x4 poses or an object with intrinsics and action or c2w")
+        unknown = sorted(set(data) - {"intrinsics", "action", "c2w"})
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {', '.join(unknown)}; expected intrinsics and action or c2w")
         return cls(intrinsics=data.get("intrinsics", ()), action=data.get("action", ""), c2w=data.get("c2w", ()))
 
     def to_proto(self) -> engine_pb2.CameraTrajectory:
-        """The trajectory as a `ditserve.v1.CameraTrajectory` (poses flattened, 16 numbers each)."""
+        """The trajectory as a `ditserve.v1.CameraTrajectory` (poses flattened, 16 numbers each). Raises
+        TypeError for intrinsics that are not a flat sequence of numbers (a string, or a 3x3 K matrix:
+        send its fx, fy, cx, cy) and for poses that are a string or hold anything but numbers."""
         flat: list[float] = []
         for pose in self.c2w:
             flat.extend(_flatten(pose))
+        intrinsics = self.intrinsics.tolist() if hasattr(self.intrinsics, "tolist") else self.intrinsics
+        if (
+            not isinstance(intrinsics, Iterable)
+            or isinstance(intrinsics, (str, bytes))
+            or not all(_is_number(value) for value in intrinsics)
+        ):
+            raise TypeError(f"camera intrinsics must be the 4 numbers fx, fy, cx, cy, got {intrinsics!r:.80}")
         return engine_pb2.CameraTrajectory(
-            action=self.action, c2w=flat, intrinsics=[float(value) for value in self.intrinsics]
+            action=self.action, c2w=flat, intrinsics=[float(value) for value in intrinsics]
         )
 
 
 def _flatten(value: Any) -> list[float]:
-    """The numbers of a nested list or array, row-major."""
+    """The numbers of a nested list or array, row-major. Raises TypeError for anything else (a string)."""
     if hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
         return [number for item in value for number in _flatten(item)]
+    if not _is_number(value):
+        raise TypeError(f"camera c2w poses must hold numbers only, got {value!r:.40}")
     return [float(value)]
+
+
+def _is_number(value: Any) -> bool:
+    """A real number (numpy's scalars too), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 # --- results -----------------------------------------------------------------

@@ -160,10 +160,10 @@ def _with_controlnet_scales(images: list, scales: list[float]) -> list:
 
 def _camera(action: str | None, poses: str | None, intrinsics: str | None):
     """The `CameraTrajectory` of --camera-action / --camera-poses with --camera-intrinsics (which
-    overrides the poses file's "intrinsics"), or None without either. Raises ValueError for both, an
-    unreadable file or intrinsics that are not numbers; the server checks the rest."""
-    import json
-
+    overrides the poses file's "intrinsics"), or None without either. The file is read as
+    `CameraTrajectory.from_json` reads it. Raises ValueError for both, an unreadable file or one of another
+    shape or with another key, a file whose poses or intrinsics are not numbers (a 3x3 K matrix), or
+    intrinsics that are not numbers; the server checks the rest."""
     from client_sdk import CameraTrajectory
 
     if action is None and poses is None:
@@ -181,14 +181,16 @@ def _camera(action: str | None, poses: str | None, intrinsics: str | None):
     if action is not None:
         return CameraTrajectory(intrinsics=given, action=action)
     try:
-        data = json.loads(pathlib.Path(poses).read_text())
-    except (OSError, ValueError) as err:
+        camera = CameraTrajectory.from_json(poses)
+    except ValueError as err:
         raise ValueError(f"--camera-poses: {err}") from None
-    if isinstance(data, list):
-        data = {"c2w": data}
-    if not isinstance(data, dict) or not isinstance(data.get("c2w"), list):
-        raise ValueError('--camera-poses: expected a JSON list of 4x4 poses or an object with "c2w" (and "intrinsics")')
-    return CameraTrajectory(intrinsics=given or data.get("intrinsics", ()), c2w=data["c2w"])
+    if given:
+        camera = dataclasses.replace(camera, intrinsics=given)
+    try:
+        camera.to_proto()
+    except TypeError as err:
+        raise ValueError(f"--camera-poses: {err}") from None
+    return camera
 
 
 def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
@@ -254,6 +256,10 @@ def _generate_and_report(args: argparse.Namespace, client_kwargs: dict) -> int:
     except errors.DitServeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Leaving the stream closed the channel: the engine cancels the request (its client went away).
+        print("error: interrupted; the request was cancelled", file=sys.stderr)
+        return 130
     if result is None:
         print("error: the stream ended without a result", file=sys.stderr)
         return 1
@@ -291,7 +297,7 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
     from client_sdk.types import DEFAULT_NAME
 
     if prompt_required:
-        parser.add_argument("prompt", help="text prompt")
+        parser.add_argument("prompt", help='text prompt ("" for a model that takes none: a video upscaler)')
     else:
         parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="text prompt (default: %(default)r)")
     parser.add_argument("--model", default="", help="model name (default: the server's default model)")
@@ -319,7 +325,12 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         "(default: the model's)",
     )
     parser.add_argument("--num-outputs", type=int, help="outputs for the prompt (default 1)")
-    parser.add_argument("--frames", type=int, help="video frames, for video models (default: the model's)")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        help="video frames, for video models (default: the model's); for a model that continues its input "
+        "video, the new frames that follow the video's",
+    )
     parser.add_argument("--fps", type=int, help="frames per second of a video (default 16)")
     parser.add_argument(
         "--input-image",
@@ -337,7 +348,8 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         metavar="[ROLE=]PATH",
         help="an input video (MP4, WebM or animated PNG) for video-to-video models; ROLE is video (the default), "
         "control (a control video), reference (an in-context reference video), or pose, face, background and "
-        "mask (Wan-Animate), as the model takes them. The output has its frames unless --frames asks for fewer",
+        "mask (Wan-Animate), as the model takes them. The output has its frames unless --frames asks for fewer; "
+        "a model that continues its video returns them followed by --frames new ones",
     )
     parser.add_argument(
         "--camera-action",
@@ -349,7 +361,7 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         "--camera-poses",
         metavar="FILE.json",
         help="camera-controlled world models: camera-to-world 4x4 poses, one per frame, as a JSON list or an "
-        'object {"c2w": [...], "intrinsics": [fx, fy, cx, cy]}',
+        'object {"c2w": [...], "intrinsics": [fx, fy, cx, cy]} (or "action" in place of "c2w"); other keys are refused',
     )
     parser.add_argument(
         "--camera-intrinsics",
@@ -762,12 +774,18 @@ def cmd_calibrate_cache(args: argparse.Namespace) -> int:
         spec = dataclasses.replace(base, prompt=prompt, num_inference_steps=steps, seed=seed)
         kwargs = {**model.call_defaults, **model.family.build_call_kwargs(pipe, [spec])}
         with torch.inference_mode():
-            pipe(**kwargs, generator=torch.Generator().manual_seed(seed), output_type="latent")
+            # Decoded as the engine decodes every family ("latent" is no output type of some, e.g. an upscaler).
+            pipe(**kwargs, generator=torch.Generator().manual_seed(seed), output_type="np")
 
     started = time.perf_counter()
     runs = [functools.partial(run, seed, prompt) for seed, prompt in enumerate(prompts)]
     try:
-        result = cache.calibrate(pipe, runs, Fn_compute_blocks=args.fn_compute_blocks)
+        result = cache.calibrate(
+            pipe,
+            runs,
+            Fn_compute_blocks=args.fn_compute_blocks,
+            loops_on_scheduler_copies=model.family.loops_on_scheduler_copies,
+        )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -999,6 +1017,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (`ditserve models | head`): stop quietly, as a command in a pipe does.
+        # stdout is pointed at devnull so that the interpreter's last flush does not fail again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_third_party()
     level = args.log_level

@@ -236,9 +236,27 @@ def test_limits_are_configurable_and_reported(proto_stubs):
                     pb.GenerateRequest(prompt="a cat", width=64, height=64, num_inference_steps=11), timeout=30
                 )
             assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "10" in info.value.details()
+            # The model's own default (20 steps) is held to the limit too, not only what a request sets.
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Generate(pb.GenerateRequest(prompt="a cat", width=64, height=64), timeout=30)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "20 (the model's default num_inference_steps) exceeds the limit of 10" in info.value.details()
+            done = stub.Generate(pb.GenerateRequest(prompt="a cat", width=64, height=64, num_inference_steps=2))
+            assert len(done.cache_stats.steps) == 2
     finally:
         process.terminate()
         assert process.wait(timeout=60) == 0
+
+
+def test_a_reader_that_goes_away_ends_the_command_without_a_traceback():
+    """`ditserve models --supported | head -1`: the pipe's reader is gone before the table is written."""
+    process = subprocess.Popen(
+        [*DITSERVE, "models", "--supported"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    process.stdout.close()  # no reader: every write to stdout fails with EPIPE
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
 
 
 def test_python_dash_m_is_the_same_command():
@@ -293,3 +311,24 @@ def test_calibrate_cache_writes_teacache_and_magcache_data_into_the_model_direct
     assert all(r > 0 for r in calibration["magcache_ratios"])
     assert main(["calibrate-cache", str(tmp_path / "nowhere"), "--device", "cpu"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family", ["skyreels-v2-df-v2v", "kandinsky6-sr"])
+def test_calibrate_cache_counts_each_denoising_loop_from_step_0(family, tmp_path):
+    """A continued video's windows (loops over fresh scheduler copies) and an upscaler's tile loops (whose
+    pipeline has no "latent" output) are calibrated loop by loop, as the engine counts their steps: a
+    3-step calibration has 3 MagCache ratios, however many loops each call runs."""
+    import json
+
+    from tiny_families import all_cases
+
+    from engine_service.cli import main
+
+    (case,) = [case for case in all_cases() if case.name == family]
+    assert case.loops == 2
+    directory = tmp_path / family
+    case.build().save_pretrained(directory)
+    (directory / "ditserve.json").write_text(json.dumps({**case.defaults, "steps": 3}))
+    assert main(["calibrate-cache", str(directory), "--steps", "3", "--prompts", "1", "--device", "cpu"]) == 0
+    calibration = json.loads((directory / "ditserve.json").read_text())["cache"]
+    assert calibration["steps"] == 3 and calibration["runs"] == 1 and len(calibration["magcache_ratios"]) == 3

@@ -117,6 +117,30 @@ def test_input_image_flags_read_an_optional_role():
         _input_images(["mask=missing.png"])
 
 
+def test_a_poses_file_whose_numbers_are_no_numbers_is_a_usage_error(tmp_path, capsys):
+    """--camera-poses with a 3x3 K matrix as intrinsics, a pose holding a string, or a misspelt key (read
+    as the SDK's CameraTrajectory.from_json reads it) is one error line and exit 2 before any request."""
+    from engine_service import cli
+
+    pose = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    files = {
+        "k-matrix": {"c2w": [pose], "intrinsics": [[16, 0, 16], [0, 16, 16], [0, 0, 1]]},
+        "string-intrinsics": {"c2w": [pose], "intrinsics": "1234"},
+        "string-pose": {"c2w": [[["x"] * 4] * 4], "intrinsics": [16, 16, 16, 16]},
+        "misspelt-key": {"c2w": [pose], "intrinsic": [16, 16, 16, 16]},
+    }
+    for name, data in files.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(data))
+        code = cli.main(["generate", "x", "--target", "127.0.0.1:1", "--camera-poses", str(path)])
+        err = capsys.readouterr().err
+        assert code == 2, name
+        expected = "error: --camera-poses: " + (
+            f"{path}: unknown keys intrinsic" if name == "misspelt-key" else "camera "
+        )
+        assert err.startswith(expected) and err.count("\n") == 1, (name, err)
+
+
 def test_the_video_flag_help_names_every_video_role(capsys):
     from engine_service.cli import build_parser
     from engine_service.models.families import FAMILIES
@@ -129,6 +153,12 @@ def test_the_video_flag_help_names_every_video_role(capsys):
     assert roles == {"video", "control", "reference", "pose", "face", "background", "mask"}
     assert "ROLE is video (the default), control (a control video), reference" in flag
     assert "or pose, face, background and mask" in flag  # (Wan-Animate), which argparse may break at its hyphen
+    # A model that continues its video (SkyReels-V2 diffusion forcing) returns its frames and --frames new ones;
+    # a video upscaler takes an empty prompt.
+    assert "followed by --frames new ones" in flag
+    frames = shown[shown.index("--frames FRAMES ") :]
+    assert frames.startswith("--frames FRAMES video frames, for video models (default: the model's); for a model")
+    assert 'text prompt ("" for a model that takes none' in shown
 
 
 def test_generate_without_the_image_or_with_a_missing_file_says_so(engine, files, tmp_path):
@@ -136,6 +166,44 @@ def test_generate_without_the_image_or_with_a_missing_file_says_so(engine, files
     assert missing.returncode == 1 and "input_images" in missing.stderr and "request " in missing.stderr
     absent = _cli(engine, files, "generate", "a cat", "--input-image", "mask=/nonexistent.png")
     assert absent.returncode == 2 and "/nonexistent.png" in absent.stderr
+
+
+def test_ctrl_c_during_generate_is_one_error_line_and_cancels_the_request(engine, files, pki):  # noqa: F811
+    """SIGINT while the steps run: the last line says the request was cancelled (no traceback), exit 130, and
+    the engine counts the request as cancelled."""
+    import signal
+
+    def cancelled() -> int:
+        with Client(engine, root_certificates=pki["ca"], auth_token=TOKEN) as client:
+            (model,) = client.stats().models
+            return model.cancelled.count
+
+    before = cancelled()
+    env = {**os.environ, "DITSERVE_AUTH_TOKEN": TOKEN}
+    command = [*DITSERVE, "generate", "a cat", "--model", "wan-i2v", "--input-image", str(files["picture"])]
+    command += ["--steps", "500", "--out", "/nonexistent", "--target", engine, "--tls-ca", str(files["ca"])]
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background job ignores it
+    )
+    seen = b""
+    while b"denoising" not in seen:  # the bar's line once the steps run
+        chunk = process.stderr.read1(4096)
+        assert chunk, seen
+        seen += chunk
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    assert process.wait(timeout=60) == 130
+    lines = (seen + rest).decode().replace("\r", "\n").splitlines()
+    assert "Traceback" not in "".join(lines)
+    assert lines[-1] == "error: interrupted; the request was cancelled"
+    deadline = time.monotonic() + 60
+    while cancelled() == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cancelled() == before + 1
 
 
 def test_client_commands_need_the_tls_flags_and_the_token(engine, files):

@@ -235,3 +235,29 @@ def test_python_blocks_run(name, address, tls_engine, monkeypatch):
             pytest.fail(f"{name} python block {index + 1} failed: {type(err).__name__}: {err}\n{block}")
     for expected in EXPECTED_OUTPUT.get(name, []):
         assert expected in printed.getvalue(), f"{name}: {expected!r} not printed:\n{printed.getvalue()}"
+
+
+def test_every_camera_action_the_docs_show_covers_the_frames_it_is_sent_with():
+    """A Sana-WM action in an example (an SDK ``CameraTrajectory(action=...)`` or ``--camera-action``) covers
+    the ``num_frames`` / ``--frames`` the same example sends, or the family's default frames: the engine
+    refuses any other count, so an example without its frame count must fit the default."""
+    from engine_service.models.families.sana_video import SANA_WM, action_frames
+
+    examples = []
+    for path in DOC_FILES:
+        prose = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)  # inline spans only
+        for match in re.finditer(r"`([^`]+)`", prose):
+            span = match.group(1)
+            action = re.search(r"""CameraTrajectory\(action="([^"]+)"|--camera-action ([^\s`]+)""", span)
+            if action is None or (action.group(2) or "").isupper():  # a synopsis: --camera-action ACTIONS
+                continue
+            frames = re.search(r"num_frames=(\d+)|--frames (\d+)", span)
+            wanted = int(next(filter(None, frames.groups()))) if frames else SANA_WM.default_frames
+            examples.append((path.name, span, action_frames(action.group(1) or action.group(2)), wanted))
+    assert len(examples) >= 3
+    wrong = [
+        f"{where}: `{span}` covers {covered} frames, sent with {wanted}"
+        for where, span, covered, wanted in examples
+        if covered != wanted
+    ]
+    assert not wrong, "\n".join(wrong)

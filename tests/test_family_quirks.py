@@ -953,9 +953,25 @@ def test_a_continuation_that_samples_no_frame_past_its_history_is_invalid(client
     with pytest.raises(InvalidArgumentError) as info:
         client.generate("a red circle", model="df-v2v", num_frames=5, input_videos=CONTINUED)
     assert "make 9 frames; ask for 9" in _fields(info.value)["num_frames"]
+    # A count off the 4k + 1 rule is shown one the windows make: 9, not the 5 they would refuse.
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate("a red circle", model="df-v2v", num_frames=6, input_videos=CONTINUED)
+    assert "multiple of 4 plus 1 for skyreels-v2-df-v2v (e.g. 9); got 6" in _fields(info.value)["num_frames"]
     with pytest.raises(InvalidArgumentError) as info:
         client.generate("a red circle", model="df-v2v", input_videos=[input_video("video", (16, 16), 4)])
     assert "last 5 frames" in _fields(info.value)["input_videos[0].data"]
+    # A video over the frame limit: num_frames counts the new frames and never cuts it, so it is not offered.
+    with pytest.raises(InvalidArgumentError) as info:
+        long = [input_video("video", (16, 16), 258)]
+        client.generate("a red circle", model="df-v2v", num_frames=9, input_videos=long)
+    too_long = _fields(info.value)["input_videos[0].data"]
+    assert "more than 257 frames" in too_long and "num_frames" not in too_long, too_long
+    # The output holds the input's frames and the new ones: together they are held to the frame limit.
+    with pytest.raises(InvalidArgumentError) as info:
+        client.generate(
+            "a red circle", model="df-v2v", num_frames=9, input_videos=[input_video("video", (16, 16), 250)]
+        )
+    assert "250 + 9 frames exceed the limit of 257; ask for at most 7" in _fields(info.value)["num_frames"]
     (model,) = [m for m in client.list_models().models if m.name == "df-v2v"]
     assert (model.continues_video, model.frames_from_video) == ("video", "")
     (video,) = client.generate(
@@ -1115,6 +1131,16 @@ def test_with_num_frames_every_animation_video_needs_that_many_first_frames(clie
     assert "has 7 frames; wan-animate takes the first 9 (num_frames)" in _fields(raised.value)[field]
     result = client.generate("a red circle", num_frames=9, num_inference_steps=1, **_animate(13, face_frames=11))
     assert result.outputs[0].num_frames == 9
+
+
+def test_num_frames_below_the_fewest_an_animation_makes_is_refused_once(client):
+    """1 frame is below the 2 Wan-Animate makes at least: one violation saying so (not a second one about its
+    segments, which cannot make 1 frame either)."""
+    with pytest.raises(InvalidArgumentError) as raised:
+        client.generate("a red circle", num_frames=1, **_animate())
+    assert [(v.field, v.description) for v in raised.value.field_violations] == [
+        ("num_frames", "wan-animate makes at least 2 frames; got 1")
+    ]
 
 
 def test_a_model_conditioning_segments_on_5_frames_needs_6_and_counts_its_segments_by_8_new_frames(client):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from tiny_families.latte import FRAMES as LATTE_FRAMES
 from tiny_families.latte import build_tiny_latte
+from tiny_families.skyreels_v2 import CONTINUATION, SkyReelsV2DiffusionForcingVideoToVideoPipeline, build_skyreels_v2_df
 from tiny_families.wan import ANIMATE, build_wan22, build_wan_animate
 
 from engine_service.models import ModelLoadError, load_local_model
@@ -74,6 +75,49 @@ def test_a_default_frame_count_every_request_would_be_refused_for_fails_loading(
 
 
 @pytest.mark.parametrize(
+    ("call_defaults", "named"),
+    [
+        ({"overlap_history": None}, "call_defaults overlap_history must be a whole number of frames"),
+        ({"base_num_frames": "nine"}, "call_defaults base_num_frames must be a whole number of frames"),
+        ({"base_num_frames": 5}, r"base_num_frames 5 \(2 latent frames\) must hold more latent frames than"),
+    ],
+    ids=["no-history", "not-a-count", "windows-that-add-nothing"],
+)
+def test_a_video_continuation_whose_windows_are_no_sizes_fails_loading_naming_them(call_defaults, named):
+    """SkyReels-V2 video-to-video always samples windows that start on overlap_history frames: None, a
+    string, or windows no longer than their history stop loading naming the call default (not a TypeError
+    out of the frame count check)."""
+    pipeline = build_skyreels_v2_df(SkyReelsV2DiffusionForcingVideoToVideoPipeline)
+    defaults = {**CONTINUATION, "call_defaults": {**CONTINUATION["call_defaults"], **call_defaults}}
+    with pytest.raises(ModelLoadError, match=named):
+        model_from_pipeline("m", pipeline, torch.device("cpu"), defaults)
+
+
+@pytest.mark.parametrize(
+    ("call_defaults", "named"),
+    [
+        ({"resolution_scale": "2"}, "resolution_scale '2' is none of 2, 2.25, 4"),
+        ({"resolution_scale": 3}, "resolution_scale 3 is none of"),
+        ({"tiles_batch_size": "2"}, "tiles_batch_size '2' is no positive whole number"),
+        ({"tiles_batch_size": 0}, "tiles_batch_size 0 is no positive whole number"),
+        ({"min_overlap": 1.0}, r"min_overlap 1.0 is no fraction of a tile in \[0, 1\)"),
+        ({"min_overlap": None}, "min_overlap None is no fraction"),
+    ],
+)
+def test_a_video_upscaler_whose_tiling_call_defaults_are_no_values_fails_loading_naming_them(call_defaults, named):
+    """Kandinsky 6 SR's tiling comes from its call defaults: a value its pipeline refuses, or one of another
+    type (a string from a hand-written ditserve.json), stops its warm-up naming it, not a TypeError."""
+    from tiny_families.kandinsky6 import build_kandinsky6_sr
+
+    from engine_service.runtime.engine import warmup_spec
+
+    defaults = {"width": 24, "height": 16, "frames": 5, "steps": 2, "call_defaults": call_defaults}
+    model = model_from_pipeline("m", build_kandinsky6_sr(), torch.device("cpu"), defaults)
+    with pytest.raises(ModelLoadError, match=named):
+        warmup_spec(model)
+
+
+@pytest.mark.parametrize(
     ("call_defaults", "frames", "named", "fixed"),
     [
         # Segments of 9 frames that start on the last 5 of the one before add 4: they never finish a video.
@@ -99,3 +143,29 @@ def test_an_animation_model_whose_segments_make_no_default_video_fails_loading(c
     with pytest.raises(ModelLoadError, match=named):
         model_from_pipeline("m", pipeline, torch.device("cpu"), defaults)
     assert model_from_pipeline("m", pipeline, torch.device("cpu"), {**defaults, **fixed}).name == "m"
+
+
+@pytest.mark.parametrize(
+    ("module", "build", "argument", "value"),
+    [
+        # With c2w fixed, every request sending an action string would give the pipeline both: INTERNAL.
+        ("sana_video", "build_sana_wm", "c2w", [[1.0]]),
+        # The request's intrinsics would silently win.
+        ("sana_video", "build_sana_wm", "intrinsics", [16.0, 16.0, 16.0, 16.0]),
+        # The mode follows from the videos a request sends.
+        ("wan", "build_wan_animate", "mode", "replace"),
+        ("ltx2", "build_in_context", "reference_conditions", []),
+    ],
+)
+def test_call_defaults_setting_an_argument_the_family_fills_from_each_request_fail_loading(
+    module, build, argument, value
+):
+    import importlib
+
+    families = importlib.import_module(f"tiny_families.{module}")
+    (case,) = [case for case in families.CASES if case.build is getattr(families, build)]
+    pipeline = case.build()
+    defaults = {**case.defaults, "call_defaults": {**case.defaults.get("call_defaults", {}), argument: value}}
+    with pytest.raises(ModelLoadError, match=f"call_defaults may not set {argument}: .* from each request"):
+        model_from_pipeline("m", pipeline, torch.device("cpu"), defaults)
+    assert model_from_pipeline("m", pipeline, torch.device("cpu"), dict(case.defaults)).name == "m"

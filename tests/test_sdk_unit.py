@@ -3,10 +3,12 @@ reassembly, error mapping, value types, console rendering and import hygiene."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -152,11 +154,33 @@ def test_a_camera_trajectory_is_sent_as_an_action_or_flat_row_major_poses(tmp_pa
     path.write_text(json.dumps({"c2w": [pose], "intrinsics": list(lens)}))
     one = build_request("x", camera=CameraTrajectory(lens, c2w=[pose])).camera
     assert CameraTrajectory.from_json(path).to_proto() == one
-    path.write_text('{"poses": []}')
-    with pytest.raises(ValueError):
+    path.write_text(json.dumps([pose]))  # a bare list of poses, as generate --camera-poses reads it
+    assert dataclasses.replace(CameraTrajectory.from_json(path), intrinsics=lens).to_proto() == one
+    for text, named in (('{"poses": []}', "poses"), (json.dumps({"c2w": [pose], "intrinsic": lens}), "intrinsic")):
+        path.write_text(text)
+        with pytest.raises(ValueError, match=f"unknown keys {named};"):
+            CameraTrajectory.from_json(path)
+    path.write_text("[")
+    with pytest.raises(ValueError, match="poses.json"):
         CameraTrajectory.from_json(path)
     with pytest.raises(TypeError):
         build_request("x", camera="w-80")
+
+
+def test_camera_numbers_that_are_strings_or_a_k_matrix_are_a_type_error():
+    """Intrinsics as a string are not read digit by digit ("1234" is not 1, 2, 3, 4), a 3x3 K matrix is not
+    the 4 numbers fx, fy, cx, cy, and poses hold numbers only: each a TypeError naming the field."""
+    np = pytest.importorskip("numpy")
+    pose = np.eye(4)
+    for bad in ("1234", [[800, 0, 640], [0, 800, 352], [0, 0, 1]], 800, (True, 800, 640, 352)):
+        with pytest.raises(TypeError, match="intrinsics"):
+            CameraTrajectory(bad, action="w-8").to_proto()
+    for poses in ("abc", [["1"] * 16]):
+        with pytest.raises(TypeError, match="c2w"):
+            CameraTrajectory((800, 800, 640, 352), c2w=poses).to_proto()
+    lens = CameraTrajectory(np.array([800, 800, 640, 352], dtype=np.float32), c2w=[pose]).to_proto().intrinsics
+    assert list(lens) == [800.0, 800.0, 640.0, 352.0]
+    assert list(CameraTrajectory((np.float32(800), 800, 640, 352), action="w-8").to_proto().intrinsics)[0] == 800.0
 
 
 def test_cache_policy_to_proto_sets_only_given_fields():
@@ -524,6 +548,20 @@ def test_codec_model_list_and_durations():
     table = console.models_table(models)
     rows = {line.lstrip("* ").split()[0]: line for line in table.splitlines()[2:4]}
     assert "* b" in table and "512x256" in rows["b"] and "of input" in rows["a"] and "0x0" not in table
+    # A video upscaler that refuses a prompt and a guidance scale shows neither a default scale nor a prompt.
+    upscaler = pb.ModelInfo(
+        name="sr",
+        default_steps=4,
+        video_roles=["video"],
+        required_video_roles=["video"],
+        frames_from_video="video",
+        default_guidance_scale=1.0,
+        refuses_guidance_scale=True,
+        refuses_prompt=True,
+    )
+    listed = _codec.model_list_from_proto(pb.ListModelsResponse(models=[upscaler]))
+    row = console.models_table(listed).splitlines()[2]
+    assert re.search(r" of input +4 +- +of video ", row) and "video, no prompt" in row, row
 
 
 def test_step_table_with_and_without_step_events():

@@ -202,6 +202,12 @@ def _validate(model, **fields):
     )
 
 
+def _request(**fields):
+    from client_sdk._proto import engine_pb2
+
+    return engine_pb2.GenerateRequest(prompt="a cat", width=64, height=64, **fields)
+
+
 def _violated_fields(model, **fields) -> set[str]:
     from engine_service.errors import InvalidRequest
 
@@ -267,3 +273,15 @@ def test_video_frame_counts_follow_the_family_rule(engine_server):
     assert _violated_fields(video, num_frames=6) == {"num_frames"}
     free = dataclasses.replace(video, family=dataclasses.replace(family, frame_counts=None))
     assert _validate(free, num_frames=9).num_frames == 9
+    # A model default above the server's frame limit is refused naming num_frames, as a request's would be.
+    from engine_service.config import Limits
+    from engine_service.errors import InvalidRequest
+    from engine_service.server import validation
+
+    long_default = dataclasses.replace(free, default_frames=9)
+    with pytest.raises(InvalidRequest) as info:
+        validation.validate(_request(), long_default, Limits(max_frames=5))
+    assert [(v.field, v.description) for v in info.value.violations] == [
+        ("num_frames", "9 (the model's default num_frames) exceeds the limit of 5")
+    ]
+    assert validation.validate(_request(num_frames=5), long_default, Limits(max_frames=5)).num_frames == 5

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from engine_service.cache.api import _contexts, disable_cache, enable_cache
+from engine_service.cache.api import _contexts, disable_cache, enable_cache, start_runs_on_copies
 from engine_service.cache.config import TeaCacheConfig
 
 
@@ -47,24 +47,52 @@ class IndicatorCalibration:
         return dataclasses.asdict(self)
 
 
+def _loops(recording: list[dict[str, float]]) -> list[list[dict[str, float]]]:
+    """One context's entries, in the order recorded, split into denoising loops: a loop starts again where
+    the step index goes back (a pipeline of several loops, each counted from step 0)."""
+    loops: list[list[dict[str, float]]] = []
+    last = None
+    for entry in recording:
+        if last is None or entry["step"] < last:
+            loops.append([])
+        loops[-1].append(entry)
+        last = entry["step"]
+    return loops
+
+
 def calibrate(
-    pipe: Any, runs: Iterable[Callable[[], object]], Fn_compute_blocks: int = 1, degree: int = 1
+    pipe: Any,
+    runs: Iterable[Callable[[], object]],
+    Fn_compute_blocks: int = 1,
+    degree: int = 1,
+    *,
+    loops_on_scheduler_copies: bool = False,
 ) -> IndicatorCalibration:
     """Run each callable of ``runs`` (one full pipeline call each, same step count) and fit both indicators.
 
     The cache is enabled in a mode that never reuses anything (outputs are those of the plain
-    pipeline) and removed afterwards. Raises ``ValueError`` when the runs gave too few steps to fit.
+    pipeline) and removed afterwards. A call of several denoising loops (tiles, windows, chunks) gives
+    one curve sample per loop, each loop's steps counted from 0, as the engine counts them when it serves
+    the model; ``loops_on_scheduler_copies``: its loops set fresh copies of the scheduler
+    (:func:`~engine_service.cache.start_runs_on_copies`). Raises ``ValueError`` when the runs gave too
+    few steps to fit.
     """
     enable_cache(pipe, TeaCacheConfig(Fn_compute_blocks=Fn_compute_blocks, residual_diff_threshold=0.0))
-    recorded: list[list[dict[str, float]]] = []
+    if loops_on_scheduler_copies:
+        start_runs_on_copies(pipe)
+    recorded: list[list[dict[str, float]]] = []  # one entry list per denoising loop
+    calls = 0
     try:
         for run in runs:
+            calls += 1
             contexts = _contexts(pipe)
             for context in contexts:
                 context.recording = []
             run()
-            entries = [e for context in contexts for e in context.recording or [] if e["branch"] == 0]
-            recorded.append(sorted(entries, key=lambda e: e["step"]))
+            per_context = [_loops([e for e in context.recording or [] if e["branch"] == 0]) for context in contexts]
+            for loop in range(max((len(loops) for loops in per_context), default=0)):
+                entries = [e for loops in per_context if loop < len(loops) for e in loops[loop]]
+                recorded.append(sorted(entries, key=lambda e: e["step"]))
     finally:
         disable_cache(pipe)
     if not recorded:
@@ -88,7 +116,7 @@ def calibrate(
         Fn_compute_blocks=Fn_compute_blocks,
         teacache_coefficients=coefficients,
         magcache_ratios=[float(r) for r in ratios],
-        runs=len(recorded),
+        runs=calls,
     )
 
 

@@ -144,6 +144,11 @@ def _finish(
     if family.native_frames is not None:
         overrides.setdefault("frames", family.native_frames(pipeline))
     _check_default_frames(name, family, pipeline, overrides.get("frames"))
+    clash = sorted(set(overrides.get("call_defaults", {})) & set(family.request_call_arguments))
+    if clash:
+        raise ModelLoadError(
+            f"model {name!r}: call_defaults may not set {', '.join(clash)}: {family.name} sets them from each request"
+        )
     call_defaults = {**family.call_defaults, **overrides.pop("call_defaults", {})}
     if family.schedule_steps is not None:
         overrides["steps"] = _schedule_steps(name, family, call_defaults, overrides.get("steps"))
@@ -175,11 +180,15 @@ def _finish(
 def _check_loop_frames(model: LoadedModel) -> None:
     """ModelLoadError for a video model whose default frame count its denoising loops do not make
     (``FamilySpec.denoising_loops``, with the model's ``call_defaults``: Wan-Animate segments that start
-    on more conditioning frames than they add make none): every request would be INVALID_ARGUMENT."""
+    on more conditioning frames than they add make none): every request would be INVALID_ARGUMENT. So is one
+    whose call_defaults that size the chunks are no sizes (the plan's ValueError)."""
     plan, frames = model.family.denoising_loops, model.default_frames
     if plan is None or model.family.output_kind != "video":
         return
-    loops, made = plan(frames, model.call_defaults)
+    try:
+        loops, made = plan(frames, model.call_defaults)
+    except ValueError as err:  # a call default that sizes the chunks is no such size
+        raise ModelLoadError(f"model {model.name!r}: {err}") from err
     if made != frames:
         raise ModelLoadError(
             f"model {model.name!r}: {model.family.name} samples its video in whole chunks or segments, and its "

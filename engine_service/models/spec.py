@@ -184,6 +184,11 @@ class FamilySpec:
     a more extreme image is INVALID_ARGUMENT naming it instead of a pipeline failure."""
     call_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Extra fixed keyword arguments for ``pipeline.__call__`` (a model may override them)."""
+    request_call_arguments: tuple[str, ...] = ()
+    """Pipeline call arguments that ``build_call_kwargs`` fills from the request on some or every call,
+    beyond those every family's calls get (``registry.ENGINE_CALL_ARGUMENTS``), e.g. Sana-WM's ``action``,
+    ``c2w`` and ``intrinsics``: a model's ``call_defaults`` may not set them (the request's value would
+    silently win, or the call would get both of two exclusive arguments)."""
     context_parallel: bool = False
     """Whether the family has a context-parallel plan (Ulysses / Ring)."""
     tensor_parallel: bool = False

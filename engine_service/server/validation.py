@@ -102,7 +102,7 @@ def validate(
         problem = check_prompt(model.pipeline, prompt, model.call_defaults)
         if problem:
             v.add("prompt", problem)
-    steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps)
+    steps = _int_range(v, request, "num_inference_steps", model.default_steps, 1, limits.max_steps, limit_default=True)
     if steps and steps != model.default_steps and model.family.schedule_steps is not None:
         v.add(
             "num_inference_steps",
@@ -252,8 +252,15 @@ def _size(v: _Violations, request: pb.GenerateRequest, field: str, default: int,
     return value
 
 
-def _int_range(v: _Violations, request, field: str, default: int | None, low: int, high: int) -> int | None:
+def _int_range(
+    v: _Violations, request, field: str, default: int | None, low: int, high: int, limit_default: bool = False
+) -> int | None:
+    """The request's ``field`` if set and in ``[low, high]``, else its ``default``. With ``limit_default``,
+    a default above ``high`` (a model's own default beyond the server's limit) is a violation too."""
     if not request.HasField(field):
+        if limit_default and default is not None and default > high:
+            v.add(field, f"{default} (the model's default {field}) exceeds the limit of {high}")
+            return None
         return default
     value = getattr(request, field)
     if not low <= value <= high:
@@ -281,25 +288,30 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
             v.add("fps", f"model {model.name!r} produces images; leave fps unset")
         plan = model.family.denoising_loops  # an image pipeline of several passes (VisualCloze)
         return 1, 0, plan(1, model.call_defaults)[0] if plan is not None else 1
-    frames = _int_range(v, request, "num_frames", model.default_frames, 1, limits.max_frames)
+    # A model's default frames beyond the limit is refused, unless an input video sets the count.
+    limit_default = model.family.frames_from_video is None
+    frames = _int_range(v, request, "num_frames", model.default_frames, 1, limits.max_frames, limit_default)
     stride = model.family.frame_stride
-    if frames and (frames - 1) % stride:
-        v.add(
-            "num_frames",
-            f"must be a multiple of {stride} plus 1 for {model.family.name} (e.g. {stride + 1}); got {frames}",
-        )
     fewest = model.family.min_frames
-    if frames and frames < fewest:
-        v.add("num_frames", f"{model.family.name} makes at least {fewest} frames; got {frames}")
     counts = model.family.frame_counts
     if model.family.native_frames is not None:
         counts = (model.family.native_frames(model.pipeline),)
+    if frames and (frames - 1) % stride:
+        near = _nearest_rule_count(model, counts, frames, limits.max_frames)
+        v.add(
+            "num_frames",
+            f"must be a multiple of {stride} plus 1 for {model.family.name}"
+            + (f" (e.g. {near})" if near else "")
+            + f"; got {frames}",
+        )
+    if frames and frames < fewest:
+        v.add("num_frames", f"{model.family.name} makes at least {fewest} frames; got {frames}")
     if frames and counts is not None and frames not in counts:
         allowed = ", ".join(map(str, counts))
         v.add("num_frames", f"{model.family.name} makes only {allowed} frames; got {frames}")
     loops = 1
     plan = model.family.denoising_loops
-    if frames and plan is not None and not (frames - 1) % stride:
+    if frames and frames >= fewest and plan is not None and not (frames - 1) % stride:
         loops, made = plan(frames, model.call_defaults)
         if made != frames:
             near = _nearest_made(plan, model.call_defaults, frames, made, stride, limits.max_frames)
@@ -311,6 +323,22 @@ def _video_fields(v: _Violations, request, model: LoadedModel, limits: Limits, i
             )
     fps = _int_range(v, request, "fps", DEFAULT_FPS, 1, MAX_FPS)
     return frames or 1, fps or DEFAULT_FPS, loops
+
+
+def _nearest_rule_count(model: LoadedModel, counts, frames: int, most: int) -> int | None:
+    """The count of the family's ``k * stride + 1`` rule nearest ``frames`` (the lower on a tie) that a
+    request may ask for: at least the family's least count, one of its only ``counts`` where it has them,
+    and one its denoising loops make as asked (a continued video's windows sample none within its
+    history); ``None`` for none up to ``most``."""
+    family = model.family
+    plan = family.denoising_loops
+    rule = sorted(range(1, most + 1, family.frame_stride), key=lambda count: (abs(count - frames), count))
+    for count in rule:
+        if count < family.min_frames or (counts is not None and count not in counts):
+            continue
+        if plan is None or plan(count, model.call_defaults)[1] == count:
+            return count
+    return None
 
 
 def _nearest_made(plan, defaults, frames: int, made: int, stride: int, most: int) -> int | None:
@@ -596,7 +624,8 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
     frames, too many frames (``max_input_video_frames``), frames too large (``max_input_video_pixels``),
     too few frames for the family's least count or its denoising loops, another count than the video
     it goes frame by frame with, or (for a video the model continues) fewer than the frames it continues
-    from (``FamilySpec.history_frames``). Where the model's size follows that video
+    from (``FamilySpec.history_frames``); a continued video whose frames and the ``num_frames`` new ones
+    exceed ``max_frames`` is refused on ``num_frames``. Where the model's size follows that video
     (``FamilySpec.size_from_video``), the job gets the size and denoising loops it gives, and a video the
     pipeline cannot take is refused naming it (a size the request sets otherwise, on ``width``). An image
     of a role the family reads only in a video of more than one latent frame
@@ -628,7 +657,9 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
             continue
         # The first num_frames frames of the videos the request's frames count, when it sets them.
         cut = (follows or role in aligned) and spec.num_frames
-        got = video_inputs.decode_video(v.add, field, data, limits, spec.num_frames if cut else None)
+        got = video_inputs.decode_video(
+            v.add, field, data, limits, spec.num_frames if cut else None, cut=follows or role in aligned
+        )
         if got is None:
             continue
         history = family.history_frames(model.call_defaults) if family.history_frames is not None else 0
@@ -637,6 +668,13 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
                 field,
                 f"has {len(got)} frames; {family.name} continues a video from its last {history} frames, "
                 f"so send at least {history}",
+            )
+        if role == family.continues_video and len(got) + spec.num_frames > limits.max_frames:
+            v.add(
+                "num_frames",
+                f"{family.name} returns the input video's {len(got)} frames followed by num_frames new ones: "
+                f"{len(got)} + {spec.num_frames} frames exceed the limit of {limits.max_frames}; ask for at most "
+                f"{max(limits.max_frames - len(got), 0)} or send a shorter video",
             )
         if follows:
             followed = (index, len(got))

@@ -39,10 +39,14 @@ def container_of(data: bytes) -> str | None:
     return None
 
 
-def decode_video(add: AddViolation, field: str, data: bytes, limits: Limits, wanted: int | None) -> list | None:
+def decode_video(
+    add: AddViolation, field: str, data: bytes, limits: Limits, wanted: int | None, *, cut: bool = True
+) -> list | None:
     """The frames of one video as PIL RGB images, in order, or ``None`` after a violation on ``field``.
 
-    ``wanted`` frames are enough (decoding stops there); ``None`` = all of them. A video with more
+    ``wanted`` frames are enough (decoding stops there); ``None`` = all of them. ``cut``: a request's
+    ``num_frames`` would take this video's first frames (the message on too long a video suggests it only
+    then). A video with more
     frames than ``limits.max_input_video_frames`` (all wanted) or a frame larger than
     ``limits.max_input_video_pixels`` (checked from the stream's header before its frames decode, and
     again per frame) is a violation, as are data that do not decode and a video without frames.
@@ -71,10 +75,8 @@ def decode_video(add: AddViolation, field: str, data: bytes, limits: Limits, wan
         add(field, "holds no frames")
         return None
     if len(frames) > most:
-        add(
-            field,
-            f"has more than {most} frames (the limit); send a shorter video, or num_frames to use its first frames",
-        )
+        first = ", or num_frames to use its first frames" if cut else ""
+        add(field, f"has more than {most} frames (the limit); send a shorter video{first}")
         return None
     return frames
 

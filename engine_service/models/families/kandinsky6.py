@@ -107,9 +107,13 @@ def _upscale_plan(pipe: DiffusionPipeline, width: int, height: int, defaults: Ma
     ``_tile_positions``); each batch of ``tiles_batch_size`` of them is one loop. The output is the tiled
     size times the tiling scale.
     """
-    scale = defaults["resolution_scale"]
-    if scale not in SR_SCALES:
-        return f"the model's resolution_scale {scale} is none of {', '.join(map(str, SR_SCALES))}"
+    scale, overlap, per_call = defaults["resolution_scale"], defaults["min_overlap"], defaults["tiles_batch_size"]
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or scale not in SR_SCALES:
+        return f"the model's resolution_scale {scale!r} is none of {', '.join(map(str, SR_SCALES))}"
+    if isinstance(per_call, bool) or not isinstance(per_call, int) or per_call < 1:
+        return f"the model's tiles_batch_size {per_call!r} is no positive whole number"
+    if isinstance(overlap, bool) or not isinstance(overlap, int | float) or not 0 <= overlap < 1:
+        return f"the model's min_overlap {overlap!r} is no fraction of a tile in [0, 1)"
     snap = pipe.vae_scale_factor_spatial
     tiling, grow = (2, 1.125) if scale == 2.25 else (int(scale), 1.0)
     rows, cols = height - height % snap, width - width % snap
@@ -130,9 +134,6 @@ def _upscale_plan(pipe: DiffusionPipeline, width: int, height: int, defaults: Ma
             f"is {width}x{height}: smaller than one {tile_cols}x{tile_rows} tile of the pipeline{route} at "
             f"resolution_scale {scale}; send a larger video"
         )
-    overlap, per_call = defaults["min_overlap"], defaults["tiles_batch_size"]
-    if per_call < 1:
-        return f"the model's tiles_batch_size {per_call} is not positive"
     tiles = len(_tile_positions(rows, tile_rows, overlap, snap)) * len(_tile_positions(cols, tile_cols, overlap, snap))
     return cols * tiling, rows * tiling, math.ceil(tiles / per_call)
 

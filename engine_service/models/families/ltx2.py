@@ -215,6 +215,7 @@ LTX2_IN_CONTEXT = FamilySpec(
     video_roles=("reference",),
     required_video_roles=("reference",),
     frames_from_video="reference",
+    request_call_arguments=("reference_conditions", "conditions"),
     # It takes no list of generators (diffusers warns and draws every sample from the first one).
     generator_per_output=False,
     **_COMMON,

@@ -201,4 +201,5 @@ SANA_WM = FamilySpec(
     max_outputs=1,
     read_output=_read_wm_output,
     camera_actions=action_frames,
+    request_call_arguments=("action", "c2w", "intrinsics"),
 )

@@ -101,9 +101,18 @@ SKYREELS_V2_DF_I2V = FamilySpec(
 )
 
 
+def _frame_count(defaults: Mapping[str, Any], key: str) -> int:
+    """The call default ``key``, a frame count; ValueError naming it for anything else (``None`` included:
+    the video-to-video pipeline always samples in windows that start on a history)."""
+    value = defaults[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"call_defaults {key} must be a whole number of frames (at least 1), got {value!r}")
+    return value
+
+
 def _history_frames(defaults: Mapping[str, Any]) -> int:
     """The input video's last frames the video-to-video pipeline continues from: ``overlap_history``."""
-    return int(defaults["overlap_history"])
+    return _frame_count(defaults, "overlap_history")
 
 
 def _windows(frames: int, defaults: Mapping[str, Any]) -> tuple[int, int]:
@@ -115,12 +124,16 @@ def _windows(frames: int, defaults: Mapping[str, Any]) -> tuple[int, int]:
     and adds up to ``B - O``: ``1 + ceil((L - B) / (B - O))`` windows for ``L > B``, one otherwise, and
     ``L`` frames in all (the first ``O`` re-decode the input's last ``overlap_history`` frames). ``L <= O``
     would sample nothing (the pipeline fails): the fewest it makes, ``4 O + 1``, is the count made.
+    ValueError naming a call default that is no frame count, or windows that add no frame.
     """
     latent = (frames - 1) // 4 + 1
-    base = (int(defaults["base_num_frames"]) - 1) // 4 + 1
-    overlap = (int(defaults["overlap_history"]) - 1) // 4 + 1
+    base = (_frame_count(defaults, "base_num_frames") - 1) // 4 + 1
+    overlap = (_frame_count(defaults, "overlap_history") - 1) // 4 + 1
     if base <= overlap:  # windows that add no frame: a model whose call defaults the pipeline cannot run
-        return 1, 0
+        raise ValueError(
+            f"call_defaults base_num_frames {defaults['base_num_frames']} ({base} latent frames) must hold more "
+            f"latent frames than overlap_history {defaults['overlap_history']} ({overlap}): its windows would add none"
+        )
     if latent <= overlap:
         return 1, 4 * overlap + 1
     return 1 + max(0, -(-(latent - base) // (base - overlap))), frames

@@ -188,6 +188,7 @@ WAN_ANIMATE = FamilySpec(
     aligned_video_roles=("face", "background", "mask"),
     check_video_roles=_animate_video_roles,
     denoising_loops=animate_segments,
+    request_call_arguments=("pose_video", "face_video", "background_video", "mask_video", "mode"),
     **{
         **_COMMON,
         "default_width": 1280,
