@@ -31,6 +31,34 @@ VIDEO = {"width": 32, "height": 32, "frames": 9, "steps": 3, "call_defaults": {"
 TEXT_WIDTH = 32
 
 
+def tiny_ltx2_vae() -> AutoencoderKLLTX2Video:
+    """LTX-2's video VAE at 4 latent channels, 4x in space and time (two 8-channel levels), seeded 0."""
+    torch.manual_seed(0)
+    vae = AutoencoderKLLTX2Video(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 8),
+        decoder_block_out_channels=(8, 8),
+        layers_per_block=(1, 1),
+        decoder_layers_per_block=(1, 1, 1),
+        spatio_temporal_scaling=(True, True),
+        decoder_spatio_temporal_scaling=(True, True),
+        decoder_inject_noise=(False, False, False),
+        downsample_type=("spatial", "spatiotemporal"),
+        upsample_residual=(False, False),
+        upsample_factor=(1, 1),
+        timestep_conditioning=False,
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    ).eval()
+    vae.use_framewise_encoding = False
+    vae.use_framewise_decoding = False
+    return vae
+
+
 def _build(pipeline_class, keyframes: bool = False):
     """The tiny pipeline of ``pipeline_class``; ``keyframes``: an LTX-2.5 transformer with the learned
     embedding of keyframe-slot tokens (``use_keyframes_abs_pos_embedding``)."""
@@ -87,29 +115,7 @@ def _build(pipeline_class, keyframes: bool = False):
         causal_temporal_positioning=False,
         rope_type="split",
     ).eval()
-    torch.manual_seed(0)
-    vae = AutoencoderKLLTX2Video(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        block_out_channels=(8, 8),
-        decoder_block_out_channels=(8, 8),
-        layers_per_block=(1, 1),
-        decoder_layers_per_block=(1, 1, 1),
-        spatio_temporal_scaling=(True, True),
-        decoder_spatio_temporal_scaling=(True, True),
-        decoder_inject_noise=(False, False, False),
-        downsample_type=("spatial", "spatiotemporal"),
-        upsample_residual=(False, False),
-        upsample_factor=(1, 1),
-        timestep_conditioning=False,
-        patch_size=1,
-        patch_size_t=1,
-        encoder_causal=True,
-        decoder_causal=False,
-    ).eval()
-    vae.use_framewise_encoding = False
-    vae.use_framewise_decoding = False
+    vae = tiny_ltx2_vae()
     torch.manual_seed(0)
     audio_vae = AutoencoderKLLTX2Audio(
         base_channels=4,

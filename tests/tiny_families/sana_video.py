@@ -3,7 +3,6 @@ Sana-WM: a camera-controlled transformer of 2 blocks (one gated-delta, one softm
 
 import torch
 from diffusers import (
-    AutoencoderKLLTX2Video,
     AutoencoderKLWan,
     FlowMatchEulerDiscreteScheduler,
     SanaImageToVideoPipeline,
@@ -17,6 +16,7 @@ from transformers import Gemma2Config, Gemma2Model
 
 from client_sdk import CameraTrajectory
 from tiny_families import TinyCase
+from tiny_families.ltx2 import tiny_ltx2_vae
 
 
 def tiny_gemma2(tokenizer) -> Gemma2Model:
@@ -60,29 +60,7 @@ def build_sana_wm() -> SanaWMPipeline:
         torch.manual_seed(1)
         transformer.plucker_embedder.proj.weight.normal_(0.0, 0.5)
         transformer.plucker_embedder.proj.bias.normal_(0.0, 0.5)
-    torch.manual_seed(0)
-    vae = AutoencoderKLLTX2Video(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        block_out_channels=(8, 8),
-        decoder_block_out_channels=(8, 8),
-        layers_per_block=(1, 1),
-        decoder_layers_per_block=(1, 1, 1),
-        spatio_temporal_scaling=(True, True),
-        decoder_spatio_temporal_scaling=(True, True),
-        decoder_inject_noise=(False, False, False),
-        downsample_type=("spatial", "spatiotemporal"),
-        upsample_residual=(False, False),
-        upsample_factor=(1, 1),
-        timestep_conditioning=False,
-        patch_size=1,
-        patch_size_t=1,
-        encoder_causal=True,
-        decoder_causal=False,
-    ).eval()
-    vae.use_framewise_encoding = False
-    vae.use_framewise_decoding = False
+    vae = tiny_ltx2_vae()
     return SanaWMPipeline(
         tokenizer=tokenizer,
         text_encoder=tiny_gemma2(tokenizer),
