@@ -312,16 +312,21 @@ class InputVideo:
         return cls(pathlib.Path(path).read_bytes(), role)
 
     @classmethod
-    def from_frames(cls, frames: Any, role: str = "video") -> InputVideo:
+    def from_frames(cls, frames: Any, role: str = "video", fps: float | None = None) -> InputVideo:
         """A video of ``frames`` (PIL images, or uint8 arrays of shape (H, W, 3)), sent losslessly as one
-        animated PNG (needs Pillow). Raises ValueError for no frames."""
+        animated PNG (needs Pillow). ``fps`` states its frame rate (each frame lasts 1/fps s), which a
+        video-to-video output keeps when the request leaves ``fps`` unset; without it the engine's default
+        applies. Raises ValueError for no frames or an fps that is not positive."""
         from PIL import Image
 
         images = [frame if isinstance(frame, Image.Image) else Image.fromarray(frame) for frame in frames]
         if not images:
             raise ValueError("a video needs at least one frame")
+        if fps is not None and not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        timing = {} if fps is None else {"duration": 1000.0 / fps}
         buffer = io.BytesIO()
-        images[0].save(buffer, format="PNG", save_all=True, append_images=images[1:])
+        images[0].save(buffer, format="PNG", save_all=True, append_images=images[1:], **timing)
         return cls(buffer.getvalue(), role)
 
     def to_proto(self) -> engine_pb2.InputVideo:

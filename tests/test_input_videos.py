@@ -7,6 +7,7 @@ make several outputs from one video."""
 
 from __future__ import annotations
 
+import io
 import pathlib
 import struct
 import subprocess
@@ -90,6 +91,26 @@ def test_num_frames_takes_the_first_frames_of_the_video(client):
     # The frames are resized to the request's size.
     large = InputVideo.from_frames(video_frames((32, 32), 5))
     assert len(client.generate("a red circle", input_videos=[large], **REQUEST).outputs) == 5
+
+
+def test_the_output_keeps_the_input_videos_frame_rate_unless_the_request_sets_fps(client):
+    """One output frame per input frame: a request that leaves fps unset gets its video's rate (8 fps MP4,
+    12 fps animated PNG), the default 16 for a video that states none; a request's fps wins."""
+    import av
+
+    def rate(video: InputVideo, **fields) -> float:
+        (output,) = client.generate(
+            "a red circle", input_videos=[video], **{**REQUEST, "output_format": "mp4", **fields}
+        ).outputs
+        with av.open(io.BytesIO(output.data)) as opened:
+            return float(opened.streams.video[0].average_rate)
+
+    mp4 = InputVideo(_encoded(5, ".mp4", "libx264"))
+    assert rate(mp4) == 8 and rate(mp4, fps=24) == 24
+    assert rate(InputVideo.from_frames(video_frames((16, 16), 5), fps=12)) == 12
+    assert rate(input_video("video", (16, 16), 5)) == 16  # no rate stated
+    with pytest.raises(ValueError, match="fps must be positive"):
+        InputVideo.from_frames(video_frames((16, 16), 5), fps=0)
 
 
 def _noise_video(frames: int, size=(16, 16)) -> InputVideo:

@@ -125,6 +125,9 @@ def validate(
     follows = model.family.frames_from_video
     if any(role == follows for role, _ in videos) and not request.HasField("num_frames"):
         frames = 0  # the video's: set once it is decoded (decode_inputs)
+    timed_by = {follows, model.family.continues_video} - {None}
+    if any(role in timed_by for role, _ in videos) and not request.HasField("fps"):
+        fps = 0  # the video's own frame rate: read once it is decoded (decode_inputs)
     if model.family.size_from_video is not None and any(role == follows for role, _ in videos):
         # The size the video gives, set once it is decoded (decode_inputs); one the request sets must match it.
         width = width if request.HasField("width") else 0
@@ -625,7 +628,9 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
     too few frames for the family's least count or its denoising loops, another count than the video
     it goes frame by frame with, or (for a video the model continues) fewer than the frames it continues
     from (``FamilySpec.history_frames``); a continued video whose frames and the ``num_frames`` new ones
-    exceed ``max_frames`` is refused on ``num_frames``. Where the model's size follows that video
+    exceed ``max_frames`` is refused on ``num_frames``. A request that left ``fps`` unset (``fps`` 0) gets
+    the frame rate of the video its output follows or continues (rounded; ``DEFAULT_FPS`` for a video that
+    states none, such as a still PNG). Where the model's size follows that video
     (``FamilySpec.size_from_video``), the job gets the size and denoising loops it gives, and a video the
     pipeline cannot take is refused naming it (a size the request sets otherwise, on ``width``). An image
     of a role the family reads only in a video of more than one latent frame
@@ -718,6 +723,12 @@ def decode_inputs(spec: JobSpec, model: LoadedModel, limits: Limits) -> JobSpec:
     v.raise_if_any()
     videos = tuple((role, got) for _index, role, got in sorted(decoded, key=lambda item: item[0]))
     fields = {"denoising_loops": loops, **sized}  # a size from the video counts its loops
+    if not spec.fps:  # left unset: the rate of the video the output follows or continues
+        timed = next(
+            data for role, data in spec.input_videos if role in (family.frames_from_video, family.continues_video)
+        )
+        rate = video_inputs.frame_rate(timed)
+        fields["fps"] = min(max(round(rate), 1), MAX_FPS) if rate else DEFAULT_FPS
     return dataclasses.replace(spec, input_videos=videos, num_frames=frames, **fields)
 
 

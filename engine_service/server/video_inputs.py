@@ -125,9 +125,30 @@ def _png_frames(add: AddViolation, field: str, data: bytes, limits: Limits, stop
         return frames
 
 
+def frame_rate(data: bytes) -> float | None:
+    """The frames per second a video's container states (the stream's average rate for MP4 and WebM, the
+    first frame's duration for an animated PNG), or ``None`` where it states none. Reads headers only;
+    call it on a video that :func:`decode_video` decoded."""
+    container = container_of(data)
+    try:
+        if container == "png":
+            with Image.open(io.BytesIO(data), formats=("PNG",)) as image:
+                duration = image.info.get("duration") if getattr(image, "n_frames", 1) > 1 else None
+            return 1000.0 / duration if duration else None
+        if container is not None:
+            import av
+
+            with av.open(io.BytesIO(data), format=container) as opened:
+                rate = opened.streams.video[0].average_rate
+            return float(rate) if rate else None
+    except Exception:  # decoded already: a rate that cannot be read is no rate
+        return None
+    return None
+
+
 def frames_of_rule(count: int, stride: int) -> int:
     """The largest frame count of the ``k * stride + 1`` rule within ``count`` frames (0 for none)."""
     return (count - 1) // stride * stride + 1 if count >= 1 else 0
 
 
-__all__ = ["VIDEO_FORMATS", "container_of", "decode_video", "frames_of_rule"]
+__all__ = ["VIDEO_FORMATS", "container_of", "decode_video", "frame_rate", "frames_of_rule"]
