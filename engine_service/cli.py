@@ -331,7 +331,12 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
         help="video frames, for video models (default: the model's); for a model that continues its input "
         "video, the new frames that follow the video's",
     )
-    parser.add_argument("--fps", type=int, help="frames per second of a video (default 16)")
+    parser.add_argument(
+        "--fps",
+        type=int,
+        help="frames per second of a video (default: the input video's rate where the output follows or "
+        "continues one, else 16)",
+    )
     parser.add_argument(
         "--input-image",
         action="append",
