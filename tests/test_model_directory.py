@@ -169,3 +169,14 @@ def test_call_defaults_setting_an_argument_the_family_fills_from_each_request_fa
     with pytest.raises(ModelLoadError, match=f"call_defaults may not set {argument}: .* from each request"):
         model_from_pipeline("m", pipeline, torch.device("cpu"), defaults)
     assert model_from_pipeline("m", pipeline, torch.device("cpu"), dict(case.defaults)).name == "m"
+
+
+@pytest.mark.parametrize("argument", ["sigmas", "timesteps"])
+def test_call_defaults_setting_a_schedule_fail_loading_unless_the_family_runs_one(argument):
+    """A fixed schedule in call_defaults would make the pipeline run another step count than the request's
+    num_inference_steps, which progress, the step mask and the cache follow; LTX-2 DFR runs its schedule."""
+    pipeline = build_wan22()
+    schedule = {"call_defaults": {argument: [1.0, 0.5]}}
+    with pytest.raises(ModelLoadError, match=f"call_defaults may not set {argument}: wan runs each request's"):
+        model_from_pipeline("m", pipeline, torch.device("cpu"), schedule)
+    assert model_from_pipeline("m", pipeline, torch.device("cpu")).call_defaults.get(argument) is None

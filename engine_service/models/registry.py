@@ -150,6 +150,13 @@ def _finish(
             f"model {name!r}: call_defaults may not set {', '.join(clash)}: {family.name} sets them from each request"
         )
     call_defaults = {**family.call_defaults, **overrides.pop("call_defaults", {})}
+    schedule = sorted({"sigmas", "timesteps"} & set(call_defaults))
+    if schedule and family.schedule_steps is None:
+        raise ModelLoadError(
+            f"model {name!r}: call_defaults may not set {', '.join(schedule)}: {family.name} runs each request's "
+            "num_inference_steps, and a fixed schedule would run another count than progress, the step mask and "
+            "the cache follow (set steps instead)"
+        )
     if family.schedule_steps is not None:
         overrides["steps"] = _schedule_steps(name, family, call_defaults, overrides.get("steps"))
     model = LoadedModel(
