@@ -1307,8 +1307,8 @@ def test_a_dfr_pass_is_the_pipelines_own_call_with_its_sigmas_and_keyframe_slots
 
 def test_a_dfr_model_whose_steps_or_transformer_do_not_fit_its_pass_fails_to_load():
     """Without sigmas of its own a model runs diffusers' 8 distilled ones; a model default steps other than
-    its schedule's, sigmas that are no list, and a transformer without the keyframe-slot embedding (every
-    call would fail) stop loading naming them."""
+    its schedule's, sigmas that are no list, a model default guidance_scale (it takes none), and a
+    transformer without the keyframe-slot embedding (every call would fail) stop loading naming them."""
     cpu, pipeline = torch.device("cpu"), build_dfr()
     assert model_from_pipeline("dfr", pipeline, cpu, {**DFR, "call_defaults": {}}).default_steps == 8
     # The warm-up runs (and counts) the schedule's steps, not the two of other models' warm-ups.
@@ -1317,6 +1317,9 @@ def test_a_dfr_model_whose_steps_or_transformer_do_not_fit_its_pass_fails_to_loa
         model_from_pipeline("dfr", pipeline, cpu, {**DFR, "steps": 8})
     with pytest.raises(ModelLoadError, match="sigmas must be a non-empty list of numbers"):
         model_from_pipeline("dfr", pipeline, cpu, {**DFR, "call_defaults": {"sigmas": []}})
+    # A guidance scale it takes none of would be dropped from every call while ListModels refuses it.
+    with pytest.raises(ModelLoadError, match="ltx2-dfr takes no guidance scale; guidance_scale is 3.0"):
+        model_from_pipeline("dfr", pipeline, cpu, {**DFR, "guidance_scale": 3.0})
     config = dict(pipeline.transformer.config)
     config["use_keyframes_abs_pos_embedding"] = False
     pipeline.transformer = type(pipeline.transformer).from_config(config).eval()

@@ -159,6 +159,11 @@ def _finish(
         )
     if family.schedule_steps is not None:
         overrides["steps"] = _schedule_steps(name, family, call_defaults, overrides.get("steps"))
+    if "guidance_scale" in overrides and not family.takes_guidance:
+        raise ModelLoadError(  # every request would run without it, and one sending it is refused
+            f"model {name!r}: {family.name} takes no guidance scale; guidance_scale is "
+            f"{overrides['guidance_scale']!r} (leave it unset)"
+        )
     model = LoadedModel(
         name=name,
         family=family,
