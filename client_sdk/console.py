@@ -171,7 +171,8 @@ def _parameters(model: ModelInfo) -> str:
 
 def models_table(models: ModelList) -> str:
     """One row per served model (the default marked "*"; its size "of input" where it follows the input
-    image, its guidance "-" where it refuses a guidance scale, its frames "of video" where they follow an
+    image, its kind "video (HDR)" for a high-dynamic-range video model, its guidance "-" where it refuses a
+    guidance scale, its frames "of video" where they follow an
     input video; its input roles, extra request parameters, and LoRA adapters last), then the engine's
     limits."""
     headers = ["model", "family", "pipeline", "kind", "size", "steps", "guidance", "frames", "blocks", "inputs"]
@@ -181,7 +182,7 @@ def models_table(models: ModelList) -> str:
             ("* " if m.is_default else "  ") + m.name,
             m.family,
             m.pipeline_class,
-            m.output_kind,
+            f"{m.output_kind} (HDR)" if m.outputs_hdr else m.output_kind,
             f"{m.default_width}x{m.default_height}" if m.default_width else "of input",
             str(m.default_steps),
             "-" if m.refuses_guidance_scale else f"{m.default_guidance_scale:g}",

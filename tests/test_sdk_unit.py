@@ -562,6 +562,12 @@ def test_codec_model_list_and_durations():
     listed = _codec.model_list_from_proto(pb.ListModelsResponse(models=[upscaler]))
     row = console.models_table(listed).splitlines()[2]
     assert re.search(r" of input +4 +- +of video ", row) and "video, no prompt" in row, row
+    # An HDR video model says so in its kind: the one place a user of `ditserve models` learns exr_frames works.
+    hdr = pb.ModelInfo(name="hdr", output_kind="video", outputs_hdr=True, video_roles=["reference"])
+    plain = pb.ModelInfo(name="v", output_kind="video")
+    listed = _codec.model_list_from_proto(pb.ListModelsResponse(models=[hdr, plain]))
+    rows = console.models_table(listed).splitlines()[2:4]
+    assert re.search(r"^  hdr +video \(HDR\) ", rows[0]) and "HDR" not in rows[1], rows
 
 
 def test_step_table_with_and_without_step_events():
