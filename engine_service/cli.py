@@ -388,7 +388,7 @@ def _add_generation_args(parser: argparse.ArgumentParser, *, prompt_required: bo
     parser.add_argument(
         "--format",
         choices=FORMATS,
-        type=lambda name: name.replace("-", "_"),  # exr-frames is exr_frames
+        type=lambda name: name.lower().replace("-", "_"),  # EXR-Frames is exr_frames, as in the SDK
         help="output encoding (default: png for images, mp4 for videos); exr_frames: one OpenEXR file per frame "
         "of a high-dynamic-range model's video (its linear light in full)",
     )

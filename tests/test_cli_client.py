@@ -308,3 +308,13 @@ def test_an_sdk_only_install_names_the_extra_to_install(command, shown):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and shown in lines[0] and 'pip install "ditserve[engine]"' in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("spelling", ["exr_frames", "exr-frames", "EXR-Frames", "EXR_FRAMES", "MP4", "PNG-frames"])
+def test_generate_format_names_read_as_the_sdk_reads_them(spelling):
+    """--format reads a name case-blind with "-" as "_", as the SDK's output_format does (EXR-Frames worked in
+    the SDK and was an argparse error in the CLI)."""
+    from engine_service.cli import build_parser
+
+    args = build_parser().parse_args(["generate", "a cat", "--format", spelling])
+    assert args.format == spelling.lower().replace("-", "_")
