@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import math
 import numbers
 import os
 import pathlib
@@ -316,14 +317,14 @@ class InputVideo:
         """A video of ``frames`` (PIL images, or uint8 arrays of shape (H, W, 3)), sent losslessly as one
         animated PNG (needs Pillow). ``fps`` states its frame rate (each frame lasts 1/fps s), which a
         video-to-video output keeps when the request leaves ``fps`` unset; without it the engine's default
-        applies. Raises ValueError for no frames or an fps that is not positive."""
+        applies. Raises ValueError for no frames or an fps that is not positive and finite."""
         from PIL import Image
 
         images = [frame if isinstance(frame, Image.Image) else Image.fromarray(frame) for frame in frames]
         if not images:
             raise ValueError("a video needs at least one frame")
-        if fps is not None and not fps > 0:
-            raise ValueError(f"fps must be positive, got {fps}")
+        if fps is not None and not (fps > 0 and math.isfinite(fps)):  # inf: a 0 ms frame, which states no rate
+            raise ValueError(f"fps must be positive and finite, got {fps}")
         timing = {} if fps is None else {"duration": 1000.0 / fps}
         buffer = io.BytesIO()
         images[0].save(buffer, format="PNG", save_all=True, append_images=images[1:], **timing)

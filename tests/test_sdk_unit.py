@@ -645,3 +645,14 @@ def test_sdk_imports_without_torch(prelude, torch_key_present):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == torch_key_present
+
+
+@pytest.mark.parametrize("fps", [0, -1, float("nan"), float("inf")])
+def test_input_video_from_frames_refuses_an_fps_it_cannot_state(fps):
+    """An infinite fps made a 0 ms frame duration, which states no rate (the output silently got 16 fps)."""
+    import numpy as np
+
+    from client_sdk import InputVideo
+
+    with pytest.raises(ValueError, match="fps must be positive and finite"):
+        InputVideo.from_frames([np.zeros((8, 8, 3), np.uint8)] * 2, fps=fps)
