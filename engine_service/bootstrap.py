@@ -182,6 +182,12 @@ def build_engine(
             model = load_local_model(
                 source.name, source.path, place, torch_dtype, config, defer_speed=split, controlnets=source.controlnets
             )
+        history = model.family.history_frames(model.call_defaults) if model.family.history_frames else 0
+        if history > limits.max_input_video_frames:
+            raise ValueError(
+                f"model {source.name!r} continues a video from its last {history} frames, more than "
+                f"--max-input-video-frames {limits.max_input_video_frames}: every request would be refused"
+            )
         for width, height in warmup_sizes:
             factor = model.spatial_factor
             if width % factor or height % factor:

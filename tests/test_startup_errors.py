@@ -165,3 +165,17 @@ def test_sigterm_during_warm_up_abandons_it_and_repeated_signals_still_exit_0():
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.timeout(120)
+def test_a_continued_video_history_above_the_input_video_frame_limit_is_refused(capsys, tmp_path):
+    """SkyReels-V2 video-to-video continues from its last overlap_history frames (5 here): with
+    --max-input-video-frames 4 every request would be refused, so the server does not start."""
+    from tiny_families.skyreels_v2 import CASES, CONTINUATION
+
+    (case,) = [case for case in CASES if case.name == "skyreels-v2-df-v2v"]
+    directory = tmp_path / "v2v"
+    case.build().save_pretrained(directory)
+    (directory / "ditserve.json").write_text(json.dumps(CONTINUATION))
+    code, err = _serve(capsys, "--model", f"v2v={directory}", "--max-input-video-frames", "4")
+    _assert_one_error_line(code, err, "'v2v'", "last 5 frames", "--max-input-video-frames 4")
