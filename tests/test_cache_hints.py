@@ -53,11 +53,18 @@ HIDDEN = torch.linspace(-1, 1, 24).reshape(1, 6, 4)
 HINTS = [torch.full((1, 6, 4), 0.5 * (i + 1)) for i in range(3)]
 
 
-def _run(adapter: BlockAdapter, config: DBCacheConfig, steps: int) -> tuple[list[torch.Tensor], list[int]]:
+#: Threshold 1 after one warm-up step: every later step cached.
+ALWAYS = DBCacheConfig(Fn_compute_blocks=1, Bn_compute_blocks=0, residual_diff_threshold=1.0, max_warmup_steps=1)
+
+
+def _run(adapter: BlockAdapter, config: DBCacheConfig, steps: int, step=None) -> tuple[list[torch.Tensor], list[int]]:
+    """``steps`` calls of ``step`` (the hint stack on ``HIDDEN`` and ``HINTS`` by default) with ``adapter``'s
+    transformer cached by ``config``: (their outputs, the steps the cache reports cached)."""
     stack = adapter.transformer
+    step = step or (lambda: stack(HIDDEN, 0.0, HINTS))
     cache.enable_cache(adapter, config)
     try:
-        outputs = [stack(HIDDEN, 0.0, HINTS) for _ in range(steps)]
+        outputs = [step() for _ in range(steps)]
         return outputs, list(cache.summary(stack, logging=False)[0].cached_steps)
     finally:
         cache.disable_cache(stack)
@@ -153,22 +160,13 @@ def test_real_controlnet_transformers_take_their_residuals_once_on_cached_steps(
 
     reference = step()
     assert (step(steered=False) - reference).abs().max() > 1e-2, "the residuals must matter"
-    always = DBCacheConfig(Fn_compute_blocks=1, Bn_compute_blocks=0, residual_diff_threshold=1.0, max_warmup_steps=1)
 
-    def run(adapter):
-        cache.enable_cache(adapter, always)
-        try:
-            outputs = [step() for _ in range(3)]
-            return outputs, list(cache.summary(transformer, logging=False)[0].cached_steps)
-        finally:
-            cache.disable_cache(transformer)
-
-    outputs, cached = run(BlockAdapter(transformer=transformer, hints=True))
+    outputs, cached = _run(BlockAdapter(transformer=transformer, hints=True), ALWAYS, 3, step)
     assert cached == [1, 2]
     for out in outputs:
         torch.testing.assert_close(out, reference, atol=1e-4, rtol=0)
     if doubled:  # without hint placement, the loop adds the middle blocks' residuals a second time
-        outputs, cached = run(BlockAdapter(transformer=transformer, per_block=True, hints=False))
+        outputs, cached = _run(BlockAdapter(transformer=transformer, per_block=True, hints=False), ALWAYS, 3, step)
         assert cached == [1, 2] and (outputs[1] - reference).abs().max() > 1e-2
 
 
@@ -207,21 +205,12 @@ def test_wan_animate_takes_its_face_adapter_output_once_on_cached_steps():
 
     reference = step()
     assert (step(kwargs["face_pixel_values"] * 0 - 1) - reference).abs().max() > 1e-2, "the face must matter"
-    always = DBCacheConfig(Fn_compute_blocks=1, Bn_compute_blocks=0, residual_diff_threshold=1.0, max_warmup_steps=1)
-
-    def run(adapter):
-        cache.enable_cache(adapter, always)
-        try:
-            outputs = [step() for _ in range(3)]
-            return outputs, list(cache.summary(transformer, logging=False)[0].cached_steps)
-        finally:
-            cache.disable_cache(transformer)
 
     (group,) = BlockAdapter(transformer=transformer).groups()
     assert group.hints and group.per_block
-    outputs, cached = run(BlockAdapter(transformer=transformer))
+    outputs, cached = _run(BlockAdapter(transformer=transformer), ALWAYS, 3, step)
     assert cached == [1, 2]
     for out in outputs:
         torch.testing.assert_close(out, reference, atol=1e-4, rtol=0)
-    outputs, cached = run(BlockAdapter(transformer=transformer, per_block=True, hints=False))
+    outputs, cached = _run(BlockAdapter(transformer=transformer, per_block=True, hints=False), ALWAYS, 3, step)
     assert cached == [1, 2] and (outputs[1] - reference).abs().max() > 1e-2
